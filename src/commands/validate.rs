@@ -1,0 +1,9 @@
+//! `herstel validate` (work in progress: being implemented).
+use super::CmdResult;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err("herstel validate: not implemented yet".into())
+}

@@ -1,0 +1,11 @@
+//! herstel: analysis pipeline for randomized controlled trials of Illness Management and
+//! Recovery (IMR; "Eigen Regie en Herstel").
+//!
+//! Data flows one way (see `README.md`):
+//! export folder --ingest--> [`ingest::Trial`] --score--> scored long table
+//! --analysis--> model fits --> results --report--> results.json, tables, plots, report.html.
+//! Files are read in `ingest`/`table` and written in `report` (and by the `commands` that
+//! drive them) and nowhere else.
+
+pub mod cli;
+pub mod commands;
