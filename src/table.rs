@@ -1,0 +1,542 @@
+//! Raw tables: CSV or Parquet files read through polars into compact, column-oriented text.
+//!
+//! Every cell is kept as the text it had in the file (Parquet columns are cast to text), so that
+//! validation sees the raw value and can quote it back in a message. A column is stored as one
+//! UTF-8 buffer plus one `u32` end offset per row (about 4 bytes + the text per cell), which keeps
+//! 100,000 participants x 3 waves x ~130 item columns in a few hundred megabytes.
+//!
+//! Row numbers in messages are 1-based with the header as row 1: data row `i` (0-based) is
+//! row `i + 2`, see [`file_row`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+/// The row number a user sees in a spreadsheet for 0-based data row `i` (header = row 1).
+pub fn file_row(i: usize) -> usize {
+    i + 2
+}
+
+/// Errors from reading or writing a table file.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{}: cannot open: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: unsupported file type (expected a .csv or .parquet file)", path.display())]
+    UnsupportedExtension { path: PathBuf },
+    /// The file is not well-formed CSV/Parquet; `row` is the 1-based file row (header = 1)
+    /// where the problem was found, when it could be located.
+    #[error("{}{}: {message}", path.display(), row.map(|r| format!(", row {r}")).unwrap_or_default())]
+    Malformed {
+        path: PathBuf,
+        row: Option<usize>,
+        message: String,
+    },
+    #[error("{}: column `{column}` holds more than 4 GiB of text", path.display())]
+    TooLarge { path: PathBuf, column: String },
+    #[error("{}: columns differ in length: `{column}` has {len} values, expected {expected}", path.display())]
+    RaggedColumns {
+        path: PathBuf,
+        column: String,
+        len: usize,
+        expected: usize,
+    },
+    #[error("{}: cannot write: {message}", path.display())]
+    Write { path: PathBuf, message: String },
+}
+
+/// One column of text cells: the trimmed cells concatenated, with the end offset of each cell.
+/// An empty range is an empty or null cell.
+#[derive(Debug, Clone, Default)]
+struct TextColumn {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl TextColumn {
+    fn with_capacity(rows: usize) -> Self {
+        TextColumn {
+            text: String::new(),
+            ends: Vec::with_capacity(rows),
+        }
+    }
+
+    /// Appends a cell (trimmed; `None` and whitespace-only become empty). Returns false when
+    /// the column outgrows `u32` offsets.
+    fn push(&mut self, cell: Option<&str>) -> bool {
+        if let Some(c) = cell {
+            self.text.push_str(c.trim());
+        }
+        match u32::try_from(self.text.len()) {
+            Ok(end) => {
+                self.ends.push(end);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        let end = *self.ends.get(row)? as usize;
+        let start = match row.checked_sub(1) {
+            Some(prev) => *self.ends.get(prev)? as usize,
+            None => 0,
+        };
+        if start >= end {
+            return None;
+        }
+        self.text.get(start..end)
+    }
+}
+
+/// A table as read from a file: named columns of raw text cells.
+#[derive(Debug, Clone)]
+pub struct RawTable {
+    name: String,
+    source: PathBuf,
+    columns: Vec<String>,
+    data: Vec<TextColumn>,
+    n_rows: usize,
+}
+
+impl RawTable {
+    /// Builds a table from named columns of cells (e.g. for tests or generated data).
+    /// Cells are trimmed; empty cells become `None`. All columns must have the same length.
+    pub fn from_columns<S: AsRef<str>>(
+        name: &str,
+        source: &Path,
+        columns: Vec<(String, Vec<Option<S>>)>,
+    ) -> Result<RawTable, TableError> {
+        let n_rows = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
+        let mut names = Vec::with_capacity(columns.len());
+        let mut data = Vec::with_capacity(columns.len());
+        for (col_name, cells) in columns {
+            if cells.len() != n_rows {
+                return Err(TableError::RaggedColumns {
+                    path: source.to_path_buf(),
+                    column: col_name,
+                    len: cells.len(),
+                    expected: n_rows,
+                });
+            }
+            let mut col = TextColumn::with_capacity(n_rows);
+            for c in &cells {
+                if !col.push(c.as_ref().map(|s| s.as_ref())) {
+                    return Err(TableError::TooLarge {
+                        path: source.to_path_buf(),
+                        column: col_name,
+                    });
+                }
+            }
+            names.push(col_name);
+            data.push(col);
+        }
+        Ok(RawTable {
+            name: name.to_string(),
+            source: source.to_path_buf(),
+            columns: names,
+            data,
+            n_rows,
+        })
+    }
+
+    /// Table name, e.g. `participants` (the file stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file the table came from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Number of data rows (the header is not counted).
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Column names in file order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Index of the column with this exact name.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// The trimmed text of a cell; `None` for an empty or null cell or an index out of range.
+    pub fn cell(&self, row: usize, col: usize) -> Option<&str> {
+        self.data.get(col)?.get(row)
+    }
+
+    /// All cells of one column, in row order (empty when `col` is out of range).
+    pub fn column_cells(&self, col: usize) -> impl Iterator<Item = Option<&str>> + '_ {
+        let n = if col < self.data.len() { self.n_rows } else { 0 };
+        (0..n).map(move |r| self.cell(r, col))
+    }
+}
+
+/// Reads a `.csv` or `.parquet` file (by extension) with every column as text.
+/// The table is named after the file stem.
+pub fn read_table_file(path: &Path) -> Result<RawTable, TableError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    let df = match ext.as_deref() {
+        Some("csv") => read_csv_frame(path)?,
+        Some("parquet") => read_parquet_frame(path)?,
+        _ => {
+            return Err(TableError::UnsupportedExtension {
+                path: path.to_path_buf(),
+            })
+        }
+    };
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string();
+    frame_to_table(&name, path, df)
+}
+
+/// `dir/base.csv` or `dir/base.parquet`, whichever exists (CSV first).
+pub fn find_table(dir: &Path, base: &str) -> Option<PathBuf> {
+    ["csv", "parquet"]
+        .iter()
+        .map(|ext| dir.join(format!("{base}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+fn open(path: &Path) -> Result<File, TableError> {
+    File::open(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_csv_frame(path: &Path) -> Result<DataFrame, TableError> {
+    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let malformed = |row: Option<usize>, message: String| TableError::Malformed {
+        path: path.to_path_buf(),
+        row,
+        message,
+    };
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(malformed(None, "empty file (expected a header row)".into()));
+    }
+    // polars fills short rows with nulls and rejects long ones without saying where; a
+    // structural scan first locates such rows so that they are reported, not hidden.
+    if let Some((row, message)) = first_structure_problem(&bytes) {
+        return Err(malformed(Some(row), message));
+    }
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_raise_if_empty(true)
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| malformed(None, e.to_string()))
+}
+
+/// Returns (1-based record number with the header as 1, message) for the first malformed
+/// record.
+fn first_structure_problem(bytes: &[u8]) -> Option<(usize, String)> {
+    let mut header_fields: Option<usize> = None;
+    let mut record = 0usize; // records seen, header included
+    let mut fields = 1usize;
+    let mut in_quotes = false;
+    let mut record_empty = true;
+    let mut field_start = true;
+    let mut i = 0usize;
+    let n = bytes.len();
+    let mut end_record = |fields: usize, empty: bool| -> Option<(usize, String)> {
+        if empty {
+            return None; // blank line
+        }
+        record += 1;
+        match header_fields {
+            None => {
+                header_fields = Some(fields);
+                None
+            }
+            Some(h) if h != fields => Some((
+                record,
+                format!("row has {fields} fields, the header has {h}"),
+            )),
+            _ => None,
+        }
+    };
+    while i < n {
+        let b = bytes[i];
+        if in_quotes {
+            if b == b'"' {
+                if i + 1 < n && bytes[i + 1] == b'"' {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            }
+        } else {
+            match b {
+                b'"' if field_start => {
+                    in_quotes = true;
+                    record_empty = false;
+                    field_start = false;
+                }
+                b',' => {
+                    fields += 1;
+                    record_empty = false;
+                    field_start = true;
+                }
+                b'\n' => {
+                    if let Some(p) = end_record(fields, record_empty) {
+                        return Some(p);
+                    }
+                    fields = 1;
+                    record_empty = true;
+                    field_start = true;
+                }
+                b'\r' => {}
+                _ => {
+                    record_empty = false;
+                    field_start = false;
+                }
+            }
+        }
+        i += 1;
+    }
+    if in_quotes {
+        return Some((
+            record + 1,
+            "unterminated quoted field at the end of the file".into(),
+        ));
+    }
+    end_record(fields, record_empty)
+}
+
+fn read_parquet_frame(path: &Path) -> Result<DataFrame, TableError> {
+    let file = open(path)?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| TableError::Malformed {
+            path: path.to_path_buf(),
+            row: None,
+            message: e.to_string(),
+        })
+}
+
+fn frame_to_table(name: &str, path: &Path, df: DataFrame) -> Result<RawTable, TableError> {
+    let n_rows = df.height();
+    let mut names = Vec::with_capacity(df.width());
+    let mut data = Vec::with_capacity(df.width());
+    let malformed = |e: PolarsError| TableError::Malformed {
+        path: path.to_path_buf(),
+        row: None,
+        message: e.to_string(),
+    };
+    for column in df.into_columns() {
+        let col_name = column.name().as_str().trim().trim_start_matches('\u{feff}');
+        let col_name = col_name.to_string();
+        let text = column.cast(&DataType::String).map_err(malformed)?;
+        let ca = text.str().map_err(malformed)?;
+        let mut col = TextColumn::with_capacity(n_rows);
+        for cell in ca.iter() {
+            if !col.push(cell) {
+                return Err(TableError::TooLarge {
+                    path: path.to_path_buf(),
+                    column: col_name,
+                });
+            }
+        }
+        names.push(col_name);
+        data.push(col);
+        // `column` and its text cast are dropped here, keeping peak memory to one column.
+    }
+    Ok(RawTable {
+        name: name.to_string(),
+        source: path.to_path_buf(),
+        columns: names,
+        data,
+        n_rows,
+    })
+}
+
+/// Values of one output column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutValues {
+    Text(Vec<Option<String>>),
+    Float(Vec<Option<f64>>),
+    Int(Vec<Option<i64>>),
+}
+
+impl OutValues {
+    pub fn len(&self) -> usize {
+        match self {
+            OutValues::Text(v) => v.len(),
+            OutValues::Float(v) => v.len(),
+            OutValues::Int(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A named output column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutColumn {
+    pub name: String,
+    pub values: OutValues,
+}
+
+impl OutColumn {
+    pub fn new(name: impl Into<String>, values: OutValues) -> Self {
+        OutColumn {
+            name: name.into(),
+            values,
+        }
+    }
+}
+
+/// Writes columns to `path` as CSV or Parquet (by extension). Missing values are empty CSV
+/// cells / Parquet nulls; floats are written in their shortest round-trip form.
+pub fn write_table_file(path: &Path, columns: &[OutColumn]) -> Result<(), TableError> {
+    let werr = |e: PolarsError| TableError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let height = columns.first().map(|c| c.values.len()).unwrap_or(0);
+    let mut cols = Vec::with_capacity(columns.len());
+    for c in columns {
+        if c.values.len() != height {
+            return Err(TableError::RaggedColumns {
+                path: path.to_path_buf(),
+                column: c.name.clone(),
+                len: c.values.len(),
+                expected: height,
+            });
+        }
+        let name = PlSmallStr::from_str(&c.name);
+        let col = match &c.values {
+            OutValues::Text(v) => Column::new(name, v),
+            OutValues::Float(v) => Column::new(name, v),
+            OutValues::Int(v) => Column::new(name, v),
+        };
+        cols.push(col);
+    }
+    let mut df = DataFrame::new(height, cols).map_err(werr)?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    let create = || {
+        File::create(path).map_err(|source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    match ext.as_deref() {
+        Some("csv") => {
+            let mut f = create()?;
+            CsvWriter::new(&mut f)
+                .include_header(true)
+                .finish(&mut df)
+                .map_err(werr)
+        }
+        Some("parquet") => {
+            let f = create()?;
+            ParquetWriter::new(f)
+                .finish(&mut df)
+                .map(|_| ())
+                .map_err(werr)
+        }
+        _ => Err(TableError::UnsupportedExtension {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structure_scan_finds_ragged_rows_and_open_quotes() {
+        assert_eq!(first_structure_problem(b"a,b\n1,2\n3,4\n"), None);
+        assert_eq!(first_structure_problem(b"a,b\n1,2\n\n3,4"), None);
+        assert_eq!(
+            first_structure_problem(b"a,b\n1,2\n3\n").map(|p| p.0),
+            Some(3)
+        );
+        assert_eq!(
+            first_structure_problem(b"a,b\n\"x,y\",2\n3,4,5\n").map(|p| p.0),
+            Some(3)
+        );
+        assert_eq!(
+            first_structure_problem(b"a,b\n1,\"2\n").map(|p| p.0),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn text_column_trims_and_maps_empty_to_none() {
+        let t = RawTable::from_columns(
+            "t",
+            Path::new("t.csv"),
+            vec![
+                ("a".to_string(), vec![Some(" x "), None, Some("  ")]),
+                ("b".to_string(), vec![Some("1"), Some("22"), Some("333")]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.n_rows(), 3);
+        assert_eq!(t.cell(0, 0), Some("x"));
+        assert_eq!(t.cell(1, 0), None);
+        assert_eq!(t.cell(2, 0), None);
+        assert_eq!(t.cell(2, 1), Some("333"));
+        assert_eq!(t.cell(3, 1), None);
+        assert_eq!(t.cell(0, 2), None);
+        assert_eq!(t.column_index("b"), Some(1));
+    }
+
+    #[test]
+    fn csv_and_parquet_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cols = vec![
+            OutColumn::new(
+                "id",
+                OutValues::Text(vec![Some("P1".into()), Some("P, 2".into()), None]),
+            ),
+            OutColumn::new("x", OutValues::Float(vec![Some(2.6), None, Some(1.0 / 3.0)])),
+            OutColumn::new("n", OutValues::Int(vec![Some(1), Some(2), None])),
+        ];
+        for ext in ["csv", "parquet"] {
+            let p = dir.path().join(format!("t.{ext}"));
+            write_table_file(&p, &cols).unwrap();
+            let t = read_table_file(&p).unwrap();
+            assert_eq!(t.name(), "t");
+            assert_eq!(t.columns(), &["id", "x", "n"]);
+            assert_eq!(t.n_rows(), 3);
+            assert_eq!(t.cell(1, 0), Some("P, 2"));
+            assert_eq!(t.cell(2, 0), None);
+            assert_eq!(t.cell(0, 1).unwrap().parse::<f64>().unwrap(), 2.6);
+            assert_eq!(
+                t.cell(2, 1).unwrap().parse::<f64>().unwrap(),
+                1.0 / 3.0
+            );
+            assert_eq!(t.cell(1, 2), Some("2"));
+            assert_eq!(t.cell(2, 2), None);
+        }
+    }
+}
