@@ -63,6 +63,7 @@ meta <- make_meta(
     "theta: lme4 relative covariance factor parameters (lower Cholesky, column-wise) in the order of getME(m, 'theta'); theta_names as lme4 names them.",
     "reml_criterion for REML fits (= -2 REML log-likelihood), deviance for ML fits; loglik is the REML log-likelihood for REML fits; aic/bic from that loglik and loglik_df.",
     "ranef (sleepstudy slopes and Penicillin): lme4 ranef(m, condVar = TRUE) as.data.frame: conditional modes (condval) and conditional SDs (condsd) per group level, group = grouping factor, term = random-effect term.",
+    "fixed_effects_kr / anova_type3_kr are null for ML fits (lmerTest: Kenward-Roger only for REML fits). Dyestuff2 REML (singular, batch variance 0): KR df = 5 while Satterthwaite df = 29: pbkrtest's df on a boundary fit, not a meaningful target.",
     "warnings/messages: captured while fitting (e.g. lme4's 'boundary (singular) fit' message); kr_warnings while computing KR."
   )
 )
