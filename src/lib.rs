@@ -7,5 +7,9 @@
 //! Files are read in `ingest`/`table` and written in `report` (and by the `commands` that
 //! drive them) and nowhere else.
 
+pub mod admissions;
 pub mod cli;
 pub mod commands;
+pub mod glm;
+pub mod meta;
+pub mod nonparam;
