@@ -372,6 +372,30 @@ pub(crate) fn summarize(
             data.weights[i] * r * r / family.variance(out.mu[i])
         })
         .sum();
+    let mut warnings = Vec::new();
+    if !out.converged {
+        warnings.push("glm.fit: algorithm did not converge".to_string());
+    }
+    let eps10 = 10.0 * f64::EPSILON;
+    let good_mu = || {
+        out.mu
+            .iter()
+            .zip(data.weights)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|(&m, _)| m)
+    };
+    match family {
+        Family::Binomial => {
+            if good_mu().any(|m| m > 1.0 - eps10 || m < eps10) {
+                warnings.push("glm.fit: fitted probabilities numerically 0 or 1 occurred".into());
+            }
+        }
+        _ => {
+            if good_mu().any(|m| m < eps10) {
+                warnings.push("glm.fit: fitted rates numerically 0 occurred".into());
+            }
+        }
+    }
     Ok(GlmFit {
         family,
         terms: terms.to_vec(),
@@ -389,6 +413,7 @@ pub(crate) fn summarize(
         pearson_chi2,
         iterations: out.iterations,
         converged: out.converged,
+        warnings,
     })
 }
 

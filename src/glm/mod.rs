@@ -346,6 +346,9 @@ pub struct GlmFit {
     pub pearson_chi2: f64,
     pub iterations: usize,
     pub converged: bool,
+    /// R's warnings: "algorithm did not converge", "fitted probabilities numerically 0 or 1
+    /// occurred" (separation), "fitted rates numerically 0 occurred".
+    pub warnings: Vec<String>,
 }
 
 impl GlmFit {
@@ -480,4 +483,114 @@ pub fn log_exposure_offset(exposure: &[f64]) -> Result<Vec<f64>, GlmError> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn poisson_intercept_with_offset_is_log_rate() {
+        let y = [0.0, 3.0, 1.0, 4.0, 2.0];
+        let exposure = [1.0, 2.0, 0.5, 3.0, 1.5];
+        let x = DMatrix::from_element(5, 1, 1.0);
+        let off = log_exposure_offset(&exposure).unwrap();
+        let fit = fit_poisson(
+            &x,
+            &names(&["(Intercept)"]),
+            &y,
+            Some(&off),
+            &GlmControl::default(),
+        )
+        .unwrap();
+        let rate: f64 = y.iter().sum::<f64>() / exposure.iter().sum::<f64>();
+        let c = fit.coefficient("(Intercept)").unwrap();
+        assert!((c.estimate - rate.ln()).abs() < 1e-12);
+        // SE of log rate = 1 / sqrt(total count)
+        assert!((c.std_error - 1.0 / 10f64.sqrt()).abs() < 1e-12);
+        // null model = this model
+        assert!((fit.null_deviance - fit.deviance).abs() < 1e-10);
+        assert!(fit.converged && fit.warnings.is_empty());
+    }
+
+    #[test]
+    fn grouped_binomial_equals_binary_fit() {
+        // 2 groups: x = 0 with 3/10 events, x = 1 with 7/12 events
+        let xg = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 1.0, 1.0]);
+        let yg = [0.3, 7.0 / 12.0];
+        let wg = [10.0, 12.0];
+        let t = names(&["(Intercept)", "x"]);
+        let c = GlmControl::default();
+        let grouped = fit_glm(&xg, &t, &yg, None, Some(&wg), Family::Binomial, &c).unwrap();
+        let mut rows = Vec::new();
+        let mut y = Vec::new();
+        for (x, n, k) in [(0.0, 10, 3), (1.0, 12, 7)] {
+            for i in 0..n {
+                rows.extend_from_slice(&[1.0, x]);
+                y.push(if i < k { 1.0 } else { 0.0 });
+            }
+        }
+        let xb = DMatrix::from_row_slice(22, 2, &rows);
+        let binary = fit_logistic(&xb, &t, &y, None, &c).unwrap();
+        for (a, b) in grouped.coefficients.iter().zip(&binary.coefficients) {
+            assert!((a.estimate - b.estimate).abs() < 1e-10);
+            assert!((a.std_error - b.std_error).abs() < 1e-10);
+        }
+        // saturated grouped model: log odds of each group
+        let l0 = (0.3f64 / 0.7).ln();
+        assert!((grouped.coefficients[0].estimate - l0).abs() < 1e-10);
+        assert!(grouped.deviance.abs() < 1e-10);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_with_context() {
+        let x = DMatrix::from_row_slice(3, 2, &[1.0, 1.0, 1.0, 2.0, 1.0, 3.0]);
+        let t = names(&["(Intercept)", "x"]);
+        let c = GlmControl::default();
+        let e = fit_poisson(&x, &t, &[1.0, -1.0, 2.0], None, &c).unwrap_err();
+        assert!(matches!(e, GlmError::InvalidResponse { row: 1, .. }));
+        let e = fit_poisson(&x, &t, &[1.0, 1.5, 2.0], None, &c).unwrap_err();
+        assert!(matches!(e, GlmError::InvalidResponse { row: 1, .. }));
+        let e = fit_poisson(&x, &t, &[1.0, f64::NAN, 2.0], None, &c).unwrap_err();
+        assert!(matches!(e, GlmError::NonFinite { row: 1, .. }));
+        let e = fit_logistic(&x, &t, &[0.0, 2.0, 1.0], None, &c).unwrap_err();
+        assert!(matches!(e, GlmError::InvalidResponse { row: 1, .. }));
+        let e = fit_poisson(&x, &t, &[1.0, 2.0], None, &c).unwrap_err();
+        assert!(matches!(e, GlmError::LengthMismatch { .. }));
+        // x2 = 2 x: aliased
+        let xa = DMatrix::from_row_slice(3, 3, &[1.0, 1.0, 2.0, 1.0, 2.0, 4.0, 1.0, 3.0, 6.0]);
+        let ta = names(&["(Intercept)", "x", "x2"]);
+        let e = fit_poisson(&xa, &ta, &[1.0, 2.0, 3.0], None, &c).unwrap_err();
+        assert_eq!(e, GlmError::RankDeficient { term: "x2".into() });
+        let e = log_exposure_offset(&[1.0, 0.0]).unwrap_err();
+        assert!(matches!(e, GlmError::NonFinite { row: 1, .. }));
+    }
+
+    #[test]
+    fn separation_is_flagged() {
+        let x = DMatrix::from_row_slice(6, 2, &[1., 1., 1., 2., 1., 3., 1., 4., 1., 5., 1., 6.]);
+        let y = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let t = names(&["(Intercept)", "x"]);
+        let fit = fit_logistic(&x, &t, &y, None, &GlmControl::r_default()).unwrap();
+        assert!(fit
+            .warnings
+            .iter()
+            .any(|w| w.contains("fitted probabilities numerically 0 or 1")));
+    }
+
+    #[test]
+    fn negbin_without_overdispersion_does_not_panic() {
+        // equidispersed-looking counts: theta runs off to large values
+        let y = [2.0, 2.0, 2.0, 3.0, 2.0, 2.0, 1.0, 2.0];
+        let x = DMatrix::from_element(8, 1, 1.0);
+        let t = names(&["(Intercept)"]);
+        match fit_negbin(&x, &t, &y, None, None, &GlmControl::r_default()) {
+            Ok(f) => assert!(f.theta > 10.0 || !f.warnings.is_empty()),
+            Err(e) => assert!(matches!(e, GlmError::Diverged { .. })),
+        }
+    }
 }
