@@ -118,6 +118,101 @@ for (nm in names(specs)) {
   }
 }
 
+
+## ---- Kenward-Roger for gls (emmeans 1.8.4 has none; the mmrm package is not installable here) ----
+## pbkrtest's own KR code applied to the gls fit: pbkrtest:::vcovAdj_internal(Phi, SigmaG, X) with
+## Phi = vcov(gls), Sigma = the fitted block-diagonal residual covariance (one block per participant,
+## rows in data order) and G = dSigma/dgamma for a LINEAR covariance parametrization gamma
+## (pbkrtest, like lme4 models, assumes Sigma = sum gamma_k G_k and ignores second derivatives):
+##   unstructured: gamma = the 6 covariance elements s11, s21, s31, s22, s32, s33 (G = E_ab + E_ba);
+##   compound symmetry: gamma = (between-wave covariance, residual variance) (G = J per block, I);
+##   toeplitz: gamma = (c0, c1, c2) covariances at lag 0, 1, 2 of the wave index;
+##   unstructured by arm: 6 elements per arm.
+## df per contrast: pbkrtest::Lb_ddf(L, Phi, PhiA); SE = sqrt(L PhiA L'). This is what emmeans and
+## lmerTest do for lmer fits. Validated below: compound symmetry gls vs pbkrtest on the equivalent
+## lmer(y ~ arm * wave + (1 | id)) fit (kr_validation).
+kr_sigmaG <- function(fit, data, structure, by = NULL) {
+  vc <- unclass(getVarCov(fit, individual = names(which(table(droplevels(data$id)) == 3))[1]))
+  attr(vc, "group.levels") <- NULL
+  n <- nrow(data)
+  blocks <- split(seq_len(n), data$id, drop = TRUE)
+  mk <- function(f) {  # f(w1, w2) -> value for a pair of wave indices within a participant
+    M <- matrix(0, n, n)
+    for (b in blocks) {
+      w <- data$widx[b]
+      M[b, b] <- outer(w, w, Vectorize(f))
+    }
+    Matrix::Matrix(M, sparse = TRUE)
+  }
+  if (structure == "unstructured") {
+    pairs <- list(c(1, 1), c(2, 1), c(3, 1), c(2, 2), c(3, 2), c(3, 3))
+    G <- lapply(pairs, function(ab) mk(function(i, j) as.numeric((i == ab[1] && j == ab[2]) || (i == ab[2] && j == ab[1]))))
+    gamma <- sapply(pairs, function(ab) vc[ab[1], ab[2]])
+    names(gamma) <- sapply(pairs, function(ab) sprintf("s%d%d", ab[1], ab[2]))
+  } else if (structure == "compound_symmetry") {
+    G <- list(mk(function(i, j) 1), Matrix::Diagonal(n))
+    gamma <- c(tau = vc[1, 2], sigma2 = vc[1, 1] - vc[1, 2])
+  } else if (structure == "toeplitz") {
+    G <- lapply(0:2, function(l) mk(function(i, j) as.numeric(abs(i - j) == l)))
+    gamma <- c(c0 = vc[1, 1], c1 = vc[1, 2], c2 = vc[1, 3])
+  } else stop("no linear parametrization for ", structure)
+  Sigma <- Reduce(`+`, Map(`*`, gamma, G))
+  list(SigmaG = list(Sigma = Sigma, G = G, n.ggamma = length(G)), gamma = gamma)
+}
+kr_contrasts <- function(beta, Phi, PhiA) {
+  # rows: IMR - CAU at T1, T2, T3 (treatment coding: (Intercept), armIMR, waveT2, waveT3, armIMR:waveT2, armIMR:waveT3)
+  Ls <- list(T1 = c(0, 1, 0, 0, 0, 0), T2 = c(0, 1, 0, 0, 1, 0), T3 = c(0, 1, 0, 0, 0, 1))
+  rows(do.call(rbind, lapply(names(Ls), function(w) {
+    L <- matrix(Ls[[w]], nrow = 1)
+    est <- sum(L * beta); se <- sqrt(as.numeric(L %*% PhiA %*% t(L)))
+    df <- pbkrtest::Lb_ddf(L, Phi, PhiA)
+    data.frame(wave = w, contrast = "IMR - CAU", estimate = est, se = se, df = df,
+               lower_cl = est - qt(0.975, df) * se, upper_cl = est + qt(0.975, df) * se,
+               t = est / se, p = 2 * pt(-abs(est / se), df), stringsAsFactors = FALSE)
+  })))
+}
+kr_coefs <- function(beta, Phi, PhiA) {
+  rows(do.call(rbind, lapply(seq_along(beta), function(k) {
+    L <- matrix(0, 1, length(beta)); L[k] <- 1
+    se <- sqrt(PhiA[k, k]); df <- pbkrtest::Lb_ddf(L, Phi, PhiA)
+    data.frame(term = names(beta)[k], estimate = beta[[k]], se = se, df = df, t = beta[[k]] / se,
+               p = 2 * pt(-abs(beta[[k]] / se), df), stringsAsFactors = FALSE)
+  })))
+}
+kr_record <- function(fit, data, structure) {
+  sg <- kr_sigmaG(fit, data, structure)
+  X <- model.matrix(~ arm * wave, data)
+  Phi <- as.matrix(vcov(fit))
+  # sanity: (X' Sigma^-1 X)^-1 reproduces vcov(gls)
+  chk <- max(abs(as.matrix(solve(t(X) %*% solve(sg$SigmaG$Sigma, X))) - Phi)) / max(abs(Phi))
+  PhiA <- pbkrtest:::vcovAdj_internal(Phi, sg$SigmaG, X)
+  P <- attr(PhiA, "P"); W <- attr(PhiA, "W")
+  PhiA <- as.matrix(PhiA); attr(PhiA, "P") <- P; attr(PhiA, "W") <- W
+  beta <- coef(fit)
+  list(
+    parametrization = structure, gamma = as.list(sg$gamma),
+    vcov_check_rel = chk,
+    vcov_adjusted = unname(lapply(seq_len(nrow(PhiA)), function(i) I(unname(PhiA[i, 1:ncol(PhiA)])))),
+    coefficients = kr_coefs(beta, Phi, PhiA),
+    contrasts = kr_contrasts(beta, Phi, PhiA)
+  )
+}
+kr <- list()
+for (nm in c("unstructured", "compound_symmetry", "toeplitz")) {
+  kr[[nm]] <- kr_record(specs[[nm]]$fit("REML"), d, nm)
+  cat("KR", nm, "\n")
+}
+# validation against pbkrtest on the equivalent lmer fit (compound symmetry with rho > 0 = random intercept)
+suppressPackageStartupMessages(library(lmerTest))
+lm_cs <- lmerTest::lmer(y ~ arm * wave + (1 | id), data = d, REML = TRUE)
+PhiA_l <- pbkrtest::vcovAdj(lm_cs)
+Phi_l <- as.matrix(vcov(lm_cs))
+kr_validation <- list(
+  note = "compound_symmetry via this script's gls route vs pbkrtest::vcovAdj + Lb_ddf on lmer(y ~ arm * wave + (1 | id)) (REML); they differ only by the two optimizers' convergence (~1e-6).",
+  lmer_contrasts = kr_contrasts(lme4::fixef(lm_cs), Phi_l, PhiA_l),
+  gls_contrasts = kr[["compound_symmetry"]]$contrasts
+)
+
 ## unstructured covariance separately per arm: the mean model arm * wave is saturated within arm and
 ## the covariance parameters are separate, so the likelihood factorizes into one gls per arm.
 by_arm <- list()
@@ -203,6 +298,7 @@ meta <- make_meta("tests/r/mmrm.R", c("nlme", "emmeans", "jsonlite"), c(
   "Toeplitz: nlme has no Toeplitz structure; for 3 equally spaced waves corARMA(p = 2) on the wave index is exactly the (homogeneous) Toeplitz structure (AR(2) autocorrelations (rho1, rho2) range over every positive-definite 3 x 3 Toeplitz correlation matrix; in general AR(T - 1) <-> Toeplitz of size T via the partial autocorrelations). heterogeneous_toeplitz adds varIdent by wave. The R mmrm package (which has toep/toeph and KR) is not in Debian bookworm.",
   "emmeans on gls: emmeans(fit, ~ arm | wave, mode = ...) with contrast 'revpairwise' = 'IMR - CAU' per wave; modes satterthwaite (emmeans' analytic Satterthwaite: df = 2 (l'Vl)^2 / (g' A g), A = nlme apVar, g = gradient of l'V(theta)l; fits use glsControl(natural = FALSE) so that A and g are on the same scale and emmeans does not fall back to its stochastic 'appx-satterthwaite'), df_error (N - p - number of variance parameters). emmeans 1.8.4 has no Kenward-Roger mode for gls: kenward_roger records emmeans' error text.",
   "unstructured_by_arm: see its note.",
+  "kenward_roger (REML fits unstructured, compound_symmetry, toeplitz): Kenward-Roger computed with pbkrtest's own functions (pbkrtest:::vcovAdj_internal on the fitted block-diagonal Sigma with G = dSigma/dgamma for a linear covariance parametrization gamma, see gamma; pbkrtest::Lb_ddf for df), as emmeans/lmerTest do for lmer. The linear parametrization makes the second-derivative term of Kenward & Roger (1997) vanish, so this is the full KR (as SAS DDFM=KR for TYPE=UN/CS/TOEP). Not given for AR1/CSH/AR1H/heterogeneous Toeplitz (nonlinear: KR depends on the parametrization there). coefficients: KR-adjusted SE and df per term; contrasts: IMR - CAU per wave with 95% CI. vcov_check_rel: max relative difference between (X' Sigma^-1 X)^-1 from the rebuilt Sigma and vcov(gls). kr_validation compares the compound-symmetry route with pbkrtest on the equivalent lmer fit.",
   "lme_varident_arm: nlme::lme(y ~ arm * wave, random = ~ 1 | id, weights = varIdent(form = ~ 1 | arm)); coefficients with nlme's containment (inner-outer) DF; residual_sd_by_arm = sigma * ratio."
 ))
-write_fixture(list(meta = meta, gls = gls_fits, unstructured_by_arm = by_arm, lme_varident_arm = lme_fits), "mmrm.json")
+write_fixture(list(meta = meta, gls = gls_fits, kenward_roger = kr, kr_validation = kr_validation, unstructured_by_arm = by_arm, lme_varident_arm = lme_fits), "mmrm.json")
