@@ -502,6 +502,31 @@ mod tests {
     }
 
     #[test]
+    fn export_date_caps_exposure() {
+        let rules = AdmissionRules::from_months(21.0, 12.0, Some(1000 + 365)).unwrap();
+        let p = vec![
+            RandomizedParticipant {
+                id: "early".into(),
+                arm: "TAU".into(),
+                randomized_on: 0,
+            },
+            RandomizedParticipant {
+                id: "late".into(),
+                arm: "IMR".into(),
+                randomized_on: 1000,
+            },
+        ];
+        let r = per_participant(&p, &[], &rules).unwrap();
+        assert!((r[0].exposure - 1.75).abs() < 1e-15);
+        assert!((r[1].exposure - 365.0 / 365.25).abs() < 1e-15);
+        let dup = vec![p[0].clone(), p[0].clone()];
+        assert!(matches!(
+            per_participant(&dup, &[], &rules),
+            Err(AdmissionsError::DuplicateParticipant { .. })
+        ));
+    }
+
+    #[test]
     fn after_window_of_twelve_months() {
         let w = DayWindow::after_nominal(365.25, 365.25).unwrap();
         assert_eq!((w.first, w.last), (366, 730));

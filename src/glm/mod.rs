@@ -593,4 +593,37 @@ mod tests {
             Err(e) => assert!(matches!(e, GlmError::Diverged { .. })),
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// At the maximum-likelihood estimate the score X'(y - mu) vanishes (canonical links).
+        #[test]
+        fn score_equations_hold(
+            data in proptest::collection::vec((0u8..12, -2.0f64..2.0, 0.2f64..3.0), 8..40)
+        ) {
+            let n = data.len();
+            let x = DMatrix::from_fn(n, 2, |i, j| if j == 0 { 1.0 } else { data[i].1 });
+            let y: Vec<f64> = data.iter().map(|d| f64::from(d.0)).collect();
+            let off: Vec<f64> = data.iter().map(|d| d.2.ln()).collect();
+            proptest::prop_assume!(y.iter().any(|&v| v > 0.0));
+            let t = names(&["(Intercept)", "x"]);
+            let fit = fit_poisson(&x, &t, &y, Some(&off), &GlmControl::default()).unwrap();
+            proptest::prop_assert!(fit.converged);
+            for j in 0..2 {
+                let score: f64 = (0..n).map(|i| x[(i, j)] * (y[i] - fit.fitted[i])).sum();
+                let scale: f64 = y.iter().sum::<f64>() + 1.0;
+                proptest::prop_assert!(score.abs() < 1e-8 * scale, "score {} = {}", j, score);
+            }
+            let yb: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v > 3.0))).collect();
+            proptest::prop_assume!(yb.iter().any(|&v| v > 0.0) && yb.iter().any(|&v| v == 0.0));
+            if let Ok(lf) = fit_logistic(&x, &t, &yb, None, &GlmControl::default()) {
+                if lf.warnings.is_empty() {
+                    for j in 0..2 {
+                        let score: f64 = (0..n).map(|i| x[(i, j)] * (yb[i] - lf.fitted[i])).sum();
+                        proptest::prop_assert!(score.abs() < 1e-8, "logistic score {} = {}", j, score);
+                    }
+                }
+            }
+        }
+    }
 }
