@@ -138,8 +138,12 @@ pub struct MetaAnalysis {
     pub q_p_value: f64,
     pub pi_low: f64,
     pub pi_high: f64,
-    /// Knapp-Hartung scale factor `s2w` (1 for the z test).
+    /// Knapp-Hartung scale factor `s2w = sum(w (y - mu)^2) / (k - 1)` (reported for every
+    /// test; it only scales the SE under Knapp-Hartung).
     pub s2w: f64,
+    /// Restricted log-likelihood at tau^2 (metafor's `logLik` for REML, with `REMLf = TRUE`);
+    /// the ML log-likelihood for the fixed-effect model's tau^2 = 0 is not reported (NaN).
+    pub loglik_reml: f64,
     /// Percent weight of each study in the pooled estimate.
     pub weights_percent: Vec<f64>,
     /// Fisher-scoring iterations (0 for non-iterative estimators).
@@ -303,11 +307,23 @@ pub fn rma(
     let mut vb = 1.0 / s;
     let df = kf - 1.0;
     let alpha_half = 0.5 + opt.level / 2.0;
-    let (s2w, crit, dfo) = match opt.test {
-        MetaTest::KnappHartung => (ypy / df, qt(alpha_half, df), Some(df)),
-        MetaTest::Z => (1.0, qnorm(alpha_half), None),
+    let s2w = ypy / df;
+    let (crit, dfo) = match opt.test {
+        MetaTest::KnappHartung => {
+            vb *= s2w;
+            (qt(alpha_half, df), Some(df))
+        }
+        MetaTest::Z => (qnorm(alpha_half), None),
     };
-    vb *= s2w;
+    let loglik_reml = match opt.method {
+        Tau2Method::FixedEffect => f64::NAN,
+        _ => {
+            -0.5 * df * (2.0 * std::f64::consts::PI).ln() + 0.5 * kf.ln()
+                - 0.5 * v.iter().map(|a| (a + tau2).ln()).sum::<f64>()
+                - 0.5 * s.ln()
+                - 0.5 * ypy
+        }
+    };
     let se = vb.sqrt();
     let stat = mu / se;
     let p_value = match opt.test {
@@ -345,6 +361,7 @@ pub fn rma(
         pi_low: mu - crit * pi_se,
         pi_high: mu + crit * pi_se,
         s2w,
+        loglik_reml,
         weights_percent: w.iter().map(|a| 100.0 * a / s).collect(),
         iterations,
     })

@@ -410,6 +410,7 @@ pub(crate) fn summarize(
         nobs,
         loglik,
         aic: -2.0 * loglik + 2.0 * rank as f64,
+        bic: -2.0 * loglik + (nobs as f64).ln() * rank as f64,
         pearson_chi2,
         iterations: out.iterations,
         converged: out.converged,

@@ -342,6 +342,8 @@ pub struct GlmFit {
     pub loglik: f64,
     /// `-2 logLik + 2 rank` (for glm.nb see [`NegBinFit::aic`], which adds 2 for theta).
     pub aic: f64,
+    /// `-2 logLik + log(nobs) rank`.
+    pub bic: f64,
     /// Pearson chi-square `sum(w (y - mu)^2 / V(mu))`.
     pub pearson_chi2: f64,
     pub iterations: usize,

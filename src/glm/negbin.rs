@@ -139,6 +139,8 @@ pub struct NegBinFit {
     pub twologlik: f64,
     /// `-2 logLik + 2 rank + 2` (theta counted), MASS's `aic`.
     pub aic: f64,
+    /// `-2 logLik + log(nobs) (rank + 1)` (theta counted, as R's `BIC` of a negbin fit).
+    pub bic: f64,
     /// Number of alternations (MASS's `iter`).
     pub outer_iterations: usize,
     pub converged: bool,
@@ -243,12 +245,15 @@ pub fn fit_negbin(
     glm.family = fam;
     glm.loglik = lm;
     glm.aic = -2.0 * lm + 2.0 * terms.len() as f64;
+    glm.bic = -2.0 * lm + (glm.nobs as f64).ln() * terms.len() as f64;
+    let bic = -2.0 * lm + (glm.nobs as f64).ln() * (terms.len() + 1) as f64;
     glm.converged = converged;
     Ok(NegBinFit {
         theta: th.theta,
         theta_se,
         twologlik: 2.0 * lm,
         aic: -2.0 * lm + 2.0 * terms.len() as f64 + 2.0,
+        bic,
         outer_iterations: iter,
         converged,
         warnings,
