@@ -596,6 +596,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn degenerate_data_give_results_or_errors_not_panics() {
+        let t = names(&["(Intercept)", "x"]);
+        let x = DMatrix::from_row_slice(4, 2, &[1., 0., 1., 1., 1., 0., 1., 1.]);
+        let zeros = [0.0; 4];
+        for c in [GlmControl::default(), GlmControl::r_default()] {
+            let _ = fit_negbin(&x, &t, &zeros, None, None, &c);
+            let p = fit_poisson(&x, &t, &zeros, None, &c);
+            if let Ok(p) = p {
+                // as R: the intercept runs off towards -infinity until the deviance stalls
+                assert!(p.coefficients[0].estimate < -10.0);
+            }
+            let _ = fit_logistic(&x, &t, &zeros, None, &c);
+        }
+        let empty = DMatrix::<f64>::zeros(0, 2);
+        assert_eq!(
+            fit_poisson(&empty, &t, &[], None, &GlmControl::default()),
+            Err(GlmError::Empty)
+        );
+        let e = fit_negbin(
+            &x,
+            &t,
+            &[1.0, 2.0, 3.0, 4.0],
+            None,
+            Some(&[1.0, -1.0, 1.0, 1.0]),
+            &GlmControl::default(),
+        );
+        assert!(matches!(e, Err(GlmError::NegativeWeight { row: 1, .. })));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         /// At the maximum-likelihood estimate the score X'(y - mu) vanishes (canonical links).
