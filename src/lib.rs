@@ -10,6 +10,9 @@
 pub mod admissions;
 pub mod cli;
 pub mod commands;
+pub mod formula;
+pub mod frame;
 pub mod glm;
+pub mod lmm;
 pub mod meta;
 pub mod nonparam;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Speed benchmark (issue 3, point 6): fits the same files with lme4 (R) and herstel (release
+# build) in one run and prints the time ratios and herstel's peak memory.
+#
+#   benches/lmm_vs_lme4.sh [workdir]      (default workdir: target/lmm-bench)
+#
+# Models:
+#   registry_100k  y ~ time * arm + (1 + time | id) + (1 | site)   REML, 100,000 rows
+#   insteval       y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)   ML, 73,421 rows
+#                  (lme4's InstEval, exported to CSV by this script)
+#   registry_1m    as registry_100k with 1,000,000 rows (memory goal: < 2 GB)
+# herstel runs with --df none (lmer computes no df either) and --json to /dev/null.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK="${1:-target/lmm-bench}"
+mkdir -p "$WORK"
+command -v Rscript >/dev/null || { echo "Rscript not found: install R with lme4" >&2; exit 1; }
+
+cargo build --release --quiet
+HERSTEL="$PWD/target/release/herstel"
+
+Rscript --vanilla - "$WORK" <<'RS'
+args <- commandArgs(trailingOnly = TRUE); work <- args[1]
+suppressMessages(library(lme4))
+mk_registry <- function(n_id, n_time = 5, n_site = 50, seed = 1) {
+  set.seed(seed)
+  id <- rep(seq_len(n_id), each = n_time)
+  time <- rep(seq(0, 2, length.out = n_time), n_id)
+  site <- ((id - 1) %% n_site) + 1
+  arm <- ifelse(((id - 1) %/% n_site) %% 2 == 0, "control", "imr")
+  b0 <- rnorm(n_id, 0, 1)[id]; b1 <- rnorm(n_id, 0, 0.3)[id]; s0 <- rnorm(n_site, 0, 0.5)[site]
+  y <- 10 + 0.5 * time + 0.2 * (arm == "imr") * time + b0 + b1 * time + s0 + rnorm(length(id))
+  data.frame(id = sprintf("P%07d", id), site = sprintf("S%03d", site), arm = arm,
+             time = time, y = round(y, 6))
+}
+f100k <- file.path(work, "registry_100k.csv"); f1m <- file.path(work, "registry_1m.csv")
+fie <- file.path(work, "insteval.csv")
+if (!file.exists(f100k)) write.csv(mk_registry(20000), f100k, row.names = FALSE)
+if (!file.exists(f1m)) write.csv(mk_registry(200000, seed = 2), f1m, row.names = FALSE)
+if (!file.exists(fie)) {
+  d <- lme4::InstEval
+  write.csv(data.frame(y = d$y, service = as.integer(as.character(d$service)),
+                       s = paste0("s", d$s), d = paste0("d", d$d), dept = paste0("dept", d$dept)),
+            fie, row.names = FALSE)
+}
+time_fit <- function(file, formula, REML) {
+  dat <- read.csv(file, stringsAsFactors = TRUE)
+  t <- system.time(m <- lmer(as.formula(formula), data = dat, REML = REML))[["elapsed"]]
+  cat(sprintf("%s\t%.3f\t%.6f\n", basename(file), t, as.numeric(-2 * logLik(m))))
+}
+sink(file.path(work, "lme4_times.tsv"))
+time_fit(f100k, "y ~ time * arm + (1 + time | id) + (1 | site)", TRUE)
+time_fit(fie, "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", FALSE)
+time_fit(f1m, "y ~ time * arm + (1 + time | id) + (1 | site)", TRUE)
+sink()
+RS
+
+run_herstel() { # file formula extra-args -> "seconds maxrss_kb objective"
+  local file="$1" formula="$2"; shift 2
+  local out="$WORK/herstel_$(basename "$file" .csv).json"
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$HERSTEL" fit --data "$file" --formula "$formula" \
+    --df none --json "$@" > "$out"
+  local obj
+  obj=$(python3 -c "import json,sys; d=json.load(open('$out')); print(d['reml_criterion'] if d['reml'] else d['deviance'])")
+  echo "$(cat "$WORK/time.txt") $obj"
+}
+
+printf "%-18s %10s %10s %8s %10s %16s %16s\n" model lme4_s herstel_s ratio rss_MB lme4_obj herstel_obj
+while IFS=$'\t' read -r file lt lobj; do
+  case "$file" in
+    registry_100k.csv|registry_1m.csv)
+      read -r ht rss hobj < <(run_herstel "$WORK/$file" "y ~ time * arm + (1 + time | id) + (1 | site)") ;;
+    insteval.csv)
+      read -r ht rss hobj < <(run_herstel "$WORK/$file" "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)" --ml) ;;
+  esac
+  ratio=$(python3 -c "print(f'{$lt/max($ht,1e-9):.1f}x')")
+  printf "%-18s %10s %10s %8s %10d %16s %16s\n" "${file%.csv}" "$lt" "$ht" "$ratio" $((rss / 1024)) "$lobj" "$hobj"
+done < "$WORK/lme4_times.tsv"

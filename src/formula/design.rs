@@ -1,0 +1,471 @@
+//! Model frame and model matrices: R's `model.frame(na.action = na.omit,
+//! drop.unused.levels = TRUE)` + `model.matrix` with treatment contrasts, and lme4's
+//! random-effects terms (`mkReTrms`: grouping factors, per-term model matrices, terms ordered by
+//! decreasing number of levels).
+use std::collections::HashMap;
+
+use super::{FormulaError, ModelFormula, TermList};
+use crate::frame::{as_factor, Column, Frame};
+
+/// One random-effects term ready for estimation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReTermData {
+    /// lme4's group name (`Subject`, `cask:batch`), made unique as lme4 prints it (`Subject.1`).
+    pub group_name: String,
+    /// The grouping factor's own name (without the `.1` suffix).
+    pub factor_name: String,
+    /// Column names of the term's model matrix (`(Intercept)`, `Days`, `waveT1`).
+    pub col_names: Vec<String>,
+    /// Level of each observation (index into `level_names`).
+    pub refs: Vec<u32>,
+    /// Labels of the grouping factor's levels.
+    pub level_names: Vec<String>,
+    /// Model matrix of the term, row-major, n x q.
+    pub z: Vec<f64>,
+    /// Number of columns q.
+    pub q: usize,
+    /// Source text of the term.
+    pub text: String,
+}
+
+impl ReTermData {
+    /// Number of levels of the grouping factor.
+    pub fn n_levels(&self) -> usize {
+        self.level_names.len()
+    }
+}
+
+/// Response, fixed-effects matrix and random-effects terms on the complete cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFrame {
+    pub formula: ModelFormula,
+    /// Rows of the input frame used (complete cases), ascending.
+    pub rows: Vec<usize>,
+    /// Rows dropped for missing values (R's na.omit).
+    pub n_dropped: usize,
+    pub y: Vec<f64>,
+    /// Fixed-effects model matrix, row-major n x p (rank-deficient columns already dropped).
+    pub x: Vec<f64>,
+    pub x_names: Vec<String>,
+    /// For each fixed-effects column, the index of its term in `formula.fixed.terms`
+    /// (`None` for the intercept).
+    pub x_terms: Vec<Option<usize>>,
+    /// The same fixed part coded with sum-to-zero contrasts (R's `contr.sum`), row-major
+    /// n x `x_sum_terms.len()`: the parameterization whose term-wise tests are SAS-type III
+    /// hypotheses (used for type III F tests).
+    pub x_sum: Vec<f64>,
+    /// Term index of each column of `x_sum` (`None` for the intercept).
+    pub x_sum_terms: Vec<Option<usize>>,
+    /// Columns dropped for rank deficiency (names).
+    pub dropped_columns: Vec<String>,
+    /// Random-effects terms ordered as lme4 orders them (decreasing number of levels).
+    pub re_terms: Vec<ReTermData>,
+    pub warnings: Vec<String>,
+}
+
+impl ModelFrame {
+    pub fn n(&self) -> usize {
+        self.y.len()
+    }
+    pub fn p(&self) -> usize {
+        self.x_names.len()
+    }
+}
+
+/// A variable evaluated on the used rows.
+enum VarData {
+    Numeric(Vec<f64>),
+    Factor { codes: Vec<u32>, levels: Vec<String> },
+}
+
+fn columns_list(frame: &Frame) -> String {
+    frame.names().join(", ")
+}
+
+fn get_column<'a>(frame: &'a Frame, name: &str) -> Result<&'a Column, FormulaError> {
+    frame.column(name).ok_or_else(|| FormulaError::UnknownColumn {
+        name: name.to_string(),
+        available: columns_list(frame),
+    })
+}
+
+/// Builds the model frame of `formula` on `frame`: complete cases, fixed-effects matrix with
+/// R's names (rank-deficient columns dropped like R, with a warning), random-effects terms.
+pub fn build_model_frame(
+    formula: &ModelFormula,
+    frame: &Frame,
+) -> Result<ModelFrame, FormulaError> {
+    // Every column used, and the complete cases.
+    let mut used: Vec<String> = vec![formula.response.clone()];
+    for v in &formula.vars {
+        used.push(v.column.clone());
+    }
+    for r in &formula.random {
+        used.extend(r.group_columns.iter().cloned());
+    }
+    used.dedup();
+    let mut cols = Vec::new();
+    for name in &used {
+        cols.push(get_column(frame, name)?);
+    }
+    if let Some(Column::Factor { codes, levels }) = frame.column(&formula.response) {
+        let example = codes
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|c| levels.get(*c as usize))
+            .cloned()
+            .unwrap_or_default();
+        return Err(FormulaError::NonNumericResponse {
+            name: formula.response.clone(),
+            example,
+        });
+    }
+    if formula.random.is_empty() {
+        return Err(FormulaError::NoRandomTerms);
+    }
+    let n_all = frame.n_rows();
+    let rows: Vec<usize> = (0..n_all)
+        .filter(|&i| cols.iter().all(|c| !c.is_missing(i)))
+        .collect();
+    let n_dropped = n_all - rows.len();
+    if rows.is_empty() {
+        return Err(FormulaError::NoRows { dropped: n_dropped });
+    }
+    let n = rows.len();
+    let y: Vec<f64> = match get_column(frame, &formula.response)? {
+        Column::Numeric(v) => rows.iter().map(|&i| v.get(i).copied().unwrap_or(f64::NAN)).collect(),
+        Column::Factor { .. } => unreachable_numeric(),
+    };
+
+    // Variables on the used rows, unused factor levels dropped.
+    let mut vdata = Vec::new();
+    for var in &formula.vars {
+        let col = get_column(frame, &var.column)?;
+        let data = match (col, var.as_factor) {
+            (Column::Numeric(v), false) => {
+                VarData::Numeric(rows.iter().map(|&i| v.get(i).copied().unwrap_or(f64::NAN)).collect())
+            }
+            (c, _) => {
+                let (codes, levels) = as_factor(c);
+                let sub: Vec<u32> = rows
+                    .iter()
+                    .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
+                    .collect();
+                let (codes, levels) = drop_unused(&sub, &levels);
+                VarData::Factor { codes, levels }
+            }
+        };
+        vdata.push(data);
+    }
+
+    let mut warnings = Vec::new();
+    if n_dropped > 0 {
+        warnings.push(format!(
+            "{n_dropped} row(s) with missing values in the model variables dropped (na.omit)"
+        ));
+    }
+
+    // Fixed effects.
+    let (mut xcols, mut x_names, mut x_terms) =
+        model_matrix(formula, &formula.fixed, &vdata, n, false);
+    let (scols, _, sterms) = model_matrix(formula, &formula.fixed, &vdata, n, true);
+    let skeep = rank_columns(&scols, n);
+    let x_sum_terms: Vec<Option<usize>> = skeep.iter().filter_map(|&j| sterms.get(j).copied()).collect();
+    let ps = skeep.len();
+    let mut x_sum = vec![0.0; n * ps];
+    for (jj, &j) in skeep.iter().enumerate() {
+        if let Some(col) = scols.get(j) {
+            for (i, v) in col.iter().enumerate() {
+                x_sum[i * ps + jj] = *v;
+            }
+        }
+    }
+    let keep = rank_columns(&xcols, n);
+    let mut dropped_columns = Vec::new();
+    if keep.len() < xcols.len() {
+        for (j, name) in x_names.iter().enumerate() {
+            if !keep.contains(&j) {
+                dropped_columns.push(name.clone());
+            }
+        }
+        warnings.push(format!(
+            "fixed-effect model matrix is rank deficient so dropping {} column(s) / coefficient(s): {}",
+            dropped_columns.len(),
+            dropped_columns.join(", ")
+        ));
+        xcols = keep.iter().filter_map(|&j| xcols.get(j).cloned()).collect();
+        x_names = keep.iter().filter_map(|&j| x_names.get(j).cloned()).collect();
+        x_terms = keep.iter().filter_map(|&j| x_terms.get(j).cloned()).collect();
+    }
+    let p = xcols.len();
+    let mut x = vec![0.0; n * p];
+    for (j, col) in xcols.iter().enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            x[i * p + j] = *v;
+        }
+    }
+
+    // Random-effects terms.
+    let mut re_terms = Vec::new();
+    for spec in &formula.random {
+        let (zcols, col_names, _) = model_matrix(formula, &spec.lhs, &vdata, n, false);
+        let q = zcols.len();
+        if q == 0 {
+            return Err(FormulaError::Unsupported(format!(
+                "random-effects term ({}) has no columns",
+                spec.text
+            )));
+        }
+        // Grouping factor: interaction of the group columns, levels in R's order
+        // (first factor varying slowest), unused combinations dropped.
+        let mut per_col = Vec::new();
+        for c in &spec.group_columns {
+            let (codes, levels) = as_factor(get_column(frame, c)?);
+            let sub: Vec<u32> = rows
+                .iter()
+                .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
+                .collect();
+            per_col.push((sub, levels));
+        }
+        let mut keys: Vec<Vec<u32>> = (0..n)
+            .map(|i| per_col.iter().map(|(c, _)| c.get(i).copied().unwrap_or(0)).collect())
+            .collect();
+        let mut distinct = keys.clone();
+        distinct.sort();
+        distinct.dedup();
+        let index: HashMap<Vec<u32>, u32> = distinct
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32))
+            .collect();
+        let refs: Vec<u32> = keys
+            .drain(..)
+            .map(|k| index.get(&k).copied().unwrap_or(0))
+            .collect();
+        let level_names: Vec<String> = distinct
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .zip(&per_col)
+                    .map(|(c, (_, lv))| lv.get(*c as usize).cloned().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .collect();
+        let mut z = vec![0.0; n * q];
+        for (j, col) in zcols.iter().enumerate() {
+            for (i, v) in col.iter().enumerate() {
+                z[i * q + j] = *v;
+            }
+        }
+        let nl = level_names.len();
+        if nl < 2 {
+            return Err(FormulaError::TooFewLevels {
+                group: spec.group_name.clone(),
+                levels: nl,
+            });
+        }
+        if nl >= n {
+            return Err(FormulaError::LevelsNotBelowObs {
+                group: spec.group_name.clone(),
+                levels: nl,
+                n,
+            });
+        }
+        if nl * q >= n {
+            return Err(FormulaError::TooManyRandomEffects {
+                term: spec.text.clone(),
+                q: nl * q,
+                n,
+            });
+        }
+        re_terms.push(ReTermData {
+            group_name: spec.group_name.clone(),
+            factor_name: spec.group_name.clone(),
+            col_names,
+            refs,
+            level_names,
+            z,
+            q,
+            text: spec.text.clone(),
+        });
+    }
+    // lme4: order terms by decreasing number of levels (stable).
+    re_terms.sort_by_key(|t| std::cmp::Reverse(t.n_levels()));
+    // Unique names as VarCorr prints them (make.unique: Subject, Subject.1, ...).
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &mut re_terms {
+        let count = seen.entry(t.factor_name.clone()).or_insert(0);
+        if *count > 0 {
+            t.group_name = format!("{}.{}", t.factor_name, count);
+        }
+        *count += 1;
+    }
+
+    Ok(ModelFrame {
+        formula: formula.clone(),
+        rows,
+        n_dropped,
+        y,
+        x,
+        x_names,
+        x_terms,
+        x_sum,
+        x_sum_terms,
+        dropped_columns,
+        re_terms,
+        warnings,
+    })
+}
+
+fn unreachable_numeric() -> Vec<f64> {
+    Vec::new()
+}
+
+fn drop_unused(codes: &[u32], levels: &[String]) -> (Vec<u32>, Vec<String>) {
+    let mut used = vec![false; levels.len()];
+    for &c in codes {
+        if let Some(u) = used.get_mut(c as usize) {
+            *u = true;
+        }
+    }
+    let mut map = vec![0u32; levels.len()];
+    let mut new_levels = Vec::new();
+    for (i, l) in levels.iter().enumerate() {
+        if used[i] {
+            map[i] = new_levels.len() as u32;
+            new_levels.push(l.clone());
+        }
+    }
+    (
+        codes
+            .iter()
+            .map(|&c| map.get(c as usize).copied().unwrap_or(0))
+            .collect(),
+        new_levels,
+    )
+}
+
+/// R's `model.matrix` for a term list with treatment contrasts (`sum = false`) or sum-to-zero
+/// contrasts (`sum = true`, `contr.sum`). A factor in a term is coded by contrasts when the
+/// term without it is in the model (the intercept standing for the empty term), otherwise by
+/// indicators of all levels. Returns columns, their names and their term indices.
+fn model_matrix(
+    formula: &ModelFormula,
+    tl: &TermList,
+    vdata: &[VarData],
+    n: usize,
+    sum: bool,
+) -> (Vec<Vec<f64>>, Vec<String>, Vec<Option<usize>>) {
+    let mut cols = Vec::new();
+    let mut names = Vec::new();
+    let mut term_of = Vec::new();
+    if tl.intercept {
+        cols.push(vec![1.0; n]);
+        names.push("(Intercept)".to_string());
+        term_of.push(None);
+    }
+    for (ti, term) in tl.terms.iter().enumerate() {
+        // Per variable: list of (name suffix, column values).
+        let mut pieces: Vec<Vec<(String, Vec<f64>)>> = Vec::new();
+        for &v in term {
+            let label = formula.vars.get(v).map(|x| x.label.clone()).unwrap_or_default();
+            match vdata.get(v) {
+                Some(VarData::Numeric(vals)) => pieces.push(vec![(label, vals.clone())]),
+                Some(VarData::Factor { codes, levels }) => {
+                    let rest: Vec<usize> = term.iter().copied().filter(|&w| w != v).collect();
+                    let contrasts = if rest.is_empty() {
+                        tl.intercept
+                    } else {
+                        tl.terms.contains(&rest)
+                    };
+                    let mut p = Vec::new();
+                    if contrasts && sum {
+                        let last = levels.len().saturating_sub(1);
+                        for (k, lv) in levels.iter().enumerate().take(last) {
+                            let col: Vec<f64> = codes
+                                .iter()
+                                .map(|&c| {
+                                    if c as usize == k {
+                                        1.0
+                                    } else if c as usize == last {
+                                        -1.0
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                                .collect();
+                            p.push((format!("{label}{}", k + 1), col));
+                            let _ = lv;
+                        }
+                    } else {
+                        let start = usize::from(contrasts);
+                        for (k, lv) in levels.iter().enumerate().skip(start) {
+                            let col: Vec<f64> = codes
+                                .iter()
+                                .map(|&c| if c as usize == k { 1.0 } else { 0.0 })
+                                .collect();
+                            p.push((format!("{label}{lv}"), col));
+                        }
+                    }
+                    pieces.push(p);
+                }
+                None => {}
+            }
+        }
+        // Combine: first variable varies fastest.
+        let mut combos: Vec<(String, Vec<f64>)> = vec![(String::new(), vec![1.0; n])];
+        for p in &pieces {
+            let mut next = Vec::new();
+            for (pname, pcol) in p {
+                for (cname, ccol) in &combos {
+                    let name = if cname.is_empty() {
+                        pname.clone()
+                    } else {
+                        format!("{cname}:{pname}")
+                    };
+                    let col: Vec<f64> = ccol.iter().zip(pcol).map(|(a, b)| a * b).collect();
+                    next.push((name, col));
+                }
+            }
+            combos = next;
+        }
+        for (name, col) in combos {
+            names.push(name);
+            cols.push(col);
+            term_of.push(Some(ti));
+        }
+    }
+    (cols, names, term_of)
+}
+
+/// Columns kept by a rank check like R's `qr()` with tolerance 1e-7 (LINPACK dqrdc2 moves
+/// columns whose remaining norm is below tol x original norm to the end): sequential
+/// modified Gram-Schmidt, dropping a column when its residual norm is below 1e-7 of its norm.
+pub fn rank_columns(cols: &[Vec<f64>], n: usize) -> Vec<usize> {
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let mut keep = Vec::new();
+    for (j, c) in cols.iter().enumerate() {
+        let norm0 = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm0 == 0.0 {
+            continue;
+        }
+        let mut r = c.clone();
+        for b in &basis {
+            let d: f64 = r.iter().zip(b).map(|(a, b)| a * b).sum();
+            for i in 0..n.min(r.len()) {
+                r[i] -= d * b[i];
+            }
+        }
+        let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm > 1e-7 * norm0 {
+            for v in &mut r {
+                *v /= norm;
+            }
+            basis.push(r);
+            keep.push(j);
+        }
+    }
+    keep
+}

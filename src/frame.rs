@@ -1,0 +1,452 @@
+//! Typed columns for modelling: numeric columns (f64, `NaN` = missing) and factors (codes into
+//! an ordered list of levels), the analogue of an R `data.frame` as `model.frame` sees it.
+//!
+//! Level order of string columns: unless an explicit order is given (arm and wave from
+//! study.toml), levels are sorted the way R's `sort()` orders plain ASCII identifiers in an
+//! English locale: case-insensitively first, lower case before upper case on ties, then by
+//! bytes ([`r_collate`]). This matches `factor()` under `en_US.UTF-8` for ids made of letters,
+//! digits, `_`, `-` and `.`; punctuation-heavy ids may sort differently from R's ICU/glibc
+//! collation. Numeric columns turned into factors (`factor(x)`, or a numeric grouping column)
+//! sort numerically, as R's `factor()` does for numbers.
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use thiserror::Error;
+
+/// Errors building or reading a [`Frame`].
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum FrameError {
+    #[error("column `{name}` has {got} rows but the frame has {expected}")]
+    LengthMismatch {
+        name: String,
+        got: usize,
+        expected: usize,
+    },
+    #[error("column `{0}` appears twice")]
+    DuplicateColumn(String),
+    #[error("column `{column}`: value `{value}` (row {row}) is not among the given levels {levels:?}")]
+    UnknownLevel {
+        column: String,
+        row: usize,
+        value: String,
+        levels: Vec<String>,
+    },
+    #[error("column `{column}`: level `{level}` is listed twice in the level order")]
+    DuplicateLevel { column: String, level: String },
+    #[error("CSV line {line}: {message}")]
+    Csv { line: usize, message: String },
+}
+
+/// One modelling column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Numbers; `NaN` marks a missing value.
+    Numeric(Vec<f64>),
+    /// A factor: per row an index into `levels` (or `None` when missing).
+    Factor {
+        codes: Vec<Option<u32>>,
+        levels: Vec<String>,
+    },
+}
+
+impl Column {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Numeric(v) => v.len(),
+            Column::Factor { codes, .. } => codes.len(),
+        }
+    }
+
+    /// True when the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when row `i` is missing (or out of range).
+    pub fn is_missing(&self, i: usize) -> bool {
+        match self {
+            Column::Numeric(v) => v.get(i).is_none_or(|x| !x.is_finite()),
+            Column::Factor { codes, .. } => codes.get(i).is_none_or(|c| c.is_none()),
+        }
+    }
+}
+
+/// A table of named, typed columns of equal length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frame {
+    names: Vec<String>,
+    columns: Vec<Column>,
+    n_rows: Option<usize>,
+}
+
+/// R-like collation of level labels (see the module documentation).
+pub fn r_collate(a: &str, b: &str) -> Ordering {
+    let la = a.to_lowercase();
+    let lb = b.to_lowercase();
+    la.cmp(&lb).then_with(|| {
+        // On a case-insensitive tie R (en_US) puts lower case first.
+        let flip = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_lowercase() {
+                        c.to_ascii_uppercase()
+                    } else if c.is_ascii_uppercase() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        };
+        flip(a).cmp(&flip(b))
+    })
+}
+
+/// Formats a number as R's `as.character()` does for factor labels (15 significant digits,
+/// integers without a decimal point).
+pub fn r_number_label(x: f64) -> String {
+    if x.is_nan() {
+        return "NA".to_string();
+    }
+    if x == x.trunc() && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    let s = format!("{:.*e}", 14, x);
+    // Parse back through the shortest representation with at most 15 significant digits.
+    let v: f64 = s.parse().unwrap_or(x);
+    let mut out = format!("{v}");
+    if out.len() > 22 {
+        out = s;
+    }
+    out
+}
+
+impl Frame {
+    /// An empty frame; add columns with [`Frame::push_numeric`] and [`Frame::push_factor`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn check_push(&mut self, name: &str, len: usize) -> Result<(), FrameError> {
+        if self.names.iter().any(|n| n == name) {
+            return Err(FrameError::DuplicateColumn(name.to_string()));
+        }
+        match self.n_rows {
+            Some(n) if n != len => Err(FrameError::LengthMismatch {
+                name: name.to_string(),
+                got: len,
+                expected: n,
+            }),
+            _ => {
+                self.n_rows = Some(len);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a numeric column (`None` or a non-finite value = missing).
+    pub fn push_numeric(
+        &mut self,
+        name: &str,
+        values: Vec<Option<f64>>,
+    ) -> Result<&mut Self, FrameError> {
+        self.check_push(name, values.len())?;
+        self.names.push(name.to_string());
+        self.columns.push(Column::Numeric(
+            values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+        ));
+        Ok(self)
+    }
+
+    /// Adds a factor column. With `levels = Some(order)` the levels are exactly `order` (every
+    /// value must be one of them); otherwise the observed values sorted by [`r_collate`].
+    pub fn push_factor(
+        &mut self,
+        name: &str,
+        values: Vec<Option<String>>,
+        levels: Option<Vec<String>>,
+    ) -> Result<&mut Self, FrameError> {
+        self.check_push(name, values.len())?;
+        let levels = match levels {
+            Some(l) => {
+                let mut seen = HashMap::new();
+                for lv in &l {
+                    if seen.insert(lv.clone(), ()).is_some() {
+                        return Err(FrameError::DuplicateLevel {
+                            column: name.to_string(),
+                            level: lv.clone(),
+                        });
+                    }
+                }
+                l
+            }
+            None => {
+                let mut l: Vec<String> = values.iter().flatten().cloned().collect();
+                l.sort_by(|a, b| r_collate(a, b));
+                l.dedup();
+                l
+            }
+        };
+        let index: HashMap<&str, u32> = levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i as u32))
+            .collect();
+        let mut codes = Vec::with_capacity(values.len());
+        for (row, v) in values.iter().enumerate() {
+            match v {
+                None => codes.push(None),
+                Some(s) => match index.get(s.as_str()) {
+                    Some(&c) => codes.push(Some(c)),
+                    None => {
+                        return Err(FrameError::UnknownLevel {
+                            column: name.to_string(),
+                            row,
+                            value: s.clone(),
+                            levels: levels.clone(),
+                        })
+                    }
+                },
+            }
+        }
+        self.names.push(name.to_string());
+        self.columns.push(Column::Factor { codes, levels });
+        Ok(self)
+    }
+
+    /// Builds a frame from text cells (`None`, empty or `NA` = missing), as R's `read.csv`
+    /// would type them: a column whose non-missing cells all parse as numbers is numeric,
+    /// any other column a factor with R-sorted levels (or the order in `level_orders`).
+    pub fn from_text_columns(
+        names: &[String],
+        columns: Vec<Vec<Option<String>>>,
+        level_orders: &HashMap<String, Vec<String>>,
+    ) -> Result<Self, FrameError> {
+        let mut frame = Frame::new();
+        for (name, cells) in names.iter().zip(columns) {
+            let cells: Vec<Option<String>> = cells
+                .into_iter()
+                .map(|c| c.filter(|s| !s.trim().is_empty() && s.trim() != "NA"))
+                .collect();
+            if let Some(order) = level_orders.get(name) {
+                frame.push_factor(name, cells, Some(order.clone()))?;
+                continue;
+            }
+            let parsed: Vec<Option<f64>> = cells
+                .iter()
+                .map(|c| c.as_ref().and_then(|s| s.trim().parse::<f64>().ok()))
+                .collect();
+            let numeric = cells
+                .iter()
+                .zip(&parsed)
+                .all(|(c, p)| c.is_none() || p.is_some());
+            if numeric {
+                frame.push_numeric(name, parsed)?;
+            } else {
+                frame.push_factor(name, cells, None)?;
+            }
+        }
+        Ok(frame)
+    }
+
+    /// Number of rows (0 for a frame without columns).
+    pub fn n_rows(&self) -> usize {
+        self.n_rows.unwrap_or(0)
+    }
+
+    /// Column names in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The column called `name`, if any.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.columns.get(i))
+    }
+}
+
+/// A factor view of any column: numeric columns become factors with numerically sorted levels
+/// labelled as R labels numbers (R's `factor(x)`).
+pub fn as_factor(col: &Column) -> (Vec<Option<u32>>, Vec<String>) {
+    match col {
+        Column::Factor { codes, levels } => (codes.clone(), levels.clone()),
+        Column::Numeric(v) => {
+            let mut distinct: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            distinct.sort_by(|a, b| a.total_cmp(b));
+            distinct.dedup();
+            let codes = v
+                .iter()
+                .map(|x| {
+                    if x.is_finite() {
+                        distinct
+                            .binary_search_by(|d| d.total_cmp(x))
+                            .ok()
+                            .map(|i| i as u32)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            (codes, distinct.into_iter().map(r_number_label).collect())
+        }
+    }
+}
+
+/// Splits CSV text (RFC 4180: `,` separated, `"` quoting with `""` escapes, header row)
+/// into column names and text cells; empty cells are `None`.
+pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), FrameError> {
+    let mut records: Vec<Vec<Option<String>>> = Vec::new();
+    let mut record: Vec<Option<String>> = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    let mut chars = text.chars().peekable();
+    let mut line = 1usize;
+    let finish_field = |field: &mut String, was_quoted: &mut bool, record: &mut Vec<Option<String>>| {
+        let v = std::mem::take(field);
+        if v.is_empty() && !*was_quoted {
+            record.push(None);
+        } else {
+            record.push(Some(v));
+        }
+        *was_quoted = false;
+    };
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    field.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                quoted = true;
+                was_quoted = true;
+            }
+            ',' => finish_field(&mut field, &mut was_quoted, &mut record),
+            '\r' => {}
+            '\n' => {
+                finish_field(&mut field, &mut was_quoted, &mut record);
+                if !(record.len() == 1 && record[0].is_none()) {
+                    records.push(std::mem::take(&mut record));
+                } else {
+                    record.clear();
+                }
+                line += 1;
+            }
+            _ => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(FrameError::Csv {
+            line,
+            message: "unterminated quoted field".into(),
+        });
+    }
+    if !field.is_empty() || was_quoted || !record.is_empty() {
+        finish_field(&mut field, &mut was_quoted, &mut record);
+        records.push(record);
+    }
+    let mut it = records.into_iter();
+    let header: Vec<String> = it
+        .next()
+        .ok_or(FrameError::Csv {
+            line: 1,
+            message: "empty file (no header row)".into(),
+        })?
+        .into_iter()
+        .map(|c| c.unwrap_or_default())
+        .collect();
+    let k = header.len();
+    let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); k];
+    for (r, rec) in it.enumerate() {
+        if rec.len() != k {
+            return Err(FrameError::Csv {
+                line: r + 2,
+                message: format!("{} fields, but the header has {k}", rec.len()),
+            });
+        }
+        for (c, v) in rec.into_iter().enumerate() {
+            cols[c].push(v);
+        }
+    }
+    Ok((header, cols))
+}
+
+impl Frame {
+    /// Parses CSV text into a typed frame (see [`Frame::from_text_columns`]).
+    pub fn from_csv_str(
+        text: &str,
+        level_orders: &HashMap<String, Vec<String>>,
+    ) -> Result<Self, FrameError> {
+        let (names, cols) = parse_csv_text(text)?;
+        Frame::from_text_columns(&names, cols, level_orders)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collation_is_case_insensitive_first() {
+        let mut v = vec!["b", "B", "a", "A10", "a2"];
+        v.sort_by(|a, b| r_collate(a, b));
+        assert_eq!(v, vec!["a", "A10", "a2", "b", "B"]);
+    }
+
+    #[test]
+    fn text_columns_are_typed() {
+        let names = vec!["y".to_string(), "g".to_string()];
+        let cols = vec![
+            vec![Some("1.5".into()), Some("NA".into()), Some("3".into())],
+            vec![Some("b".into()), Some("a".into()), None],
+        ];
+        let f = Frame::from_text_columns(&names, cols, &HashMap::new()).unwrap();
+        assert!(matches!(f.column("y"), Some(Column::Numeric(_))));
+        assert!(f.column("y").unwrap().is_missing(1));
+        match f.column("g") {
+            Some(Column::Factor { codes, levels }) => {
+                assert_eq!(levels, &vec!["a".to_string(), "b".to_string()]);
+                assert_eq!(codes, &vec![Some(1), Some(0), None]);
+            }
+            _ => panic!("g should be a factor"),
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_missing() {
+        let f = Frame::from_csv_str("\"y\",\"g\"\n1,\"a,b\"\n,\"c\"\n", &HashMap::new()).unwrap();
+        assert_eq!(f.n_rows(), 2);
+        assert!(f.column("y").unwrap().is_missing(1));
+        assert!(parse_csv_text("a,b\n1\n").is_err());
+    }
+
+    #[test]
+    fn numeric_factor_labels() {
+        let (codes, levels) = as_factor(&Column::Numeric(vec![10.0, 2.0, 10.0, f64::NAN]));
+        assert_eq!(levels, vec!["2".to_string(), "10".to_string()]);
+        assert_eq!(codes, vec![Some(1), Some(0), Some(1), None]);
+    }
+
+    #[test]
+    fn length_mismatch_is_an_error() {
+        let mut f = Frame::new();
+        f.push_numeric("a", vec![Some(1.0)]).unwrap();
+        assert!(f.push_numeric("b", vec![Some(1.0), None]).is_err());
+    }
+}

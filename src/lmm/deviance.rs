@@ -1,0 +1,413 @@
+//! The profiled deviance: for a given theta, the blocked Cholesky factor `L` of
+//! `[Lambda'Z'Z Lambda + I, Lambda'Z'X, Lambda'Z'y; ...; y'y]` (MixedModels.jl `updateL!`),
+//! from which log|L|^2, log|R_X|^2 and the penalized residual sum of squares r^2 follow
+//! (Bates, Maechler, Bolker & Walker 2015, J Stat Softw 67(1), eqs. 31-42).
+use super::model::{lambda, BlockedProducts};
+
+/// The factor at one theta. Reused across evaluations (no allocation per evaluation).
+#[derive(Debug, Clone)]
+pub struct Factor {
+    pub theta: Vec<f64>,
+    /// Per level of the first term, the lower Cholesky factor of `Lambda_1' A_g Lambda_1 + I`.
+    pub l11: Vec<f64>,
+    /// Per level of the first term, the coupling block `L_T1[g]` (rows as in the products).
+    pub l_t1: Vec<Vec<f64>>,
+    /// Dense lower Cholesky factor of the trailing block, `m x m` row-major.
+    pub l_tt: Vec<f64>,
+    /// log|L_Z|^2 (random-effects part).
+    pub logdet_l: f64,
+    /// log|R_X|^2.
+    pub logdet_rx: f64,
+    /// Penalized residual sum of squares.
+    pub pwrss: f64,
+    /// False when a pivot was not positive (theta or X degenerate).
+    pub ok: bool,
+}
+
+impl Factor {
+    pub fn new(bp: &BlockedProducts) -> Self {
+        let q1 = bp.terms.first().map_or(0, |t| t.q);
+        Factor {
+            theta: vec![0.0; bp.n_theta],
+            l11: vec![0.0; bp.a11.len()],
+            l_t1: bp
+                .coupling
+                .iter()
+                .map(|c| vec![0.0; c.rows.len() * q1])
+                .collect(),
+            l_tt: vec![0.0; bp.m * bp.m],
+            logdet_l: 0.0,
+            logdet_rx: 0.0,
+            pwrss: 0.0,
+            ok: false,
+        }
+    }
+
+    /// Recomputes the factor at `theta` (`updateL!`).
+    pub fn update(&mut self, bp: &BlockedProducts, theta: &[f64]) {
+        self.theta.clear();
+        self.theta.extend_from_slice(theta);
+        self.ok = true;
+        let m = bp.m;
+        let Some(t1) = bp.terms.first() else {
+            self.ok = false;
+            return;
+        };
+        let q1 = t1.q;
+        let lam1 = lambda(&theta[t1.theta_offset..t1.theta_offset + t1.n_theta()], q1);
+        let lam_rest: Vec<Vec<f64>> = bp
+            .terms
+            .iter()
+            .map(|t| lambda(&theta[t.theta_offset..t.theta_offset + t.n_theta()], t.q))
+            .collect();
+
+        // Trailing block: Lambda_T' A_TT Lambda_T + I on the random-effects rows.
+        self.l_tt.copy_from_slice(&bp.a_tt);
+        for (j, t) in bp.terms.iter().enumerate().skip(1) {
+            let lam = &lam_rest[j];
+            let q = t.q;
+            for lvl in 0..t.n_levels {
+                let c0 = t.offset + lvl * q;
+                scale_cols(&mut self.l_tt, m, m, c0, q, lam);
+                scale_rows(&mut self.l_tt, m, c0, q, lam);
+            }
+        }
+        for d in 0..bp.q_rest {
+            self.l_tt[d * m + d] += 1.0;
+        }
+
+        let mut tmp = vec![0.0; q1 * q1];
+        let mut logdet_l = 0.0;
+        for (g, cb) in bp.coupling.iter().enumerate() {
+            // L11[g] = chol(Lambda_1' A_g Lambda_1 + I)
+            let a = &bp.a11[g * q1 * q1..(g + 1) * q1 * q1];
+            let l = &mut self.l11[g * q1 * q1..(g + 1) * q1 * q1];
+            congruence(a, &lam1, q1, &mut tmp);
+            for d in 0..q1 {
+                tmp[d * q1 + d] += 1.0;
+            }
+            if !chol_in_place(&mut tmp, q1) {
+                self.ok = false;
+                return;
+            }
+            l.copy_from_slice(&tmp);
+            for d in 0..q1 {
+                logdet_l += 2.0 * l[d * q1 + d].ln();
+            }
+            // L_T1[g] = (Lambda_T' A_T1[g] Lambda_1) L11[g]^{-T}
+            let r = cb.rows.len();
+            let b = &mut self.l_t1[g];
+            b.copy_from_slice(&cb.vals);
+            scale_cols(b, r, q1, 0, q1, &lam1);
+            // Row scaling by Lambda_j' for rows of later terms (contiguous per level).
+            let mut k = 0;
+            while k < r {
+                let row = cb.rows[k];
+                if row >= bp.q_rest {
+                    break;
+                }
+                let (j, t) = term_of_row(bp, row);
+                let _ = j;
+                scale_rows(b, q1, k, t.q, &lam_rest[j]);
+                k += t.q;
+            }
+            // Solve X L' = B  (rows of B), i.e. forward substitution per row.
+            for row in 0..r {
+                let br = &mut b[row * q1..(row + 1) * q1];
+                for c in 0..q1 {
+                    let mut s = br[c];
+                    for k2 in 0..c {
+                        s -= br[k2] * l[c * q1 + k2];
+                    }
+                    br[c] = s / l[c * q1 + c];
+                }
+            }
+            // Downdate the trailing block: T[rows, rows] -= B B' (lower triangle).
+            for (ia, &ra) in cb.rows.iter().enumerate() {
+                let ba = &b[ia * q1..(ia + 1) * q1];
+                let trow = ra * m;
+                for (ib, &rb) in cb.rows.iter().enumerate().take(ia + 1) {
+                    let bb = &b[ib * q1..(ib + 1) * q1];
+                    let mut s = 0.0;
+                    for c in 0..q1 {
+                        s += ba[c] * bb[c];
+                    }
+                    self.l_tt[trow + rb] -= s;
+                }
+            }
+        }
+        if !chol_in_place(&mut self.l_tt, m) {
+            self.ok = false;
+            return;
+        }
+        for d in 0..bp.q_rest {
+            logdet_l += 2.0 * self.l_tt[d * m + d].ln();
+        }
+        let mut logdet_rx = 0.0;
+        for d in bp.q_rest..m - 1 {
+            logdet_rx += 2.0 * self.l_tt[d * m + d].ln();
+        }
+        let r = self.l_tt[m * m - 1];
+        self.logdet_l = logdet_l;
+        self.logdet_rx = logdet_rx;
+        self.pwrss = r * r;
+    }
+
+    /// Profiled deviance (ML) or REML criterion at the current factor; `+inf` when the factor
+    /// failed.
+    pub fn objective(&self, bp: &BlockedProducts, reml: bool) -> f64 {
+        if !self.ok || !self.pwrss.is_finite() {
+            return f64::INFINITY;
+        }
+        let n = bp.n as f64;
+        let two_pi = 2.0 * std::f64::consts::PI;
+        if reml {
+            let nmp = n - bp.p as f64;
+            self.logdet_l + self.logdet_rx + nmp * (1.0 + (two_pi * self.pwrss / nmp).ln())
+        } else {
+            self.logdet_l + n * (1.0 + (two_pi * self.pwrss / n).ln())
+        }
+    }
+
+    /// -2 log-likelihood (ML) or -2 REML log-likelihood at a given residual SD `sigma`
+    /// (not profiled): lmerTest's `devfun_vp`.
+    pub fn deviance_at_sigma(&self, bp: &BlockedProducts, reml: bool, sigma: f64) -> f64 {
+        if !self.ok {
+            return f64::INFINITY;
+        }
+        let s2 = sigma * sigma;
+        let two_pi = 2.0 * std::f64::consts::PI;
+        let n = bp.n as f64;
+        let dev = self.logdet_l + self.pwrss / s2 + n * (two_pi * s2).ln();
+        if reml {
+            dev + self.logdet_rx - bp.p as f64 * (two_pi * s2).ln()
+        } else {
+            dev
+        }
+    }
+
+    /// The `p x p` lower factor `L_XX` (= R_X').
+    pub fn l_xx(&self, bp: &BlockedProducts) -> Vec<f64> {
+        let p = bp.p;
+        let m = bp.m;
+        let mut out = vec![0.0; p * p];
+        for i in 0..p {
+            for j in 0..=i {
+                out[i * p + j] = self.l_tt[(bp.q_rest + i) * m + bp.q_rest + j];
+            }
+        }
+        out
+    }
+
+    /// `(R_X'R_X)^{-1}` (unscaled covariance of beta), `p x p` row-major.
+    pub fn unscaled_vcov(&self, bp: &BlockedProducts) -> Vec<f64> {
+        let p = bp.p;
+        let l = self.l_xx(bp);
+        let linv = lower_inverse(&l, p);
+        let mut v = vec![0.0; p * p];
+        for i in 0..p {
+            for j in 0..p {
+                let mut s = 0.0;
+                for k in i.max(j)..p {
+                    s += linv[k * p + i] * linv[k * p + j];
+                }
+                v[i * p + j] = s;
+            }
+        }
+        v
+    }
+
+    /// Solves for `[u; beta]` (spherical random effects per term, fixed effects).
+    pub fn solve_u_beta(&self, bp: &BlockedProducts) -> (Vec<f64>, Vec<f64>) {
+        let m = bp.m;
+        // L_T' z = c_T where c_T = last row of L_TT (without its diagonal).
+        let mut z: Vec<f64> = self.l_tt[(m - 1) * m..(m - 1) * m + (m - 1)].to_vec();
+        for i in (0..m - 1).rev() {
+            let mut s = z[i];
+            for k in i + 1..m - 1 {
+                s -= self.l_tt[k * m + i] * z[k];
+            }
+            z[i] = s / self.l_tt[i * m + i];
+        }
+        let q1 = bp.terms.first().map_or(0, |t| t.q);
+        let l1 = bp.terms.first().map_or(0, |t| t.n_levels);
+        let mut u = vec![0.0; l1 * q1 + bp.q_rest];
+        for (g, cb) in bp.coupling.iter().enumerate() {
+            let b = &self.l_t1[g];
+            let r = cb.rows.len();
+            // rhs = c_g - B_M' z[rows]
+            let mut rhs: Vec<f64> = b[(r - 1) * q1..r * q1].to_vec();
+            for (k, &row) in cb.rows.iter().enumerate().take(r - 1) {
+                for c in 0..q1 {
+                    rhs[c] -= b[k * q1 + c] * z[row];
+                }
+            }
+            let l = &self.l11[g * q1 * q1..(g + 1) * q1 * q1];
+            for c in (0..q1).rev() {
+                let mut s = rhs[c];
+                for k in c + 1..q1 {
+                    s -= l[k * q1 + c] * rhs[k];
+                }
+                rhs[c] = s / l[c * q1 + c];
+            }
+            u[g * q1..(g + 1) * q1].copy_from_slice(&rhs);
+        }
+        u[l1 * q1..].copy_from_slice(&z[..bp.q_rest]);
+        let beta = z[bp.q_rest..m - 1].to_vec();
+        (u, beta)
+    }
+}
+
+/// Which term (index >= 1) a trailing random-effects row belongs to.
+pub(crate) fn term_of_row(bp: &BlockedProducts, row: usize) -> (usize, &super::model::TermLayout) {
+    let mut found = (0, &bp.terms[0]);
+    for (j, t) in bp.terms.iter().enumerate().skip(1) {
+        if row >= t.offset && row < t.offset + t.q * t.n_levels {
+            found = (j, t);
+            break;
+        }
+    }
+    found
+}
+
+/// `out = L' A L` for `q x q` matrices (row-major).
+fn congruence(a: &[f64], l: &[f64], q: usize, out: &mut [f64]) {
+    if q == 1 {
+        out[0] = a[0] * l[0] * l[0];
+        return;
+    }
+    let mut al = vec![0.0; q * q];
+    for i in 0..q {
+        for j in 0..q {
+            let mut s = 0.0;
+            for k in 0..q {
+                s += a[i * q + k] * l[k * q + j];
+            }
+            al[i * q + j] = s;
+        }
+    }
+    for i in 0..q {
+        for j in 0..q {
+            let mut s = 0.0;
+            for k in 0..q {
+                s += l[k * q + i] * al[k * q + j];
+            }
+            out[i * q + j] = s;
+        }
+    }
+}
+
+/// Columns `c0..c0+q` of a row-major `rows x ncol` matrix times `lam` (q x q).
+fn scale_cols(mat: &mut [f64], rows: usize, ncol: usize, c0: usize, q: usize, lam: &[f64]) {
+    if q == 1 {
+        let s = lam[0];
+        for r in 0..rows {
+            mat[r * ncol + c0] *= s;
+        }
+        return;
+    }
+    let mut buf = vec![0.0; q];
+    for r in 0..rows {
+        let row = &mut mat[r * ncol + c0..r * ncol + c0 + q];
+        for j in 0..q {
+            let mut s = 0.0;
+            for k in j..q {
+                s += row[k] * lam[k * q + j];
+            }
+            buf[j] = s;
+        }
+        row.copy_from_slice(&buf);
+    }
+}
+
+/// Rows `r0..r0+q` of a row-major matrix with `ncol` columns premultiplied by `lam'`.
+fn scale_rows(mat: &mut [f64], ncol: usize, r0: usize, q: usize, lam: &[f64]) {
+    if q == 1 {
+        let s = lam[0];
+        for v in &mut mat[r0 * ncol..(r0 + 1) * ncol] {
+            *v *= s;
+        }
+        return;
+    }
+    let mut buf = vec![0.0; q];
+    for c in 0..ncol {
+        for i in 0..q {
+            // (lam' M)[i, c] = sum_k lam[k, i] M[k, c], lam lower so k >= i
+            let mut s = 0.0;
+            for k in i..q {
+                s += lam[k * q + i] * mat[(r0 + k) * ncol + c];
+            }
+            buf[i] = s;
+        }
+        for i in 0..q {
+            mat[(r0 + i) * ncol + c] = buf[i];
+        }
+    }
+}
+
+/// In-place lower Cholesky of a row-major `n x n` matrix (reads the lower triangle; zeroes the
+/// upper). Returns false on a non-positive pivot.
+pub fn chol_in_place(a: &mut [f64], n: usize) -> bool {
+    for i in 0..n {
+        for j in 0..=i {
+            let (head, tail) = a.split_at_mut(i * n);
+            let row_i = &tail[..n];
+            let mut s = row_i[j];
+            if j == i {
+                for v in &row_i[..j] {
+                    s -= v * v;
+                }
+                if !(s > 0.0) || !s.is_finite() {
+                    return false;
+                }
+                tail[i] = s.sqrt();
+            } else {
+                let row_j = &head[j * n..j * n + j];
+                let mut acc = 0.0;
+                for k in 0..j {
+                    acc += row_i[k] * row_j[k];
+                }
+                s -= acc;
+                let d = head[j * n + j];
+                tail[j] = s / d;
+            }
+        }
+        for v in &mut a[i * n + i + 1..(i + 1) * n] {
+            *v = 0.0;
+        }
+    }
+    true
+}
+
+/// Inverse of a lower-triangular `p x p` matrix (row-major).
+pub fn lower_inverse(l: &[f64], p: usize) -> Vec<f64> {
+    let mut inv = vec![0.0; p * p];
+    for j in 0..p {
+        inv[j * p + j] = 1.0 / l[j * p + j];
+        for i in j + 1..p {
+            let mut s = 0.0;
+            for k in j..i {
+                s += l[i * p + k] * inv[k * p + j];
+            }
+            inv[i * p + j] = -s / l[i * p + i];
+        }
+    }
+    inv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_small() {
+        let mut a = vec![4.0, 0.0, 2.0, 5.0];
+        assert!(chol_in_place(&mut a, 2));
+        assert!((a[0] - 2.0).abs() < 1e-12);
+        assert!((a[2] - 1.0).abs() < 1e-12);
+        assert!((a[3] - 2.0).abs() < 1e-12);
+        let inv = lower_inverse(&a, 2);
+        assert!((inv[0] - 0.5).abs() < 1e-12);
+        assert!((inv[2] + 0.25).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,403 @@
+//! Inference on fixed effects: linear contrasts `L beta` with Wald standard errors and
+//! Satterthwaite (lmerTest) or Kenward-Roger (pbkrtest) df, F tests of several rows, and
+//! likelihood-ratio tests of nested models ([`lrt`]).
+pub mod kenward_roger;
+pub mod lrt;
+pub mod numderiv;
+pub mod satterthwaite;
+
+use std::cell::RefCell;
+
+use nalgebra::{DMatrix, DVector};
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal, StudentsT};
+
+use super::deviance::Factor;
+use super::optimize::LmmFit;
+use super::LmmError;
+use kenward_roger::{kr_adjust, KrAdjusted, KrBlock};
+use satterthwaite::{Satterthwaite, VarianceParameterModel};
+
+/// How the denominator degrees of freedom of t and F tests are obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DfMethod {
+    /// Satterthwaite as lmerTest (default).
+    Satterthwaite,
+    /// Kenward-Roger as pbkrtest (adjusted covariance and df).
+    KenwardRoger,
+    /// No df: z and chi-square/F with infinite denominator df.
+    Asymptotic,
+}
+
+impl std::str::FromStr for DfMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "satterthwaite" => Ok(DfMethod::Satterthwaite),
+            "kenward-roger" | "kr" | "kenward_roger" => Ok(DfMethod::KenwardRoger),
+            "none" | "asymptotic" => Ok(DfMethod::Asymptotic),
+            other => Err(format!(
+                "unknown df method `{other}` (use satterthwaite, kenward-roger or none)"
+            )),
+        }
+    }
+}
+
+/// One row of a contrast table (broom's layout).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContrastRow {
+    pub estimate: f64,
+    pub std_error: f64,
+    pub df: f64,
+    pub statistic: f64,
+    pub p_value: f64,
+    pub conf_low: f64,
+    pub conf_high: f64,
+}
+
+/// An F test of `L beta = 0`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FTest {
+    pub f_value: f64,
+    pub num_df: f64,
+    pub den_df: f64,
+    pub p_value: f64,
+    /// Kenward-Roger: the unscaled Wald F (F / scaling); otherwise equal to `f_value`.
+    pub f_unscaled: f64,
+}
+
+/// Two-sided p-value and confidence-interval multiplier for a t (or z when `df` is infinite).
+pub fn t_p_and_quantile(t: f64, df: f64, level: f64) -> (f64, f64) {
+    let upper = 1.0 - (1.0 - level) / 2.0;
+    if df.is_finite() && df > 0.0 {
+        if let Ok(dist) = StudentsT::new(0.0, 1.0, df) {
+            // Two-sided tail through the incomplete beta function, accurate far in the tail
+            // (1 - cdf would round to 0): P(|T| > t) = I_{df/(df+t^2)}(df/2, 1/2).
+            let p = if t.is_finite() {
+                statrs::function::beta::beta_reg(df / 2.0, 0.5, df / (df + t * t))
+            } else if t.is_nan() {
+                f64::NAN
+            } else {
+                0.0
+            };
+            return (p, dist.inverse_cdf(upper));
+        }
+        (f64::NAN, f64::NAN)
+    } else {
+        match Normal::new(0.0, 1.0) {
+            Ok(n) => (2.0 * n.sf(t.abs()), n.inverse_cdf(upper)),
+            Err(_) => (f64::NAN, f64::NAN),
+        }
+    }
+}
+
+/// The LMM as a function of its variance parameters `(theta, sigma)` (lmerTest's `varpar`).
+struct LmmVarPar<'a> {
+    fit: &'a LmmFit,
+    factor: RefCell<Factor>,
+}
+
+impl VarianceParameterModel for LmmVarPar<'_> {
+    fn n_fixef(&self) -> usize {
+        self.fit.n_fixef()
+    }
+    fn varpar(&self) -> Vec<f64> {
+        let mut v = self.fit.theta.clone();
+        v.push(self.fit.sigma);
+        v
+    }
+    fn deviance_at(&self, vp: &[f64]) -> f64 {
+        let k = vp.len() - 1;
+        let mut f = self.factor.borrow_mut();
+        f.update(&self.fit.products, &vp[..k]);
+        f.deviance_at_sigma(&self.fit.products, self.fit.reml, vp[k])
+    }
+    fn vcov_at(&self, vp: &[f64]) -> DMatrix<f64> {
+        let k = vp.len() - 1;
+        let p = self.fit.n_fixef();
+        let mut f = self.factor.borrow_mut();
+        f.update(&self.fit.products, &vp[..k]);
+        let uv = f.unscaled_vcov(&self.fit.products);
+        let s2 = vp[k] * vp[k];
+        DMatrix::from_fn(p, p, |i, j| s2 * uv[i * p + j])
+    }
+}
+
+/// Largest independent block for Kenward-Roger (dense `n_c x n_c` per covariance parameter).
+pub const KR_MAX_BLOCK: usize = 6_000;
+
+impl LmmFit {
+    /// Satterthwaite machinery (computed once, then cached).
+    pub fn satterthwaite(&self) -> Result<&Satterthwaite, LmmError> {
+        self.satt
+            .get_or_init(|| {
+                let m = LmmVarPar {
+                    fit: self,
+                    factor: RefCell::new(Factor::new(&self.products)),
+                };
+                Satterthwaite::compute(&m)
+            })
+            .as_ref()
+            .map_err(|e| LmmError::Numerical(e.clone()))
+    }
+
+    /// Kenward-Roger adjustment (computed once, then cached).
+    pub fn kenward_roger(&self) -> Result<&KrAdjusted, LmmError> {
+        self.kr
+            .get_or_init(|| {
+                let blocks = self.kr_blocks()?;
+                kr_adjust(&blocks, &self.vcov)
+            })
+            .as_ref()
+            .map_err(|e| LmmError::Numerical(e.clone()))
+    }
+
+    /// The marginal covariance split into independent blocks (connected components of the
+    /// grouping factors), with derivatives in pbkrtest's parameters: per term the distinct
+    /// elements of its covariance matrix, then the residual variance.
+    pub fn kr_blocks(&self) -> Result<Vec<KrBlock>, String> {
+        let mf = &self.frame;
+        let n = mf.n();
+        let p = mf.p();
+        // Union-find over observations linked by a shared level.
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for t in &mf.re_terms {
+            let mut first_of_level: Vec<Option<usize>> = vec![None; t.n_levels()];
+            for i in 0..n {
+                let lvl = t.refs[i] as usize;
+                match first_of_level[lvl] {
+                    None => first_of_level[lvl] = Some(i),
+                    Some(f) => {
+                        let a = find(&mut parent, i);
+                        let b = find(&mut parent, f);
+                        if a != b {
+                            parent[a] = b;
+                        }
+                    }
+                }
+            }
+        }
+        let mut comps: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for i in 0..n {
+            let r = find(&mut parent, i);
+            comps.entry(r).or_default().push(i);
+        }
+        let vc = self.varcorr();
+        let s2 = self.sigma * self.sigma;
+        let mut out = Vec::with_capacity(comps.len());
+        for obs in comps.values() {
+            let nc = obs.len();
+            if nc > KR_MAX_BLOCK {
+                return Err(format!(
+                    "Kenward-Roger needs the marginal covariance by independent blocks, but {nc} observations are linked through the grouping factors (limit {KR_MAX_BLOCK}); use Satterthwaite"
+                ));
+            }
+            let x = DMatrix::from_fn(nc, p, |a, c| mf.x[obs[a] * p + c]);
+            let mut v = DMatrix::<f64>::identity(nc, nc) * s2;
+            let mut dv = Vec::new();
+            for (t, cov) in mf.re_terms.iter().zip(&vc) {
+                let q = t.q;
+                for c in 0..q {
+                    for r in c..q {
+                        let mut g = DMatrix::<f64>::zeros(nc, nc);
+                        for a in 0..nc {
+                            let ia = obs[a];
+                            for b2 in 0..nc {
+                                let ib = obs[b2];
+                                if t.refs[ia] != t.refs[ib] {
+                                    continue;
+                                }
+                                let za = &t.z[ia * q..(ia + 1) * q];
+                                let zb = &t.z[ib * q..(ib + 1) * q];
+                                let val = if r == c {
+                                    za[r] * zb[r]
+                                } else {
+                                    za[r] * zb[c] + za[c] * zb[r]
+                                };
+                                g[(a, b2)] = val;
+                            }
+                        }
+                        v += &g * cov.cov[r * q + c];
+                        dv.push(g);
+                    }
+                }
+            }
+            dv.push(DMatrix::identity(nc, nc));
+            out.push(KrBlock { x, v, dv });
+        }
+        Ok(out)
+    }
+
+    fn check_l(&self, l: &DMatrix<f64>) -> Result<(), LmmError> {
+        if l.ncols() != self.n_fixef() {
+            return Err(LmmError::ContrastDim {
+                got: l.ncols(),
+                expected: self.n_fixef(),
+                names: self.fixef_names().join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    /// Each row of `l` as a contrast `l beta`: estimate, SE, df, t, p and a 95% CI.
+    pub fn contrast(
+        &self,
+        l: &DMatrix<f64>,
+        method: DfMethod,
+    ) -> Result<Vec<ContrastRow>, LmmError> {
+        self.contrast_level(l, method, 0.95)
+    }
+
+    /// As [`LmmFit::contrast`] with a confidence level.
+    pub fn contrast_level(
+        &self,
+        l: &DMatrix<f64>,
+        method: DfMethod,
+        level: f64,
+    ) -> Result<Vec<ContrastRow>, LmmError> {
+        self.check_l(l)?;
+        let beta = DVector::from_column_slice(&self.beta);
+        let mut rows = Vec::with_capacity(l.nrows());
+        for r in 0..l.nrows() {
+            let lr: DMatrix<f64> = l.rows(r, 1).into_owned();
+            let est = (&lr * &beta)[(0, 0)];
+            let (var, df) = match method {
+                DfMethod::Satterthwaite => {
+                    let s = self.satterthwaite()?;
+                    let lv: Vec<f64> = lr.iter().copied().collect();
+                    ((&lr * &self.vcov * lr.transpose())[(0, 0)], s.df(&lv))
+                }
+                DfMethod::KenwardRoger => {
+                    let kr = self.kenward_roger()?;
+                    let df = kr.df(&lr).map_err(LmmError::Numerical)?;
+                    ((&lr * &kr.phi_a * lr.transpose())[(0, 0)], df)
+                }
+                DfMethod::Asymptotic => {
+                    ((&lr * &self.vcov * lr.transpose())[(0, 0)], f64::INFINITY)
+                }
+            };
+            let se = var.max(0.0).sqrt();
+            let t = est / se;
+            let (p, qt) = t_p_and_quantile(t, df, level);
+            rows.push(ContrastRow {
+                estimate: est,
+                std_error: se,
+                df,
+                statistic: t,
+                p_value: p,
+                conf_low: est - qt * se,
+                conf_high: est + qt * se,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// F test of `L beta = 0` for a multi-row `L` (lmerTest `contestMD` for Satterthwaite,
+    /// pbkrtest `KRmodcomp` for Kenward-Roger, Wald chi-square / q for asymptotic).
+    pub fn f_test(&self, l: &DMatrix<f64>, method: DfMethod) -> Result<FTest, LmmError> {
+        self.check_l(l)?;
+        let beta = DVector::from_column_slice(&self.beta);
+        let (f, q, ddf, fu) = match method {
+            DfMethod::Satterthwaite => {
+                let s = self.satterthwaite()?;
+                let (f, q, ddf) = s.f_test(l, &beta).map_err(LmmError::Numerical)?;
+                (f, q, ddf, f)
+            }
+            DfMethod::KenwardRoger => {
+                let kr = self.kenward_roger()?;
+                kr.f_test(l, &beta).map_err(LmmError::Numerical)?
+            }
+            DfMethod::Asymptotic => {
+                let lb = l * &beta;
+                let inv = (l * &self.vcov * l.transpose())
+                    .try_inverse()
+                    .ok_or_else(|| LmmError::Numerical("L vcov L' is singular".into()))?;
+                let q = l.nrows() as f64;
+                let f = (lb.transpose() * inv * &lb)[(0, 0)] / q;
+                (f, q, f64::INFINITY, f)
+            }
+        };
+        let p_value = if ddf.is_finite() {
+            FisherSnedecor::new(q, ddf)
+                .map(|d| d.sf(f))
+                .unwrap_or(f64::NAN)
+        } else {
+            statrs::distribution::ChiSquared::new(q)
+                .map(|d| d.sf(f * q))
+                .unwrap_or(f64::NAN)
+        };
+        Ok(FTest {
+            f_value: f,
+            num_df: q,
+            den_df: ddf,
+            p_value,
+            f_unscaled: fu,
+        })
+    }
+
+    /// The coefficient table (one row per fixed effect) with the chosen df method.
+    pub fn coef_table(&self, method: DfMethod) -> Result<Vec<ContrastRow>, LmmError> {
+        let p = self.n_fixef();
+        self.contrast(&DMatrix::identity(p, p), method)
+    }
+
+    /// Type III F tests per model term (lmerTest `anova(type = 3)`): the hypothesis of a term
+    /// is that its coefficients are zero in the sum-to-zero (`contr.sum`) parameterization,
+    /// which for full-rank designs is the SAS type III hypothesis lmerTest constructs
+    /// (Goodnight 1976); it is mapped to the model's treatment coding by
+    /// `L = E_term (X_s'X_s)^{-1} X_s'X`. Returns (term label, test).
+    pub fn anova_terms(&self, method: DfMethod) -> Result<Vec<(String, FTest)>, LmmError> {
+        let f = &self.frame.formula;
+        let mf = &self.frame;
+        let p = self.n_fixef();
+        let ps = mf.x_sum_terms.len();
+        let n = mf.n();
+        let mut sts = DMatrix::<f64>::zeros(ps, ps);
+        let mut stx = DMatrix::<f64>::zeros(ps, p);
+        for i in 0..n {
+            let xs = &mf.x_sum[i * ps..(i + 1) * ps];
+            let xo = &mf.x[i * p..(i + 1) * p];
+            for a in 0..ps {
+                if xs[a] == 0.0 {
+                    continue;
+                }
+                for b in 0..ps {
+                    sts[(a, b)] += xs[a] * xs[b];
+                }
+                for b in 0..p {
+                    stx[(a, b)] += xs[a] * xo[b];
+                }
+            }
+        }
+        let tinv = sts
+            .cholesky()
+            .ok_or_else(|| LmmError::Numerical("sum-coded design is rank deficient".into()))?
+            .solve(&stx);
+        let mut out = Vec::new();
+        for (ti, term) in f.fixed.terms.iter().enumerate() {
+            let rows: Vec<usize> = (0..ps)
+                .filter(|&c| mf.x_sum_terms.get(c).copied().flatten() == Some(ti))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let mut l = DMatrix::zeros(rows.len(), p);
+            for (r, &c) in rows.iter().enumerate() {
+                for b in 0..p {
+                    let v = tinv[(c, b)];
+                    l[(r, b)] = if v.abs() < 1e-10 { 0.0 } else { v };
+                }
+            }
+            out.push((f.term_label(term), self.f_test(&l, method)?));
+        }
+        Ok(out)
+    }
+}

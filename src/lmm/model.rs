@@ -1,0 +1,229 @@
+//! The blocked cross-product layout of a linear mixed model (as MixedModels.jl's
+//! `LinearMixedModel.A`): the blocks of `[Z X y]'[Z X y]` computed once, before optimizing.
+//!
+//! Terms are ordered by decreasing number of levels (lme4 and MixedModels.jl). The first term's
+//! diagonal block `Z_1'Z_1` is block-diagonal (one `q_1 x q_1` block per level) and is stored
+//! as such. Everything after it - the other random-effects terms, then `X`, then `y` - forms
+//! the "trailing" block of size `m = sum_{j>1} l_j q_j + p + 1`, stored dense. The coupling
+//! `[Z_2 .. X y]' Z_1` is stored sparse by level of the first term: per level `g` the trailing
+//! rows it touches and a dense `rows x q_1` block. No `n x n` matrix is ever formed.
+use super::LmmError;
+use crate::formula::ModelFrame;
+
+/// Position of one random-effects term in the layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermLayout {
+    /// Columns per level.
+    pub q: usize,
+    /// Number of levels.
+    pub n_levels: usize,
+    /// First trailing index of this term (terms after the first only).
+    pub offset: usize,
+    /// First index of this term's parameters in theta.
+    pub theta_offset: usize,
+}
+
+impl TermLayout {
+    /// Number of theta parameters: the lower triangle of a `q x q` factor.
+    pub fn n_theta(&self) -> usize {
+        self.q * (self.q + 1) / 2
+    }
+}
+
+/// The coupling of one level `g` of the first term to the trailing block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelBlock {
+    /// Trailing row indices touched (ascending; ends with the `p + 1` rows of X and y).
+    pub rows: Vec<usize>,
+    /// `rows.len() x q_1`, row-major: `A[rows, Z_1 columns of g]`.
+    pub vals: Vec<f64>,
+}
+
+/// Cross-product blocks of `[Z X y]` (independent of theta).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockedProducts {
+    pub n: usize,
+    pub p: usize,
+    pub terms: Vec<TermLayout>,
+    /// Per level of the first term, `q_1 x q_1` blocks of `Z_1'Z_1`, row-major, concatenated.
+    pub a11: Vec<f64>,
+    /// Per level of the first term: coupling to the trailing block.
+    pub coupling: Vec<LevelBlock>,
+    /// Trailing block `A_TT`, dense `m x m` row-major (both triangles).
+    pub a_tt: Vec<f64>,
+    /// Size of the trailing block.
+    pub m: usize,
+    /// Number of random-effects rows in the trailing block.
+    pub q_rest: usize,
+    /// Total number of theta parameters.
+    pub n_theta: usize,
+}
+
+/// Trailing block larger than this is refused (dense memory `8 m^2` bytes).
+pub const MAX_TRAILING: usize = 20_000;
+
+impl BlockedProducts {
+    /// Computes the blocks from a model frame.
+    pub fn new(mf: &ModelFrame) -> Result<Self, LmmError> {
+        let n = mf.n();
+        let p = mf.p();
+        let first = mf.re_terms.first().ok_or(LmmError::NoRandomTerms)?;
+        let mut terms = Vec::new();
+        let mut offset = 0;
+        let mut theta_offset = 0;
+        for (j, t) in mf.re_terms.iter().enumerate() {
+            let lay = TermLayout {
+                q: t.q,
+                n_levels: t.n_levels(),
+                offset: if j == 0 { 0 } else { offset },
+                theta_offset,
+            };
+            if j > 0 {
+                offset += t.q * t.n_levels();
+            }
+            theta_offset += lay.n_theta();
+            terms.push(lay);
+        }
+        let q_rest = offset;
+        let m = q_rest + p + 1;
+        if m > MAX_TRAILING {
+            return Err(LmmError::TooLarge {
+                what: format!(
+                    "the random-effects terms after the first have {q_rest} coefficients; the dense block would need {} MB",
+                    m * m * 8 / 1_000_000
+                ),
+            });
+        }
+        let q1 = first.q;
+        let l1 = first.n_levels();
+        let mut a11 = vec![0.0; l1 * q1 * q1];
+        let mut a_tt = vec![0.0; m * m];
+        // Trailing sparse vector for each observation: (index, value).
+        let nnz_rest: usize = mf.re_terms.iter().skip(1).map(|t| t.q).sum();
+        let w_len = nnz_rest + p + 1;
+        let mut w_idx = vec![0usize; w_len];
+        let mut w_val = vec![0.0; w_len];
+        // Rows touched per level of the first term.
+        let mut touched: Vec<Vec<usize>> = vec![Vec::new(); l1];
+        for i in 0..n {
+            let mut k = 0;
+            for (j, t) in mf.re_terms.iter().enumerate().skip(1) {
+                let lay = &terms[j];
+                let lvl = t.refs[i] as usize;
+                for c in 0..t.q {
+                    w_idx[k] = lay.offset + lvl * t.q + c;
+                    w_val[k] = t.z[i * t.q + c];
+                    k += 1;
+                }
+            }
+            for c in 0..p {
+                w_idx[k] = q_rest + c;
+                w_val[k] = mf.x[i * p + c];
+                k += 1;
+            }
+            w_idx[k] = m - 1;
+            w_val[k] = mf.y[i];
+            for a in 0..w_len {
+                let ra = w_idx[a] * m;
+                for b in 0..w_len {
+                    a_tt[ra + w_idx[b]] += w_val[a] * w_val[b];
+                }
+            }
+            let g = first.refs[i] as usize;
+            let z1 = &first.z[i * q1..(i + 1) * q1];
+            let blk = &mut a11[g * q1 * q1..(g + 1) * q1 * q1];
+            for a in 0..q1 {
+                for b in 0..q1 {
+                    blk[a * q1 + b] += z1[a] * z1[b];
+                }
+            }
+            touched[g].extend_from_slice(&w_idx[..nnz_rest]);
+        }
+        let mut coupling = Vec::with_capacity(l1);
+        for t in touched.iter_mut() {
+            t.sort_unstable();
+            t.dedup();
+            let mut rows = std::mem::take(t);
+            rows.extend(q_rest..m);
+            let vals = vec![0.0; rows.len() * q1];
+            coupling.push(LevelBlock { rows, vals });
+        }
+        for i in 0..n {
+            let g = first.refs[i] as usize;
+            let z1 = &first.z[i * q1..(i + 1) * q1];
+            let blk = &mut coupling[g];
+            let mut k = 0;
+            for (j, t) in mf.re_terms.iter().enumerate().skip(1) {
+                let lay = &terms[j];
+                let lvl = t.refs[i] as usize;
+                for c in 0..t.q {
+                    w_idx[k] = lay.offset + lvl * t.q + c;
+                    w_val[k] = t.z[i * t.q + c];
+                    k += 1;
+                }
+            }
+            for c in 0..p {
+                w_idx[k] = q_rest + c;
+                w_val[k] = mf.x[i * p + c];
+                k += 1;
+            }
+            w_idx[k] = m - 1;
+            w_val[k] = mf.y[i];
+            for a in 0..w_len {
+                let r = match blk.rows.binary_search(&w_idx[a]) {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                };
+                for b in 0..q1 {
+                    blk.vals[r * q1 + b] += w_val[a] * z1[b];
+                }
+            }
+        }
+        Ok(BlockedProducts {
+            n,
+            p,
+            n_theta: theta_offset,
+            terms,
+            a11,
+            coupling,
+            a_tt,
+            m,
+            q_rest,
+        })
+    }
+
+    /// Lower bounds of theta as lme4 sets them: 0 for diagonal elements, -inf otherwise.
+    pub fn theta_lower(&self) -> Vec<f64> {
+        let mut lb = Vec::with_capacity(self.n_theta);
+        for t in &self.terms {
+            for c in 0..t.q {
+                for r in c..t.q {
+                    lb.push(if r == c { 0.0 } else { f64::NEG_INFINITY });
+                }
+            }
+        }
+        lb
+    }
+
+    /// lme4's starting value: 1 on the diagonal, 0 off it.
+    pub fn theta_start(&self) -> Vec<f64> {
+        self.theta_lower()
+            .iter()
+            .map(|&l| if l == 0.0 { 1.0 } else { 0.0 })
+            .collect()
+    }
+}
+
+/// The lower-triangular relative covariance factor `Lambda_j` (q x q row-major) of a term from
+/// its theta entries (lower triangle, column by column, as lme4).
+pub fn lambda(theta: &[f64], q: usize) -> Vec<f64> {
+    let mut l = vec![0.0; q * q];
+    let mut k = 0;
+    for c in 0..q {
+        for r in c..q {
+            l[r * q + c] = theta.get(k).copied().unwrap_or(0.0);
+            k += 1;
+        }
+    }
+    l
+}

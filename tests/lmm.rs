@@ -1,0 +1,476 @@
+//! Linear mixed models against lme4 / lmerTest / pbkrtest (golden files written by R:
+//! tests/fixtures/lmm (shared reference) and tests/fixtures/r (tests/r/lmm_*.R)).
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use herstel::formula::FormulaError;
+use herstel::frame::Frame;
+use herstel::lmm::inference::lrt::likelihood_ratio_test;
+use herstel::lmm::{fit_formula, DfMethod, LmmError, LmmFit, LmmOptions};
+use nalgebra::DMatrix;
+use serde_json::Value;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn load_json(rel: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(rel)).expect("fixture readable");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+fn load_frame(rel: &str, orders: &[(&str, &[&str])]) -> Frame {
+    let text = std::fs::read_to_string(fixture(rel)).expect("fixture readable");
+    let orders: HashMap<String, Vec<String>> = orders
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    Frame::from_csv_str(&text, &orders).expect("csv parses")
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Tracks the worst relative error per quantity.
+#[derive(Default)]
+struct Worst {
+    items: HashMap<&'static str, (f64, String)>,
+    failures: Vec<String>,
+}
+
+impl Worst {
+    /// Relative error with an absolute floor: |a - b| / max(|b|, floor).
+    fn check(&mut self, what: &'static str, ctx: &str, got: f64, want: f64, rel: f64, abs: f64) {
+        let err = (got - want).abs();
+        let relerr = err / want.abs().max(1e-300);
+        let ok = err <= abs || relerr <= rel;
+        let e = self.items.entry(what).or_insert((0.0, String::new()));
+        let scaled = if err <= abs { 0.0 } else { relerr };
+        if scaled > e.0 {
+            *e = (scaled, ctx.to_string());
+        }
+        if !ok || got.is_nan() != want.is_nan() {
+            self.failures.push(format!(
+                "{what} {ctx}: got {got:.12e}, want {want:.12e} (rel {relerr:.2e})"
+            ));
+        }
+    }
+
+    fn finish(self, label: &str) {
+        let mut keys: Vec<_> = self.items.iter().collect();
+        keys.sort_by_key(|(k, _)| **k);
+        for (k, (v, ctx)) in keys {
+            eprintln!("[{label}] worst relative error {k}: {v:.3e} ({ctx})");
+        }
+        assert!(
+            self.failures.is_empty(),
+            "{} mismatches:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+fn fixef_rows(fit: &LmmFit, method: DfMethod) -> Vec<herstel::lmm::ContrastRow> {
+    fit.coef_table(method).expect("coef table")
+}
+
+/// Compares one fit record (shared fits.json / R golden layout) with herstel.
+fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> LmmFit {
+    let id = rec["id"].as_str().unwrap_or("?").to_string();
+    let formula = rec["formula"].as_str().expect("formula");
+    let reml = rec["REML"].as_bool().expect("REML flag");
+    let opts = LmmOptions {
+        reml,
+        ..LmmOptions::default()
+    };
+    let fit = fit_formula(formula, frame, &opts).unwrap_or_else(|e| panic!("{id}: {e}"));
+    assert_eq!(fit.n_obs() as u64, rec["nobs"].as_u64().unwrap(), "{id} nobs");
+    let ng: HashMap<String, usize> = fit.n_groups().into_iter().collect();
+    for (g, k) in rec["ngroups"].as_object().unwrap() {
+        assert_eq!(
+            ng.get(g).copied(),
+            Some(k.as_u64().unwrap() as usize),
+            "{id} ngroups {g}: have {ng:?}"
+        );
+    }
+    let singular = rec["singular"].as_bool().unwrap_or(false);
+    assert_eq!(fit.singular, singular, "{id} singular flag");
+    let names = fit.fixef_names().to_vec();
+    let sat = fixef_rows(&fit, DfMethod::Satterthwaite);
+    for fe in rec["fixed_effects"].as_array().unwrap() {
+        let term = fe["term"].as_str().unwrap();
+        let i = names
+            .iter()
+            .position(|n| n == term)
+            .unwrap_or_else(|| panic!("{id}: no term {term} in {names:?}"));
+        let ctx = format!("{id} {term}");
+        w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8);
+        w.check("se", &ctx, sat[i].std_error, num(&fe["se"]), 1e-5, 1e-8);
+        // Satterthwaite df of singular fits depend on the numerical Hessian at the boundary.
+        if !singular {
+            w.check("df_satterthwaite", &ctx, sat[i].df, num(&fe["df"]), 1e-3, 0.0);
+            w.check("p_satterthwaite", &ctx, sat[i].p_value, num(&fe["p"]), 1e-2, 1e-12);
+        }
+    }
+    if check_kr && reml && !singular {
+        if let Some(krs) = rec
+            .get("fixed_effects_kr")
+            .or_else(|| rec.get("fixed_effects_kenward_roger"))
+            .and_then(|v| v.as_array())
+        {
+            let kr = fixef_rows(&fit, DfMethod::KenwardRoger);
+            for fe in krs {
+                let term = fe["term"].as_str().unwrap();
+                let i = names.iter().position(|n| n == term).unwrap();
+                let ctx = format!("{id} {term}");
+                w.check("se_kr", &ctx, kr[i].std_error, num(&fe["se"]), 1e-4, 1e-8);
+                w.check("df_kr", &ctx, kr[i].df, num(&fe["df"]), 1e-2, 0.0);
+            }
+        }
+    }
+    // Variance components.
+    let vc = fit.varcorr();
+    for re in rec["random_effects"].as_array().unwrap() {
+        let group = re["group"].as_str().unwrap();
+        let term = re["term"].as_str().unwrap();
+        let ctx = format!("{id} {group}/{term}");
+        let want = num(&re["sd"]);
+        let got = if group == "Residual" {
+            fit.sigma
+        } else {
+            let t = vc
+                .iter()
+                .find(|t| t.group == group && t.names.iter().any(|n| n == term))
+                .unwrap_or_else(|| panic!("{ctx}: no such random effect"));
+            let k = t.names.iter().position(|n| n == term).unwrap();
+            t.sd(k)
+        };
+        // Near-zero SDs of singular fits: absolute tolerance relative to sigma.
+        w.check("sd", &ctx, got, want, 1e-4, 1e-3 * fit.sigma.max(1e-8));
+    }
+    w.check("residual_sd", &id, fit.sigma, num(&rec["residual_sd"]), 1e-4, 0.0);
+    if let Some(cors) = rec["correlations"].as_array() {
+        for c in cors {
+            let group = c["group"].as_str().unwrap();
+            let (t1, t2) = (c["term1"].as_str().unwrap(), c["term2"].as_str().unwrap());
+            let t = vc.iter().find(|t| t.group == group).unwrap();
+            let i = t.names.iter().position(|n| n == t1).unwrap();
+            let j = t.names.iter().position(|n| n == t2).unwrap();
+            let want = num(&c["cor"]);
+            w.check("corr", &format!("{id} {group} {t1}/{t2}"), t.corr(i, j), want, 1e-3, 1e-3);
+        }
+    }
+    w.check("loglik", &id, fit.loglik(), num(&rec["loglik"]), 0.0, 1e-6);
+    if reml {
+        w.check("reml_criterion", &id, fit.reml_criterion().unwrap(), num(&rec["reml_criterion"]), 0.0, 2e-6);
+    } else {
+        w.check("deviance", &id, fit.deviance(), num(&rec["deviance"]), 0.0, 2e-6);
+    }
+    w.check("aic", &id, fit.aic(), num(&rec["aic"]), 0.0, 2e-6);
+    w.check("bic", &id, fit.bic(), num(&rec["bic"]), 0.0, 2e-6);
+    assert_eq!(fit.n_params() as u64, rec["loglik_df"].as_u64().unwrap(), "{id} loglik_df");
+    fit
+}
+
+fn dataset_frame(csv: &str) -> Frame {
+    load_frame(&format!("lmm/{csv}"), &[])
+}
+
+#[test]
+fn shared_reference_fits_match_lme4() {
+    let refs = load_json("lmm/fits.json");
+    let mut w = Worst::default();
+    for rec in refs["fits"].as_array().unwrap() {
+        let frame = dataset_frame(rec["csv"].as_str().unwrap());
+        compare_record(&mut w, rec, &frame, false);
+    }
+    w.finish("fits.json");
+}
+
+#[test]
+fn public_datasets_kenward_roger_and_ranef() {
+    let refs = load_json("r/lmm_public.json");
+    let mut w = Worst::default();
+    for rec in refs["fits"].as_array().unwrap() {
+        let frame = dataset_frame(rec["csv"].as_str().unwrap());
+        let fit = compare_record(&mut w, rec, &frame, true);
+        compare_ranef(&mut w, rec, &fit);
+        compare_anova(&mut w, rec, &fit);
+    }
+    w.finish("lmm_public.json");
+}
+
+fn compare_ranef(w: &mut Worst, rec: &Value, fit: &LmmFit) {
+    let Some(rows) = rec.get("ranef").and_then(|v| v.as_array()) else {
+        return;
+    };
+    let id = rec["id"].as_str().unwrap_or("?");
+    let blups = fit.ranef().expect("ranef");
+    for r in rows {
+        let group = r["group"].as_str().unwrap();
+        let term = r["term"].as_str().unwrap();
+        let level = r["level"].as_str().unwrap();
+        let t = blups
+            .iter()
+            .find(|t| t.factor == group && t.names.iter().any(|n| n == term))
+            .unwrap_or_else(|| panic!("{id}: no ranef term {group}/{term}"));
+        let c = t.names.iter().position(|n| n == term).unwrap();
+        let lvl = t
+            .levels
+            .iter()
+            .position(|l| l == level)
+            .unwrap_or_else(|| panic!("{id}: no level {level} in {group}"));
+        let q = t.names.len();
+        let ctx = format!("{id} {group}/{term}/{level}");
+        let scale = fit.sigma;
+        w.check("condval", &ctx, t.values[lvl * q + c], num(&r["condval"]), 1e-4, 1e-6 * scale);
+        w.check("condsd", &ctx, t.cond_sd(lvl, c), num(&r["condsd"]), 1e-4, 1e-6 * scale);
+    }
+}
+
+fn compare_anova(w: &mut Worst, rec: &Value, fit: &LmmFit) {
+    let id = rec["id"].as_str().unwrap_or("?");
+    let singular = rec["singular"].as_bool().unwrap_or(false);
+    for (key, method) in [
+        ("anova_type3_satterthwaite", DfMethod::Satterthwaite),
+        ("anova_type3_kr", DfMethod::KenwardRoger),
+    ] {
+        let Some(rows) = rec.get(key).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        if singular || (method == DfMethod::KenwardRoger && !fit.reml) {
+            continue;
+        }
+        let ours = fit.anova_terms(method).expect("anova");
+        for r in rows {
+            let term = r["term"].as_str().unwrap();
+            let (_, ft) = ours.iter().find(|(l, _)| l == term).unwrap();
+            let ctx = format!("{id} {key} {term}");
+            w.check("anova_f", &ctx, ft.f_value, num(&r["f"]), 1e-4, 1e-10);
+            w.check("anova_den_df", &ctx, ft.den_df, num(&r["den_df"]), 1e-2, 0.0);
+        }
+    }
+}
+
+#[test]
+fn trial_golden_fits_match_lme4() {
+    let refs = load_json("r/lmm_trial.json");
+    let mut w = Worst::default();
+    for rec in refs["fits"].as_array().unwrap() {
+        let frame = load_frame(&format!("r/{}", rec["csv"].as_str().unwrap()), &[]);
+        let fit = compare_record(&mut w, rec, &frame, true);
+        compare_ranef(&mut w, rec, &fit);
+        compare_anova(&mut w, rec, &fit);
+    }
+    w.finish("lmm_trial.json");
+}
+
+#[test]
+fn likelihood_ratio_tests_match_anova() {
+    let refs = load_json("r/lmm_trial.json");
+    let frame = load_frame("r/trial_long.csv", &[]);
+    let mut w = Worst::default();
+    for (name, t) in refs["lrt"].as_object().unwrap() {
+        let models = t["models"].as_array().unwrap();
+        let m0 = fit_formula(models[0].as_str().unwrap(), &frame, &LmmOptions::default()).unwrap();
+        let m1 = fit_formula(models[1].as_str().unwrap(), &frame, &LmmOptions::default()).unwrap();
+        let res = likelihood_ratio_test(&m0, &m1).unwrap();
+        let row = &t["table"][1];
+        w.check("lrt_chisq", name, res.chisq, num(&row["chisq"]), 1e-5, 1e-6);
+        w.check("lrt_deviance", name, res.larger.deviance, num(&row["deviance"]), 0.0, 2e-6);
+        assert_eq!(res.df as u64, row["df"].as_u64().unwrap());
+    }
+    w.finish("lrt");
+}
+
+#[test]
+fn trial_small_reference_satterthwaite_and_kenward_roger() {
+    let refs = load_json("lmm/trial_small_lmm.json");
+    let frame = load_frame(
+        "lmm/trial_small_scored.csv",
+        &[("arm", &["TAU", "IMR"]), ("wave", &["T0", "T1", "T2"])],
+    );
+    let mut w = Worst::default();
+    for (instrument, models) in refs["lmm"].as_object().unwrap() {
+        for (kind, rec) in models.as_object().unwrap() {
+            let mut rec = rec.clone();
+            rec["id"] = Value::from(format!("{instrument}/{kind}"));
+            compare_record(&mut w, &rec, &frame, true);
+            // ML refit
+            let ml = &rec["ml"];
+            let opts = LmmOptions {
+                reml: false,
+                ..LmmOptions::default()
+            };
+            let fit = fit_formula(rec["formula"].as_str().unwrap(), &frame, &opts).unwrap();
+            let ctx = format!("{instrument}/{kind}/ml");
+            w.check("deviance", &ctx, fit.deviance(), num(&ml["deviance"]), 0.0, 2e-6);
+            for (i, fe) in ml["fixed_effects"].as_array().unwrap().iter().enumerate() {
+                w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8);
+                w.check("se", &ctx, fit.std_errors()[i], num(&fe["se"]), 1e-5, 1e-8);
+            }
+        }
+    }
+    w.finish("trial-small");
+}
+
+#[test]
+fn contrast_and_f_test_api() {
+    let frame = dataset_frame("sleepstudy.csv");
+    let fit = fit_formula(
+        "Reaction ~ Days + (Days | Subject)",
+        &frame,
+        &LmmOptions::default(),
+    )
+    .unwrap();
+    // A single-row contrast equals the coefficient row; an F test of one row is t^2.
+    let l = DMatrix::from_row_slice(1, 2, &[0.0, 1.0]);
+    let c = fit.contrast(&l, DfMethod::Satterthwaite).unwrap();
+    let f = fit.f_test(&l, DfMethod::Satterthwaite).unwrap();
+    assert!((f.f_value - c[0].statistic.powi(2)).abs() < 1e-8 * f.f_value);
+    assert!((f.den_df - c[0].df).abs() < 1e-8 * c[0].df);
+    assert!(c[0].conf_low < c[0].estimate && c[0].estimate < c[0].conf_high);
+    // Wrong width is an error, not a panic.
+    let bad = DMatrix::from_row_slice(1, 3, &[0.0, 1.0, 0.0]);
+    assert!(matches!(
+        fit.contrast(&bad, DfMethod::Satterthwaite),
+        Err(LmmError::ContrastDim { .. })
+    ));
+    // Warm start reaches the same optimum.
+    let opts = LmmOptions {
+        start_theta: Some(fit.theta.clone()),
+        ..LmmOptions::default()
+    };
+    let fit2 = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &opts).unwrap();
+    assert!((fit2.objective - fit.objective).abs() < 1e-7);
+    assert!(fit2.n_evals < fit.n_evals);
+    // JSON summary has the documented keys.
+    let s = serde_json::to_value(fit.summary(DfMethod::Satterthwaite).unwrap()).unwrap();
+    for key in [
+        "formula", "reml", "n_obs", "n_groups", "fixed_effects", "random_effects",
+        "correlations", "loglik", "reml_criterion", "deviance", "aic", "bic", "converged",
+        "singular", "warnings", "theta", "sigma", "vcov", "n_dropped", "df_method",
+    ] {
+        assert!(s.get(key).is_some(), "missing key {key}");
+    }
+    assert_eq!(s["random_effects"].as_array().unwrap().last().unwrap()["group"], "Residual");
+    assert!(s["correlations"][0].get("corr").is_some());
+}
+
+// ---------- bad input ----------
+
+fn small_frame() -> Frame {
+    let mut f = Frame::new();
+    let n = 12;
+    f.push_numeric("y", (0..n).map(|i| Some((i as f64 * 1.7).sin() + i as f64 * 0.1)).collect())
+        .unwrap();
+    f.push_numeric("x", (0..n).map(|i| Some(i as f64)).collect()).unwrap();
+    f.push_factor("g", (0..n).map(|i| Some(format!("g{}", i % 4))).collect(), None)
+        .unwrap();
+    f.push_factor("one", (0..n).map(|_| Some("a".to_string())).collect(), None)
+        .unwrap();
+    f.push_factor("txt", (0..n).map(|i| Some(format!("t{i}"))).collect(), None)
+        .unwrap();
+    f
+}
+
+#[test]
+fn unknown_column_is_a_clear_error() {
+    let err = fit_formula("y ~ nope + (1 | g)", &small_frame(), &LmmOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LmmError::Formula(FormulaError::UnknownColumn { .. })));
+    assert!(msg.contains("nope") && msg.contains("columns: y, x, g"), "{msg}");
+}
+
+#[test]
+fn syntax_error_shows_a_caret() {
+    let err = fit_formula("y ~ x + + (1 | g)", &small_frame(), &LmmOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    let lines: Vec<&str> = msg.lines().collect();
+    assert_eq!(lines.len(), 3, "{msg}");
+    let caret = lines[2].find('^').unwrap();
+    assert_eq!(&lines[1][caret..caret + 1], "+", "{msg}");
+    assert_eq!(caret, lines[1].find("+ +").unwrap() + 2);
+    for bad in ["y ~ (1 | g", "~ x", "y ~ x + (1 | g) )", "y ~ log(x) + (1|g)", "y ~ x^2 + (1|g)"] {
+        assert!(fit_formula(bad, &small_frame(), &LmmOptions::default()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn non_numeric_response_is_rejected() {
+    let err = fit_formula("txt ~ x + (1 | g)", &small_frame(), &LmmOptions::default()).unwrap_err();
+    assert!(matches!(err, LmmError::Formula(FormulaError::NonNumericResponse { .. })), "{err}");
+}
+
+#[test]
+fn missing_values_are_dropped_and_counted() {
+    let frame = dataset_frame("sleepstudy.csv");
+    let text = std::fs::read_to_string(fixture("lmm/sleepstudy.csv")).unwrap();
+    // Blank the response in 3 rows and Days in 2 others.
+    let mut lines: Vec<String> = text.lines().map(|s| s.to_string()).collect();
+    for i in [2usize, 50, 100] {
+        let parts: Vec<&str> = lines[i].splitn(2, ',').collect();
+        lines[i] = format!("NA,{}", parts[1]);
+    }
+    for i in [10usize, 20] {
+        let parts: Vec<&str> = lines[i].split(',').collect();
+        lines[i] = format!("{},,{}", parts[0], parts[2]);
+    }
+    let holed = Frame::from_csv_str(&lines.join("\n"), &HashMap::new()).unwrap();
+    let fit = fit_formula("Reaction ~ Days + (Days | Subject)", &holed, &LmmOptions::default()).unwrap();
+    assert_eq!(fit.n_obs(), 175);
+    assert_eq!(fit.frame.n_dropped, 5);
+    assert!(fit.warnings.iter().any(|w| w.contains("5 row(s)")));
+    let full = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &LmmOptions::default()).unwrap();
+    assert!((fit.beta[1] - full.beta[1]).abs() < 1.0);
+}
+
+#[test]
+fn one_level_grouping_factor_is_rejected() {
+    let err = fit_formula("y ~ x + (1 | one)", &small_frame(), &LmmOptions::default()).unwrap_err();
+    assert!(matches!(err, LmmError::Formula(FormulaError::TooFewLevels { .. })), "{err}");
+}
+
+#[test]
+fn more_random_effects_than_observations_is_rejected() {
+    let err = fit_formula("y ~ 1 + (1 + x | g)", &{
+        let mut f = Frame::new();
+        f.push_numeric("y", vec![Some(1.0), Some(2.0), Some(1.5), Some(3.0), Some(2.2), Some(0.3)]).unwrap();
+        f.push_numeric("x", vec![Some(0.0), Some(1.0), Some(0.0), Some(1.0), Some(0.0), Some(1.0)]).unwrap();
+        f.push_factor("g", ["a", "a", "b", "b", "c", "c"].iter().map(|s| Some(s.to_string())).collect(), None).unwrap();
+        f
+    }, &LmmOptions::default())
+    .unwrap_err();
+    assert!(
+        matches!(err, LmmError::Formula(FormulaError::TooManyRandomEffects { .. })),
+        "{err}"
+    );
+    let err = fit_formula("y ~ x + (1 | txt)", &small_frame(), &LmmOptions::default()).unwrap_err();
+    assert!(matches!(err, LmmError::Formula(FormulaError::LevelsNotBelowObs { .. })), "{err}");
+}
+
+#[test]
+fn rank_deficient_columns_are_dropped_with_a_warning() {
+    let mut f = small_frame();
+    let x2: Vec<Option<f64>> = (0..12).map(|i| Some(2.0 * i as f64)).collect();
+    f.push_numeric("x2", x2).unwrap();
+    let fit = fit_formula("y ~ x + x2 + (1 | g)", &f, &LmmOptions::default()).unwrap();
+    assert_eq!(fit.fixef_names(), &["(Intercept)".to_string(), "x".to_string()]);
+    assert_eq!(fit.frame.dropped_columns, vec!["x2".to_string()]);
+    assert!(fit.warnings.iter().any(|w| w.contains("rank deficient")));
+}
+
+#[test]
+fn factor_call_names_like_r() {
+    let mut f = small_frame();
+    f.push_numeric("dose", (0..12).map(|i| Some([5.0, 185.0, 20.0][i % 3])).collect()).unwrap();
+    let fit = fit_formula("y ~ factor(dose) + (1 | g)", &f, &LmmOptions::default()).unwrap();
+    assert_eq!(
+        fit.fixef_names(),
+        &["(Intercept)", "factor(dose)20", "factor(dose)185"].map(String::from)
+    );
+}
