@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use herstel::formula::FormulaError;
 use herstel::frame::Frame;
 use herstel::lmm::inference::lrt::likelihood_ratio_test;
-use herstel::lmm::{fit_formula, DfMethod, LmmError, LmmFit, LmmOptions};
+use herstel::lmm::{fit_at_theta, fit_formula, DfMethod, LmmError, LmmFit, LmmOptions};
 use nalgebra::DMatrix;
 use serde_json::Value;
 
@@ -79,7 +79,7 @@ fn fixef_rows(fit: &LmmFit, method: DfMethod) -> Vec<herstel::lmm::ContrastRow> 
 }
 
 /// Compares one fit record (shared fits.json / R golden layout) with herstel.
-fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> LmmFit {
+fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> (LmmFit, LmmFit) {
     let id = rec["id"].as_str().unwrap_or("?").to_string();
     let formula = rec["formula"].as_str().expect("formula");
     let reml = rec["REML"].as_bool().expect("REML flag");
@@ -101,6 +101,14 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
     assert_eq!(fit.singular, singular, "{id} singular flag");
     let names = fit.fixef_names().to_vec();
     let sat = fixef_rows(&fit, DfMethod::Satterthwaite);
+    // lme4 stops BOBYQA at ftol_abs = 1e-8, herstel converges further: where herstel's
+    // criterion is at least as low as lme4's, estimates and SEs are also compared at lme4's
+    // own theta (1e-6), which isolates everything downstream of the optimizer.
+    let r_objective = if reml { num(&rec["reml_criterion"]) } else { num(&rec["deviance"]) };
+    let r_theta: Vec<f64> = rec["theta"].as_array().unwrap().iter().map(num).collect();
+    let at_r = fit_at_theta(fit.frame.clone(), &r_theta, reml).expect("fit at R's theta");
+    assert!(fit.objective <= r_objective + 1e-7, "{id}: criterion {} above lme4's {}", fit.objective, r_objective);
+    let at_r_se = at_r.std_errors();
     for fe in rec["fixed_effects"].as_array().unwrap() {
         let term = fe["term"].as_str().unwrap();
         let i = names
@@ -108,8 +116,13 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             .position(|n| n == term)
             .unwrap_or_else(|| panic!("{id}: no term {term} in {names:?}"));
         let ctx = format!("{id} {term}");
-        w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8);
-        w.check("se", &ctx, sat[i].std_error, num(&fe["se"]), 1e-5, 1e-8);
+        w.check("estimate_at_r_theta", &ctx, at_r.beta[i], num(&fe["estimate"]), 1e-6, 1e-9);
+        w.check("se_at_r_theta", &ctx, at_r_se[i], num(&fe["se"]), 1e-6, 1e-9);
+        // Free optimum: estimates near zero compared on the scale of their SE.
+        let se_r = num(&fe["se"]);
+        w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8f64.max(2e-4 * se_r));
+        // Free optimum: 5e-5 (lme4's own optimizer error reaches ~3e-5 on these fits).
+        w.check("se", &ctx, sat[i].std_error, num(&fe["se"]), 5e-5, 1e-8);
         // Satterthwaite df of singular fits depend on the numerical Hessian at the boundary.
         if !singular {
             w.check("df_satterthwaite", &ctx, sat[i].df, num(&fe["df"]), 1e-3, 0.0);
@@ -170,10 +183,11 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
     } else {
         w.check("deviance", &id, fit.deviance(), num(&rec["deviance"]), 0.0, 2e-6);
     }
-    w.check("aic", &id, fit.aic(), num(&rec["aic"]), 0.0, 2e-6);
-    w.check("bic", &id, fit.bic(), num(&rec["bic"]), 0.0, 2e-6);
+    let key = |k: &str| rec.get(k).or_else(|| rec.get(format!("{k}_reml").as_str())).map(num).unwrap_or(f64::NAN);
+    w.check("aic", &id, fit.aic(), key("aic"), 0.0, 2e-6);
+    w.check("bic", &id, fit.bic(), key("bic"), 0.0, 2e-6);
     assert_eq!(fit.n_params() as u64, rec["loglik_df"].as_u64().unwrap(), "{id} loglik_df");
-    fit
+    (fit, at_r)
 }
 
 fn dataset_frame(csv: &str) -> Frame {
@@ -197,19 +211,23 @@ fn public_datasets_kenward_roger_and_ranef() {
     let mut w = Worst::default();
     for rec in refs["fits"].as_array().unwrap() {
         let frame = dataset_frame(rec["csv"].as_str().unwrap());
-        let fit = compare_record(&mut w, rec, &frame, true);
-        compare_ranef(&mut w, rec, &fit);
+        let (fit, at_r) = compare_record(&mut w, rec, &frame, true);
+        compare_ranef(&mut w, rec, &fit, &at_r);
         compare_anova(&mut w, rec, &fit);
     }
     w.finish("lmm_public.json");
 }
 
-fn compare_ranef(w: &mut Worst, rec: &Value, fit: &LmmFit) {
+/// Conditional modes and SDs: exact at lme4's theta (1e-6), and at herstel's own optimum within
+/// 1e-3 of the random-effect SD (the modes move with lme4's optimizer tolerance).
+fn compare_ranef(w: &mut Worst, rec: &Value, fit: &LmmFit, at_r: &LmmFit) {
     let Some(rows) = rec.get("ranef").and_then(|v| v.as_array()) else {
         return;
     };
     let id = rec["id"].as_str().unwrap_or("?");
     let blups = fit.ranef().expect("ranef");
+    let blups_r = at_r.ranef().expect("ranef at R's theta");
+    let vc = fit.varcorr();
     for r in rows {
         let group = r["group"].as_str().unwrap();
         let term = r["term"].as_str().unwrap();
@@ -226,9 +244,13 @@ fn compare_ranef(w: &mut Worst, rec: &Value, fit: &LmmFit) {
             .unwrap_or_else(|| panic!("{id}: no level {level} in {group}"));
         let q = t.names.len();
         let ctx = format!("{id} {group}/{term}/{level}");
-        let scale = fit.sigma;
-        w.check("condval", &ctx, t.values[lvl * q + c], num(&r["condval"]), 1e-4, 1e-6 * scale);
-        w.check("condsd", &ctx, t.cond_sd(lvl, c), num(&r["condsd"]), 1e-4, 1e-6 * scale);
+        let tr = blups_r.iter().find(|u| u.group == t.group).unwrap();
+        let sd = vc.iter().find(|v| v.group == t.group).map_or(fit.sigma, |v| v.sd(c));
+        let scale = sd.max(1e-3 * fit.sigma);
+        w.check("condval_at_r_theta", &ctx, tr.values[lvl * q + c], num(&r["condval"]), 1e-6, 1e-8 * scale);
+        w.check("condsd_at_r_theta", &ctx, tr.cond_sd(lvl, c), num(&r["condsd"]), 1e-6, 1e-8 * scale);
+        w.check("condval", &ctx, t.values[lvl * q + c], num(&r["condval"]), 1e-4, 1e-3 * scale);
+        w.check("condsd", &ctx, t.cond_sd(lvl, c), num(&r["condsd"]), 1e-4, 1e-3 * scale);
     }
 }
 
@@ -262,8 +284,8 @@ fn trial_golden_fits_match_lme4() {
     let mut w = Worst::default();
     for rec in refs["fits"].as_array().unwrap() {
         let frame = load_frame(&format!("r/{}", rec["csv"].as_str().unwrap()), &[]);
-        let fit = compare_record(&mut w, rec, &frame, true);
-        compare_ranef(&mut w, rec, &fit);
+        let (fit, at_r) = compare_record(&mut w, rec, &frame, true);
+        compare_ranef(&mut w, rec, &fit, &at_r);
         compare_anova(&mut w, rec, &fit);
     }
     w.finish("lmm_trial.json");

@@ -56,11 +56,27 @@ pub struct ModelFrame {
     pub x_sum: Vec<f64>,
     /// Term index of each column of `x_sum` (`None` for the intercept).
     pub x_sum_terms: Vec<Option<usize>>,
+    /// lmerTest's "full rank-deficient" design (`get_rdX`): intercept and every term coded by
+    /// indicators of all levels; kept as its cross-product for type III contrasts.
+    pub rd_design: RdDesign,
+    /// Per formula variable: true when it enters as a factor.
+    pub var_is_factor: Vec<bool>,
     /// Columns dropped for rank deficiency (names).
     pub dropped_columns: Vec<String>,
     /// Random-effects terms ordered as lme4 orders them (decreasing number of levels).
     pub re_terms: Vec<ReTermData>,
     pub warnings: Vec<String>,
+}
+
+/// Cross-product of lmerTest's over-parameterized design matrix (see `lmm::inference::type3`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RdDesign {
+    /// Column names as `model.matrix(~ 0 + term)` names them (plus `(Intercept)`).
+    pub names: Vec<String>,
+    /// Term index of each column (`None` for the intercept).
+    pub terms: Vec<Option<usize>>,
+    /// `rdX'rdX`, row-major.
+    pub xtx: Vec<f64>,
 }
 
 impl ModelFrame {
@@ -198,6 +214,47 @@ pub fn build_model_frame(
         x_names = keep.iter().filter_map(|&j| x_names.get(j).cloned()).collect();
         x_terms = keep.iter().filter_map(|&j| x_terms.get(j).cloned()).collect();
     }
+    // lmerTest's rank-deficient design, kept as its cross-product.
+    let mut rd_cols: Vec<Vec<f64>> = Vec::new();
+    let mut rd_names = Vec::new();
+    let mut rd_terms = Vec::new();
+    if formula.fixed.intercept {
+        rd_cols.push(vec![1.0; n]);
+        rd_names.push("(Intercept)".to_string());
+        rd_terms.push(None);
+    }
+    for (ti, term) in formula.fixed.terms.iter().enumerate() {
+        let tl = TermList {
+            intercept: false,
+            terms: vec![term.clone()],
+        };
+        let (c, nm, _) = model_matrix(formula, &tl, &vdata, n, false);
+        for (col, name) in c.into_iter().zip(nm) {
+            rd_cols.push(col);
+            rd_names.push(name);
+            rd_terms.push(Some(ti));
+        }
+    }
+    let pp = rd_cols.len();
+    let mut rd_xtx = vec![0.0; pp * pp];
+    for a in 0..pp {
+        for b in 0..=a {
+            let v: f64 = rd_cols[a].iter().zip(&rd_cols[b]).map(|(x, y)| x * y).sum();
+            rd_xtx[a * pp + b] = v;
+            rd_xtx[b * pp + a] = v;
+        }
+    }
+    drop(rd_cols);
+    let rd_design = RdDesign {
+        names: rd_names,
+        terms: rd_terms,
+        xtx: rd_xtx,
+    };
+    let var_is_factor: Vec<bool> = vdata
+        .iter()
+        .map(|v| matches!(v, VarData::Factor { .. }))
+        .collect();
+
     let p = xcols.len();
     let mut x = vec![0.0; n * p];
     for (j, col) in xcols.iter().enumerate() {
@@ -313,6 +370,8 @@ pub fn build_model_frame(
         x_terms,
         x_sum,
         x_sum_terms,
+        rd_design,
+        var_is_factor,
         dropped_columns,
         re_terms,
         warnings,

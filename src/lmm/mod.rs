@@ -26,7 +26,7 @@ pub mod summary;
 use thiserror::Error;
 
 pub use inference::{ContrastRow, DfMethod, FTest};
-pub use optimize::{fit_formula, fit_model_frame, LmmFit, LmmOptions};
+pub use optimize::{fit_at_theta, fit_formula, fit_model_frame, LmmFit, LmmOptions};
 
 /// Errors from fitting or testing a mixed model.
 #[derive(Debug, Error)]

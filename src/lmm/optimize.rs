@@ -210,6 +210,32 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
     finish(mf, bp, reml, theta, factor, objective, n_evals, opts)
 }
 
+/// The fit at a given theta without optimizing (beta, sigma, vcov, BLUPs and criteria all
+/// follow from theta in closed form): for evaluating a model at another program's estimate,
+/// profiling, or parametric bootstraps with known variance parameters.
+pub fn fit_at_theta(mf: ModelFrame, theta: &[f64], reml: bool) -> Result<LmmFit, LmmError> {
+    let bp = BlockedProducts::new(&mf)?;
+    if theta.len() != bp.n_theta {
+        return Err(LmmError::StartDim {
+            got: theta.len(),
+            expected: bp.n_theta,
+        });
+    }
+    let mut factor = Factor::new(&bp);
+    factor.update(&bp, theta);
+    let objective = factor.objective(&bp, reml);
+    if !objective.is_finite() {
+        return Err(LmmError::Numerical(
+            "the deviance is not finite at the given theta".into(),
+        ));
+    }
+    let opts = LmmOptions {
+        check_convergence: false,
+        ..LmmOptions::default()
+    };
+    finish(mf, bp, reml, theta.to_vec(), factor, objective, 1, &opts)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn finish(
     mf: ModelFrame,

@@ -5,6 +5,7 @@ pub mod kenward_roger;
 pub mod lrt;
 pub mod numderiv;
 pub mod satterthwaite;
+pub mod type3;
 
 use std::cell::RefCell;
 
@@ -349,13 +350,24 @@ impl LmmFit {
         self.contrast(&DMatrix::identity(p, p), method)
     }
 
-    /// Type III F tests per model term (lmerTest `anova(type = 3)`): the hypothesis of a term
-    /// is that its coefficients are zero in the sum-to-zero (`contr.sum`) parameterization,
-    /// which for full-rank designs is the SAS type III hypothesis lmerTest constructs
-    /// (Goodnight 1976); it is mapped to the model's treatment coding by
-    /// `L = E_term (X_s'X_s)^{-1} X_s'X`. Returns (term label, test).
+    /// Type III F tests per model term, as lmerTest's `anova(fit, type = 3)`: the contrast
+    /// rows are lmerTest's ([`type3::type3_contrasts`], SAS type III by Goodnight's rules).
+    /// When those cannot be formed (a rank-deficient design) the hypothesis is taken from the
+    /// sum-to-zero parameterization instead (the same hypothesis for full-rank designs).
+    /// Returns (term label, test).
     pub fn anova_terms(&self, method: DfMethod) -> Result<Vec<(String, FTest)>, LmmError> {
         let f = &self.frame.formula;
+        if let Some(ls) = type3::type3_contrasts(&self.frame) {
+            let mut out = Vec::new();
+            for (ti, l) in ls {
+                if l.nrows() == 0 {
+                    continue;
+                }
+                let label = f.fixed.terms.get(ti).map(|t| f.term_label(t)).unwrap_or_default();
+                out.push((label, self.f_test(&l, method)?));
+            }
+            return Ok(out);
+        }
         let mf = &self.frame;
         let p = self.n_fixef();
         let ps = mf.x_sum_terms.len();

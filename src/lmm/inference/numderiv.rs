@@ -1,10 +1,15 @@
 //! Richardson-extrapolated numerical derivatives with the defaults of R's numDeriv
-//! (`method = "Richardson"`, `eps = 1e-4`, `d = 1e-4`, `zero.tol = sqrt(.Machine$double.eps /
-//! 7e-7)`, `r = 4`, `v = 2`), as lmerTest uses them for the Hessian of the deviance and the
-//! Jacobian of `vcov(beta)` (Kuznetsova, Brockhoff & Christensen 2017).
+//! (`method = "Richardson"`, `eps = 1e-4`, `zero.tol = sqrt(.Machine$double.eps / 7e-7)`,
+//! `r = 4`, `v = 2`; relative step `d = 1e-4` for `jacobian`/`grad` but `d = 0.1` for
+//! `hessian`, i.e. `genD`), as lmerTest uses them for the Hessian of the deviance and the
+//! Jacobian of `vcov(beta)` (Kuznetsova, Brockhoff & Christensen 2017). The Hessian's large
+//! relative step matters at the 1e-3 level of the resulting df, so it is reproduced exactly.
 
 const EPS: f64 = 1e-4;
-const D: f64 = 1e-4;
+/// Relative step of `numDeriv::jacobian`.
+const D_GRAD: f64 = 1e-4;
+/// Relative step of `numDeriv::hessian` (`genD`).
+const D_HESS: f64 = 0.1;
 const R: usize = 4;
 const V: f64 = 2.0;
 
@@ -12,10 +17,10 @@ fn zero_tol() -> f64 {
     (f64::EPSILON / 7e-7).sqrt()
 }
 
-fn initial_steps(x: &[f64]) -> Vec<f64> {
+fn initial_steps(x: &[f64], d: f64) -> Vec<f64> {
     let zt = zero_tol();
     x.iter()
-        .map(|xi| (D * xi).abs() + if xi.abs() < zt { EPS } else { 0.0 })
+        .map(|xi| (d * xi).abs() + if xi.abs() < zt { EPS } else { 0.0 })
         .collect()
 }
 
@@ -36,7 +41,7 @@ fn extrapolate(mut a: Vec<Vec<f64>>) -> Vec<f64> {
 
 /// Jacobian of a vector-valued `f` at `x` (`numDeriv::jacobian`): `out[i][k] = d f_k / d x_i`.
 pub fn jacobian<F: FnMut(&[f64]) -> Vec<f64>>(mut f: F, x: &[f64]) -> Vec<Vec<f64>> {
-    let h0 = initial_steps(x);
+    let h0 = initial_steps(x, D_GRAD);
     let mut out = Vec::with_capacity(x.len());
     let mut xx = x.to_vec();
     for i in 0..x.len() {
@@ -59,7 +64,7 @@ pub fn jacobian<F: FnMut(&[f64]) -> Vec<f64>>(mut f: F, x: &[f64]) -> Vec<Vec<f6
 /// Hessian of a scalar `f` at `x` (`numDeriv::hessian`, i.e. `genD`).
 pub fn hessian<F: FnMut(&[f64]) -> f64>(mut f: F, x: &[f64]) -> Vec<Vec<f64>> {
     let n = x.len();
-    let h0 = initial_steps(x);
+    let h0 = initial_steps(x, D_HESS);
     let f0 = f(x);
     let mut hdiag = vec![0.0; n];
     let mut xx = x.to_vec();
