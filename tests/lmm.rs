@@ -97,8 +97,7 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             "{id} ngroups {g}: have {ng:?}"
         );
     }
-    let singular = rec["singular"].as_bool().unwrap_or(false);
-    assert_eq!(fit.singular, singular, "{id} singular flag");
+    let singular_r = rec["singular"].as_bool().unwrap_or(false);
     let names = fit.fixef_names().to_vec();
     let sat = fixef_rows(&fit, DfMethod::Satterthwaite);
     // lme4 stops BOBYQA at ftol_abs = 1e-8, herstel converges further: where herstel's
@@ -109,6 +108,21 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
     let at_r = fit_at_theta(fit.frame.clone(), &r_theta, reml).expect("fit at R's theta");
     assert!(fit.objective <= r_objective + 1e-7, "{id}: criterion {} above lme4's {}", fit.objective, r_objective);
     let at_r_se = at_r.std_errors();
+    // A variance whose criterion is flat near 0 can end on either side of lme4's singularity
+    // tolerance (1e-4 on theta) depending on where the optimizer stops. Then both optima must
+    // have the same criterion (to 1e-6) and the variance-dependent checks are skipped.
+    let flat = fit.singular != singular_r;
+    if flat {
+        assert!(
+            (at_r.objective - fit.objective).abs() < 1e-6,
+            "{id}: singular flag differs from lme4 ({} vs {singular_r}) and the criterion is not flat: {} vs {}",
+            fit.singular,
+            fit.objective,
+            at_r.objective
+        );
+        eprintln!("[{id}] flat criterion: singular = {} (lme4 {singular_r}), theta {:?} vs lme4 {:?}", fit.singular, fit.theta, r_theta);
+    }
+    let singular = singular_r || fit.singular;
     for fe in rec["fixed_effects"].as_array().unwrap() {
         let term = fe["term"].as_str().unwrap();
         let i = names
@@ -122,7 +136,9 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
         let se_r = num(&fe["se"]);
         w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8f64.max(2e-4 * se_r));
         // Free optimum: 5e-5 (lme4's own optimizer error reaches ~3e-5 on these fits).
-        w.check("se", &ctx, sat[i].std_error, num(&fe["se"]), 5e-5, 1e-8);
+        if !flat {
+            w.check("se", &ctx, sat[i].std_error, num(&fe["se"]), 5e-5, 1e-8);
+        }
         // Satterthwaite df of singular fits depend on the numerical Hessian at the boundary.
         if !singular {
             w.check("df_satterthwaite", &ctx, sat[i].df, num(&fe["df"]), 1e-3, 0.0);
@@ -163,7 +179,9 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             t.sd(k)
         };
         // Near-zero SDs of singular fits: absolute tolerance relative to sigma.
-        w.check("sd", &ctx, got, want, 1e-4, 1e-3 * fit.sigma.max(1e-8));
+        if !flat {
+            w.check("sd", &ctx, got, want, 1e-4, 1e-3 * fit.sigma.max(1e-8));
+        }
     }
     w.check("residual_sd", &id, fit.sigma, num(&rec["residual_sd"]), 1e-4, 0.0);
     if let Some(cors) = rec["correlations"].as_array() {
@@ -495,4 +513,58 @@ fn factor_call_names_like_r() {
         fit.fixef_names(),
         &["(Intercept)", "factor(dose)20", "factor(dose)185"].map(String::from)
     );
+}
+
+#[test]
+fn trial_small_partially_nested_matches_lme4() {
+    // imr = 1 for arm IMR; control participants in singleton groups (reference grouping_rule).
+    let text = std::fs::read_to_string(fixture("lmm/trial_small_scored.csv")).unwrap();
+    let (mut names, mut cols) = herstel::frame::parse_csv_text(&text).unwrap();
+    let col = |names: &Vec<String>, n: &str| names.iter().position(|c| c == n).unwrap();
+    let (ia, ig, ip) = (col(&names, "arm"), col(&names, "group_id"), col(&names, "participant_id"));
+    let imr: Vec<Option<String>> = cols[ia]
+        .iter()
+        .map(|a| Some(if a.as_deref() == Some("IMR") { "1" } else { "0" }.to_string()))
+        .collect();
+    let groups: Vec<Option<String>> = cols[ig]
+        .iter()
+        .zip(&cols[ip])
+        .map(|(g, p)| match g {
+            Some(g) => Some(g.clone()),
+            None => Some(format!("single:{}", p.clone().unwrap_or_default())),
+        })
+        .collect();
+    cols[ig] = groups;
+    names.push("imr".into());
+    cols.push(imr);
+    let orders: HashMap<String, Vec<String>> = [
+        ("arm".to_string(), vec!["TAU".to_string(), "IMR".to_string()]),
+        ("wave".to_string(), ["T0", "T1", "T2"].map(String::from).to_vec()),
+    ]
+    .into_iter()
+    .collect();
+    let frame = Frame::from_text_columns(&names, cols, &orders).unwrap();
+    let refs = load_json("lmm/trial_small_lmm.json");
+    let mut rec = refs["partially_nested"]["mhrm"].clone();
+    rec["id"] = Value::from("partially_nested/mhrm");
+    let mut w = Worst::default();
+    let (fit, _) = compare_record(&mut w, &rec, &frame, true);
+    // ML refit: lme4 reports it singular (group variance at 0).
+    let ml = &rec["ml"];
+    let opts = LmmOptions { reml: false, ..LmmOptions::default() };
+    let fml = fit_formula(rec["formula"].as_str().unwrap(), &frame, &opts).unwrap();
+    w.check("deviance", "partially_nested/ml", fml.deviance(), num(&ml["deviance"]), 0.0, 2e-6);
+    assert_eq!(fml.singular, ml["singular"].as_bool().unwrap());
+    let _ = fit;
+    w.finish("partially nested");
+}
+
+#[test]
+fn start_at_zero_is_not_a_trap() {
+    let frame = dataset_frame("sleepstudy.csv");
+    let free = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &LmmOptions::default()).unwrap();
+    let opts = LmmOptions { start_theta: Some(vec![0.0, 0.0, 0.0]), ..LmmOptions::default() };
+    let fit = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &opts).unwrap();
+    assert!((fit.objective - free.objective).abs() < 1e-6, "{} vs {}", fit.objective, free.objective);
+    assert!(!fit.singular);
 }
