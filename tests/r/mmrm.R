@@ -22,14 +22,16 @@ d <- d[order(d$id, d$widx), ]
 
 gls_cov <- function(fit, data) {
   # residual covariance by wave for a participant observed at every wave
-  ids <- names(which(table(droplevels(data$id)) == 3))
+  wv <- levels(data$wave)
+  nw <- length(wv)
+  ids <- names(which(table(droplevels(data$id)) == nw))
   vc <- tryCatch(getVarCov(fit, individual = ids[1]), error = function(e) NULL)
   if (is.null(vc)) return(NULL)
   vc <- unclass(vc)
   attr(vc, "group.levels") <- NULL
-  dimnames(vc) <- list(waves, waves)
-  list(waves = I(waves), covariance = unname(lapply(seq_len(3), function(i) I(unname(vc[i, ])))),
-       correlation = unname(lapply(seq_len(3), function(i) I(unname(cov2cor(vc)[i, ])))),
+  dimnames(vc) <- list(wv, wv)
+  list(waves = I(wv), covariance = unname(lapply(seq_len(nw), function(i) I(unname(vc[i, ])))),
+       correlation = unname(lapply(seq_len(nw), function(i) I(unname(cov2cor(vc)[i, ])))),
        sd = I(unname(sqrt(diag(vc)))))
 }
 
@@ -119,54 +121,136 @@ for (nm in names(specs)) {
 }
 
 
-## ---- Kenward-Roger for gls (emmeans 1.8.4 has none; the mmrm package is not installable here) ----
-## pbkrtest's own KR code applied to the gls fit: pbkrtest:::vcovAdj_internal(Phi, SigmaG, X) with
-## Phi = vcov(gls), Sigma = the fitted block-diagonal residual covariance (one block per participant,
-## rows in data order) and G = dSigma/dgamma for a LINEAR covariance parametrization gamma
-## (pbkrtest, like lme4 models, assumes Sigma = sum gamma_k G_k and ignores second derivatives):
-##   unstructured: gamma = the 6 covariance elements s11, s21, s31, s22, s32, s33 (G = E_ab + E_ba);
-##   compound symmetry: gamma = (between-wave covariance, residual variance) (G = J per block, I);
-##   toeplitz: gamma = (c0, c1, c2) covariances at lag 0, 1, 2 of the wave index;
-##   unstructured by arm: 6 elements per arm.
-## df per contrast: pbkrtest::Lb_ddf(L, Phi, PhiA); SE = sqrt(L PhiA L'). This is what emmeans and
-## lmerTest do for lmer fits. Validated below: compound symmetry gls vs pbkrtest on the equivalent
-## lmer(y ~ arm * wave + (1 | id)) fit (kr_validation).
-kr_sigmaG <- function(fit, data, structure, by = NULL) {
-  vc <- unclass(getVarCov(fit, individual = names(which(table(droplevels(data$id)) == 3))[1]))
-  attr(vc, "group.levels") <- NULL
-  n <- nrow(data)
-  blocks <- split(seq_len(n), data$id, drop = TRUE)
-  mk <- function(f) {  # f(w1, w2) -> value for a pair of wave indices within a participant
-    M <- matrix(0, n, n)
-    for (b in blocks) {
-      w <- data$widx[b]
-      M[b, b] <- outer(w, w, Vectorize(f))
-    }
-    Matrix::Matrix(M, sparse = TRUE)
-  }
+## ---- Kenward-Roger and accurate Satterthwaite for gls --------------------------------------------
+## emmeans 1.8.4 has no Kenward-Roger for gls, its gls Satterthwaite rests on nlme's numerical apVar
+## (errors of a few percent, see meta), and the mmrm package is not installable here. So, for the
+## structures that are LINEAR in a covariance parametrization gamma (Sigma_full = sum gamma_k G_k):
+##   unstructured: gamma = the covariance elements s11, s21, ..., sTT (lower triangle by column);
+##   compound_symmetry: gamma = (tau = common covariance, sigma2 = variance - covariance);
+##   toeplitz: gamma = (c0, c1, ..., c_{T-1}) covariances at lag 0, 1, ... of the wave index,
+## 1. gamma is read from the gls fit and polished by Newton steps on the REML (ML) deviance
+##    d(gamma) = log|S| [+ log|X'S^-1 X|] + r'S^-1 r (S block-diagonal, block of participant i =
+##    Sigma_full at the waves i was observed, r = GLS residuals), derivatives by numDeriv (Richardson);
+## 2. Satterthwaite (the lmerTest definition): A = 2 H^-1 (H = Hessian of d), f = L Phi(gamma) L',
+##    Phi = (X'S^-1 X)^-1, df = 2 f^2 / (g'A g), g = grad f; invariant to the parametrization;
+## 3. Kenward-Roger with pbkrtest's own code: pbkrtest:::vcovAdj_internal(Phi, SigmaG, X) with the
+##    n x n S and G_k = dS/dgamma_k, df per contrast pbkrtest::Lb_ddf(L, Phi, PhiA), SE = sqrt(L PhiA L').
+##    The linear parametrization makes KR's second-derivative term vanish, as in SAS DDFM=KR for
+##    TYPE=UN/CS/TOEP. Validated against pbkrtest on the equivalent lmer fit (kr_validation).
+lin_G <- function(structure, nw) {
+  E <- function(a, b) { M <- matrix(0, nw, nw); M[a, b] <- 1; M[b, a] <- 1; M }
   if (structure == "unstructured") {
-    pairs <- list(c(1, 1), c(2, 1), c(3, 1), c(2, 2), c(3, 2), c(3, 3))
-    G <- lapply(pairs, function(ab) mk(function(i, j) as.numeric((i == ab[1] && j == ab[2]) || (i == ab[2] && j == ab[1]))))
-    gamma <- sapply(pairs, function(ab) vc[ab[1], ab[2]])
-    names(gamma) <- sapply(pairs, function(ab) sprintf("s%d%d", ab[1], ab[2]))
+    G <- list(); nms <- character(0)
+    for (b in seq_len(nw)) for (a in b:nw) { G[[length(G) + 1]] <- E(a, b); nms <- c(nms, sprintf("s%d%d", a, b)) }
   } else if (structure == "compound_symmetry") {
-    G <- list(mk(function(i, j) 1), Matrix::Diagonal(n))
-    gamma <- c(tau = vc[1, 2], sigma2 = vc[1, 1] - vc[1, 2])
+    G <- list(matrix(1, nw, nw), diag(nw)); nms <- c("tau", "sigma2")
   } else if (structure == "toeplitz") {
-    G <- lapply(0:2, function(l) mk(function(i, j) as.numeric(abs(i - j) == l)))
-    gamma <- c(c0 = vc[1, 1], c1 = vc[1, 2], c2 = vc[1, 3])
+    G <- lapply(0:(nw - 1), function(l) (abs(outer(1:nw, 1:nw, "-")) == l) * 1); nms <- paste0("c", 0:(nw - 1))
   } else stop("no linear parametrization for ", structure)
-  Sigma <- Reduce(`+`, Map(`*`, gamma, G))
-  list(SigmaG = list(Sigma = Sigma, G = G, n.ggamma = length(G)), gamma = gamma)
+  names(G) <- nms
+  G
 }
-kr_contrasts <- function(beta, Phi, PhiA) {
-  # rows: IMR - CAU at T1, T2, T3 (treatment coding: (Intercept), armIMR, waveT2, waveT3, armIMR:waveT2, armIMR:waveT3)
-  Ls <- list(T1 = c(0, 1, 0, 0, 0, 0), T2 = c(0, 1, 0, 0, 1, 0), T3 = c(0, 1, 0, 0, 0, 1))
+lin_gamma <- function(vc, structure) {
+  nw <- nrow(vc)
+  if (structure == "unstructured") {
+    g <- c(); for (b in seq_len(nw)) for (a in b:nw) g <- c(g, vc[a, b]); g
+  } else if (structure == "compound_symmetry") c(vc[1, 2], vc[1, 1] - vc[1, 2])
+  else vc[1, ]
+}
+lin_setup <- function(fit, data, structure, xform) {
+  nw <- max(data$widx)
+  vc <- unclass(getVarCov(fit, individual = names(which(table(droplevels(data$id)) == nw))[1]))
+  attr(vc, "group.levels") <- NULL
+  Gs <- lin_G(structure, nw)
+  gamma <- setNames(lin_gamma(vc, structure), names(Gs))
+  X <- model.matrix(xform, data)
+  y <- as.numeric(nlme::getResponse(fit))
+  blocks <- split(seq_len(nrow(data)), data$id, drop = TRUE)
+  pat <- vapply(blocks, function(b) paste(data$widx[b], collapse = ","), "")
+  groups <- lapply(split(blocks, pat), function(bs) list(w = data$widx[bs[[1]]], rows = do.call(rbind, bs)))
+  list(nw = nw, Gs = Gs, gamma = gamma, X = X, y = y, blocks = blocks, groups = groups, data = data)
+}
+lin_parts <- function(st, gam) {
+  Sf <- Reduce(`+`, Map(`*`, gam, st$Gs))
+  k <- ncol(st$X); XtSX <- matrix(0, k, k); XtSy <- numeric(k); ytSy <- 0; logdet <- 0
+  for (g in st$groups) {
+    S <- Sf[g$w, g$w, drop = FALSE]; R <- chol(S); Li <- backsolve(R, diag(nrow(S)), transpose = TRUE)
+    logdet <- logdet + nrow(g$rows) * 2 * sum(log(diag(R)))
+    for (i in seq_len(nrow(g$rows))) {
+      r <- g$rows[i, ]
+      Xs <- Li %*% st$X[r, , drop = FALSE]; ys <- Li %*% st$y[r]
+      XtSX <- XtSX + crossprod(Xs); XtSy <- XtSy + crossprod(Xs, ys); ytSy <- ytSy + sum(ys^2)
+    }
+  }
+  beta <- solve(XtSX, XtSy)
+  list(logdetS = logdet, XtSX = XtSX, rss = ytSy - sum(XtSy * beta), beta = beta)
+}
+lin_dev <- function(st, gam, reml) {
+  p <- lin_parts(st, gam)
+  p$logdetS + p$rss + if (reml) as.numeric(determinant(p$XtSX)$modulus) else 0
+}
+lin_infer <- function(fit, data, structure, xform, Ls, label, reml) {
+  st <- lin_setup(fit, data, structure, xform)
+  dev <- function(gm) lin_dev(st, gm, reml)
+  g0 <- st$gamma; gam <- g0
+  for (it in 1:6) {  # Newton polish
+    step <- solve(numDeriv::hessian(dev, gam), numDeriv::grad(dev, gam))
+    gam <- gam - step
+    if (max(abs(step)) < 1e-11 * max(abs(gam))) break
+  }
+  H <- numDeriv::hessian(dev, gam); A <- 2 * solve(H)
+  pt_ <- lin_parts(st, gam)
+  Phi <- solve(pt_$XtSX); beta <- setNames(as.numeric(pt_$beta), colnames(st$X))
+  sat_df <- function(L) {
+    f <- function(gm) as.numeric(L %*% solve(lin_parts(st, gm)$XtSX, L))
+    g <- numDeriv::grad(f, gam)
+    2 * f(gam)^2 / as.numeric(t(g) %*% A %*% g)
+  }
+  out <- list(
+    method = if (reml) "REML" else "ML", parametrization = structure,
+    gamma_gls = as.list(g0), gamma = as.list(gam),
+    deviance_gls = dev(g0), deviance = dev(gam),
+    max_abs_gradient_gls = max(abs(numDeriv::grad(dev, g0))),
+    max_abs_gradient = max(abs(numDeriv::grad(dev, gam))),
+    vcov_gamma = unname(lapply(seq_len(nrow(A)), function(i) I(unname(A[i, ])))),
+    coefficients = rows(do.call(rbind, lapply(seq_along(beta), function(k) {
+      L <- numeric(length(beta)); L[k] <- 1
+      data.frame(term = names(beta)[k], estimate = beta[[k]], se = sqrt(Phi[k, k]),
+                 satterthwaite_df = sat_df(L), stringsAsFactors = FALSE)
+    }))),
+    contrasts_satterthwaite = rows(do.call(rbind, lapply(names(Ls), function(w) {
+      L <- Ls[[w]]; est <- sum(L * beta); se <- sqrt(as.numeric(L %*% Phi %*% L)); df <- sat_df(L)
+      data.frame(wave = w, contrast = label, estimate = est, se = se, df = df,
+                 lower_cl = est - qt(0.975, df) * se, upper_cl = est + qt(0.975, df) * se,
+                 t = est / se, p = 2 * pt(-abs(est / se), df), stringsAsFactors = FALSE)
+    })))
+  )
+  if (reml) {
+    n <- nrow(st$X)
+    big <- lapply(st$Gs, function(Gk) {
+      M <- matrix(0, n, n)
+      for (b in st$blocks) { w <- st$data$widx[b]; M[b, b] <- Gk[w, w] }
+      Matrix::Matrix(M, sparse = TRUE)
+    })
+    Sigma <- Reduce(`+`, Map(`*`, gam, big))
+    PhiA <- pbkrtest:::vcovAdj_internal(Phi, list(Sigma = Sigma, G = big, n.ggamma = length(big)), st$X)
+    P <- attr(PhiA, "P"); W <- attr(PhiA, "W")
+    PhiA <- as.matrix(PhiA); attr(PhiA, "P") <- P; attr(PhiA, "W") <- W
+    out$kenward_roger <- list(
+      vcov_adjusted = unname(lapply(seq_len(nrow(PhiA)), function(i) I(unname(PhiA[i, 1:ncol(PhiA)])))),
+      coefficients = kr_coefs(beta, Phi, PhiA),
+      contrasts = kr_contrasts(beta, Phi, PhiA, Ls, label))
+  }
+  out
+}
+# rows: IMR - CAU at T1, T2, T3 (treatment coding: (Intercept), armIMR, waveT2, waveT3, armIMR:waveT2, armIMR:waveT3)
+trial_L <- list(T1 = c(0, 1, 0, 0, 0, 0), T2 = c(0, 1, 0, 0, 1, 0), T3 = c(0, 1, 0, 0, 0, 1))
+kr_contrasts <- function(beta, Phi, PhiA, Ls = trial_L, label = "IMR - CAU") {
   rows(do.call(rbind, lapply(names(Ls), function(w) {
     L <- matrix(Ls[[w]], nrow = 1)
     est <- sum(L * beta); se <- sqrt(as.numeric(L %*% PhiA %*% t(L)))
     df <- pbkrtest::Lb_ddf(L, Phi, PhiA)
-    data.frame(wave = w, contrast = "IMR - CAU", estimate = est, se = se, df = df,
+    data.frame(wave = w, contrast = label, estimate = est, se = se, df = df,
                lower_cl = est - qt(0.975, df) * se, upper_cl = est + qt(0.975, df) * se,
                t = est / se, p = 2 * pt(-abs(est / se), df), stringsAsFactors = FALSE)
   })))
@@ -179,38 +263,27 @@ kr_coefs <- function(beta, Phi, PhiA) {
                p = 2 * pt(-abs(beta[[k]] / se), df), stringsAsFactors = FALSE)
   })))
 }
-kr_record <- function(fit, data, structure) {
-  sg <- kr_sigmaG(fit, data, structure)
-  X <- model.matrix(~ arm * wave, data)
-  Phi <- as.matrix(vcov(fit))
-  # sanity: (X' Sigma^-1 X)^-1 reproduces vcov(gls)
-  chk <- max(abs(as.matrix(solve(t(X) %*% solve(sg$SigmaG$Sigma, X))) - Phi)) / max(abs(Phi))
-  PhiA <- pbkrtest:::vcovAdj_internal(Phi, sg$SigmaG, X)
-  P <- attr(PhiA, "P"); W <- attr(PhiA, "W")
-  PhiA <- as.matrix(PhiA); attr(PhiA, "P") <- P; attr(PhiA, "W") <- W
-  beta <- coef(fit)
-  list(
-    parametrization = structure, gamma = as.list(sg$gamma),
-    vcov_check_rel = chk,
-    vcov_adjusted = unname(lapply(seq_len(nrow(PhiA)), function(i) I(unname(PhiA[i, 1:ncol(PhiA)])))),
-    coefficients = kr_coefs(beta, Phi, PhiA),
-    contrasts = kr_contrasts(beta, Phi, PhiA)
-  )
-}
-kr <- list()
+linear_inference <- list()
 for (nm in c("unstructured", "compound_symmetry", "toeplitz")) {
-  kr[[nm]] <- kr_record(specs[[nm]]$fit("REML"), d, nm)
-  cat("KR", nm, "\n")
+  linear_inference[[nm]] <- list(
+    reml = lin_infer(specs[[nm]]$fit("REML"), d, nm, ~ arm * wave, trial_L, "IMR - CAU", TRUE),
+    ml = lin_infer(specs[[nm]]$fit("ML"), d, nm, ~ arm * wave, trial_L, "IMR - CAU", FALSE))
+  cat("linear inference", nm, "\n")
 }
-# validation against pbkrtest on the equivalent lmer fit (compound symmetry with rho > 0 = random intercept)
+# validation against lmerTest / pbkrtest on the equivalent lmer fit (compound symmetry with rho > 0 = random intercept)
 suppressPackageStartupMessages(library(lmerTest))
 lm_cs <- lmerTest::lmer(y ~ arm * wave + (1 | id), data = d, REML = TRUE)
 PhiA_l <- pbkrtest::vcovAdj(lm_cs)
 Phi_l <- as.matrix(vcov(lm_cs))
 kr_validation <- list(
-  note = "compound_symmetry via this script's gls route vs pbkrtest::vcovAdj + Lb_ddf on lmer(y ~ arm * wave + (1 | id)) (REML); they differ only by the two optimizers' convergence (~1e-6).",
-  lmer_contrasts = kr_contrasts(lme4::fixef(lm_cs), Phi_l, PhiA_l),
-  gls_contrasts = kr[["compound_symmetry"]]$contrasts
+  note = "linear_inference.compound_symmetry.reml vs lmer(y ~ arm * wave + (1 | id)) (REML): KR by pbkrtest::vcovAdj + Lb_ddf on the lmer fit, Satterthwaite by emmeans/lmerTest; they differ only by the optimizers' convergence.",
+  lmer_kenward_roger = kr_contrasts(lme4::fixef(lm_cs), Phi_l, PhiA_l),
+  lmer_satterthwaite = {
+    em <- as.data.frame(summary(contrast(emmeans(lm_cs, ~ arm | wave, lmer.df = "satterthwaite"), "revpairwise")))
+    rows(data.frame(wave = as.character(em$wave), estimate = em$estimate, se = em$SE, df = em$df, stringsAsFactors = FALSE))
+  },
+  gls_kenward_roger = linear_inference$compound_symmetry$reml$kenward_roger$contrasts,
+  gls_satterthwaite = linear_inference$compound_symmetry$reml$contrasts_satterthwaite
 )
 
 ## unstructured covariance separately per arm: the mean model arm * wave is saturated within arm and
@@ -291,6 +364,55 @@ for (m in c("REML", "ML")) {
   )
 }
 
+
+## ---- a public dataset: nlme::Orthodont (27 children x ages 8, 10, 12, 14; complete) ----------
+## distance ~ sex * wave, sex levels Female, Male (sorted; Female reference), wave T1..T4 = age 8..14.
+data("Orthodont", package = "nlme")
+o <- data.frame(id = as.character(Orthodont$Subject), sex = as.character(Orthodont$Sex),
+                age = Orthodont$age, widx = as.integer((Orthodont$age - 8) / 2 + 1),
+                wave = paste0("T", (Orthodont$age - 8) / 2 + 1), distance = Orthodont$distance,
+                stringsAsFactors = FALSE)
+o <- o[order(o$id, o$widx), ]
+write.csv(o, file.path(fixture_dir, "orthodont.csv"), row.names = FALSE)
+o <- read.csv(file.path(fixture_dir, "orthodont.csv"), stringsAsFactors = FALSE)
+o$sex <- factor(o$sex, levels = c("Female", "Male"))
+o$wave <- factor(o$wave, levels = paste0("T", 1:4))
+o$id <- factor(o$id, levels = sort(unique(o$id)))
+ospecs <- list(
+  unstructured = function(m) gls(distance ~ sex * wave, data = o, correlation = corSymm(form = ~ widx | id),
+                                 weights = varIdent(form = ~ 1 | wave), method = m, control = ctl),
+  compound_symmetry = function(m) gls(distance ~ sex * wave, data = o, correlation = corCompSymm(form = ~ widx | id),
+                                      method = m, control = ctl),
+  ar1 = function(m) gls(distance ~ sex * wave, data = o, correlation = corAR1(form = ~ widx | id), method = m, control = ctl),
+  toeplitz = function(m) gls(distance ~ sex * wave, data = o, correlation = corARMA(form = ~ widx | id, p = 3),
+                             method = m, control = ctl)
+)
+o_L <- list(T1 = c(0, 1, 0, 0, 0, 0, 0, 0), T2 = c(0, 1, 0, 0, 0, 1, 0, 0),
+            T3 = c(0, 1, 0, 0, 0, 0, 1, 0), T4 = c(0, 1, 0, 0, 0, 0, 0, 1))
+orthodont <- list()
+for (nm in names(ospecs)) {
+  for (m in c("REML", "ML")) {
+    cap <- capture(ospecs[[nm]](m))
+    fit <- cap$value
+    rec <- gls_record(nm, fit, deparse(ospecs[[nm]])[2], o, emm = FALSE)
+    rec$call <- paste(trimws(deparse(body(ospecs[[nm]]))), collapse = " ")
+    rec$warnings <- I(cap$warnings)
+    ecap <- capture({
+      e <- emmeans(fit, ~ sex | wave, mode = "satterthwaite", data = o)
+      cs <- as.data.frame(summary(contrast(e, method = "revpairwise"), infer = c(TRUE, TRUE)))
+    })
+    rec$contrasts_satterthwaite <- rows(data.frame(wave = as.character(cs$wave), contrast = as.character(cs$contrast),
+                                                  estimate = cs$estimate, se = cs$SE, df = cs$df,
+                                                  lower_cl = cs$lower.CL, upper_cl = cs$upper.CL, t = cs$t.ratio,
+                                                  p = cs$p.value, stringsAsFactors = FALSE))
+    rec$emmeans_messages <- I(ecap$messages)
+    if (nm != "ar1")
+      rec$linear_inference <- lin_infer(fit, o, nm, ~ sex * wave, o_L, "Male - Female", m == "REML")
+    orthodont[[paste0(nm, "__", tolower(m))]] <- rec
+    cat("Orthodont", nm, m, "\n")
+  }
+}
+
 meta <- make_meta("tests/r/mmrm.R", c("nlme", "emmeans", "jsonlite"), c(
   "Data: tests/fixtures/r/trial_long.csv (from tests/r/lmm_trial.R), rows with y observed (missed waves absent), sorted by id then wave; arm levels CAU, IMR; wave levels T1, T2, T3; widx = 1, 2, 3 = wave index (the position in corSymm / corAR1 / corARMA).",
   "gls fits (nlme): REML and ML (suffix __reml / __ml). coefficients: nlme summary tTable (t and p with N - p residual df). sigma = residual SD of the reference wave T1; varstruct_ratios = SD ratio per wave relative to T1 (allCoef); corstruct = correlation parameters (corSymm: the lower triangle by column, i.e. r12, r13, r23; corAR1: phi; corCompSymm: rho; corARMA: phi1, phi2).",
@@ -298,7 +420,9 @@ meta <- make_meta("tests/r/mmrm.R", c("nlme", "emmeans", "jsonlite"), c(
   "Toeplitz: nlme has no Toeplitz structure; for 3 equally spaced waves corARMA(p = 2) on the wave index is exactly the (homogeneous) Toeplitz structure (AR(2) autocorrelations (rho1, rho2) range over every positive-definite 3 x 3 Toeplitz correlation matrix; in general AR(T - 1) <-> Toeplitz of size T via the partial autocorrelations). heterogeneous_toeplitz adds varIdent by wave. The R mmrm package (which has toep/toeph and KR) is not in Debian bookworm.",
   "emmeans on gls: emmeans(fit, ~ arm | wave, mode = ...) with contrast 'revpairwise' = 'IMR - CAU' per wave; modes satterthwaite (emmeans' analytic Satterthwaite: df = 2 (l'Vl)^2 / (g' A g), A = nlme apVar, g = gradient of l'V(theta)l; fits use glsControl(natural = FALSE) so that A and g are on the same scale and emmeans does not fall back to its stochastic 'appx-satterthwaite'), df_error (N - p - number of variance parameters). emmeans 1.8.4 has no Kenward-Roger mode for gls: kenward_roger records emmeans' error text.",
   "unstructured_by_arm: see its note.",
-  "kenward_roger (REML fits unstructured, compound_symmetry, toeplitz): Kenward-Roger computed with pbkrtest's own functions (pbkrtest:::vcovAdj_internal on the fitted block-diagonal Sigma with G = dSigma/dgamma for a linear covariance parametrization gamma, see gamma; pbkrtest::Lb_ddf for df), as emmeans/lmerTest do for lmer. The linear parametrization makes the second-derivative term of Kenward & Roger (1997) vanish, so this is the full KR (as SAS DDFM=KR for TYPE=UN/CS/TOEP). Not given for AR1/CSH/AR1H/heterogeneous Toeplitz (nonlinear: KR depends on the parametrization there). coefficients: KR-adjusted SE and df per term; contrasts: IMR - CAU per wave with 95% CI. vcov_check_rel: max relative difference between (X' Sigma^-1 X)^-1 from the rebuilt Sigma and vcov(gls). kr_validation compares the compound-symmetry route with pbkrtest on the equivalent lmer fit.",
+  "linear_inference.<unstructured|compound_symmetry|toeplitz>.<reml|ml> (trial) and orthodont.<fit>.linear_inference: inference on the linear covariance parametrization gamma (see the comment block in the script): gamma_gls read from the gls fit, gamma after Newton polishing of the deviance (deviance_gls vs deviance, max_abs_gradient_* show the gain; polishing moves estimates by ~1e-5 relative at most); coefficients with se and satterthwaite_df; contrasts_satterthwaite (IMR - CAU or Male - Female per wave, 95% CI). Satterthwaite = lmerTest's definition (A = 2 H^-1 of the deviance, Richardson derivatives), invariant to the parametrization: the Satterthwaite target. emmeans' own gls Satterthwaite (gls.<fit>.emmeans.satterthwaite) rests on nlme's numerical apVar and is off by up to a few percent: on Orthodont's balanced complete UN REML fit the exact df of each per-wave contrast is n - 2 = 25; emmeans gives 24.8-25.7, linear_inference 24.995-24.999 (Richardson error); on the trial UN REML fit emmeans 186.5 vs 194.6.",
+  "orthodont: the public nlme::Orthodont data (orthodont.csv: id, sex, age, widx, wave, distance; 27 children, ages 8-14 as waves T1-T4, complete), distance ~ sex * wave (sex levels Female, Male; Female reference): unstructured, compound_symmetry, ar1, toeplitz (corARMA(p = 3) = Toeplitz for 4 equally spaced waves), REML and ML; contrasts_satterthwaite = emmeans 'Male - Female' per wave; kenward_roger as below for the REML unstructured, compound_symmetry and toeplitz fits.",
+  "linear_inference.*.reml.kenward_roger: Kenward-Roger with pbkrtest's own code (pbkrtest:::vcovAdj_internal on the n x n block-diagonal Sigma at the polished gamma with G_k = dSigma/dgamma_k; pbkrtest::Lb_ddf per contrast; se = sqrt(L PhiA L')): the full KR because the parametrization is linear (as SAS DDFM=KR for UN/CS/TOEP). Not given for AR1/CSH/AR1H/heterogeneous Toeplitz (nonlinear: KR depends on the parametrization there; mmrm's 'Kenward-Roger' vs 'Kenward-Roger-Linear'). On Orthodont UN (balanced, complete) KR df = 25 exactly. kr_validation: the compound-symmetry route vs lmerTest/pbkrtest on the equivalent lmer fit.",
   "lme_varident_arm: nlme::lme(y ~ arm * wave, random = ~ 1 | id, weights = varIdent(form = ~ 1 | arm)); coefficients with nlme's containment (inner-outer) DF; residual_sd_by_arm = sigma * ratio."
 ))
-write_fixture(list(meta = meta, gls = gls_fits, kenward_roger = kr, kr_validation = kr_validation, unstructured_by_arm = by_arm, lme_varident_arm = lme_fits), "mmrm.json")
+write_fixture(list(meta = meta, orthodont = orthodont, gls = gls_fits, linear_inference = linear_inference, kr_validation = kr_validation, unstructured_by_arm = by_arm, lme_varident_arm = lme_fits), "mmrm.json")
