@@ -138,7 +138,7 @@ emm_block <- function(m) {
 
 fits <- list()
 models <- list()
-add <- function(id, formula, data, dataset, REML = TRUE, emm = TRUE, ranef = TRUE) {
+add <- function(id, formula, data, dataset, REML = TRUE, emm = TRUE, ranef = FALSE) {
   r <- lmer_record(id, formula, data, REML = REML, dataset = dataset,
                    csv = paste0(dataset, ".csv"), emm = if (emm) emm_block else NULL,
                    ranef_condvar = ranef)
@@ -151,17 +151,17 @@ add("trial__id__reml", "y ~ arm * wave + (1 | id)", trial, "trial_long")
 add("trial__id__ml", "y ~ arm * wave + (1 | id)", trial, "trial_long", REML = FALSE)
 add("trial__id_site__reml", "y ~ arm * wave + (1 | id) + (1 | site)", trial, "trial_long")
 add("trial__id_site__ml", "y ~ arm * wave + (1 | id) + (1 | site)", trial, "trial_long", REML = FALSE)
-add("trial__partially_nested__reml", "y ~ arm * wave + (1 | id) + (0 + imr | group)", trial, "trial_long")
+add("trial__partially_nested__reml", "y ~ arm * wave + (1 | id) + (0 + imr | group)", trial, "trial_long", ranef = TRUE)
 add("trial__partially_nested__ml", "y ~ arm * wave + (1 | id) + (0 + imr | group)", trial, "trial_long", REML = FALSE)
-add("trial__time_slope__reml", "y ~ arm * wave + (1 + time | id)", trial, "trial_long")
-add("trial__time_slope_uncorrelated__reml", "y ~ arm * wave + (time || id)", trial, "trial_long")
+add("trial__time_slope__reml", "y ~ arm * wave + (1 + time | id)", trial, "trial_long", ranef = TRUE)
+add("trial__time_slope_uncorrelated__reml", "y ~ arm * wave + (time || id)", trial, "trial_long", ranef = TRUE)
 add("trial__growth_site__reml", "y ~ time * arm + (1 + time | id) + (1 | site)", trial, "trial_long", emm = FALSE)
 add("trial__growth_site__ml", "y ~ time * arm + (1 + time | id) + (1 | site)", trial, "trial_long", REML = FALSE, emm = FALSE)
-add("cluster__site_group_id__reml", "y ~ arm * wave + (1 | site/group/id)", clus, "cluster_long")
+add("cluster__site_group_id__reml", "y ~ arm * wave + (1 | site/group/id)", clus, "cluster_long", ranef = TRUE)
 add("cluster__site_group_id__ml", "y ~ arm * wave + (1 | site/group/id)", clus, "cluster_long", REML = FALSE)
 add("cluster__id_sitegroup__reml", "y ~ arm * wave + (1 | id) + (1 | site:group)", clus, "cluster_long")
-add("cluster__arm_slope_site__reml", "y ~ arm * wave + (1 | id) + (1 + arm | site)", clus, "cluster_long")
-add("cluster__wave_slope_site__reml", "y ~ arm * wave + (1 | id) + (0 + wave | site)", clus, "cluster_long")
+add("cluster__arm_slope_site__reml", "y ~ arm * wave + (1 | id) + (1 + arm | site)", clus, "cluster_long", ranef = TRUE)
+add("cluster__wave_slope_site__reml", "y ~ arm * wave + (1 | id) + (0 + wave | site)", clus, "cluster_long", ranef = TRUE)
 
 lrt <- list(
   id_vs_id_site = lrt_record(models[["trial__id__reml"]], models[["trial__id_site__reml"]],
@@ -182,7 +182,7 @@ meta <- make_meta(
     "lme4 defaults (nloptwrap BOBYQA). fixed_effects: Satterthwaite (lmerTest); fixed_effects_kr: Kenward-Roger (pbkrtest through lmerTest, KR-adjusted SE).",
     "anova_type3_*: lmerTest anova(m, type = 3, ddf = 'Satterthwaite' | 'Kenward-Roger').",
     "emmeans (models with arm * wave): emm_options(lmerTest.limit = 1e6, pbkrtest.limit = 1e6); per mode (satterthwaite, kenward_roger = emmeans lmer.df): emmeans(m, ~ arm * wave) with equal weights, 95% CI and t test against 0; contrasts = contrast(emmeans(m, ~ arm | wave), 'revpairwise') i.e. 'IMR - CAU' within each wave; change_contrasts = (IMR - CAU at Tk) - (IMR - CAU at T1).",
-    "ranef: conditional modes and conditional SDs (lme4 ranef(condVar = TRUE)); group = grouping factor name as lme4 prints it, level = group level, term = random-effect column.",
+    "ranef (fits trial__partially_nested__reml, trial__time_slope__reml, trial__time_slope_uncorrelated__reml, cluster__site_group_id__reml, cluster__arm_slope_site__reml, cluster__wave_slope_site__reml): conditional modes and conditional SDs (lme4 ranef(condVar = TRUE)); group = grouping factor name as lme4 prints it, level = group level, term = random-effect column.",
     "lrt: anova(m0, m1) (lme4 refits both with ML); chisq/df/p on the second row.",
     "Group names for (1 | site/group/id) as lme4 prints them: 'id:(group:site)', 'group:site', 'site' (terms ordered by number of levels, largest first); theta and random_effects follow that order.",
     "fixed_effects_kr and anova_type3_kr are null for ML fits (lmerTest: KR only for REML fits; the error text is in kr_warnings). emmeans$kenward_roger of an ML fit is what emmeans returns (pbkrtest::vcovAdj on the ML fit: the SEs match the REML KR SEs, the df do not): recorded for completeness, not a target.",
