@@ -156,6 +156,11 @@ lmer_record <- function(id, formula, data, REML = TRUE, dataset = NULL, csv = NU
     a_kr <- tryCatch(anova(m, type = 3, ddf = "Kenward-Roger"), error = function(e) NULL)
     rec$anova_type3_satterthwaite <- anova_rows(a_sat)
     rec$anova_type3_kr <- if (is.null(a_kr)) NULL else anova_rows(a_kr)
+    # the hypothesis matrices lmerTest uses for type III (rows = contrasts on the coefficients)
+    L3 <- lmerTest:::get_contrasts_type3(m)
+    rec$anova_type3_L <- lapply(names(L3), function(t) list(
+      term = t, coefficients = I(colnames(L3[[t]])), rows = I(rownames(L3[[t]])),
+      L = unname(lapply(seq_len(nrow(L3[[t]])), function(i) I(unname(L3[[t]][i, ]))))))
   }
   if (!is.null(emm)) rec$emmeans <- emm(m)
   if (ranef_condvar) {

@@ -58,7 +58,7 @@ meta <- make_meta(
     "Data: the CSV files as read back by read.csv; categorical columns (categorical_levels) as factors with sorted levels; treatment contrasts, first level = reference.",
     "lme4 defaults (lmer: optimizer nloptwrap BOBYQA); REML flag per record.",
     "fixed_effects: estimate, se (unadjusted, vcov), df, t, p by Satterthwaite (lmerTest summary). fixed_effects_kr: Kenward-Roger via lmerTest summary(m, ddf = 'Kenward-Roger') (pbkrtest): se = sqrt(diag(KR-adjusted vcov)), df = KR df, t = estimate/se.",
-    "anova_type3_satterthwaite / anova_type3_kr: lmerTest anova(m, type = 3, ddf = ...) per term (present when the model has a fixed term besides the intercept).",
+    "anova_type3_satterthwaite / anova_type3_kr: lmerTest anova(m, type = 3, ddf = ...) per term (present when the model has a fixed term besides the intercept); anova_type3_L = lmerTest's hypothesis matrix per term (lmerTest:::get_contrasts_type3).",
     "random_effects: one row per (group, term), variance and sd; correlations: one row per pair with cor and cov; group names as lme4 prints them ('Subject.1' for the second term of (Days || Subject), 'cask:batch' for the inner level of (1 | batch/cask)).",
     "theta: lme4 relative covariance factor parameters (lower Cholesky, column-wise) in the order of getME(m, 'theta'); theta_names as lme4 names them.",
     "reml_criterion for REML fits (= -2 REML log-likelihood), deviance for ML fits; loglik is the REML log-likelihood for REML fits; aic/bic from that loglik and loglik_df.",
