@@ -101,7 +101,8 @@ anova_rows <- function(a) {
 #   emm: NULL or a list(specs = ~ arm * wave, by_contrast = list(...)) — see emm_block()
 #   ranef_condvar: include conditional modes and SDs
 lmer_record <- function(id, formula, data, REML = TRUE, dataset = NULL, csv = NULL,
-                        anova3 = TRUE, emm = NULL, ranef_condvar = FALSE, kr = TRUE) {
+                        anova3 = TRUE, emm = NULL, ranef_condvar = FALSE, kr = TRUE,
+                        fitted_values = FALSE) {
   f <- as.formula(formula)
   cap <- capture(lmerTest::lmer(f, data = data, REML = REML))
   m <- cap$value
@@ -168,6 +169,11 @@ lmer_record <- function(id, formula, data, REML = TRUE, dataset = NULL, csv = NU
     rec$ranef <- rows(data.frame(group = as.character(rr$grpvar), term = as.character(rr$term),
                                  level = as.character(rr$grp), condval = rr$condval,
                                  condsd = rr$condsd, stringsAsFactors = FALSE))
+  }
+  if (fitted_values) {
+    # conditional fitted values X beta + Z b and residuals y - fitted, in data row order
+    rec$fitted <- I(unname(fitted(m)))
+    rec$residuals <- I(unname(residuals(m)))
   }
   list(record = rec, model = m)
 }

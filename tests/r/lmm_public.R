@@ -38,18 +38,29 @@ specs <- list(
 )
 
 fits <- list()
+models <- list()
 for (s in specs) {
   for (reml in c(TRUE, FALSE)) {
     id <- paste0(s[[1]], "__", s[[2]], "__", if (reml) "reml" else "ml")
     r <- lmer_record(id, s[[3]], data[[s[[1]]]], REML = reml, dataset = s[[1]],
-                     csv = paste0(s[[1]], ".csv"), ranef_condvar = s[[4]])
+                     csv = paste0(s[[1]], ".csv"), ranef_condvar = s[[4]], fitted_values = s[[4]])
     rec <- r$record
     rec$categorical_levels <- lapply(datasets[[s[[1]]]]$cat, function(c) I(levels(data[[s[[1]]]][[c]])))
     names(rec$categorical_levels) <- datasets[[s[[1]]]]$cat
     fits[[length(fits) + 1]] <- rec
+    models[[id]] <- r$model
     cat(id, "\n")
   }
 }
+
+lrt <- list(
+  sleepstudy_intercept_vs_slopes = lrt_record(models[["sleepstudy__intercept__reml"]], models[["sleepstudy__slopes__reml"]],
+                                              "Reaction ~ Days + (1 | Subject)", "Reaction ~ Days + (Days | Subject)"),
+  sleepstudy_uncorrelated_vs_slopes = lrt_record(models[["sleepstudy__uncorrelated__reml"]], models[["sleepstudy__slopes__reml"]],
+                                                 "Reaction ~ Days + (Days || Subject)", "Reaction ~ Days + (Days | Subject)"),
+  pastes_sample_vs_nested = lrt_record(models[["Pastes__sample_only__reml"]], models[["Pastes__nested__reml"]],
+                                       "strength ~ 1 + (1 | sample)", "strength ~ 1 + (1 | batch/cask)")
+)
 
 meta <- make_meta(
   "tests/r/lmm_public.R",
@@ -64,6 +75,8 @@ meta <- make_meta(
     "reml_criterion for REML fits (= -2 REML log-likelihood), deviance for ML fits; loglik is the REML log-likelihood for REML fits; aic/bic from that loglik and loglik_df.",
     "ranef (sleepstudy slopes and Penicillin): lme4 ranef(m, condVar = TRUE) as.data.frame: conditional modes (condval) and conditional SDs (condsd) per group level, group = grouping factor, term = random-effect term.",
     "fixed_effects_kr / anova_type3_kr are null for ML fits (lmerTest: Kenward-Roger only for REML fits). Dyestuff2 REML (singular, batch variance 0): KR df = 5 while Satterthwaite df = 29: pbkrtest's df on a boundary fit, not a meaningful target.",
+    "fitted / residuals (sleepstudy slopes, Penicillin): conditional fitted values X beta + Z b and y - fitted, in CSV row order.",
+    "lrt: anova(m0, m1) of REML fits (lme4 refits both with ML); chisq, df, p on the second row. Pastes: (1 | sample) is the same as (1 | batch:cask), so the test is of the batch term.",
     "warnings/messages: captured while fitting (e.g. lme4's 'boundary (singular) fit' message); kr_warnings while computing KR."
   )
 )
@@ -71,4 +84,4 @@ meta$datasets <- lapply(names(datasets), function(n) list(file = paste0(n, ".csv
                                                          columns = I(names(data[[n]])), categorical = I(datasets[[n]]$cat)))
 names(meta$datasets) <- names(datasets)
 
-write_fixture(list(meta = meta, fits = fits), "lmm_public.json")
+write_fixture(list(meta = meta, fits = fits, lrt = lrt), "lmm_public.json")
