@@ -72,7 +72,19 @@ lo_def <- glm_record(glm(as.formula(f_log), family = binomial, data = d), f_log,
                      "binomial, logit link", "default glm.control()")
 props <- tapply(d$any_post, d$arm, mean)
 lo_rec$proportions <- as.list(props)
-lo_rec$risk_difference_raw <- unname(props["IMR"] - props["CAU"])
+nn <- table(d$arm)
+rd_se <- sqrt(props[["IMR"]] * (1 - props[["IMR"]]) / nn[["IMR"]] + props[["CAU"]] * (1 - props[["CAU"]]) / nn[["CAU"]])
+rd <- props[["IMR"]] - props[["CAU"]]
+d1 <- d; d1$arm <- factor("IMR", levels = levels(d$arm))
+d0 <- d; d0$arm <- factor("CAU", levels = levels(d$arm))
+lo_rec$risk_difference <- list(
+  definition = "unadjusted P(any_post | IMR) - P(any_post | CAU), Wald SE sqrt(p1(1-p1)/n1 + p0(1-p0)/n0), 95% CI +/- qnorm(0.975) SE",
+  p_intervention = props[["IMR"]], p_reference = props[["CAU"]],
+  n_intervention = nn[["IMR"]], n_reference = nn[["CAU"]],
+  estimate = rd, se = rd_se, lower = rd - qnorm(0.975) * rd_se, upper = rd + qnorm(0.975) * rd_se,
+  adjusted_standardized = mean(predict(lo, newdata = d1, type = "response")) - mean(predict(lo, newdata = d0, type = "response")),
+  adjusted_standardized_definition = "mean predicted P(any_post) from the (tight) logistic model with everyone set to IMR minus everyone set to CAU (g-computation; point estimate only)"
+)
 
 w <- wilcox.test(bed_days_change ~ arm, data = d, exact = FALSE, correct = TRUE)
 w_rec <- list(
