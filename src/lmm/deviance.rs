@@ -136,7 +136,7 @@ impl Factor {
                 }
             }
         }
-        if !chol_in_place(&mut self.l_tt, m) {
+        if !chol_dense(&mut self.l_tt, m) {
             self.ok = false;
             return;
         }
@@ -345,6 +345,36 @@ fn scale_rows(mat: &mut [f64], ncol: usize, r0: usize, q: usize, lam: &[f64]) {
     }
 }
 
+/// Dense lower Cholesky of the trailing block: the simple loop below for small blocks, faer's
+/// blocked (SIMD, multithreaded) factorization for large ones (crossed designs such as
+/// InstEval, where this factorization dominates the cost of an evaluation).
+pub fn chol_dense(a: &mut [f64], n: usize) -> bool {
+    if n < 128 {
+        return chol_in_place(a, n);
+    }
+    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+    let par = if n >= 512 {
+        faer::Par::rayon(0)
+    } else {
+        faer::Par::Seq
+    };
+    let req = cholesky_in_place_scratch::<f64>(n, par, Default::default());
+    let mut mem = faer::dyn_stack::MemBuffer::new(req);
+    let stack = faer::dyn_stack::MemStack::new(&mut mem);
+    // Row-major storage seen as the transpose of a column-major matrix: element (i, j) is
+    // a[i * n + j], so faer's lower triangle is ours.
+    let mat = faer::MatMut::from_row_major_slice_mut(a, n, n);
+    let ok = cholesky_in_place(mat, Default::default(), par, stack, Default::default()).is_ok();
+    if ok {
+        for i in 0..n {
+            for v in &mut a[i * n + i + 1..(i + 1) * n] {
+                *v = 0.0;
+            }
+        }
+    }
+    ok
+}
+
 /// In-place lower Cholesky of a row-major `n x n` matrix (reads the lower triangle; zeroes the
 /// upper). Returns false on a non-positive pivot.
 pub fn chol_in_place(a: &mut [f64], n: usize) -> bool {
@@ -398,6 +428,23 @@ pub fn lower_inverse(l: &[f64], p: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faer_and_simple_cholesky_agree() {
+        let n = 150;
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i * n + j] = 1.0 / (1.0 + (i as f64 - j as f64).abs()) + if i == j { n as f64 } else { 0.0 };
+            }
+        }
+        let mut b = a.clone();
+        assert!(chol_dense(&mut a, n));
+        assert!(chol_in_place(&mut b, n));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-10);
+        }
+    }
 
     #[test]
     fn cholesky_small() {
