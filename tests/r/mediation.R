@@ -173,11 +173,27 @@ st <- rbind(mk(dm, "m"), mk(dy, "y"))
 st$dv <- factor(st$dv, levels = c("m", "y"))
 st <- st[order(st$id, st$dv), ]
 sf <- z ~ 0 + m_int + y_int + a_x + b_m + cp_x + m_xb + y_xb + y_mb + m_T2 + m_T3 + y_T2 + y_T3
+# nlme's default start (EM iterations from a diagonal guess) stops on a flat ridge below the REML
+# maximum for this weakly identified model (3 waves, 4 random effects per person). glmmTMB
+# (us(...) random term, dispformula = ~ 0 + dv: the same model) reaches a higher likelihood; nlme
+# started from glmmTMB's estimates stays there. The recorded fit is the nlme fit with the higher
+# likelihood of the two starts (default_start_loglik shows the other).
+suppressPackageStartupMessages(library(glmmTMB))
+rs_fixed <- z ~ 0 + m_int + y_int + a_x + b_m + cp_x + m_xb + y_xb + y_mb + m_T2 + m_T3 + y_T2 + y_T3
+g_reml <- glmmTMB(update(rs_fixed, . ~ . + us(0 + m_int + y_int + a_x + b_m | id)), dispformula = ~ 0 + dv,
+                  data = st, REML = TRUE)
+gG <- VarCorr(g_reml)$cond$id; attributes(gG)[c("stddev", "correlation", "blockCode")] <- NULL
+g_sd <- sqrt(exp(fixef(g_reml)$disp))
 rs <- list()
 for (meth in c("REML", "ML")) {
-  cap <- capture(lme(sf, data = st, random = list(id = pdSymm(~ 0 + m_int + y_int + a_x + b_m)),
-                     weights = varIdent(form = ~ 1 | dv), method = meth,
-                     control = lmeControl(maxIter = 500, msMaxIter = 500, niterEM = 100, msMaxEval = 2000)))
+  ctl <- lmeControl(maxIter = 500, msMaxIter = 500, niterEM = 100, msMaxEval = 2000)
+  cap_def <- capture(lme(sf, data = st, random = list(id = pdSymm(~ 0 + m_int + y_int + a_x + b_m)),
+                         weights = varIdent(form = ~ 1 | dv), method = meth, control = ctl))
+  cap_st <- capture(lme(sf, data = st, random = list(id = pdSymm(gG / g_sd[["dvm"]]^2, form = ~ 0 + m_int + y_int + a_x + b_m)),
+                        weights = varIdent(value = c(y = g_sd[["dvy"]] / g_sd[["dvm"]]), form = ~ 1 | dv),
+                        method = meth, control = lmeControl(maxIter = 500, msMaxIter = 500, niterEM = 0, msMaxEval = 2000)))
+  use_start <- as.numeric(logLik(cap_st$value)) > as.numeric(logLik(cap_def$value))
+  cap <- if (use_start) cap_st else cap_def
   f <- cap$value
   tt <- summary(f)$tTable
   G <- unclass(getVarCov(f))
@@ -195,18 +211,22 @@ for (meth in c("REML", "ML")) {
     residual_sd_by_equation = as.list(f$sigma * coef(f$modelStruct$varStruct, unconstrained = FALSE, allCoef = TRUE)),
     loglik = as.numeric(ll), loglik_df = attr(ll, "df"), aic = AIC(f), bic = BIC(f),
     a = a, b = b, cov_ab = cab, ab = a * b, average_indirect = a * b + cab,
+    start = if (use_start) "glmmTMB REML estimates" else "nlme default",
+    default_start_loglik = as.numeric(logLik(cap_def$value)),
+    glmmtmb_reml_loglik = if (meth == "REML") as.numeric(logLik(g_reml)) else NULL,
     warnings = I(cap$warnings)
   )
 }
 random_slopes <- list(
   description = "Stacked M and Y equations for the single mediator M1 (Bauer, Preacher & Gil 2006): one row per observed M1 (dv = m, z = m1) and per observed Y with M1 (dv = y, z = y), rows with x observed; columns are the equation indicators m_int, y_int times the predictors: a_x = [dv=m] x_w, b_m = [dv=y] m1_w, cp_x = [dv=y] x_w, m_xb = [dv=m] x_b, y_xb = [dv=y] x_b, y_mb = [dv=y] m1_b, m_T2/m_T3/y_T2/y_T3 wave indicators per equation.",
   call = "lme(z ~ 0 + m_int + y_int + a_x + b_m + cp_x + m_xb + y_xb + y_mb + m_T2 + m_T3 + y_T2 + y_T3, random = list(id = pdSymm(~ 0 + m_int + y_int + a_x + b_m)), weights = varIdent(form = ~ 1 | dv), control = lmeControl(maxIter = 500, msMaxIter = 500, niterEM = 100, msMaxEval = 2000))",
+  start_note = "nlme from its default start stops below the maximum here (flat likelihood: 3 waves, 4 random effects per person); the fit recorded is nlme started from the glmmTMB REML estimates (glmmTMB with us(0 + m_int + y_int + a_x + b_m | id) and dispformula = ~ 0 + dv, the same model), which reaches a higher likelihood and stays there; default_start_loglik is nlme's own result. Compare estimates at ~1e-4 and logLik at 1e-6; a correct optimizer must reach at least loglik.",
   note = "random_effects_covariance: 4 x 4 unstructured covariance of (m_int, y_int, a_x, b_m) per participant (getVarCov); the residuals of the two equations are independent with SD sigma x ratio (varIdent, reference level m). average_indirect = a * b + cov(a_j, b_j).",
   nrow_stacked = nrow(st),
   fits = rs
 )
 
-meta <- make_meta("tests/r/mediation.R", c("lme4", "lmerTest", "nlme", "boot", "MASS", "jsonlite"), c(
+meta <- make_meta("tests/r/mediation.R", c("lme4", "lmerTest", "nlme", "glmmTMB", "boot", "MASS", "jsonlite"), c(
   "Data: mediation_long.csv generated here (set.seed(6060)): 300 participants (M001..) x waves T1, T2, T3 with x (self-management, X), m1 (clinical, M1), m2 (functional, M2), y (personal recovery, Y); about 4% of cells empty (NA). Fitted as read back.",
   "change_scores: last wave T3 minus baseline T1 (d_v), baselines v_0; complete cases over the eight values; lm fits as in the thesis (chapter 7) with the baselines of the variables in each model.",
   "within_person: lmerTest::lmer, REML, Satterthwaite; wave factor (T1 reference).",
