@@ -157,24 +157,41 @@ lin_gamma <- function(vc, structure) {
   } else if (structure == "compound_symmetry") c(vc[1, 2], vc[1, 1] - vc[1, 2])
   else vc[1, ]
 }
-lin_setup <- function(fit, data, structure, xform) {
+full_cov <- function(fit, data) {
   nw <- max(data$widx)
   vc <- unclass(getVarCov(fit, individual = names(which(table(droplevels(data$id)) == nw))[1]))
   attr(vc, "group.levels") <- NULL
-  Gs <- lin_G(structure, nw)
-  gamma <- setNames(lin_gamma(vc, structure), names(Gs))
-  X <- model.matrix(xform, data)
-  y <- as.numeric(nlme::getResponse(fit))
-  blocks <- split(seq_len(nrow(data)), data$id, drop = TRUE)
-  pat <- vapply(blocks, function(b) paste(data$widx[b], collapse = ","), "")
-  groups <- lapply(split(blocks, pat), function(bs) list(w = data$widx[bs[[1]]], rows = do.call(rbind, bs)))
-  list(nw = nw, Gs = Gs, gamma = gamma, X = X, y = y, blocks = blocks, groups = groups, data = data)
+  vc
 }
+# vcs: named list level -> T x T covariance; by: level of each row (one covariance per level).
+lin_setup <- function(vcs, data, structure, xform, y, by = rep(names(vcs)[1], nrow(data))) {
+  nw <- max(data$widx)
+  Gs <- list(); glev <- character(0); gamma <- numeric(0)
+  for (lev in names(vcs)) {
+    G1 <- lin_G(structure, nw)
+    pre <- if (length(vcs) > 1) paste0(lev, ".") else ""
+    Gs <- c(Gs, setNames(G1, paste0(pre, names(G1))))
+    glev <- c(glev, rep(lev, length(G1)))
+    gamma <- c(gamma, setNames(lin_gamma(vcs[[lev]], structure), paste0(pre, names(G1))))
+  }
+  X <- model.matrix(xform, data)
+  blocks <- split(seq_len(nrow(data)), data$id, drop = TRUE)
+  key <- vapply(blocks, function(b) paste(by[b[1]], paste(data$widx[b], collapse = ",")), "")
+  groups <- lapply(split(blocks, key), function(bs) list(lev = by[bs[[1]][1]], w = data$widx[bs[[1]]],
+                                                         rows = do.call(rbind, bs)))
+  list(nw = nw, Gs = Gs, glev = glev, gamma = gamma, X = X, y = y, by = by, blocks = blocks,
+       groups = groups, data = data, structure = structure)
+}
+lin_setup_fit <- function(fit, data, structure, xform)
+  lin_setup(list(all = full_cov(fit, data)), data, structure, xform, as.numeric(nlme::getResponse(fit)))
 lin_parts <- function(st, gam) {
-  Sf <- Reduce(`+`, Map(`*`, gam, st$Gs))
+  Sf <- lapply(setNames(nm = unique(st$glev)), function(lev) {
+    k <- which(st$glev == lev)
+    Reduce(`+`, Map(`*`, gam[k], st$Gs[k]))
+  })
   k <- ncol(st$X); XtSX <- matrix(0, k, k); XtSy <- numeric(k); ytSy <- 0; logdet <- 0
   for (g in st$groups) {
-    S <- Sf[g$w, g$w, drop = FALSE]; R <- chol(S); Li <- backsolve(R, diag(nrow(S)), transpose = TRUE)
+    S <- Sf[[g$lev]][g$w, g$w, drop = FALSE]; R <- chol(S); Li <- backsolve(R, diag(nrow(S)), transpose = TRUE)
     logdet <- logdet + nrow(g$rows) * 2 * sum(log(diag(R)))
     for (i in seq_len(nrow(g$rows))) {
       r <- g$rows[i, ]
@@ -189,8 +206,7 @@ lin_dev <- function(st, gam, reml) {
   p <- lin_parts(st, gam)
   p$logdetS + p$rss + if (reml) as.numeric(determinant(p$XtSX)$modulus) else 0
 }
-lin_infer <- function(fit, data, structure, xform, Ls, label, reml) {
-  st <- lin_setup(fit, data, structure, xform)
+lin_infer <- function(st, Ls, label, reml) {
   dev <- function(gm) lin_dev(st, gm, reml)
   g0 <- st$gamma; gam <- g0
   for (it in 1:6) {  # Newton polish
@@ -207,7 +223,7 @@ lin_infer <- function(fit, data, structure, xform, Ls, label, reml) {
     2 * f(gam)^2 / as.numeric(t(g) %*% A %*% g)
   }
   out <- list(
-    method = if (reml) "REML" else "ML", parametrization = structure,
+    method = if (reml) "REML" else "ML", parametrization = st$structure,
     gamma_gls = as.list(g0), gamma = as.list(gam),
     deviance_gls = dev(g0), deviance = dev(gam),
     max_abs_gradient_gls = max(abs(numDeriv::grad(dev, g0))),
@@ -227,9 +243,10 @@ lin_infer <- function(fit, data, structure, xform, Ls, label, reml) {
   )
   if (reml) {
     n <- nrow(st$X)
-    big <- lapply(st$Gs, function(Gk) {
+    big <- lapply(seq_along(st$Gs), function(k) {
+      Gk <- st$Gs[[k]]; attr(Gk, "lev") <- st$glev[[k]]
       M <- matrix(0, n, n)
-      for (b in st$blocks) { w <- st$data$widx[b]; M[b, b] <- Gk[w, w] }
+      for (b in st$blocks) if (st$by[b[1]] == attr(Gk, "lev")) { w <- st$data$widx[b]; M[b, b] <- Gk[w, w] }
       Matrix::Matrix(M, sparse = TRUE)
     })
     Sigma <- Reduce(`+`, Map(`*`, gam, big))
@@ -266,8 +283,8 @@ kr_coefs <- function(beta, Phi, PhiA) {
 linear_inference <- list()
 for (nm in c("unstructured", "compound_symmetry", "toeplitz")) {
   linear_inference[[nm]] <- list(
-    reml = lin_infer(specs[[nm]]$fit("REML"), d, nm, ~ arm * wave, trial_L, "IMR - CAU", TRUE),
-    ml = lin_infer(specs[[nm]]$fit("ML"), d, nm, ~ arm * wave, trial_L, "IMR - CAU", FALSE))
+    reml = lin_infer(lin_setup_fit(specs[[nm]]$fit("REML"), d, nm, ~ arm * wave), trial_L, "IMR - CAU", TRUE),
+    ml = lin_infer(lin_setup_fit(specs[[nm]]$fit("ML"), d, nm, ~ arm * wave), trial_L, "IMR - CAU", FALSE))
   cat("linear inference", nm, "\n")
 }
 # validation against lmerTest / pbkrtest on the equivalent lmer fit (compound symmetry with rho > 0 = random intercept)
@@ -314,8 +331,12 @@ for (m in c("REML", "ML")) {
   v1 <- ec$SE^2; v2 <- ei$SE^2
   est <- ei$emmean - ec$emmean; se <- sqrt(v1 + v2)
   dfw <- (v1 + v2)^2 / (v1^2 / ec$df + v2^2 / ei$df)
+  st_by <- lin_setup(list(CAU = full_cov(parts$CAU$fit, droplevels(d[d$arm == "CAU", ])),
+                          IMR = full_cov(parts$IMR$fit, droplevels(d[d$arm == "IMR", ]))),
+                     d, "unstructured", ~ arm * wave, d$y, by = as.character(d$arm))
   by_arm[[tolower(m)]] <- list(
     method = m,
+    linear_inference = lin_infer(st_by, trial_L, "IMR - CAU", m == "REML"),
     per_arm = list(CAU = parts$CAU$rec, IMR = parts$IMR$rec),
     loglik = as.numeric(logLik(parts$CAU$fit)) + as.numeric(logLik(parts$IMR$fit)),
     loglik_df = attr(logLik(parts$CAU$fit), "df") + attr(logLik(parts$IMR$fit), "df"),
@@ -327,7 +348,7 @@ for (m in c("REML", "ML")) {
   )
 }
 by_arm$aic_reml <- -2 * by_arm$reml$loglik + 2 * by_arm$reml$loglik_df
-by_arm$note <- "Unstructured covariance per arm: two independent gls fits (one per arm, y ~ wave, corSymm + varIdent). Joint loglik = sum (also for REML: the arm * wave treatment coding is a unimodular reparametrization of the per-arm cell means, so log|X'V^-1 X| is unchanged). Joint coefficients and vcov mapped from the per-arm fits. Contrast df: Satterthwaite per arm (emmeans mode = 'satterthwaite' on each per-arm fit) combined by Welch's formula (v1 + v2)^2 / (v1^2/df1 + v2^2/df2), which is the joint Satterthwaite df because the variance parameters of the two arms are independent (block-diagonal information)."
+by_arm$note <- "Unstructured covariance per arm: two independent gls fits (one per arm, y ~ wave, corSymm + varIdent). Joint loglik = sum (also for REML: the arm * wave treatment coding is a unimodular reparametrization of the per-arm cell means, so log|X'V^-1 X| is unchanged). Joint coefficients and vcov mapped from the per-arm fits. linear_inference: the joint model (12 covariance elements, 6 per arm; the by-arm blocks of Sigma) with accurate Satterthwaite and, for REML, Kenward-Roger as for the other structures: the targets. contrasts_satterthwaite: Satterthwaite per arm (emmeans mode = 'satterthwaite' on each per-arm fit, so with emmeans' apVar inaccuracy) combined by Welch's formula (v1 + v2)^2 / (v1^2/df1 + v2^2/df2), which is the joint Satterthwaite df because the variance parameters of the two arms are independent (block-diagonal information)."
 
 ## lme with a random intercept and a residual variance per arm
 lme_fits <- list()
@@ -407,7 +428,7 @@ for (nm in names(ospecs)) {
                                                   p = cs$p.value, stringsAsFactors = FALSE))
     rec$emmeans_messages <- I(ecap$messages)
     if (nm != "ar1")
-      rec$linear_inference <- lin_infer(fit, o, nm, ~ sex * wave, o_L, "Male - Female", m == "REML")
+      rec$linear_inference <- lin_infer(lin_setup_fit(fit, o, nm, ~ sex * wave), o_L, "Male - Female", m == "REML")
     orthodont[[paste0(nm, "__", tolower(m))]] <- rec
     cat("Orthodont", nm, m, "\n")
   }
@@ -416,6 +437,7 @@ for (nm in names(ospecs)) {
 meta <- make_meta("tests/r/mmrm.R", c("nlme", "emmeans", "jsonlite"), c(
   "Data: tests/fixtures/r/trial_long.csv (from tests/r/lmm_trial.R), rows with y observed (missed waves absent), sorted by id then wave; arm levels CAU, IMR; wave levels T1, T2, T3; widx = 1, 2, 3 = wave index (the position in corSymm / corAR1 / corARMA).",
   "gls fits (nlme): REML and ML (suffix __reml / __ml). coefficients: nlme summary tTable (t and p with N - p residual df). sigma = residual SD of the reference wave T1; varstruct_ratios = SD ratio per wave relative to T1 (allCoef); corstruct = correlation parameters (corSymm: the lower triangle by column, i.e. r12, r13, r23; corAR1: phi; corCompSymm: rho; corARMA: phi1, phi2).",
+  "nlme quirk: for method = 'ML' gls reports vcov (and so coefficient SEs, emmeans SEs) with sigma^2 scaled by N / (N - p), i.e. sqrt(N / (N - p)) times the ML standard errors (X'S^-1 X)^-1 at the ML estimate (compound_symmetry__ml: ratio^2 = 1.0112994 = 537/531; lmer's ML fit of the same model gives the unscaled SEs). The ML loglik, AIC, BIC and coefficients are not affected. linear_inference.*.ml reports the unscaled ML SEs.",
   "residual_covariance: getVarCov(fit) for a participant observed at all three waves; rows/columns T1, T2, T3.",
   "Toeplitz: nlme has no Toeplitz structure; for 3 equally spaced waves corARMA(p = 2) on the wave index is exactly the (homogeneous) Toeplitz structure (AR(2) autocorrelations (rho1, rho2) range over every positive-definite 3 x 3 Toeplitz correlation matrix; in general AR(T - 1) <-> Toeplitz of size T via the partial autocorrelations). heterogeneous_toeplitz adds varIdent by wave. The R mmrm package (which has toep/toeph and KR) is not in Debian bookworm.",
   "emmeans on gls: emmeans(fit, ~ arm | wave, mode = ...) with contrast 'revpairwise' = 'IMR - CAU' per wave; modes satterthwaite (emmeans' analytic Satterthwaite: df = 2 (l'Vl)^2 / (g' A g), A = nlme apVar, g = gradient of l'V(theta)l; fits use glsControl(natural = FALSE) so that A and g are on the same scale and emmeans does not fall back to its stochastic 'appx-satterthwaite'), df_error (N - p - number of variance parameters). emmeans 1.8.4 has no Kenward-Roger mode for gls: kenward_roger records emmeans' error text.",
