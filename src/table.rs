@@ -177,7 +177,11 @@ impl RawTable {
 
     /// All cells of one column, in row order (empty when `col` is out of range).
     pub fn column_cells(&self, col: usize) -> impl Iterator<Item = Option<&str>> + '_ {
-        let n = if col < self.data.len() { self.n_rows } else { 0 };
+        let n = if col < self.data.len() {
+            self.n_rows
+        } else {
+            0
+        };
         (0..n).map(move |r| self.cell(r, col))
     }
 }
@@ -427,7 +431,7 @@ pub fn write_table_file(path: &Path, columns: &[OutColumn]) -> Result<(), TableE
                 expected: height,
             });
         }
-        let name = PlSmallStr::from_str(&c.name);
+        let name: PlSmallStr = c.name.as_str().into();
         let col = match &c.values {
             OutValues::Text(v) => Column::new(name, v),
             OutValues::Float(v) => Column::new(name, v),
@@ -518,7 +522,10 @@ mod tests {
                 "id",
                 OutValues::Text(vec![Some("P1".into()), Some("P, 2".into()), None]),
             ),
-            OutColumn::new("x", OutValues::Float(vec![Some(2.6), None, Some(1.0 / 3.0)])),
+            OutColumn::new(
+                "x",
+                OutValues::Float(vec![Some(2.6), None, Some(1.0 / 3.0)]),
+            ),
             OutColumn::new("n", OutValues::Int(vec![Some(1), Some(2), None])),
         ];
         for ext in ["csv", "parquet"] {
@@ -531,10 +538,7 @@ mod tests {
             assert_eq!(t.cell(1, 0), Some("P, 2"));
             assert_eq!(t.cell(2, 0), None);
             assert_eq!(t.cell(0, 1).unwrap().parse::<f64>().unwrap(), 2.6);
-            assert_eq!(
-                t.cell(2, 1).unwrap().parse::<f64>().unwrap(),
-                1.0 / 3.0
-            );
+            assert_eq!(t.cell(2, 1).unwrap().parse::<f64>().unwrap(), 1.0 / 3.0);
             assert_eq!(t.cell(1, 2), Some("2"));
             assert_eq!(t.cell(2, 2), None);
         }

@@ -1,9 +1,73 @@
-//! `herstel score` (work in progress: being implemented).
+//! `herstel score EXPORT --out FILE [--log FILE] [--schema DIR]`: validate the export, then
+//! write the long participant x wave table of scale scores (CSV or Parquet by extension) and
+//! the exclusion log of missing scores.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use super::CmdResult;
+use crate::ingest::{load_trial, ValidateOptions};
+use crate::schema::Schema;
+use crate::scoring::score;
+use crate::table::write_table_file;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The export folder (study.toml plus the tables as CSV or Parquet).
+    pub export: PathBuf,
+    /// Output file: .csv or .parquet.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Exclusion log (.csv or .parquet): every missing score with its reason, and every input
+    /// row left out of the trial.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// A folder with tables/*.toml and instruments/*.toml that replace or extend the built-in
+    /// data schema.
+    #[arg(long, value_name = "DIR")]
+    pub schema: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err("herstel score: not implemented yet".into())
+pub fn run(args: Args) -> CmdResult {
+    let schema = Schema::load(args.schema.as_deref())?;
+    let (trial, report) = match load_trial(&args.export, &schema, &ValidateOptions::default()) {
+        Ok(x) => x,
+        Err(report) => {
+            eprintln!("{report}");
+            eprintln!("herstel score: the export has errors; fix them (see `herstel validate`)");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if report.n_warnings() > 0 {
+        eprintln!(
+            "{} warnings (run `herstel validate` to list them)",
+            report.n_warnings()
+        );
+    }
+    let scored = score(&trial, &trial.instruments);
+    write_table_file(&args.out, &scored.to_out_columns())?;
+    if let Some(log) = &args.log {
+        let mut cols = scored.exclusion_columns();
+        // input rows left out of the trial, in the same layout
+        for e in &trial.exclusions {
+            push_text(&mut cols, 0, String::new());
+            push_text(&mut cols, 1, String::new());
+            push_text(&mut cols, 2, format!("{} row {}", e.table, e.row));
+            push_text(&mut cols, 3, e.reason.clone());
+        }
+        write_table_file(log, &cols)?;
+    }
+    eprintln!(
+        "scored {} participants x {} waves into {} ({} missing scores logged)",
+        trial.participants.len(),
+        trial.study.waves.len(),
+        args.out.display(),
+        scored.exclusions.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push_text(cols: &mut [crate::table::OutColumn], i: usize, v: String) {
+    if let Some(crate::table::OutValues::Text(values)) = cols.get_mut(i).map(|c| &mut c.values) {
+        values.push(Some(v));
+    }
 }

@@ -1,0 +1,1150 @@
+//! The checks and the construction of a [`Trial`] from the raw tables.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use super::report::{Problem, ProblemKind, Severity, Summary, ValidationReport};
+use super::{
+    Admission, Arm, Assessment, Date, Exclusion, ExtraColumn, Group, GroupId, Ingested, ItemMatrix,
+    Participant, ParticipantId, Site, SiteId, Trial, ValidateOptions, Wave,
+};
+use crate::schema::{
+    ColumnSchema, ColumnType, Design, Instrument, Schema, SchemaError, Study, TableSchema,
+    ValueType,
+};
+use crate::table::{file_row, find_table, read_table_file, RawTable, TableError};
+
+/// Average month length in days (365.25 / 12), for "months since randomization".
+pub const DAYS_PER_MONTH: f64 = 30.4375;
+
+#[derive(Default)]
+struct Ctx {
+    report: ValidationReport,
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        severity: Severity,
+        kind: ProblemKind,
+        table: &str,
+        row: Option<usize>,
+        column: Option<&str>,
+        value: Option<&str>,
+        expected: impl Into<String>,
+    ) {
+        self.report.push(Problem {
+            severity,
+            kind,
+            table: table.to_string(),
+            row,
+            column: column.map(str::to_string),
+            value: value.map(str::to_string),
+            expected: expected.into(),
+        });
+    }
+
+    fn error(
+        &mut self,
+        kind: ProblemKind,
+        table: &str,
+        row: Option<usize>,
+        column: Option<&str>,
+        value: Option<&str>,
+        expected: impl Into<String>,
+    ) {
+        self.push(Severity::Error, kind, table, row, column, value, expected);
+    }
+
+    /// An error on data row `i` (0-based) that also excludes the row.
+    #[allow(clippy::too_many_arguments)]
+    fn row_error(
+        &mut self,
+        flags: &mut RowFlags,
+        kind: ProblemKind,
+        table: &str,
+        i: usize,
+        column: Option<&str>,
+        value: Option<&str>,
+        expected: impl Into<String>,
+    ) {
+        let expected = expected.into();
+        flags.mark(i, || {
+            let mut r = kind.label().to_string();
+            if let Some(c) = column {
+                r.push_str(&format!(" in column {c}"));
+            }
+            if let Some(v) = value {
+                r.push_str(&format!(": \"{v}\""));
+            }
+            r.push_str(&format!(" (expected {expected})"));
+            r
+        });
+        self.error(kind, table, Some(file_row(i)), column, value, expected);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn warn(
+        &mut self,
+        kind: ProblemKind,
+        table: &str,
+        row: Option<usize>,
+        column: Option<&str>,
+        value: Option<&str>,
+        expected: impl Into<String>,
+    ) {
+        self.push(Severity::Warning, kind, table, row, column, value, expected);
+    }
+}
+
+/// The first error reason of each data row, if any.
+struct RowFlags {
+    reasons: Vec<Option<String>>,
+}
+
+impl RowFlags {
+    fn new(n: usize) -> Self {
+        RowFlags {
+            reasons: vec![None; n],
+        }
+    }
+
+    fn mark(&mut self, i: usize, reason: impl FnOnce() -> String) {
+        if let Some(slot) = self.reasons.get_mut(i) {
+            if slot.is_none() {
+                *slot = Some(reason());
+            }
+        }
+    }
+
+    fn is_bad(&self, i: usize) -> bool {
+        self.reasons.get(i).is_some_and(Option::is_some)
+    }
+
+    fn reason(&self, i: usize) -> Option<&str> {
+        self.reasons.get(i).and_then(|r| r.as_deref())
+    }
+}
+
+/// Parses an integer cell; integral decimals such as `3.0` (Parquet floats) are accepted.
+pub(crate) fn parse_int(v: &str) -> Option<i64> {
+    if let Ok(i) = v.parse::<i64>() {
+        return Some(i);
+    }
+    let f = v.parse::<f64>().ok()?;
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+}
+
+/// Parses a finite number.
+pub(crate) fn parse_num(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+fn range_text(min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(a), Some(b)) => format!(" in {a}..{b}"),
+        (Some(a), None) => format!(" >= {a}"),
+        (None, Some(b)) => format!(" <= {b}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Checks one non-empty cell against its column type and range.
+fn check_cell(
+    c: &ColumnSchema,
+    v: &str,
+    study: Option<&Study>,
+) -> Result<(), (ProblemKind, String)> {
+    let in_range = |x: f64| c.min.is_none_or(|m| x >= m) && c.max.is_none_or(|m| x <= m);
+    match c.ty {
+        ColumnType::String => Ok(()),
+        ColumnType::Integer => {
+            let x = parse_int(v).ok_or_else(|| {
+                (
+                    ProblemKind::NotANumber,
+                    format!("an integer{}", range_text(c.min, c.max)),
+                )
+            })?;
+            if in_range(x as f64) {
+                Ok(())
+            } else {
+                Err((
+                    ProblemKind::OutOfRange,
+                    format!("an integer{}", range_text(c.min, c.max)),
+                ))
+            }
+        }
+        ColumnType::Number => {
+            let x = parse_num(v).ok_or_else(|| {
+                (
+                    ProblemKind::NotANumber,
+                    format!("a number{}", range_text(c.min, c.max)),
+                )
+            })?;
+            if in_range(x) {
+                Ok(())
+            } else {
+                Err((
+                    ProblemKind::OutOfRange,
+                    format!("a number{}", range_text(c.min, c.max)),
+                ))
+            }
+        }
+        ColumnType::Date => Date::parse(v)
+            .map(|_| ())
+            .ok_or((ProblemKind::BadDate, "a date YYYY-MM-DD".to_string())),
+        ColumnType::Flag => match v {
+            "0" | "1" => Ok(()),
+            _ => Err((ProblemKind::BadFlag, "0 or 1".to_string())),
+        },
+        ColumnType::Arm => match study {
+            Some(s) if s.arm_index(v).is_none() => Err((
+                ProblemKind::UnknownArm,
+                format!("an arm of study.toml ({})", s.arms.join(", ")),
+            )),
+            _ => Ok(()),
+        },
+        ColumnType::Wave => match study {
+            Some(s) if s.wave_index(v).is_none() => Err((
+                ProblemKind::UnknownWave,
+                format!(
+                    "a wave of study.toml ({})",
+                    s.waves
+                        .iter()
+                        .map(|w| w.label.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Cell text of a named column (None when the column is absent or the cell empty).
+fn cell<'t>(t: &'t RawTable, col: Option<usize>, i: usize) -> Option<&'t str> {
+    col.and_then(|c| t.cell(i, c))
+}
+
+/// Columns of `t` not defined in its schema.
+fn extra_columns(t: &RawTable, ts: &TableSchema, kept: &[usize]) -> Vec<ExtraColumn> {
+    t.columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| ts.column(name).is_none())
+        .map(|(ci, name)| ExtraColumn {
+            name: name.clone(),
+            values: kept
+                .iter()
+                .map(|&i| t.cell(i, ci).map(str::to_string))
+                .collect(),
+        })
+        .collect()
+}
+
+pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions) -> Ingested {
+    let mut cx = Ctx::default();
+
+    // study.toml
+    let study_path = dir.join("study.toml");
+    let study = if !study_path.is_file() {
+        cx.error(
+            ProblemKind::MissingTable,
+            "study.toml",
+            None,
+            None,
+            None,
+            "a study.toml file in the export folder",
+        );
+        None
+    } else {
+        match Study::from_file(&study_path) {
+            Ok(s) => Some(s),
+            Err(SchemaError::Malformed { line, message, .. }) => {
+                cx.error(
+                    ProblemKind::MalformedStudy,
+                    "study.toml",
+                    line,
+                    None,
+                    None,
+                    format!("valid study TOML ({message})"),
+                );
+                None
+            }
+            Err(e) => {
+                cx.error(
+                    ProblemKind::MalformedStudy,
+                    "study.toml",
+                    None,
+                    None,
+                    None,
+                    format!("a readable study.toml ({e})"),
+                );
+                None
+            }
+        }
+    };
+
+    // instruments of the study
+    let mut instruments: Vec<Instrument> = Vec::new();
+    if let Some(s) = &study {
+        for name in &s.instruments {
+            match schema.instrument(name) {
+                Some(i) => instruments.push(i.clone()),
+                None => cx.error(
+                    ProblemKind::UnknownInstrument,
+                    "study.toml",
+                    None,
+                    Some("instruments"),
+                    Some(name),
+                    format!(
+                        "an instrument of the data schema ({})",
+                        schema
+                            .instruments
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }
+        }
+    }
+
+    // tables
+    let mut complete = study.is_some();
+    let mut tables: HashMap<String, RawTable> = HashMap::new();
+    for ts in &schema.tables {
+        match find_table(dir, &ts.table) {
+            None => {
+                if ts.required {
+                    cx.error(
+                        ProblemKind::MissingTable,
+                        &ts.table,
+                        None,
+                        None,
+                        None,
+                        format!("{0}.csv or {0}.parquet in the export folder", ts.table),
+                    );
+                    complete = false;
+                }
+            }
+            Some(p) => match read_table_file(&p) {
+                Ok(t) => {
+                    tables.insert(ts.table.clone(), t);
+                }
+                Err(e) => {
+                    let row = match &e {
+                        TableError::Malformed { row, .. } => *row,
+                        _ => None,
+                    };
+                    cx.error(
+                        ProblemKind::MalformedTable,
+                        &ts.table,
+                        row,
+                        None,
+                        None,
+                        format!("a well-formed table ({e})"),
+                    );
+                    complete = false;
+                }
+            },
+        }
+    }
+
+    // required columns
+    for ts in &schema.tables {
+        let Some(t) = tables.get(&ts.table) else {
+            continue;
+        };
+        for c in ts.columns.iter().filter(|c| c.required) {
+            if t.column_index(&c.name).is_none() {
+                cx.error(
+                    ProblemKind::MissingColumn,
+                    &ts.table,
+                    Some(1),
+                    Some(&c.name),
+                    None,
+                    format!("a column `{}` ({})", c.name, c.ty.describe()),
+                );
+                complete = false;
+            }
+        }
+    }
+    if let Some(t) = tables.get("assessments") {
+        for inst in &instruments {
+            for col in inst.item_columns() {
+                if t.column_index(&col).is_none() {
+                    cx.error(
+                        ProblemKind::MissingColumn,
+                        "assessments",
+                        Some(1),
+                        Some(&col),
+                        None,
+                        format!("a column `{col}` (item of {} in study.toml)", inst.name),
+                    );
+                    complete = false;
+                }
+            }
+        }
+    }
+
+    // key values of referenced columns
+    let mut key_values: HashMap<(String, String), HashSet<&str>> = HashMap::new();
+    for ts in &schema.tables {
+        for r in ts.columns.iter().filter_map(|c| c.references.as_ref()) {
+            let Some(t) = tables.get(&r.table) else {
+                continue;
+            };
+            let Some(ci) = t.column_index(&r.column) else {
+                continue;
+            };
+            key_values
+                .entry((r.table.clone(), r.column.clone()))
+                .or_insert_with(|| t.column_cells(ci).flatten().collect());
+        }
+    }
+
+    // generic per-column checks and keys
+    let mut flags: HashMap<String, RowFlags> = HashMap::new();
+    for ts in &schema.tables {
+        let Some(t) = tables.get(&ts.table) else {
+            continue;
+        };
+        let mut fl = RowFlags::new(t.n_rows());
+        for c in &ts.columns {
+            let Some(ci) = t.column_index(&c.name) else {
+                continue;
+            };
+            let refs = c.references.as_ref().and_then(|r| {
+                key_values
+                    .get(&(r.table.clone(), r.column.clone()))
+                    .map(|set| (r, set))
+            });
+            for (i, v) in t.column_cells(ci).enumerate() {
+                let Some(v) = v else {
+                    if !c.nullable {
+                        cx.row_error(
+                            &mut fl,
+                            ProblemKind::MissingValue,
+                            &ts.table,
+                            i,
+                            Some(&c.name),
+                            None,
+                            format!("a value ({})", c.ty.describe()),
+                        );
+                    }
+                    continue;
+                };
+                if let Err((kind, expected)) = check_cell(c, v, study.as_ref()) {
+                    cx.row_error(
+                        &mut fl,
+                        kind,
+                        &ts.table,
+                        i,
+                        Some(&c.name),
+                        Some(v),
+                        expected,
+                    );
+                    continue;
+                }
+                if let Some((r, set)) = &refs {
+                    if !set.contains(v) {
+                        cx.row_error(
+                            &mut fl,
+                            ProblemKind::UnknownReference,
+                            &ts.table,
+                            i,
+                            Some(&c.name),
+                            Some(v),
+                            format!("a {} of {}", r.column, r.table),
+                        );
+                    }
+                }
+            }
+        }
+        check_keys(&mut cx, &mut fl, t, ts);
+        flags.insert(ts.table.clone(), fl);
+    }
+
+    let trial = match (complete, study) {
+        (true, Some(study)) => Some(build_trial(
+            &mut cx,
+            schema,
+            options,
+            study,
+            instruments,
+            &tables,
+            &mut flags,
+        )),
+        _ => None,
+    };
+    let mut report = cx.report;
+    report.summary = match &trial {
+        Some(t) => summarize(t),
+        None => Summary {
+            participants: tables.get("participants").map_or(0, RawTable::n_rows),
+            sites: tables.get("sites").map_or(0, RawTable::n_rows),
+            groups: tables.get("groups").map_or(0, RawTable::n_rows),
+            ..Summary::default()
+        },
+    };
+    Ingested { trial, report }
+}
+
+/// Duplicate key values: reported at the later row, naming the first.
+fn check_keys(cx: &mut Ctx, fl: &mut RowFlags, t: &RawTable, ts: &TableSchema) {
+    if ts.key.is_empty() {
+        return;
+    }
+    let Some(cols) = ts
+        .key
+        .iter()
+        .map(|k| t.column_index(k))
+        .collect::<Option<Vec<usize>>>()
+    else {
+        return;
+    };
+    let col_name = ts.key.join(", ");
+    let mut seen: HashMap<Vec<&str>, usize> = HashMap::with_capacity(t.n_rows());
+    for i in 0..t.n_rows() {
+        let Some(key) = cols
+            .iter()
+            .map(|&c| t.cell(i, c))
+            .collect::<Option<Vec<&str>>>()
+        else {
+            continue;
+        };
+        match seen.get(&key) {
+            Some(&first) => {
+                let value = key.join(", ");
+                cx.row_error(
+                    fl,
+                    ProblemKind::DuplicateKey,
+                    &ts.table,
+                    i,
+                    Some(&col_name),
+                    Some(&value),
+                    format!("a unique {col_name} (already at row {})", file_row(first)),
+                );
+            }
+            None => {
+                seen.insert(key, i);
+            }
+        }
+    }
+}
+
+fn take_flags(flags: &mut HashMap<String, RowFlags>, table: &str, n: usize) -> RowFlags {
+    flags.remove(table).unwrap_or_else(|| RowFlags::new(n))
+}
+
+fn build_trial(
+    cx: &mut Ctx,
+    schema: &Schema,
+    options: &ValidateOptions,
+    study: Study,
+    instruments: Vec<Instrument>,
+    tables: &HashMap<String, RawTable>,
+    flags: &mut HashMap<String, RowFlags>,
+) -> Trial {
+    let mut exclusions: Vec<Exclusion> = Vec::new();
+    let empty_schema = TableSchema {
+        table: String::new(),
+        required: false,
+        key: vec![],
+        description: String::new(),
+        columns: vec![],
+    };
+
+    // sites
+    let mut sites: Vec<Site> = Vec::new();
+    let mut site_index: HashMap<String, SiteId> = HashMap::new();
+    let mut site_extra = Vec::new();
+    if let Some(t) = tables.get("sites") {
+        let fl = take_flags(flags, "sites", t.n_rows());
+        let c_id = t.column_index("site_id");
+        let c_name = t.column_index("site_name");
+        let mut kept = Vec::new();
+        for i in 0..t.n_rows() {
+            let id = cell(t, c_id, i);
+            match (fl.reason(i), id) {
+                (None, Some(id)) => {
+                    site_index.insert(id.to_string(), SiteId(sites.len() as u32));
+                    sites.push(Site {
+                        id: id.to_string(),
+                        name: cell(t, c_name, i).map(str::to_string),
+                        row: file_row(i),
+                    });
+                    kept.push(i);
+                }
+                (reason, _) => exclusions.push(Exclusion {
+                    table: "sites".into(),
+                    row: file_row(i),
+                    reason: reason.unwrap_or("no site_id").to_string(),
+                }),
+            }
+        }
+        site_extra = extra_columns(t, schema.table("sites").unwrap_or(&empty_schema), &kept);
+    }
+
+    // groups (explicit table, or implicit from participants.group_id)
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_index: HashMap<String, GroupId> = HashMap::new();
+    let explicit_groups = tables.contains_key("groups");
+    if let Some(t) = tables.get("groups") {
+        let fl = take_flags(flags, "groups", t.n_rows());
+        let c_id = t.column_index("group_id");
+        let c_site = t.column_index("site_id");
+        let c_fid = t.column_index("fidelity");
+        for i in 0..t.n_rows() {
+            let id = cell(t, c_id, i);
+            match (fl.reason(i), id) {
+                (None, Some(id)) => {
+                    group_index.insert(id.to_string(), GroupId(groups.len() as u32));
+                    groups.push(Group {
+                        id: id.to_string(),
+                        site: cell(t, c_site, i).and_then(|s| site_index.get(s).copied()),
+                        fidelity: cell(t, c_fid, i).and_then(parse_num),
+                        row: Some(file_row(i)),
+                    });
+                }
+                (reason, _) => exclusions.push(Exclusion {
+                    table: "groups".into(),
+                    row: file_row(i),
+                    reason: reason.unwrap_or("no group_id").to_string(),
+                }),
+            }
+        }
+    }
+
+    // participants
+    let mut participants: Vec<Participant> = Vec::new();
+    let mut participant_index: HashMap<String, ParticipantId> = HashMap::new();
+    let mut excluded_participant_rows: HashMap<String, usize> = HashMap::new();
+    let mut participant_extra = Vec::new();
+    if let Some(t) = tables.get("participants") {
+        let mut fl = take_flags(flags, "participants", t.n_rows());
+        let col = |n: &str| t.column_index(n);
+        let (c_id, c_site, c_team, c_arm, c_group) = (
+            col("participant_id"),
+            col("site_id"),
+            col("team_id"),
+            col("arm"),
+            col("group_id"),
+        );
+        let (c_rand, c_age, c_sex, c_diag, c_sess) = (
+            col("randomized_on"),
+            col("age"),
+            col("sex"),
+            col("diagnosis"),
+            col("sessions_attended"),
+        );
+        let mut kept = Vec::new();
+        for i in 0..t.n_rows() {
+            let arm = cell(t, c_arm, i).and_then(|a| study.arm_index(a));
+            let group_text = cell(t, c_group, i);
+            // group rules by design
+            if let Some(arm) = arm {
+                match (study.design, group_text) {
+                    (Design::Individual, Some(g)) if arm != study.intervention => {
+                        cx.row_error(
+                            &mut fl,
+                            ProblemKind::GroupOnControl,
+                            "participants",
+                            i,
+                            Some("group_id"),
+                            Some(g),
+                            format!(
+                                "no group for a participant of arm {} in an individually randomized trial",
+                                study.arms.get(arm).map(String::as_str).unwrap_or("")
+                            ),
+                        );
+                    }
+                    (Design::Cluster, None) => {
+                        cx.row_error(
+                            &mut fl,
+                            ProblemKind::MissingGroup,
+                            "participants",
+                            i,
+                            Some("group_id"),
+                            None,
+                            "a group_id for every participant of a cluster-randomized trial",
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            let id = cell(t, c_id, i);
+            let site = cell(t, c_site, i).and_then(|s| site_index.get(s).copied());
+            let rand = cell(t, c_rand, i).and_then(Date::parse);
+            let ok = (fl.reason(i), id, site, arm, rand);
+            let (None, Some(id), Some(site), Some(arm), Some(randomized_on)) = ok else {
+                let reason = match ok.0 {
+                    Some(r) => r.to_string(),
+                    None if site.is_none() => {
+                        format!("site {} is excluded", cell(t, c_site, i).unwrap_or(""))
+                    }
+                    None => "incomplete row".to_string(),
+                };
+                if let Some(id) = id {
+                    excluded_participant_rows
+                        .entry(id.to_string())
+                        .or_insert(file_row(i));
+                }
+                exclusions.push(Exclusion {
+                    table: "participants".into(),
+                    row: file_row(i),
+                    reason,
+                });
+                continue;
+            };
+            let group = match group_text {
+                None => None,
+                Some(g) => match group_index.get(g) {
+                    Some(&gid) => Some(gid),
+                    None if !explicit_groups => {
+                        let gid = GroupId(groups.len() as u32);
+                        groups.push(Group {
+                            id: g.to_string(),
+                            site: Some(site),
+                            fidelity: None,
+                            row: None,
+                        });
+                        group_index.insert(g.to_string(), gid);
+                        Some(gid)
+                    }
+                    // the group row itself was excluded (its error is reported)
+                    None => None,
+                },
+            };
+            if let Some(gid) = group {
+                if let Some(gsite) = groups.get(gid.index()).and_then(|g| g.site) {
+                    if gsite != site {
+                        cx.warn(
+                            ProblemKind::GroupSiteMismatch,
+                            "participants",
+                            Some(file_row(i)),
+                            Some("group_id"),
+                            group_text,
+                            format!(
+                                "a group of the participant's site {}",
+                                sites.get(site.index()).map(|s| s.id.as_str()).unwrap_or("")
+                            ),
+                        );
+                    }
+                }
+            }
+            participant_index.insert(id.to_string(), ParticipantId(participants.len() as u32));
+            participants.push(Participant {
+                id: id.to_string(),
+                site,
+                team: cell(t, c_team, i).map(str::to_string),
+                arm: Arm(arm as u16),
+                group,
+                randomized_on,
+                age: cell(t, c_age, i).and_then(parse_int),
+                sex: cell(t, c_sex, i).map(str::to_string),
+                diagnosis: cell(t, c_diag, i).map(str::to_string),
+                sessions_attended: cell(t, c_sess, i).and_then(parse_int),
+                row: file_row(i),
+            });
+            kept.push(i);
+        }
+        participant_extra = extra_columns(
+            t,
+            schema.table("participants").unwrap_or(&empty_schema),
+            &kept,
+        );
+    }
+    let excluded_reason = |pid: &str| -> String {
+        match excluded_participant_rows.get(pid) {
+            Some(r) => format!("participant {pid} is excluded (participants row {r})"),
+            None => format!("participant {pid} is not in participants"),
+        }
+    };
+
+    // assessments
+    let mut assessments: Vec<Assessment> = Vec::new();
+    let mut items: Vec<ItemMatrix> = Vec::new();
+    if let Some(t) = tables.get("assessments") {
+        let n = t.n_rows();
+        let mut fl = take_flags(flags, "assessments", n);
+        let mut raw_items: Vec<ItemMatrix> = Vec::with_capacity(instruments.len());
+        for inst in &instruments {
+            raw_items.push(parse_items(cx, &mut fl, t, inst));
+        }
+        let c_pid = t.column_index("participant_id");
+        let c_wave = t.column_index("wave");
+        let c_date = t.column_index("assessed_on");
+        let mut kept = Vec::with_capacity(n);
+        for i in 0..n {
+            let pid_text = cell(t, c_pid, i);
+            let pid = pid_text.and_then(|p| participant_index.get(p).copied());
+            let wave = cell(t, c_wave, i).and_then(|w| study.wave_index(w));
+            let ok = (fl.reason(i), pid, wave);
+            let (None, Some(pid), Some(wave)) = ok else {
+                let reason = match ok.0 {
+                    Some(r) => r.to_string(),
+                    None => excluded_reason(pid_text.unwrap_or("")),
+                };
+                exclusions.push(Exclusion {
+                    table: "assessments".into(),
+                    row: file_row(i),
+                    reason,
+                });
+                continue;
+            };
+            assessments.push(Assessment {
+                participant: pid,
+                wave: Wave(wave as u16),
+                assessed_on: cell(t, c_date, i).and_then(Date::parse),
+                row: file_row(i),
+            });
+            kept.push(i);
+        }
+        items = if kept.len() == n {
+            raw_items
+        } else {
+            raw_items.iter().map(|m| m.select_rows(&kept)).collect()
+        };
+    }
+
+    // admissions
+    let mut admissions: Vec<Admission> = Vec::new();
+    if let Some(t) = tables.get("admissions") {
+        let mut fl = take_flags(flags, "admissions", t.n_rows());
+        let c_pid = t.column_index("participant_id");
+        let c_in = t.column_index("admitted_on");
+        let c_out = t.column_index("discharged_on");
+        let c_inv = t.column_index("involuntary");
+        for i in 0..t.n_rows() {
+            if let (Some(a), Some(d)) = (
+                cell(t, c_in, i).and_then(Date::parse),
+                cell(t, c_out, i).and_then(Date::parse),
+            ) {
+                if d < a {
+                    cx.row_error(
+                        &mut fl,
+                        ProblemKind::DischargeBeforeAdmission,
+                        "admissions",
+                        i,
+                        Some("discharged_on"),
+                        cell(t, c_out, i),
+                        format!("a date on or after admitted_on ({a})"),
+                    );
+                }
+            }
+        }
+        // overlapping stays of one participant (rows without other errors)
+        let mut by_pid: HashMap<&str, Vec<(Date, Option<Date>, usize)>> = HashMap::new();
+        for i in 0..t.n_rows() {
+            if fl.is_bad(i) {
+                continue;
+            }
+            if let (Some(p), Some(a)) = (cell(t, c_pid, i), cell(t, c_in, i).and_then(Date::parse))
+            {
+                let d = cell(t, c_out, i).and_then(Date::parse);
+                by_pid.entry(p).or_default().push((a, d, i));
+            }
+        }
+        let mut overlaps: Vec<(usize, usize, Option<Date>)> = Vec::new();
+        for stays in by_pid.values_mut() {
+            stays.sort_by_key(|&(a, _, i)| (a, i));
+            let mut prev: Option<(Option<Date>, usize)> = None;
+            for &(a, d, i) in stays.iter() {
+                if let Some((pd, pi)) = prev {
+                    if pd.is_none_or(|pd| a < pd) {
+                        overlaps.push((i, pi, pd));
+                    }
+                }
+                // keep the stay that ends last as the one to compare with
+                let ends_later = match (prev, d) {
+                    (None, _) => true,
+                    (Some((None, _)), _) => false,
+                    (Some((Some(_), _)), None) => true,
+                    (Some((Some(pd), _)), Some(d)) => d > pd,
+                };
+                if ends_later {
+                    prev = Some((d, i));
+                }
+            }
+        }
+        overlaps.sort_unstable();
+        for (i, pi, pd) in overlaps {
+            let expected = match pd {
+                Some(pd) => format!(
+                    "an admission on or after {pd}, the discharge of the stay at row {}",
+                    file_row(pi)
+                ),
+                None => format!(
+                    "no admission during the open stay at row {} (no discharge date)",
+                    file_row(pi)
+                ),
+            };
+            cx.row_error(
+                &mut fl,
+                ProblemKind::OverlappingAdmissions,
+                "admissions",
+                i,
+                Some("admitted_on"),
+                cell(t, c_in, i),
+                expected,
+            );
+        }
+        for i in 0..t.n_rows() {
+            let pid_text = cell(t, c_pid, i);
+            let pid = pid_text.and_then(|p| participant_index.get(p).copied());
+            let admitted = cell(t, c_in, i).and_then(Date::parse);
+            let ok = (fl.reason(i), pid, admitted);
+            let (None, Some(participant), Some(admitted_on)) = ok else {
+                let reason = match ok.0 {
+                    Some(r) => r.to_string(),
+                    None => excluded_reason(pid_text.unwrap_or("")),
+                };
+                exclusions.push(Exclusion {
+                    table: "admissions".into(),
+                    row: file_row(i),
+                    reason,
+                });
+                continue;
+            };
+            admissions.push(Admission {
+                participant,
+                admitted_on,
+                discharged_on: cell(t, c_out, i).and_then(Date::parse),
+                involuntary: cell(t, c_inv, i) == Some("1"),
+                row: file_row(i),
+            });
+        }
+    }
+
+    let trial = Trial {
+        study,
+        instruments,
+        sites,
+        groups,
+        participants,
+        assessments,
+        items,
+        admissions,
+        participant_extra,
+        site_extra,
+        exclusions,
+    };
+    warnings(cx, &trial, options);
+    trial
+}
+
+/// Parses and range-checks the item columns of one instrument for every assessment row.
+fn parse_items(cx: &mut Ctx, fl: &mut RowFlags, t: &RawTable, inst: &Instrument) -> ItemMatrix {
+    let n = t.n_rows();
+    let mut m = ItemMatrix::new(n, inst.items);
+    let kind_text = match inst.value_type {
+        ValueType::Integer => "an integer",
+        ValueType::Number => "a number",
+    };
+    let nk = if inst.not_known.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " or a not-known code ({})",
+            inst.not_known
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let expected = format!("{kind_text} {}-{}{nk}", inst.min, inst.max);
+    for item in 0..inst.items {
+        let name = inst.item_column(item + 1);
+        let Some(ci) = t.column_index(&name) else {
+            continue;
+        };
+        for (i, v) in t.column_cells(ci).enumerate() {
+            let Some(v) = v else {
+                continue;
+            };
+            let x = match inst.value_type {
+                ValueType::Integer => parse_int(v).map(|x| x as f64),
+                ValueType::Number => parse_num(v),
+            };
+            let Some(x) = x else {
+                cx.row_error(
+                    fl,
+                    ProblemKind::NotANumber,
+                    "assessments",
+                    i,
+                    Some(&name),
+                    Some(v),
+                    expected.clone(),
+                );
+                continue;
+            };
+            if inst.is_not_known(x) {
+                continue; // counts as missing
+            }
+            if x < inst.min || x > inst.max {
+                cx.row_error(
+                    fl,
+                    ProblemKind::OutOfRange,
+                    "assessments",
+                    i,
+                    Some(&name),
+                    Some(v),
+                    expected.clone(),
+                );
+                continue;
+            }
+            m.set(i, item, x);
+        }
+    }
+    m
+}
+
+/// Warnings: assessments far from their nominal month, item missingness above the
+/// instrument threshold, participants without any follow-up.
+fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
+    let mut followed_up = vec![false; trial.participants.len()];
+    for (a_idx, a) in trial.assessments.iter().enumerate() {
+        let answered: Vec<usize> = trial
+            .items
+            .iter()
+            .map(|m| m.row(a_idx).iter().filter(|v| !v.is_nan()).count())
+            .collect();
+        let any = answered.iter().any(|&k| k > 0);
+        if !any {
+            continue; // a missed wave
+        }
+        if a.wave.index() > 0 {
+            if let Some(f) = followed_up.get_mut(a.participant.index()) {
+                *f = true;
+            }
+        }
+        for (inst, &k) in trial.instruments.iter().zip(&answered) {
+            if !inst.min_answered_share.met(k, inst.items) {
+                cx.warn(
+                    ProblemKind::ItemMissingness,
+                    "assessments",
+                    Some(a.row),
+                    Some(&inst.name),
+                    Some(&format!("{k} of {} items answered", inst.items)),
+                    format!(
+                        "at least {} of {} items for a {} score",
+                        inst.min_answered(),
+                        inst.items,
+                        inst.name
+                    ),
+                );
+            }
+        }
+        if let (Some(on), Some(p)) = (a.assessed_on, trial.participant(a.participant)) {
+            let months = f64::from(on.days_since(p.randomized_on)) / DAYS_PER_MONTH;
+            let nominal = trial.wave_months(a.wave);
+            if (months - nominal).abs() > options.nominal_tolerance_months {
+                cx.warn(
+                    ProblemKind::FarFromNominal,
+                    "assessments",
+                    Some(a.row),
+                    Some("assessed_on"),
+                    Some(&on.to_string()),
+                    format!(
+                        "a date within {} months of month {} of wave {} (randomized on {}; this is month {:.1})",
+                        options.nominal_tolerance_months,
+                        nominal,
+                        trial.wave_label(a.wave),
+                        p.randomized_on,
+                        months
+                    ),
+                );
+            }
+        }
+    }
+    if trial.study.waves.len() > 1 {
+        for (p, &f) in trial.participants.iter().zip(&followed_up) {
+            if !f {
+                cx.warn(
+                    ProblemKind::NoFollowUp,
+                    "participants",
+                    Some(p.row),
+                    Some("participant_id"),
+                    Some(&p.id),
+                    "at least one assessment with answered items after baseline",
+                );
+            }
+        }
+    }
+}
+
+fn summarize(trial: &Trial) -> Summary {
+    let n_arms = trial.study.arms.len();
+    let n_sites = trial.sites.len();
+    let mut by = vec![0usize; n_arms * n_sites.max(1)];
+    let mut by_arm = vec![0usize; n_arms];
+    for p in &trial.participants {
+        if let Some(c) = by.get_mut(p.arm.index() * n_sites + p.site.index()) {
+            *c += 1;
+        }
+        if let Some(c) = by_arm.get_mut(p.arm.index()) {
+            *c += 1;
+        }
+    }
+    let mut participants_by_arm_site = Vec::new();
+    for (a, arm) in trial.study.arms.iter().enumerate() {
+        for (s, site) in trial.sites.iter().enumerate() {
+            let n = by.get(a * n_sites + s).copied().unwrap_or(0);
+            participants_by_arm_site.push((arm.clone(), site.id.clone(), n));
+        }
+    }
+    let n_waves = trial.study.waves.len();
+    let mut rows = vec![0usize; n_waves];
+    let mut answered = vec![0usize; n_waves];
+    for (i, a) in trial.assessments.iter().enumerate() {
+        if let Some(r) = rows.get_mut(a.wave.index()) {
+            *r += 1;
+        }
+        if trial
+            .items
+            .iter()
+            .any(|m| m.row(i).iter().any(|v| !v.is_nan()))
+        {
+            if let Some(r) = answered.get_mut(a.wave.index()) {
+                *r += 1;
+            }
+        }
+    }
+    let (mut before, mut after) = (0, 0);
+    for adm in &trial.admissions {
+        if let Some(p) = trial.participant(adm.participant) {
+            if adm.admitted_on < p.randomized_on {
+                before += 1;
+            } else {
+                after += 1;
+            }
+        }
+    }
+    Summary {
+        participants_by_arm_site,
+        participants_by_arm: trial.study.arms.iter().cloned().zip(by_arm).collect(),
+        assessments_by_wave: trial
+            .study
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(w, wd)| {
+                (
+                    wd.label.clone(),
+                    rows.get(w).copied().unwrap_or(0),
+                    answered.get(w).copied().unwrap_or(0),
+                )
+            })
+            .collect(),
+        admissions_before: before,
+        admissions_after: after,
+        sites: trial.sites.len(),
+        groups: trial.groups.len(),
+        participants: trial.participants.len(),
+    }
+}

@@ -1,0 +1,307 @@
+//! Ingest: a trial export folder -> a typed, validated [`Trial`] plus a [`ValidationReport`].
+//!
+//! Checks follow `spec/trial-export.md` and issue 2 point 3: generic checks driven by the table
+//! schema (required columns, types, ranges, keys, references), then the trial's own rules (arms
+//! and waves of study.toml, item ranges, admissions, groups by design) and warnings. Every input
+//! row ends in the [`Trial`] or in [`Trial::exclusions`] with its reason.
+
+mod build;
+pub mod date;
+pub mod report;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use date::Date;
+pub use report::{Problem, ProblemKind, Severity, Summary, Suppressed, ValidationReport};
+
+use crate::schema::{Instrument, Schema, Study};
+
+/// A participant: index into [`Trial::participants`] (file order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ParticipantId(pub u32);
+
+/// A site: index into [`Trial::sites`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct SiteId(pub u32);
+
+/// A training group: index into [`Trial::groups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct GroupId(pub u32);
+
+/// A wave: index into `study.waves` (0 = baseline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Wave(pub u16);
+
+/// An arm: index into `study.arms` (0 = reference arm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Arm(pub u16);
+
+macro_rules! index_newtype {
+    ($t:ty) => {
+        impl $t {
+            /// The position in its table or list.
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+index_newtype!(ParticipantId);
+index_newtype!(SiteId);
+index_newtype!(GroupId);
+index_newtype!(Wave);
+index_newtype!(Arm);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub id: String,
+    pub name: Option<String>,
+    /// 1-based file row.
+    pub row: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub site: Option<SiteId>,
+    /// IMR Fidelity Scale item mean.
+    pub fidelity: Option<f64>,
+    /// 1-based file row in groups; `None` for a group known only from participants.group_id.
+    pub row: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Participant {
+    pub id: String,
+    pub site: SiteId,
+    pub team: Option<String>,
+    pub arm: Arm,
+    pub group: Option<GroupId>,
+    pub randomized_on: Date,
+    pub age: Option<i64>,
+    pub sex: Option<String>,
+    pub diagnosis: Option<String>,
+    pub sessions_attended: Option<i64>,
+    /// 1-based file row.
+    pub row: usize,
+}
+
+/// One assessment row (participant x wave); its items are in [`Trial::items`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub participant: ParticipantId,
+    pub wave: Wave,
+    pub assessed_on: Option<Date>,
+    /// 1-based file row.
+    pub row: usize,
+}
+
+/// Item values of one instrument, one row per assessment (aligned with
+/// [`Trial::assessments`]). Missing items and "not known" codes are `NaN`; reverse keying is
+/// not applied (scoring does that).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemMatrix {
+    n_items: usize,
+    values: Vec<f64>,
+}
+
+impl ItemMatrix {
+    pub(crate) fn new(n_rows: usize, n_items: usize) -> Self {
+        ItemMatrix {
+            n_items,
+            values: vec![f64::NAN; n_rows * n_items],
+        }
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// Number of assessment rows.
+    pub fn n_rows(&self) -> usize {
+        self.values.len().checked_div(self.n_items).unwrap_or(0)
+    }
+
+    /// All items of one assessment (`NaN` = missing); empty when out of range.
+    pub fn row(&self, assessment: usize) -> &[f64] {
+        let start = assessment * self.n_items;
+        self.values.get(start..start + self.n_items).unwrap_or(&[])
+    }
+
+    /// Item `item` (0-based) of one assessment; `None` when missing.
+    pub fn get(&self, assessment: usize, item: usize) -> Option<f64> {
+        self.row(assessment)
+            .get(item)
+            .copied()
+            .filter(|v| !v.is_nan())
+    }
+
+    pub(crate) fn set(&mut self, assessment: usize, item: usize, v: f64) {
+        if let Some(slot) = self.values.get_mut(assessment * self.n_items + item) {
+            *slot = v;
+        }
+    }
+
+    /// Keeps only the listed rows, in that order.
+    pub(crate) fn select_rows(&self, rows: &[usize]) -> ItemMatrix {
+        let mut values = Vec::with_capacity(rows.len() * self.n_items);
+        for &r in rows {
+            values.extend_from_slice(self.row(r));
+        }
+        ItemMatrix {
+            n_items: self.n_items,
+            values,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub participant: ParticipantId,
+    pub admitted_on: Date,
+    /// `None`: still admitted at export.
+    pub discharged_on: Option<Date>,
+    pub involuntary: bool,
+    /// 1-based file row.
+    pub row: usize,
+}
+
+/// A column of a table that the schema does not define, carried along as text (usable as a
+/// covariate), aligned with the table's records in the [`Trial`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraColumn {
+    pub name: String,
+    pub values: Vec<Option<String>>,
+}
+
+/// An input row that is not part of the [`Trial`], and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Exclusion {
+    pub table: String,
+    /// 1-based file row.
+    pub row: usize,
+    pub reason: String,
+}
+
+/// A validated trial export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub study: Study,
+    /// The study's instruments, in study.toml order.
+    pub instruments: Vec<Instrument>,
+    pub sites: Vec<Site>,
+    pub groups: Vec<Group>,
+    pub participants: Vec<Participant>,
+    pub assessments: Vec<Assessment>,
+    /// One matrix per instrument (aligned with `instruments`), rows aligned with `assessments`.
+    pub items: Vec<ItemMatrix>,
+    pub admissions: Vec<Admission>,
+    /// Extra participants columns, aligned with `participants`.
+    pub participant_extra: Vec<ExtraColumn>,
+    /// Extra sites columns (e.g. site fidelity), aligned with `sites`.
+    pub site_extra: Vec<ExtraColumn>,
+    /// Rows left out, with reasons.
+    pub exclusions: Vec<Exclusion>,
+}
+
+impl Trial {
+    pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
+        self.participants.get(id.index())
+    }
+
+    pub fn arm_label(&self, arm: Arm) -> &str {
+        self.study
+            .arms
+            .get(arm.index())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn wave_label(&self, wave: Wave) -> &str {
+        self.study
+            .waves
+            .get(wave.index())
+            .map(|w| w.label.as_str())
+            .unwrap_or("")
+    }
+
+    /// Nominal months of a wave.
+    pub fn wave_months(&self, wave: Wave) -> f64 {
+        self.study
+            .waves
+            .get(wave.index())
+            .map(|w| w.months)
+            .unwrap_or(f64::NAN)
+    }
+
+    pub fn site_label(&self, site: SiteId) -> &str {
+        self.sites
+            .get(site.index())
+            .map(|s| s.id.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn group_label(&self, group: GroupId) -> &str {
+        self.groups
+            .get(group.index())
+            .map(|g| g.id.as_str())
+            .unwrap_or("")
+    }
+
+    /// Position of an instrument in [`Trial::instruments`] / [`Trial::items`].
+    pub fn instrument_index(&self, name: &str) -> Option<usize> {
+        self.instruments.iter().position(|i| i.name == name)
+    }
+
+    /// Assessment index for each (participant, wave) present.
+    pub fn assessment_lookup(&self) -> HashMap<(ParticipantId, Wave), usize> {
+        self.assessments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.participant, a.wave), i))
+            .collect()
+    }
+}
+
+/// Options of the checks that produce warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidateOptions {
+    /// An assessment more than this many months from its wave's nominal month (counted from
+    /// randomization) is reported as a warning.
+    pub nominal_tolerance_months: f64,
+}
+
+impl Default for ValidateOptions {
+    fn default() -> Self {
+        ValidateOptions {
+            nominal_tolerance_months: 3.0,
+        }
+    }
+}
+
+/// The result of reading an export: the report always, the trial when the study and every
+/// required table and column could be read (rows with errors are then in its exclusions).
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub trial: Option<Trial>,
+    pub report: ValidationReport,
+}
+
+/// Reads and validates the export folder `dir` (study.toml plus the schema's tables).
+pub fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions) -> Ingested {
+    build::read_export(dir, schema, options)
+}
+
+/// Reads an export and returns the trial only when there are no errors.
+pub fn load_trial(
+    dir: &Path,
+    schema: &Schema,
+    options: &ValidateOptions,
+) -> Result<(Trial, ValidationReport), ValidationReport> {
+    let ing = read_export(dir, schema, options);
+    match ing.trial {
+        Some(t) if !ing.report.has_errors() => Ok((t, ing.report)),
+        _ => Err(ing.report),
+    }
+}
