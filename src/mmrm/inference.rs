@@ -1,0 +1,333 @@
+//! Analytic derivatives of the MMRM criterion in the natural covariance parameters gamma,
+//! and from them Satterthwaite (lmerTest's definition, Kuznetsova et al. 2017) and
+//! Kenward-Roger (Kenward & Roger 1997; pbkrtest's `vcovAdj`/`Lb_ddf`, Halekoh & Hojsgaard
+//! 2014) inference, both summed over missingness patterns (see [`super::fit`]), so their cost
+//! does not grow with the number of participants.
+//!
+//! With `V = blockdiag(V_i)`, `G_k = dV/dgamma_k`, `G_kl` its second derivatives,
+//! `P = V^-1 - V^-1 X C X'V^-1`, `C = (X'V^-1 X)^-1`:
+//! * REML deviance gradient `tr(P G_k) - y'P G_k P y`; observed Hessian
+//!   `-tr(P G_k P G_l) + tr(P G_kl) + 2 y'P G_k P G_l P y - y'P G_kl P y`
+//!   (ML: `V^-1` in place of `P` in the traces).
+//! * Satterthwaite: `A = 2 H^-1` of that Hessian, `dC/dgamma_k = C X'V^-1 G_k V^-1 X C`,
+//!   `df = 2 (l'Cl)^2 / (g'A g)`: invariant to the parametrization at the optimum, the same
+//!   df as lmerTest's numerical derivatives give on any parametrization.
+//! * Kenward-Roger: pbkrtest's `P_k = -X'V^-1 G_k V^-1 X`, `Q_kl = X'V^-1 G_k V^-1 G_l V^-1 X`,
+//!   the expected information `I_E = tr(V^-1 G_k V^-1 G_l) - 2 tr(C Q_kl) + tr(C P_k C P_l)`,
+//!   `W = 2 I_E^-1`, `Phi_A = C + 2 C U C`. For `us`, `cs` and `toep` V is linear in gamma
+//!   and this is the full Kenward-Roger (SAS DDFM=KR, pbkrtest on the gls); for `csh`,
+//!   `ar1`, `ar1h` the second-derivative term of Kenward & Roger is left out (as pbkrtest,
+//!   which assumes linearity; the R mmrm package's "Kenward-Roger-Linear" idea), so KR there
+//!   depends on the parametrization (variances and correlation).
+use nalgebra::DMatrix;
+
+use super::fit::{add_qform, sub, Evaluation, MmrmData};
+use super::structures::CovKind;
+use crate::lmm::inference::kenward_roger::KrAdjusted;
+use crate::lmm::inference::satterthwaite::Satterthwaite;
+
+/// First and second derivatives of `Sigma_g` in its gamma (t x t each).
+fn sigma_derivatives(
+    kind: CovKind,
+    t: usize,
+    gamma: &[f64],
+) -> Option<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>)> {
+    let k = gamma.len();
+    let base = kind.sigma_gamma(t, gamma)?;
+    if kind.is_linear() {
+        let zero = vec![0.0; k];
+        let s0 = kind.sigma_gamma(t, &zero)?;
+        let first = (0..k)
+            .map(|i| {
+                let mut e = zero.clone();
+                e[i] = 1.0;
+                kind.sigma_gamma(t, &e).map(|s| s - &s0)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        return Some((first, Vec::new()));
+    }
+    let h: Vec<f64> = gamma.iter().map(|g| 1e-4 * g.abs().max(1e-2)).collect();
+    let at = |d: &[(usize, f64)]| {
+        let mut gg = gamma.to_vec();
+        for &(i, v) in d {
+            gg[i] += v;
+        }
+        kind.sigma_gamma(t, &gg)
+    };
+    let mut first = Vec::with_capacity(k);
+    for i in 0..k {
+        let sp = at(&[(i, h[i])])?;
+        let sm = at(&[(i, -h[i])])?;
+        first.push((sp - sm) / (2.0 * h[i]));
+    }
+    let mut second = vec![DMatrix::zeros(t, t); k * k];
+    for i in 0..k {
+        for j in i..k {
+            let d = if i == j {
+                let sp = at(&[(i, h[i])])?;
+                let sm = at(&[(i, -h[i])])?;
+                (sp - &base * 2.0 + sm) / (h[i] * h[i])
+            } else {
+                let pp = at(&[(i, h[i]), (j, h[j])])?;
+                let pm = at(&[(i, h[i]), (j, -h[j])])?;
+                let mp = at(&[(i, -h[i]), (j, h[j])])?;
+                let mm = at(&[(i, -h[i]), (j, -h[j])])?;
+                (pp - pm - mp + mm) / (4.0 * h[i] * h[j])
+            };
+            second[i * k + j] = d.clone();
+            second[j * k + i] = d;
+        }
+    }
+    Some((first, second))
+}
+
+/// Derivatives of the deviance and the matrices inference needs, at gamma.
+#[derive(Debug, Clone)]
+pub struct Derivatives {
+    pub k: usize,
+    pub gradient: Vec<f64>,
+    /// Observed Hessian of the deviance, k x k.
+    pub hessian: DMatrix<f64>,
+    /// `X'V^-1 G_k V^-1 X` (= -P_k of pbkrtest).
+    pub qx: Vec<DMatrix<f64>>,
+    /// `X'V^-1 G_k V^-1 G_l V^-1 X` for `k <= l` at `k * K + l` (pbkrtest's `Q_kl`).
+    pub rx: Vec<DMatrix<f64>>,
+    /// `tr(V^-1 G_k V^-1 G_l)`.
+    pub ktrace: DMatrix<f64>,
+    /// `C = (X'V^-1 X)^-1`.
+    pub vcov: DMatrix<f64>,
+}
+
+impl Derivatives {
+    /// Computes the derivatives. `eval` must be the evaluation at `gamma`.
+    pub fn compute(
+        data: &MmrmData,
+        kind: CovKind,
+        gamma: &[f64],
+        eval: &Evaluation,
+        reml: bool,
+        _for_kr: bool,
+    ) -> Result<Derivatives, String> {
+        let t = data.n_waves;
+        let np = kind.n_par(t);
+        let kk = np * data.n_groups;
+        if gamma.len() != kk {
+            return Err("wrong number of covariance parameters".into());
+        }
+        let p = data.p;
+        let q = p + 1;
+        let mut derivs = Vec::with_capacity(data.n_groups);
+        let mut sigmas = Vec::with_capacity(data.n_groups);
+        for g in 0..data.n_groups {
+            let gg = &gamma[g * np..(g + 1) * np];
+            derivs.push(
+                sigma_derivatives(kind, t, gg)
+                    .ok_or("the covariance derivatives are not finite")?,
+            );
+            sigmas.push(kind.sigma_gamma(t, gg).ok_or("covariance not finite")?);
+        }
+        let zq = DMatrix::<f64>::zeros(q, q);
+        let mut b = vec![zq.clone(); kk];
+        let mut d = vec![zq.clone(); kk * kk];
+        let mut e = vec![zq.clone(); if kind.is_linear() { 0 } else { kk * kk }];
+        let mut tr1 = vec![0.0; kk];
+        let mut ktrace = DMatrix::<f64>::zeros(kk, kk);
+        let mut tr2 = DMatrix::<f64>::zeros(kk, kk);
+        for pat in &data.patterns {
+            let g = pat.group;
+            let off = g * np;
+            let v = sub(&sigmas[g], &pat.waves);
+            let vinv = v
+                .cholesky()
+                .ok_or("a covariance block is not positive definite")?
+                .inverse();
+            let nsub = pat.n_subjects as f64;
+            let (first, second) = &derivs[g];
+            let gk: Vec<DMatrix<f64>> = first.iter().map(|m| sub(m, &pat.waves)).collect();
+            let vg: Vec<DMatrix<f64>> = gk.iter().map(|m| &vinv * m).collect();
+            for a in 0..np {
+                let hv = &vg[a] * &vinv;
+                add_qform(&mut b[off + a], &hv, &pat.s, q);
+                tr1[off + a] += nsub * vg[a].trace();
+                for c in a..np {
+                    let j = &hv * &gk[c] * &vinv;
+                    add_qform(&mut d[(off + a) * kk + off + c], &j, &pat.s, q);
+                    let tr = nsub * (&vg[a] * &vg[c]).trace();
+                    ktrace[(off + a, off + c)] += tr;
+                    if c != a {
+                        ktrace[(off + c, off + a)] += tr;
+                    }
+                    if !kind.is_linear() {
+                        let gac = sub(&second[a * np + c], &pat.waves);
+                        let h2 = &vinv * &gac * &vinv;
+                        add_qform(&mut e[(off + a) * kk + off + c], &h2, &pat.s, q);
+                        let t2 = nsub * (&vinv * &gac).trace();
+                        tr2[(off + a, off + c)] += t2;
+                        if c != a {
+                            tr2[(off + c, off + a)] += t2;
+                        }
+                    }
+                }
+            }
+        }
+        let cmat = &eval.vcov;
+        let mut cvec = DMatrix::<f64>::zeros(q, 1);
+        for i in 0..p {
+            cvec[(i, 0)] = -eval.beta[i];
+        }
+        cvec[(p, 0)] = 1.0;
+        let quad = |m: &DMatrix<f64>| (cvec.transpose() * m * &cvec)[(0, 0)];
+        let xpart = |m: &DMatrix<f64>| m.view((0, 0), (p, p)).into_owned();
+        let qx: Vec<DMatrix<f64>> = b.iter().map(xpart).collect();
+        let av: Vec<DMatrix<f64>> = b
+            .iter()
+            .map(|m| m.view((0, 0), (p, q)).into_owned() * &cvec)
+            .collect();
+        let mut gradient = vec![0.0; kk];
+        for a in 0..kk {
+            let mut gv = tr1[a] - quad(&b[a]);
+            if reml {
+                gv -= (cmat * &qx[a]).trace();
+            }
+            gradient[a] = gv;
+        }
+        let cq: Vec<DMatrix<f64>> = qx.iter().map(|m| cmat * m).collect();
+        let mut rx = vec![DMatrix::<f64>::zeros(p, p); kk * kk];
+        let mut hessian = DMatrix::<f64>::zeros(kk, kk);
+        for a in 0..kk {
+            for c in a..kk {
+                let dac = &d[a * kk + c];
+                let r = xpart(dac);
+                let mut trpp = ktrace[(a, c)];
+                if reml {
+                    trpp += -2.0 * (cmat * &r).trace() + (&cq[a] * &cq[c]).trace();
+                }
+                let ypy = quad(dac) - (av[a].transpose() * cmat * &av[c])[(0, 0)];
+                let mut h = -trpp + 2.0 * ypy;
+                if !kind.is_linear() {
+                    let eac = &e[a * kk + c];
+                    let mut trp2 = tr2[(a, c)];
+                    if reml {
+                        trp2 -= (cmat * xpart(eac)).trace();
+                    }
+                    h += trp2 - quad(eac);
+                }
+                hessian[(a, c)] = h;
+                hessian[(c, a)] = h;
+                rx[a * kk + c] = r;
+            }
+        }
+        Ok(Derivatives {
+            k: kk,
+            gradient,
+            hessian,
+            qx,
+            rx,
+            ktrace,
+            vcov: cmat.clone(),
+        })
+    }
+
+    /// The Hessian row-major.
+    pub fn hessian_flat(&self) -> Vec<f64> {
+        self.hessian.transpose().iter().copied().collect()
+    }
+
+    /// Satterthwaite ingredients in the shape of [`crate::lmm::inference::satterthwaite`]:
+    /// `A = 2 H^+` (eigenvalues above 1e-8, lmerTest's rule) and `dC/dgamma_k`.
+    pub fn satterthwaite(&self) -> Satterthwaite {
+        let k = self.k;
+        let eig = self.hessian.clone().symmetric_eigen();
+        let tol = 1e-8;
+        let mut warnings = Vec::new();
+        let neg = eig.eigenvalues.iter().filter(|e| **e < -tol).count();
+        let zero = eig.eigenvalues.iter().filter(|e| e.abs() <= tol).count();
+        if neg > 0 {
+            warnings.push(format!(
+                "Model failed to converge with {neg} negative eigenvalue(s) of the Hessian"
+            ));
+        }
+        if zero > 0 {
+            warnings.push(format!(
+                "Model may not have converged with {zero} eigenvalue(s) close to zero"
+            ));
+        }
+        let mut hinv = DMatrix::zeros(k, k);
+        for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
+            if ev > tol {
+                let v = eig.eigenvectors.column(idx);
+                hinv += (v * v.transpose()) / ev;
+            }
+        }
+        let jac = self
+            .qx
+            .iter()
+            .map(|m| &self.vcov * m * &self.vcov)
+            .collect();
+        Satterthwaite {
+            vcov: self.vcov.clone(),
+            jac,
+            a: hinv * 2.0,
+            warnings,
+        }
+    }
+
+    /// Kenward-Roger adjusted covariance (pbkrtest `vcovAdj16_internal`, summed by pattern).
+    pub fn kenward_roger(&self) -> Result<KrAdjusted, String> {
+        let k = self.k;
+        let phi = &self.vcov;
+        let pp: Vec<DMatrix<f64>> = self.qx.iter().map(|m| -m).collect();
+        let mut ie2 = DMatrix::<f64>::zeros(k, k);
+        for i in 0..k {
+            let phi_pi = phi * &pp[i];
+            for j in i..k {
+                let v = self.ktrace[(i, j)] - 2.0 * phi.component_mul(&self.rx[i * k + j]).sum()
+                    + phi_pi.component_mul(&(&pp[j] * phi)).sum();
+                ie2[(i, j)] = v;
+                ie2[(j, i)] = v;
+            }
+        }
+        let eig = ie2.clone().symmetric_eigen();
+        let condi = eig
+            .eigenvalues
+            .iter()
+            .fold(f64::INFINITY, |a, v| a.min(v.abs()));
+        let w = if condi > 1e-10 {
+            ie2.try_inverse()
+                .ok_or("the information matrix of the covariance parameters is singular")?
+                * 2.0
+        } else {
+            let tol = f64::EPSILON.sqrt()
+                * eig
+                    .eigenvalues
+                    .iter()
+                    .fold(0.0f64, |a, v| a.max(v.abs()));
+            let mut g = DMatrix::zeros(k, k);
+            for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
+                if ev.abs() > tol {
+                    let v = eig.eigenvectors.column(idx);
+                    g += (v * v.transpose()) / ev;
+                }
+            }
+            g * 2.0
+        };
+        let p = phi.nrows();
+        let mut uu = DMatrix::<f64>::zeros(p, p);
+        for i in 0..k {
+            for j in i + 1..k {
+                uu += (&self.rx[i * k + j] - &pp[i] * phi * &pp[j]) * w[(i, j)];
+            }
+        }
+        uu = &uu + uu.transpose();
+        for i in 0..k {
+            uu += (&self.rx[i * k + i] - &pp[i] * phi * &pp[i]) * w[(i, i)];
+        }
+        let phi_a = phi + (phi * uu * phi) * 2.0;
+        Ok(KrAdjusted {
+            phi: phi.clone(),
+            phi_a,
+            p: pp,
+            w,
+        })
+    }
+}
