@@ -16,10 +16,13 @@ WORK="${1:-target/lmm-bench}"
 mkdir -p "$WORK"
 command -v Rscript >/dev/null || { echo "Rscript not found: install R with lme4" >&2; exit 1; }
 
-cargo build --release --quiet
-HERSTEL="$PWD/target/release/herstel"
+if [ -z "${HERSTEL:-}" ]; then
+  cargo build --release --quiet
+  HERSTEL="$PWD/target/release/herstel"
+fi
+# Set SKIP_LME4=1 to reuse lme4_times.tsv from an earlier run.
 
-Rscript --vanilla - "$WORK" <<'RS'
+[ "${SKIP_LME4:-0}" = 1 ] || Rscript --vanilla - "$WORK" <<'RS'
 args <- commandArgs(trailingOnly = TRUE); work <- args[1]
 suppressMessages(library(lme4))
 mk_registry <- function(n_id, n_time = 5, n_site = 50, seed = 1) {
@@ -58,7 +61,9 @@ RS
 run_herstel() { # file formula extra-args -> "seconds maxrss_kb objective"
   local file="$1" formula="$2"; shift 2
   local out="$WORK/herstel_$(basename "$file" .csv).json"
-  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$HERSTEL" fit --data "$file" --formula "$formula" \
+  local sub=fit
+  case "$HERSTEL" in *herstel-fit) sub="";; esac
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$HERSTEL" $sub --data "$file" --formula "$formula" \
     --df none --json "$@" > "$out"
   local obj
   obj=$(python3 -c "import json,sys; d=json.load(open('$out')); print(d['reml_criterion'] if d['reml'] else d['deviance'])")

@@ -80,27 +80,27 @@ pub struct Frame {
     n_rows: Option<usize>,
 }
 
+/// Sort key of [`r_collate`]: the lower-cased label, then the label with ASCII case swapped
+/// (on a case-insensitive tie R under en_US puts lower case first).
+pub fn r_collate_key(s: &str) -> (String, String) {
+    let flipped = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else if c.is_ascii_uppercase() {
+                c.to_ascii_lowercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    (s.to_lowercase(), flipped)
+}
+
 /// R-like collation of level labels (see the module documentation).
 pub fn r_collate(a: &str, b: &str) -> Ordering {
-    let la = a.to_lowercase();
-    let lb = b.to_lowercase();
-    la.cmp(&lb).then_with(|| {
-        // On a case-insensitive tie R (en_US) puts lower case first.
-        let flip = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_lowercase() {
-                        c.to_ascii_uppercase()
-                    } else if c.is_ascii_uppercase() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        c
-                    }
-                })
-                .collect()
-        };
-        flip(a).cmp(&flip(b))
-    })
+    r_collate_key(a).cmp(&r_collate_key(b))
 }
 
 /// Formats a number as R's `as.character()` does for factor labels (15 significant digits,
@@ -183,8 +183,9 @@ impl Frame {
             }
             None => {
                 let mut l: Vec<String> = values.iter().flatten().cloned().collect();
-                l.sort_by(|a, b| r_collate(a, b));
+                l.sort_unstable();
                 l.dedup();
+                l.sort_by_cached_key(|s| r_collate_key(s));
                 l
             }
         };

@@ -85,10 +85,10 @@ impl LmmFit {
                         }
                     }
                     // W = L_rr^{-1} B_rg L11^{-1} (rand rows of the coupling block).
-                    let cb = &bp.coupling[lvl];
-                    let bmat = &factor.l_t1[lvl];
-                    let rand_rows: Vec<(usize, usize)> = cb
-                        .rows
+                    let bmat = &factor.l_t1[bp.coupling.val_range(lvl)];
+                    let rand_rows: Vec<(usize, usize)> = bp
+                        .coupling
+                        .rows(lvl)
                         .iter()
                         .enumerate()
                         .filter(|(_, &r)| r < qr)

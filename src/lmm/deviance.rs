@@ -10,8 +10,8 @@ pub struct Factor {
     pub theta: Vec<f64>,
     /// Per level of the first term, the lower Cholesky factor of `Lambda_1' A_g Lambda_1 + I`.
     pub l11: Vec<f64>,
-    /// Per level of the first term, the coupling block `L_T1[g]` (rows as in the products).
-    pub l_t1: Vec<Vec<f64>>,
+    /// The coupling block `L_T1`, laid out as `BlockedProducts::coupling.vals`.
+    pub l_t1: Vec<f64>,
     /// Dense lower Cholesky factor of the trailing block, `m x m` row-major.
     pub l_tt: Vec<f64>,
     /// log|L_Z|^2 (random-effects part).
@@ -22,24 +22,22 @@ pub struct Factor {
     pub pwrss: f64,
     /// False when a pivot was not positive (theta or X degenerate).
     pub ok: bool,
+    /// Scratch space (no allocation per evaluation).
+    scratch: Vec<f64>,
 }
 
 impl Factor {
     pub fn new(bp: &BlockedProducts) -> Self {
-        let q1 = bp.terms.first().map_or(0, |t| t.q);
         Factor {
             theta: vec![0.0; bp.n_theta],
             l11: vec![0.0; bp.a11.len()],
-            l_t1: bp
-                .coupling
-                .iter()
-                .map(|c| vec![0.0; c.rows.len() * q1])
-                .collect(),
+            l_t1: vec![0.0; bp.coupling.vals.len()],
             l_tt: vec![0.0; bp.m * bp.m],
             logdet_l: 0.0,
             logdet_rx: 0.0,
             pwrss: 0.0,
             ok: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -63,79 +61,155 @@ impl Factor {
 
         // Trailing block: Lambda_T' A_TT Lambda_T + I on the random-effects rows.
         self.l_tt.copy_from_slice(&bp.a_tt);
+        let qmax = bp.terms.iter().map(|t| t.q).max().unwrap_or(1);
+        if self.scratch.len() < qmax {
+            self.scratch.resize(qmax, 0.0);
+        }
         for (j, t) in bp.terms.iter().enumerate().skip(1) {
             let lam = &lam_rest[j];
             let q = t.q;
             for lvl in 0..t.n_levels {
                 let c0 = t.offset + lvl * q;
-                scale_cols(&mut self.l_tt, m, m, c0, q, lam);
-                scale_rows(&mut self.l_tt, m, c0, q, lam);
+                scale_cols(&mut self.l_tt, m, m, c0, q, lam, &mut self.scratch);
+                scale_rows(&mut self.l_tt, m, c0, q, lam, &mut self.scratch);
             }
         }
         for d in 0..bp.q_rest {
             self.l_tt[d * m + d] += 1.0;
         }
 
-        let mut tmp = vec![0.0; q1 * q1];
+        let qmax = bp.terms.iter().map(|t| t.q).max().unwrap_or(1);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(q1 * q1 + qmax, 0.0);
+        let (al, buf) = scratch.split_at_mut(q1 * q1);
         let mut logdet_l = 0.0;
-        for (g, cb) in bp.coupling.iter().enumerate() {
+        let mut diag_prod = 1.0f64;
+        let cp = &bp.coupling;
+        for g in 0..cp.n_levels() {
+            let rows = cp.rows(g);
+            let vr = cp.val_range(g);
             // L11[g] = chol(Lambda_1' A_g Lambda_1 + I)
             let a = &bp.a11[g * q1 * q1..(g + 1) * q1 * q1];
             let l = &mut self.l11[g * q1 * q1..(g + 1) * q1 * q1];
-            congruence(a, &lam1, q1, &mut tmp);
-            for d in 0..q1 {
-                tmp[d * q1 + d] += 1.0;
+            if q1 == 1 {
+                l[0] = (a[0] * lam1[0] * lam1[0] + 1.0).sqrt();
+            } else if q1 == 2 {
+                // Closed form for the common random intercept + slope.
+                let (la, lb, lc) = (lam1[0], lam1[2], lam1[3]);
+                // A Lambda
+                let p00 = a[0] * la + a[1] * lb;
+                let p10 = a[2] * la + a[3] * lb;
+                let p11 = a[3] * lc;
+                let m00 = la * p00 + lb * p10 + 1.0;
+                let m10 = lc * p10;
+                let m11 = lc * p11 + 1.0;
+                let l00 = m00.sqrt();
+                let l10 = m10 / l00;
+                let d = m11 - l10 * l10;
+                if d <= 0.0 || !d.is_finite() || !l00.is_finite() {
+                    self.ok = false;
+                    self.scratch = scratch;
+                    return;
+                }
+                l[0] = l00;
+                l[1] = 0.0;
+                l[2] = l10;
+                l[3] = d.sqrt();
+            } else {
+                congruence(a, &lam1, q1, l, al);
+                for d in 0..q1 {
+                    l[d * q1 + d] += 1.0;
+                }
+                if !chol_in_place(l, q1) {
+                    self.ok = false;
+                    self.scratch = scratch;
+                    return;
+                }
             }
-            if !chol_in_place(&mut tmp, q1) {
-                self.ok = false;
-                return;
-            }
-            l.copy_from_slice(&tmp);
+            let l: &[f64] = l;
+            // log|L11| accumulated as a product (pivots are >= 1), logged in batches.
             for d in 0..q1 {
-                logdet_l += 2.0 * l[d * q1 + d].ln();
+                diag_prod *= l[d * q1 + d];
+            }
+            if diag_prod > 1e200 {
+                logdet_l += 2.0 * diag_prod.ln();
+                diag_prod = 1.0;
             }
             // L_T1[g] = (Lambda_T' A_T1[g] Lambda_1) L11[g]^{-T}
-            let r = cb.rows.len();
-            let b = &mut self.l_t1[g];
-            b.copy_from_slice(&cb.vals);
-            scale_cols(b, r, q1, 0, q1, &lam1);
+            let r = rows.len();
+            let b = &mut self.l_t1[vr.clone()];
+            b.copy_from_slice(&cp.vals[vr]);
             // Row scaling by Lambda_j' for rows of later terms (contiguous per level).
             let mut k = 0;
             while k < r {
-                let row = cb.rows[k];
+                let row = rows[k];
                 if row >= bp.q_rest {
                     break;
                 }
                 let (j, t) = term_of_row(bp, row);
-                let _ = j;
-                scale_rows(b, q1, k, t.q, &lam_rest[j]);
+                scale_rows(b, q1, k, t.q, &lam_rest[j], buf);
                 k += t.q;
             }
-            // Solve X L' = B  (rows of B), i.e. forward substitution per row.
-            for row in 0..r {
-                let br = &mut b[row * q1..(row + 1) * q1];
-                for c in 0..q1 {
-                    let mut s = br[c];
-                    for k2 in 0..c {
-                        s -= br[k2] * l[c * q1 + k2];
+            // Right-multiply by Lambda_1 and solve X L11' = B, row by row.
+            if q1 == 1 {
+                let f = lam1[0] / l[0];
+                b.iter_mut().for_each(|v| *v *= f);
+            } else if q1 == 2 {
+                let (la, lb, lc) = (lam1[0], lam1[2], lam1[3]);
+                let (l00, l10, l11) = (l[0], l[2], l[3]);
+                for br in b.chunks_exact_mut(2) {
+                    let y0 = br[0] * la + br[1] * lb;
+                    let y1 = br[1] * lc;
+                    let z0 = y0 / l00;
+                    br[0] = z0;
+                    br[1] = (y1 - z0 * l10) / l11;
+                }
+            } else {
+                scale_cols(b, r, q1, 0, q1, &lam1, buf);
+                for br in b.chunks_exact_mut(q1) {
+                    for c in 0..q1 {
+                        let lc = &l[c * q1..c * q1 + c + 1];
+                        let mut sum = br[c];
+                        for (x, y) in br[..c].iter().zip(lc) {
+                            sum -= x * y;
+                        }
+                        br[c] = sum / lc[c];
                     }
-                    br[c] = s / l[c * q1 + c];
                 }
             }
             // Downdate the trailing block: T[rows, rows] -= B B' (lower triangle).
-            for (ia, &ra) in cb.rows.iter().enumerate() {
-                let ba = &b[ia * q1..(ia + 1) * q1];
-                let trow = ra * m;
-                for (ib, &rb) in cb.rows.iter().enumerate().take(ia + 1) {
-                    let bb = &b[ib * q1..(ib + 1) * q1];
-                    let mut s = 0.0;
-                    for c in 0..q1 {
-                        s += ba[c] * bb[c];
+            let b: &[f64] = b;
+            if q1 == 1 {
+                for (ia, &ra) in rows.iter().enumerate() {
+                    let va = b[ia];
+                    let trow = &mut self.l_tt[ra * m..ra * m + m];
+                    for (&rb, &vb) in rows[..=ia].iter().zip(&b[..=ia]) {
+                        trow[rb] -= va * vb;
                     }
-                    self.l_tt[trow + rb] -= s;
+                }
+            } else if q1 == 2 {
+                for (ia, (&ra, ba)) in rows.iter().zip(b.chunks_exact(2)).enumerate() {
+                    let (a0, a1) = (ba[0], ba[1]);
+                    let trow = &mut self.l_tt[ra * m..ra * m + m];
+                    for (&rb, bb) in rows[..=ia].iter().zip(b.chunks_exact(2)) {
+                        trow[rb] -= a0 * bb[0] + a1 * bb[1];
+                    }
+                }
+            } else {
+                for (ia, (&ra, ba)) in rows.iter().zip(b.chunks_exact(q1)).enumerate() {
+                    let trow = &mut self.l_tt[ra * m..ra * m + m];
+                    for (&rb, bb) in rows[..=ia].iter().zip(b.chunks_exact(q1)) {
+                        let mut sum = 0.0;
+                        for (x, y) in ba.iter().zip(bb) {
+                            sum += x * y;
+                        }
+                        trow[rb] -= sum;
+                    }
                 }
             }
         }
+        logdet_l += 2.0 * diag_prod.ln();
+        self.scratch = scratch;
         if !chol_dense(&mut self.l_tt, m) {
             self.ok = false;
             return;
@@ -232,12 +306,14 @@ impl Factor {
         let q1 = bp.terms.first().map_or(0, |t| t.q);
         let l1 = bp.terms.first().map_or(0, |t| t.n_levels);
         let mut u = vec![0.0; l1 * q1 + bp.q_rest];
-        for (g, cb) in bp.coupling.iter().enumerate() {
-            let b = &self.l_t1[g];
-            let r = cb.rows.len();
+        let cp = &bp.coupling;
+        for g in 0..cp.n_levels() {
+            let rows = cp.rows(g);
+            let b = &self.l_t1[cp.val_range(g)];
+            let r = rows.len();
             // rhs = c_g - B_M' z[rows]
             let mut rhs: Vec<f64> = b[(r - 1) * q1..r * q1].to_vec();
-            for (k, &row) in cb.rows.iter().enumerate().take(r - 1) {
+            for (k, &row) in rows.iter().enumerate().take(r - 1) {
                 for c in 0..q1 {
                     rhs[c] -= b[k * q1 + c] * z[row];
                 }
@@ -270,13 +346,12 @@ pub(crate) fn term_of_row(bp: &BlockedProducts, row: usize) -> (usize, &super::m
     found
 }
 
-/// `out = L' A L` for `q x q` matrices (row-major).
-fn congruence(a: &[f64], l: &[f64], q: usize, out: &mut [f64]) {
+/// `out = L' A L` for `q x q` matrices (row-major); `al` is scratch of the same size.
+fn congruence(a: &[f64], l: &[f64], q: usize, out: &mut [f64], al: &mut [f64]) {
     if q == 1 {
         out[0] = a[0] * l[0] * l[0];
         return;
     }
-    let mut al = vec![0.0; q * q];
     for i in 0..q {
         for j in 0..q {
             let mut s = 0.0;
@@ -298,7 +373,15 @@ fn congruence(a: &[f64], l: &[f64], q: usize, out: &mut [f64]) {
 }
 
 /// Columns `c0..c0+q` of a row-major `rows x ncol` matrix times `lam` (q x q).
-fn scale_cols(mat: &mut [f64], rows: usize, ncol: usize, c0: usize, q: usize, lam: &[f64]) {
+fn scale_cols(
+    mat: &mut [f64],
+    rows: usize,
+    ncol: usize,
+    c0: usize,
+    q: usize,
+    lam: &[f64],
+    buf: &mut [f64],
+) {
     if q == 1 {
         let s = lam[0];
         for r in 0..rows {
@@ -306,7 +389,6 @@ fn scale_cols(mat: &mut [f64], rows: usize, ncol: usize, c0: usize, q: usize, la
         }
         return;
     }
-    let mut buf = vec![0.0; q];
     for r in 0..rows {
         let row = &mut mat[r * ncol + c0..r * ncol + c0 + q];
         for j in 0..q {
@@ -316,12 +398,12 @@ fn scale_cols(mat: &mut [f64], rows: usize, ncol: usize, c0: usize, q: usize, la
             }
             buf[j] = s;
         }
-        row.copy_from_slice(&buf);
+        row.copy_from_slice(&buf[..q]);
     }
 }
 
 /// Rows `r0..r0+q` of a row-major matrix with `ncol` columns premultiplied by `lam'`.
-fn scale_rows(mat: &mut [f64], ncol: usize, r0: usize, q: usize, lam: &[f64]) {
+fn scale_rows(mat: &mut [f64], ncol: usize, r0: usize, q: usize, lam: &[f64], buf: &mut [f64]) {
     if q == 1 {
         let s = lam[0];
         for v in &mut mat[r0 * ncol..(r0 + 1) * ncol] {
@@ -329,7 +411,6 @@ fn scale_rows(mat: &mut [f64], ncol: usize, r0: usize, q: usize, lam: &[f64]) {
         }
         return;
     }
-    let mut buf = vec![0.0; q];
     for c in 0..ncol {
         for i in 0..q {
             // (lam' M)[i, c] = sum_k lam[k, i] M[k, c], lam lower so k >= i
@@ -387,7 +468,7 @@ pub fn chol_in_place(a: &mut [f64], n: usize) -> bool {
                 for v in &row_i[..j] {
                     s -= v * v;
                 }
-                if !(s > 0.0) || !s.is_finite() {
+                if s <= 0.0 || !s.is_finite() {
                     return false;
                 }
                 tail[i] = s.sqrt();

@@ -30,13 +30,31 @@ impl TermLayout {
     }
 }
 
-/// The coupling of one level `g` of the first term to the trailing block.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LevelBlock {
-    /// Trailing row indices touched (ascending; ends with the `p + 1` rows of X and y).
+/// The coupling of the first term to the trailing block, stored by level of the first term in
+/// one contiguous (CSR-like) layout: level `g` touches trailing rows `rows[ptr[g]..ptr[g+1]]`
+/// (ascending; ending with the `p + 1` rows of X and y) and holds the dense
+/// `rows x q_1` block `A[rows, Z_1 columns of g]` at `vals[ptr[g] * q_1..ptr[g+1] * q_1]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Coupling {
+    pub ptr: Vec<usize>,
     pub rows: Vec<usize>,
-    /// `rows.len() x q_1`, row-major: `A[rows, Z_1 columns of g]`.
     pub vals: Vec<f64>,
+    pub q1: usize,
+}
+
+impl Coupling {
+    /// Number of levels of the first term.
+    pub fn n_levels(&self) -> usize {
+        self.ptr.len().saturating_sub(1)
+    }
+    /// Trailing rows touched by level `g`.
+    pub fn rows(&self, g: usize) -> &[usize] {
+        &self.rows[self.ptr[g]..self.ptr[g + 1]]
+    }
+    /// Range of level `g`'s block in `vals` (and in the factor's `l_t1`).
+    pub fn val_range(&self, g: usize) -> std::ops::Range<usize> {
+        self.ptr[g] * self.q1..self.ptr[g + 1] * self.q1
+    }
 }
 
 /// Cross-product blocks of `[Z X y]` (independent of theta).
@@ -47,8 +65,8 @@ pub struct BlockedProducts {
     pub terms: Vec<TermLayout>,
     /// Per level of the first term, `q_1 x q_1` blocks of `Z_1'Z_1`, row-major, concatenated.
     pub a11: Vec<f64>,
-    /// Per level of the first term: coupling to the trailing block.
-    pub coupling: Vec<LevelBlock>,
+    /// Coupling of the first term to the trailing block.
+    pub coupling: Coupling,
     /// Trailing block `A_TT`, dense `m x m` row-major (both triangles).
     pub a_tt: Vec<f64>,
     /// Size of the trailing block.
@@ -139,19 +157,26 @@ impl BlockedProducts {
             }
             touched[g].extend_from_slice(&w_idx[..nnz_rest]);
         }
-        let mut coupling = Vec::with_capacity(l1);
+        let mut coupling = Coupling {
+            ptr: Vec::with_capacity(l1 + 1),
+            rows: Vec::new(),
+            vals: Vec::new(),
+            q1,
+        };
+        coupling.ptr.push(0);
         for t in touched.iter_mut() {
             t.sort_unstable();
             t.dedup();
-            let mut rows = std::mem::take(t);
-            rows.extend(q_rest..m);
-            let vals = vec![0.0; rows.len() * q1];
-            coupling.push(LevelBlock { rows, vals });
+            coupling.rows.extend_from_slice(t);
+            coupling.rows.extend(q_rest..m);
+            coupling.ptr.push(coupling.rows.len());
+            *t = Vec::new();
         }
+        coupling.vals = vec![0.0; coupling.rows.len() * q1];
         for i in 0..n {
             let g = first.refs[i] as usize;
             let z1 = &first.z[i * q1..(i + 1) * q1];
-            let blk = &mut coupling[g];
+            let (p0, p1) = (coupling.ptr[g], coupling.ptr[g + 1]);
             let mut k = 0;
             for (j, t) in mf.re_terms.iter().enumerate().skip(1) {
                 let lay = &terms[j];
@@ -170,12 +195,12 @@ impl BlockedProducts {
             w_idx[k] = m - 1;
             w_val[k] = mf.y[i];
             for a in 0..w_len {
-                let r = match blk.rows.binary_search(&w_idx[a]) {
-                    Ok(r) => r,
+                let r = match coupling.rows[p0..p1].binary_search(&w_idx[a]) {
+                    Ok(r) => p0 + r,
                     Err(_) => continue,
                 };
                 for b in 0..q1 {
-                    blk.vals[r * q1 + b] += w_val[a] * z1[b];
+                    coupling.vals[r * q1 + b] += w_val[a] * z1[b];
                 }
             }
         }

@@ -163,7 +163,7 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
     if !factor.objective(&bp, reml).is_finite() {
         return Err(LmmError::BadStart);
     }
-    let (mut theta, mut fval, mut n_evals) =
+    let (mut theta, fval, mut n_evals) =
         minimize(&bp, reml, &start, &lower, opts, &mut factor)?;
     // Restart off the boundary when a diagonal element sits at 0 but moving inward helps.
     let at_edge: Vec<usize> = (0..theta.len())
@@ -189,7 +189,6 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
             n_evals += n2;
             if f2 < fval {
                 theta = t2;
-                fval = f2;
             }
         }
     }
@@ -206,7 +205,6 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
             "the deviance is not finite at the optimum".into(),
         ));
     }
-    let _ = fval;
     finish(mf, bp, reml, theta, factor, objective, n_evals, opts)
 }
 
