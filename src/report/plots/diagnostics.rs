@@ -1,0 +1,222 @@
+//! Residual diagnostics of one mixed model: normal QQ plot of the conditional residuals, normal
+//! QQ plot of the random intercepts (conditional modes), residuals against fitted values.
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use super::{bold, de, font, padded_range, series_color, AXIS, GREY, TICK, TITLE};
+use crate::report::format::{analysis_set_label, outcome_label, sensitivity_label};
+use crate::results::OutcomeResult;
+
+/// At most this many points are drawn per panel (every k-th in order), to keep large models
+/// fast to render; the reference lines use all values.
+const MAX_POINTS: usize = 20_000;
+
+/// Type 7 sample quantile (R's default) of sorted finite values.
+fn quantile_sorted(x: &[f64], p: f64) -> f64 {
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    let h = (x.len() - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(x.len() - 1);
+    let (a, b) = (x.get(lo).copied().unwrap_or(f64::NAN), x.get(hi).copied().unwrap_or(f64::NAN));
+    a + (h - lo as f64) * (b - a)
+}
+
+/// Points of a normal QQ plot as R's `qqnorm` (theoretical quantiles at `ppoints(n)`) and the
+/// line of `qqline` (through the first and third quartiles).
+pub fn qq_points(values: &[f64]) -> (Vec<(f64, f64)>, Option<(f64, f64)>) {
+    let mut y: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    y.sort_by(f64::total_cmp);
+    let n = y.len();
+    let Ok(normal) = Normal::new(0.0, 1.0) else {
+        return (Vec::new(), None);
+    };
+    if n == 0 {
+        return (Vec::new(), None);
+    }
+    let a = if n <= 10 { 3.0 / 8.0 } else { 0.5 };
+    let pts: Vec<(f64, f64)> = y
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let p = (i as f64 + 1.0 - a) / (n as f64 + 1.0 - 2.0 * a);
+            (normal.inverse_cdf(p), *v)
+        })
+        .collect();
+    let (z1, z3) = (normal.inverse_cdf(0.25), normal.inverse_cdf(0.75));
+    let (q1, q3) = (quantile_sorted(&y, 0.25), quantile_sorted(&y, 0.75));
+    let slope = (q3 - q1) / (z3 - z1);
+    let line = if slope.is_finite() {
+        Some((q1 - slope * z1, slope))
+    } else {
+        None
+    };
+    (pts, line)
+}
+
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_POINTS {
+        return points;
+    }
+    let k = points.len().div_ceil(MAX_POINTS);
+    points.into_iter().step_by(k).collect()
+}
+
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    xlab: &str,
+    ylab: &str,
+    points: Vec<(f64, f64)>,
+    line: Option<(f64, f64)>,
+    color: RGBColor,
+) -> Result<(), String> {
+    let (x0, x1) = padded_range(points.iter().map(|p| p.0), 0.05);
+    let (y0, y1) = padded_range(points.iter().map(|p| p.1), 0.05);
+    let mut chart = ChartBuilder::on(area)
+        .margin(16)
+        .caption(title, font(AXIS))
+        .x_label_area_size(90)
+        .y_label_area_size(110)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(de)?;
+    chart
+        .configure_mesh()
+        .x_labels(6)
+        .y_labels(6)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(232, 232, 232))
+        .x_desc(xlab)
+        .y_desc(ylab)
+        .label_style(font(TICK))
+        .axis_desc_style(font(AXIS))
+        .axis_style(BLACK.stroke_width(2))
+        .draw()
+        .map_err(de)?;
+    if points.is_empty() {
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            "not available",
+            (w as i32 / 2, h as i32 / 2),
+            font(AXIS).pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(de)?;
+        return Ok(());
+    }
+    if let Some((a, b)) = line {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(x0, a + b * x0), (x1, a + b * x1)],
+                GREY.stroke_width(3),
+            ))
+            .map_err(de)?;
+    }
+    let r = if points.len() > 2000 { 2 } else { 4 };
+    chart
+        .draw_series(
+            thin(points)
+                .into_iter()
+                .map(|p| Circle::new(p, r, color.mix(0.55).filled())),
+        )
+        .map_err(de)?;
+    Ok(())
+}
+
+/// Draws the three diagnostic panels.
+pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &OutcomeResult) -> Result<(), String> {
+    let Some(d) = &o.diagnostics else {
+        return Ok(());
+    };
+    let (w, _) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        format!(
+            "Model diagnostics: {}, {} ({})",
+            outcome_label(&o.outcome),
+            analysis_set_label(&o.analysis_set),
+            sensitivity_label(o.sensitivity.as_deref())
+        ),
+        (w as i32 / 2, 28),
+        bold(TITLE).pos(Pos::new(HPos::Center, VPos::Center)),
+    ))
+    .map_err(de)?;
+    let body = root.margin(56, 0, 0, 0);
+    let panels = body.split_evenly((1, 3));
+    let (res_pts, res_line) = qq_points(&d.residuals);
+    // Random intercepts of the first grouping factor that has them (the participant).
+    let group = d
+        .random_intercepts
+        .iter()
+        .find(|r| r.group == "participant_id")
+        .or_else(|| d.random_intercepts.first())
+        .map(|r| r.group.clone());
+    let ri: Vec<f64> = d
+        .random_intercepts
+        .iter()
+        .filter(|r| Some(&r.group) == group.as_ref())
+        .map(|r| r.estimate)
+        .collect();
+    let (ri_pts, ri_line) = qq_points(&ri);
+    let rvf: Vec<(f64, f64)> = d
+        .fitted
+        .iter()
+        .zip(&d.residuals)
+        .map(|(f, r)| (*f, *r))
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if let Some(p) = panels.first() {
+        panel(
+            p,
+            "Residuals: normal QQ",
+            "Theoretical quantiles (standard normal)",
+            "Residual (score units)",
+            res_pts,
+            res_line,
+            series_color(2),
+        )?;
+    }
+    if let Some(p) = panels.get(1) {
+        panel(
+            p,
+            &format!("Random intercepts ({})", group.as_deref().unwrap_or("none")),
+            "Theoretical quantiles (standard normal)",
+            "Conditional mode (score units)",
+            ri_pts,
+            ri_line,
+            series_color(3),
+        )?;
+    }
+    if let Some(p) = panels.get(2) {
+        panel(
+            p,
+            "Residuals vs fitted",
+            "Fitted value (score units)",
+            "Residual (score units)",
+            rvf,
+            Some((0.0, 0.0)),
+            series_color(1),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qq_matches_r_ppoints() {
+        // R: qqnorm(c(3, 1, 2))$x = qnorm(ppoints(3)) = -0.8694237, 0, 0.8694237
+        let (pts, line) = qq_points(&[3.0, 1.0, 2.0]);
+        assert_eq!(pts.len(), 3);
+        assert!((pts[0].0 + 0.8694237).abs() < 1e-6);
+        assert!(pts[1].0.abs() < 1e-12);
+        assert_eq!(pts[2].1, 3.0);
+        // qqline: quartiles 1.5 and 2.5 over qnorm(.25), qnorm(.75): slope 1/1.34898.
+        let (a, b) = line.unwrap();
+        assert!((b - 1.0 / 1.3489795).abs() < 1e-6);
+        assert!((a - 2.0).abs() < 1e-9);
+    }
+}
