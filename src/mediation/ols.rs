@@ -1,0 +1,169 @@
+//! Ordinary least squares by Householder QR, with what `summary(lm(...))` reports:
+//! coefficients, standard errors, t, p, residual SD, R^2 and the coefficient covariance.
+use nalgebra::{DMatrix, DVector};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// One `lm` fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OlsFit {
+    /// Column names (`(Intercept)` first when present).
+    pub names: Vec<String>,
+    pub coef: Vec<f64>,
+    pub se: Vec<f64>,
+    /// `vcov(fit)`, p x p row-major.
+    pub vcov: Vec<f64>,
+    pub sigma: f64,
+    pub df_residual: usize,
+    pub r_squared: f64,
+    pub n: usize,
+}
+
+impl OlsFit {
+    /// Index of a coefficient by name.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+    /// Estimate and SE of a coefficient.
+    pub fn get(&self, name: &str) -> Option<(f64, f64)> {
+        let i = self.index(name)?;
+        Some((*self.coef.get(i)?, *self.se.get(i)?))
+    }
+    /// Covariance of two coefficients.
+    pub fn cov(&self, a: &str, b: &str) -> Option<f64> {
+        let (i, j) = (self.index(a)?, self.index(b)?);
+        self.vcov.get(i * self.names.len() + j).copied()
+    }
+    /// t statistic, two-sided p and `level` confidence limits of coefficient `i`.
+    pub fn t_test(&self, i: usize, level: f64) -> Option<(f64, f64, f64, f64)> {
+        let (b, s) = (*self.coef.get(i)?, *self.se.get(i)?);
+        let t = b / s;
+        let dist = StudentsT::new(0.0, 1.0, self.df_residual as f64).ok()?;
+        let p = 2.0 * dist.cdf(-t.abs());
+        let q = dist.inverse_cdf(1.0 - (1.0 - level) / 2.0);
+        Some((t, p, b - q * s, b + q * s))
+    }
+}
+
+/// Why a least-squares fit failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OlsFailure {
+    /// Fewer rows than columns + 1 (no residual df).
+    TooFewRows { n: usize, p: usize },
+    /// Column `name` is (numerically) a linear combination of the earlier ones.
+    Collinear { name: String },
+}
+
+/// Least squares of `y` on the columns `x` (each of length n) plus an intercept, as
+/// `lm(y ~ x1 + ... )`. Rank deficiency is an error (lm would drop the column with `NA`).
+pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, OlsFailure> {
+    let n = y.len();
+    let p = x.len() + 1;
+    if n <= p {
+        return Err(OlsFailure::TooFewRows { n, p });
+    }
+    let mut names = Vec::with_capacity(p);
+    names.push("(Intercept)".to_string());
+    names.extend(x.iter().map(|(nm, _)| nm.to_string()));
+    let xm = DMatrix::from_fn(n, p, |i, j| {
+        if j == 0 {
+            1.0
+        } else {
+            x.get(j - 1)
+                .and_then(|(_, c)| c.get(i).copied())
+                .unwrap_or(f64::NAN)
+        }
+    });
+    let yv = DVector::from_column_slice(y);
+    let qr = xm.clone().qr();
+    let r = qr.r();
+    let qty = qr.q().transpose() * &yv;
+    // Rank check: a diagonal of R tiny against the largest (lm's tol = 1e-7).
+    let scale = (0..p).map(|j| r[(j, j)].abs()).fold(0.0, f64::max);
+    for j in 0..p {
+        if !(r[(j, j)].abs() > 1e-7 * scale) {
+            return Err(OlsFailure::Collinear {
+                name: names.get(j).cloned().unwrap_or_default(),
+            });
+        }
+    }
+    // Back substitution R beta = Q'y.
+    let mut beta = vec![0.0; p];
+    for i in (0..p).rev() {
+        let mut s = qty[i];
+        for j in (i + 1)..p {
+            s -= r[(i, j)] * beta[j];
+        }
+        beta[i] = s / r[(i, i)];
+    }
+    let fitted = &xm * DVector::from_column_slice(&beta);
+    let rss: f64 = (0..n).map(|i| (y[i] - fitted[i]).powi(2)).sum();
+    let df = n - p;
+    let sigma2 = rss / df as f64;
+    // (R'R)^{-1} = R^{-1} R^{-T}
+    let mut rinv = DMatrix::<f64>::zeros(p, p);
+    for c in 0..p {
+        for i in (0..p).rev() {
+            let mut s = if i == c { 1.0 } else { 0.0 };
+            for j in (i + 1)..p {
+                s -= r[(i, j)] * rinv[(j, c)];
+            }
+            rinv[(i, c)] = s / r[(i, i)];
+        }
+    }
+    let xtxi = &rinv * rinv.transpose();
+    let mut vcov = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            vcov[i * p + j] = sigma2 * xtxi[(i, j)];
+        }
+    }
+    let se = (0..p).map(|i| vcov[i * p + i].max(0.0).sqrt()).collect();
+    let ybar = y.iter().sum::<f64>() / n as f64;
+    let tss: f64 = y.iter().map(|v| (v - ybar).powi(2)).sum();
+    Ok(OlsFit {
+        names,
+        coef: beta,
+        se,
+        vcov,
+        sigma: sigma2.sqrt(),
+        df_residual: df,
+        r_squared: if tss > 0.0 { 1.0 - rss / tss } else { f64::NAN },
+        n,
+    })
+}
+
+/// Coefficients only (no covariance), for bootstrap resamples: the same QR solve.
+pub fn ols_coef(y: &[f64], x: &[(&str, &[f64])]) -> Option<Vec<f64>> {
+    ols(y, x).ok().map(|f| f.coef)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_line_and_collinearity() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let z = [0.3, -0.1, 0.4, 0.0, 0.2];
+        let y: Vec<f64> = x.iter().zip(&z).map(|(a, b)| 2.0 + 3.0 * a - b).collect();
+        let f = ols(&y, &[("x", &x), ("z", &z)]).unwrap();
+        assert!((f.coef[0] - 2.0).abs() < 1e-12);
+        assert!((f.coef[1] - 3.0).abs() < 1e-12);
+        assert!((f.coef[2] + 1.0).abs() < 1e-12);
+        let x2: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
+        assert!(matches!(
+            ols(&y, &[("x", &x), ("x2", &x2)]),
+            Err(OlsFailure::Collinear { .. })
+        ));
+    }
+
+    #[test]
+    fn se_matches_simple_regression_formula() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let y = [1.2, 1.9, 3.2, 3.8, 5.3, 5.9];
+        let f = ols(&y, &[("x", &x)]).unwrap();
+        let xbar = 3.5;
+        let sxx: f64 = x.iter().map(|v| (v - xbar) * (v - xbar)).sum();
+        assert!((f.se[1] - f.sigma / sxx.sqrt()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,441 @@
+//! Multi-wave within-person mediation: person-mean centring (Zhang, Zyphur & Preacher 2009,
+//! Organ Res Methods 12: "CWC(M)" with the person mean as level-2 predictor), one
+//! random-intercept model per path, fitted by REML as `lmerTest::lmer`:
+//!
+//! * path a_k: `Mk ~ X_w + X_b + wave + (1 | participant_id)`,
+//! * paths b_k and c': `Y ~ X_w + M1_w + .. + X_b + M1_b + .. + wave + (1 | participant_id)`,
+//! * total c: `Y ~ X_w + X_b + wave + (1 | participant_id)`,
+//!
+//! where `v_b` is the mean of v over the participant's waves with v observed (on the full
+//! participant x wave grid, before any row is dropped) and `v_w = v - v_b`. Each model uses
+//! the rows with its own variables observed. The within-person indirect effect is `a_k b_k`
+//! with a Sobel SE, a Monte Carlo interval (Preacher & Selig 2012) and a participant-bootstrap
+//! percentile interval whose refits start from the full-data theta. Between-person paths
+//! (the `_b` coefficients) are reported apart.
+use crate::frame::Frame;
+use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
+use crate::report::progress::Progress;
+use crate::results::{IndirectRow, Interval, MediationResult, PathRow};
+
+use super::indirect::{self, tags};
+use super::spec::MediationSpec;
+use super::{effect_names, path_name, proportion_mediated, sd, MediationError, Panel};
+
+const ANALYSIS: &str = "within_person";
+
+/// Person-mean centred variables on the participant x wave grid.
+#[derive(Debug, Clone)]
+pub struct Centred {
+    /// Variable names: X, the mediators, Y.
+    pub names: Vec<String>,
+    /// Raw values per variable (grid order: participant-major, waves within).
+    pub raw: Vec<Vec<Option<f64>>>,
+    /// Within-person deviations `v - v_b` (missing where v is missing).
+    pub within: Vec<Vec<Option<f64>>>,
+    /// Person means `v_b`, repeated on each of the participant's rows (missing when the
+    /// participant has no observed v).
+    pub between: Vec<Vec<Option<f64>>>,
+    pub n_participants: usize,
+    pub waves: Vec<String>,
+    pub ids: Vec<String>,
+}
+
+/// Person-mean centring of `names` on the panel grid.
+pub(crate) fn centre(panel: &Panel, names: &[String]) -> Result<Centred, MediationError> {
+    let nw = panel.waves.len();
+    let np = panel.n();
+    let mut raw = Vec::new();
+    let mut within = Vec::new();
+    let mut between = Vec::new();
+    for name in names {
+        let v = panel.score(name, ANALYSIS)?.to_vec();
+        let mut w = vec![None; np * nw];
+        let mut b = vec![None; np * nw];
+        for p in 0..np {
+            let obs: Vec<f64> = (0..nw).filter_map(|t| v[p * nw + t]).collect();
+            if obs.is_empty() {
+                continue;
+            }
+            let mean = obs.iter().sum::<f64>() / obs.len() as f64;
+            for t in 0..nw {
+                b[p * nw + t] = Some(mean);
+                w[p * nw + t] = v[p * nw + t].map(|x| x - mean);
+            }
+        }
+        raw.push(v);
+        within.push(w);
+        between.push(b);
+    }
+    Ok(Centred {
+        names: names.to_vec(),
+        raw,
+        within,
+        between,
+        n_participants: np,
+        waves: panel.waves.clone(),
+        ids: panel.ids.clone(),
+    })
+}
+
+/// The model formulas: a_k per mediator, then b, then c.
+pub fn formulas(x: &str, mediators: &[String], y: &str) -> (Vec<String>, String, String) {
+    let a = mediators
+        .iter()
+        .map(|m| format!("{m} ~ {x}_w + {x}_b + wave + (1 | participant_id)"))
+        .collect();
+    let mw: Vec<String> = mediators.iter().map(|m| format!(" + {m}_w")).collect();
+    let mb: Vec<String> = mediators.iter().map(|m| format!(" + {m}_b")).collect();
+    let b = format!(
+        "{y} ~ {x}_w{} + {x}_b{} + wave + (1 | participant_id)",
+        mw.concat(),
+        mb.concat()
+    );
+    let c = format!("{y} ~ {x}_w + {x}_b + wave + (1 | participant_id)");
+    (a, b, c)
+}
+
+/// The model frame for the participants `idx` (each one a new participant, so a participant
+/// drawn twice counts as two).
+fn build_frame(c: &Centred, idx: &[usize], numeric_ids: bool) -> Result<Frame, MediationError> {
+    let nw = c.waves.len();
+    let n = idx.len() * nw;
+    let ferr = |source| MediationError::Frame {
+        analysis: ANALYSIS.into(),
+        source,
+    };
+    let mut f = Frame::new();
+    if numeric_ids {
+        let ids: Vec<Option<f64>> = (0..idx.len())
+            .flat_map(|k| std::iter::repeat_n(Some(k as f64), nw))
+            .collect();
+        f.push_numeric("participant_id", ids).map_err(ferr)?;
+    } else {
+        let ids: Vec<Option<String>> = idx
+            .iter()
+            .flat_map(|&p| std::iter::repeat_n(c.ids.get(p).cloned(), nw))
+            .collect();
+        f.push_factor("participant_id", ids, None).map_err(ferr)?;
+    }
+    let waves: Vec<Option<String>> = (0..n).map(|r| c.waves.get(r % nw).cloned()).collect();
+    f.push_factor("wave", waves, Some(c.waves.clone()))
+        .map_err(ferr)?;
+    let pick = |col: &Vec<Option<f64>>| -> Vec<Option<f64>> {
+        idx.iter()
+            .flat_map(|&p| (0..nw).map(move |t| col.get(p * nw + t).copied().flatten()))
+            .collect()
+    };
+    for (j, name) in c.names.iter().enumerate() {
+        // X's raw value is never modelled; the mediators and Y are outcomes.
+        if j > 0 {
+            f.push_numeric(name, pick(&c.raw[j])).map_err(ferr)?;
+        }
+        f.push_numeric(&format!("{name}_w"), pick(&c.within[j]))
+            .map_err(ferr)?;
+        f.push_numeric(&format!("{name}_b"), pick(&c.between[j]))
+            .map_err(ferr)?;
+    }
+    Ok(f)
+}
+
+fn coef(fit: &LmmFit, term: &str) -> Option<usize> {
+    fit.fixef_names().iter().position(|n| n == term)
+}
+
+/// Everything the within-person analysis computed.
+pub struct WithinOutput {
+    pub result: MediationResult,
+    /// The fits: `a1`.. per mediator, then `b`, then `c` (with their formulas).
+    pub fits: Vec<(String, LmmFit)>,
+    /// Sobel p per effect.
+    pub sobel_p: Vec<f64>,
+    /// Bootstrap replicates of the effects (resample order; `None` = refit failed).
+    pub bootstrap: Vec<Option<Vec<f64>>>,
+}
+
+/// Runs the within-person analysis.
+pub fn run(
+    panel: &Panel,
+    spec: &MediationSpec,
+    seed: u64,
+    progress: &Progress,
+) -> Result<WithinOutput, MediationError> {
+    if panel.waves.len() < 2 {
+        return Err(MediationError::Data {
+            analysis: ANALYSIS.into(),
+            message: "within-person mediation needs at least two waves".into(),
+        });
+    }
+    let k = spec.mediators.len();
+    let mut names = vec![spec.x.clone()];
+    names.extend(spec.mediators.iter().cloned());
+    names.push(spec.y.clone());
+    let cen = centre(panel, &names)?;
+    let all: Vec<usize> = (0..cen.n_participants).collect();
+    let frame = build_frame(&cen, &all, false)?;
+    let (fa, fb, fc) = formulas(&spec.x, &spec.mediators, &spec.y);
+    let mut formulas_all: Vec<String> = fa.clone();
+    formulas_all.push(fb.clone());
+    formulas_all.push(fc.clone());
+    let fit_one = |formula: &str, data: &Frame, opts: &LmmOptions| {
+        fit_formula(formula, data, opts).map_err(|source| MediationError::Lmm {
+            analysis: ANALYSIS.into(),
+            formula: formula.to_string(),
+            source,
+        })
+    };
+    let opts = LmmOptions::default();
+    let mut fits = Vec::new();
+    for f in &formulas_all {
+        fits.push((f.clone(), fit_one(f, &frame, &opts)?));
+    }
+    let level = spec.conf_level;
+    let xw = format!("{}_w", spec.x);
+    let xb = format!("{}_b", spec.x);
+    // (path, model index, within term, between term)
+    let mut wanted: Vec<(String, usize, String, String)> = Vec::new();
+    for (j, m) in spec.mediators.iter().enumerate() {
+        wanted.push((path_name("a", j, k), j, xw.clone(), xb.clone()));
+        let _ = m;
+    }
+    for (j, m) in spec.mediators.iter().enumerate() {
+        wanted.push((path_name("b", j, k), k, format!("{m}_w"), format!("{m}_b")));
+    }
+    wanted.push(("c_prime".into(), k, xw.clone(), xb.clone()));
+    wanted.push(("c".into(), k + 1, xw.clone(), xb.clone()));
+    // Within-person SDs for standardized paths.
+    let sd_w: Vec<f64> = cen
+        .within
+        .iter()
+        .map(|v| sd(&v.iter().map(|x| x.unwrap_or(f64::NAN)).collect::<Vec<_>>()))
+        .collect();
+    let sd_b: Vec<f64> = cen
+        .between
+        .iter()
+        .map(|v| {
+            // one value per participant
+            let nw = cen.waves.len();
+            sd(&(0..cen.n_participants)
+                .map(|p| v.get(p * nw).copied().flatten().unwrap_or(f64::NAN))
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    let mut tables = Vec::new();
+    for (_, fit) in &fits {
+        tables.push(fit.coef_table(DfMethod::Satterthwaite).map_err(|source| {
+            MediationError::Lmm {
+                analysis: ANALYSIS.into(),
+                formula: fit_formula_text(fit),
+                source,
+            }
+        })?);
+    }
+    let mut paths = Vec::new();
+    let mut between_paths = Vec::new();
+    let mut est = std::collections::HashMap::new();
+    for (path, mi, wt, bt) in &wanted {
+        let (_, fit) = &fits[*mi];
+        // standardization ratio: sd(predictor) / sd(outcome) of the same level
+        let (pred, out) = std_roles(path, k);
+        for (term, dest, sds) in [(wt, &mut paths, &sd_w), (bt, &mut between_paths, &sd_b)] {
+            let i = coef(fit, term).ok_or_else(|| MediationError::Data {
+                analysis: ANALYSIS.into(),
+                message: format!(
+                    "term `{term}` was dropped from `{}` (aliased?)",
+                    fits[*mi].0
+                ),
+            })?;
+            let r = &tables[*mi][i];
+            let ratio = sds.get(pred).copied().unwrap_or(f64::NAN)
+                / sds.get(out).copied().unwrap_or(f64::NAN);
+            dest.push(PathRow {
+                path: path.clone(),
+                estimate: r.estimate,
+                std_error: r.std_error,
+                std_estimate: Some(r.estimate * ratio),
+                df: Some(r.df),
+                p_value: Some(r.p_value),
+                conf_low: Some(r.conf_low),
+                conf_high: Some(r.conf_high),
+            });
+        }
+        let i = coef(fit, wt).unwrap_or(0);
+        est.insert(
+            path.clone(),
+            (fit.beta[i], fit.vcov[(i, i)].max(0.0).sqrt(), i),
+        );
+    }
+    let get = |p: &str| est.get(p).copied().unwrap_or((f64::NAN, f64::NAN, 0));
+    let a: Vec<f64> = (0..k).map(|j| get(&path_name("a", j, k)).0).collect();
+    let se_a: Vec<f64> = (0..k).map(|j| get(&path_name("a", j, k)).1).collect();
+    let b: Vec<f64> = (0..k).map(|j| get(&path_name("b", j, k)).0).collect();
+    let bi: Vec<usize> = (0..k).map(|j| get(&path_name("b", j, k)).2).collect();
+    let bfit = &fits[k].1;
+    let mut vcov_b = vec![0.0; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            vcov_b[i * k + j] = bfit.vcov[(bi[i], bi[j])];
+        }
+    }
+    let (c, se_c, _) = get("c");
+    let std_of = |p: &str| {
+        paths
+            .iter()
+            .find(|r| r.path == p)
+            .and_then(|r| r.std_estimate)
+            .unwrap_or(f64::NAN)
+    };
+    let names_e = effect_names(k);
+    let mut ind: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
+    let mut std_ind: Vec<f64> = (0..k)
+        .map(|j| std_of(&path_name("a", j, k)) * std_of(&path_name("b", j, k)))
+        .collect();
+    let mut sob: Vec<f64> = (0..k)
+        .map(|j| indirect::sobel_se(a[j], se_a[j], b[j], vcov_b[j * k + j].max(0.0).sqrt()))
+        .collect();
+    if k > 1 {
+        ind.push(ind.iter().sum());
+        std_ind.push(std_ind.iter().sum());
+        sob.push(indirect::sobel_se_sum(&a, &se_a, &b, &vcov_b));
+    }
+    let mc = if spec.monte_carlo_draws > 0 {
+        indirect::monte_carlo(
+            &a,
+            &se_a,
+            &b,
+            &vcov_b,
+            spec.monte_carlo_draws,
+            seed,
+            tags::WITHIN_MC,
+        )
+    } else {
+        Vec::new()
+    };
+    // Participant bootstrap with warm-started refits.
+    let thetas: Vec<Vec<f64>> = fits.iter().map(|(_, f)| f.theta.clone()).collect();
+    let boot_terms: Vec<(usize, String)> = (0..k)
+        .map(|j| (j, xw.clone()))
+        .chain(spec.mediators.iter().map(|m| (k, format!("{m}_w"))))
+        .collect();
+    let reps = indirect::bootstrap(
+        cen.n_participants,
+        spec.within_bootstrap_resamples,
+        seed,
+        tags::WITHIN_BOOT,
+        progress,
+        |idx| {
+            let fr = build_frame(&cen, idx, true).ok()?;
+            let mut coefs = Vec::with_capacity(2 * k);
+            let mut cache: Vec<Option<LmmFit>> = (0..k + 1).map(|_| None).collect();
+            for (mi, term) in &boot_terms {
+                if cache[*mi].is_none() {
+                    let o = LmmOptions {
+                        start_theta: thetas.get(*mi).cloned(),
+                        check_convergence: false,
+                        rho_end: 1e-6,
+                        ..LmmOptions::default()
+                    };
+                    cache[*mi] = Some(fit_formula(&formulas_all[*mi], &fr, &o).ok()?);
+                }
+                let f = cache[*mi].as_ref()?;
+                coefs.push(*f.beta.get(coef(f, term)?)?);
+            }
+            let mut v: Vec<f64> = (0..k).map(|j| coefs[j] * coefs[k + j]).collect();
+            if k > 1 {
+                v.push(v.iter().sum());
+            }
+            Some(v)
+        },
+    );
+    let failed = reps.iter().filter(|r| r.is_none()).count();
+    let mut indirect_rows = Vec::new();
+    let mut sobel_p = Vec::new();
+    for (e, name) in names_e.iter().enumerate() {
+        let bootstrap = (spec.within_bootstrap_resamples > 0).then(|| {
+            let (lo, hi) = indirect::percentile_interval(&indirect::column(&reps, e), level);
+            Interval {
+                conf_low: lo,
+                conf_high: hi,
+            }
+        });
+        let monte_carlo = mc.get(e).map(|d| {
+            let (lo, hi) = indirect::quantile_interval(d, level);
+            Interval {
+                conf_low: lo,
+                conf_high: hi,
+            }
+        });
+        sobel_p.push(indirect::normal_p(ind[e] / sob[e]));
+        indirect_rows.push(IndirectRow {
+            effect: name.clone(),
+            estimate: ind[e],
+            std_estimate: Some(std_ind[e]),
+            sobel_se: Some(sob[e]),
+            bootstrap,
+            monte_carlo,
+        });
+    }
+    let mut warnings = Vec::new();
+    for (f, fit) in &fits {
+        if fit.singular {
+            warnings.push(format!("singular fit (random-intercept variance 0): {f}"));
+        }
+        warnings.extend(fit.warnings.iter().map(|w| format!("{f}: {w}")));
+    }
+    if failed > 0 {
+        warnings.push(format!(
+            "{failed} of {} bootstrap resamples could not be refitted and were left out",
+            spec.within_bootstrap_resamples
+        ));
+    }
+    if spec.random_slopes {
+        warnings.push(
+            "random_slopes = true: the stacked random-slope model (a*b + cov(a_j, b_j)) is not implemented yet; the random-intercept results are reported".into(),
+        );
+    }
+    let total_ind = ind.last().copied().unwrap_or(f64::NAN);
+    let (prop, warn) = proportion_mediated(total_ind, c, se_c, spec.proportion_min_z);
+    warnings.extend(warn);
+    // Participants used: those with at least one row in the b model.
+    let n_used = fits
+        .get(k)
+        .map(|(_, f)| f.n_groups().first().map_or(0, |g| g.1))
+        .unwrap_or(0);
+    let result = MediationResult {
+        analysis: ANALYSIS.into(),
+        x: spec.x.clone(),
+        mediators: spec.mediators.clone(),
+        y: spec.y.clone(),
+        n_used: n_used as u64,
+        n_excluded: cen.n_participants.saturating_sub(n_used) as u64,
+        paths,
+        between_paths,
+        indirect: indirect_rows,
+        proportion_mediated: prop,
+        bootstrap_resamples: (spec.within_bootstrap_resamples > 0)
+            .then_some(spec.within_bootstrap_resamples as u64),
+        monte_carlo_draws: (spec.monte_carlo_draws > 0).then_some(spec.monte_carlo_draws as u64),
+        warnings,
+    };
+    Ok(WithinOutput {
+        result,
+        fits,
+        sobel_p,
+        bootstrap: reps,
+    })
+}
+
+/// Indices into the variable list (X, mediators, Y) of a path's predictor and outcome.
+fn std_roles(path: &str, k: usize) -> (usize, usize) {
+    let num = |s: &str| s.parse::<usize>().ok().map_or(0, |n| n.saturating_sub(1));
+    if let Some(r) = path.strip_prefix('a') {
+        (0, 1 + num(r))
+    } else if path.starts_with('b') && path != "b" || path == "b" {
+        (1 + num(path.trim_start_matches('b')), k + 1)
+    } else {
+        (0, k + 1)
+    }
+}
+
+fn fit_formula_text(fit: &LmmFit) -> String {
+    format!("{:?}", fit.fixef_names())
+}
