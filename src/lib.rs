@@ -17,6 +17,8 @@ pub mod ingest;
 pub mod lmm;
 pub mod meta;
 pub mod nonparam;
+pub mod report;
+pub mod results;
 pub mod schema;
 pub mod scoring;
 pub mod table;
