@@ -702,11 +702,24 @@ fn r_golden_glm_fits() {
         .collect();
     let event: Vec<bool> = d.any_post.iter().map(|&v| v == 1.0).collect();
     let rd = herstel::glm::risk_difference(&event, &arm, 0.95).unwrap();
-    let w = &r["logistic"];
-    let mut cmp = Cmp::new("golden risk difference", 1e-14);
-    cmp.check("p IMR", rd.p_intervention, &w["proportions"]["IMR"]);
-    cmp.check("p CAU", rd.p_reference, &w["proportions"]["CAU"]);
-    cmp.check("rd", rd.estimate, &w["risk_difference_raw"]);
+    let w = &r["logistic"]["risk_difference"];
+    let mut cmp = Cmp::new("golden risk difference", 1e-12);
+    cmp.check("p IMR", rd.p_intervention, &w["p_intervention"]);
+    cmp.check("p CAU", rd.p_reference, &w["p_reference"]);
+    cmp.check("rd", rd.estimate, &w["estimate"]);
+    cmp.check("rd se", rd.std_error, &w["se"]);
+    cmp.check("rd lower", rd.conf_low, &w["lower"]);
+    cmp.check("rd upper", rd.conf_high, &w["upper"]);
+    let tight = herstel::glm::fit_logistic(
+        &d.x_arm_any,
+        &terms3("any_prior"),
+        &d.any_post,
+        None,
+        &GlmControl::default(),
+    )
+    .unwrap();
+    let adj = herstel::glm::standardized_risk_difference(&tight, &d.x_arm_any, "armIMR").unwrap();
+    cmp.check("adjusted_standardized", adj, &w["adjusted_standardized"]);
     cmp.report();
 
     let wt = herstel::nonparam::wilcoxon_rank_sum(
