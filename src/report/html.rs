@@ -109,7 +109,11 @@ fn study_html(r: &Results) -> String {
         list_and(&arms)
     );
     if s.n_sites > 0 {
-        p.push_str(&format!(" at {} site{}", s.n_sites, if s.n_sites == 1 { "" } else { "s" }));
+        p.push_str(&format!(
+            " at {} site{}",
+            s.n_sites,
+            if s.n_sites == 1 { "" } else { "s" }
+        ));
     }
     p.push('.');
     if s.n_groups > 0 {
@@ -124,8 +128,15 @@ fn study_html(r: &Results) -> String {
     }
     p.push_str("</p>\n");
     if !s.instruments.is_empty() {
-        let inst: Vec<String> = s.instruments.iter().map(|i| esc(&f::outcome_label(i))).collect();
-        p.push_str(&format!("<p>Instruments in the export: {}.</p>\n", list_and(&inst)));
+        let inst: Vec<String> = s
+            .instruments
+            .iter()
+            .map(|i| esc(&f::outcome_label(i)))
+            .collect();
+        p.push_str(&format!(
+            "<p>Instruments in the export: {}.</p>\n",
+            list_and(&inst)
+        ));
     }
     p
 }
@@ -147,10 +158,12 @@ fn methods_html(r: &Results) -> String {
             outcomes.push(o.outcome.clone());
         }
     }
-    let primary = s
-        .primary_outcome
-        .clone()
-        .or_else(|| r.outcomes.iter().find(|o| o.primary).map(|o| o.outcome.clone()));
+    let primary = s.primary_outcome.clone().or_else(|| {
+        r.outcomes
+            .iter()
+            .find(|o| o.primary)
+            .map(|o| o.outcome.clone())
+    });
     if !outcomes.is_empty() {
         let secondary: Vec<String> = outcomes
             .iter()
@@ -159,7 +172,10 @@ fn methods_html(r: &Results) -> String {
             .collect();
         let mut p = String::from("<p>");
         if let Some(pr) = &primary {
-            p.push_str(&format!("Primary outcome: {}. ", esc(&f::outcome_label(pr))));
+            p.push_str(&format!(
+                "Primary outcome: {}. ",
+                esc(&f::outcome_label(pr))
+            ));
         }
         if !secondary.is_empty() {
             p.push_str(&format!("Secondary outcomes: {}. ", list_and(&secondary)));
@@ -167,7 +183,10 @@ fn methods_html(r: &Results) -> String {
         let mains: Vec<String> = {
             let mut v: Vec<String> = Vec::new();
             for o in r.outcomes.iter().filter(|o| o.sensitivity.is_none()) {
-                let m = format!("<code>{}</code>", esc(&o.model.replacen(&o.outcome, "score", 1)));
+                let m = format!(
+                    "<code>{}</code>",
+                    esc(&o.model.replacen(&o.outcome, "score", 1))
+                );
                 if !v.contains(&m) {
                     v.push(m);
                 }
@@ -176,7 +195,9 @@ fn methods_html(r: &Results) -> String {
         };
         let first = r.outcomes.first();
         let est = first.map_or("REML", |o| if o.reml { "REML" } else { "ML" });
-        let df = first.map_or("Satterthwaite".to_string(), |o| f::df_method_label(&o.df_method));
+        let df = first.map_or("Satterthwaite".to_string(), |o| {
+            f::df_method_label(&o.df_method)
+        });
         p.push_str(&format!(
             "Each outcome was analysed with a linear mixed model {} fitted by {est} \
              (Bates et al., 2015), with t and F tests on {df} degrees of freedom \
@@ -209,14 +230,24 @@ fn methods_html(r: &Results) -> String {
     let mut sens: Vec<String> = Vec::new();
     for o in &r.outcomes {
         if let Some(sn) = &o.sensitivity {
-            let l = format!("{} (<code>{}</code>)", esc(&f::sensitivity_label(Some(sn))), esc(&o.model));
-            if !sens.iter().any(|x| x.starts_with(&esc(&f::sensitivity_label(Some(sn))))) {
+            let l = format!(
+                "{} (<code>{}</code>)",
+                esc(&f::sensitivity_label(Some(sn))),
+                esc(&o.model)
+            );
+            if !sens
+                .iter()
+                .any(|x| x.starts_with(&esc(&f::sensitivity_label(Some(sn)))))
+            {
                 sens.push(l);
             }
         }
     }
     if !sens.is_empty() {
-        out.push_str(&format!("<p>Sensitivity models: {}.</p>\n", list_and(&sens)));
+        out.push_str(&format!(
+            "<p>Sensitivity models: {}.</p>\n",
+            list_and(&sens)
+        ));
     }
     if let Some(a) = &r.admissions {
         if let Some(nb) = &a.negative_binomial {
@@ -230,7 +261,11 @@ fn methods_html(r: &Results) -> String {
         }
     }
     if !r.mediation.is_empty() {
-        let names: Vec<String> = r.mediation.iter().map(|m| esc(&f::mediation_label(&m.analysis).to_lowercase())).collect();
+        let names: Vec<String> = r
+            .mediation
+            .iter()
+            .map(|m| esc(&f::mediation_label(&m.analysis).to_lowercase()))
+            .collect();
         out.push_str(&format!(
             "<p>Mediation of self-management on personal recovery through clinical and \
              functional recovery: {} (person-mean centring after Zhang, Zyphur &amp; Preacher, \
@@ -258,7 +293,10 @@ fn methods_html(r: &Results) -> String {
             out.push_str(&format!(
                 "<li>{}{}: {} ({})</li>\n",
                 esc(&f::outcome_label(&e.what)),
-                e.wave.as_ref().map(|w| format!(" at {}", esc(w))).unwrap_or_default(),
+                e.wave
+                    .as_ref()
+                    .map(|w| format!(" at {}", esc(w)))
+                    .unwrap_or_default(),
                 e.count,
                 esc(&e.reason)
             ));
@@ -303,7 +341,10 @@ fn key_result(r: &Results, opts: &ReportOptions) -> Option<String> {
                 f::interval(c.conf_low, c.conf_high, opts.decimals)
             );
             if let Some(d) = c.cohens_d {
-                x.push_str(&format!(", <i>d</i> = {}", f::effect_size(d, opts.decimals)));
+                x.push_str(&format!(
+                    ", <i>d</i> = {}",
+                    f::effect_size(d, opts.decimals)
+                ));
             }
             x
         })
@@ -330,7 +371,10 @@ fn figure_html(fig: &Figure, number: usize) -> String {
 
 fn tables_html(tables: &[Table], ids: &[&str], opts: &ReportOptions) -> String {
     let mut out = String::new();
-    for t in tables.iter().filter(|t| ids.iter().any(|i| t.id.starts_with(i))) {
+    for t in tables
+        .iter()
+        .filter(|t| ids.iter().any(|i| t.id.starts_with(i)))
+    {
         out.push_str("<div class=\"tablewrap\">\n");
         out.push_str(&t.to_html(opts));
         out.push_str("</div>\n");
@@ -341,7 +385,8 @@ fn tables_html(tables: &[Table], ids: &[&str], opts: &ReportOptions) -> String {
 fn manifest_html(r: &Results) -> String {
     let m = &r.manifest;
     let mut out = String::from("<dl class=\"manifest\">\n");
-    let mut item = |k: &str, v: String| out.push_str(&format!("<dt>{}</dt><dd>{}</dd>\n", esc(k), v));
+    let mut item =
+        |k: &str, v: String| out.push_str(&format!("<dt>{}</dt><dd>{}</dd>\n", esc(k), v));
     item("herstel version", esc(&m.herstel_version));
     item("Analysis spec", esc(&m.spec_name));
     item("Seed", m.seed.map_or("\u{2014}".into(), |s| s.to_string()));
@@ -386,7 +431,10 @@ pub fn render(r: &Results, tables: &[Table], figures: &[Figure], opts: &ReportOp
     let mut out = String::with_capacity(256 * 1024);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    out.push_str(&format!("<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n", esc(&title)));
+    out.push_str(&format!(
+        "<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        esc(&title)
+    ));
     out.push_str(&format!(
         "<header>\n<h1>{}</h1>\n<p class=\"sub\">Trial report written by herstel {} on {}</p>\n<nav>",
         esc(&title),
@@ -420,7 +468,11 @@ pub fn render(r: &Results, tables: &[Table], figures: &[Figure], opts: &ReportOp
                 }
                 out.push_str(&tables_html(
                     tables,
-                    &["outcomes_contrasts", "outcomes_interaction", "outcomes_emmeans"],
+                    &[
+                        "outcomes_contrasts",
+                        "outcomes_interaction",
+                        "outcomes_emmeans",
+                    ],
                     opts,
                 ));
                 figs_of("outcomes", &mut out);

@@ -135,9 +135,13 @@ pub fn write_all(
             .collect();
         for f in rendered {
             let f = f?;
-            summary.files.push(PathBuf::from(format!("plots/{}.svg", f.id)));
+            summary
+                .files
+                .push(PathBuf::from(format!("plots/{}.svg", f.id)));
             if opts.png {
-                summary.files.push(PathBuf::from(format!("plots/{}.png", f.id)));
+                summary
+                    .files
+                    .push(PathBuf::from(format!("plots/{}.png", f.id)));
             }
             figures.push(f);
         }

@@ -421,7 +421,11 @@ pub fn build_all(results: &Results) -> Vec<Table> {
     if !results.outcomes.is_empty() {
         tables.push(outcome_emmeans(results));
         tables.push(outcome_contrasts(results));
-        if results.outcomes.iter().any(|o| o.interaction_test.is_some()) {
+        if results
+            .outcomes
+            .iter()
+            .any(|o| o.interaction_test.is_some())
+        {
             tables.push(outcome_interaction(results));
         }
         if results.outcomes.iter().any(|o| !o.fixed_effects.is_empty()) {
@@ -507,7 +511,12 @@ pub fn table1(t1: &Table1) -> Table {
 
 /// CONSORT counts per arm.
 pub fn consort_table(c: &Consort, results: &Results) -> Table {
-    let waves: Vec<String> = results.study.waves.iter().map(|w| w.label.clone()).collect();
+    let waves: Vec<String> = results
+        .study
+        .waves
+        .iter()
+        .map(|w| w.label.clone())
+        .collect();
     let mut columns = vec![
         Column::new("Arm", "arm"),
         Column::new("Randomized", "randomized"),
@@ -1298,7 +1307,11 @@ mod tests {
                     Cell::Num(0.0004, NumStyle::P),
                     Cell::Interval(-0.5, 1.25, NumStyle::Estimate),
                 ],
-                vec![text("a, \"quoted\""), Cell::Num(0.2, NumStyle::P), Cell::Empty],
+                vec![
+                    text("a, \"quoted\""),
+                    Cell::Num(0.2, NumStyle::P),
+                    Cell::Empty,
+                ],
             ],
             note: Some("x < y".into()),
             group_columns: 1,
@@ -1325,7 +1338,10 @@ mod tests {
         assert!(tex.contains("\\textless{} .001"));
         assert!(tex.contains("[$-$0.50, 1.25]"));
         assert!(tex.contains("x \\textless{} y"));
-        assert_eq!(tex_escape("a_b{c}~^\\"), "a\\_b\\{c\\}\\textasciitilde{}\\textasciicircum{}\\textbackslash{}");
+        assert_eq!(
+            tex_escape("a_b{c}~^\\"),
+            "a\\_b\\{c\\}\\textasciitilde{}\\textasciicircum{}\\textbackslash{}"
+        );
         // Repeated group label is blanked in the second row.
         assert!(tex.contains("\n & .200 & "));
     }

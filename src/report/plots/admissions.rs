@@ -7,7 +7,10 @@ use super::{arm_color, bold, de, font, legend_row, AXIS, TICK, TITLE};
 use crate::results::Results;
 
 /// Two panels of grouped bars: admissions per person-year and bed days per person-year.
-pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results) -> Result<(), String> {
+pub fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    results: &Results,
+) -> Result<(), String> {
     let Some(a) = &results.admissions else {
         return Ok(());
     };
@@ -25,7 +28,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
         .map(|(i, r)| (format!("{} (n = {})", r.arm, r.n), arm_color(i), 2))
         .collect();
     legend_row(root, &items, 78)?;
-    let body = root.margin(110, 0, 0, 20);
+    let body = root.margin(110, 0, 24, 20);
     let panels = body.split_evenly((1, 2));
     let rate = |count: u64, years: f64| {
         if years > 0.0 {
@@ -36,8 +39,12 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
     };
     type Getter = fn(&crate::results::AdmissionsByArm) -> (u64, u64);
     let specs: [(&str, Getter); 2] = [
-        ("Admissions per person-year", |r| (r.admissions_prior, r.admissions_followup)),
-        ("Bed days per person-year", |r| (r.bed_days_prior, r.bed_days_followup)),
+        ("Admissions per person-year", |r| {
+            (r.admissions_prior, r.admissions_followup)
+        }),
+        ("Bed days per person-year", |r| {
+            (r.bed_days_prior, r.bed_days_followup)
+        }),
     ];
     for (panel, (ylab, get)) in panels.iter().zip(specs) {
         let values: Vec<[f64; 2]> = a
@@ -45,7 +52,10 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
             .iter()
             .map(|r| {
                 let (p, f) = get(r);
-                [rate(p, r.exposure_years_prior), rate(f, r.exposure_years_followup)]
+                [
+                    rate(p, r.exposure_years_prior),
+                    rate(f, r.exposure_years_followup),
+                ]
             })
             .collect();
         let ymax = values
@@ -100,7 +110,10 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
             }
         }
         let (ox, oy) = panel.get_base_pixel();
-        for (g, label) in ["Year before randomization", "Follow-up"].iter().enumerate() {
+        for (g, label) in ["Year before randomization", "Follow-up"]
+            .iter()
+            .enumerate()
+        {
             let (px, py) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
             panel
                 .draw(&Text::new(

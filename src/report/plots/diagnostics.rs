@@ -21,7 +21,10 @@ fn quantile_sorted(x: &[f64], p: f64) -> f64 {
     let h = (x.len() - 1) as f64 * p;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(x.len() - 1);
-    let (a, b) = (x.get(lo).copied().unwrap_or(f64::NAN), x.get(hi).copied().unwrap_or(f64::NAN));
+    let (a, b) = (
+        x.get(lo).copied().unwrap_or(f64::NAN),
+        x.get(hi).copied().unwrap_or(f64::NAN),
+    );
     a + (h - lo as f64) * (b - a)
 }
 
@@ -126,7 +129,10 @@ fn panel<DB: DrawingBackend>(
 }
 
 /// Draws the three diagnostic panels.
-pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &OutcomeResult) -> Result<(), String> {
+pub fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    o: &OutcomeResult,
+) -> Result<(), String> {
     let Some(d) = &o.diagnostics else {
         return Ok(());
     };

@@ -131,10 +131,16 @@ pub fn consort_size(results: &Results) -> (u32, u32) {
 
 fn draw_box<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &FlowBox) -> Result<(), String> {
     let x0 = b.cx - b.w / 2;
-    root.draw(&Rectangle::new([(x0, b.top), (x0 + b.w, b.bottom())], WHITE.filled()))
-        .map_err(de)?;
-    root.draw(&Rectangle::new([(x0, b.top), (x0 + b.w, b.bottom())], b.color.stroke_width(3)))
-        .map_err(de)?;
+    root.draw(&Rectangle::new(
+        [(x0, b.top), (x0 + b.w, b.bottom())],
+        WHITE.filled(),
+    ))
+    .map_err(de)?;
+    root.draw(&Rectangle::new(
+        [(x0, b.top), (x0 + b.w, b.bottom())],
+        b.color.stroke_width(3),
+    ))
+    .map_err(de)?;
     for (k, l) in b.lines.iter().enumerate() {
         let y = b.top + PAD + LINE_H * k as i32 + LINE_H / 2;
         let style = if k == 0 { bold(26.0) } else { font(26.0) };
@@ -145,7 +151,10 @@ fn draw_box<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &FlowBox) -> R
 }
 
 /// Draws the CONSORT flow diagram.
-pub fn draw_consort<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results) -> Result<(), String> {
+pub fn draw_consort<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    results: &Results,
+) -> Result<(), String> {
     let (boxes, per_column) = consort_layout(results);
     let (w, _) = root.dim_in_pixel();
     root.draw(&Text::new(
@@ -162,11 +171,17 @@ pub fn draw_consort<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: 
     if per_column > 0 {
         let split_y = top.bottom() + GAP / 2;
         let firsts: Vec<&FlowBox> = rest.chunks(per_column).filter_map(|c| c.first()).collect();
-        root.draw(&PathElement::new(vec![(top.cx, top.bottom()), (top.cx, split_y)], line))
-            .map_err(de)?;
+        root.draw(&PathElement::new(
+            vec![(top.cx, top.bottom()), (top.cx, split_y)],
+            line,
+        ))
+        .map_err(de)?;
         if let (Some(l), Some(r)) = (firsts.first(), firsts.last()) {
-            root.draw(&PathElement::new(vec![(l.cx, split_y), (r.cx, split_y)], line))
-                .map_err(de)?;
+            root.draw(&PathElement::new(
+                vec![(l.cx, split_y), (r.cx, split_y)],
+                line,
+            ))
+            .map_err(de)?;
         }
         for b in &firsts {
             arrow(root, (b.cx, split_y), (b.cx, b.top), line, false)?;
@@ -200,7 +215,10 @@ fn path_text(m: &MediationResult, name: &str) -> Option<Vec<String>> {
     let p = m.paths.iter().find(|p| p.path == name)?;
     let mut first = format!("{} = {}", path_label(&p.path), num(p.estimate, 3));
     if let Some(b) = p.std_estimate.filter(|b| b.is_finite()) {
-        first.push_str(&format!(" (\u{03b2} = {})", crate::report::format::effect_size(b, 2)));
+        first.push_str(&format!(
+            " (\u{03b2} = {})",
+            crate::report::format::effect_size(b, 2)
+        ));
     }
     let second = match (p.conf_low, p.conf_high) {
         (Some(l), Some(h)) if l.is_finite() && h.is_finite() => {
@@ -214,15 +232,26 @@ fn path_text(m: &MediationResult, name: &str) -> Option<Vec<String>> {
 /// Where the segment from the centre of a `hw` x `hh` box at `c` towards `to` leaves the box.
 fn box_exit(c: (f64, f64), to: (f64, f64), hw: f64, hh: f64) -> (i32, i32) {
     let (dx, dy) = (to.0 - c.0, to.1 - c.1);
-    let tx = if dx.abs() > 1e-9 { hw / dx.abs() } else { f64::INFINITY };
-    let ty = if dy.abs() > 1e-9 { hh / dy.abs() } else { f64::INFINITY };
+    let tx = if dx.abs() > 1e-9 {
+        hw / dx.abs()
+    } else {
+        f64::INFINITY
+    };
+    let ty = if dy.abs() > 1e-9 {
+        hh / dy.abs()
+    } else {
+        f64::INFINITY
+    };
     let t = tx.min(ty).min(1.0);
     ((c.0 + dx * t) as i32, (c.1 + dy * t) as i32)
 }
 
 /// Draws the path diagram X -> M1, M2 -> Y with the direct path, estimates and CIs on the
 /// arrows and the indirect effects listed underneath.
-pub fn draw_mediation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &MediationResult) -> Result<(), String> {
+pub fn draw_mediation<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    m: &MediationResult,
+) -> Result<(), String> {
     let (w, h) = root.dim_in_pixel();
     let (w, h) = (w as f64, h as f64);
     root.draw(&Text::new(
@@ -245,7 +274,12 @@ pub fn draw_mediation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Med
     let (a, b) = (box_exit(x, y, hw, hh), box_exit(y, x, hw, hh));
     arrow(root, a, b, style, true)?;
     if let Some(t) = path_text(m, "c_prime") {
-        label_box(root, &t, (((x.0 + y.0) / 2.0) as i32, (x.1 + 52.0) as i32), &lab)?;
+        label_box(
+            root,
+            &t,
+            (((x.0 + y.0) / 2.0) as i32, (x.1 + 52.0) as i32),
+            &lab,
+        )?;
     }
     for (k, mc) in meds.iter().enumerate() {
         let (an, bn) = if m.mediators.len() == 1 {
@@ -255,12 +289,36 @@ pub fn draw_mediation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Med
         } else {
             ("a2", "b2")
         };
-        let an = if m.paths.iter().any(|p| p.path == an) { an } else if k == 0 { "a1" } else { "a" };
-        let bn = if m.paths.iter().any(|p| p.path == bn) { bn } else if k == 0 { "b1" } else { "b" };
+        let an = if m.paths.iter().any(|p| p.path == an) {
+            an
+        } else if k == 0 {
+            "a1"
+        } else {
+            "a"
+        };
+        let bn = if m.paths.iter().any(|p| p.path == bn) {
+            bn
+        } else if k == 0 {
+            "b1"
+        } else {
+            "b"
+        };
         let color = super::arm_color(k + 2);
         let st = color.stroke_width(3);
-        arrow(root, box_exit(x, *mc, hw, hh), box_exit(*mc, x, hw, hh), st, false)?;
-        arrow(root, box_exit(*mc, y, hw, hh), box_exit(y, *mc, hw, hh), st, false)?;
+        arrow(
+            root,
+            box_exit(x, *mc, hw, hh),
+            box_exit(*mc, x, hw, hh),
+            st,
+            false,
+        )?;
+        arrow(
+            root,
+            box_exit(*mc, y, hw, hh),
+            box_exit(y, *mc, hw, hh),
+            st,
+            false,
+        )?;
         let above = if mc.1 < x.1 { -1.0 } else { 1.0 };
         if let Some(t) = path_text(m, an) {
             let p = ((x.0 + mc.0) / 2.0 - 60.0, (x.1 + mc.1) / 2.0 + above * 10.0);
@@ -284,9 +342,14 @@ pub fn draw_mediation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Med
             ((c.0 + hw) as i32, (c.1 + hh) as i32),
         ];
         root.draw(&Rectangle::new(r, WHITE.filled())).map_err(de)?;
-        root.draw(&Rectangle::new(r, color.stroke_width(4))).map_err(de)?;
-        root.draw(&Text::new(label, (c.0 as i32, c.1 as i32), centered(bold(27.0))))
+        root.draw(&Rectangle::new(r, color.stroke_width(4)))
             .map_err(de)?;
+        root.draw(&Text::new(
+            label,
+            (c.0 as i32, c.1 as i32),
+            centered(bold(27.0)),
+        ))
+        .map_err(de)?;
     }
     // Indirect effects and the total effect underneath.
     let mut lines: Vec<String> = Vec::new();
@@ -294,12 +357,24 @@ pub fn draw_mediation<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Med
         lines.push(format!("Total effect {} {}", t[0], t[1]));
     }
     for i in &m.indirect {
-        let mut s = format!("Indirect {} = {}", path_label(&i.effect), num(i.estimate, 3));
+        let mut s = format!(
+            "Indirect {} = {}",
+            path_label(&i.effect),
+            num(i.estimate, 3)
+        );
         if let Some(ci) = i.monte_carlo {
-            s.push_str(&format!(", Monte Carlo CI [{}, {}]", num(ci.conf_low, 3), num(ci.conf_high, 3)));
+            s.push_str(&format!(
+                ", Monte Carlo CI [{}, {}]",
+                num(ci.conf_low, 3),
+                num(ci.conf_high, 3)
+            ));
         }
         if let Some(ci) = i.bootstrap {
-            s.push_str(&format!(", bootstrap CI [{}, {}]", num(ci.conf_low, 3), num(ci.conf_high, 3)));
+            s.push_str(&format!(
+                ", bootstrap CI [{}, {}]",
+                num(ci.conf_low, 3),
+                num(ci.conf_high, 3)
+            ));
         }
         lines.push(s);
     }

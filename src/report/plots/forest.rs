@@ -3,7 +3,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{de, draw_marker, font, legend_row, padded_range, series_color, AXIS, GREY, TICK, TITLE};
+use super::{
+    de, draw_marker, font, legend_row, padded_range, series_color, AXIS, GREY, TICK, TITLE,
+};
 use crate::report::format::{analysis_set_label, outcome_label, sensitivity_label};
 use crate::results::{OutcomeResult, Results};
 
@@ -32,7 +34,12 @@ fn waves(results: &Results) -> Vec<String> {
             }
         }
     }
-    let order: Vec<&str> = results.study.waves.iter().map(|w| w.label.as_str()).collect();
+    let order: Vec<&str> = results
+        .study
+        .waves
+        .iter()
+        .map(|w| w.label.as_str())
+        .collect();
     w.sort_by_key(|x| order.iter().position(|o| o == x).unwrap_or(usize::MAX));
     w
 }
@@ -43,7 +50,10 @@ pub fn height(results: &Results) -> u32 {
 }
 
 /// Draws the forest plot; rows labelled on the left, one marker per follow-up wave.
-pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results) -> Result<(), String> {
+pub fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    results: &Results,
+) -> Result<(), String> {
     let rows = rows(results);
     let waves = waves(results);
     let (w, _) = root.dim_in_pixel();
@@ -81,6 +91,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
         .disable_y_mesh()
         .y_labels(0)
         .x_labels(8)
+        .x_label_formatter(&|v| crate::report::format::num(*v, 1))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(230, 230, 230))
         .x_desc("Cohen's d (intervention minus control)")
@@ -115,7 +126,11 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
             sensitivity_label(o.sensitivity.as_deref())
         );
         let (px, py) = chart.backend_coord(&(x0, yc));
-        let style = if o.primary { super::bold(TICK) } else { font(TICK) };
+        let style = if o.primary {
+            super::bold(TICK)
+        } else {
+            font(TICK)
+        };
         body.draw(&Text::new(
             label,
             (px - ox - 14, py - oy),
@@ -132,7 +147,10 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, results: &Results
             if let (Some(lo), Some(hi)) = (c.d_conf_low, c.d_conf_high) {
                 if lo.is_finite() && hi.is_finite() {
                     chart
-                        .draw_series(LineSeries::new(vec![(lo, y), (hi, y)], color.stroke_width(3)))
+                        .draw_series(LineSeries::new(
+                            vec![(lo, y), (hi, y)],
+                            color.stroke_width(3),
+                        ))
                         .map_err(de)?;
                 }
             }

@@ -147,7 +147,10 @@ impl PlotSpec<'_> {
             PlotSpec::Mediation(_) => (1500, 1020),
             PlotSpec::Admissions(_) => (1600, 720),
             PlotSpec::Diagnostics(_) => (2000, 700),
-            PlotSpec::Caterpillar(s) => (1000, sites::rows_height(s.per_site.len().max(s.shrunken.len()))),
+            PlotSpec::Caterpillar(s) => (
+                1000,
+                sites::rows_height(s.per_site.len().max(s.shrunken.len())),
+            ),
             PlotSpec::SiteForest(s) => (1000, sites::rows_height(s.per_site.len() + 2)),
             PlotSpec::Funnel(_) => (1000, 800),
         }
@@ -306,7 +309,10 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
                 id: format!("sites_caterpillar_{stem}"),
                 section: "sites",
                 caption: if s.shrunken.is_empty() {
-                    format!("{label} at {}: site-specific intervention effects with 95% CIs, ordered.", s.wave)
+                    format!(
+                        "{label} at {}: site-specific intervention effects with 95% CIs, ordered.",
+                        s.wave
+                    )
                 } else {
                     format!(
                         "{label} at {}: shrunken site-by-arm effects (conditional modes, deviation \
@@ -450,7 +456,12 @@ pub(crate) fn draw_marker<DB: DrawingBackend>(
             .map_err(de),
         _ => root
             .draw(&Polygon::new(
-                vec![(x, y - r - 2), (x + r + 2, y), (x, y + r + 2), (x - r - 2, y)],
+                vec![
+                    (x, y - r - 2),
+                    (x + r + 2, y),
+                    (x, y + r + 2),
+                    (x - r - 2, y),
+                ],
                 style,
             ))
             .map_err(de),

@@ -70,7 +70,10 @@ fn draw_rows<DB: DrawingBackend>(
         .map_err(de)?;
     if let Some(r) = reference.filter(|r| r.is_finite()) {
         chart
-            .draw_series(LineSeries::new(vec![(r, -0.5), (r, n - 0.5)], GREY.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                vec![(r, -0.5), (r, n - 0.5)],
+                GREY.stroke_width(2),
+            ))
             .map_err(de)?;
     }
     let (ox, oy) = body.get_base_pixel();
@@ -87,18 +90,27 @@ fn draw_rows<DB: DrawingBackend>(
         .map_err(de)?;
         if r.low.is_finite() && r.high.is_finite() {
             if r.summary {
-                let pts: Vec<(i32, i32)> = [(r.low, y), (r.estimate, y + 0.3), (r.high, y), (r.estimate, y - 0.3)]
-                    .iter()
-                    .map(|p| {
-                        let (a, b) = chart.backend_coord(p);
-                        (a - ox, b - oy)
-                    })
-                    .collect();
-                body.draw(&Polygon::new(pts, series_color(1).filled())).map_err(de)?;
+                let pts: Vec<(i32, i32)> = [
+                    (r.low, y),
+                    (r.estimate, y + 0.3),
+                    (r.high, y),
+                    (r.estimate, y - 0.3),
+                ]
+                .iter()
+                .map(|p| {
+                    let (a, b) = chart.backend_coord(p);
+                    (a - ox, b - oy)
+                })
+                .collect();
+                body.draw(&Polygon::new(pts, series_color(1).filled()))
+                    .map_err(de)?;
                 continue;
             }
             chart
-                .draw_series(LineSeries::new(vec![(r.low, y), (r.high, y)], color.stroke_width(3)))
+                .draw_series(LineSeries::new(
+                    vec![(r.low, y), (r.high, y)],
+                    color.stroke_width(3),
+                ))
                 .map_err(de)?;
         }
         if r.estimate.is_finite() {
@@ -115,7 +127,10 @@ fn draw_rows<DB: DrawingBackend>(
 
 /// Caterpillar plot: shrunken site effects +- 1.96 conditional SD (or per-site estimates with
 /// their CIs when there is no shrinkage model), ordered by size.
-pub fn draw_caterpillar<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteResult) -> Result<(), String> {
+pub fn draw_caterpillar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &SiteResult,
+) -> Result<(), String> {
     let mut rows: Vec<Row> = if s.shrunken.is_empty() {
         s.per_site
             .iter()
@@ -155,7 +170,10 @@ pub fn draw_caterpillar<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &S
 }
 
 /// Forest plot of per-site contrasts, the pooled estimate (diamond) and prediction interval.
-pub fn draw_forest<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteResult) -> Result<(), String> {
+pub fn draw_forest<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &SiteResult,
+) -> Result<(), String> {
     let mut rows: Vec<Row> = s
         .per_site
         .iter()
@@ -185,7 +203,11 @@ pub fn draw_forest<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteRe
     }
     draw_rows(
         root,
-        &format!("{} at {}: effect by site", outcome_label(&s.outcome), s.wave),
+        &format!(
+            "{} at {}: effect by site",
+            outcome_label(&s.outcome),
+            s.wave
+        ),
         "Intervention minus control (score units)",
         &rows,
         Some(0.0),
@@ -194,7 +216,10 @@ pub fn draw_forest<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteRe
 
 /// Funnel plot: per-site estimate against its SE (SE axis reversed), pooled estimate and the
 /// pseudo 95% limits estimate +- 1.96 SE.
-pub fn draw_funnel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteResult) -> Result<(), String> {
+pub fn draw_funnel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &SiteResult,
+) -> Result<(), String> {
     let (w, _) = root.dim_in_pixel();
     root.draw(&Text::new(
         format!("{} at {}: funnel plot", outcome_label(&s.outcome), s.wave),
@@ -217,7 +242,7 @@ pub fn draw_funnel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteRe
             .chain([center - 1.96 * se_max, center + 1.96 * se_max]),
         0.05,
     );
-    let body = root.margin(60, 0, 0, 40);
+    let body = root.margin(60, 0, 24, 40);
     let mut chart = ChartBuilder::on(&body)
         .margin_top(10)
         .x_label_area_size(100)
@@ -257,7 +282,10 @@ pub fn draw_funnel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteRe
                 .map_err(de)?;
         }
         chart
-            .draw_series(LineSeries::new(vec![(center, 0.0), (center, se_max)], BLACK.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                vec![(center, 0.0), (center, se_max)],
+                BLACK.stroke_width(2),
+            ))
             .map_err(de)?;
     }
     chart
@@ -269,7 +297,11 @@ pub fn draw_funnel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &SiteRe
         )
         .map_err(de)?;
     let (ox, oy) = body.get_base_pixel();
-    for p in s.per_site.iter().filter(|p| p.estimate.is_finite() && p.std_error.is_finite()) {
+    for p in s
+        .per_site
+        .iter()
+        .filter(|p| p.estimate.is_finite() && p.std_error.is_finite())
+    {
         let (px, py) = chart.backend_coord(&(p.estimate, p.std_error));
         body.draw(&Text::new(
             p.site_id.clone(),

@@ -65,7 +65,11 @@ fn arms_of(o: &OutcomeResult, results: &Results) -> Vec<String> {
 /// Draws wave tick labels (`T1`, `12 mo`) under the x axis of a chart.
 fn wave_ticks<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    chart: &ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     waves: &[(String, f64)],
     y_axis: f64,
 ) -> Result<(), String> {
@@ -73,8 +77,11 @@ fn wave_ticks<DB: DrawingBackend>(
         let (px, py) = chart.backend_coord(&(*m, y_axis));
         let (ox, oy) = root.get_base_pixel();
         let (px, py) = (px - ox, py - oy);
-        root.draw(&PathElement::new(vec![(px, py), (px, py + 10)], BLACK.stroke_width(2)))
-            .map_err(de)?;
+        root.draw(&PathElement::new(
+            vec![(px, py), (px, py + 10)],
+            BLACK.stroke_width(2),
+        ))
+        .map_err(de)?;
         root.draw(&Text::new(
             label.clone(),
             (px, py + 14),
@@ -84,7 +91,9 @@ fn wave_ticks<DB: DrawingBackend>(
         root.draw(&Text::new(
             format!("{} mo", crate::report::format::num(*m, 0)),
             (px, py + 46),
-            font(TICK - 4.0).color(&RGBColor(90, 90, 90)).pos(Pos::new(HPos::Center, VPos::Top)),
+            font(TICK - 4.0)
+                .color(&RGBColor(90, 90, 90))
+                .pos(Pos::new(HPos::Center, VPos::Top)),
         ))
         .map_err(de)?;
     }
@@ -102,7 +111,9 @@ pub fn draw_means<DB: DrawingBackend>(
     let arms = arms_of(o, results);
     let (x0, x1) = padded_range(waves.iter().map(|w| w.1), 0.08);
     let (y0, y1) = padded_range(
-        o.emmeans.iter().flat_map(|e| [e.conf_low, e.conf_high, e.estimate]),
+        o.emmeans
+            .iter()
+            .flat_map(|e| [e.conf_low, e.conf_high, e.estimate]),
         0.12,
     );
     let dodge = (x1 - x0) * 0.012;
@@ -137,7 +148,11 @@ pub fn draw_means<DB: DrawingBackend>(
         .y_labels(6)
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
-        .y_desc(format!("{} ({})", outcome_label(&o.outcome), outcome_unit(&o.outcome)))
+        .y_desc(format!(
+            "{} ({})",
+            outcome_label(&o.outcome),
+            outcome_unit(&o.outcome)
+        ))
         .label_style(font(TICK))
         .axis_desc_style(font(AXIS))
         .axis_style(BLACK.stroke_width(2))
@@ -152,12 +167,22 @@ pub fn draw_means<DB: DrawingBackend>(
             .emmeans
             .iter()
             .filter(|e| &e.arm == arm)
-            .map(|e| (month_of(&waves, results, &e.wave) + off, e.estimate, e.conf_low, e.conf_high))
+            .map(|e| {
+                (
+                    month_of(&waves, results, &e.wave) + off,
+                    e.estimate,
+                    e.conf_low,
+                    e.conf_high,
+                )
+            })
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
-            .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), color.stroke_width(4)))
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(4),
+            ))
             .map_err(de)?;
         // Error bars: the CI as a vertical line with caps (pixels, so caps keep their width).
         let (ox, oy) = body.get_base_pixel();
@@ -166,9 +191,12 @@ pub fn draw_means<DB: DrawingBackend>(
             let (_, hi) = chart.backend_coord(&(p.0, p.3));
             let (bx, lo, hi) = (bx - ox, lo - oy, hi - oy);
             let st = color.stroke_width(3);
-            body.draw(&PathElement::new(vec![(bx, lo), (bx, hi)], st)).map_err(de)?;
-            body.draw(&PathElement::new(vec![(bx - 9, lo), (bx + 9, lo)], st)).map_err(de)?;
-            body.draw(&PathElement::new(vec![(bx - 9, hi), (bx + 9, hi)], st)).map_err(de)?;
+            body.draw(&PathElement::new(vec![(bx, lo), (bx, hi)], st))
+                .map_err(de)?;
+            body.draw(&PathElement::new(vec![(bx - 9, lo), (bx + 9, lo)], st))
+                .map_err(de)?;
+            body.draw(&PathElement::new(vec![(bx - 9, hi), (bx + 9, hi)], st))
+                .map_err(de)?;
         }
         for p in &pts {
             let px = chart.backend_coord(&(p.0, p.1));
@@ -211,7 +239,7 @@ pub fn draw_individual<DB: DrawingBackend>(
         super::bold(TITLE).pos(Pos::new(HPos::Center, VPos::Center)),
     ))
     .map_err(de)?;
-    let body = root.margin(60, 0, 0, 0);
+    let body = root.margin(60, 0, 24, 0);
     let panels = body.split_evenly((1, arms.len().max(1)));
     for (i, (arm, panel)) in arms.iter().zip(panels.iter()).enumerate() {
         let color = arm_color(i);
@@ -234,7 +262,11 @@ pub fn draw_individual<DB: DrawingBackend>(
             .axis_desc_style(font(AXIS))
             .axis_style(BLACK.stroke_width(2));
         if i == 0 {
-            mesh.y_desc(format!("{} ({})", outcome_label(&o.outcome), outcome_unit(&o.outcome)));
+            mesh.y_desc(format!(
+                "{} ({})",
+                outcome_label(&o.outcome),
+                outcome_unit(&o.outcome)
+            ));
         }
         mesh.draw().map_err(de)?;
         wave_ticks(panel, &chart, &waves, y0)?;
@@ -255,7 +287,10 @@ pub fn draw_individual<DB: DrawingBackend>(
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             if pts.len() == 1 {
                 chart
-                    .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.mix(0.5).filled())))
+                    .draw_series(
+                        pts.iter()
+                            .map(|p| Circle::new(*p, 3, color.mix(0.5).filled())),
+                    )
                     .map_err(de)?;
             } else {
                 chart
