@@ -9,6 +9,7 @@
 //!
 //! Standardized paths multiply by `sd(predictor) / sd(outcome)` of the change scores on the
 //! analysis sample; standardized indirect effects are products of standardized paths.
+#![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use crate::report::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult};
 
@@ -396,7 +397,7 @@ pub fn run(
         ));
     }
     let total_indirect = est.last().copied().unwrap_or(f64::NAN);
-    let (prop, warn) = proportion_mediated(total_indirect, c, se_c, spec.proportion_min_z);
+    let (prop, warn) = proportion_mediated(total_indirect, cp, c, se_c, spec.proportion_min_z);
     warnings.extend(warn);
     let mut sds = vec![sd_x];
     sds.extend(&sd_m);

@@ -1,6 +1,7 @@
 //! Intervals for indirect effects: the Sobel (first-order delta) standard error, Monte Carlo
 //! intervals (Preacher & Selig 2012, Commun Methods Meas 6), and the nonparametric bootstrap
 //! that resamples participants (as `boot::boot` with `boot.ci(type = "perc")`).
+#![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};

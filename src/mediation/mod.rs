@@ -12,6 +12,7 @@
 //! Indirect effects get Sobel SEs, Monte Carlo intervals (Preacher & Selig 2012) and
 //! participant-bootstrap percentile intervals ([`indirect`]). Entry points: [`analyse`] (from a
 //! scored trial) and [`analyse_long`] (from a plain long table, e.g. a CSV).
+#![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 pub mod change_scores;
 pub mod indirect;
 pub mod ols;
@@ -295,20 +296,24 @@ pub(crate) fn path_row(
     }
 }
 
-/// The proportion mediated (sum of indirect effects / total effect) and, when it is unstable
-/// (the total effect is small against its SE, or the ratio falls outside [0, 1]), a warning.
+/// The proportion mediated, `indirect / (indirect + c')` (the share of the effect that passes
+/// through the mediators; in the multilevel and change-score models the separately fitted
+/// total `c` need not equal `c' + indirect`), and a warning when it is unstable: the total
+/// effect `c` is small against its SE, or the ratio falls outside [0, 1].
 pub(crate) fn proportion_mediated(
     indirect: f64,
+    c_prime: f64,
     c: f64,
     se_c: f64,
     min_z: f64,
 ) -> (Option<f64>, Option<String>) {
-    if !(c.is_finite() && c != 0.0 && indirect.is_finite()) {
+    let total = indirect + c_prime;
+    if !(total.is_finite() && total != 0.0) {
         return (None, None);
     }
-    let p = indirect / c;
+    let p = indirect / total;
     let z = (c / se_c).abs();
-    let warn = if z < min_z {
+    let warn = if z.is_nan() || z < min_z {
         Some(format!(
             "proportion mediated {p:.3} is unstable: the total effect c = {c:.4} is only {z:.2} standard errors from 0"
         ))

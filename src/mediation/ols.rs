@@ -1,5 +1,6 @@
 //! Ordinary least squares by Householder QR, with what `summary(lm(...))` reports:
 //! coefficients, standard errors, t, p, residual SD, R^2 and the coefficient covariance.
+#![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -80,7 +81,7 @@ pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, OlsFailure> {
     // Rank check: a diagonal of R tiny against the largest (lm's tol = 1e-7).
     let scale = (0..p).map(|j| r[(j, j)].abs()).fold(0.0, f64::max);
     for j in 0..p {
-        if !(r[(j, j)].abs() > 1e-7 * scale) {
+        if r[(j, j)].abs().partial_cmp(&(1e-7 * scale)) != Some(std::cmp::Ordering::Greater) {
             return Err(OlsFailure::Collinear {
                 name: names.get(j).cloned().unwrap_or_default(),
             });

@@ -11,6 +11,7 @@
 //! with `arm` the indicator of the intervention arm (R's term name `arm<label>`). The
 //! indirect effect `a b` gets a Sobel SE, a Monte Carlo interval and a participant-bootstrap
 //! percentile interval (resampling within the pooled sample, as `boot` does by default).
+#![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use crate::report::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult};
 
@@ -166,7 +167,7 @@ pub fn run(
         };
     let (a, se_a) = get("a", &fits.a, arm_n, sd_x / sd_m)?;
     let (b, se_b) = get("b", &fits.b, dm_n, sd_m / sd_y)?;
-    get("c_prime", &fits.b, arm_n, sd_x / sd_y)?;
+    let (cp, _) = get("c_prime", &fits.b, arm_n, sd_x / sd_y)?;
     let (c, se_c) = get("c", &fits.c, arm_n, sd_x / sd_y)?;
     let ab = a * b;
     let std_ab = (a * sd_x / sd_m) * (b * sd_m / sd_y);
@@ -215,7 +216,7 @@ pub fn run(
             spec.bootstrap_resamples
         ));
     }
-    let (prop, warn) = proportion_mediated(ab, c, se_c, spec.proportion_min_z);
+    let (prop, warn) = proportion_mediated(ab, cp, c, se_c, spec.proportion_min_z);
     warnings.extend(warn);
     Ok(MediationResult {
         analysis: ANALYSIS.into(),

@@ -12,6 +12,7 @@
 //! with a Sobel SE, a Monte Carlo interval (Preacher & Selig 2012) and a participant-bootstrap
 //! percentile interval whose refits start from the full-data theta. Between-person paths
 //! (the `_b` coefficients) are reported apart.
+#![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use crate::frame::Frame;
 use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
 use crate::report::progress::Progress;
@@ -193,9 +194,8 @@ pub fn run(
     let xb = format!("{}_b", spec.x);
     // (path, model index, within term, between term)
     let mut wanted: Vec<(String, usize, String, String)> = Vec::new();
-    for (j, m) in spec.mediators.iter().enumerate() {
+    for j in 0..k {
         wanted.push((path_name("a", j, k), j, xw.clone(), xb.clone()));
-        let _ = m;
     }
     for (j, m) in spec.mediators.iter().enumerate() {
         wanted.push((path_name("b", j, k), k, format!("{m}_w"), format!("{m}_b")));
@@ -277,6 +277,7 @@ pub fn run(
         }
     }
     let (c, se_c, _) = get("c");
+    let cp = get("c_prime").0;
     let std_of = |p: &str| {
         paths
             .iter()
@@ -393,7 +394,7 @@ pub fn run(
         );
     }
     let total_ind = ind.last().copied().unwrap_or(f64::NAN);
-    let (prop, warn) = proportion_mediated(total_ind, c, se_c, spec.proportion_min_z);
+    let (prop, warn) = proportion_mediated(total_ind, cp, c, se_c, spec.proportion_min_z);
     warnings.extend(warn);
     // Participants used: those with at least one row in the b model.
     let n_used = fits
@@ -429,8 +430,8 @@ fn std_roles(path: &str, k: usize) -> (usize, usize) {
     let num = |s: &str| s.parse::<usize>().ok().map_or(0, |n| n.saturating_sub(1));
     if let Some(r) = path.strip_prefix('a') {
         (0, 1 + num(r))
-    } else if path.starts_with('b') && path != "b" || path == "b" {
-        (1 + num(path.trim_start_matches('b')), k + 1)
+    } else if let Some(r) = path.strip_prefix('b') {
+        (1 + num(r), k + 1)
     } else {
         (0, k + 1)
     }

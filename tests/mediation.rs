@@ -1,0 +1,645 @@
+//! Mediation (issue 6) against R: `tests/fixtures/mediation/mediation.json` (tests/r/mediation.R:
+//! lm change-score paths, lmer within-person paths, boot and Monte Carlo intervals) and the
+//! shared trial-small reference (`trial_small_reference.json`: blocks `mediation`,
+//! `mediation_change`, `mediation_within_parallel`, copied from reference.json).
+use std::path::PathBuf;
+
+use herstel::mediation::{
+    analyse_long, change_scores, treatment, within, AnalysisKind, LongData, MediationSpec, Panel,
+};
+use herstel::report::progress::Progress;
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mediation")
+        .join(name)
+}
+
+fn json(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+/// Reads a long CSV: `id_col`, `wave_col`, optional `arm` column, numeric score columns.
+fn long_csv(name: &str, id_col: &str, waves: &[&str], scores: &[&str]) -> LongData {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    let (names, cols) = herstel::frame::parse_csv_text(&text).unwrap();
+    let col = |n: &str| -> &Vec<Option<String>> {
+        &cols[names
+            .iter()
+            .position(|c| c == n)
+            .unwrap_or_else(|| panic!("no column {n}"))]
+    };
+    let text_col = |n: &str| -> Vec<String> {
+        col(n)
+            .iter()
+            .map(|v| v.clone().unwrap_or_default())
+            .collect()
+    };
+    let has_arm = names.iter().any(|c| c == "arm");
+    LongData {
+        participant: text_col(id_col),
+        wave: text_col("wave"),
+        arm: if has_arm { text_col("arm") } else { Vec::new() },
+        wave_levels: waves.iter().map(|s| s.to_string()).collect(),
+        arm_levels: if has_arm {
+            vec!["TAU".into(), "IMR".into()]
+        } else {
+            Vec::new()
+        },
+        intervention_arm: has_arm.then(|| "IMR".to_string()),
+        scores: scores
+            .iter()
+            .map(|s| {
+                (
+                    s.to_string(),
+                    col(s)
+                        .iter()
+                        .map(|v| v.as_deref().and_then(|t| t.parse::<f64>().ok()))
+                        .collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn r_long() -> LongData {
+    long_csv(
+        "mediation_long.csv",
+        "id",
+        &["T1", "T2", "T3"],
+        &["x", "m1", "m2", "y"],
+    )
+}
+
+fn trial_small() -> LongData {
+    long_csv(
+        "trial_small_scored.csv",
+        "participant_id",
+        &["T0", "T1", "T2"],
+        &["imrs_client", "mhrm", "honos", "bsi", "sfs"],
+    )
+}
+
+fn r_spec() -> MediationSpec {
+    MediationSpec {
+        x: "x".into(),
+        mediators: vec!["m1".into(), "m2".into()],
+        y: "y".into(),
+        ..MediationSpec::default()
+    }
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+#[track_caller]
+fn close(got: f64, want: f64, rel: f64, what: &str) {
+    let tol = rel * want.abs().max(1e-8);
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: got {got}, R {want} (rel diff {:.2e})",
+        (got - want).abs() / want.abs().max(1e-300)
+    );
+}
+
+/// Compares every coefficient of an OLS fit with an R `lm` record.
+fn check_lm(fit: &herstel::mediation::ols::OlsFit, rec: &Value, what: &str) {
+    assert_eq!(fit.n as u64, rec["nobs"].as_u64().unwrap(), "{what} nobs");
+    close(
+        fit.sigma,
+        num(&rec["sigma"]),
+        1e-9,
+        &format!("{what} sigma"),
+    );
+    close(
+        fit.r_squared,
+        num(&rec["r_squared"]),
+        1e-9,
+        &format!("{what} R2"),
+    );
+    for c in rec["coefficients"].as_array().unwrap() {
+        let term = c["term"].as_str().unwrap();
+        let (est, se) = fit
+            .get(term)
+            .unwrap_or_else(|| panic!("{what}: no term {term}"));
+        close(
+            est,
+            num(&c["estimate"]),
+            1e-9,
+            &format!("{what} {term} estimate"),
+        );
+        close(se, num(&c["se"]), 1e-9, &format!("{what} {term} se"));
+    }
+}
+
+fn run_change(data: &LongData, spec: &MediationSpec) -> change_scores::ChangeOutput {
+    let panel = Panel::new(data, "test").unwrap();
+    change_scores::run(&panel, spec, 2024, &Progress::hidden()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (1) change scores
+
+#[test]
+fn change_scores_match_r_lm_boot_and_monte_carlo() {
+    let r = json("mediation.json");
+    let rc = &r["change_scores"];
+    let out = run_change(&r_long(), &r_spec());
+    let res = &out.result;
+    assert_eq!(res.n_used, rc["n_used"].as_u64().unwrap());
+    assert_eq!(res.n_excluded, rc["n_excluded"].as_u64().unwrap());
+    // R's term names are d_x, x_0, ...
+    check_lm(&out.fits.a_models[0], &rc["models"]["a1_model"], "a1_model");
+    check_lm(&out.fits.a_models[1], &rc["models"]["a2_model"], "a2_model");
+    check_lm(&out.fits.b_model, &rc["models"]["b_model"], "b_model");
+    check_lm(
+        &out.fits.total_model,
+        &rc["models"]["total_model"],
+        "total_model",
+    );
+    for p in rc["paths"].as_array().unwrap() {
+        let name = p["path"].as_str().unwrap();
+        let row = res.paths.iter().find(|r| r.path == name).unwrap();
+        close(row.estimate, num(&p["estimate"]), 1e-9, name);
+        close(row.std_error, num(&p["se"]), 1e-9, name);
+        close(
+            row.std_estimate.unwrap(),
+            num(&p["std_estimate"]),
+            1e-9,
+            name,
+        );
+    }
+    for e in rc["indirect"].as_array().unwrap() {
+        let name = e["effect"].as_str().unwrap();
+        let row = res.indirect.iter().find(|r| r.effect == name).unwrap();
+        close(row.estimate, num(&e["estimate"]), 1e-9, name);
+        close(row.sobel_se.unwrap(), num(&e["sobel_se"]), 1e-9, name);
+        close(
+            row.std_estimate.unwrap(),
+            num(&e["std_estimate"]),
+            1e-9,
+            name,
+        );
+        // Different random streams: compare within resampling error. The SD of a 2.5%
+        // percentile from R = 5000 resamples is about 0.04 bootstrap SDs; allow 0.25 SD.
+        let bsd = num(&e["bootstrap"]["sd"]);
+        let b = row.bootstrap.unwrap();
+        close(
+            b.conf_low,
+            num(&e["bootstrap"]["conf_low"]),
+            0.25 * bsd / num(&e["bootstrap"]["conf_low"]).abs(),
+            &format!("{name} boot low"),
+        );
+        close(
+            b.conf_high,
+            num(&e["bootstrap"]["conf_high"]),
+            0.25 * bsd / num(&e["bootstrap"]["conf_high"]).abs(),
+            &format!("{name} boot high"),
+        );
+        // Monte Carlo with 1e5 draws: quantile SD ~ 0.006 SD of the draws; allow 0.04.
+        let m = row.monte_carlo.unwrap();
+        let sob = num(&e["sobel_se"]);
+        assert!(
+            (m.conf_low - num(&e["monte_carlo"]["conf_low"])).abs() < 0.04 * sob,
+            "{name} mc low"
+        );
+        assert!(
+            (m.conf_high - num(&e["monte_carlo"]["conf_high"])).abs() < 0.04 * sob,
+            "{name} mc high"
+        );
+    }
+}
+
+#[test]
+fn change_scores_match_trial_small_reference() {
+    let r = json("trial_small_reference.json");
+    let rc = &r["mediation_change"];
+    let spec = MediationSpec::default();
+    let out = run_change(&trial_small(), &spec);
+    let res = &out.result;
+    assert_eq!(res.n_used, rc["n_used"].as_u64().unwrap());
+    assert_eq!(res.n_excluded, rc["n_excluded"].as_u64().unwrap());
+    let missing: Vec<(String, u64)> = rc["missing_counts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    for (k, v) in &missing {
+        let got = out
+            .table
+            .missing_counts
+            .iter()
+            .find(|(n, _)| n == k)
+            .unwrap()
+            .1;
+        assert_eq!(got as u64, *v, "missing count {k}");
+    }
+    for (name, fit) in [
+        ("a1_model", &out.fits.a_models[0]),
+        ("a2_model", &out.fits.a_models[1]),
+        ("b_model", &out.fits.b_model),
+        ("total_model", &out.fits.total_model),
+    ] {
+        check_lm(fit, &rc["models"][name], name);
+    }
+    for p in rc["paths"].as_array().unwrap() {
+        let name = p["path"].as_str().unwrap();
+        let row = res.paths.iter().find(|r| r.path == name).unwrap();
+        close(row.estimate, num(&p["estimate"]), 1e-9, name);
+        close(row.std_error, num(&p["se"]), 1e-9, name);
+        close(
+            row.std_estimate.unwrap(),
+            num(&p["std_estimate"]),
+            1e-9,
+            name,
+        );
+        close(row.p_value.unwrap(), num(&p["p"]), 1e-7, name);
+    }
+    for (i, e) in rc["indirect"].as_array().unwrap().iter().enumerate() {
+        let name = e["effect"].as_str().unwrap();
+        let row = &res.indirect[i];
+        assert_eq!(row.effect, name);
+        close(row.estimate, num(&e["estimate"]), 1e-9, name);
+        close(row.sobel_se.unwrap(), num(&e["sobel_se"]), 1e-9, name);
+        close(
+            row.std_estimate.unwrap(),
+            num(&e["std_estimate"]),
+            1e-9,
+            name,
+        );
+        let mc = row.monte_carlo.unwrap();
+        let mc_sd = num(&e["mc_sd"]);
+        assert!(
+            (mc.conf_low - num(&e["mc_lower"])).abs() < 0.04 * mc_sd,
+            "{name} mc low {} vs {}",
+            mc.conf_low,
+            num(&e["mc_lower"])
+        );
+        assert!(
+            (mc.conf_high - num(&e["mc_upper"])).abs() < 0.04 * mc_sd,
+            "{name} mc high"
+        );
+        // n = 56: the bootstrap SD itself is noisy; 0.3 SD of the R replicate SD.
+        let stats = rc["bootstrap"]["statistics"].as_array().unwrap();
+        let st = stats
+            .iter()
+            .find(|s| s["name"] == format!("ind_{name}").as_str())
+            .unwrap();
+        let bsd = num(&st["se"]);
+        let b = row.bootstrap.unwrap();
+        assert!(
+            (b.conf_low - num(&e["boot_lower"])).abs() < 0.3 * bsd,
+            "{name} boot low {} vs {}",
+            b.conf_low,
+            num(&e["boot_lower"])
+        );
+        assert!(
+            (b.conf_high - num(&e["boot_upper"])).abs() < 0.3 * bsd,
+            "{name} boot high {} vs {}",
+            b.conf_high,
+            num(&e["boot_upper"])
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2) within person
+
+fn run_within(data: &LongData, spec: &MediationSpec) -> within::WithinOutput {
+    let panel = Panel::new(data, "test").unwrap();
+    within::run(&panel, spec, 1, &Progress::hidden()).unwrap()
+}
+
+#[test]
+fn within_person_parallel_matches_trial_small_reference() {
+    let r = json("trial_small_reference.json");
+    let rw = &r["mediation_within_parallel"];
+    let spec = MediationSpec {
+        within_bootstrap_resamples: 0,
+        ..MediationSpec::default()
+    };
+    let out = run_within(&trial_small(), &spec);
+    let res = &out.result;
+    let mut worst = 0.0f64;
+    for p in rw["paths"].as_array().unwrap() {
+        let name = p["path"].as_str().unwrap();
+        let row = res.paths.iter().find(|r| r.path == name).unwrap();
+        for (got, want) in [
+            (row.estimate, num(&p["estimate"])),
+            (row.std_error, num(&p["se"])),
+        ] {
+            worst = worst.max((got - want).abs() / want.abs());
+            close(got, want, 1e-4, name);
+        }
+        close(row.df.unwrap(), num(&p["df"]), 1e-3, &format!("{name} df"));
+    }
+    eprintln!("within parallel: worst relative error of a, b, c', c and SEs = {worst:.2e}");
+    // nobs of every model
+    for (i, key) in ["path_a1", "path_a2", "path_b", "total_c"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            out.fits[i].1.n_obs() as u64,
+            rw[key]["nobs"].as_u64().unwrap(),
+            "{key} nobs"
+        );
+    }
+    for (i, e) in rw["indirect"].as_array().unwrap().iter().enumerate() {
+        let name = e["effect"].as_str().unwrap();
+        let row = &res.indirect[i];
+        assert_eq!(row.effect, name);
+        close(row.estimate, num(&e["estimate"]), 1e-4, name);
+        close(row.sobel_se.unwrap(), num(&e["sobel_se"]), 1e-4, name);
+        close(out.sobel_p[i], num(&e["sobel_p"]), 1e-3, name);
+        let mc = row.monte_carlo.unwrap();
+        let mc_sd = num(&e["mc_sd"]);
+        assert!(
+            (mc.conf_low - num(&e["mc_lower"])).abs() < 0.04 * mc_sd,
+            "{name} mc low {} vs {}",
+            mc.conf_low,
+            num(&e["mc_lower"])
+        );
+        assert!(
+            (mc.conf_high - num(&e["mc_upper"])).abs() < 0.04 * mc_sd,
+            "{name} mc high"
+        );
+    }
+    close(
+        res.proportion_mediated.unwrap(),
+        num(&rw["proportion_indirect"]),
+        1e-4,
+        "proportion",
+    );
+}
+
+#[test]
+fn within_person_single_mediator_matches_trial_small_reference() {
+    let r = json("trial_small_reference.json");
+    let rm = &r["mediation"];
+    let spec = MediationSpec {
+        mediators: vec!["honos".into()],
+        within_bootstrap_resamples: 0,
+        ..MediationSpec::default()
+    };
+    let out = run_within(&trial_small(), &spec);
+    let res = &out.result;
+    let get = |p: &str| res.paths.iter().find(|r| r.path == p).unwrap();
+    for (p, key, se) in [
+        ("a", "a", "se_a"),
+        ("b", "b", "se_b"),
+        ("c_prime", "c_prime", "se_c_prime"),
+        ("c", "c", "se_c"),
+    ] {
+        close(get(p).estimate, num(&rm[key]), 1e-4, p);
+        close(get(p).std_error, num(&rm[se]), 1e-4, se);
+    }
+    let ind = &res.indirect[0];
+    assert_eq!(ind.effect, "ab");
+    close(ind.estimate, num(&rm["indirect"]), 1e-4, "indirect");
+    close(ind.sobel_se.unwrap(), num(&rm["sobel_se"]), 1e-4, "sobel");
+    close(out.sobel_p[0], num(&rm["sobel_p"]), 1e-3, "sobel p");
+    let mc = ind.monte_carlo.unwrap();
+    let sd = num(&rm["mc"]["sd"]);
+    assert!((mc.conf_low - num(&rm["mc"]["lower"])).abs() < 0.04 * sd);
+    assert!((mc.conf_high - num(&rm["mc"]["upper"])).abs() < 0.04 * sd);
+    // between-person paths are the _b coefficients
+    let fe = rm["path_a"]["fixed_effects"].as_array().unwrap();
+    let ab = fe.iter().find(|f| f["term"] == "imrs_b").unwrap();
+    let row = res.between_paths.iter().find(|r| r.path == "a").unwrap();
+    close(row.estimate, num(&ab["estimate"]), 1e-4, "between a");
+}
+
+#[test]
+fn within_person_matches_r_lmer_paths() {
+    let r = json("mediation.json");
+    let rw = &r["within_person"];
+    let spec = MediationSpec {
+        within_bootstrap_resamples: 0,
+        ..r_spec()
+    };
+    let out = run_within(&r_long(), &spec);
+    for p in rw["paths"].as_array().unwrap() {
+        let name = p["path"].as_str().unwrap();
+        let row = out.result.paths.iter().find(|r| r.path == name).unwrap();
+        close(row.estimate, num(&p["estimate"]), 1e-4, name);
+        close(row.std_error, num(&p["se"]), 1e-4, name);
+        close(row.df.unwrap(), num(&p["df"]), 1e-3, name);
+    }
+    let e = &rw["indirect"]["a1b1"];
+    let row = &out.result.indirect[0];
+    close(row.estimate, num(&e["estimate"]), 1e-4, "a1b1");
+    close(
+        row.sobel_se.unwrap(),
+        num(&e["sobel_se"]),
+        1e-4,
+        "a1b1 sobel",
+    );
+}
+
+#[test]
+fn within_person_bootstrap_is_seeded_and_brackets_the_estimate() {
+    let spec = MediationSpec {
+        mediators: vec!["honos".into()],
+        within_bootstrap_resamples: 40,
+        monte_carlo_draws: 2000,
+        ..MediationSpec::default()
+    };
+    let a = run_within(&trial_small(), &spec);
+    let b = run_within(&trial_small(), &spec);
+    assert_eq!(a.bootstrap, b.bootstrap);
+    assert_eq!(a.bootstrap.iter().filter(|r| r.is_none()).count(), 0);
+    let ci = a.result.indirect[0].bootstrap.unwrap();
+    let est = a.result.indirect[0].estimate;
+    assert!(ci.conf_low < est && est < ci.conf_high, "{ci:?} vs {est}");
+    // a single-thread pool gives the same replicates
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let c = pool.install(|| run_within(&trial_small(), &spec));
+    assert_eq!(a.bootstrap, c.bootstrap);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3) treatment level and the whole run
+
+#[test]
+fn treatment_decomposes_total_effect() {
+    let spec = MediationSpec {
+        bootstrap_resamples: 300,
+        monte_carlo_draws: 5000,
+        ..MediationSpec::default()
+    };
+    let panel = Panel::new(&trial_small(), "test").unwrap();
+    let r = treatment::run(&panel, &spec, 5, &Progress::hidden()).unwrap();
+    assert_eq!(r.x, "arm");
+    let get = |p: &str| r.paths.iter().find(|x| x.path == p).unwrap().estimate;
+    // OLS with the same covariates in every equation: c = c' + a b exactly.
+    assert!((get("c") - (get("c_prime") + get("a") * get("b"))).abs() < 1e-9);
+    let ind = &r.indirect[0];
+    let bci = ind.bootstrap.unwrap();
+    assert!(bci.conf_low < ind.estimate && ind.estimate < bci.conf_high);
+    assert_eq!(r.n_used + r.n_excluded, 120);
+}
+
+#[test]
+fn analyse_long_runs_all_three_in_the_issue_layout() {
+    let spec = MediationSpec {
+        bootstrap_resamples: 200,
+        within_bootstrap_resamples: 20,
+        monte_carlo_draws: 5000,
+        ..MediationSpec::default()
+    };
+    let res = analyse_long(&trial_small(), &spec, 11, true).unwrap();
+    let names: Vec<&str> = res.iter().map(|r| r.analysis.as_str()).collect();
+    assert_eq!(names, ["change_scores", "within_person", "treatment"]);
+    let v = serde_json::to_value(&res).unwrap();
+    let paths: Vec<&str> = v[0]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["a1", "a2", "b1", "b2", "c_prime", "c"]);
+    let eff: Vec<&str> = v[1]["indirect"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["effect"].as_str().unwrap())
+        .collect();
+    assert_eq!(eff, ["a1b1", "a2b2", "sum"]);
+    for key in ["conf_low", "conf_high"] {
+        assert!(v[0]["indirect"][0]["bootstrap"][key].is_number());
+        assert!(v[1]["indirect"][0]["monte_carlo"][key].is_number());
+    }
+    // same seed, same bytes
+    let again = analyse_long(&trial_small(), &spec, 11, true).unwrap();
+    assert_eq!(res, again);
+    // errors name what is wrong
+    let bad = MediationSpec {
+        x: "nope".into(),
+        analyses: vec![AnalysisKind::ChangeScores],
+        ..spec
+    };
+    let e = analyse_long(&trial_small(), &bad, 1, true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope") && e.contains("imrs_client"), "{e}");
+}
+
+#[test]
+fn shipped_spec_parses() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("analyses/mediation.toml"),
+    )
+    .unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    let m: MediationSpec = v["mediation"].clone().try_into().unwrap();
+    m.validate().unwrap();
+    assert_eq!(m.mediators, ["bsi", "sfs"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simulated trials: truth recovery (issue 6 point 4) and bootstrap speed (point 5)
+
+mod simulated {
+    use super::*;
+    use herstel::ingest::{load_trial, ValidateOptions};
+    use herstel::schema::Schema;
+    use herstel::simulate::{simulate, SimConfig};
+
+    /// One simulated trial (default configuration: ~190 participants, 3 waves) as scores.
+    pub fn trial(seed: u64) -> LongData {
+        let sim = simulate(&SimConfig::default(), seed).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        sim.write(dir.path()).unwrap();
+        let schema = Schema::embedded().unwrap();
+        let (trial, _) = load_trial(dir.path(), &schema, &ValidateOptions::default())
+            .unwrap_or_else(|r| panic!("{r}"));
+        let scored = herstel::scoring::score(&trial, &trial.instruments);
+        LongData::from_scored(&trial, &scored)
+    }
+
+    /// The within-person a1 b1 and a2 b2 on the scored scale (the simulator's large-trial
+    /// truth, `observed_scale.within_person`).
+    pub fn truth() -> (f64, f64) {
+        let sim = simulate(&SimConfig::default(), 1)
+            .unwrap()
+            .with_observed_scale()
+            .unwrap();
+        let w = &sim.truth.observed_scale.unwrap().within_person;
+        (w.indirect_a1b1.estimate, w.indirect_a2b2.estimate)
+    }
+
+    /// Share of `reps` simulated trials whose 95% Monte Carlo CIs of a1 b1 and a2 b2 cover
+    /// the truth.
+    pub fn coverage(reps: u64) -> (f64, f64) {
+        let (t1, t2) = truth();
+        let spec = MediationSpec {
+            analyses: vec![AnalysisKind::WithinPerson],
+            within_bootstrap_resamples: 0,
+            monte_carlo_draws: 20_000,
+            ..MediationSpec::default()
+        };
+        let mut hits = [0u64; 2];
+        for r in 0..reps {
+            let res = analyse_long(&trial(1000 + r), &spec, r, true).unwrap();
+            for (k, t) in [t1, t2].iter().enumerate() {
+                let ci = res[0].indirect[k].monte_carlo.unwrap();
+                if ci.conf_low <= *t && *t <= ci.conf_high {
+                    hits[k] += 1;
+                }
+            }
+        }
+        eprintln!("truth a1b1 = {t1:.4}, a2b2 = {t2:.4}; covered {hits:?} of {reps}");
+        (hits[0] as f64 / reps as f64, hits[1] as f64 / reps as f64)
+    }
+}
+
+#[test]
+fn truth_recovery_quick() {
+    let (c1, c2) = simulated::coverage(8);
+    assert!(c1 >= 0.75 && c2 >= 0.75, "coverage {c1} {c2}");
+}
+
+/// `cargo test --release --test mediation -- --ignored truth_recovery_500`
+/// (HERSTEL_MEDIATION_REPS to change the number of trials).
+#[test]
+#[ignore]
+fn truth_recovery_500() {
+    let reps = std::env::var("HERSTEL_MEDIATION_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let (c1, c2) = simulated::coverage(reps);
+    eprintln!("coverage of the 95% Monte Carlo CIs: a1b1 {c1:.3}, a2b2 {c2:.3}");
+    assert!((0.93..=0.97).contains(&c1), "a1b1 coverage {c1}");
+    assert!((0.93..=0.97).contains(&c2), "a2b2 coverage {c2}");
+}
+
+/// 10,000 participant-bootstrap resamples of the multi-wave model (both mediators: four
+/// refits per resample) on a 190-participant trial; issue 6 point 5 asks for < 10 s on 2 cores
+/// (optimized build: `cargo test --release --test mediation -- --ignored speed`).
+#[test]
+#[ignore]
+fn speed_within_bootstrap_10000() {
+    let data = simulated::trial(7);
+    let spec = MediationSpec {
+        analyses: vec![AnalysisKind::WithinPerson],
+        within_bootstrap_resamples: 10_000,
+        ..MediationSpec::default()
+    };
+    let t = std::time::Instant::now();
+    let res = analyse_long(&data, &spec, 3, true).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "within-person bootstrap: 10,000 resamples x 4 refits, {} participants, {} threads: {secs:.2} s",
+        res[0].n_used + res[0].n_excluded,
+        rayon::current_num_threads()
+    );
+    assert!(res[0].indirect[2].bootstrap.is_some());
+}
