@@ -24,7 +24,9 @@ pub enum FrameError {
     },
     #[error("column `{0}` appears twice")]
     DuplicateColumn(String),
-    #[error("column `{column}`: value `{value}` (row {row}) is not among the given levels {levels:?}")]
+    #[error(
+        "column `{column}`: value `{value}` (row {row}) is not among the given levels {levels:?}"
+    )]
     UnknownLevel {
         column: String,
         row: usize,
@@ -297,9 +299,12 @@ pub fn as_factor(col: &Column) -> (Vec<Option<u32>>, Vec<String>) {
     }
 }
 
+/// Columns of optional text cells.
+pub type TextColumns = Vec<Vec<Option<String>>>;
+
 /// Splits CSV text (RFC 4180: `,` separated, `"` quoting with `""` escapes, header row)
 /// into column names and text cells; empty cells are `None`.
-pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), FrameError> {
+pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, TextColumns), FrameError> {
     let mut records: Vec<Vec<Option<String>>> = Vec::new();
     let mut record: Vec<Option<String>> = Vec::new();
     let mut field = String::new();
@@ -307,15 +312,16 @@ pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>
     let mut was_quoted = false;
     let mut chars = text.chars().peekable();
     let mut line = 1usize;
-    let finish_field = |field: &mut String, was_quoted: &mut bool, record: &mut Vec<Option<String>>| {
-        let v = std::mem::take(field);
-        if v.is_empty() && !*was_quoted {
-            record.push(None);
-        } else {
-            record.push(Some(v));
-        }
-        *was_quoted = false;
-    };
+    let finish_field =
+        |field: &mut String, was_quoted: &mut bool, record: &mut Vec<Option<String>>| {
+            let v = std::mem::take(field);
+            if v.is_empty() && !*was_quoted {
+                record.push(None);
+            } else {
+                record.push(Some(v));
+            }
+            *was_quoted = false;
+        };
     while let Some(c) = chars.next() {
         if quoted {
             if c == '"' {

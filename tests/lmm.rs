@@ -88,7 +88,11 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
         ..LmmOptions::default()
     };
     let fit = fit_formula(formula, frame, &opts).unwrap_or_else(|e| panic!("{id}: {e}"));
-    assert_eq!(fit.n_obs() as u64, rec["nobs"].as_u64().unwrap(), "{id} nobs");
+    assert_eq!(
+        fit.n_obs() as u64,
+        rec["nobs"].as_u64().unwrap(),
+        "{id} nobs"
+    );
     let ng: HashMap<String, usize> = fit.n_groups().into_iter().collect();
     for (g, k) in rec["ngroups"].as_object().unwrap() {
         assert_eq!(
@@ -103,10 +107,19 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
     // lme4 stops BOBYQA at ftol_abs = 1e-8, herstel converges further: where herstel's
     // criterion is at least as low as lme4's, estimates and SEs are also compared at lme4's
     // own theta (1e-6), which isolates everything downstream of the optimizer.
-    let r_objective = if reml { num(&rec["reml_criterion"]) } else { num(&rec["deviance"]) };
+    let r_objective = if reml {
+        num(&rec["reml_criterion"])
+    } else {
+        num(&rec["deviance"])
+    };
     let r_theta: Vec<f64> = rec["theta"].as_array().unwrap().iter().map(num).collect();
     let at_r = fit_at_theta(fit.frame.clone(), &r_theta, reml).expect("fit at R's theta");
-    assert!(fit.objective <= r_objective + 1e-7, "{id}: criterion {} above lme4's {}", fit.objective, r_objective);
+    assert!(
+        fit.objective <= r_objective + 1e-7,
+        "{id}: criterion {} above lme4's {}",
+        fit.objective,
+        r_objective
+    );
     let at_r_se = at_r.std_errors();
     // A variance whose criterion is flat near 0 can end on either side of lme4's singularity
     // tolerance (1e-4 on theta) depending on where the optimizer stops. Then both optima must
@@ -125,7 +138,10 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             fit.objective,
             at_r.objective
         );
-        eprintln!("[{id}] flat criterion: singular = {} (lme4 {singular_r}), theta {:?} vs lme4 {:?}", fit.singular, fit.theta, r_theta);
+        eprintln!(
+            "[{id}] flat criterion: singular = {} (lme4 {singular_r}), theta {:?} vs lme4 {:?}",
+            fit.singular, fit.theta, r_theta
+        );
     }
     let singular = singular_r || fit.singular || flat;
     for fe in rec["fixed_effects"].as_array().unwrap() {
@@ -135,19 +151,54 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             .position(|n| n == term)
             .unwrap_or_else(|| panic!("{id}: no term {term} in {names:?}"));
         let ctx = format!("{id} {term}");
-        w.check("estimate_at_r_theta", &ctx, at_r.beta[i], num(&fe["estimate"]), 1e-6, 1e-9);
-        w.check("se_at_r_theta", &ctx, at_r_se[i], num(&fe["se"]), 1e-6, 1e-9);
+        w.check(
+            "estimate_at_r_theta",
+            &ctx,
+            at_r.beta[i],
+            num(&fe["estimate"]),
+            1e-6,
+            1e-9,
+        );
+        w.check(
+            "se_at_r_theta",
+            &ctx,
+            at_r_se[i],
+            num(&fe["se"]),
+            1e-6,
+            1e-9,
+        );
         // Free optimum: estimates near zero compared on the scale of their SE.
         let se_r = num(&fe["se"]);
-        w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8f64.max(2e-4 * se_r));
+        w.check(
+            "estimate",
+            &ctx,
+            fit.beta[i],
+            num(&fe["estimate"]),
+            1e-5,
+            1e-8f64.max(2e-4 * se_r),
+        );
         // Free optimum: 5e-5 (lme4's own optimizer error reaches ~3e-5 on these fits).
         if !flat {
             w.check("se", &ctx, sat[i].std_error, num(&fe["se"]), 5e-5, 1e-8);
         }
         // Satterthwaite df of singular fits depend on the numerical Hessian at the boundary.
         if !singular {
-            w.check("df_satterthwaite", &ctx, sat[i].df, num(&fe["df"]), 1e-3, 0.0);
-            w.check("p_satterthwaite", &ctx, sat[i].p_value, num(&fe["p"]), 1e-2, 1e-12);
+            w.check(
+                "df_satterthwaite",
+                &ctx,
+                sat[i].df,
+                num(&fe["df"]),
+                1e-3,
+                0.0,
+            );
+            w.check(
+                "p_satterthwaite",
+                &ctx,
+                sat[i].p_value,
+                num(&fe["p"]),
+                1e-2,
+                1e-12,
+            );
         }
     }
     if check_kr && reml && !singular {
@@ -188,7 +239,14 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             w.check("sd", &ctx, got, want, 1e-4, 1e-3 * fit.sigma.max(1e-8));
         }
     }
-    w.check("residual_sd", &id, fit.sigma, num(&rec["residual_sd"]), 1e-4, 0.0);
+    w.check(
+        "residual_sd",
+        &id,
+        fit.sigma,
+        num(&rec["residual_sd"]),
+        1e-4,
+        0.0,
+    );
     if let Some(cors) = rec["correlations"].as_array() {
         for c in cors {
             let group = c["group"].as_str().unwrap();
@@ -197,19 +255,49 @@ fn compare_record(w: &mut Worst, rec: &Value, frame: &Frame, check_kr: bool) -> 
             let i = t.names.iter().position(|n| n == t1).unwrap();
             let j = t.names.iter().position(|n| n == t2).unwrap();
             let want = num(&c["cor"]);
-            w.check("corr", &format!("{id} {group} {t1}/{t2}"), t.corr(i, j), want, 1e-3, 1e-3);
+            w.check(
+                "corr",
+                &format!("{id} {group} {t1}/{t2}"),
+                t.corr(i, j),
+                want,
+                1e-3,
+                1e-3,
+            );
         }
     }
     w.check("loglik", &id, fit.loglik(), num(&rec["loglik"]), 0.0, 1e-6);
     if reml {
-        w.check("reml_criterion", &id, fit.reml_criterion().unwrap(), num(&rec["reml_criterion"]), 0.0, 2e-6);
+        w.check(
+            "reml_criterion",
+            &id,
+            fit.reml_criterion().unwrap(),
+            num(&rec["reml_criterion"]),
+            0.0,
+            2e-6,
+        );
     } else {
-        w.check("deviance", &id, fit.deviance(), num(&rec["deviance"]), 0.0, 2e-6);
+        w.check(
+            "deviance",
+            &id,
+            fit.deviance(),
+            num(&rec["deviance"]),
+            0.0,
+            2e-6,
+        );
     }
-    let key = |k: &str| rec.get(k).or_else(|| rec.get(format!("{k}_reml").as_str())).map(num).unwrap_or(f64::NAN);
+    let key = |k: &str| {
+        rec.get(k)
+            .or_else(|| rec.get(format!("{k}_reml").as_str()))
+            .map(num)
+            .unwrap_or(f64::NAN)
+    };
     w.check("aic", &id, fit.aic(), key("aic"), 0.0, 2e-6);
     w.check("bic", &id, fit.bic(), key("bic"), 0.0, 2e-6);
-    assert_eq!(fit.n_params() as u64, rec["loglik_df"].as_u64().unwrap(), "{id} loglik_df");
+    assert_eq!(
+        fit.n_params() as u64,
+        rec["loglik_df"].as_u64().unwrap(),
+        "{id} loglik_df"
+    );
     (fit, at_r)
 }
 
@@ -268,12 +356,43 @@ fn compare_ranef(w: &mut Worst, rec: &Value, fit: &LmmFit, at_r: &LmmFit) {
         let q = t.names.len();
         let ctx = format!("{id} {group}/{term}/{level}");
         let tr = blups_r.iter().find(|u| u.group == t.group).unwrap();
-        let sd = vc.iter().find(|v| v.group == t.group).map_or(fit.sigma, |v| v.sd(c));
+        let sd = vc
+            .iter()
+            .find(|v| v.group == t.group)
+            .map_or(fit.sigma, |v| v.sd(c));
         let scale = sd.max(1e-3 * fit.sigma);
-        w.check("condval_at_r_theta", &ctx, tr.values[lvl * q + c], num(&r["condval"]), 1e-6, 1e-8 * scale);
-        w.check("condsd_at_r_theta", &ctx, tr.cond_sd(lvl, c), num(&r["condsd"]), 1e-6, 1e-8 * scale);
-        w.check("condval", &ctx, t.values[lvl * q + c], num(&r["condval"]), 1e-4, 1e-3 * scale);
-        w.check("condsd", &ctx, t.cond_sd(lvl, c), num(&r["condsd"]), 1e-4, 1e-3 * scale);
+        w.check(
+            "condval_at_r_theta",
+            &ctx,
+            tr.values[lvl * q + c],
+            num(&r["condval"]),
+            1e-6,
+            1e-8 * scale,
+        );
+        w.check(
+            "condsd_at_r_theta",
+            &ctx,
+            tr.cond_sd(lvl, c),
+            num(&r["condsd"]),
+            1e-6,
+            1e-8 * scale,
+        );
+        w.check(
+            "condval",
+            &ctx,
+            t.values[lvl * q + c],
+            num(&r["condval"]),
+            1e-4,
+            1e-3 * scale,
+        );
+        w.check(
+            "condsd",
+            &ctx,
+            t.cond_sd(lvl, c),
+            num(&r["condsd"]),
+            1e-4,
+            1e-3 * scale,
+        );
     }
 }
 
@@ -296,7 +415,14 @@ fn compare_anova(w: &mut Worst, rec: &Value, fit: &LmmFit) {
             let (_, ft) = ours.iter().find(|(l, _)| l == term).unwrap();
             let ctx = format!("{id} {key} {term}");
             w.check("anova_f", &ctx, ft.f_value, num(&r["f"]), 1e-4, 1e-10);
-            w.check("anova_den_df", &ctx, ft.den_df, num(&r["den_df"]), 1e-2, 0.0);
+            w.check(
+                "anova_den_df",
+                &ctx,
+                ft.den_df,
+                num(&r["den_df"]),
+                1e-2,
+                0.0,
+            );
         }
     }
 }
@@ -326,7 +452,14 @@ fn likelihood_ratio_tests_match_anova() {
         let res = likelihood_ratio_test(&m0, &m1).unwrap();
         let row = &t["table"][1];
         w.check("lrt_chisq", name, res.chisq, num(&row["chisq"]), 1e-5, 1e-6);
-        w.check("lrt_deviance", name, res.larger.deviance, num(&row["deviance"]), 0.0, 2e-6);
+        w.check(
+            "lrt_deviance",
+            name,
+            res.larger.deviance,
+            num(&row["deviance"]),
+            0.0,
+            2e-6,
+        );
         assert_eq!(res.df as u64, row["df"].as_u64().unwrap());
     }
     w.finish("lrt");
@@ -353,9 +486,23 @@ fn trial_small_reference_satterthwaite_and_kenward_roger() {
             };
             let fit = fit_formula(rec["formula"].as_str().unwrap(), &frame, &opts).unwrap();
             let ctx = format!("{instrument}/{kind}/ml");
-            w.check("deviance", &ctx, fit.deviance(), num(&ml["deviance"]), 0.0, 2e-6);
+            w.check(
+                "deviance",
+                &ctx,
+                fit.deviance(),
+                num(&ml["deviance"]),
+                0.0,
+                2e-6,
+            );
             for (i, fe) in ml["fixed_effects"].as_array().unwrap().iter().enumerate() {
-                w.check("estimate", &ctx, fit.beta[i], num(&fe["estimate"]), 1e-5, 1e-8);
+                w.check(
+                    "estimate",
+                    &ctx,
+                    fit.beta[i],
+                    num(&fe["estimate"]),
+                    1e-5,
+                    1e-8,
+                );
                 w.check("se", &ctx, fit.std_errors()[i], num(&fe["se"]), 1e-5, 1e-8);
             }
         }
@@ -396,13 +543,33 @@ fn contrast_and_f_test_api() {
     // JSON summary has the documented keys.
     let s = serde_json::to_value(fit.summary(DfMethod::Satterthwaite).unwrap()).unwrap();
     for key in [
-        "formula", "reml", "n_obs", "n_groups", "fixed_effects", "random_effects",
-        "correlations", "loglik", "reml_criterion", "deviance", "aic", "bic", "converged",
-        "singular", "warnings", "theta", "sigma", "vcov", "n_dropped", "df_method",
+        "formula",
+        "reml",
+        "n_obs",
+        "n_groups",
+        "fixed_effects",
+        "random_effects",
+        "correlations",
+        "loglik",
+        "reml_criterion",
+        "deviance",
+        "aic",
+        "bic",
+        "converged",
+        "singular",
+        "warnings",
+        "theta",
+        "sigma",
+        "vcov",
+        "n_dropped",
+        "df_method",
     ] {
         assert!(s.get(key).is_some(), "missing key {key}");
     }
-    assert_eq!(s["random_effects"].as_array().unwrap().last().unwrap()["group"], "Residual");
+    assert_eq!(
+        s["random_effects"].as_array().unwrap().last().unwrap()["group"],
+        "Residual"
+    );
     assert!(s["correlations"][0].get("corr").is_some());
 }
 
@@ -411,11 +578,21 @@ fn contrast_and_f_test_api() {
 fn small_frame() -> Frame {
     let mut f = Frame::new();
     let n = 12;
-    f.push_numeric("y", (0..n).map(|i| Some((i as f64 * 1.7).sin() + i as f64 * 0.1)).collect())
+    f.push_numeric(
+        "y",
+        (0..n)
+            .map(|i| Some((i as f64 * 1.7).sin() + i as f64 * 0.1))
+            .collect(),
+    )
+    .unwrap();
+    f.push_numeric("x", (0..n).map(|i| Some(i as f64)).collect())
         .unwrap();
-    f.push_numeric("x", (0..n).map(|i| Some(i as f64)).collect()).unwrap();
-    f.push_factor("g", (0..n).map(|i| Some(format!("g{}", i % 4))).collect(), None)
-        .unwrap();
+    f.push_factor(
+        "g",
+        (0..n).map(|i| Some(format!("g{}", i % 4))).collect(),
+        None,
+    )
+    .unwrap();
     f.push_factor("one", (0..n).map(|_| Some("a".to_string())).collect(), None)
         .unwrap();
     f.push_factor("txt", (0..n).map(|i| Some(format!("t{i}"))).collect(), None)
@@ -425,10 +602,17 @@ fn small_frame() -> Frame {
 
 #[test]
 fn unknown_column_is_a_clear_error() {
-    let err = fit_formula("y ~ nope + (1 | g)", &small_frame(), &LmmOptions::default()).unwrap_err();
+    let err =
+        fit_formula("y ~ nope + (1 | g)", &small_frame(), &LmmOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, LmmError::Formula(FormulaError::UnknownColumn { .. })));
-    assert!(msg.contains("nope") && msg.contains("columns: y, x, g"), "{msg}");
+    assert!(matches!(
+        err,
+        LmmError::Formula(FormulaError::UnknownColumn { .. })
+    ));
+    assert!(
+        msg.contains("nope") && msg.contains("columns: y, x, g"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -440,15 +624,30 @@ fn syntax_error_shows_a_caret() {
     let caret = lines[2].find('^').unwrap();
     assert_eq!(&lines[1][caret..caret + 1], "+", "{msg}");
     assert_eq!(caret, lines[1].find("+ +").unwrap() + 2);
-    for bad in ["y ~ (1 | g", "~ x", "y ~ x + (1 | g) )", "y ~ log(x) + (1|g)", "y ~ x^2 + (1|g)"] {
-        assert!(fit_formula(bad, &small_frame(), &LmmOptions::default()).is_err(), "{bad}");
+    for bad in [
+        "y ~ (1 | g",
+        "~ x",
+        "y ~ x + (1 | g) )",
+        "y ~ log(x) + (1|g)",
+        "y ~ x^2 + (1|g)",
+    ] {
+        assert!(
+            fit_formula(bad, &small_frame(), &LmmOptions::default()).is_err(),
+            "{bad}"
+        );
     }
 }
 
 #[test]
 fn non_numeric_response_is_rejected() {
     let err = fit_formula("txt ~ x + (1 | g)", &small_frame(), &LmmOptions::default()).unwrap_err();
-    assert!(matches!(err, LmmError::Formula(FormulaError::NonNumericResponse { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            LmmError::Formula(FormulaError::NonNumericResponse { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -466,36 +665,92 @@ fn missing_values_are_dropped_and_counted() {
         lines[i] = format!("{},,{}", parts[0], parts[2]);
     }
     let holed = Frame::from_csv_str(&lines.join("\n"), &HashMap::new()).unwrap();
-    let fit = fit_formula("Reaction ~ Days + (Days | Subject)", &holed, &LmmOptions::default()).unwrap();
+    let fit = fit_formula(
+        "Reaction ~ Days + (Days | Subject)",
+        &holed,
+        &LmmOptions::default(),
+    )
+    .unwrap();
     assert_eq!(fit.n_obs(), 175);
     assert_eq!(fit.frame.n_dropped, 5);
     assert!(fit.warnings.iter().any(|w| w.contains("5 row(s)")));
-    let full = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &LmmOptions::default()).unwrap();
+    let full = fit_formula(
+        "Reaction ~ Days + (Days | Subject)",
+        &frame,
+        &LmmOptions::default(),
+    )
+    .unwrap();
     assert!((fit.beta[1] - full.beta[1]).abs() < 1.0);
 }
 
 #[test]
 fn one_level_grouping_factor_is_rejected() {
     let err = fit_formula("y ~ x + (1 | one)", &small_frame(), &LmmOptions::default()).unwrap_err();
-    assert!(matches!(err, LmmError::Formula(FormulaError::TooFewLevels { .. })), "{err}");
+    assert!(
+        matches!(err, LmmError::Formula(FormulaError::TooFewLevels { .. })),
+        "{err}"
+    );
 }
 
 #[test]
 fn more_random_effects_than_observations_is_rejected() {
-    let err = fit_formula("y ~ 1 + (1 + x | g)", &{
-        let mut f = Frame::new();
-        f.push_numeric("y", vec![Some(1.0), Some(2.0), Some(1.5), Some(3.0), Some(2.2), Some(0.3)]).unwrap();
-        f.push_numeric("x", vec![Some(0.0), Some(1.0), Some(0.0), Some(1.0), Some(0.0), Some(1.0)]).unwrap();
-        f.push_factor("g", ["a", "a", "b", "b", "c", "c"].iter().map(|s| Some(s.to_string())).collect(), None).unwrap();
-        f
-    }, &LmmOptions::default())
+    let err = fit_formula(
+        "y ~ 1 + (1 + x | g)",
+        &{
+            let mut f = Frame::new();
+            f.push_numeric(
+                "y",
+                vec![
+                    Some(1.0),
+                    Some(2.0),
+                    Some(1.5),
+                    Some(3.0),
+                    Some(2.2),
+                    Some(0.3),
+                ],
+            )
+            .unwrap();
+            f.push_numeric(
+                "x",
+                vec![
+                    Some(0.0),
+                    Some(1.0),
+                    Some(0.0),
+                    Some(1.0),
+                    Some(0.0),
+                    Some(1.0),
+                ],
+            )
+            .unwrap();
+            f.push_factor(
+                "g",
+                ["a", "a", "b", "b", "c", "c"]
+                    .iter()
+                    .map(|s| Some(s.to_string()))
+                    .collect(),
+                None,
+            )
+            .unwrap();
+            f
+        },
+        &LmmOptions::default(),
+    )
     .unwrap_err();
     assert!(
-        matches!(err, LmmError::Formula(FormulaError::TooManyRandomEffects { .. })),
+        matches!(
+            err,
+            LmmError::Formula(FormulaError::TooManyRandomEffects { .. })
+        ),
         "{err}"
     );
     let err = fit_formula("y ~ x + (1 | txt)", &small_frame(), &LmmOptions::default()).unwrap_err();
-    assert!(matches!(err, LmmError::Formula(FormulaError::LevelsNotBelowObs { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            LmmError::Formula(FormulaError::LevelsNotBelowObs { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -504,7 +759,10 @@ fn rank_deficient_columns_are_dropped_with_a_warning() {
     let x2: Vec<Option<f64>> = (0..12).map(|i| Some(2.0 * i as f64)).collect();
     f.push_numeric("x2", x2).unwrap();
     let fit = fit_formula("y ~ x + x2 + (1 | g)", &f, &LmmOptions::default()).unwrap();
-    assert_eq!(fit.fixef_names(), &["(Intercept)".to_string(), "x".to_string()]);
+    assert_eq!(
+        fit.fixef_names(),
+        &["(Intercept)".to_string(), "x".to_string()]
+    );
     assert_eq!(fit.frame.dropped_columns, vec!["x2".to_string()]);
     assert!(fit.warnings.iter().any(|w| w.contains("rank deficient")));
 }
@@ -512,7 +770,11 @@ fn rank_deficient_columns_are_dropped_with_a_warning() {
 #[test]
 fn factor_call_names_like_r() {
     let mut f = small_frame();
-    f.push_numeric("dose", (0..12).map(|i| Some([5.0, 185.0, 20.0][i % 3])).collect()).unwrap();
+    f.push_numeric(
+        "dose",
+        (0..12).map(|i| Some([5.0, 185.0, 20.0][i % 3])).collect(),
+    )
+    .unwrap();
     let fit = fit_formula("y ~ factor(dose) + (1 | g)", &f, &LmmOptions::default()).unwrap();
     assert_eq!(
         fit.fixef_names(),
@@ -526,10 +788,23 @@ fn trial_small_partially_nested_matches_lme4() {
     let text = std::fs::read_to_string(fixture("lmm/trial_small_scored.csv")).unwrap();
     let (mut names, mut cols) = herstel::frame::parse_csv_text(&text).unwrap();
     let col = |names: &Vec<String>, n: &str| names.iter().position(|c| c == n).unwrap();
-    let (ia, ig, ip) = (col(&names, "arm"), col(&names, "group_id"), col(&names, "participant_id"));
+    let (ia, ig, ip) = (
+        col(&names, "arm"),
+        col(&names, "group_id"),
+        col(&names, "participant_id"),
+    );
     let imr: Vec<Option<String>> = cols[ia]
         .iter()
-        .map(|a| Some(if a.as_deref() == Some("IMR") { "1" } else { "0" }.to_string()))
+        .map(|a| {
+            Some(
+                if a.as_deref() == Some("IMR") {
+                    "1"
+                } else {
+                    "0"
+                }
+                .to_string(),
+            )
+        })
         .collect();
     let groups: Vec<Option<String>> = cols[ig]
         .iter()
@@ -543,8 +818,14 @@ fn trial_small_partially_nested_matches_lme4() {
     names.push("imr".into());
     cols.push(imr);
     let orders: HashMap<String, Vec<String>> = [
-        ("arm".to_string(), vec!["TAU".to_string(), "IMR".to_string()]),
-        ("wave".to_string(), ["T0", "T1", "T2"].map(String::from).to_vec()),
+        (
+            "arm".to_string(),
+            vec!["TAU".to_string(), "IMR".to_string()],
+        ),
+        (
+            "wave".to_string(),
+            ["T0", "T1", "T2"].map(String::from).to_vec(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -556,9 +837,19 @@ fn trial_small_partially_nested_matches_lme4() {
     let (fit, _) = compare_record(&mut w, &rec, &frame, true);
     // ML refit: lme4 reports it singular (group variance at 0).
     let ml = &rec["ml"];
-    let opts = LmmOptions { reml: false, ..LmmOptions::default() };
+    let opts = LmmOptions {
+        reml: false,
+        ..LmmOptions::default()
+    };
     let fml = fit_formula(rec["formula"].as_str().unwrap(), &frame, &opts).unwrap();
-    w.check("deviance", "partially_nested/ml", fml.deviance(), num(&ml["deviance"]), 0.0, 2e-6);
+    w.check(
+        "deviance",
+        "partially_nested/ml",
+        fml.deviance(),
+        num(&ml["deviance"]),
+        0.0,
+        2e-6,
+    );
     assert_eq!(fml.singular, ml["singular"].as_bool().unwrap());
     let _ = fit;
     w.finish("partially nested");
@@ -567,9 +858,22 @@ fn trial_small_partially_nested_matches_lme4() {
 #[test]
 fn start_at_zero_is_not_a_trap() {
     let frame = dataset_frame("sleepstudy.csv");
-    let free = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &LmmOptions::default()).unwrap();
-    let opts = LmmOptions { start_theta: Some(vec![0.0, 0.0, 0.0]), ..LmmOptions::default() };
+    let free = fit_formula(
+        "Reaction ~ Days + (Days | Subject)",
+        &frame,
+        &LmmOptions::default(),
+    )
+    .unwrap();
+    let opts = LmmOptions {
+        start_theta: Some(vec![0.0, 0.0, 0.0]),
+        ..LmmOptions::default()
+    };
     let fit = fit_formula("Reaction ~ Days + (Days | Subject)", &frame, &opts).unwrap();
-    assert!((fit.objective - free.objective).abs() < 1e-6, "{} vs {}", fit.objective, free.objective);
+    assert!(
+        (fit.objective - free.objective).abs() < 1e-6,
+        "{} vs {}",
+        fit.objective,
+        free.objective
+    );
     assert!(!fit.singular);
 }

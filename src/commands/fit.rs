@@ -55,8 +55,7 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
     }
     let text = std::fs::read_to_string(&args.data)
         .map_err(|e| format!("cannot read {}: {e}", args.data.display()))?;
-    Frame::from_csv_str(&text, &orders)
-        .map_err(|e| format!("{}: {e}", args.data.display()).into())
+    Frame::from_csv_str(&text, &orders).map_err(|e| format!("{}: {e}", args.data.display()).into())
 }
 
 pub fn run(args: Args) -> CmdResult {

@@ -91,7 +91,10 @@ impl ModelFrame {
 /// A variable evaluated on the used rows.
 enum VarData {
     Numeric(Vec<f64>),
-    Factor { codes: Vec<u32>, levels: Vec<String> },
+    Factor {
+        codes: Vec<u32>,
+        levels: Vec<String>,
+    },
 }
 
 fn columns_list(frame: &Frame) -> String {
@@ -99,10 +102,12 @@ fn columns_list(frame: &Frame) -> String {
 }
 
 fn get_column<'a>(frame: &'a Frame, name: &str) -> Result<&'a Column, FormulaError> {
-    frame.column(name).ok_or_else(|| FormulaError::UnknownColumn {
-        name: name.to_string(),
-        available: columns_list(frame),
-    })
+    frame
+        .column(name)
+        .ok_or_else(|| FormulaError::UnknownColumn {
+            name: name.to_string(),
+            available: columns_list(frame),
+        })
 }
 
 /// Builds the model frame of `formula` on `frame`: complete cases, fixed-effects matrix with
@@ -150,8 +155,16 @@ pub fn build_model_frame(
     }
     let n = rows.len();
     let y: Vec<f64> = match get_column(frame, &formula.response)? {
-        Column::Numeric(v) => rows.iter().map(|&i| v.get(i).copied().unwrap_or(f64::NAN)).collect(),
-        Column::Factor { .. } => unreachable_numeric(),
+        Column::Numeric(v) => rows
+            .iter()
+            .map(|&i| v.get(i).copied().unwrap_or(f64::NAN))
+            .collect(),
+        Column::Factor { .. } => {
+            return Err(FormulaError::NonNumericResponse {
+                name: formula.response.clone(),
+                example: String::new(),
+            })
+        }
     };
 
     // Variables on the used rows, unused factor levels dropped.
@@ -159,9 +172,11 @@ pub fn build_model_frame(
     for var in &formula.vars {
         let col = get_column(frame, &var.column)?;
         let data = match (col, var.as_factor) {
-            (Column::Numeric(v), false) => {
-                VarData::Numeric(rows.iter().map(|&i| v.get(i).copied().unwrap_or(f64::NAN)).collect())
-            }
+            (Column::Numeric(v), false) => VarData::Numeric(
+                rows.iter()
+                    .map(|&i| v.get(i).copied().unwrap_or(f64::NAN))
+                    .collect(),
+            ),
             (c, _) => {
                 let (codes, levels) = as_factor(c);
                 let sub: Vec<u32> = rows
@@ -187,7 +202,10 @@ pub fn build_model_frame(
         model_matrix(formula, &formula.fixed, &vdata, n, false);
     let (scols, _, sterms) = model_matrix(formula, &formula.fixed, &vdata, n, true);
     let skeep = rank_columns(&scols, n);
-    let x_sum_terms: Vec<Option<usize>> = skeep.iter().filter_map(|&j| sterms.get(j).copied()).collect();
+    let x_sum_terms: Vec<Option<usize>> = skeep
+        .iter()
+        .filter_map(|&j| sterms.get(j).copied())
+        .collect();
     let ps = skeep.len();
     let mut x_sum = vec![0.0; n * ps];
     for (jj, &j) in skeep.iter().enumerate() {
@@ -211,8 +229,14 @@ pub fn build_model_frame(
             dropped_columns.join(", ")
         ));
         xcols = keep.iter().filter_map(|&j| xcols.get(j).cloned()).collect();
-        x_names = keep.iter().filter_map(|&j| x_names.get(j).cloned()).collect();
-        x_terms = keep.iter().filter_map(|&j| x_terms.get(j).cloned()).collect();
+        x_names = keep
+            .iter()
+            .filter_map(|&j| x_names.get(j).cloned())
+            .collect();
+        x_terms = keep
+            .iter()
+            .filter_map(|&j| x_terms.get(j).cloned())
+            .collect();
     }
     // lmerTest's rank-deficient design, kept as its cross-product.
     let mut rd_cols: Vec<Vec<f64>> = Vec::new();
@@ -286,7 +310,12 @@ pub fn build_model_frame(
             per_col.push((sub, levels));
         }
         let mut keys: Vec<Vec<u32>> = (0..n)
-            .map(|i| per_col.iter().map(|(c, _)| c.get(i).copied().unwrap_or(0)).collect())
+            .map(|i| {
+                per_col
+                    .iter()
+                    .map(|(c, _)| c.get(i).copied().unwrap_or(0))
+                    .collect()
+            })
             .collect();
         let mut distinct = keys.clone();
         distinct.sort();
@@ -378,10 +407,6 @@ pub fn build_model_frame(
     })
 }
 
-fn unreachable_numeric() -> Vec<f64> {
-    Vec::new()
-}
-
 fn drop_unused(codes: &[u32], levels: &[String]) -> (Vec<u32>, Vec<String>) {
     let mut used = vec![false; levels.len()];
     for &c in codes {
@@ -429,7 +454,11 @@ fn model_matrix(
         // Per variable: list of (name suffix, column values).
         let mut pieces: Vec<Vec<(String, Vec<f64>)>> = Vec::new();
         for &v in term {
-            let label = formula.vars.get(v).map(|x| x.label.clone()).unwrap_or_default();
+            let label = formula
+                .vars
+                .get(v)
+                .map(|x| x.label.clone())
+                .unwrap_or_default();
             match vdata.get(v) {
                 Some(VarData::Numeric(vals)) => pieces.push(vec![(label, vals.clone())]),
                 Some(VarData::Factor { codes, levels }) => {
@@ -442,7 +471,7 @@ fn model_matrix(
                     let mut p = Vec::new();
                     if contrasts && sum {
                         let last = levels.len().saturating_sub(1);
-                        for (k, lv) in levels.iter().enumerate().take(last) {
+                        for k in 0..last {
                             let col: Vec<f64> = codes
                                 .iter()
                                 .map(|&c| {
@@ -456,7 +485,6 @@ fn model_matrix(
                                 })
                                 .collect();
                             p.push((format!("{label}{}", k + 1), col));
-                            let _ = lv;
                         }
                     } else {
                         let start = usize::from(contrasts);

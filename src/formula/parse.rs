@@ -9,11 +9,20 @@ use super::FormulaError;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     /// A column name (bare or back-quoted).
-    Var { name: String, pos: usize },
+    Var {
+        name: String,
+        pos: usize,
+    },
     /// `factor(x)`: a numeric or string column used as a factor.
-    FactorCall { column: String, pos: usize },
+    FactorCall {
+        column: String,
+        pos: usize,
+    },
     /// A number: `0`, `1` (intercept control) or `-1`.
-    Num { value: f64, pos: usize },
+    Num {
+        value: f64,
+        pos: usize,
+    },
     Add(Box<Expr>, Box<Expr>),
     Sub(Box<Expr>, Box<Expr>),
     /// `-x` at the start of an expression (e.g. `-1`).
@@ -89,7 +98,9 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, FormulaError> {
                 i += end + 2;
                 continue;
             }
-            c if c.is_ascii_digit() || (c == '.' && bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '.' && bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit())) =>
+            {
                 let mut j = i;
                 while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'.') {
                     j += 1;
@@ -213,7 +224,10 @@ impl Parser<'_> {
             lhs = Expr::Colon(Box::new(lhs), Box::new(rhs));
         }
         if self.peek() == Some(&Tok::Caret) {
-            return self.err(self.pos(), "`^` is not supported; write the interactions out");
+            return self.err(
+                self.pos(),
+                "`^` is not supported; write the interactions out",
+            );
         }
         Ok(lhs)
     }
@@ -227,7 +241,9 @@ impl Parser<'_> {
                     if name != "factor" && name != "as.factor" {
                         return self.err(
                             pos,
-                            format!("function `{name}()` is not supported in formulas (only factor())"),
+                            format!(
+                                "function `{name}()` is not supported in formulas (only factor())"
+                            ),
                         );
                     }
                     self.at += 1;

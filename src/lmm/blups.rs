@@ -130,7 +130,8 @@ impl LmmFit {
                     for i in c0..qr {
                         for a in 0..q {
                             for b in 0..q {
-                                mblk[a * q + b] += lrr_inv[i * qr + c0 + a] * lrr_inv[i * qr + c0 + b];
+                                mblk[a * q + b] +=
+                                    lrr_inv[i * qr + c0 + a] * lrr_inv[i * qr + c0 + b];
                             }
                         }
                     }

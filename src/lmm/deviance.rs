@@ -60,18 +60,37 @@ impl Factor {
             .collect();
 
         // Trailing block: Lambda_T' A_TT Lambda_T + I on the random-effects rows.
-        self.l_tt.copy_from_slice(&bp.a_tt);
-        let qmax = bp.terms.iter().map(|t| t.q).max().unwrap_or(1);
-        if self.scratch.len() < qmax {
-            self.scratch.resize(qmax, 0.0);
-        }
-        for (j, t) in bp.terms.iter().enumerate().skip(1) {
-            let lam = &lam_rest[j];
-            let q = t.q;
-            for lvl in 0..t.n_levels {
-                let c0 = t.offset + lvl * q;
-                scale_cols(&mut self.l_tt, m, m, c0, q, lam, &mut self.scratch);
-                scale_rows(&mut self.l_tt, m, c0, q, lam, &mut self.scratch);
+        if bp.terms.iter().skip(1).all(|t| t.q == 1) {
+            // Diagonal Lambda_T: one fused pass over the lower triangle.
+            let mut sv = vec![1.0; m];
+            for (j, t) in bp.terms.iter().enumerate().skip(1) {
+                let lam = lam_rest[j][0];
+                sv[t.offset..t.offset + t.n_levels]
+                    .iter_mut()
+                    .for_each(|v| *v = lam);
+            }
+            for i in 0..m {
+                let si = sv[i];
+                let src = &bp.a_tt[i * m..i * m + i + 1];
+                let dst = &mut self.l_tt[i * m..i * m + i + 1];
+                for ((d, a), sj) in dst.iter_mut().zip(src).zip(&sv[..=i]) {
+                    *d = a * si * sj;
+                }
+            }
+        } else {
+            self.l_tt.copy_from_slice(&bp.a_tt);
+            let qmax = bp.terms.iter().map(|t| t.q).max().unwrap_or(1);
+            if self.scratch.len() < qmax {
+                self.scratch.resize(qmax, 0.0);
+            }
+            for (j, t) in bp.terms.iter().enumerate().skip(1) {
+                let lam = &lam_rest[j];
+                let q = t.q;
+                for lvl in 0..t.n_levels {
+                    let c0 = t.offset + lvl * q;
+                    scale_cols(&mut self.l_tt, m, m, c0, q, lam, &mut self.scratch);
+                    scale_rows(&mut self.l_tt, m, c0, q, lam, &mut self.scratch);
+                }
             }
         }
         for d in 0..bp.q_rest {
@@ -298,8 +317,8 @@ impl Factor {
         let mut z: Vec<f64> = self.l_tt[(m - 1) * m..(m - 1) * m + (m - 1)].to_vec();
         for i in (0..m - 1).rev() {
             let mut s = z[i];
-            for k in i + 1..m - 1 {
-                s -= self.l_tt[k * m + i] * z[k];
+            for (k, zk) in z.iter().enumerate().take(m - 1).skip(i + 1) {
+                s -= self.l_tt[k * m + i] * zk;
             }
             z[i] = s / self.l_tt[i * m + i];
         }
@@ -434,11 +453,9 @@ pub fn chol_dense(a: &mut [f64], n: usize) -> bool {
         return chol_in_place(a, n);
     }
     use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
-    let par = if n >= 512 {
-        faer::Par::rayon(0)
-    } else {
-        faer::Par::Seq
-    };
+    // Sequential: on a shared machine thread synchronisation costs more than it gains at
+    // the sizes seen here (a ~1,000 x 1,000 block for InstEval).
+    let par = faer::Par::Seq;
     let req = cholesky_in_place_scratch::<f64>(n, par, Default::default());
     let mut mem = faer::dyn_stack::MemBuffer::new(req);
     let stack = faer::dyn_stack::MemStack::new(&mut mem);
@@ -516,7 +533,8 @@ mod tests {
         let mut a = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..n {
-                a[i * n + j] = 1.0 / (1.0 + (i as f64 - j as f64).abs()) + if i == j { n as f64 } else { 0.0 };
+                a[i * n + j] =
+                    1.0 / (1.0 + (i as f64 - j as f64).abs()) + if i == j { n as f64 } else { 0.0 };
             }
         }
         let mut b = a.clone();

@@ -39,9 +39,13 @@ pub enum LmmError {
     TooLarge { what: String },
     #[error("optimizer failed: {0}")]
     Optimizer(String),
-    #[error("the deviance is not finite at the starting value; check for constant or collinear columns")]
+    #[error(
+        "the deviance is not finite at the starting value; check for constant or collinear columns"
+    )]
     BadStart,
-    #[error("contrast matrix has {got} columns but the model has {expected} fixed effects ({names})")]
+    #[error(
+        "contrast matrix has {got} columns but the model has {expected} fixed effects ({names})"
+    )]
     ContrastDim {
         got: usize,
         expected: usize,

@@ -199,8 +199,8 @@ impl BlockedProducts {
                     Ok(r) => p0 + r,
                     Err(_) => continue,
                 };
-                for b in 0..q1 {
-                    coupling.vals[r * q1 + b] += w_val[a] * z1[b];
+                for (v, zb) in coupling.vals[r * q1..(r + 1) * q1].iter_mut().zip(z1) {
+                    *v += w_val[a] * zb;
                 }
             }
         }

@@ -163,8 +163,7 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
     if !factor.objective(&bp, reml).is_finite() {
         return Err(LmmError::BadStart);
     }
-    let (mut theta, fval, mut n_evals) =
-        minimize(&bp, reml, &start, &lower, opts, &mut factor)?;
+    let (mut theta, fval, mut n_evals) = minimize(&bp, reml, &start, &lower, opts, &mut factor)?;
     // Restart off the boundary when a diagonal element sits at 0 but moving inward helps.
     let at_edge: Vec<usize> = (0..theta.len())
         .filter(|&i| lower[i] == 0.0 && theta[i] < 1e-6)
@@ -276,10 +275,11 @@ fn finish(
     }
     let mut fitted = vec![0.0; n];
     for (i, fi) in fitted.iter_mut().enumerate() {
-        let mut s = 0.0;
-        for c in 0..p {
-            s += mf.x[i * p + c] * beta[c];
-        }
+        let mut s: f64 = mf.x[i * p..(i + 1) * p]
+            .iter()
+            .zip(&beta)
+            .map(|(x, b)| x * b)
+            .sum();
         for (j, t) in mf.re_terms.iter().enumerate() {
             let lvl = t.refs[i] as usize;
             for c in 0..t.q {
@@ -382,7 +382,12 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Option<
     for i in 0..k {
         for j in 0..i {
             let mut s = 0.0;
-            for (si, sj, sign) in [(1.0, 1.0, 1.0), (1.0, -1.0, -1.0), (-1.0, 1.0, -1.0), (-1.0, -1.0, 1.0)] {
+            for (si, sj, sign) in [
+                (1.0, 1.0, 1.0),
+                (1.0, -1.0, -1.0),
+                (-1.0, 1.0, -1.0),
+                (-1.0, -1.0, 1.0),
+            ] {
                 x[i] = theta[i] + si * h[i];
                 x[j] = theta[j] + sj * h[j];
                 s += sign * eval(&x);

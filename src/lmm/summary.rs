@@ -185,7 +185,11 @@ impl FitSummary {
     /// An lme4/lmerTest-like printed summary.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let method = if self.reml { "REML" } else { "maximum likelihood" };
+        let method = if self.reml {
+            "REML"
+        } else {
+            "maximum likelihood"
+        };
         let _ = writeln!(s, "Linear mixed model fit by {method}");
         let df_name = match self.df_method {
             DfMethod::Satterthwaite => "t-tests use Satterthwaite's method",
@@ -195,7 +199,11 @@ impl FitSummary {
         let _ = writeln!(s, "  [{df_name}]");
         let _ = writeln!(s, "Formula: {}", self.formula);
         if self.n_dropped > 0 {
-            let _ = writeln!(s, "  ({} observations deleted due to missingness)", self.n_dropped);
+            let _ = writeln!(
+                s,
+                "  ({} observations deleted due to missingness)",
+                self.n_dropped
+            );
         }
         let _ = writeln!(s);
         if let Some(r) = self.reml_criterion {

@@ -90,11 +90,7 @@ pub fn kr_adjust(blocks: &[KrBlock], phi: &DMatrix<f64>) -> Result<KrAdjusted, S
             * 2.0
     } else {
         // Moore-Penrose inverse (MASS::ginv tolerance).
-        let tol = f64::EPSILON.sqrt()
-            * eig
-                .eigenvalues
-                .iter()
-                .fold(0.0f64, |a, v| a.max(v.abs()));
+        let tol = f64::EPSILON.sqrt() * eig.eigenvalues.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         let mut g = DMatrix::zeros(nr, nr);
         for (k, &ev) in eig.eigenvalues.iter().enumerate() {
             if ev.abs() > tol {
@@ -142,7 +138,11 @@ impl KrAdjusted {
         let theta = l.transpose() * inv * l;
         let theta_phi = &theta * &self.phi;
         let nr = self.p.len();
-        let us: Vec<DMatrix<f64>> = self.p.iter().map(|pr| &theta_phi * pr * &self.phi).collect();
+        let us: Vec<DMatrix<f64>> = self
+            .p
+            .iter()
+            .map(|pr| &theta_phi * pr * &self.phi)
+            .collect();
         let mut a1 = 0.0;
         let mut a2 = 0.0;
         for i in 0..nr {
@@ -176,9 +176,7 @@ impl KrAdjusted {
         let (df2, scaling) = ddf_from_a(q, a1, a2);
         let lb = l * beta;
         let lpl = l * &self.phi_a * l.transpose();
-        let inv = lpl
-            .try_inverse()
-            .ok_or("L vcovAdj L' is singular")?;
+        let inv = lpl.try_inverse().ok_or("L vcovAdj L' is singular")?;
         let wald = (lb.transpose() * inv * &lb)[(0, 0)];
         let fu = wald / q;
         Ok((scaling * fu, q, df2, fu))

@@ -363,7 +363,12 @@ impl LmmFit {
                 if l.nrows() == 0 {
                     continue;
                 }
-                let label = f.fixed.terms.get(ti).map(|t| f.term_label(t)).unwrap_or_default();
+                let label = f
+                    .fixed
+                    .terms
+                    .get(ti)
+                    .map(|t| f.term_label(t))
+                    .unwrap_or_default();
                 out.push((label, self.f_test(&l, method)?));
             }
             return Ok(out);

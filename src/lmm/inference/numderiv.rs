@@ -53,7 +53,12 @@ pub fn jacobian<F: FnMut(&[f64]) -> Vec<f64>>(mut f: F, x: &[f64]) -> Vec<Vec<f6
             xx[i] = x[i] - h;
             let fm = f(&xx);
             xx[i] = x[i];
-            approx.push(fp.iter().zip(&fm).map(|(a, b)| (a - b) / (2.0 * h)).collect());
+            approx.push(
+                fp.iter()
+                    .zip(&fm)
+                    .map(|(a, b)| (a - b) / (2.0 * h))
+                    .collect(),
+            );
             h /= V;
         }
         out.push(extrapolate(approx));

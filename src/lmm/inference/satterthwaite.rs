@@ -130,7 +130,9 @@ impl Satterthwaite {
             t2 += est * est / d;
             let g = DVector::from_iterator(
                 self.jac.len(),
-                self.jac.iter().map(|j| (ptl.transpose() * j * &ptl)[(0, 0)]),
+                self.jac
+                    .iter()
+                    .map(|j| (ptl.transpose() * j * &ptl)[(0, 0)]),
             );
             let denom = (g.transpose() * &self.a * &g)[(0, 0)];
             nus.push(2.0 * d * d / denom);
