@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn numbers_and_intervals() {
-        assert_eq!(num(3.14159, 2), "3.14");
+        assert_eq!(num(1.23456, 2), "1.23");
         assert_eq!(num(-0.001, 2), "0.00");
         assert_eq!(num(f64::NAN, 2), NOT_AVAILABLE);
         assert_eq!(interval(-1.0, 2.5, 2), "[-1.00, 2.50]");

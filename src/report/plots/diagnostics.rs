@@ -28,9 +28,12 @@ fn quantile_sorted(x: &[f64], p: f64) -> f64 {
     a + (h - lo as f64) * (b - a)
 }
 
+/// A reference line as (intercept, slope).
+pub type Line = (f64, f64);
+
 /// Points of a normal QQ plot as R's `qqnorm` (theoretical quantiles at `ppoints(n)`) and the
 /// line of `qqline` (through the first and third quartiles).
-pub fn qq_points(values: &[f64]) -> (Vec<(f64, f64)>, Option<(f64, f64)>) {
+pub fn qq_points(values: &[f64]) -> (Vec<(f64, f64)>, Option<Line>) {
     let mut y: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     y.sort_by(f64::total_cmp);
     let n = y.len();

@@ -44,7 +44,7 @@ fn consort_layout(results: &Results) -> (Vec<FlowBox>, usize) {
         top: 70,
         w: 560,
         lines: vec![format!("Randomized (n = {})", c.randomized)],
-        color: BLACK.into(),
+        color: BLACK,
     }];
     let first = results.study.waves.first().map(|w| w.label.clone());
     let follow: Vec<(String, f64)> = results
@@ -329,10 +329,8 @@ pub fn draw_mediation<DB: DrawingBackend>(
             label_box(root, &t, (p.0 as i32, p.1 as i32), &lab)?;
         }
     }
-    let mut nodes: Vec<((f64, f64), String, RGBColor)> = vec![
-        (x, var_label(&m.x), BLACK.into()),
-        (y, var_label(&m.y), BLACK.into()),
-    ];
+    let mut nodes: Vec<((f64, f64), String, RGBColor)> =
+        vec![(x, var_label(&m.x), BLACK), (y, var_label(&m.y), BLACK)];
     for (k, (mc, name)) in meds.iter().zip(&m.mediators).enumerate() {
         nodes.push((*mc, var_label(name), super::arm_color(k + 2)));
     }
