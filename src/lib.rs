@@ -21,4 +21,5 @@ pub mod report;
 pub mod results;
 pub mod schema;
 pub mod scoring;
+pub mod simulate;
 pub mod table;
