@@ -16,7 +16,7 @@
 //!
 //! **Criterion** (`beta` profiled out; as nlme's `gls` log-likelihood):
 //! ML `-2 l = N log(2 pi) + log|V| + r'V^-1 r`;
-//! REML `-2 l = (N - p) log(2 pi) + log|V| + log|X'V^-1 X| - log|X'X| + r'V^-1 r`.
+//! REML `-2 l = (N - p) log(2 pi) + log|V| + log|X'V^-1 X| + r'V^-1 r`.
 //!
 //! **Optimizer:** BOBYQA (Powell 2009; the `bobyqa` crate) on the unconstrained theta of
 //! [`super::structures`], then Newton steps on the natural parameters gamma with the analytic
@@ -110,7 +110,9 @@ impl MmrmData {
     ) -> Result<MmrmData, MmrmError> {
         let n = y.len();
         if x.len() != n * p || subject.len() != n || wave.len() != n || group.len() != n {
-            return Err(MmrmError::Data("inconsistent lengths of the model columns".into()));
+            return Err(MmrmError::Data(
+                "inconsistent lengths of the model columns".into(),
+            ));
         }
         if n == 0 {
             return Err(MmrmError::Data("no observations".into()));
@@ -217,7 +219,13 @@ impl MmrmData {
             let s = sigmas.get(pat.group)?;
             let v = sub(s, &pat.waves);
             let chol = v.cholesky()?;
-            let ld: f64 = 2.0 * chol.l_dirty().diagonal().iter().map(|d| d.ln()).sum::<f64>();
+            let ld: f64 = 2.0
+                * chol
+                    .l_dirty()
+                    .diagonal()
+                    .iter()
+                    .map(|d| d.ln())
+                    .sum::<f64>();
             logdet_v += pat.n_subjects as f64 * ld;
             let vinv = chol.inverse();
             add_qform(&mut qtot, &vinv, &pat.s, q);
@@ -232,7 +240,7 @@ impl MmrmData {
         let l2pi = (2.0 * std::f64::consts::PI).ln();
         let deviance = if reml {
             let ldx: f64 = 2.0 * cx.l_dirty().diagonal().iter().map(|d| d.ln()).sum::<f64>();
-            (n - p as f64) * l2pi + logdet_v + ldx - self.logdet_xtx + rss
+            (n - p as f64) * l2pi + logdet_v + ldx + rss
         } else {
             n * l2pi + logdet_v + rss
         };
@@ -284,7 +292,12 @@ pub struct Optimum {
     pub max_abs_gradient: f64,
 }
 
-fn sigmas_from_theta(kind: CovKind, t: usize, g: usize, theta: &[f64]) -> Option<Vec<DMatrix<f64>>> {
+fn sigmas_from_theta(
+    kind: CovKind,
+    t: usize,
+    g: usize,
+    theta: &[f64],
+) -> Option<Vec<DMatrix<f64>>> {
     let k = kind.n_par(t);
     (0..g)
         .map(|gi| kind.sigma_theta(t, theta.get(gi * k..(gi + 1) * k)?))
@@ -311,9 +324,9 @@ pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Op
     let reml = opts.reml;
     // Start: Sigma = s2 I with s2 the OLS residual variance.
     let ident = vec![DMatrix::<f64>::identity(t, t); g];
-    let ols = data
-        .evaluate(&ident, false)
-        .ok_or(MmrmError::Numerical("the OLS fit failed (collinear design?)".into()))?;
+    let ols = data.evaluate(&ident, false).ok_or(MmrmError::Numerical(
+        "the OLS fit failed (collinear design?)".into(),
+    ))?;
     let rss = ols.deviance - data.n_obs as f64 * (2.0 * std::f64::consts::PI).ln();
     let s2 = (rss / (data.n_obs.saturating_sub(data.p)).max(1) as f64).max(1e-8);
     let mut theta: Vec<f64> = (0..g).flat_map(|_| kind.start_theta(t, s2)).collect();
@@ -335,12 +348,16 @@ pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Op
         &lower,
         &upper,
     );
-    let sigmas = sigmas_from_theta(kind, t, g, &theta)
-        .ok_or(MmrmError::Optimizer("the optimizer ended at a non-finite covariance".into()))?;
-    let mut gamma: Vec<f64> = sigmas.iter().flat_map(|s| kind.gamma_from_sigma(s)).collect();
-    let mut eval = data
-        .evaluate(&sigmas, reml)
-        .ok_or(MmrmError::Optimizer("the optimizer ended at a singular covariance".into()))?;
+    let sigmas = sigmas_from_theta(kind, t, g, &theta).ok_or(MmrmError::Optimizer(
+        "the optimizer ended at a non-finite covariance".into(),
+    ))?;
+    let mut gamma: Vec<f64> = sigmas
+        .iter()
+        .flat_map(|s| kind.gamma_from_sigma(s))
+        .collect();
+    let mut eval = data.evaluate(&sigmas, reml).ok_or(MmrmError::Optimizer(
+        "the optimizer ended at a singular covariance".into(),
+    ))?;
     // Newton polishing on gamma.
     let mut steps = 0;
     let mut max_abs_gradient = f64::NAN;
@@ -361,7 +378,11 @@ pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Op
         let mut alpha = 1.0;
         let mut moved = false;
         for _ in 0..30 {
-            let cand: Vec<f64> = gamma.iter().zip(step.iter()).map(|(a, s)| a - alpha * s).collect();
+            let cand: Vec<f64> = gamma
+                .iter()
+                .zip(step.iter())
+                .map(|(a, s)| a - alpha * s)
+                .collect();
             if let Some(e) =
                 sigmas_from_gamma(kind, t, g, &cand).and_then(|s| data.evaluate(&s, reml))
             {

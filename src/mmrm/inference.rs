@@ -297,11 +297,8 @@ impl Derivatives {
                 .ok_or("the information matrix of the covariance parameters is singular")?
                 * 2.0
         } else {
-            let tol = f64::EPSILON.sqrt()
-                * eig
-                    .eigenvalues
-                    .iter()
-                    .fold(0.0f64, |a, v| a.max(v.abs()));
+            let tol =
+                f64::EPSILON.sqrt() * eig.eigenvalues.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             let mut g = DMatrix::zeros(k, k);
             for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
                 if ev.abs() > tol {

@@ -108,7 +108,9 @@ impl ResidualSpec {
             by = Some(v.trim().to_string());
         }
         let time = time.trim().to_string();
-        let valid = |c: &str| !c.is_empty() && !c.contains(|ch: char| ch.is_whitespace() || "()|,=".contains(ch));
+        let valid = |c: &str| {
+            !c.is_empty() && !c.contains(|ch: char| ch.is_whitespace() || "()|,=".contains(ch))
+        };
         if !valid(&time) || !valid(&subject) || by.as_deref().is_some_and(|b| !valid(b)) {
             return Err(err("column names must be single words"));
         }
@@ -238,7 +240,10 @@ pub fn fit_mmrm(
         warnings.push(format!(
             "{extra_dropped} row(s) with missing `{}`{} dropped",
             spec.time,
-            spec.by.as_ref().map(|b| format!(" or `{b}`")).unwrap_or_default()
+            spec.by
+                .as_ref()
+                .map(|b| format!(" or `{b}`"))
+                .unwrap_or_default()
         ));
     }
     warnings.extend(satterthwaite.warnings.iter().cloned());
@@ -311,7 +316,10 @@ fn compact(codes: &[usize], levels: &[String]) -> (Vec<usize>, Vec<String>) {
         }
     }
     (
-        codes.iter().map(|&c| map.get(c).copied().unwrap_or(0)).collect(),
+        codes
+            .iter()
+            .map(|&c| map.get(c).copied().unwrap_or(0))
+            .collect(),
         out_levels,
     )
 }
@@ -475,7 +483,9 @@ impl MmrmFit {
             _ => self.vcov.clone(),
         };
         let p = self.n_fixef();
-        let vcov = (0..p).map(|i| (0..p).map(|j| vc[(i, j)]).collect()).collect();
+        let vcov = (0..p)
+            .map(|i| (0..p).map(|j| vc[(i, j)]).collect())
+            .collect();
         let residual_covariance = self
             .group_levels
             .iter()
@@ -486,7 +496,9 @@ impl MmrmFit {
                 ResidualCovariance {
                     group: (self.group_levels.len() > 1).then(|| g.clone()),
                     waves: self.wave_levels.clone(),
-                    covariance: (0..t).map(|i| (0..t).map(|j| s[(i, j)]).collect()).collect(),
+                    covariance: (0..t)
+                        .map(|i| (0..t).map(|j| s[(i, j)]).collect())
+                        .collect(),
                     correlation: (0..t)
                         .map(|i| (0..t).map(|j| s[(i, j)] / (sd[i] * sd[j])).collect())
                         .collect(),
@@ -572,7 +584,11 @@ impl MmrmSummary {
             s,
             "Linear model with residual covariance {} fit by {}",
             self.residual,
-            if self.reml { "REML" } else { "maximum likelihood" }
+            if self.reml {
+                "REML"
+            } else {
+                "maximum likelihood"
+            }
         );
         let _ = writeln!(s, "Formula: {}", self.formula);
         let _ = writeln!(
@@ -584,7 +600,10 @@ impl MmrmSummary {
             let _ = writeln!(
                 s,
                 "\nResidual covariance{}:",
-                rc.group.as_ref().map(|g| format!(" ({g})")).unwrap_or_default()
+                rc.group
+                    .as_ref()
+                    .map(|g| format!(" ({g})"))
+                    .unwrap_or_default()
             );
             let _ = write!(s, "{:>10}", "");
             for w in &rc.waves {
