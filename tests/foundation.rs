@@ -458,8 +458,8 @@ fn error_participant_without_group_in_cluster_trial() {
 fn error_malformed_study_toml_with_line() {
     let d = export_copy();
     let study = std::fs::read_to_string(d.path().join("study.toml")).unwrap();
-    // line 9 is `months = 0` of the first wave
-    assert_eq!(study.lines().nth(8), Some("months = 0"));
+    // line 8 is `months = 0` of the first wave
+    assert_eq!(study.lines().nth(7), Some("months = 0"));
     std::fs::write(
         d.path().join("study.toml"),
         study.replacen("months = 0", "months = zero", 1),
@@ -469,7 +469,7 @@ fn error_malformed_study_toml_with_line() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(errs[0].kind, ProblemKind::MalformedStudy);
     assert_eq!(errs[0].table, "study.toml");
-    assert_eq!(errs[0].row, Some(9));
+    assert_eq!(errs[0].row, Some(8));
 
     // a semantic error: the line of the key
     let d = export_copy();
