@@ -27,6 +27,10 @@ pub struct Args {
     /// Level order for a factor column, e.g. --levels arm=TAU,IMR (repeatable).
     #[arg(long = "levels", value_name = "COLUMN=L1,L2,...")]
     pub levels: Vec<String>,
+    /// Residual covariance of the waves within a participant (MMRM, no random terms):
+    /// `us(wave | participant_id)`, also cs, csh, ar1, ar1h, toep; `, by = arm` for one per group.
+    #[arg(long, value_name = "STRUCTURE(TIME | SUBJECT[, by = GROUP])")]
+    pub residual: Option<String>,
 }
 
 fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + Sync>> {
@@ -60,6 +64,21 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
 
 pub fn run(args: Args) -> CmdResult {
     let frame = read_frame(&args)?;
+    if let Some(res) = &args.residual {
+        let spec = crate::mmrm::ResidualSpec::parse(res)?;
+        let opts = crate::mmrm::MmrmOptions {
+            reml: !args.ml,
+            ..Default::default()
+        };
+        let fit = crate::mmrm::fit_mmrm(&args.formula, &spec, &frame, &opts)?;
+        let summary = fit.summary(args.df)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", summary.to_text());
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let opts = LmmOptions {
         reml: !args.ml,
         ..LmmOptions::default()
