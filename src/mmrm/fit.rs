@@ -372,7 +372,7 @@ pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Op
         let gv = DVector::from_column_slice(&d.gradient);
         let step = chol.solve(&gv);
         let dec = gv.dot(&step);
-        if !(dec > 1e-14) {
+        if dec.is_nan() || dec <= 1e-14 {
             break;
         }
         let mut alpha = 1.0;

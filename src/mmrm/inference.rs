@@ -21,6 +21,9 @@
 //!   depends on the parametrization (variances and correlation).
 use nalgebra::DMatrix;
 
+/// First derivatives and (row-major k x k) second derivatives of `Sigma`.
+type SigmaDerivatives = (Vec<DMatrix<f64>>, Vec<DMatrix<f64>>);
+
 use super::fit::{add_qform, sub, Evaluation, MmrmData};
 use super::structures::CovKind;
 use crate::lmm::inference::kenward_roger::KrAdjusted;
@@ -31,7 +34,7 @@ fn sigma_derivatives(
     kind: CovKind,
     t: usize,
     gamma: &[f64],
-) -> Option<(Vec<DMatrix<f64>>, Vec<DMatrix<f64>>)> {
+) -> Option<SigmaDerivatives> {
     let k = gamma.len();
     let base = kind.sigma_gamma(t, gamma)?;
     if kind.is_linear() {
@@ -55,10 +58,10 @@ fn sigma_derivatives(
         kind.sigma_gamma(t, &gg)
     };
     let mut first = Vec::with_capacity(k);
-    for i in 0..k {
-        let sp = at(&[(i, h[i])])?;
-        let sm = at(&[(i, -h[i])])?;
-        first.push((sp - sm) / (2.0 * h[i]));
+    for (i, &hi) in h.iter().enumerate() {
+        let sp = at(&[(i, hi)])?;
+        let sm = at(&[(i, -hi)])?;
+        first.push((sp - sm) / (2.0 * hi));
     }
     let mut second = vec![DMatrix::zeros(t, t); k * k];
     for i in 0..k {
