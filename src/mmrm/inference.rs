@@ -30,11 +30,7 @@ use crate::lmm::inference::kenward_roger::KrAdjusted;
 use crate::lmm::inference::satterthwaite::Satterthwaite;
 
 /// First and second derivatives of `Sigma_g` in its gamma (t x t each).
-fn sigma_derivatives(
-    kind: CovKind,
-    t: usize,
-    gamma: &[f64],
-) -> Option<SigmaDerivatives> {
+fn sigma_derivatives(kind: CovKind, t: usize, gamma: &[f64]) -> Option<SigmaDerivatives> {
     let k = gamma.len();
     let base = kind.sigma_gamma(t, gamma)?;
     if kind.is_linear() {
