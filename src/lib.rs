@@ -16,6 +16,7 @@ pub mod glm;
 pub mod ingest;
 pub mod lmm;
 pub mod meta;
+pub mod mmrm;
 pub mod nonparam;
 pub mod report;
 pub mod results;
