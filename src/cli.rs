@@ -20,6 +20,8 @@ pub enum Command {
     Score(commands::score::Args),
     /// Write a simulated trial export (with truth.json) from a documented latent model.
     Simulate(commands::simulate::Args),
+    /// Run the whole analysis plan on a trial export (default: the built-in simulated trial).
+    Run(commands::run::Args),
     /// Fit one linear mixed model in lme4 formula syntax to a CSV or Parquet file.
     Fit(commands::fit::Args),
 }
@@ -31,5 +33,6 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Score(a) => commands::score::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
         Command::Fit(a) => commands::fit::run(a),
+        Command::Run(a) => commands::run::run(a),
     }
 }

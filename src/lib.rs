@@ -8,6 +8,7 @@
 //! drive them) and nowhere else.
 
 pub mod admissions;
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod formula;
@@ -15,6 +16,7 @@ pub mod frame;
 pub mod glm;
 pub mod ingest;
 pub mod lmm;
+pub mod mediation;
 pub mod meta;
 pub mod mmrm;
 pub mod nonparam;

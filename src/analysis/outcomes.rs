@@ -1,0 +1,409 @@
+//! Outcome models of the trial (issue 5 point 3): per outcome and analysis set the LMM
+//! `score ~ arm * wave + (1 | participant_id)` (lmerTest), the arm x wave omnibus F test
+//! (`anova(fit)`), marginal means per arm x wave (`emmeans(fit, ~ arm * wave)`), the
+//! intervention minus control contrast at each follow-up wave and the difference in change
+//! from baseline, and Cohen's d as contrast over the pooled baseline SD (Feingold 2009,
+//! Psychol Methods 14).
+
+use nalgebra::DMatrix;
+
+use super::emmeans::{reference_grid, GridFactor, GridPoint};
+use crate::frame::Frame;
+use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
+use crate::results::{
+    ContrastRow, EmmeanRow, FTest, FitStats, ModelComparison, ModelDiagnostics, OutcomeResult,
+    RandomEffectRow, RandomEffectValue, TermRow,
+};
+
+/// The long data of one outcome in one analysis set, ready for model fitting.
+#[derive(Debug, Clone)]
+pub struct OutcomeData {
+    /// Modelling frame with columns `y` (the outcome), `participant_id`, `arm`, `wave`,
+    /// `site_id`, `group_id` (controls of an individually randomized trial as singleton
+    /// groups), `imr` (1 in the intervention arm), `months`.
+    pub frame: Frame,
+    pub arms: Vec<String>,
+    pub waves: Vec<String>,
+    /// The intervention arm's label (contrasts are intervention minus the first arm).
+    pub intervention: String,
+    /// Pooled (over arms) SD of the outcome at baseline in this analysis set.
+    pub baseline_sd: Option<f64>,
+}
+
+/// What to fit and how.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    pub outcome: String,
+    pub analysis_set: String,
+    pub sensitivity: Option<String>,
+    pub primary: bool,
+    /// Formula on the frame's column names (the response is `y`).
+    pub formula: String,
+    /// Formula as shown to users (the response named as the outcome).
+    pub display_formula: String,
+    pub reml: bool,
+    pub df: DfMethod,
+    pub level: f64,
+    pub keep_diagnostics: bool,
+}
+
+/// Fits one model and computes every reported quantity; the p-value adjustment across
+/// outcomes is applied afterwards.
+pub fn analyse_outcome(
+    data: &OutcomeData,
+    req: &ModelRequest,
+) -> Result<(OutcomeResult, LmmFit), String> {
+    let opts = LmmOptions {
+        reml: req.reml,
+        ..LmmOptions::default()
+    };
+    let fit = fit_formula(&req.formula, &data.frame, &opts).map_err(|e| e.to_string())?;
+    let res = summarise_fit(data, req, &fit)?;
+    Ok((res, fit))
+}
+
+/// Builds the result record of a fitted model.
+pub fn summarise_fit(
+    data: &OutcomeData,
+    req: &ModelRequest,
+    fit: &LmmFit,
+) -> Result<OutcomeResult, String> {
+    let mut warnings: Vec<String> = fit.warnings.clone();
+    if fit.singular {
+        warnings.push(format!(
+            "singular fit (boundary): {}",
+            if fit.singular_terms.is_empty() {
+                "a variance component is estimated as 0".to_string()
+            } else {
+                fit.singular_terms.join("; ")
+            }
+        ));
+    }
+    if !fit.converged {
+        warnings.push("the optimizer did not converge: estimates may be unreliable".into());
+    }
+    let method_name = match req.df {
+        DfMethod::Satterthwaite => "satterthwaite",
+        DfMethod::KenwardRoger => "kenward-roger",
+        DfMethod::Asymptotic => "none",
+    };
+    let names = fit.fixef_names().to_vec();
+    let p = names.len();
+    let coef = fit
+        .contrast_level(&DMatrix::identity(p, p), req.df, req.level)
+        .map_err(|e| format!("coefficient table: {e}"))?;
+    let fixed_effects: Vec<TermRow> = names
+        .iter()
+        .zip(&coef)
+        .map(|(n, r)| TermRow {
+            term: n.clone(),
+            estimate: r.estimate,
+            std_error: r.std_error,
+            statistic: r.statistic,
+            df: r.df,
+            p_value: r.p_value,
+            conf_low: r.conf_low,
+            conf_high: r.conf_high,
+        })
+        .collect();
+
+    // Omnibus arm x wave test: the interaction coefficients jointly (the type III test of
+    // the highest-order term, as lmerTest's anova).
+    let inter: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.starts_with("arm") && n.contains(":wave"))
+        .map(|(i, _)| i)
+        .collect();
+    let interaction_test = if inter.is_empty() {
+        None
+    } else {
+        let mut l = DMatrix::zeros(inter.len(), names.len());
+        for (r, &c) in inter.iter().enumerate() {
+            l[(r, c)] = 1.0;
+        }
+        match fit.f_test(&l, req.df) {
+            Ok(t) => Some(FTest {
+                term: Some("arm:wave".into()),
+                f: t.f_value,
+                df_num: t.num_df,
+                df_den: t.den_df,
+                p_value: t.p_value,
+            }),
+            Err(e) => {
+                warnings.push(format!("arm x wave F test failed: {e}"));
+                None
+            }
+        }
+    };
+
+    // Marginal means on the arm x wave grid.
+    let covariates: Vec<(String, f64)> = names
+        .iter()
+        .filter(|n| {
+            !n.contains(':')
+                && *n != "(Intercept)"
+                && !n.starts_with("arm")
+                && !n.starts_with("wave")
+        })
+        .filter_map(|n| mean_of(&data.frame, n, &fit.frame.rows).map(|m| (n.clone(), m)))
+        .collect();
+    let factors = vec![
+        GridFactor {
+            name: "arm".into(),
+            prefix: "arm".into(),
+            levels: data.arms.clone(),
+        },
+        GridFactor {
+            name: "wave".into(),
+            prefix: "wave".into(),
+            levels: data.waves.clone(),
+        },
+    ];
+    let mut emmeans = Vec::new();
+    let mut contrasts = Vec::new();
+    let mut change_contrasts = Vec::new();
+    match reference_grid(&names, &factors, &covariates, &["arm", "wave"]) {
+        Err(e) => warnings.push(format!("marginal means not computed: {e}")),
+        Ok(grid) => {
+            let l = rows_matrix(grid.iter().map(|g| g.l.clone()).collect(), names.len());
+            let em = fit
+                .contrast_level(&l, req.df, req.level)
+                .map_err(|e| format!("marginal means: {e}"))?;
+            for (g, r) in grid.iter().zip(&em) {
+                emmeans.push(EmmeanRow {
+                    arm: g.levels[0].1.clone(),
+                    wave: g.levels[1].1.clone(),
+                    estimate: r.estimate,
+                    std_error: r.std_error,
+                    df: r.df,
+                    conf_low: r.conf_low,
+                    conf_high: r.conf_high,
+                });
+            }
+            let (ctr, chg) = arm_contrasts(fit, &grid, data, req)?;
+            contrasts = ctr;
+            change_contrasts = chg;
+        }
+    }
+
+    let random_effects = random_effect_rows(fit);
+    let n_participants = count_levels(&data.frame, "participant_id", &fit.frame.rows);
+    let diagnostics = if req.keep_diagnostics {
+        Some(diagnostics_of(fit))
+    } else {
+        None
+    };
+    Ok(OutcomeResult {
+        outcome: req.outcome.clone(),
+        analysis_set: req.analysis_set.clone(),
+        sensitivity: req.sensitivity.clone(),
+        primary: req.primary,
+        model: req.display_formula.clone(),
+        reml: req.reml,
+        df_method: method_name.into(),
+        n_participants: n_participants as u64,
+        n_observations: fit.n_obs() as u64,
+        fixed_effects,
+        random_effects,
+        fit: Some(FitStats {
+            loglik: fit.loglik(),
+            aic: fit.aic(),
+            bic: fit.bic(),
+            reml_criterion: fit.reml_criterion(),
+            converged: fit.converged,
+            singular: fit.singular,
+        }),
+        interaction_test,
+        emmeans,
+        contrasts,
+        change_contrasts,
+        comparison: None,
+        warnings,
+        diagnostics,
+        trajectories: None,
+    })
+}
+
+fn rows_matrix(rows: Vec<Vec<f64>>, p: usize) -> DMatrix<f64> {
+    DMatrix::from_fn(rows.len(), p, |i, j| rows[i][j])
+}
+
+/// Intervention minus control at each follow-up wave, and the difference in change from
+/// baseline, with Cohen's d over the pooled baseline SD (the SD is treated as known, so the
+/// interval of d is the contrast's interval divided by it).
+fn arm_contrasts(
+    fit: &LmmFit,
+    grid: &[GridPoint],
+    data: &OutcomeData,
+    req: &ModelRequest,
+) -> Result<(Vec<ContrastRow>, Vec<ContrastRow>), String> {
+    let treated = &data.intervention;
+    let Some(control) = data.arms.first().filter(|c| *c != treated) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let label = format!("{treated} - {control}");
+    let cell = |arm: &str, wave: &str| {
+        grid.iter()
+            .find(|g| g.levels[0].1 == arm && g.levels[1].1 == wave)
+            .map(|g| g.l.clone())
+    };
+    let p = fit.n_fixef();
+    let Some(base) = data.waves.first() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let (Some(b1), Some(b0)) = (cell(treated, base), cell(control, base)) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut at_wave = Vec::new();
+    let mut change = Vec::new();
+    let mut waves_used = Vec::new();
+    for w in data.waves.iter().skip(1) {
+        let (Some(t), Some(c)) = (cell(treated, w), cell(control, w)) else {
+            continue;
+        };
+        let diff: Vec<f64> = t.iter().zip(&c).map(|(a, b)| a - b).collect();
+        let dchg: Vec<f64> = diff
+            .iter()
+            .zip(b1.iter().zip(&b0))
+            .map(|(d, (x, y))| d - (x - y))
+            .collect();
+        at_wave.push(diff);
+        change.push(dchg);
+        waves_used.push(w.clone());
+    }
+    if at_wave.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let r1 = fit
+        .contrast_level(&rows_matrix(at_wave, p), req.df, req.level)
+        .map_err(|e| format!("contrasts: {e}"))?;
+    let r2 = fit
+        .contrast_level(&rows_matrix(change, p), req.df, req.level)
+        .map_err(|e| format!("change contrasts: {e}"))?;
+    let mk = |w: &String, r: &crate::lmm::ContrastRow, contrast: String| {
+        let sd = data.baseline_sd.filter(|s| *s > 0.0);
+        ContrastRow {
+            wave: w.clone(),
+            contrast,
+            estimate: r.estimate,
+            std_error: r.std_error,
+            df: r.df,
+            conf_low: r.conf_low,
+            conf_high: r.conf_high,
+            statistic: r.statistic,
+            p_value: r.p_value,
+            p_adjusted: None,
+            cohens_d: sd.map(|s| r.estimate / s),
+            d_conf_low: sd.map(|s| r.conf_low / s),
+            d_conf_high: sd.map(|s| r.conf_high / s),
+        }
+    };
+    let contrasts = waves_used
+        .iter()
+        .zip(&r1)
+        .map(|(w, r)| mk(w, r, label.clone()))
+        .collect();
+    let changes = waves_used
+        .iter()
+        .zip(&r2)
+        .map(|(w, r)| mk(w, r, format!("({label}) change from {base}")))
+        .collect();
+    Ok((contrasts, changes))
+}
+
+fn random_effect_rows(fit: &LmmFit) -> Vec<RandomEffectRow> {
+    let mut out = Vec::new();
+    for t in fit.varcorr() {
+        for (i, n) in t.names.iter().enumerate() {
+            out.push(RandomEffectRow {
+                group: t.group.clone(),
+                term: n.clone(),
+                sd: t.sd(i),
+            });
+        }
+    }
+    out.push(RandomEffectRow {
+        group: "Residual".into(),
+        term: String::new(),
+        sd: fit.sigma,
+    });
+    out
+}
+
+fn diagnostics_of(fit: &LmmFit) -> ModelDiagnostics {
+    let mut random_intercepts = Vec::new();
+    if let Ok(terms) = fit.ranef() {
+        for t in terms {
+            let q = t.names.len();
+            let Some(c) = t.names.iter().position(|n| n == "(Intercept)") else {
+                continue;
+            };
+            for (lvl, name) in t.levels.iter().enumerate() {
+                random_intercepts.push(RandomEffectValue {
+                    group: t.group.clone(),
+                    level: name.clone(),
+                    estimate: t.values.get(lvl * q + c).copied().unwrap_or(f64::NAN),
+                    conditional_sd: t.cond_sd(lvl, c),
+                });
+            }
+        }
+    }
+    ModelDiagnostics {
+        fitted: fit.fitted.clone(),
+        residuals: fit.residuals.clone(),
+        random_intercepts,
+    }
+}
+
+/// Mean of a numeric column over the model's rows (numeric covariates at their means, as
+/// emmeans' reference grid).
+fn mean_of(frame: &Frame, name: &str, rows: &[usize]) -> Option<f64> {
+    match frame.column(name)? {
+        crate::frame::Column::Numeric(v) => {
+            let vals: Vec<f64> = rows.iter().filter_map(|&r| v.get(r).copied()).collect();
+            (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+        }
+        _ => None,
+    }
+}
+
+fn count_levels(frame: &Frame, name: &str, rows: &[usize]) -> usize {
+    match frame.column(name) {
+        Some(crate::frame::Column::Factor { codes, .. }) => {
+            let mut seen: Vec<u32> = rows
+                .iter()
+                .filter_map(|&r| codes.get(r).copied().flatten())
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        }
+        _ => 0,
+    }
+}
+
+/// Compares a model with its random-slope extension by AIC (both REML with the same fixed
+/// effects) and a likelihood-ratio test (reported as is; the boundary makes it conservative).
+pub fn compare_random_slope(reduced: &LmmFit, full: &LmmFit) -> ModelComparison {
+    let chisq = (reduced.objective - full.objective).max(0.0);
+    let df = (full.n_params() as f64 - reduced.n_params() as f64).max(1.0);
+    let p_value = statrs::distribution::ChiSquared::new(df)
+        .map(|d| statrs::distribution::ContinuousCDF::sf(&d, chisq))
+        .unwrap_or(f64::NAN);
+    let chosen = if full.aic() < reduced.aic() {
+        "full"
+    } else {
+        "reduced"
+    };
+    ModelComparison {
+        description: "random slope of months per participant vs random intercept only (REML, AIC)"
+            .into(),
+        aic_reduced: reduced.aic(),
+        aic_full: full.aic(),
+        chisq,
+        df,
+        p_value,
+        chosen: chosen.into(),
+    }
+}

@@ -1,0 +1,155 @@
+//! `herstel run [SPEC] [--data EXPORT] [--out DIR] [--seed N]`: the whole analysis. Without
+//! `--data` the built-in simulated trial (the Dutch trial's design, fixed seed) is written
+//! to `OUT/simulated-export/` and analysed, so the run's input is on disk and hashed in the
+//! manifest like any other.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use super::CmdResult;
+use crate::analysis::{self, spec::AnalysisSpec};
+use crate::ingest::{load_trial, ValidateOptions};
+use crate::report::{self, ReportOptions};
+use crate::results::{InputFile, Manifest};
+use crate::schema::Schema;
+use crate::scoring;
+use crate::simulate::{self, SimConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Analysis spec (TOML); default: the shipped Dutch-trial plan `analyses/imr-trial.toml`.
+    pub spec: Option<PathBuf>,
+    /// Trial export folder; default: the built-in simulated trial.
+    #[arg(long, value_name = "EXPORT")]
+    pub data: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "herstel-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seed for everything random (overrides the spec's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data schema folder replacing or extending the built-in tables and instruments.
+    #[arg(long, value_name = "DIR")]
+    pub schema: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Skip PNG rendering (SVG only).
+    #[arg(long)]
+    pub no_png: bool,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let t0 = Instant::now();
+    let (spec_text, spec_name) = match &args.spec {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read analysis spec {}: {e}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            analysis::spec::IMR_TRIAL_SPEC.to_string(),
+            "analyses/imr-trial.toml (built in)".to_string(),
+        ),
+    };
+    let mut spec = AnalysisSpec::from_toml(&spec_text, &spec_name)?;
+    if let Some(s) = args.seed {
+        spec.seed = s;
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create output folder {}: {e}", args.out.display()))?;
+    let export = match &args.data {
+        Some(d) => d.clone(),
+        None => {
+            let dir = args.out.join("simulated-export");
+            let sim = simulate::simulate(&SimConfig::default(), spec.seed)?;
+            sim.write(&dir)?;
+            if !args.quiet {
+                eprintln!(
+                    "herstel: no --data given: analysing the built-in simulated trial (seed {}), written to {}",
+                    spec.seed,
+                    dir.display()
+                );
+            }
+            dir
+        }
+    };
+    let schema = Schema::load(args.schema.as_deref())?;
+    let (trial, report) = match load_trial(&export, &schema, &ValidateOptions::default()) {
+        Ok(x) => x,
+        Err(report) => {
+            eprintln!("{report}");
+            eprintln!("herstel run: the export has errors (above); no analysis was run");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let scored = scoring::score(&trial, &trial.instruments);
+    let mut results = analysis::analyse(&trial, &scored, &spec, args.quiet);
+    for w in report.warnings() {
+        results.warnings.push(format!("validation: {w}"));
+    }
+    results.manifest = Manifest {
+        herstel_version: env!("CARGO_PKG_VERSION").to_string(),
+        spec_name,
+        spec: spec_text,
+        inputs: hash_inputs(&export)?,
+        seed: Some(spec.seed),
+        time: utc_now(),
+        command: Some(std::env::args().collect::<Vec<_>>().join(" ")),
+    };
+    let opts = ReportOptions {
+        png: !args.no_png,
+        ..ReportOptions::default()
+    };
+    let summary = report::write_all(&results, &args.out, &opts)?;
+    if !args.quiet {
+        eprintln!(
+            "herstel: {} outcome models, {} files written to {} in {:.2} s; open {}",
+            results.outcomes.len(),
+            summary.files.len(),
+            args.out.display(),
+            t0.elapsed().as_secs_f64(),
+            args.out.join("report.html").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SHA-256 and size of every file of the export folder (sorted by name).
+fn hash_inputs(dir: &Path) -> Result<Vec<InputFile>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for p in names {
+        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let digest = Sha256::digest(&bytes);
+        out.push(InputFile {
+            path: p.display().to_string(),
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            bytes: bytes.len() as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// The current time as `YYYY-MM-DDTHH:MM:SSZ` (UTC), from the civil-from-days algorithm
+/// (Hinnant).
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let date = crate::ingest::Date::from_days(days as i32);
+    format!(
+        "{date}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
