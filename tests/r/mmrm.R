@@ -1,8 +1,10 @@
 # Golden values for MMRM (issue 4): nlme::gls with residual covariance structures by wave on the
 # simulated trial of tests/r/lmm_trial.R (tests/fixtures/r/trial_long.csv), REML and ML, with
 # emmeans contrasts IMR - CAU per wave; nlme::lme with a residual variance per arm (varIdent).
-# Run from the repository root after lmm_trial.R:  Rscript tests/r/mmrm.R  -> tests/fixtures/r/mmrm.json
+# Run from the repository root after lmm_trial.R:  Rscript tests/r/mmrm.R  -> tests/fixtures/mmrm/mmrm.json
 source("tests/r/common.R")
+# Inputs (copies) are read from and outputs written to the MMRM fixture folder.
+fixture_dir <- "tests/fixtures/mmrm"
 suppressPackageStartupMessages({
   library(nlme)
   library(emmeans)
@@ -121,7 +123,7 @@ for (nm in names(specs)) {
 }
 
 
-source("tests/r/linear_inference.R")
+source("tests/r/mmrm_linear_inference.R")
 # rows: IMR - CAU at T1, T2, T3 (treatment coding: (Intercept), armIMR, waveT2, waveT3, armIMR:waveT2, armIMR:waveT3)
 trial_L <- list(T1 = c(0, 1, 0, 0, 0, 0), T2 = c(0, 1, 0, 0, 1, 0), T3 = c(0, 1, 0, 0, 0, 1))
 linear_inference <- list()
@@ -286,7 +288,7 @@ meta <- make_meta("tests/r/mmrm.R", c("nlme", "emmeans", "jsonlite"), c(
   "Toeplitz: nlme has no Toeplitz structure; for 3 equally spaced waves corARMA(p = 2) on the wave index is exactly the (homogeneous) Toeplitz structure (AR(2) autocorrelations (rho1, rho2) range over every positive-definite 3 x 3 Toeplitz correlation matrix; in general AR(T - 1) <-> Toeplitz of size T via the partial autocorrelations). heterogeneous_toeplitz adds varIdent by wave. The R mmrm package (which has toep/toeph and KR) is not in Debian bookworm.",
   "emmeans on gls: emmeans(fit, ~ arm | wave, mode = ...) with contrast 'revpairwise' = 'IMR - CAU' per wave; modes satterthwaite (emmeans' analytic Satterthwaite: df = 2 (l'Vl)^2 / (g' A g), A = nlme apVar, g = gradient of l'V(theta)l; fits use glsControl(natural = FALSE) so that A and g are on the same scale and emmeans does not fall back to its stochastic 'appx-satterthwaite'), df_error (N - p - number of variance parameters). emmeans 1.8.4 has no Kenward-Roger mode for gls: kenward_roger records emmeans' error text.",
   "unstructured_by_arm: see its note.",
-  "linear_inference.<unstructured|compound_symmetry|toeplitz>.<reml|ml> (trial) and orthodont.<fit>.linear_inference: inference on the linear covariance parametrization gamma (see the comment block in the script): gamma_gls read from the gls fit, gamma after Newton polishing of the deviance (deviance_gls vs deviance, max_abs_gradient_* show the gain; polishing moves estimates by ~1e-5 relative at most); coefficients with se and satterthwaite_df; contrasts_satterthwaite (IMR - CAU or Male - Female per wave, 95% CI). Satterthwaite = lmerTest's definition (A = 2 H^-1 of the deviance, Richardson derivatives), invariant to the parametrization: the Satterthwaite target. emmeans' own gls Satterthwaite (gls.<fit>.emmeans.satterthwaite) rests on nlme's numerical apVar and is off by up to a few percent: on Orthodont's balanced complete UN REML fit the exact df of each per-wave contrast is n - 2 = 25; emmeans gives 24.8-25.7, linear_inference 24.995-24.999 (Richardson error); on the trial UN REML fit emmeans 186.5 vs 194.6.",
+  "linear_inference.<unstructured|compound_symmetry|toeplitz>.<reml|ml> (trial) and orthodont.<fit>.linear_inference: inference on the linear covariance parametrization gamma (see the comment block in the script): gamma_gls read from the gls fit, gamma after Newton polishing of the deviance (deviance_gls vs deviance, max_abs_gradient_* show the gain; polishing moves estimates by ~1e-5 relative at most); coefficients with se and satterthwaite_df; contrasts_satterthwaite (IMR - CAU or Male - Female per wave, 95% CI). Satterthwaite = lmerTest's definition (A = 2 H^-1 of the deviance; gradient, Hessian and dPhi/dgamma analytic, see tests/r/mmrm_linear_inference.R; hessian_check = relative difference to numDeriv with d = 1e-3), invariant to the parametrization: the Satterthwaite target. emmeans' own gls Satterthwaite (gls.<fit>.emmeans.satterthwaite) rests on nlme's numerical apVar and is off by up to a few percent: on Orthodont's balanced complete UN REML fit the exact df of each per-wave contrast is n - 2 = 25; emmeans gives 24.8-25.7, linear_inference 25 (the earlier numDeriv Richardson Hessian with d = 0.1 gave 24.995-24.999); on the trial UN REML fit emmeans 186.5 vs 194.6.",
   "orthodont: the public nlme::Orthodont data (orthodont.csv: id, sex, age, widx, wave, distance; 27 children, ages 8-14 as waves T1-T4, complete), distance ~ sex * wave (sex levels Female, Male; Female reference): unstructured, compound_symmetry, ar1, toeplitz (corARMA(p = 3) = Toeplitz for 4 equally spaced waves), REML and ML; contrasts_satterthwaite = emmeans 'Male - Female' per wave; kenward_roger as below for the REML unstructured, compound_symmetry and toeplitz fits.",
   "linear_inference.*.reml.kenward_roger: Kenward-Roger with pbkrtest's own code (pbkrtest:::vcovAdj_internal on the n x n block-diagonal Sigma at the polished gamma with G_k = dSigma/dgamma_k; pbkrtest::Lb_ddf per contrast; se = sqrt(L PhiA L')): the full KR because the parametrization is linear (as SAS DDFM=KR for UN/CS/TOEP). Not given for AR1/CSH/AR1H/heterogeneous Toeplitz (nonlinear: KR depends on the parametrization there; mmrm's 'Kenward-Roger' vs 'Kenward-Roger-Linear'). On Orthodont UN (balanced, complete) KR df = 25 exactly. kr_validation: the compound-symmetry route vs lmerTest/pbkrtest on the equivalent lmer fit.",
   "lme_varident_arm: nlme::lme(y ~ arm * wave, random = ~ 1 | id, weights = varIdent(form = ~ 1 | arm)); coefficients with nlme's containment (inner-outer) DF; residual_sd_by_arm = sigma * ratio."

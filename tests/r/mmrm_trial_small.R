@@ -1,12 +1,14 @@
 # Accurate Satterthwaite and Kenward-Roger df for the MMRM fits of the shared trial-small reference
 # (../shared/reference/trial-small/expected/reference.json, key mmrm): the same gls fits on the same
-# scored data, with the linear-parametrization inference of tests/r/linear_inference.R beside
+# scored data, with the linear-parametrization inference of tests/r/mmrm_linear_inference.R beside
 # emmeans' own gls Satterthwaite (which that reference records and which rests on nlme's numerical
 # apVar). Run from the repository root:  Rscript tests/r/mmrm_trial_small.R
-# Reads tests/fixtures/r/trial_small_scored.csv (a copy of the reference's scored.csv);
-# writes tests/fixtures/r/mmrm_trial_small.json.
+# Reads tests/fixtures/mmrm/trial_small_scored.csv (a copy of the reference's scored.csv);
+# writes tests/fixtures/mmrm/mmrm_trial_small.json.
 source("tests/r/common.R")
-source("tests/r/linear_inference.R")
+# Inputs (copies) are read from and outputs written to the MMRM fixture folder.
+fixture_dir <- "tests/fixtures/mmrm"
+source("tests/r/mmrm_linear_inference.R")
 suppressPackageStartupMessages(library(emmeans))
 
 sc <- read.csv(file.path(fixture_dir, "trial_small_scored.csv"), stringsAsFactors = FALSE)
@@ -45,6 +47,6 @@ meta <- make_meta("tests/r/mmrm_trial_small.R", c("nlme", "emmeans", "pbkrtest",
   "Data: trial_small_scored.csv = ../shared/reference/trial-small/expected/scored.csv; rows with the outcome observed; arm levels TAU, IMR; wave T0, T1, T2; widx = as.integer(wave).",
   "Fits as reference.json mmrm.<outcome>.<unstructured|compound_symmetry> (REML, glsControl(natural = FALSE)); loglik should equal the reference's.",
   "emmeans_satterthwaite: emmeans(fit, ~ arm | wave, mode = 'satterthwaite') contrasts IMR - TAU (what the reference records, from nlme's numerical apVar).",
-  "linear_inference: see tests/r/linear_inference.R and mmrm.json: accurate Satterthwaite (contrasts_satterthwaite) and Kenward-Roger (kenward_roger.contrasts) on the linear covariance parametrization at the polished REML optimum. Use these as df targets; the emmeans values differ by up to a few percent."
+  "linear_inference: see tests/r/mmrm_linear_inference.R and mmrm.json: accurate Satterthwaite (contrasts_satterthwaite) and Kenward-Roger (kenward_roger.contrasts) on the linear covariance parametrization at the polished REML optimum. Use these as df targets; the emmeans values differ by up to a few percent."
 ))
 write_fixture(c(list(meta = meta), out), "mmrm_trial_small.json")
