@@ -25,4 +25,5 @@ pub mod results;
 pub mod schema;
 pub mod scoring;
 pub mod simulate;
+pub mod sites;
 pub mod table;

@@ -1,0 +1,625 @@
+//! Site comparisons across the IMR network (issue 8): per-site treatment effects, their
+//! random-effects meta-analysis, shrunken site effects with ranks, fidelity as moderator,
+//! pooled exports and routine outcome monitoring. Pure: no file is read or written here.
+//!
+//! Per outcome and follow-up wave ([`SiteResult`], issue 8 point 8):
+//! * `per_site`: the intervention minus control contrast at the wave from the trial's outcome
+//!   model fitted to each site's data (`lmer(y ~ arm * wave + (1 | participant_id))` with
+//!   emmeans/lmerTest Satterthwaite df), ordinary least squares (`lm`) when that fit is
+//!   singular ([`contrast`]).
+//! * `meta_analysis` and `leave_one_out`: `metafor::rma(yi, sei, method = "REML",
+//!   test = "knha")` and `leave1out` of those contrasts ([`crate::meta`], Viechtbauer 2010).
+//! * `shrunken` and `ranks`: conditional modes of the site-by-arm effects of one model
+//!   `y ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)` and ranks with 95%
+//!   intervals by parametric simulation ([`shrinkage`]). The shrinkage model has one
+//!   site-by-arm effect per site over all waves, so these rows are the same at every wave.
+//!
+//! The golden values are those of `tests/r/sites.R` (lme4, lmerTest, emmeans, metafor).
+
+pub mod contrast;
+pub mod fidelity;
+pub mod pool;
+pub mod shrinkage;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::analysis::outcomes::OutcomeData;
+use crate::analysis::spec::DfSpec;
+use crate::analysis::{outcome_data, SetFilter};
+use crate::ingest::Trial;
+use crate::lmm::DfMethod;
+use crate::meta::{self, MetaOptions};
+use crate::report::progress::Progress;
+use crate::results::{LeaveOneOutRow, MetaAnalysis, PerSiteRow, RankRow, SiteResult};
+use crate::schema::study::Design;
+use crate::scoring::Scored;
+use contrast::{fit_contrasts, rows_by_level, subset_frame, ContrastDesign, FitMethod};
+pub use fidelity::{FidelityBandRow, FidelityModerator, FidelityResult};
+pub use pool::{pool_trials, pool_trials_labelled, routine_site_means, PoolError, RoutineResult};
+pub use shrinkage::ShrinkageModel;
+
+/// The `[sites]` table of an analysis spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SitesSpec {
+    /// Outcomes (score columns), default `imrs_client` and `mhrm`.
+    pub outcomes: Vec<String>,
+    /// Follow-up waves to report; default every wave after baseline.
+    pub waves: Option<Vec<String>>,
+    /// The outcome model fitted within each site, lme4 syntax with `{outcome}`.
+    pub formula: String,
+    /// The shrinkage model over all sites; must have a random `(1 + arm | site_id)` term.
+    pub shrinkage_formula: String,
+    /// Denominator df of the per-site contrasts.
+    pub df: DfSpec,
+    /// Sites with fewer participants (with a score) are left out of the per-site analyses.
+    pub min_participants: usize,
+    /// Draws of the rank simulation (0 = no ranks).
+    pub rank_draws: usize,
+    /// Confidence level of every interval.
+    pub conf_level: f64,
+    /// Fisher-scoring threshold of the REML tau^2 (metafor's default 1e-5; 1e-12 converges
+    /// fully, as `control = list(threshold = 1e-12)`).
+    pub tau2_threshold: f64,
+    /// Fidelity as a moderator.
+    pub fidelity: FidelitySpec,
+    /// Routine outcome monitoring: case-mix-adjusted site means of change (absent = not run).
+    pub routine: Option<RoutineSpec>,
+}
+
+impl Default for SitesSpec {
+    fn default() -> Self {
+        SitesSpec {
+            outcomes: vec!["imrs_client".into(), "mhrm".into()],
+            waves: None,
+            formula: "{outcome} ~ arm * wave + (1 | participant_id)".into(),
+            shrinkage_formula:
+                "{outcome} ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)".into(),
+            df: DfSpec::Satterthwaite,
+            min_participants: 4,
+            rank_draws: 1000,
+            conf_level: 0.95,
+            tau2_threshold: 1e-12,
+            fidelity: FidelitySpec::default(),
+            routine: None,
+        }
+    }
+}
+
+/// `[sites.fidelity]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FidelitySpec {
+    pub enabled: bool,
+    /// High fidelity: at least this IMR Fidelity Scale mean.
+    pub high: f64,
+    /// Moderate fidelity: from this value up to `high`.
+    pub moderate: f64,
+    /// Also fit fidelity as a continuous moderator in the partially nested model.
+    pub moderator: bool,
+}
+
+impl Default for FidelitySpec {
+    fn default() -> Self {
+        FidelitySpec {
+            enabled: true,
+            high: 4.0,
+            moderate: 3.0,
+            moderator: true,
+        }
+    }
+}
+
+/// `[sites.routine]`: routine outcome monitoring without a control arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutineSpec {
+    /// Score whose change is compared (default `honos`).
+    pub outcome: String,
+    /// Baseline wave (default the first).
+    pub baseline_wave: Option<String>,
+    /// Wave of the follow-up score (default the last).
+    pub wave: Option<String>,
+    /// Case-mix covariates beside the baseline score: `age`, `sex`, `diagnosis`.
+    pub covariates: Vec<String>,
+    /// Only participants of this arm (default: everyone).
+    pub arm: Option<String>,
+}
+
+impl Default for RoutineSpec {
+    fn default() -> Self {
+        RoutineSpec {
+            outcome: "honos".into(),
+            baseline_wave: None,
+            wave: None,
+            covariates: vec!["age".into(), "diagnosis".into()],
+            arm: None,
+        }
+    }
+}
+
+impl SitesSpec {
+    /// Checks the values a TOML file can get wrong.
+    pub fn validate(&self) -> Result<(), SitesError> {
+        let bad = |m: String| Err(SitesError::Spec(m));
+        if self.outcomes.is_empty() {
+            return bad("outcomes is empty".into());
+        }
+        if !(self.conf_level > 0.0 && self.conf_level < 1.0) {
+            return bad(format!(
+                "conf_level must lie between 0 and 1, found {}",
+                self.conf_level
+            ));
+        }
+        for (k, f) in [
+            ("formula", &self.formula),
+            ("shrinkage_formula", &self.shrinkage_formula),
+        ] {
+            if !f.contains("{outcome}") {
+                return bad(format!(
+                    "{k} must contain the placeholder {{outcome}}, found \"{f}\""
+                ));
+            }
+        }
+        if !self.shrinkage_formula.contains("site_id") {
+            return bad("shrinkage_formula needs a random-effects term per site_id, e.g. (1 + arm | site_id)".into());
+        }
+        if !(self.tau2_threshold > 0.0) {
+            return bad("tau2_threshold must be positive".into());
+        }
+        if self.fidelity.moderate > self.fidelity.high {
+            return bad(format!(
+                "fidelity.moderate ({}) is above fidelity.high ({})",
+                self.fidelity.moderate, self.fidelity.high
+            ));
+        }
+        Ok(())
+    }
+
+    fn df_method(&self) -> DfMethod {
+        match self.df {
+            DfSpec::Satterthwaite => DfMethod::Satterthwaite,
+            DfSpec::KenwardRoger => DfMethod::KenwardRoger,
+        }
+    }
+
+    fn meta_options(&self) -> MetaOptions {
+        MetaOptions {
+            level: self.conf_level,
+            threshold: self.tau2_threshold,
+            max_iter: 10_000,
+            ..MetaOptions::default()
+        }
+    }
+}
+
+/// Errors of the site analyses.
+#[derive(Debug, Error)]
+pub enum SitesError {
+    #[error("sites spec: {0}")]
+    Spec(String),
+    #[error(
+        "sites: wave `{wave}` is not a follow-up wave of the study (follow-up waves: {waves})"
+    )]
+    UnknownWave { wave: String, waves: String },
+    #[error(
+        "sites: the study has {0} arm(s); site comparisons need a control and an intervention arm"
+    )]
+    Arms(usize),
+}
+
+/// Everything the site analyses produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SitesOutput {
+    /// One entry per outcome x follow-up wave (issue 8 point 8).
+    pub sites: Vec<SiteResult>,
+    /// Model details per outcome x wave (methods per site, full meta-analysis, funnel).
+    pub details: Vec<SiteDetails>,
+    /// Fidelity as moderator, per outcome.
+    pub fidelity: Vec<FidelityResult>,
+    /// Routine outcome monitoring.
+    pub routine: Option<RoutineResult>,
+    pub warnings: Vec<String>,
+}
+
+/// What stands behind one [`SiteResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteDetails {
+    pub outcome: String,
+    pub wave: String,
+    /// The per-site model as shown to users.
+    pub per_site_model: String,
+    /// How each site's contrast was estimated.
+    pub per_site_methods: Vec<SiteMethodRow>,
+    /// Sites left out, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_sites: Vec<ExcludedSite>,
+    /// Full meta-analysis (t, df, p, se of tau^2, H^2, s2w).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<MetaDetails>,
+    /// Funnel plot: centre and the pseudo-confidence limits `centre +/- z_crit * se`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<FunnelDetails>,
+    /// The shrinkage model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrinkage_model: Option<ShrinkageModel>,
+    pub rank_draws: u64,
+}
+
+/// A site's estimation method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteMethodRow {
+    pub site_id: String,
+    pub method: FitMethod,
+    pub singular: bool,
+    pub n_observations: u64,
+    pub statistic: f64,
+    pub p_value: f64,
+}
+
+/// A site without a per-site estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExcludedSite {
+    pub site_id: String,
+    pub reason: String,
+}
+
+/// The parts of `metafor::rma` not in [`MetaAnalysis`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaDetails {
+    pub statistic: f64,
+    pub df: f64,
+    pub p_value: f64,
+    pub se_tau2: f64,
+    pub h2: f64,
+    pub s2w: f64,
+    pub iterations: u64,
+    pub threshold: f64,
+    /// Percent weight of each site, in `per_site` order.
+    pub weights_percent: Vec<f64>,
+}
+
+/// Funnel plot limits (metafor `funnel`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelDetails {
+    pub center: f64,
+    pub z_crit: f64,
+    pub se_max: f64,
+}
+
+/// One site's contrasts at every wave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteFit {
+    pub site_id: String,
+    pub fit: contrast::ModelContrasts,
+}
+
+/// Per-site contrasts of one outcome: the outcome model fitted to each site's rows (in
+/// parallel), sites with fewer than `min_participants` participants left out.
+pub fn per_site_fits(
+    data: &OutcomeData,
+    formula: &str,
+    df: DfMethod,
+    level: f64,
+    min_participants: usize,
+) -> (Vec<SiteFit>, Vec<ExcludedSite>) {
+    let groups = rows_by_level(&data.frame, "site_id");
+    let design = ContrastDesign {
+        arms: &data.arms,
+        waves: &data.waves,
+        intervention: &data.intervention,
+        df,
+        level,
+    };
+    let results: Vec<(String, Result<contrast::ModelContrasts, String>)> = groups
+        .par_iter()
+        .map(|(site, rows)| {
+            let n = contrast::count_levels(&data.frame, "participant_id", rows);
+            if n < min_participants {
+                return (
+                    site.clone(),
+                    Err(format!(
+                        "{n} participant(s) with a score, fewer than min_participants = {min_participants}"
+                    )),
+                );
+            }
+            let r = subset_frame(&data.frame, rows)
+                .and_then(|f| fit_contrasts(&f, formula, &design));
+            (site.clone(), r)
+        })
+        .collect();
+    let mut fits = Vec::new();
+    let mut excluded = Vec::new();
+    for (site, r) in results {
+        match r {
+            Ok(fit) => fits.push(SiteFit { site_id: site, fit }),
+            Err(reason) => excluded.push(ExcludedSite {
+                site_id: site,
+                reason,
+            }),
+        }
+    }
+    (fits, excluded)
+}
+
+/// The site comparison of one outcome from its modelling data (columns as
+/// [`crate::analysis::outcome_data`] builds them: `y`, `participant_id`, `arm`, `wave`,
+/// `site_id`, ...). `waves`: the follow-up waves to report. `stream` separates the rank
+/// simulations of different outcomes.
+pub fn analyse_outcome_data(
+    outcome: &str,
+    data: &OutcomeData,
+    spec: &SitesSpec,
+    waves: &[String],
+    seed: u64,
+    stream: u64,
+) -> (Vec<SiteResult>, Vec<SiteDetails>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let formula = spec.formula.replace("{outcome}", "y");
+    let (fits, excluded) = per_site_fits(
+        data,
+        &formula,
+        spec.df_method(),
+        spec.conf_level,
+        spec.min_participants,
+    );
+    for e in &excluded {
+        warnings.push(format!(
+            "{outcome}: site {} left out of the per-site analyses: {}",
+            e.site_id, e.reason
+        ));
+    }
+    for f in &fits {
+        for n in &f.fit.notes {
+            warnings.push(format!("{outcome}: site {}: {n}", f.site_id));
+        }
+    }
+
+    // Shrinkage model over all sites.
+    let shrink_formula = spec.shrinkage_formula.replace("{outcome}", "y");
+    let arm_column = format!("arm{}", data.intervention);
+    let (shrunken, shrink_model) =
+        match shrinkage::shrunken_effects(&data.frame, &shrink_formula, "site_id", &arm_column) {
+            Ok((rows, model)) => {
+                for w in &model.warnings {
+                    warnings.push(format!("{outcome}: shrinkage model: {w}"));
+                }
+                (rows, Some(model))
+            }
+            Err(e) => {
+                warnings.push(format!("{outcome}: shrinkage model not fitted: {e}"));
+                (Vec::new(), None)
+            }
+        };
+    let ranks: Vec<RankRow> = if spec.rank_draws > 0 && !shrunken.is_empty() {
+        let ids: Vec<String> = shrunken.iter().map(|r| r.site_id.clone()).collect();
+        let est: Vec<f64> = shrunken.iter().map(|r| r.arm_effect).collect();
+        let sd: Vec<f64> = shrunken.iter().map(|r| r.conditional_sd).collect();
+        shrinkage::simulated_ranks(
+            &ids,
+            &est,
+            &sd,
+            spec.rank_draws,
+            spec.conf_level,
+            seed,
+            stream,
+        )
+    } else {
+        Vec::new()
+    };
+
+    let mut results = Vec::new();
+    let mut details = Vec::new();
+    let mopt = spec.meta_options();
+    for wave in waves {
+        let mut per_site = Vec::new();
+        let mut methods = Vec::new();
+        let mut wave_excluded = excluded.clone();
+        for f in &fits {
+            match f.fit.contrasts.iter().find(|c| &c.wave == wave) {
+                Some(c) if c.estimate.is_finite() && c.std_error > 0.0 => {
+                    per_site.push(PerSiteRow {
+                        site_id: f.site_id.clone(),
+                        n_participants: f.fit.n_participants as u64,
+                        estimate: c.estimate,
+                        std_error: c.std_error,
+                        df: c.df,
+                        conf_low: c.conf_low,
+                        conf_high: c.conf_high,
+                    });
+                    methods.push(SiteMethodRow {
+                        site_id: f.site_id.clone(),
+                        method: f.fit.method,
+                        singular: f.fit.singular,
+                        n_observations: f.fit.n_observations as u64,
+                        statistic: c.statistic,
+                        p_value: c.p_value,
+                    });
+                }
+                _ => wave_excluded.push(ExcludedSite {
+                    site_id: f.site_id.clone(),
+                    reason: format!("no estimable contrast at {wave} (an arm not observed)"),
+                }),
+            }
+        }
+        let yi: Vec<f64> = per_site.iter().map(|p| p.estimate).collect();
+        let sei: Vec<f64> = per_site.iter().map(|p| p.std_error).collect();
+        let labels: Vec<String> = per_site.iter().map(|p| p.site_id.clone()).collect();
+        let mut meta_analysis = None;
+        let mut meta_details = None;
+        let mut funnel = None;
+        let mut leave_one_out = Vec::new();
+        match meta::rma(&yi, &sei, &labels, &mopt) {
+            Ok(m) => {
+                meta_analysis = Some(MetaAnalysis {
+                    k: m.k as u64,
+                    estimate: m.estimate,
+                    std_error: m.std_error,
+                    conf_low: m.conf_low,
+                    conf_high: m.conf_high,
+                    tau2: m.tau2,
+                    i2: m.i2,
+                    q: m.q,
+                    q_p_value: m.q_p_value,
+                    pi_low: m.pi_low,
+                    pi_high: m.pi_high,
+                });
+                meta_details = Some(MetaDetails {
+                    statistic: m.statistic,
+                    df: m.df.unwrap_or(f64::INFINITY),
+                    p_value: m.p_value,
+                    se_tau2: m.se_tau2,
+                    h2: m.h2,
+                    s2w: m.s2w,
+                    iterations: m.iterations as u64,
+                    threshold: mopt.threshold,
+                    weights_percent: m.weights_percent.clone(),
+                });
+                if let Ok(fd) = meta::funnel_data(&yi, &sei, &labels, &m) {
+                    funnel = Some(FunnelDetails {
+                        center: fd.center,
+                        z_crit: fd.z_crit,
+                        se_max: fd.se_max,
+                    });
+                }
+                if yi.len() >= 3 {
+                    match meta::leave_one_out(&yi, &sei, &labels, &mopt) {
+                        Ok(l) => {
+                            leave_one_out = l
+                                .into_iter()
+                                .map(|x| LeaveOneOutRow {
+                                    site_id: x.omitted,
+                                    estimate: x.fit.estimate,
+                                    conf_low: x.fit.conf_low,
+                                    conf_high: x.fit.conf_high,
+                                })
+                                .collect()
+                        }
+                        Err(e) => warnings.push(format!("{outcome} at {wave}: leave-one-out: {e}")),
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!(
+                "{outcome} at {wave}: no meta-analysis of the site contrasts: {e}"
+            )),
+        }
+        results.push(SiteResult {
+            outcome: outcome.to_string(),
+            wave: wave.clone(),
+            per_site,
+            meta_analysis,
+            shrunken: shrunken.clone(),
+            ranks: ranks.clone(),
+            leave_one_out,
+        });
+        details.push(SiteDetails {
+            outcome: outcome.to_string(),
+            wave: wave.clone(),
+            per_site_model: spec.formula.replace("{outcome}", outcome),
+            per_site_methods: methods,
+            excluded_sites: wave_excluded,
+            meta: meta_details,
+            funnel,
+            shrinkage_model: shrink_model.clone().map(|mut m| {
+                m.formula = spec.shrinkage_formula.replace("{outcome}", outcome);
+                m
+            }),
+            rank_draws: spec.rank_draws as u64,
+        });
+    }
+    (results, details, warnings)
+}
+
+/// The follow-up waves to report: the spec's list (checked) or every wave after baseline.
+pub fn follow_up_waves(trial: &Trial, spec: &SitesSpec) -> Result<Vec<String>, SitesError> {
+    let all: Vec<String> = trial
+        .study
+        .waves
+        .iter()
+        .skip(1)
+        .map(|w| w.label.clone())
+        .collect();
+    match &spec.waves {
+        None => Ok(all),
+        Some(ws) => {
+            for w in ws {
+                if !all.contains(w) {
+                    return Err(SitesError::UnknownWave {
+                        wave: w.clone(),
+                        waves: all.join(", "),
+                    });
+                }
+            }
+            Ok(all.into_iter().filter(|w| ws.contains(w)).collect())
+        }
+    }
+}
+
+/// Site comparisons of a scored trial (issue 8): per outcome and follow-up wave the per-site
+/// contrasts, their meta-analysis, shrunken site effects and ranks; fidelity as moderator;
+/// routine outcome monitoring when `spec.routine` is set. Outcomes the export lacks are
+/// skipped with a warning. `seed` drives the rank simulation (same seed, same ranks).
+pub fn analyse(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &SitesSpec,
+    seed: u64,
+    quiet: bool,
+) -> Result<SitesOutput, SitesError> {
+    spec.validate()?;
+    if trial.study.arms.len() < 2 {
+        return Err(SitesError::Arms(trial.study.arms.len()));
+    }
+    let waves = follow_up_waves(trial, spec)?;
+    let mut out = SitesOutput::default();
+    let cluster = trial.study.design == Design::Cluster;
+    let bar = Progress::new(spec.outcomes.len() as u64, "site comparisons", quiet);
+    for (k, outcome) in spec.outcomes.iter().enumerate() {
+        let Some(data) = outcome_data(trial, scored, outcome, &SetFilter::All) else {
+            out.warnings.push(format!(
+                "sites: outcome {outcome} skipped: no instrument or score of that name, or no observed scores"
+            ));
+            bar.inc(1);
+            continue;
+        };
+        let mut s = spec.clone();
+        if cluster && !s.formula.contains("group_id") {
+            s.formula = format!("{} + (1 | group_id)", s.formula);
+        }
+        let (r, d, w) = analyse_outcome_data(outcome, &data, &s, &waves, seed, k as u64);
+        out.sites.extend(r);
+        out.details.extend(d);
+        out.warnings.extend(w);
+        if spec.fidelity.enabled && trial.groups.iter().any(|g| g.fidelity.is_some()) {
+            let formula = spec.formula.replace("{outcome}", "y");
+            let f = fidelity::fidelity_analysis(
+                trial,
+                scored,
+                outcome,
+                &fidelity::FidelityOptions {
+                    high: spec.fidelity.high,
+                    moderate: spec.fidelity.moderate,
+                    moderator: spec.fidelity.moderator,
+                    formula: &formula,
+                    df: spec.df_method(),
+                    level: spec.conf_level,
+                    waves: &waves,
+                },
+            );
+            out.fidelity.push(f);
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    if let Some(r) = &spec.routine {
+        match routine_site_means(trial, scored, r, spec.conf_level) {
+            Ok(res) => out.routine = Some(res),
+            Err(e) => out
+                .warnings
+                .push(format!("routine outcome monitoring: {e}")),
+        }
+    }
+    Ok(out)
+}
