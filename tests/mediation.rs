@@ -464,6 +464,322 @@ fn within_person_bootstrap_is_seeded_and_brackets_the_estimate() {
     assert_eq!(a.bootstrap, c.bootstrap);
 }
 
+#[test]
+fn within_bootstrap_fast_refits_match_lmer() {
+    use herstel::mediation::indirect::stream_rng;
+    use rand::RngExt;
+    let spec = MediationSpec {
+        within_bootstrap_resamples: 0,
+        monte_carlo_draws: 0,
+        ..MediationSpec::default()
+    };
+    let out = run_within(&trial_small(), &spec);
+    let boot = &out.bootstrapper;
+    let n = boot.n_participants();
+    let all: Vec<usize> = (0..n).collect();
+    let mut worst = 0.0f64;
+    // On the full data the fast path reproduces the lmer fits (a1, a2, b).
+    for m in 0..3 {
+        let fit = &out.fits[m].1;
+        let fast = boot.fit_fast(m, &all).expect("fast fit");
+        let names = boot.design_names(m).unwrap();
+        assert_eq!(names, fit.fixef_names(), "model {m} columns");
+        close(fast.theta, fit.theta[0], 1e-4, &format!("model {m} theta"));
+        close(
+            fast.reml_criterion,
+            fit.reml_criterion().unwrap(),
+            1e-9,
+            &format!("model {m} REML criterion"),
+        );
+        let scale = fit.std_errors();
+        for (i, (b, want)) in fast.beta.iter().zip(&fit.beta).enumerate() {
+            let err = (b - want).abs() / scale[i];
+            worst = worst.max(err);
+            assert!(err < 1e-4, "model {m} {}: {b} vs {want}", names[i]);
+        }
+    }
+    // On resamples (participants drawn twice count twice) it agrees with full lmer refits.
+    for r in 0..4u64 {
+        let mut rng = stream_rng(99, 7, r);
+        let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+        let fast = boot.replicate_fast(&idx).unwrap();
+        let general = boot.replicate_general(&idx).unwrap();
+        for (e, (f, g)) in fast.iter().zip(&general).enumerate() {
+            let sob = out.result.indirect[e].sobel_se.unwrap();
+            let err = (f - g).abs() / sob;
+            worst = worst.max(err);
+            assert!(err < 1e-4, "resample {r} effect {e}: fast {f} vs lmer {g}");
+        }
+    }
+    eprintln!("fast random-intercept refits: worst difference {worst:.2e} SE");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2b) random slopes: the stacked M and Y equations (R: nlme::lme with varIdent)
+
+fn r_stacked() -> herstel::mediation::stacked::StackedData {
+    let panel = Panel::new(&r_long(), "test").unwrap();
+    herstel::mediation::stacked::stack(&panel, &r_spec(), 0).unwrap()
+}
+
+/// R's fit as a [`StackedFit`] (estimates, vcov rebuilt from the SEs where only those exist).
+fn r_stacked_fit(
+    data: &herstel::mediation::stacked::StackedData,
+    rec: &Value,
+    reml: bool,
+) -> herstel::mediation::stacked::StackedFit {
+    use herstel::mediation::stacked::{evaluate, StackedFit};
+    let g: Vec<f64> = rec["random_effects_covariance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(num).collect::<Vec<_>>())
+        .collect();
+    let sd = &rec["residual_sd_by_equation"];
+    let sigma = [num(&sd["m"]), num(&sd["y"])];
+    // vcov of beta at R's variance parameters (GLS, checked against R's SEs below).
+    let gls = evaluate(data, &g, sigma, reml).unwrap();
+    StackedFit {
+        reml,
+        beta: rec["coefficients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| num(&c["estimate"]))
+            .collect(),
+        vcov: gls.vcov,
+        re_cov: g,
+        sigma,
+        loglik: num(&rec["loglik"]),
+        warnings: Vec::new(),
+    }
+}
+
+#[test]
+fn stacked_model_matches_nlme_at_its_estimates() {
+    use herstel::mediation::stacked::evaluate;
+    let r = json("mediation.json");
+    let rs = &r["random_slopes"];
+    let data = r_stacked();
+    assert_eq!(data.n() as u64, rs["nrow_stacked"].as_u64().unwrap());
+    let mut worst = 0.0f64;
+    for (key, reml) in [("reml", true), ("ml", false)] {
+        let rec = &rs["fits"][key];
+        assert_eq!(data.n_groups() as u64, rec["ngroups"].as_u64().unwrap());
+        let terms: Vec<&str> = rec["coefficients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["term"].as_str().unwrap())
+            .collect();
+        assert_eq!(data.x_names, terms, "{key} columns");
+        let fit = r_stacked_fit(&data, rec, reml);
+        let gls = evaluate(&data, &fit.re_cov, fit.sigma, reml).unwrap();
+        // The (restricted) log-likelihood at R's estimates, and the GLS fixed effects.
+        close(
+            gls.loglik(),
+            num(&rec["loglik"]),
+            1e-8,
+            &format!("{key} loglik"),
+        );
+        // nlme's ML standard errors (summary) are those of (X'V^-1 X)^-1 N / (N - p); its
+        // vcov() is unscaled (vcov_a_b).
+        let p = data.p();
+        let factor = if reml {
+            1.0
+        } else {
+            data.n() as f64 / (data.n() - p) as f64
+        };
+        for (i, c) in rec["coefficients"].as_array().unwrap().iter().enumerate() {
+            let (b, se) = (gls.beta[i], (factor * gls.vcov[i * p + i]).sqrt());
+            for (got, want, what) in [
+                (b, num(&c["estimate"]), "estimate"),
+                (se, num(&c["se"]), "se"),
+            ] {
+                worst = worst.max((got - want).abs() / want.abs());
+                close(got, want, 1e-5, &format!("{key} {} {what}", terms[i]));
+            }
+        }
+        let v = &rec["vcov_a_b"];
+        let (ia, ib) = (data.column("a_x").unwrap(), data.column("b_m").unwrap());
+        close(gls.vcov[ia * p + ib], num(&v[0][1]), 1e-5, "cov(a, b)");
+    }
+    eprintln!(
+        "stacked model at nlme's estimates: worst relative error of beta and SEs {worst:.2e}"
+    );
+}
+
+#[test]
+fn average_indirect_effect_matches_nlme_and_intervals_agree() {
+    use herstel::mediation::stacked::{average_indirect, gamma_vcov};
+    let r = json("mediation.json");
+    let rec = &r["random_slopes"]["fits"]["reml"];
+    let data = r_stacked();
+    let fit = r_stacked_fit(&data, rec, true);
+    let gv = gamma_vcov(&data, &fit).expect("information matrix");
+    let var_cov_ab = gv[(8, 8)];
+    assert!(var_cov_ab > 0.0 && var_cov_ab.is_finite());
+    // The Hessian is that of a maximum: every variance parameter has a positive variance.
+    for i in 0..gv.nrows() {
+        assert!(gv[(i, i)] > 0.0, "gamma {i}");
+    }
+    let ai = average_indirect(&data, &fit, var_cov_ab, 0.95, 200_000, 3, 7).unwrap();
+    close(ai.a, num(&rec["a"]), 1e-12, "a");
+    close(ai.b, num(&rec["b"]), 1e-12, "b");
+    close(ai.cov_ab, num(&rec["cov_ab"]), 1e-12, "cov_ab");
+    close(
+        ai.estimate,
+        num(&rec["average_indirect"]),
+        1e-12,
+        "average indirect",
+    );
+    // delta-method SE from its parts (Bauer, Preacher & Gil 2006)
+    let want = (ai.b * ai.b * ai.var_a
+        + ai.a * ai.a * ai.var_b
+        + ai.var_a * ai.var_b
+        + 2.0 * ai.a * ai.b * ai.cov_a_b
+        + ai.cov_a_b * ai.cov_a_b
+        + var_cov_ab)
+        .sqrt();
+    close(ai.std_error, want, 1e-12, "delta SE");
+    assert!(ai.delta.0 < ai.estimate && ai.estimate < ai.delta.1);
+    // The Monte Carlo interval is close to the symmetric one here (the product term is
+    // small against the slope covariance's uncertainty): within 15% of an SE at each end.
+    let (lo, hi) = ai.monte_carlo;
+    assert!(
+        (lo - ai.delta.0).abs() < 0.15 * ai.std_error,
+        "{lo} vs {}",
+        ai.delta.0
+    );
+    assert!(
+        (hi - ai.delta.1).abs() < 0.15 * ai.std_error,
+        "{hi} vs {}",
+        ai.delta.1
+    );
+    eprintln!(
+        "average indirect {:.5} (a b {:.5} + cov {:.5}); SE {:.5} (sd of cov(a_j, b_j) {:.5}); delta [{:.4}, {:.4}], MC [{lo:.4}, {hi:.4}]",
+        ai.estimate,
+        ai.a * ai.b,
+        ai.cov_ab,
+        ai.std_error,
+        var_cov_ab.sqrt(),
+        ai.delta.0,
+        ai.delta.1
+    );
+}
+
+#[test]
+fn stacked_native_fit_matches_nlme() {
+    use herstel::mediation::stacked::{NativeFitter, StackedFitter};
+    let r = json("mediation.json");
+    let data = r_stacked();
+    let mut worst = 0.0f64;
+    for (key, reml) in [("reml", true), ("ml", false)] {
+        let rec = &r["random_slopes"]["fits"][key];
+        let t = std::time::Instant::now();
+        let fit = NativeFitter::default().fit(&data, reml).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        // A correct optimizer reaches at least nlme's (glmmTMB-started) maximum. The
+        // likelihood is flat (3 waves, 4 random effects per person): at a log-likelihood
+        // 3e-8 to 6e-8 above R's, var(b_j) and cov(a_j, b_j) still differ by up to 6e-4 of
+        // their scale and the ML fixed effects by 4e-4 SE, hence the tolerances below.
+        let ll = num(&rec["loglik"]);
+        assert!(
+            fit.loglik >= ll - 1e-6 * ll.abs(),
+            "{key} loglik {} < R {ll}",
+            fit.loglik
+        );
+        let p = data.p();
+        let factor = if reml {
+            1.0
+        } else {
+            data.n() as f64 / (data.n() - p) as f64
+        };
+        for (i, c) in rec["coefficients"].as_array().unwrap().iter().enumerate() {
+            let se = (factor * fit.vcov[i * p + i]).sqrt();
+            let (we, ws) = (num(&c["estimate"]), num(&c["se"]));
+            // estimates relative to their SE (m_T2 is near 0), SEs relative
+            let e1 = (fit.beta[i] - we).abs() / ws;
+            let e2 = (se - ws).abs() / ws;
+            worst = worst.max(e1).max(e2);
+            if e1.max(e2) > 1e-4 {
+                eprintln!("{key} {}: {e1:.2e} {e2:.2e}", data.x_names[i]);
+            }
+            assert!(
+                e1 < 5e-4 && e2 < 1e-4,
+                "{key} {}: {} ({se}) vs R {we} ({ws})",
+                data.x_names[i],
+                fit.beta[i]
+            );
+        }
+        let g = rec["random_effects_covariance"].as_array().unwrap();
+        for i in 0..4 {
+            for j in 0..4 {
+                let want = num(&g[i][j]);
+                let scale = (num(&g[i][i]) * num(&g[j][j])).sqrt();
+                let e = (fit.re_cov[i * 4 + j] - want).abs() / scale;
+                worst = worst.max(e);
+                if e > 1e-4 {
+                    eprintln!(
+                        "{key} G[{i},{j}]: {e:.2e} {} vs {want}",
+                        fit.re_cov[i * 4 + j]
+                    );
+                }
+                assert!(
+                    e < 1e-3,
+                    "{key} G[{i},{j}] {} vs R {want}",
+                    fit.re_cov[i * 4 + j]
+                );
+            }
+        }
+        let sd = &rec["residual_sd_by_equation"];
+        close(fit.sigma[0], num(&sd["m"]), 1e-3, "sigma m");
+        close(fit.sigma[1], num(&sd["y"]), 1e-3, "sigma y");
+        eprintln!(
+            "native stacked fit ({key}): loglik {:.9} (R {ll:.9}), {secs:.2} s",
+            fit.loglik
+        );
+    }
+    eprintln!("native stacked fit: worst difference {worst:.2e} (SE / SD units)");
+}
+
+#[test]
+fn random_slopes_analysis_reports_average_indirect_effect() {
+    let r = json("mediation.json");
+    let rec = &r["random_slopes"]["fits"]["reml"];
+    let spec = MediationSpec {
+        analyses: vec![AnalysisKind::WithinPerson],
+        mediators: vec!["m1".into()],
+        random_slopes: true,
+        within_bootstrap_resamples: 0,
+        monte_carlo_draws: 20_000,
+        ..r_spec()
+    };
+    let res = analyse_long(&r_long(), &spec, 5, true).unwrap();
+    assert_eq!(res.len(), 2);
+    let rs = &res[1];
+    assert_eq!(rs.analysis, "within_person_random_slopes");
+    let path = |p: &str| rs.paths.iter().find(|x| x.path == p).unwrap();
+    close(path("a").estimate, num(&rec["a"]), 1e-3, "a");
+    close(path("b").estimate, num(&rec["b"]), 1e-3, "b");
+    close(
+        path("cov_ab").estimate,
+        num(&rec["cov_ab"]),
+        1e-2,
+        "cov(a_j, b_j)",
+    );
+    let ind = &rs.indirect[0];
+    assert_eq!(ind.effect, "ab");
+    close(
+        ind.estimate,
+        num(&rec["average_indirect"]),
+        1e-3,
+        "average indirect",
+    );
+    let mc = ind.monte_carlo.unwrap();
+    assert!(mc.conf_low < ind.estimate && ind.estimate < mc.conf_high);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (3) treatment level and the whole run
 
@@ -585,16 +901,26 @@ mod simulated {
             monte_carlo_draws: 20_000,
             ..MediationSpec::default()
         };
-        let mut hits = [0u64; 2];
-        for r in 0..reps {
-            let res = analyse_long(&trial(1000 + r), &spec, r, true).unwrap();
-            for (k, t) in [t1, t2].iter().enumerate() {
-                let ci = res[0].indirect[k].monte_carlo.unwrap();
-                if ci.conf_low <= *t && *t <= ci.conf_high {
-                    hits[k] += 1;
+        // Trials in parallel; each is seeded by its number, so the count does not depend on
+        // the number of threads.
+        use rayon::prelude::*;
+        let covered: Vec<[u64; 2]> = (0..reps)
+            .into_par_iter()
+            .map(|r| {
+                let res = analyse_long(&trial(1000 + r), &spec, r, true).unwrap();
+                let mut h = [0u64; 2];
+                for (k, t) in [t1, t2].iter().enumerate() {
+                    let ci = res[0].indirect[k].monte_carlo.unwrap();
+                    if ci.conf_low <= *t && *t <= ci.conf_high {
+                        h[k] = 1;
+                    }
                 }
-            }
-        }
+                h
+            })
+            .collect();
+        let hits = covered
+            .iter()
+            .fold([0u64; 2], |a, h| [a[0] + h[0], a[1] + h[1]]);
         eprintln!("truth a1b1 = {t1:.4}, a2b2 = {t2:.4}; covered {hits:?} of {reps}");
         (hits[0] as f64 / reps as f64, hits[1] as f64 / reps as f64)
     }
@@ -606,7 +932,7 @@ fn truth_recovery_quick() {
     assert!(c1 >= 0.75 && c2 >= 0.75, "coverage {c1} {c2}");
 }
 
-/// `cargo test --release --test mediation -- --ignored truth_recovery_500`
+/// `cargo test --test mediation -- --ignored truth_recovery_500`
 /// (HERSTEL_MEDIATION_REPS to change the number of trials).
 #[test]
 #[ignore]
@@ -621,9 +947,10 @@ fn truth_recovery_500() {
     assert!((0.93..=0.97).contains(&c2), "a2b2 coverage {c2}");
 }
 
-/// 10,000 participant-bootstrap resamples of the multi-wave model (both mediators: four
-/// refits per resample) on a 190-participant trial; issue 6 point 5 asks for < 10 s on 2 cores
-/// (optimized build: `cargo test --release --test mediation -- --ignored speed`).
+/// 10,000 participant-bootstrap resamples of the multi-wave model (both mediators: the a1, a2
+/// and b models refitted per resample) on a 190-participant trial; issue 6 point 5 asks for
+/// < 10 s on 2 cores. Test profile (dependencies opt-level 2, herstel opt-level 1):
+/// `cargo test --test mediation -- --ignored speed`.
 #[test]
 #[ignore]
 fn speed_within_bootstrap_10000() {
@@ -637,9 +964,18 @@ fn speed_within_bootstrap_10000() {
     let res = analyse_long(&data, &spec, 3, true).unwrap();
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
-        "within-person bootstrap: 10,000 resamples x 4 refits, {} participants, {} threads: {secs:.2} s",
+        "within-person bootstrap: 10,000 resamples x 3 refits (a1, a2, b), {} participants, {} threads: {secs:.2} s",
         res[0].n_used + res[0].n_excluded,
         rayon::current_num_threads()
     );
     assert!(res[0].indirect[2].bootstrap.is_some());
+    assert!(
+        !res[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not be refitted")),
+        "{:?}",
+        res[0].warnings
+    );
+    assert!(secs < 10.0, "{secs:.2} s");
 }

@@ -124,6 +124,8 @@ pub mod tags {
     pub const WITHIN_MC: u64 = 4;
     pub const TREATMENT_BOOT: u64 = 5;
     pub const TREATMENT_MC: u64 = 6;
+    /// Random-slope average indirect effect (plus `mediator << 8`).
+    pub const SLOPES_MC: u64 = 7;
 }
 
 /// Nonparametric bootstrap over `n_units` participants: resample `r` draws `n_units` indices

@@ -16,7 +16,9 @@
 pub mod change_scores;
 pub mod indirect;
 pub mod ols;
+pub mod ri;
 pub mod spec;
+pub mod stacked;
 pub mod treatment;
 pub mod within;
 
@@ -327,7 +329,8 @@ pub(crate) fn proportion_mediated(
     (Some(p), warn)
 }
 
-/// Runs the analyses of `spec` on a scored trial (issue 6), in the order of `spec.analyses`.
+/// Runs the analyses of `spec` on a scored trial (issue 6), in the order of `spec.analyses`
+/// (with `random_slopes`, the `within_person_random_slopes` result follows `within_person`).
 /// `seed` drives every bootstrap and Monte Carlo draw; the results do not depend on the number
 /// of threads. `quiet` hides the progress bars.
 pub fn analyse(
@@ -370,7 +373,12 @@ pub fn analyse_long(
                 );
                 let r = within::run(&panel, spec, seed, &progress)?;
                 progress.finish();
-                r.result
+                if spec.random_slopes {
+                    out.push(r.result);
+                    stacked::run(&panel, spec, seed, &stacked::NativeFitter::default())?
+                } else {
+                    r.result
+                }
             }
             AnalysisKind::Treatment => {
                 let progress = Progress::new(

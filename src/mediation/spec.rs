@@ -55,8 +55,10 @@ pub struct MediationSpec {
     pub conf_level: f64,
     /// Warn that the proportion mediated is unstable when |total c| / SE(c) is below this.
     pub proportion_min_z: f64,
-    /// Within-person: also fit random slopes of the a and b paths (stacked model with a
-    /// residual variance per equation). Not implemented yet: setting it adds a warning.
+    /// Within-person: also fit random slopes of the a and b paths, one stacked M and Y model
+    /// per mediator with a residual variance per equation, and report the average indirect
+    /// effect `a b + cov(a_j, b_j)` (Bauer, Preacher & Gil 2006) as the analysis
+    /// `within_person_random_slopes`.
     pub random_slopes: bool,
     /// Treatment-level analysis settings.
     pub treatment: TreatmentSpec,

@@ -19,6 +19,7 @@ use crate::report::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult, PathRow};
 
 use super::indirect::{self, tags};
+use super::ri::{RiDesign, RiFit};
 use super::spec::MediationSpec;
 use super::{effect_names, path_name, proportion_mediated, sd, MediationError, Panel};
 
@@ -151,6 +152,8 @@ pub struct WithinOutput {
     pub sobel_p: Vec<f64>,
     /// Bootstrap replicates of the effects (resample order; `None` = refit failed).
     pub bootstrap: Vec<Option<Vec<f64>>>,
+    /// The bootstrap refitting machinery (for further resamples or checks).
+    pub bootstrapper: WithinBootstrap,
 }
 
 /// Runs the within-person analysis.
@@ -311,41 +314,17 @@ pub fn run(
     } else {
         Vec::new()
     };
-    // Participant bootstrap with warm-started refits.
-    let thetas: Vec<Vec<f64>> = fits.iter().map(|(_, f)| f.theta.clone()).collect();
-    let boot_terms: Vec<(usize, String)> = (0..k)
-        .map(|j| (j, xw.clone()))
-        .chain(spec.mediators.iter().map(|m| (k, format!("{m}_w"))))
-        .collect();
+    // Participant bootstrap: the path models' designs are built once; each resample sums
+    // participant blocks and refits theta from the full-data value (see [`super::ri`]).
+    let n_participants = cen.n_participants;
+    let boot = WithinBootstrap::new(cen, spec, &fits)?;
     let reps = indirect::bootstrap(
-        cen.n_participants,
+        boot.n_participants(),
         spec.within_bootstrap_resamples,
         seed,
         tags::WITHIN_BOOT,
         progress,
-        |idx| {
-            let fr = build_frame(&cen, idx, true).ok()?;
-            let mut coefs = Vec::with_capacity(2 * k);
-            let mut cache: Vec<Option<LmmFit>> = (0..k + 1).map(|_| None).collect();
-            for (mi, term) in &boot_terms {
-                if cache[*mi].is_none() {
-                    let o = LmmOptions {
-                        start_theta: thetas.get(*mi).cloned(),
-                        check_convergence: false,
-                        rho_end: 1e-6,
-                        ..LmmOptions::default()
-                    };
-                    cache[*mi] = Some(fit_formula(&formulas_all[*mi], &fr, &o).ok()?);
-                }
-                let f = cache[*mi].as_ref()?;
-                coefs.push(*f.beta.get(coef(f, term)?)?);
-            }
-            let mut v: Vec<f64> = (0..k).map(|j| coefs[j] * coefs[k + j]).collect();
-            if k > 1 {
-                v.push(v.iter().sum());
-            }
-            Some(v)
-        },
+        |idx| boot.replicate(idx),
     );
     let failed = reps.iter().filter(|r| r.is_none()).count();
     let mut indirect_rows = Vec::new();
@@ -388,11 +367,6 @@ pub fn run(
             spec.within_bootstrap_resamples
         ));
     }
-    if spec.random_slopes {
-        warnings.push(
-            "random_slopes = true: the stacked random-slope model (a*b + cov(a_j, b_j)) is not implemented yet; the random-intercept results are reported".into(),
-        );
-    }
     let total_ind = ind.last().copied().unwrap_or(f64::NAN);
     let (prop, warn) = proportion_mediated(total_ind, cp, c, se_c, spec.proportion_min_z);
     warnings.extend(warn);
@@ -407,7 +381,7 @@ pub fn run(
         mediators: spec.mediators.clone(),
         y: spec.y.clone(),
         n_used: n_used as u64,
-        n_excluded: cen.n_participants.saturating_sub(n_used) as u64,
+        n_excluded: n_participants.saturating_sub(n_used) as u64,
         paths,
         between_paths,
         indirect: indirect_rows,
@@ -422,6 +396,7 @@ pub fn run(
         fits,
         sobel_p,
         bootstrap: reps,
+        bootstrapper: boot,
     })
 }
 
@@ -439,4 +414,177 @@ fn std_roles(path: &str, k: usize) -> (usize, usize) {
 
 fn fit_formula_text(fit: &LmmFit) -> String {
     format!("{:?}", fit.fixef_names())
+}
+
+/// The refits of one participant-bootstrap resample of the within-person analysis: the
+/// `a_k` models and the `b` model (the indirect effects need no other), as [`RiDesign`]s built
+/// once on the full panel with the rows each model uses, warm-started from the full-data
+/// `theta`; a resample the fast path cannot fit (rank-deficient design) falls back to a full
+/// model frame and [`fit_formula`] as `lme4::lmer` would refit it.
+pub struct WithinBootstrap {
+    cen: Centred,
+    /// Formulas of the a_1..a_k and b models.
+    formulas: Vec<String>,
+    designs: Vec<RiDesign>,
+    /// Full-data theta per model (`None`: no fast path).
+    thetas: Vec<Option<f64>>,
+    full_thetas: Vec<Vec<f64>>,
+    /// Per path `a_1..a_k, b_1..b_k`: (model, design column, term name).
+    terms: Vec<(usize, usize, String)>,
+    k: usize,
+}
+
+impl WithinBootstrap {
+    /// Builds the designs; `fits` are the full-data fits in [`run`]'s order (a_1..a_k, b, c).
+    pub fn new(
+        cen: Centred,
+        spec: &MediationSpec,
+        fits: &[(String, LmmFit)],
+    ) -> Result<WithinBootstrap, MediationError> {
+        let k = spec.mediators.len();
+        let nw = cen.waves.len();
+        let np = cen.n_participants;
+        // Column sources: (name, variable, within?) ; variable index into cen.names.
+        let wave_cols: Vec<String> = cen
+            .waves
+            .iter()
+            .skip(1)
+            .map(|w| format!("wave{w}"))
+            .collect();
+        let build = |outcome: usize, cols: &[(String, usize, bool)]| -> RiDesign {
+            let mut names: Vec<String> = vec!["(Intercept)".into()];
+            names.extend(cols.iter().map(|c| c.0.clone()));
+            names.extend(wave_cols.iter().cloned());
+            let rows = (0..np)
+                .flat_map(|p| (0..nw).map(move |t| (p, t)))
+                .filter_map(|(p, t)| {
+                    let cell = p * nw + t;
+                    let y = cen.raw[outcome][cell]?;
+                    let mut x = Vec::with_capacity(names.len());
+                    x.push(1.0);
+                    for (_, v, w) in cols {
+                        let src = if *w {
+                            &cen.within[*v]
+                        } else {
+                            &cen.between[*v]
+                        };
+                        x.push(src[cell]?);
+                    }
+                    for j in 1..nw {
+                        x.push(if t == j { 1.0 } else { 0.0 });
+                    }
+                    Some((p, x, y))
+                });
+            let rows: Vec<(usize, Vec<f64>, f64)> = rows.collect();
+            RiDesign::new(names, np, rows)
+        };
+        let xn = &cen.names[0];
+        let mut designs = Vec::new();
+        let mut terms = Vec::new();
+        for j in 0..k {
+            let cols = vec![(format!("{xn}_w"), 0, true), (format!("{xn}_b"), 0, false)];
+            designs.push(build(1 + j, &cols));
+            terms.push((j, 1, format!("{xn}_w")));
+        }
+        let mut cols = vec![(format!("{xn}_w"), 0, true)];
+        for j in 0..k {
+            cols.push((format!("{}_w", cen.names[1 + j]), 1 + j, true));
+        }
+        cols.push((format!("{xn}_b"), 0, false));
+        for j in 0..k {
+            cols.push((format!("{}_b", cen.names[1 + j]), 1 + j, false));
+        }
+        designs.push(build(k + 1, &cols));
+        for j in 0..k {
+            terms.push((k, 2 + j, format!("{}_w", cen.names[1 + j])));
+        }
+        if fits.len() < k + 1 {
+            return Err(MediationError::Data {
+                analysis: ANALYSIS.into(),
+                message: format!("{} path models fitted, {} expected", fits.len(), k + 1),
+            });
+        }
+        let full_thetas: Vec<Vec<f64>> = fits[..=k].iter().map(|(_, f)| f.theta.clone()).collect();
+        let thetas = full_thetas
+            .iter()
+            .map(|t| (t.len() == 1).then(|| t[0]))
+            .collect();
+        Ok(WithinBootstrap {
+            formulas: fits[..=k].iter().map(|(f, _)| f.clone()).collect(),
+            cen,
+            designs,
+            thetas,
+            full_thetas,
+            terms,
+            k,
+        })
+    }
+
+    /// Participants resampled.
+    pub fn n_participants(&self) -> usize {
+        self.cen.n_participants
+    }
+
+    /// The fast REML refit of path model `model` (0..k: a_1..a_k; k: b) on the resample `idx`.
+    pub fn fit_fast(&self, model: usize, idx: &[usize]) -> Option<RiFit> {
+        self.designs
+            .get(model)?
+            .fit(idx, (*self.thetas.get(model)?)?)
+    }
+
+    /// Column names of the fast path's design of `model`.
+    pub fn design_names(&self, model: usize) -> Option<&[String]> {
+        self.designs.get(model).map(|d| d.names.as_slice())
+    }
+
+    fn effects(&self, coefs: &[f64]) -> Vec<f64> {
+        let k = self.k;
+        let mut v: Vec<f64> = (0..k).map(|j| coefs[j] * coefs[k + j]).collect();
+        if k > 1 {
+            v.push(v.iter().sum());
+        }
+        v
+    }
+
+    /// The indirect effects (`a_k b_k`, then their sum when k > 1) of resample `idx`: the fast
+    /// path, falling back to [`Self::replicate_general`].
+    pub fn replicate(&self, idx: &[usize]) -> Option<Vec<f64>> {
+        self.replicate_fast(idx)
+            .or_else(|| self.replicate_general(idx))
+    }
+
+    /// The indirect effects of resample `idx` by the fast path only.
+    pub fn replicate_fast(&self, idx: &[usize]) -> Option<Vec<f64>> {
+        let mut betas: Vec<Option<Vec<f64>>> = vec![None; self.designs.len()];
+        let mut coefs = Vec::with_capacity(self.terms.len());
+        for (m, col, _) in &self.terms {
+            if betas[*m].is_none() {
+                betas[*m] = Some(self.fit_fast(*m, idx)?.beta);
+            }
+            coefs.push(*betas[*m].as_ref()?.get(*col)?);
+        }
+        Some(self.effects(&coefs))
+    }
+
+    /// The indirect effects of resample `idx` by building the model frame and refitting each
+    /// model with [`fit_formula`] (warm-started), as `lmer` on the resampled data.
+    pub fn replicate_general(&self, idx: &[usize]) -> Option<Vec<f64>> {
+        let fr = build_frame(&self.cen, idx, true).ok()?;
+        let mut cache: Vec<Option<LmmFit>> = (0..self.formulas.len()).map(|_| None).collect();
+        let mut coefs = Vec::with_capacity(self.terms.len());
+        for (m, _, term) in &self.terms {
+            if cache[*m].is_none() {
+                let o = LmmOptions {
+                    start_theta: self.full_thetas.get(*m).cloned(),
+                    check_convergence: false,
+                    rho_end: 1e-6,
+                    ..LmmOptions::default()
+                };
+                cache[*m] = Some(fit_formula(&self.formulas[*m], &fr, &o).ok()?);
+            }
+            let f = cache[*m].as_ref()?;
+            coefs.push(*f.beta.get(coef(f, term)?)?);
+        }
+        Some(self.effects(&coefs))
+    }
 }
