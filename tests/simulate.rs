@@ -1,8 +1,15 @@
 //! Trial simulator: determinism, export layout, plausible marginals, item ranges, the cluster
-//! design, configuration files and the `herstel simulate` command.
+//! design, configuration files, the `herstel simulate` command, the simulate -> validate ->
+//! score round trip and the cached observed-scale truths of the defaults.
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use herstel::ingest::{read_export, ProblemKind, Trial, ValidateOptions, ValidationReport};
+use herstel::schema::Schema;
+use herstel::scoring::{score, Scored};
+use herstel::simulate::observed::{
+    cached_observed_scale, observed_scale, ObservedScale, DEFAULT_OBSERVED_SCALE_JSON,
+};
 use herstel::simulate::{dates, simulate, Design, SimConfig};
 
 /// Minimal CSV reader (quoted fields, no embedded line breaks): header + rows.
@@ -515,4 +522,587 @@ fn command_writes_the_export_and_truth() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
+}
+
+/// Validates an export with the embedded schema (asserting no errors) and scores it.
+fn validate_and_score(dir: &Path) -> (Trial, Scored, ValidationReport) {
+    let ing = read_export(
+        dir,
+        &Schema::embedded().unwrap(),
+        &ValidateOptions::default(),
+    );
+    assert_eq!(ing.report.n_errors(), 0, "{}", ing.report);
+    let trial = ing.trial.expect("a trial");
+    let scored = score(&trial, &trial.instruments);
+    (trial, scored, ing.report)
+}
+
+const TOTALS: [&str; 6] = [
+    "imrs_client",
+    "imrs_clinician",
+    "mhrm",
+    "bsi",
+    "sfs",
+    "honos",
+];
+
+/// n, mean and SD of a score per arm x wave: `[arm][wave]`.
+fn cell_stats(
+    scored: &Scored,
+    name: &str,
+    n_arms: usize,
+    n_waves: usize,
+) -> Vec<Vec<(usize, f64, f64)>> {
+    let vals = scored
+        .score(name)
+        .unwrap_or_else(|| panic!("no score column {name}"));
+    let mut out = vec![vec![(0usize, f64::NAN, f64::NAN); n_waves]; n_arms];
+    for (a, row) in out.iter_mut().enumerate() {
+        for (t, slot) in row.iter_mut().enumerate() {
+            let xs: Vec<f64> = (0..scored.n_rows())
+                .filter(|&r| scored.arms()[r].index() == a && scored.waves()[r].index() == t)
+                .filter_map(|r| vals[r])
+                .collect();
+            let n = xs.len();
+            let m = xs.iter().sum::<f64>() / n as f64;
+            let sd = (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n as f64 - 1.0)).sqrt();
+            *slot = (n, m, sd);
+        }
+    }
+    out
+}
+
+/// Prints means (SD) [n] of every scored total per arm x wave.
+fn print_summary(title: &str, trial: &Trial, scored: &Scored) {
+    let (na, nw) = (trial.study.arms.len(), trial.study.waves.len());
+    eprintln!("== {title}: mean (SD) [n] per arm x wave");
+    for name in TOTALS {
+        let st = cell_stats(scored, name, na, nw);
+        for (a, row) in st.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(t, (n, m, sd))| {
+                    format!("{} {m:7.3} ({sd:6.3}) [{n}]", trial.study.waves[t].label)
+                })
+                .collect();
+            eprintln!(
+                "{name:>15} {:>4}: {}",
+                trial.study.arms[a],
+                cells.join("  ")
+            );
+        }
+    }
+}
+
+#[test]
+fn simulate_validate_score_round_trip() {
+    let cases = [
+        (Design::Individual, 190, 2021u64),
+        (Design::Cluster, 300, 4),
+        (Design::Individual, 1500, 17),
+    ];
+    for (design, n, seed) in cases {
+        let mut cfg = config_with(n);
+        cfg.study.design = design;
+        let sim = simulate(&cfg, seed).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        sim.write(dir.path()).unwrap();
+        let (trial, scored, report) = validate_and_score(dir.path());
+        // the only warnings are the ones the simulator means to produce
+        for w in report.warnings() {
+            assert!(
+                matches!(
+                    w.kind,
+                    ProblemKind::ItemMissingness | ProblemKind::NoFollowUp
+                ),
+                "unexpected warning {w}"
+            );
+        }
+        assert!(trial.exclusions.is_empty(), "{:?}", &trial.exclusions[..1]);
+        let truth = &sim.truth.realised;
+        assert_eq!(trial.participants.len(), n);
+        assert_eq!(scored.n_rows(), n * 3);
+        let by_arm: Vec<(String, usize)> =
+            truth.arms.iter().map(|a| (a.label.clone(), a.n)).collect();
+        assert_eq!(report.summary.participants_by_arm, by_arm);
+        assert_eq!(trial.groups.len(), truth.groups.len());
+        // assessment rows: everyone at baseline, then absent rows are missing
+        for (t, w) in truth.waves.iter().enumerate() {
+            let (label, rows, answered) = &report.summary.assessments_by_wave[t];
+            assert_eq!(label, &w.wave);
+            assert_eq!(*rows, n - w.rows_absent, "rows at {label}");
+            assert_eq!(
+                *answered,
+                n - w.rows_absent - w.rows_all_empty,
+                "answered at {label}"
+            );
+        }
+        // every score the simulator's own rules compute is computed by herstel, no more
+        for s in &truth.scores {
+            let vals = scored.score(&s.instrument).unwrap();
+            assert_eq!(
+                vals.iter().flatten().count(),
+                s.valid,
+                "{} valid scores (seed {seed})",
+                s.instrument
+            );
+            let answered = scored
+                .score(&format!("{}_n_answered", s.instrument))
+                .unwrap();
+            // n_answered is there for every row with an assessment row
+            assert_eq!(
+                answered.iter().flatten().count(),
+                (0..3)
+                    .map(|t| report.summary.assessments_by_wave[t].1)
+                    .sum::<usize>()
+            );
+        }
+        // subscales and indices: computed for assessed rows (each by its own 80% rule), never
+        // for missed waves
+        for inst in ["mhrm", "bsi", "honos"] {
+            let n_ans = scored.score(&format!("{inst}_n_answered")).unwrap();
+            let prefix = format!("{inst}_");
+            let sub: Vec<&str> = scored
+                .columns()
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|c| c.starts_with(&prefix) && !c.ends_with("n_answered"))
+                .collect();
+            assert!(sub.len() >= 3, "{inst}: {sub:?}");
+            for c in sub {
+                let sv = scored.score(c).unwrap();
+                for r in 0..scored.n_rows() {
+                    if n_ans[r].unwrap_or(0.0) == 0.0 {
+                        assert!(sv[r].is_none(), "{c} of a missed wave at row {r}");
+                    }
+                }
+                assert!(sv.iter().flatten().count() > 0, "{c} never computed");
+            }
+        }
+        // admissions
+        let a = &truth.admissions;
+        assert_eq!(trial.admissions.len(), a.episodes);
+        assert_eq!(report.summary.admissions_before, a.before_randomization);
+        assert_eq!(
+            report.summary.admissions_before + report.summary.admissions_after,
+            a.episodes
+        );
+        print_summary(&format!("{design:?} n = {n}, seed {seed}"), &trial, &scored);
+    }
+}
+
+#[test]
+fn simulate_validate_and_score_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let bin = env!("CARGO_BIN_EXE_herstel");
+    let sim = std::process::Command::new(bin)
+        .args(["simulate", "--seed", "12", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let val = std::process::Command::new(bin)
+        .arg("validate")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&val.stdout);
+    assert!(val.status.success(), "validate failed:\n{text}");
+    assert!(!text.lines().any(|l| l.starts_with("error")), "{text}");
+    assert!(text.contains("0 errors"), "{text}");
+    let scores = dir.path().join("scores.csv");
+    let log = dir.path().join("exclusions.csv");
+    let sc = std::process::Command::new(bin)
+        .arg("score")
+        .arg(&out)
+        .arg("--out")
+        .arg(&scores)
+        .arg("--log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        sc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sc.stderr)
+    );
+    let (h, rows) = parse_csv(&std::fs::read_to_string(&scores).unwrap());
+    assert_eq!(rows.len(), 190 * 3);
+    for c in TOTALS {
+        col(&h, c);
+        col(&h, &format!("{c}_n_answered"));
+    }
+    // the scores file agrees with the truth's count of valid scores
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap()).unwrap();
+    for s in truth["realised"]["scores"].as_array().unwrap() {
+        let name = s["instrument"].as_str().unwrap();
+        let c = col(&h, name);
+        let valid = rows.iter().filter(|r| !r[c].is_empty()).count();
+        assert_eq!(valid as u64, s["valid"].as_u64().unwrap(), "{name}");
+    }
+    // every missing total is in the exclusion log with a reason
+    let (lh, lrows) = parse_csv(&std::fs::read_to_string(&log).unwrap());
+    let (lp, lw, ls, lr) = (
+        col(&lh, "participant_id"),
+        col(&lh, "wave"),
+        col(&lh, "score"),
+        col(&lh, "reason"),
+    );
+    let logged: std::collections::BTreeSet<(String, String, String)> = lrows
+        .iter()
+        .inspect(|r| assert!(!r[lr].is_empty()))
+        .map(|r| (r[lp].clone(), r[lw].clone(), r[ls].clone()))
+        .collect();
+    let (pc, wc) = (col(&h, "participant_id"), col(&h, "wave"));
+    for r in &rows {
+        for name in TOTALS {
+            if r[col(&h, name)].is_empty() {
+                assert!(
+                    logged.contains(&(r[pc].clone(), r[wc].clone(), name.to_string())),
+                    "missing {name} of {} {} not logged",
+                    r[pc],
+                    r[wc]
+                );
+            }
+        }
+    }
+    // and truth.json carries the observed-scale truths of the defaults
+    assert!(truth["observed_scale"]["arm_effects"].is_array());
+    assert!(truth["observed_scale_origin"]
+        .as_str()
+        .unwrap()
+        .starts_with("cached"));
+}
+
+#[test]
+fn written_files_are_identical_for_the_same_seed() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = SimConfig::default();
+    simulate(&cfg, 99)
+        .unwrap()
+        .with_observed_scale()
+        .unwrap()
+        .write(d1.path())
+        .unwrap();
+    simulate(&cfg, 99)
+        .unwrap()
+        .with_observed_scale()
+        .unwrap()
+        .write(d2.path())
+        .unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(d1.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 7);
+    for name in names {
+        let a = std::fs::read(d1.path().join(&name)).unwrap();
+        let b = std::fs::read(d2.path().join(&name)).unwrap();
+        assert!(a == b, "{name:?} differs between two runs with seed 99");
+    }
+}
+
+#[test]
+fn default_simulation_is_fast_and_carries_the_cached_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let sim = simulate(&SimConfig::default(), 2021).unwrap();
+    let t1 = std::time::Instant::now();
+    sim.write(dir.path()).unwrap();
+    let t2 = std::time::Instant::now();
+    eprintln!(
+        "default trial: simulate {:.1} ms, write {:.1} ms",
+        (t1 - t0).as_secs_f64() * 1e3,
+        (t2 - t1).as_secs_f64() * 1e3
+    );
+    // the observed-scale truth comes from the cache, not from a 200,000-participant simulation
+    assert!(sim.truth.observed_scale.is_some(), "cache missing or stale");
+    assert!(sim.truth.observed_scale_origin.starts_with("cached"));
+    // parameters the truth does not depend on keep the cache; others drop it
+    let mut cfg = SimConfig::default();
+    cfg.study.n_participants = 500;
+    cfg.dropout.target = vec![0.0, 0.3, 0.3];
+    cfg.admissions.rate_ratio = 0.7;
+    assert!(cached_observed_scale(&cfg).is_some());
+    cfg.effects.self_management = vec![0.0, 0.3, 0.3];
+    assert!(cached_observed_scale(&cfg).is_none());
+    assert!(simulate(&cfg, 1).unwrap().truth.observed_scale.is_none());
+}
+
+#[test]
+fn cached_observed_scale_matches_a_fresh_computation() {
+    let cached: ObservedScale = serde_json::from_str(DEFAULT_OBSERVED_SCALE_JSON).expect(
+        "src/simulate/default_observed_scale.json does not parse: run \
+         `cargo test --test simulate -- --ignored regenerate_default_observed_scale`",
+    );
+    let t0 = std::time::Instant::now();
+    let fresh = observed_scale(&SimConfig::default()).unwrap();
+    eprintln!(
+        "observed-scale truth of the defaults: {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    // compare through JSON values with a relative tolerance of a few ulps (JSON float parsing)
+    fn close(a: &serde_json::Value, b: &serde_json::Value, path: &str) {
+        use serde_json::Value as V;
+        match (a, b) {
+            (V::Number(x), V::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-14 * x.abs().max(y.abs()),
+                    "{path}: cached {x} vs fresh {y}: the cache is stale, run \
+                     `cargo test --test simulate -- --ignored regenerate_default_observed_scale`"
+                );
+            }
+            (V::Array(x), V::Array(y)) => {
+                assert_eq!(x.len(), y.len(), "{path}");
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    close(p, q, &format!("{path}[{i}]"));
+                }
+            }
+            (V::Object(x), V::Object(y)) => {
+                assert_eq!(x.len(), y.len(), "{path}");
+                for (k, p) in x {
+                    close(p, &y[k], &format!("{path}.{k}"));
+                }
+            }
+            _ => assert_eq!(a, b, "{path}"),
+        }
+    }
+    close(
+        &serde_json::to_value(&cached).unwrap(),
+        &serde_json::to_value(&fresh).unwrap(),
+        "observed_scale",
+    );
+}
+
+/// Rewrites src/simulate/default_observed_scale.json from the current defaults and model.
+#[test]
+#[ignore]
+fn regenerate_default_observed_scale() {
+    let obs = observed_scale(&SimConfig::default()).unwrap();
+    let text = serde_json::to_string_pretty(&obs).unwrap() + "\n";
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulate/default_observed_scale.json");
+    std::fs::write(&path, text).unwrap();
+    eprintln!("wrote {}", path.display());
+}
+
+/// The default trial against "Simulation defaults" in spec/instruments.md, on the scored scale
+/// (the cached 200,000-participant truth trial) and in a 3,000-participant trial with missing
+/// data (admissions, dropout, attendance).
+#[test]
+fn defaults_follow_the_dutch_trial() {
+    let obs = cached_observed_scale(&SimConfig::default()).expect("cached truth");
+    let d = &obs.descriptives;
+    let base = |name: &str| d.baseline.iter().find(|b| b.instrument == name).unwrap();
+    // (instrument, mean, tolerance, SD, tolerance)
+    let targets = [
+        ("imrs_client", 3.45, 0.05, 0.57, 0.05),
+        ("mhrm", 80.0, 3.0, 18.0, 2.5),
+        ("bsi", 1.1, 0.12, 0.7, 0.1),
+        ("sfs", 112.0, 2.0, 9.0, 1.2),
+        ("honos", 10.0, 1.0, 5.5, 0.8),
+    ];
+    for (name, m, tm, sd, tsd) in targets {
+        let b = base(name);
+        eprintln!(
+            "baseline {name}: mean {:.3} (target {m}), SD {:.3} (target {sd})",
+            b.mean, b.sd
+        );
+        assert!(
+            (b.mean - m).abs() <= tm,
+            "{name} baseline mean {} vs {m}",
+            b.mean
+        );
+        assert!(
+            (b.sd - sd).abs() <= tsd,
+            "{name} baseline SD {} vs {sd}",
+            b.sd
+        );
+    }
+    let cor = |a: &str, b: &str| {
+        d.baseline_cor
+            .iter()
+            .find(|c| (c.var1 == a && c.var2 == b) || (c.var1 == b && c.var2 == a))
+            .unwrap()
+            .cor
+    };
+    for (a, b, r) in [
+        ("imrs_client", "mhrm", 0.6),
+        ("imrs_client", "bsi", -0.45),
+        ("mhrm", "bsi", -0.5),
+        ("mhrm", "sfs", 0.45),
+        ("bsi", "sfs", -0.35),
+    ] {
+        let c = cor(a, b);
+        eprintln!("baseline cor {a}-{b}: {c:.3} (target {r})");
+        assert!((c - r).abs() <= 0.07, "cor {a}-{b} {c} vs {r}");
+    }
+    for icc in &d.icc_person {
+        eprintln!("person ICC {}: {:.3}", icc.instrument, icc.icc);
+    }
+    for name in ["imrs_client", "mhrm", "bsi"] {
+        let icc = d
+            .icc_person
+            .iter()
+            .find(|i| i.instrument == name)
+            .unwrap()
+            .icc;
+        assert!((0.5..=0.65).contains(&icc), "person ICC {name} {icc}");
+    }
+    let g = d.icc_group_imrs_client_last_wave.unwrap();
+    eprintln!("group ICC imrs_client (IMR arm, last wave): {g:.3}");
+    assert!((0.02..=0.09).contains(&g), "group ICC {g}");
+    for e in &obs.arm_effects {
+        let ds: Vec<String> = e
+            .waves
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} diff {:.3} d {:.3}",
+                    w.wave, w.difference.estimate, w.d_baseline_sd
+                )
+            })
+            .collect();
+        eprintln!("arm effect {}: {}", e.instrument, ds.join(", "));
+    }
+    let imrs = obs
+        .arm_effects
+        .iter()
+        .find(|e| e.instrument == "imrs_client")
+        .unwrap();
+    assert!(
+        (imrs.waves[1].d_baseline_sd - 0.2).abs() < 0.05,
+        "d T2 {}",
+        imrs.waves[1].d_baseline_sd
+    );
+    assert!(
+        (imrs.waves[2].d_baseline_sd - 0.34).abs() < 0.05,
+        "d T3 {}",
+        imrs.waves[2].d_baseline_sd
+    );
+    for e in obs
+        .arm_effects
+        .iter()
+        .filter(|e| !e.instrument.starts_with("imrs"))
+    {
+        for w in &e.waves {
+            assert!(
+                w.d_baseline_sd.abs() < 0.15,
+                "{} {}: d {}",
+                e.instrument,
+                w.wave,
+                w.d_baseline_sd
+            );
+        }
+    }
+    let w = &obs.within_person;
+    eprintln!(
+        "within-person (scored): a1 {:.3} a2 {:.3} b1 {:.3} b2 {:.3} c' {:.3} c {:.3} a1b1 {:.3} a2b2 {:.3}",
+        w.a1.estimate,
+        w.a2.estimate,
+        w.b1.estimate,
+        w.b2.estimate,
+        w.c_prime.estimate,
+        w.c.estimate,
+        w.indirect_a1b1.estimate,
+        w.indirect_a2b2.estimate
+    );
+    let c = &obs.change_score_mediation;
+    eprintln!(
+        "change scores (scored): a1 {:.3} a2 {:.3} b1 {:.3} b2 {:.3} c' {:.3} c {:.3}",
+        c.a1.estimate,
+        c.a2.estimate,
+        c.b1.estimate,
+        c.b2.estimate,
+        c.c_prime.estimate,
+        c.c.estimate
+    );
+    // the direct path dominates, both indirect paths are weak (Roosenschoon et al. 2024)
+    assert!(w.c_prime.estimate > 0.0);
+    assert!(w.indirect_a1b1.estimate.abs() + w.indirect_a2b2.estimate.abs() < w.c_prime.estimate);
+
+    // a 3,000-participant trial: sites, groups, sessions, dropout, admissions
+    let n = 3000;
+    let sim = simulate(&config_with(n), 8).unwrap();
+    let r = &sim.truth.realised;
+    eprintln!(
+        "n {n}: arms {:?}; groups {}; sessions none {:.3} half+ {:.3} mean {:.1}",
+        r.arms
+            .iter()
+            .map(|a| (a.label.as_str(), a.n))
+            .collect::<Vec<_>>(),
+        r.groups.len(),
+        r.sessions_none_share_intervention,
+        r.sessions_half_or_more_share_intervention,
+        r.sessions_mean_intervention
+    );
+    for w in &r.waves {
+        eprintln!(
+            "wave {}: missed {:.3} (absent {}, empty rows {})",
+            w.wave, w.share_missed, w.rows_absent, w.rows_all_empty
+        );
+    }
+    let a = &r.admissions;
+    eprintln!(
+        "admissions: {} episodes, follow-up rate {:.3}/py, prior year {}, median stay {:?} d, involuntary {}, still admitted {}",
+        a.episodes,
+        a.rate_per_person_year_follow_up,
+        a.in_prior_year,
+        a.median_length_of_stay_days,
+        a.involuntary,
+        a.still_admitted_at_export
+    );
+    eprintln!(
+        "item cells empty in assessed rows {:.4}; HoNOS 9s {}; IMRS item 13 n/a {}",
+        r.item_cells_empty_share_assessed_rows,
+        r.honos_not_known_cells,
+        r.imrs_item13_not_applicable_participants
+    );
+    let imr = r.arms[1].n as f64 / n as f64;
+    assert!((imr - 0.6).abs() < 0.015, "IMR share {imr}");
+    assert!((r.sessions_none_share_intervention - 0.18).abs() < 0.03);
+    assert!((r.sessions_half_or_more_share_intervention - 0.49).abs() < 0.05);
+    assert!((0.14..=0.19).contains(&r.waves[1].share_missed));
+    assert!((0.09..=0.15).contains(&r.waves[2].share_missed));
+    assert!((a.rate_per_person_year_follow_up - 0.25).abs() < 0.04);
+    let med = a.median_length_of_stay_days.unwrap();
+    assert!((20.0..=30.0).contains(&med), "median stay {med}");
+    // negative binomial counts in the follow-up window: moment estimate of k near 0.4
+    let (ph, parts) = parse_csv(&sim.participants_csv);
+    let rc = col(&ph, "randomized_on");
+    let idx: BTreeMap<&str, (usize, i64)> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p[0].as_str(), (i, dates::parse_date(&p[rc]).unwrap())))
+        .collect();
+    let (_, adm) = parse_csv(&sim.admissions_csv);
+    let mut counts = vec![0.0f64; n];
+    for x in &adm {
+        let (i, day0) = idx[x[0].as_str()];
+        let dd = dates::parse_date(&x[1]).unwrap() - day0;
+        if (1..=a.follow_up_days).contains(&dd) {
+            counts[i] += 1.0;
+        }
+    }
+    let mu = counts.iter().sum::<f64>() / n as f64;
+    let var = counts.iter().map(|c| (c - mu).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+    let k = mu * mu / (var - mu);
+    eprintln!("follow-up counts: mean {mu:.3}, variance {var:.3}, moment k {k:.3}");
+    assert!((0.2..=0.8).contains(&k), "NB k {k}");
+
+    // group sizes and site effects
+    assert!(r.groups.iter().all(|g| (6..=10).contains(&g.size)));
+    let dir = tempfile::tempdir().unwrap();
+    sim.write(dir.path()).unwrap();
+    let (trial, scored, _) = validate_and_score(dir.path());
+    print_summary(&format!("defaults, n = {n}, seed 8"), &trial, &scored);
 }

@@ -1,6 +1,7 @@
 //! `herstel simulate --out DIR [--seed N] [--config FILE]`: writes a simulated trial export
 //! (study.toml, sites.csv, groups.csv, participants.csv, assessments.csv, admissions.csv) and
-//! truth.json with the observed-scale truths. The model: `herstel::simulate`.
+//! truth.json with the observed-scale truths (cached for the default parameters, else computed
+//! from one large simulated trial, which takes seconds). The model: `herstel::simulate`.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,10 @@ pub struct Args {
     /// TOML file overriding any subset of the parameters (see analyses/simulate-default.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Do not compute the observed-scale truths when they are not cached (parameters other
+    /// than the defaults); truth.json then has `"observed_scale": null`.
+    #[arg(long)]
+    pub skip_observed_scale: bool,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -25,7 +30,10 @@ pub fn run(args: Args) -> CmdResult {
         Some(path) => read_config(path)?,
         None => SimConfig::default(),
     };
-    let trial = simulate(&cfg, args.seed)?.with_observed_scale()?;
+    let mut trial = simulate(&cfg, args.seed)?;
+    if !args.skip_observed_scale {
+        trial = trial.with_observed_scale()?;
+    }
     trial.write(&args.out)?;
     let r = &trial.truth.realised;
     let arms: Vec<String> = r

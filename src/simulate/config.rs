@@ -460,17 +460,20 @@ impl Default for LatentConfig {
                 occasion_sd,
             };
         LatentConfig {
-            self_management: s(3.45, &[0.0, 0.05, 0.07], 0.43, 0.08, 0.3),
-            clinical: s(1.0, &[0.0, -0.03, -0.04], 0.55, 0.09, 0.3),
-            functional: s(112.0, &[0.0, 0.5, 0.7], 7.0, 1.3, 4.0),
-            personal: s(80.0, &[0.0, 1.0, 1.5], 15.0, 2.5, 7.0),
-            honos: s(9.0, &[0.0, -0.3, -0.4], 3.6, 0.8, 2.6),
+            // Tuned so that the *scored* baseline marginals of the truth trial match the
+            // "Simulation defaults" (means, SDs, person ICC ~.6, correlations); latent means
+            // and SDs differ from the scored ones by rounding, clamping and item noise.
+            self_management: s(3.5, &[0.0, 0.05, 0.07], 0.445, 0.08, 0.34),
+            clinical: s(1.05, &[0.0, -0.03, -0.04], 0.66, 0.09, 0.5),
+            functional: s(111.2, &[0.0, 0.5, 0.7], 6.6, 1.3, 5.2),
+            personal: s(79.2, &[0.0, 1.0, 1.5], 14.3, 2.5, 11.2),
+            honos: s(9.0, &[0.0, -0.3, -0.4], 4.9, 0.8, 3.0),
             person_cor: vec![
-                v(&[1.0, -0.55, 0.45, 0.8, -0.3]),
-                v(&[-0.55, 1.0, -0.48, -0.63, 0.45]),
-                v(&[0.45, -0.48, 1.0, 0.59, -0.35]),
-                v(&[0.8, -0.63, 0.59, 1.0, -0.4]),
-                v(&[-0.3, 0.45, -0.35, -0.4, 1.0]),
+                v(&[1.0, -0.62, 0.5, 0.9, -0.3]),
+                v(&[-0.62, 1.0, -0.6, -0.76, 0.5]),
+                v(&[0.5, -0.6, 1.0, 0.68, -0.35]),
+                v(&[0.9, -0.76, 0.68, 1.0, -0.4]),
+                v(&[-0.3, 0.5, -0.35, -0.4, 1.0]),
             ],
         }
     }
@@ -491,8 +494,8 @@ impl Default for EffectsConfig {
 impl Default for PathsConfig {
     fn default() -> Self {
         PathsConfig {
-            a1_clinical_on_self_management: -0.45,
-            a2_functional_on_self_management: 5.0,
+            a1_clinical_on_self_management: -0.35,
+            a2_functional_on_self_management: 4.0,
             b1_personal_on_clinical: -4.0,
             b2_personal_on_functional: 0.2,
             c_personal_on_self_management: 6.0,
@@ -586,7 +589,7 @@ impl Default for AdmissionsConfig {
 impl Default for TruthConfig {
     fn default() -> Self {
         TruthConfig {
-            n_participants: 40_000,
+            n_participants: 200_000,
             seed: 20_240,
         }
     }

@@ -4,8 +4,9 @@
 //!
 //! ```no_run
 //! use herstel::simulate::{simulate, SimConfig};
-//! let trial = simulate(&SimConfig::default(), 42).unwrap();   // in memory, no observed-scale truth
-//! let trial = trial.with_observed_scale().unwrap();          // + the large-trial truths (seconds)
+//! let trial = simulate(&SimConfig::default(), 42).unwrap();   // in memory, milliseconds
+//! // observed-scale truths: cached for the default parameters, else computed here (seconds)
+//! let trial = trial.with_observed_scale().unwrap();
 //! trial.write(std::path::Path::new("demo-trial")).unwrap();
 //! ```
 //!
@@ -188,9 +189,12 @@ pub struct Truth {
     pub parameters: SimConfig,
     pub implied_effects: ImpliedEffects,
     pub realised: Realised,
-    /// None unless computed ([`SimulatedTrial::with_observed_scale`]); always present in the
-    /// files `herstel simulate` writes.
+    /// Present for the default parameters (cached, see [`observed`]) and after
+    /// [`SimulatedTrial::with_observed_scale`]; `herstel simulate` always writes it unless
+    /// `--skip-observed-scale`.
     pub observed_scale: Option<ObservedScale>,
+    /// Where `observed_scale` comes from (cached defaults, computed now, or not computed).
+    pub observed_scale_origin: String,
 }
 
 /// A simulated trial: the export tables as CSV/TOML text and its truth.
@@ -205,6 +209,11 @@ pub struct SimulatedTrial {
     pub admissions_csv: String,
     pub truth: Truth,
 }
+
+const CACHED_ORIGIN: &str =
+    "cached: computed for the default parameters (which these equal in everything the \
+     truth depends on) by herstel::simulate::observed::observed_scale and stored in \
+     src/simulate/default_observed_scale.json; see observed_scale.description";
 
 fn model_text() -> Vec<String> {
     vec![
@@ -312,10 +321,12 @@ fn share(num: usize, den: usize) -> f64 {
     }
 }
 
-/// Simulates one trial in memory (without the observed-scale truths, which take seconds;
-/// see [`SimulatedTrial::with_observed_scale`]).
+/// Simulates one trial in memory. The observed-scale truths are attached when they are cached
+/// (the default parameters, [`observed::cached_observed_scale`]); for other parameters they
+/// take seconds and are computed by [`SimulatedTrial::with_observed_scale`].
 pub fn simulate(cfg: &SimConfig, seed: u64) -> Result<SimulatedTrial, SimError> {
     cfg.validate()?;
+    let observed_scale = observed::cached_observed_scale(cfg);
     let design = design::draw_design(cfg, seed);
     let latent = model::draw_latent(cfg, &design, seed);
     let nw = cfg.n_waves();
@@ -529,7 +540,14 @@ pub fn simulate(cfg: &SimConfig, seed: u64) -> Result<SimulatedTrial, SimError> 
         parameters: cfg.clone(),
         implied_effects: implied(cfg),
         realised,
-        observed_scale: None,
+        observed_scale_origin: if observed_scale.is_some() {
+            CACHED_ORIGIN.into()
+        } else {
+            "not computed (parameters differ from the defaults; `herstel simulate` computes it unless \
+             --skip-observed-scale)"
+                .into()
+        },
+        observed_scale,
     };
     Ok(SimulatedTrial {
         config: cfg.clone(),
@@ -544,10 +562,18 @@ pub fn simulate(cfg: &SimConfig, seed: u64) -> Result<SimulatedTrial, SimError> 
 }
 
 impl SimulatedTrial {
-    /// Adds the observed-scale truths (one large trial, see [`observed`]).
+    /// Adds the observed-scale truths (one large trial, see [`observed`]) unless they are
+    /// already there (cached for the default parameters).
     pub fn with_observed_scale(mut self) -> Result<SimulatedTrial, SimError> {
-        self.truth.observed_scale =
-            Some(observed::observed_scale(&self.config).ok_or(SimError::ObservedScale)?);
+        if self.truth.observed_scale.is_none() {
+            self.truth.observed_scale =
+                Some(observed::observed_scale(&self.config).ok_or(SimError::ObservedScale)?);
+            self.truth.observed_scale_origin = format!(
+                "computed for these parameters: one simulated trial of {} participants (truth.seed {}), see \
+                 observed_scale.description",
+                self.config.truth.n_participants, self.config.truth.seed
+            );
+        }
         Ok(self)
     }
 

@@ -1,6 +1,6 @@
 //! "Observed-scale" truths: what an analysis of the *scored* data estimates. Rounding,
 //! clamping, item noise and floor effects attenuate the latent effects, so they are computed
-//! from one very large simulated trial (default 40,000 participants, fixed seed) with the same
+//! from one very large simulated trial (default 200,000 participants, fixed seed) with the same
 //! parameters and no missing data, scored with the reference rules, and analysed with simple
 //! estimators whose large-sample values equal those of the reference analyses:
 //! - arm effects: differences of arm means per wave (a saturated arm x wave model with complete
@@ -10,6 +10,16 @@
 //!   (the fixed-effects "within" estimator; in a balanced panel it is the coefficient of the
 //!   person-mean-centred predictor in `y ~ x_w + x_b + wave + (1 | participant_id)`, Zhang,
 //!   Zyphur & Preacher 2009). SEs are the OLS SEs (Monte Carlo precision, not design SEs).
+//!
+//! Computing them takes seconds, so the values for the default parameters are cached in
+//! `default_observed_scale.json` beside this file ([`cached_observed_scale`]) and every
+//! default trial carries them at no cost. The ignored test
+//! `cargo test --test simulate -- --ignored regenerate_default_observed_scale` rewrites the
+//! file; the test `cached_observed_scale_matches_a_fresh_computation` fails when it is stale.
+//! Other parameters: [`observed_scale`] computes them (`herstel simulate` does so unless
+//! `--skip-observed-scale`).
+use std::sync::OnceLock;
+
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +27,37 @@ use super::config::SimConfig;
 use super::design::draw_design;
 use super::model::{draw_items, draw_latent, empty_row, score, INSTRUMENTS};
 use super::rng::{Rng, Stream};
+
+/// The observed-scale truths of [`SimConfig::default`], computed by [`observed_scale`] and
+/// stored as JSON (see the module documentation for how to regenerate them).
+pub const DEFAULT_OBSERVED_SCALE_JSON: &str = include_str!("default_observed_scale.json");
+
+/// The part of a configuration that the observed-scale truths depend on: everything except
+/// the trial's own size and name, its missing data and its admissions (the truth trial has
+/// `truth.n_participants` participants, no missing data, and admissions do not enter it).
+pub fn truth_relevant(cfg: &SimConfig) -> SimConfig {
+    let d = SimConfig::default();
+    let mut c = cfg.clone();
+    c.study.n_participants = d.study.n_participants;
+    c.study.name = d.study.name;
+    c.missing = d.missing;
+    c.dropout = d.dropout;
+    c.admissions = d.admissions;
+    c
+}
+
+/// The cached observed-scale truths when `cfg` differs from the defaults only in parameters
+/// they do not depend on ([`truth_relevant`]); `None` otherwise (or when the cache file does
+/// not parse, e.g. while it is being regenerated).
+pub fn cached_observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
+    static CACHE: OnceLock<Option<ObservedScale>> = OnceLock::new();
+    if truth_relevant(cfg) != SimConfig::default() {
+        return None;
+    }
+    CACHE
+        .get_or_init(|| serde_json::from_str(DEFAULT_OBSERVED_SCALE_JSON).ok())
+        .clone()
+}
 
 /// An estimate with its Monte Carlo standard error.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
