@@ -780,6 +780,57 @@ fn random_slopes_analysis_reports_average_indirect_effect() {
     assert!(mc.conf_low < ind.estimate && ind.estimate < mc.conf_high);
 }
 
+#[test]
+fn random_slopes_run_on_trial_small_with_both_mediators() {
+    let spec = MediationSpec {
+        analyses: vec![AnalysisKind::WithinPerson],
+        random_slopes: true,
+        within_bootstrap_resamples: 0,
+        monte_carlo_draws: 5000,
+        ..MediationSpec::default()
+    };
+    let t = std::time::Instant::now();
+    let res = analyse_long(&trial_small(), &spec, 2, true).unwrap();
+    let rs = &res[1];
+    assert_eq!(rs.analysis, "within_person_random_slopes");
+    let names: Vec<&str> = rs.paths.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "a1",
+            "b1",
+            "c_prime_1",
+            "cov_a1b1",
+            "a2",
+            "b2",
+            "c_prime_2",
+            "cov_a2b2"
+        ]
+    );
+    let eff: Vec<&str> = rs.indirect.iter().map(|e| e.effect.as_str()).collect();
+    assert_eq!(eff, ["a1b1", "a2b2"]);
+    for e in &rs.indirect {
+        assert!(e.estimate.is_finite(), "{e:?}");
+    }
+    // The fixed paths of the stacked model are close to the random-intercept paths.
+    for p in ["a1", "a2"] {
+        let ri = res[0].paths.iter().find(|r| r.path == p).unwrap();
+        let rs = rs.paths.iter().find(|r| r.path == p).unwrap();
+        assert!(
+            (ri.estimate - rs.estimate).abs() < 2.0 * ri.std_error,
+            "{p}: {} vs {}",
+            ri.estimate,
+            rs.estimate
+        );
+    }
+    eprintln!(
+        "random slopes on trial-small ({} participants): {:.2} s; {:?}",
+        rs.n_used,
+        t.elapsed().as_secs_f64(),
+        rs.warnings
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // (3) treatment level and the whole run
 
@@ -891,60 +942,90 @@ mod simulated {
         (w.indirect_a1b1.estimate, w.indirect_a2b2.estimate)
     }
 
-    /// Share of `reps` simulated trials whose 95% Monte Carlo CIs of a1 b1 and a2 b2 cover
-    /// the truth.
-    pub fn coverage(reps: u64) -> (f64, f64) {
+    /// Share of `reps` simulated trials whose 95% CIs of a1 b1 and a2 b2 cover the truth:
+    /// `[Monte Carlo a1b1, a2b2, bootstrap a1b1, a2b2]` (the bootstrap with `boot` resamples;
+    /// 0 = Monte Carlo only).
+    pub fn coverage(reps: u64, boot: usize) -> [f64; 4] {
         let (t1, t2) = truth();
         let spec = MediationSpec {
             analyses: vec![AnalysisKind::WithinPerson],
-            within_bootstrap_resamples: 0,
+            within_bootstrap_resamples: boot,
             monte_carlo_draws: 20_000,
             ..MediationSpec::default()
         };
-        // Trials in parallel; each is seeded by its number, so the count does not depend on
-        // the number of threads.
+        // Trials in parallel on a pool with large stacks (a trial nests rayon work of its own
+        // and of polars, and work stealing stacks trials on one thread); each trial is seeded
+        // by its number, so the count does not depend on the number of threads.
         use rayon::prelude::*;
-        let covered: Vec<[u64; 2]> = (0..reps)
-            .into_par_iter()
-            .map(|r| {
-                let res = analyse_long(&trial(1000 + r), &spec, r, true).unwrap();
-                let mut h = [0u64; 2];
-                for (k, t) in [t1, t2].iter().enumerate() {
-                    let ci = res[0].indirect[k].monte_carlo.unwrap();
-                    if ci.conf_low <= *t && *t <= ci.conf_high {
-                        h[k] = 1;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .stack_size(256 << 20)
+            .build()
+            .unwrap();
+        let covered: Vec<[u64; 4]> = pool.install(|| {
+            (0..reps)
+                .into_par_iter()
+                .map(|r| {
+                    let res = analyse_long(&trial(1000 + r), &spec, r, true).unwrap();
+                    let mut h = [0u64; 4];
+                    for (k, t) in [t1, t2].iter().enumerate() {
+                        let ind = &res[0].indirect[k];
+                        let ci = ind.monte_carlo.unwrap();
+                        h[k] = u64::from(ci.conf_low <= *t && *t <= ci.conf_high);
+                        if let Some(b) = ind.bootstrap {
+                            h[2 + k] = u64::from(b.conf_low <= *t && *t <= b.conf_high);
+                        }
                     }
-                }
-                h
-            })
-            .collect();
-        let hits = covered
-            .iter()
-            .fold([0u64; 2], |a, h| [a[0] + h[0], a[1] + h[1]]);
-        eprintln!("truth a1b1 = {t1:.4}, a2b2 = {t2:.4}; covered {hits:?} of {reps}");
-        (hits[0] as f64 / reps as f64, hits[1] as f64 / reps as f64)
+                    h
+                })
+                .collect()
+        });
+        let mut hits = [0u64; 4];
+        for h in &covered {
+            for k in 0..4 {
+                hits[k] += h[k];
+            }
+        }
+        eprintln!(
+            "truth a1b1 = {t1:.4}, a2b2 = {t2:.4}; covered of {reps}: Monte Carlo {:?}, bootstrap ({boot} resamples) {:?}",
+            &hits[..2],
+            &hits[2..]
+        );
+        hits.map(|h| h as f64 / reps as f64)
     }
 }
 
 #[test]
 fn truth_recovery_quick() {
-    let (c1, c2) = simulated::coverage(8);
-    assert!(c1 >= 0.75 && c2 >= 0.75, "coverage {c1} {c2}");
+    let c = simulated::coverage(8, 200);
+    assert!(c.iter().all(|&x| x >= 0.75), "coverage {c:?}");
 }
 
-/// `cargo test --test mediation -- --ignored truth_recovery_500`
-/// (HERSTEL_MEDIATION_REPS to change the number of trials).
+/// `cargo test --test mediation -- --ignored truth_recovery_500` (HERSTEL_MEDIATION_REPS to
+/// change the number of trials, HERSTEL_MEDIATION_BOOT the bootstrap resamples per trial).
 #[test]
 #[ignore]
 fn truth_recovery_500() {
-    let reps = std::env::var("HERSTEL_MEDIATION_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let (c1, c2) = simulated::coverage(reps);
-    eprintln!("coverage of the 95% Monte Carlo CIs: a1b1 {c1:.3}, a2b2 {c2:.3}");
-    assert!((0.93..=0.97).contains(&c1), "a1b1 coverage {c1}");
-    assert!((0.93..=0.97).contains(&c2), "a2b2 coverage {c2}");
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let reps = env("HERSTEL_MEDIATION_REPS", 500);
+    let boot = env("HERSTEL_MEDIATION_BOOT", 1000) as usize;
+    let c = simulated::coverage(reps, boot);
+    eprintln!(
+        "coverage of the 95% CIs over {reps} trials: Monte Carlo a1b1 {:.3}, a2b2 {:.3}; bootstrap a1b1 {:.3}, a2b2 {:.3}",
+        c[0], c[1], c[2], c[3]
+    );
+    for (k, name) in ["MC a1b1", "MC a2b2", "bootstrap a1b1", "bootstrap a2b2"]
+        .iter()
+        .enumerate()
+    {
+        if k < 2 || boot > 0 {
+            assert!((0.93..=0.97).contains(&c[k]), "{name} coverage {}", c[k]);
+        }
+    }
 }
 
 /// 10,000 participant-bootstrap resamples of the multi-wave model (both mediators: the a1, a2

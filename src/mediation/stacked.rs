@@ -632,10 +632,12 @@ pub fn run(
         );
         let gv = gamma_vcov(&data, &fit);
         // cov(a_j, b_j) = G[2, 3]: position in gamma (row 3, column 2) = 3 * 4 / 2 + 2 = 8.
-        let var_cov_ab = gv.as_ref().map_or(f64::NAN, |v| v[(8, 8)]);
+        // At a boundary (singular G) the information matrix is not positive definite: the
+        // data do not support the slope covariance, and the interval is conditional on it.
+        let var_cov_ab = gv.as_ref().map_or(0.0, |v| v[(8, 8)]);
         if gv.is_none() {
             warnings.push(format!(
-                "{}: the information matrix of the variance parameters is not positive definite (boundary fit?); no SE or interval for cov(a_j, b_j) and the average indirect effect",
+                "{}: the information matrix of the variance parameters is not positive definite (boundary fit); cov(a_j, b_j) has no SE and the intervals of the average indirect effect treat it as known (too narrow by that uncertainty)",
                 data.mediator
             ));
         }
