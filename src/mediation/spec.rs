@@ -46,8 +46,8 @@ pub struct MediationSpec {
     pub last_wave: Option<String>,
     /// Participant-bootstrap resamples for the change-score and treatment analyses.
     pub bootstrap_resamples: usize,
-    /// Participant-bootstrap resamples for the within-person analysis (each one refits every
-    /// path model; 0 = no bootstrap interval).
+    /// Participant-bootstrap resamples for the within-person analysis (each one refits the a
+    /// and b path models, warm-started from the full-data fits; 0 = no bootstrap interval).
     pub within_bootstrap_resamples: usize,
     /// Monte Carlo draws for the indirect-effect intervals (Preacher & Selig 2012).
     pub monte_carlo_draws: usize,
@@ -104,7 +104,7 @@ impl Default for MediationSpec {
             baseline_wave: None,
             last_wave: None,
             bootstrap_resamples: 5000,
-            within_bootstrap_resamples: 1000,
+            within_bootstrap_resamples: 5000,
             monte_carlo_draws: 100_000,
             conf_level: 0.95,
             proportion_min_z: 2.0,
