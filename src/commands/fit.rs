@@ -1,5 +1,33 @@
 //! `herstel fit --data FILE --formula "..." [--ml] [--df ...] [--json]`: one linear mixed
 //! model in lme4 syntax, printed like lme4/lmerTest's summary or as JSON (issue 3, point 4).
+//!
+//! **Repeated measures, weights, model comparison** (issue 4). With `--residual` or
+//! `--weights` the model is fitted by the MMRM engine ([`crate::mmrm::fit_model`]):
+//!
+//! * `--residual "STRUCTURE(TIME | SUBJECT)"` or `"STRUCTURE(TIME | SUBJECT, by = GROUP)"`: the
+//!   covariance of a participant's rows over the waves, as nlme's `gls(correlation = ...)` /
+//!   SAS `REPEATED TIME / SUBJECT=SUBJECT TYPE=...` / the R package mmrm. STRUCTURE is `us`
+//!   (unstructured), `cs` (compound symmetry), `csh` (heterogeneous CS), `ar1`, `ar1h`
+//!   (heterogeneous AR(1)) or `toep` (Toeplitz); `by = GROUP` estimates one covariance per level
+//!   of GROUP (e.g. per arm; constant within a participant). TIME is a factor; its level order
+//!   (`--levels wave=T1,T2,T3`) orders the covariance and defines the lags of `ar1`/`toep`.
+//!   At most one row per participant and wave.
+//! * `--weights "ident(COLUMN)"`: one residual SD per level of COLUMN (nlme's
+//!   `varIdent(form = ~ 1 | COLUMN)`), e.g. per arm or, in a stacked model, per equation.
+//! * A formula with one random-effects term, `y ~ x + (1 + x | id)`, together with `--weights`
+//!   and/or `--residual` (same subject), fits `V_i = Z_i G Z_i' + R_i` with `G` unstructured:
+//!   nlme's `lme(y ~ x, random = ~ 1 + x | id, weights = varIdent(~ 1 | s))`.
+//! * `--df satterthwaite|kenward-roger|none` as for mixed models (Kenward-Roger needs REML).
+//! * `--compare-residual "cs(wave | id)"` and/or `--compare-formula "y ~ arm + wave"`: fits a
+//!   second model with that residual structure / formula (same data, weights and method) and
+//!   prints AIC, BIC, logLik and the likelihood-ratio test as nlme's `anova(m1, m2)`; REML fits
+//!   need the same fixed effects (else use `--ml`).
+//!
+//! `--json` writes the fixed effects (broom layout: term, estimate, std_error, df, statistic,
+//! p_value, conf_low, conf_high), `vcov`, loglik/AIC/BIC, `covariance_parameters`, a
+//! `"residual_covariance"` list (per `by` group and weights stratum: `waves`, `covariance`
+//! matrix by wave, `correlation`, `sd`), `"random_effects"` (terms, covariance `G`),
+//! `"residual_sd"` (per weights stratum) and, with a comparison, `"comparison"`.
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -31,6 +59,74 @@ pub struct Args {
     /// `us(wave | participant_id)`, also cs, csh, ar1, ar1h, toep; `, by = arm` for one per group.
     #[arg(long, value_name = "STRUCTURE(TIME | SUBJECT[, by = GROUP])")]
     pub residual: Option<String>,
+    /// Residual SD per level of a column (nlme varIdent): `ident(arm)`.
+    #[arg(long, value_name = "ident(COLUMN)")]
+    pub weights: Option<String>,
+    /// Compare with the same model under another residual structure (AIC/BIC, LRT).
+    #[arg(long, value_name = "STRUCTURE(TIME | SUBJECT[, by = GROUP])")]
+    pub compare_residual: Option<String>,
+    /// Compare with the same model under another formula (AIC/BIC, LRT; use --ml when the
+    /// fixed effects differ).
+    #[arg(long, value_name = "FORMULA")]
+    pub compare_formula: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct MmrmOutput {
+    #[serde(flatten)]
+    summary: crate::mmrm::MmrmSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comparison: Option<crate::mmrm::ModelComparison>,
+}
+
+fn run_mmrm(args: &Args, frame: &Frame) -> CmdResult {
+    use crate::mmrm::{compare_fits, fit_model, MmrmOptions, ResidualSpec, WeightsSpec};
+    let residual = args
+        .residual
+        .as_deref()
+        .map(ResidualSpec::parse)
+        .transpose()?;
+    let weights = args
+        .weights
+        .as_deref()
+        .map(WeightsSpec::parse)
+        .transpose()?;
+    let opts = MmrmOptions {
+        reml: !args.ml,
+        ..Default::default()
+    };
+    let fit = fit_model(
+        &args.formula,
+        residual.as_ref(),
+        weights.as_ref(),
+        frame,
+        &opts,
+    )?;
+    let summary = fit.summary(args.df)?;
+    let comparison = if args.compare_residual.is_some() || args.compare_formula.is_some() {
+        let res2 = match &args.compare_residual {
+            Some(r) => Some(ResidualSpec::parse(r)?),
+            None => residual.clone(),
+        };
+        let formula2 = args.compare_formula.as_deref().unwrap_or(&args.formula);
+        let fit2 = fit_model(formula2, res2.as_ref(), weights.as_ref(), frame, &opts)?;
+        Some(compare_fits(&fit, &fit2)?)
+    } else {
+        None
+    };
+    if args.json {
+        let out = MmrmOutput {
+            summary,
+            comparison,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", summary.to_text());
+        if let Some(c) = &comparison {
+            print!("{}", c.to_text());
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + Sync>> {
@@ -64,20 +160,11 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
 
 pub fn run(args: Args) -> CmdResult {
     let frame = read_frame(&args)?;
-    if let Some(res) = &args.residual {
-        let spec = crate::mmrm::ResidualSpec::parse(res)?;
-        let opts = crate::mmrm::MmrmOptions {
-            reml: !args.ml,
-            ..Default::default()
-        };
-        let fit = crate::mmrm::fit_mmrm(&args.formula, &spec, &frame, &opts)?;
-        let summary = fit.summary(args.df)?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&summary)?);
-        } else {
-            print!("{}", summary.to_text());
-        }
-        return Ok(std::process::ExitCode::SUCCESS);
+    if args.residual.is_some() || args.weights.is_some() {
+        return run_mmrm(&args, &frame);
+    }
+    if args.compare_residual.is_some() || args.compare_formula.is_some() {
+        return Err("--compare-residual/--compare-formula need --residual or --weights (for mixed models without them use `herstel run` LRTs)".into());
     }
     let opts = LmmOptions {
         reml: !args.ml,

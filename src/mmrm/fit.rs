@@ -1,26 +1,40 @@
-//! REML/ML estimation of a linear model with a residual covariance structure by participant.
+//! REML/ML estimation of a linear model with a per-participant marginal covariance
+//! `V_i = Z_i G Z_i' + R_i`.
 //!
-//! Model: `y_i = X_i beta + e_i`, `e_i ~ N(0, Sigma_g[w_i, w_i])` independently over
-//! participants `i`, with `w_i` the waves observed for participant `i` and `Sigma_g` the
-//! covariance of group `g` (one group unless `by = ...`). This is nlme's `gls` with a
-//! correlation structure by participant (and `varIdent` by wave for the heterogeneous
-//! structures), SAS PROC MIXED `REPEATED / TYPE= SUBJECT=`, and the R package mmrm.
+//! Model: `y_i = X_i beta + Z_i b_i + e_i`, `b_i ~ N(0, G)`, `e_i ~ N(0, R_i)` independently over
+//! participants `i`, where
+//! * `R_i = Lambda_i Sigma_g[w_i, w_i] Lambda_i` for a structure over the waves
+//!   ([`Residual::Waves`]): `w_i` the waves observed for participant `i`, `Sigma_g` the covariance
+//!   of group `g` (one group unless `by = ...`), `Lambda_i = diag(delta_s)` the `varIdent` ratios of
+//!   the rows' strata (`delta` of the first stratum = 1); this is nlme's `gls` with a correlation
+//!   structure by participant, SAS PROC MIXED `REPEATED / TYPE= SUBJECT=`, the R package mmrm;
+//! * `R_i = diag(sigma2_s)` with one residual variance per stratum ([`Residual::Independent`]):
+//!   nlme's `lme(..., weights = varIdent(form = ~ 1 | s))` (Pinheiro & Bates 2000, ch. 5.2);
+//! * `G` unstructured positive definite (nlme's `pdSymm`, lme4's `(1 + x | id)`), absent when the
+//!   formula has no random-effects term.
 //!
-//! **Sufficient statistics by missingness pattern.** Participants with the same group and the
-//! same observed waves share `V_i`; for every such pattern the cross-products
+//! **Sufficient statistics by pattern.** Participants with the same group, observed waves,
+//! strata and random-effects design rows share `V_i`; for every such pattern the cross-products
 //! `S_ab = sum_i z_ia z_ib'` of the rows `z = [x' y]` at positions `a, b` are formed once.
 //! Then for any pattern-level matrix `A` (`V^-1`, `V^-1 G_k V^-1`, ...),
 //! `sum_i Z_i' A Z_i = sum_ab A_ab S_ab`, so one evaluation of the criterion (and of its
 //! analytic gradient and Hessian, and the Kenward-Roger terms) costs
 //! O(patterns x T^2 x p^2), independent of the number of participants after one O(n p^2) pass.
+//! With random slopes on a continuous covariate every participant is a pattern of its own; the
+//! cost is then linear in the participants.
 //!
-//! **Criterion** (`beta` profiled out; as nlme's `gls` log-likelihood):
+//! **Criterion** (`beta` profiled out; as nlme's `gls`/`lme` log-likelihood):
 //! ML `-2 l = N log(2 pi) + log|V| + r'V^-1 r`;
 //! REML `-2 l = (N - p) log(2 pi) + log|V| + log|X'V^-1 X| + r'V^-1 r`.
 //!
-//! **Optimizer:** BOBYQA (Powell 2009; the `bobyqa` crate) on the unconstrained theta of
-//! [`super::structures`], then Newton steps on the natural parameters gamma with the analytic
-//! gradient and observed Hessian ([`super::inference::Derivatives`]) to polish the optimum.
+//! **Parameters.** For the optimizer (theta, unconstrained): `G` by its log-Cholesky factor
+//! (Pinheiro & Bates 1996), the wave structure as in [`super::structures`], `log delta_s`, or
+//! `log sigma_s`. For inference (gamma, natural): the entries of `G` (lower triangle by column),
+//! the structure's natural parameters, `delta_s` or the variances `sigma2_s`.
+//!
+//! **Optimizer:** BOBYQA (Powell 2009; the `bobyqa` crate) on theta, then Newton steps on gamma
+//! with the analytic gradient and observed Hessian ([`super::inference::Derivatives`]) to polish
+//! the optimum.
 use std::collections::HashMap;
 
 use bobyqa::{Bobyqa, Config};
@@ -29,17 +43,46 @@ use nalgebra::{DMatrix, DVector};
 use super::structures::CovKind;
 use super::MmrmError;
 
-/// One missingness pattern: group, observed wave positions, participants, cross-products.
+/// How the residual covariance `R_i` of a participant's rows is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residual {
+    /// A structure over the waves (one per `by` group), times the `varIdent` ratios `delta_s`
+    /// of the rows' strata.
+    Waves(CovKind),
+    /// Independent rows with one residual variance per stratum (`sigma^2 I` with one stratum).
+    Independent,
+}
+
+/// One pattern: participants sharing `V_i`.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     pub group: usize,
+    /// Wave position of each row (for [`Residual::Waves`]; the row index otherwise).
     pub waves: Vec<usize>,
+    /// Stratum of each row (`varIdent`).
+    pub strata: Vec<usize>,
+    /// Random-effects design rows (m x q), `None` without random effects.
+    pub z: Option<DMatrix<f64>>,
     pub n_subjects: usize,
     /// `S_ab` for positions `a, b < m`: `(a * m + b) * q * q + r * q + s`, `q = p + 1`.
     pub s: Vec<f64>,
+    /// The rows `[x' y]` (m x (p + 1)) of the pattern's first participant.
+    pub rows: DMatrix<f64>,
 }
 
-/// The data of an MMRM reduced to pattern cross-products.
+impl Pattern {
+    /// `out += sum_ab A_ab S_ab` (q x q).
+    pub(crate) fn add_qform(&self, out: &mut DMatrix<f64>, a: &DMatrix<f64>) {
+        if self.n_subjects == 1 {
+            *out += self.rows.transpose() * a * &self.rows;
+        } else {
+            let q = out.nrows();
+            add_qform(out, a, &self.s, q);
+        }
+    }
+}
+
+/// The data of a model reduced to pattern cross-products.
 #[derive(Debug, Clone)]
 pub struct MmrmData {
     pub p: usize,
@@ -47,12 +90,51 @@ pub struct MmrmData {
     pub n_subjects: usize,
     pub n_waves: usize,
     pub n_groups: usize,
+    pub n_strata: usize,
+    /// Number of random effects per participant (0: none).
+    pub q_re: usize,
+    pub residual: Residual,
     pub patterns: Vec<Pattern>,
-    /// `log|X'X|` (the constant in nlme's REML likelihood).
+    /// `log|X'X|`.
     pub logdet_xtx: f64,
 }
 
-/// Criterion pieces at one set of covariance matrices.
+/// The rows of a model, one entry per observation (see [`MmrmData::new`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RowData<'a> {
+    /// Fixed-effects design, row-major n x p.
+    pub x: &'a [f64],
+    pub p: usize,
+    pub y: &'a [f64],
+    /// Participant code per row.
+    pub subject: &'a [u32],
+    /// Wave position per row (0-based among `n_waves`; ignored for [`Residual::Independent`]).
+    pub wave: &'a [usize],
+    /// `by` group per row (0-based among `n_groups`), constant within a participant.
+    pub group: &'a [usize],
+    /// `varIdent` stratum per row (0-based among `n_strata`).
+    pub stratum: &'a [usize],
+    /// Random-effects design, row-major n x q_re (empty when `q_re = 0`).
+    pub z: &'a [f64],
+    pub q_re: usize,
+    pub n_waves: usize,
+    pub n_groups: usize,
+    pub n_strata: usize,
+    pub subject_names: &'a [String],
+}
+
+/// Covariance parameters in matrix form.
+#[derive(Debug, Clone)]
+pub struct CovParams {
+    /// Random-effects covariance `G` (0 x 0 without random effects).
+    pub g: DMatrix<f64>,
+    /// Wave covariance per group ([`Residual::Waves`]; empty otherwise).
+    pub sigmas: Vec<DMatrix<f64>>,
+    /// [`Residual::Waves`]: `delta_s` (first = 1); [`Residual::Independent`]: `sigma2_s`.
+    pub strata: Vec<f64>,
+}
+
+/// Criterion pieces at one set of covariance parameters.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     pub deviance: f64,
@@ -75,7 +157,6 @@ pub(crate) fn add_qform(out: &mut DMatrix<f64>, a: &DMatrix<f64>, s: &[f64], q: 
             }
             let base = (ia * m + ib) * qq;
             let blk = &s[base..base + qq];
-            // out is column-major; blk is row-major r * q + s: add transposed index-wise.
             for r in 0..q {
                 for c in 0..q {
                     out[(r, c)] += w * blk[r * q + c];
@@ -90,26 +171,21 @@ pub(crate) fn sub(s: &DMatrix<f64>, idx: &[usize]) -> DMatrix<f64> {
     DMatrix::from_fn(idx.len(), idx.len(), |i, j| s[(idx[i], idx[j])])
 }
 
+type PatternKey = (usize, Vec<usize>, Vec<usize>, Vec<u64>);
+
 impl MmrmData {
-    /// Builds the pattern cross-products.
-    ///
-    /// `x` is row-major `n x p`; `subject`, `wave` (0-based position among `n_waves`) and
-    /// `group` (0-based among `n_groups`) are per row. Errors name the offending participant
-    /// (by its code) when a participant has two rows at one wave or changes group.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        x: &[f64],
-        p: usize,
-        y: &[f64],
-        subject: &[u32],
-        wave: &[usize],
-        group: &[usize],
-        n_waves: usize,
-        n_groups: usize,
-        subject_names: &[String],
-    ) -> Result<MmrmData, MmrmError> {
-        let n = y.len();
-        if x.len() != n * p || subject.len() != n || wave.len() != n || group.len() != n {
+    /// Builds the pattern cross-products. Errors name the offending participant (by its label)
+    /// when a participant has two rows at one wave or changes group.
+    pub fn new(d: RowData<'_>, residual: Residual) -> Result<MmrmData, MmrmError> {
+        let (p, n) = (d.p, d.y.len());
+        let qre = d.q_re;
+        if d.x.len() != n * p
+            || d.subject.len() != n
+            || d.group.len() != n
+            || d.stratum.len() != n
+            || d.z.len() != n * qre
+            || (matches!(residual, Residual::Waves(_)) && d.wave.len() != n)
+        {
             return Err(MmrmError::Data(
                 "inconsistent lengths of the model columns".into(),
             ));
@@ -118,10 +194,9 @@ impl MmrmData {
             return Err(MmrmError::Data("no observations".into()));
         }
         let q = p + 1;
-        // Rows per participant, in order of first appearance.
         let mut by_subject: HashMap<u32, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
-        for (i, &s) in subject.iter().enumerate() {
+        for (i, &s) in d.subject.iter().enumerate() {
             by_subject
                 .entry(s)
                 .or_insert_with(|| {
@@ -131,61 +206,79 @@ impl MmrmData {
                 .push(i);
         }
         let name = |s: u32| {
-            subject_names
+            d.subject_names
                 .get(s as usize)
                 .cloned()
                 .unwrap_or_else(|| s.to_string())
         };
         let mut pats: Vec<Pattern> = Vec::new();
-        let mut index: HashMap<(usize, Vec<usize>), usize> = HashMap::new();
+        let mut index: HashMap<PatternKey, usize> = HashMap::new();
         let mut xtx = DMatrix::<f64>::zeros(p, p);
         for s in order {
             let mut rows = by_subject.remove(&s).unwrap_or_default();
-            rows.sort_by_key(|&i| wave.get(i).copied().unwrap_or(0));
-            let waves: Vec<usize> = rows.iter().map(|&i| wave[i]).collect();
-            if let Some(w) = waves.windows(2).find(|w| w[0] == w[1]) {
-                return Err(MmrmError::DuplicateWave {
-                    subject: name(s),
-                    wave: w[0],
-                });
-            }
-            if waves.iter().any(|&w| w >= n_waves) {
-                return Err(MmrmError::Data("wave index out of range".into()));
-            }
-            let g = group[rows[0]];
-            if g >= n_groups || rows.iter().any(|&i| group[i] != g) {
+            let waves: Vec<usize> = match residual {
+                Residual::Waves(_) => {
+                    rows.sort_by_key(|&i| d.wave[i]);
+                    let w: Vec<usize> = rows.iter().map(|&i| d.wave[i]).collect();
+                    if let Some(x) = w.windows(2).find(|x| x[0] == x[1]) {
+                        return Err(MmrmError::DuplicateWave {
+                            subject: name(s),
+                            wave: x[0],
+                        });
+                    }
+                    if w.iter().any(|&x| x >= d.n_waves) {
+                        return Err(MmrmError::Data("wave index out of range".into()));
+                    }
+                    w
+                }
+                Residual::Independent => (0..rows.len()).collect(),
+            };
+            let g = d.group[rows[0]];
+            if g >= d.n_groups || rows.iter().any(|&i| d.group[i] != g) {
                 return Err(MmrmError::GroupChanges { subject: name(s) });
             }
+            let strata: Vec<usize> = rows.iter().map(|&i| d.stratum[i]).collect();
+            if strata.iter().any(|&x| x >= d.n_strata) {
+                return Err(MmrmError::Data("stratum index out of range".into()));
+            }
             let m = waves.len();
-            let key = (g, waves.clone());
+            let zbits: Vec<u64> = rows
+                .iter()
+                .flat_map(|&i| d.z[i * qre..(i + 1) * qre].iter().map(|v| v.to_bits()))
+                .collect();
+            let key = (g, waves.clone(), strata.clone(), zbits);
+            let zrow = |i: usize, r: usize| if r < p { d.x[i * p + r] } else { d.y[i] };
             let k = *index.entry(key).or_insert_with(|| {
+                let z = (qre > 0).then(|| DMatrix::from_fn(m, qre, |a, c| d.z[rows[a] * qre + c]));
                 pats.push(Pattern {
                     group: g,
                     waves,
+                    strata,
+                    z,
                     n_subjects: 0,
                     s: vec![0.0; m * m * q * q],
+                    rows: DMatrix::from_fn(m, q, |a, c| zrow(rows[a], c)),
                 });
                 pats.len() - 1
             });
             let pat = &mut pats[k];
             pat.n_subjects += 1;
-            let z = |i: usize, r: usize| if r < p { x[i * p + r] } else { y[i] };
             for (a, &ia) in rows.iter().enumerate() {
                 for (b, &ib) in rows.iter().enumerate() {
                     let base = (a * m + b) * q * q;
                     for r in 0..q {
-                        let zr = z(ia, r);
+                        let zr = zrow(ia, r);
                         if zr == 0.0 {
                             continue;
                         }
                         for c in 0..q {
-                            pat.s[base + r * q + c] += zr * z(ib, c);
+                            pat.s[base + r * q + c] += zr * zrow(ib, c);
                         }
                     }
                 }
                 for r in 0..p {
                     for c in 0..p {
-                        xtx[(r, c)] += x[ia * p + r] * x[ia * p + c];
+                        xtx[(r, c)] += d.x[ia * p + r] * d.x[ia * p + c];
                     }
                 }
             }
@@ -197,27 +290,196 @@ impl MmrmData {
             .ok_or_else(|| {
                 MmrmError::Data("the fixed-effects design X'X is not positive definite".into())
             })?;
+        let n_waves = match residual {
+            Residual::Waves(_) => d.n_waves,
+            Residual::Independent => pats.iter().map(|p| p.waves.len()).max().unwrap_or(0),
+        };
         Ok(MmrmData {
             p,
             n_obs: n,
             n_subjects,
             n_waves,
-            n_groups,
+            n_groups: d.n_groups,
+            n_strata: d.n_strata,
+            q_re: qre,
+            residual,
             patterns: pats,
             logdet_xtx,
         })
     }
 
-    /// The criterion at the per-group covariances `sigmas`; `None` when a covariance or
-    /// `X'V^-1 X` is not positive definite.
-    pub fn evaluate(&self, sigmas: &[DMatrix<f64>], reml: bool) -> Option<Evaluation> {
+    /// Number of parameters of `G` (`q (q + 1) / 2`).
+    pub fn n_re_par(&self) -> usize {
+        self.q_re * (self.q_re + 1) / 2
+    }
+
+    /// Number of parameters of the wave structures (all groups).
+    pub fn n_sigma_par(&self) -> usize {
+        match self.residual {
+            Residual::Waves(k) => k.n_par(self.n_waves) * self.n_groups,
+            Residual::Independent => 0,
+        }
+    }
+
+    /// Number of stratum parameters (`delta_s`, s > 0; or `sigma2_s`).
+    pub fn n_strata_par(&self) -> usize {
+        match self.residual {
+            Residual::Waves(_) => self.n_strata - 1,
+            Residual::Independent => self.n_strata,
+        }
+    }
+
+    /// Number of covariance parameters.
+    pub fn n_par(&self) -> usize {
+        self.n_re_par() + self.n_sigma_par() + self.n_strata_par()
+    }
+
+    /// Whether `V` is linear in gamma (Kenward-Roger is then the full method).
+    pub fn is_linear(&self) -> bool {
+        match self.residual {
+            Residual::Waves(k) => k.is_linear() && self.n_strata == 1,
+            Residual::Independent => true,
+        }
+    }
+
+    /// Covariance parameters at unconstrained theta.
+    pub fn params_from_theta(&self, theta: &[f64]) -> Option<CovParams> {
+        if theta.len() != self.n_par() || theta.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let nre = self.n_re_par();
+        let g = if self.q_re > 0 {
+            CovKind::Us.sigma_theta(self.q_re, &theta[..nre])?
+        } else {
+            DMatrix::zeros(0, 0)
+        };
+        let mut off = nre;
+        let (sigmas, strata) = match self.residual {
+            Residual::Waves(kind) => {
+                let np = kind.n_par(self.n_waves);
+                let sigmas = (0..self.n_groups)
+                    .map(|gi| {
+                        kind.sigma_theta(self.n_waves, &theta[off + gi * np..off + (gi + 1) * np])
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                off += np * self.n_groups;
+                let mut st = vec![1.0];
+                st.extend(theta[off..].iter().map(|t| t.exp()));
+                (sigmas, st)
+            }
+            Residual::Independent => (
+                Vec::new(),
+                theta[off..].iter().map(|t| (2.0 * t).exp()).collect(),
+            ),
+        };
+        Some(CovParams { g, sigmas, strata })
+    }
+
+    /// Theta of covariance parameters (inverse of [`MmrmData::params_from_theta`]).
+    pub fn theta_from_params(&self, prm: &CovParams) -> Option<Vec<f64>> {
+        let mut th = Vec::with_capacity(self.n_par());
+        if self.q_re > 0 {
+            th.extend(CovKind::Us.theta_from_sigma(&prm.g)?);
+        }
+        match self.residual {
+            Residual::Waves(kind) => {
+                for s in &prm.sigmas {
+                    th.extend(kind.theta_from_sigma(s)?);
+                }
+                th.extend(prm.strata.iter().skip(1).map(|d| d.ln()));
+            }
+            Residual::Independent => th.extend(prm.strata.iter().map(|v| 0.5 * v.ln())),
+        }
+        th.iter().all(|v| v.is_finite()).then_some(th)
+    }
+
+    /// Covariance parameters at natural gamma; `None` when `G` is not positive definite or a
+    /// ratio / variance is not positive.
+    pub fn params_from_gamma(&self, gamma: &[f64]) -> Option<CovParams> {
+        if gamma.len() != self.n_par() || gamma.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let nre = self.n_re_par();
+        let g = if self.q_re > 0 {
+            let g = CovKind::Us.sigma_gamma(self.q_re, &gamma[..nre])?;
+            g.clone().cholesky()?;
+            g
+        } else {
+            DMatrix::zeros(0, 0)
+        };
+        let mut off = nre;
+        let (sigmas, strata) = match self.residual {
+            Residual::Waves(kind) => {
+                let np = kind.n_par(self.n_waves);
+                let sigmas = (0..self.n_groups)
+                    .map(|gi| {
+                        kind.sigma_gamma(self.n_waves, &gamma[off + gi * np..off + (gi + 1) * np])
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                off += np * self.n_groups;
+                let mut st = vec![1.0];
+                st.extend_from_slice(&gamma[off..]);
+                (sigmas, st)
+            }
+            Residual::Independent => (Vec::new(), gamma[off..].to_vec()),
+        };
+        if strata.iter().any(|v| *v <= 0.0) {
+            return None;
+        }
+        Some(CovParams { g, sigmas, strata })
+    }
+
+    /// Natural parameters gamma of covariance parameters.
+    pub fn gamma_from_params(&self, prm: &CovParams) -> Vec<f64> {
+        let mut v = Vec::with_capacity(self.n_par());
+        if self.q_re > 0 {
+            v.extend(CovKind::Us.gamma_from_sigma(&prm.g));
+        }
+        match self.residual {
+            Residual::Waves(kind) => {
+                for s in &prm.sigmas {
+                    v.extend(kind.gamma_from_sigma(s));
+                }
+                v.extend(prm.strata.iter().skip(1));
+            }
+            Residual::Independent => v.extend(prm.strata.iter()),
+        }
+        v
+    }
+
+    /// `V` of one pattern.
+    pub fn pattern_v(&self, pat: &Pattern, prm: &CovParams) -> Option<DMatrix<f64>> {
+        let m = pat.strata.len();
+        let mut v = match self.residual {
+            Residual::Waves(_) => {
+                let s = prm.sigmas.get(pat.group)?;
+                let d = &prm.strata;
+                DMatrix::from_fn(m, m, |i, j| {
+                    s[(pat.waves[i], pat.waves[j])] * d[pat.strata[i]] * d[pat.strata[j]]
+                })
+            }
+            Residual::Independent => DMatrix::from_fn(m, m, |i, j| {
+                if i == j {
+                    prm.strata[pat.strata[i]]
+                } else {
+                    0.0
+                }
+            }),
+        };
+        if let Some(z) = &pat.z {
+            v += z * &prm.g * z.transpose();
+        }
+        Some(v)
+    }
+
+    /// The criterion at `prm`; `None` when a `V_i` or `X'V^-1 X` is not positive definite.
+    pub fn evaluate(&self, prm: &CovParams, reml: bool) -> Option<Evaluation> {
         let p = self.p;
         let q = p + 1;
         let mut qtot = DMatrix::<f64>::zeros(q, q);
         let mut logdet_v = 0.0;
         for pat in &self.patterns {
-            let s = sigmas.get(pat.group)?;
-            let v = sub(s, &pat.waves);
+            let v = self.pattern_v(pat, prm)?;
             let chol = v.cholesky()?;
             let ld: f64 = 2.0
                 * chol
@@ -228,7 +490,7 @@ impl MmrmData {
                     .sum::<f64>();
             logdet_v += pat.n_subjects as f64 * ld;
             let vinv = chol.inverse();
-            add_qform(&mut qtot, &vinv, &pat.s, q);
+            pat.add_qform(&mut qtot, &vinv);
         }
         let xtvx = qtot.view((0, 0), (p, p)).into_owned();
         let xtvy = qtot.view((0, p), (p, 1)).into_owned();
@@ -255,6 +517,92 @@ impl MmrmData {
             qtot,
         })
     }
+
+    /// Starting theta: residual variances from the OLS residuals (per stratum), `G` diagonal
+    /// from a moment guess `G_jj = sum z_j^2 r^2 / (4 sum z_j^4)`.
+    fn start_theta(&self) -> Result<Vec<f64>, MmrmError> {
+        let p = self.p;
+        let q = p + 1;
+        let ns = self.n_strata;
+        // OLS: V = I.
+        let mut xx = DMatrix::<f64>::zeros(q, q);
+        for pat in &self.patterns {
+            let m = pat.strata.len();
+            pat.add_qform(&mut xx, &DMatrix::identity(m, m));
+        }
+        let xtx = xx.view((0, 0), (p, p)).into_owned();
+        let beta = xtx
+            .cholesky()
+            .ok_or(MmrmError::Numerical(
+                "the OLS fit failed (collinear design?)".into(),
+            ))?
+            .solve(&xx.view((0, p), (p, 1)).into_owned());
+        let mut c = DVector::<f64>::zeros(q);
+        for i in 0..p {
+            c[i] = -beta[i];
+        }
+        c[p] = 1.0;
+        let qq = q * q;
+        let (mut ss, mut cnt) = (vec![0.0; ns], vec![0.0; ns]);
+        let mut zr = vec![0.0; self.q_re];
+        let mut z4 = vec![0.0; self.q_re];
+        for pat in &self.patterns {
+            let m = pat.strata.len();
+            for a in 0..m {
+                let blk = &pat.s[(a * m + a) * qq..(a * m + a + 1) * qq];
+                let mut r2 = 0.0;
+                for r in 0..q {
+                    for s in 0..q {
+                        r2 += c[r] * blk[r * q + s] * c[s];
+                    }
+                }
+                ss[pat.strata[a]] += r2;
+                cnt[pat.strata[a]] += pat.n_subjects as f64;
+                if let Some(z) = &pat.z {
+                    for j in 0..self.q_re {
+                        let z2 = z[(a, j)] * z[(a, j)];
+                        zr[j] += z2 * r2;
+                        z4[j] += z2 * z2 * pat.n_subjects as f64;
+                    }
+                }
+            }
+        }
+        let df = (self.n_obs.saturating_sub(p)).max(1) as f64 / self.n_obs as f64;
+        let s2: Vec<f64> = ss
+            .iter()
+            .zip(&cnt)
+            .map(|(s, n)| (s / n.max(1.0) / df).max(1e-8))
+            .collect();
+        let s2all = (ss.iter().sum::<f64>() / cnt.iter().sum::<f64>() / df).max(1e-8);
+        let shrink = if self.q_re > 0 { 0.5 } else { 1.0 };
+        let mut th = Vec::with_capacity(self.n_par());
+        if self.q_re > 0 {
+            let g = DMatrix::from_fn(self.q_re, self.q_re, |i, j| {
+                if i == j {
+                    (zr[i] / (4.0 * z4[i]).max(1e-300)).clamp(1e-6 * s2all, 1e6 * s2all)
+                } else {
+                    0.0
+                }
+            });
+            th.extend(
+                CovKind::Us
+                    .theta_from_sigma(&g)
+                    .ok_or(MmrmError::Numerical(
+                        "the start of the random-effects covariance is not finite".into(),
+                    ))?,
+            );
+        }
+        match self.residual {
+            Residual::Waves(kind) => {
+                for _ in 0..self.n_groups {
+                    th.extend(kind.start_theta(self.n_waves, shrink * s2[0]));
+                }
+                th.extend((1..ns).map(|s| 0.5 * (s2[s] / s2[0]).ln()));
+            }
+            Residual::Independent => th.extend(s2.iter().map(|v| 0.5 * (shrink * v).ln())),
+        }
+        Ok(th)
+    }
 }
 
 /// Options for [`fit_data`].
@@ -266,6 +614,9 @@ pub struct MmrmOptions {
     pub rho_end: f64,
     /// BOBYQA evaluation limit.
     pub max_evals: usize,
+    /// Start (natural parameters gamma) instead of the default start, e.g. the estimates of a
+    /// fit to the full data when refitting a bootstrap sample.
+    pub start_gamma: Option<Vec<f64>>,
 }
 
 impl Default for MmrmOptions {
@@ -274,6 +625,7 @@ impl Default for MmrmOptions {
             reml: true,
             rho_end: 1e-7,
             max_evals: 20_000,
+            start_gamma: None,
         }
     }
 }
@@ -281,10 +633,9 @@ impl Default for MmrmOptions {
 /// The optimum of the criterion.
 #[derive(Debug, Clone)]
 pub struct Optimum {
-    /// Natural parameters gamma, concatenated over groups.
+    /// Natural parameters gamma.
     pub gamma: Vec<f64>,
-    /// Covariance per group.
-    pub sigmas: Vec<DMatrix<f64>>,
+    pub params: CovParams,
     pub evaluation: Evaluation,
     pub n_evaluations: usize,
     pub newton_steps: usize,
@@ -292,87 +643,66 @@ pub struct Optimum {
     pub max_abs_gradient: f64,
 }
 
-fn sigmas_from_theta(
-    kind: CovKind,
-    t: usize,
-    g: usize,
-    theta: &[f64],
-) -> Option<Vec<DMatrix<f64>>> {
-    let k = kind.n_par(t);
-    (0..g)
-        .map(|gi| kind.sigma_theta(t, theta.get(gi * k..(gi + 1) * k)?))
-        .collect()
-}
-
-/// Covariance per group at natural parameters gamma.
-pub fn sigmas_from_gamma(
-    kind: CovKind,
-    t: usize,
-    g: usize,
-    gamma: &[f64],
-) -> Option<Vec<DMatrix<f64>>> {
-    let k = kind.n_par(t);
-    (0..g)
-        .map(|gi| kind.sigma_gamma(t, gamma.get(gi * k..(gi + 1) * k)?))
-        .collect()
-}
-
 /// Fits the model: BOBYQA on theta, then Newton polishing on gamma.
-pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Optimum, MmrmError> {
-    let t = data.n_waves;
-    let g = data.n_groups;
+pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmError> {
     let reml = opts.reml;
-    // Start: Sigma = s2 I with s2 the OLS residual variance.
-    let ident = vec![DMatrix::<f64>::identity(t, t); g];
-    let ols = data.evaluate(&ident, false).ok_or(MmrmError::Numerical(
-        "the OLS fit failed (collinear design?)".into(),
-    ))?;
-    let rss = ols.deviance - data.n_obs as f64 * (2.0 * std::f64::consts::PI).ln();
-    let s2 = (rss / (data.n_obs.saturating_sub(data.p)).max(1) as f64).max(1e-8);
-    let mut theta: Vec<f64> = (0..g).flat_map(|_| kind.start_theta(t, s2)).collect();
+    let mut theta = match opts
+        .start_gamma
+        .as_ref()
+        .and_then(|g| data.params_from_gamma(g))
+        .and_then(|prm| data.theta_from_params(&prm))
+    {
+        Some(t) => t,
+        None => data.start_theta()?,
+    };
     let k = theta.len();
-    let mut cfg = Config::new(k);
-    cfg.rho_begin = 0.2;
-    cfg.rho_end = opts.rho_end;
-    cfg.max_fun = opts.max_evals.max(cfg.npt + 2);
-    let mut solver = Bobyqa::new(k, cfg).map_err(|s| MmrmError::Optimizer(s.to_string()))?;
-    let lower = vec![-f64::INFINITY; k];
-    let upper = vec![f64::INFINITY; k];
-    let outcome = solver.minimize(
-        |th: &[f64]| {
-            sigmas_from_theta(kind, t, g, th)
-                .and_then(|s| data.evaluate(&s, reml))
-                .map_or(1e300, |e| e.deviance)
-        },
-        &mut theta,
-        &lower,
-        &upper,
-    );
-    let sigmas = sigmas_from_theta(kind, t, g, &theta).ok_or(MmrmError::Optimizer(
+    let mut n_evaluations = 0;
+    if k > 0 {
+        let mut cfg = Config::new(k);
+        cfg.rho_begin = if opts.start_gamma.is_some() {
+            0.05
+        } else {
+            0.2
+        };
+        cfg.rho_end = opts.rho_end;
+        cfg.max_fun = opts.max_evals.max(cfg.npt + 2);
+        let mut solver = Bobyqa::new(k, cfg).map_err(|s| MmrmError::Optimizer(s.to_string()))?;
+        let lower = vec![-f64::INFINITY; k];
+        let upper = vec![f64::INFINITY; k];
+        let outcome = solver.minimize(
+            |th: &[f64]| {
+                data.params_from_theta(th)
+                    .and_then(|s| data.evaluate(&s, reml))
+                    .map_or(1e300, |e| e.deviance)
+            },
+            &mut theta,
+            &lower,
+            &upper,
+        );
+        n_evaluations = outcome.n_eval;
+    }
+    let prm = data.params_from_theta(&theta).ok_or(MmrmError::Optimizer(
         "the optimizer ended at a non-finite covariance".into(),
     ))?;
-    let mut gamma: Vec<f64> = sigmas
-        .iter()
-        .flat_map(|s| kind.gamma_from_sigma(s))
-        .collect();
-    let mut eval = data.evaluate(&sigmas, reml).ok_or(MmrmError::Optimizer(
+    let mut gamma = data.gamma_from_params(&prm);
+    let mut eval = data.evaluate(&prm, reml).ok_or(MmrmError::Optimizer(
         "the optimizer ended at a singular covariance".into(),
     ))?;
     // Newton polishing on gamma.
     let mut steps = 0;
     let mut max_abs_gradient = f64::NAN;
-    for _ in 0..20 {
-        let Ok(d) = super::inference::Derivatives::compute(data, kind, &gamma, &eval, reml, false)
-        else {
+    for _ in 0..30 {
+        let Ok(d) = super::inference::Derivatives::compute(data, &gamma, &eval, reml) else {
             break;
         };
         max_abs_gradient = d.gradient.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let h = d.hessian.clone();
-        let Some(chol) = h.cholesky() else { break };
+        let Some(chol) = d.hessian.clone().cholesky() else {
+            break;
+        };
         let gv = DVector::from_column_slice(&d.gradient);
         let step = chol.solve(&gv);
         let dec = gv.dot(&step);
-        if dec.is_nan() || dec <= 1e-14 {
+        if dec.is_nan() || dec <= 1e-20 {
             break;
         }
         let mut alpha = 1.0;
@@ -383,10 +713,13 @@ pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Op
                 .zip(step.iter())
                 .map(|(a, s)| a - alpha * s)
                 .collect();
-            if let Some(e) =
-                sigmas_from_gamma(kind, t, g, &cand).and_then(|s| data.evaluate(&s, reml))
+            if let Some(e) = data
+                .params_from_gamma(&cand)
+                .and_then(|s| data.evaluate(&s, reml))
             {
-                if e.deviance <= eval.deviance {
+                // Accept a step that does not increase the deviance beyond rounding: near the
+                // optimum the decrease (dec / 2) is below the rounding of the deviance itself.
+                if e.deviance <= eval.deviance + 1e-12 * eval.deviance.abs().max(1.0) {
                     gamma = cand;
                     eval = e;
                     moved = true;
@@ -399,20 +732,21 @@ pub fn fit_data(data: &MmrmData, kind: CovKind, opts: &MmrmOptions) -> Result<Op
             break;
         }
         steps += 1;
-        if dec < 1e-13 {
+        if dec < 1e-16 {
             break;
         }
     }
-    let sigmas = sigmas_from_gamma(kind, t, g, &gamma)
+    let params = data
+        .params_from_gamma(&gamma)
         .ok_or(MmrmError::Numerical("covariance not finite".into()))?;
-    if let Ok(d) = super::inference::Derivatives::compute(data, kind, &gamma, &eval, reml, false) {
+    if let Ok(d) = super::inference::Derivatives::compute(data, &gamma, &eval, reml) {
         max_abs_gradient = d.gradient.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     }
     Ok(Optimum {
         gamma,
-        sigmas,
+        params,
         evaluation: eval,
-        n_evaluations: outcome.n_eval,
+        n_evaluations,
         newton_steps: steps,
         max_abs_gradient,
     })

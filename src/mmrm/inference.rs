@@ -19,12 +19,16 @@
 //!   `ar1`, `ar1h` the second-derivative term of Kenward & Roger is left out (as pbkrtest,
 //!   which assumes linearity; the R mmrm package's "Kenward-Roger-Linear" idea), so KR there
 //!   depends on the parametrization (variances and correlation).
+//! * Random effects (`Z G Z'`, linear in the entries of `G`), per-stratum residual variances
+//!   (linear) and `varIdent` ratios on a wave structure (quadratic: second derivatives
+//!   `d2V/d delta_s d delta_t` enter the Hessian exactly, and are left out of KR as above) all
+//!   enter through the per-pattern derivatives of `V`.
 use nalgebra::DMatrix;
 
 /// First derivatives and (row-major k x k) second derivatives of `Sigma`.
 type SigmaDerivatives = (Vec<DMatrix<f64>>, Vec<DMatrix<f64>>);
 
-use super::fit::{add_qform, sub, Evaluation, MmrmData};
+use super::fit::{sub, CovParams, Evaluation, MmrmData, Pattern, Residual};
 use super::structures::CovKind;
 use crate::lmm::inference::kenward_roger::KrAdjusted;
 use crate::lmm::inference::satterthwaite::Satterthwaite;
@@ -97,74 +101,189 @@ pub struct Derivatives {
     pub vcov: DMatrix<f64>,
 }
 
+/// First derivatives `(index, dV/dgamma_index)` (ascending index) and second derivatives
+/// `(i, j, d2V/dgamma_i dgamma_j)`, `i <= j`, of one pattern's `V`.
+type PatternDerivatives = (
+    Vec<(usize, DMatrix<f64>)>,
+    Vec<(usize, usize, DMatrix<f64>)>,
+);
+
+/// Derivatives of one pattern's `V = Z G Z' + Lambda Sigma Lambda` (or `+ diag(sigma2_s)`) in
+/// gamma (layout of [`MmrmData::gamma_from_params`]).
+fn pattern_derivatives(
+    data: &MmrmData,
+    pat: &Pattern,
+    prm: &CovParams,
+    sd: &[SigmaDerivatives],
+) -> PatternDerivatives {
+    let m = pat.strata.len();
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    if let Some(z) = &pat.z {
+        let q = data.q_re;
+        let mut idx = 0;
+        for b in 0..q {
+            for a in b..q {
+                let za = z.column(a);
+                let zb = z.column(b);
+                let mut d = za * zb.transpose();
+                if a != b {
+                    d += zb * za.transpose();
+                }
+                first.push((idx, d));
+                idx += 1;
+            }
+        }
+    }
+    let off = data.n_re_par();
+    match data.residual {
+        Residual::Waves(kind) => {
+            let np = kind.n_par(data.n_waves);
+            let goff = off + pat.group * np;
+            let soff = off + data.n_sigma_par();
+            let d = &prm.strata;
+            let ds: Vec<f64> = pat.strata.iter().map(|&s| d[s]).collect();
+            let sig = sub(&prm.sigmas[pat.group], &pat.waves);
+            let (sfirst, ssecond) = &sd[pat.group];
+            let lam = |s: &DMatrix<f64>| DMatrix::from_fn(m, m, |i, j| s[(i, j)] * ds[i] * ds[j]);
+            // d(delta_i delta_j)/d delta_s.
+            let dlam = |s: &DMatrix<f64>, st: usize| {
+                DMatrix::from_fn(m, m, |i, j| {
+                    let a = if pat.strata[i] == st { ds[j] } else { 0.0 };
+                    let b = if pat.strata[j] == st { ds[i] } else { 0.0 };
+                    s[(i, j)] * (a + b)
+                })
+            };
+            let present: Vec<usize> = (1..data.n_strata)
+                .filter(|s| pat.strata.contains(s))
+                .collect();
+            let subs: Vec<DMatrix<f64>> = sfirst.iter().map(|g| sub(g, &pat.waves)).collect();
+            for (a, g) in subs.iter().enumerate() {
+                first.push((goff + a, lam(g)));
+            }
+            for &s in &present {
+                first.push((soff + s - 1, dlam(&sig, s)));
+            }
+            if !kind.is_linear() {
+                for a in 0..np {
+                    for c in a..np {
+                        let g2 = sub(&ssecond[a * np + c], &pat.waves);
+                        second.push((goff + a, goff + c, lam(&g2)));
+                    }
+                }
+            }
+            for (a, g) in subs.iter().enumerate() {
+                for &s in &present {
+                    second.push((goff + a, soff + s - 1, dlam(g, s)));
+                }
+            }
+            for (i1, &s) in present.iter().enumerate() {
+                for &t in &present[i1..] {
+                    let dd = DMatrix::from_fn(m, m, |i, j| {
+                        let (si, sj) = (pat.strata[i], pat.strata[j]);
+                        let v = f64::from(u8::from(si == s && sj == t))
+                            + f64::from(u8::from(si == t && sj == s));
+                        sig[(i, j)] * v
+                    });
+                    second.push((soff + s - 1, soff + t - 1, dd));
+                }
+            }
+        }
+        Residual::Independent => {
+            for s in 0..data.n_strata {
+                if pat.strata.contains(&s) {
+                    let dd = DMatrix::from_fn(m, m, |i, j| {
+                        if i == j && pat.strata[i] == s {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    });
+                    first.push((off + s, dd));
+                }
+            }
+        }
+    }
+    (first, second)
+}
+
 impl Derivatives {
     /// Computes the derivatives. `eval` must be the evaluation at `gamma`.
     pub fn compute(
         data: &MmrmData,
-        kind: CovKind,
         gamma: &[f64],
         eval: &Evaluation,
         reml: bool,
-        _for_kr: bool,
     ) -> Result<Derivatives, String> {
-        let t = data.n_waves;
-        let np = kind.n_par(t);
-        let kk = np * data.n_groups;
+        let kk = data.n_par();
         if gamma.len() != kk {
             return Err("wrong number of covariance parameters".into());
         }
+        let prm = data
+            .params_from_gamma(gamma)
+            .ok_or("the covariance parameters are not valid (G not positive definite?)")?;
         let p = data.p;
         let q = p + 1;
-        let mut derivs = Vec::with_capacity(data.n_groups);
-        let mut sigmas = Vec::with_capacity(data.n_groups);
-        for g in 0..data.n_groups {
-            let gg = &gamma[g * np..(g + 1) * np];
-            derivs.push(
-                sigma_derivatives(kind, t, gg)
-                    .ok_or("the covariance derivatives are not finite")?,
-            );
-            sigmas.push(kind.sigma_gamma(t, gg).ok_or("covariance not finite")?);
-        }
+        let sd: Vec<SigmaDerivatives> = match data.residual {
+            Residual::Waves(kind) => {
+                let np = kind.n_par(data.n_waves);
+                let off = data.n_re_par();
+                (0..data.n_groups)
+                    .map(|g| {
+                        sigma_derivatives(
+                            kind,
+                            data.n_waves,
+                            &gamma[off + g * np..off + (g + 1) * np],
+                        )
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("the covariance derivatives are not finite")?
+            }
+            Residual::Independent => Vec::new(),
+        };
+        let linear = data.is_linear();
         let zq = DMatrix::<f64>::zeros(q, q);
         let mut b = vec![zq.clone(); kk];
         let mut d = vec![zq.clone(); kk * kk];
-        let mut e = vec![zq.clone(); if kind.is_linear() { 0 } else { kk * kk }];
+        let mut e = vec![zq.clone(); if linear { 0 } else { kk * kk }];
         let mut tr1 = vec![0.0; kk];
         let mut ktrace = DMatrix::<f64>::zeros(kk, kk);
         let mut tr2 = DMatrix::<f64>::zeros(kk, kk);
         for pat in &data.patterns {
-            let g = pat.group;
-            let off = g * np;
-            let v = sub(&sigmas[g], &pat.waves);
+            let v = data
+                .pattern_v(pat, &prm)
+                .ok_or("covariance of a pattern missing")?;
             let vinv = v
                 .cholesky()
                 .ok_or("a covariance block is not positive definite")?
                 .inverse();
             let nsub = pat.n_subjects as f64;
-            let (first, second) = &derivs[g];
-            let gk: Vec<DMatrix<f64>> = first.iter().map(|m| sub(m, &pat.waves)).collect();
-            let vg: Vec<DMatrix<f64>> = gk.iter().map(|m| &vinv * m).collect();
-            for a in 0..np {
-                let hv = &vg[a] * &vinv;
-                add_qform(&mut b[off + a], &hv, &pat.s, q);
-                tr1[off + a] += nsub * vg[a].trace();
-                for c in a..np {
-                    let j = &hv * &gk[c] * &vinv;
-                    add_qform(&mut d[(off + a) * kk + off + c], &j, &pat.s, q);
-                    let tr = nsub * (&vg[a] * &vg[c]).trace();
-                    ktrace[(off + a, off + c)] += tr;
+            let (first, second) = pattern_derivatives(data, pat, &prm, &sd);
+            let vg: Vec<DMatrix<f64>> = first.iter().map(|(_, m)| &vinv * m).collect();
+            for (ia, (a, _)) in first.iter().enumerate() {
+                let a = *a;
+                let hv = &vg[ia] * &vinv;
+                pat.add_qform(&mut b[a], &hv);
+                tr1[a] += nsub * vg[ia].trace();
+                for (ic, (c, gc)) in first.iter().enumerate().skip(ia) {
+                    let c = *c;
+                    let j = &hv * gc * &vinv;
+                    pat.add_qform(&mut d[a * kk + c], &j);
+                    let tr = nsub * (&vg[ia] * &vg[ic]).trace();
+                    ktrace[(a, c)] += tr;
                     if c != a {
-                        ktrace[(off + c, off + a)] += tr;
+                        ktrace[(c, a)] += tr;
                     }
-                    if !kind.is_linear() {
-                        let gac = sub(&second[a * np + c], &pat.waves);
-                        let h2 = &vinv * &gac * &vinv;
-                        add_qform(&mut e[(off + a) * kk + off + c], &h2, &pat.s, q);
-                        let t2 = nsub * (&vinv * &gac).trace();
-                        tr2[(off + a, off + c)] += t2;
-                        if c != a {
-                            tr2[(off + c, off + a)] += t2;
-                        }
+                }
+            }
+            if !linear {
+                for (a, c, g2) in &second {
+                    let h2 = &vinv * g2 * &vinv;
+                    pat.add_qform(&mut e[a * kk + c], &h2);
+                    let t2 = nsub * (&vinv * g2).trace();
+                    tr2[(*a, *c)] += t2;
+                    if c != a {
+                        tr2[(*c, *a)] += t2;
                     }
                 }
             }
@@ -203,7 +322,7 @@ impl Derivatives {
                 }
                 let ypy = quad(dac) - (av[a].transpose() * cmat * &av[c])[(0, 0)];
                 let mut h = -trpp + 2.0 * ypy;
-                if !kind.is_linear() {
+                if !linear {
                     let eac = &e[a * kk + c];
                     let mut trp2 = tr2[(a, c)];
                     if reml {

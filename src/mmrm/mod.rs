@@ -1,25 +1,34 @@
-//! Mixed models for repeated measures (MMRM): linear models with a residual covariance
-//! structure of the waves within a participant, no random effects (issue 4). Reproduces
-//! nlme's `gls(..., correlation = corSymm/corCompSymm/corAR1/corARMA(form = ~ widx | id),
-//! weights = varIdent(form = ~ 1 | wave))` (Pinheiro & Bates 2000), SAS PROC MIXED
-//! `REPEATED wave / SUBJECT=id TYPE=UN|CS|CSH|AR(1)|ARH(1)|TOEP`, with lmerTest-style
-//! Satterthwaite and pbkrtest-style Kenward-Roger df.
+//! Mixed models for repeated measures (MMRM) and, in the same per-participant block machinery,
+//! linear mixed models with one subject-level random-effects term and residual variances by
+//! group (issue 4). Reproduces nlme's `gls(..., correlation = corSymm/corCompSymm/corAR1/
+//! corARMA(form = ~ widx | id), weights = varIdent(form = ~ 1 | wave))` and
+//! `lme(..., random = ~ 1 + x | id, weights = varIdent(form = ~ 1 | s))` (Pinheiro & Bates
+//! 2000), SAS PROC MIXED `REPEATED wave / SUBJECT=id TYPE=UN|CS|CSH|AR(1)|ARH(1)|TOEP`, with
+//! lmerTest-style Satterthwaite and pbkrtest-style Kenward-Roger df, and nlme's `anova` model
+//! comparison.
 //!
 //! * [`structures`]: the covariance structures and their parametrizations.
 //! * [`fit`]: pattern cross-products, the REML/ML criterion, BOBYQA + Newton.
 //! * [`inference`]: analytic derivatives, Satterthwaite, Kenward-Roger.
+//! * [`compare`]: AIC/BIC and likelihood-ratio tests between two fits.
 //!
 //! Syntax (`herstel fit --residual`): `us(wave | participant_id)`, also `cs`, `csh`, `ar1`,
-//! `ar1h`, `toep`; `us(wave | participant_id, by = arm)` for one covariance per group.
+//! `ar1h`, `toep`; `us(wave | participant_id, by = arm)` for one covariance per group;
+//! `--weights "ident(arm)"` for one residual SD per level of `arm`.
 //! The wave column is taken as a factor: its level order (e.g. `--levels wave=T1,T2,T3`) is the
 //! order of the rows and columns of the covariance and the lag order for `ar1`/`toep`.
 //!
 //! ```no_run
-//! # use herstel::{frame::Frame, mmrm::{fit_mmrm, ResidualSpec, MmrmOptions}, lmm::DfMethod};
+//! # use herstel::{frame::Frame, mmrm::{fit_mmrm, fit_model, ResidualSpec, WeightsSpec, MmrmOptions}, lmm::DfMethod};
 //! # fn f(frame: &Frame) -> Result<(), Box<dyn std::error::Error>> {
 //! let spec = ResidualSpec::parse("us(wave | id)")?;
 //! let fit = fit_mmrm("y ~ arm * wave", &spec, frame, &MmrmOptions::default())?;
 //! let rows = fit.coef_table(DfMethod::KenwardRoger)?;
+//! // Random slopes with one residual SD per equation (stacked mediation model):
+//! let w = WeightsSpec::parse("ident(dv)")?;
+//! let fit = fit_model("z ~ 0 + m_int + y_int + a_x + b_m + (0 + m_int + y_int + a_x + b_m | id)",
+//!                     None, Some(&w), frame, &MmrmOptions::default())?;
+//! let g = fit.re_covariance.as_ref(); // cov(a_j, b_j) = g[(2, 3)]
 //! # Ok(()) }
 //! ```
 pub mod fit;
@@ -37,7 +46,9 @@ use crate::lmm::inference::kenward_roger::KrAdjusted;
 use crate::lmm::inference::satterthwaite::Satterthwaite;
 use crate::lmm::inference::t_p_and_quantile;
 use crate::lmm::{ContrastRow, DfMethod, FTest, LmmError};
-pub use fit::{MmrmData, MmrmOptions};
+pub use fit::{CovParams, MmrmData, MmrmOptions, Residual, RowData};
+pub mod compare;
+pub use compare::{compare_fits, ModelComparison};
 pub use structures::CovKind;
 
 /// Errors from specifying or fitting an MMRM.
@@ -124,24 +135,86 @@ impl ResidualSpec {
     }
 }
 
-/// A fitted MMRM.
+/// A parsed `--weights` specification: `ident(column)`, nlme's `varIdent(form = ~ 1 | column)`:
+/// one residual standard deviation per level of `column` (as ratios to the first level's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightsSpec {
+    /// The stratum column.
+    pub column: String,
+    pub text: String,
+}
+
+impl WeightsSpec {
+    /// Parses `ident(arm)`.
+    pub fn parse(text: &str) -> Result<WeightsSpec, MmrmError> {
+        let err = |m: &str| MmrmError::Spec {
+            text: text.to_string(),
+            message: format!(
+                "{m} (weights: `ident(column)`, nlme's varIdent(form = ~ 1 | column))"
+            ),
+        };
+        let s = text.trim();
+        let inner = s
+            .strip_prefix("ident")
+            .map(str::trim_start)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| err("expected `ident(column)`"))?
+            .trim();
+        // nlme's own form `~ 1 | column` is accepted too.
+        let inner = match inner.strip_prefix('~') {
+            Some(r) => r
+                .trim()
+                .strip_prefix('1')
+                .map(str::trim)
+                .and_then(|r| r.strip_prefix('|'))
+                .map(str::trim)
+                .ok_or_else(|| err("expected `~ 1 | column`"))?,
+            None => inner,
+        };
+        if inner.is_empty() || inner.contains(|c: char| c.is_whitespace() || "()|,=~".contains(c)) {
+            return Err(err("the column name must be a single word"));
+        }
+        Ok(WeightsSpec {
+            column: inner.to_string(),
+            text: s.to_string(),
+        })
+    }
+}
+
+/// A fitted model: MMRM (residual structure), linear mixed model with one subject-level
+/// random-effects term, `varIdent` weights, or a combination.
 #[derive(Debug, Clone)]
 pub struct MmrmFit {
     pub formula: String,
-    pub spec: ResidualSpec,
+    /// The residual structure over waves (`None`: independent residuals).
+    pub spec: Option<ResidualSpec>,
+    pub weights: Option<WeightsSpec>,
     pub reml: bool,
     pub x_names: Vec<String>,
     pub beta: Vec<f64>,
-    /// `vcov(beta) = (X'V^-1 X)^-1` (for ML unscaled, as lmer; nlme's gls ML multiplies it
-    /// by N / (N - p)).
+    /// `vcov(beta) = (X'V^-1 X)^-1` (for ML unscaled, as lmer and nlme's lme; nlme's gls ML
+    /// multiplies it by N / (N - p)).
     pub vcov: DMatrix<f64>,
     pub wave_levels: Vec<String>,
     pub group_levels: Vec<String>,
-    /// Natural covariance parameters, concatenated over groups ([`CovKind::gamma_names`]).
+    /// Levels of the weights column (one level `all` without weights).
+    pub strata_levels: Vec<String>,
+    /// Natural covariance parameters: `G` entries, structure parameters over groups,
+    /// `varIdent` ratios (or per-stratum residual variances without a structure).
     pub gamma: Vec<f64>,
     pub gamma_names: Vec<String>,
-    /// Wave covariance per group.
+    /// Wave covariance per group (before the `varIdent` ratios; empty without a structure).
     pub sigmas: Vec<DMatrix<f64>>,
+    /// Grouping column and names of the random effects (lme4's column names).
+    pub re_group: Option<String>,
+    pub re_names: Vec<String>,
+    /// Covariance `G` of the random effects per participant (`getVarCov` of nlme's lme).
+    pub re_covariance: Option<DMatrix<f64>>,
+    /// Residual SD per stratum (at the first wave for a structure), nlme's `sigma * ratio`.
+    pub residual_sd: Vec<f64>,
+    /// nlme's `varIdent` ratios (first stratum 1).
+    pub weights_ratios: Vec<f64>,
     /// -2 log-likelihood (REML or ML) as nlme.
     pub deviance: f64,
     pub loglik: f64,
@@ -168,67 +241,168 @@ pub fn fit_mmrm(
     data: &Frame,
     opts: &MmrmOptions,
 ) -> Result<MmrmFit, MmrmError> {
+    fit_model(formula, Some(spec), None, data, opts)
+}
+
+/// Fits `formula` with at most one random-effects term `(1 + x | subject)` (unstructured `G`),
+/// an optional residual structure over waves (`residual`, by the same subject) and optional
+/// `varIdent` weights: nlme's `lme(fixed, random = ~ 1 + x | subject, correlation = ...,
+/// weights = varIdent(form = ~ 1 | s))` and `gls(...)` (Pinheiro & Bates 2000), REML or ML.
+///
+/// The stacked random-slope mediation model of Bauer, Preacher & Gil (2006) is
+/// `z ~ 0 + m_int + y_int + ... + (0 + m_int + y_int + a_x + b_m | id)` with
+/// `weights = ident(dv)`: [`MmrmFit::re_covariance`] holds `cov(a_j, b_j)`, [`MmrmFit::vcov`]
+/// the covariance of the fixed effects.
+pub fn fit_model(
+    formula: &str,
+    residual: Option<&ResidualSpec>,
+    weights: Option<&WeightsSpec>,
+    data: &Frame,
+    opts: &MmrmOptions,
+) -> Result<MmrmFit, MmrmError> {
     let f = ModelFormula::parse(formula)?;
-    if let Some(r) = f.random.first() {
-        return Err(MmrmError::RandomTerms(r.text.clone()));
+    if f.random.len() > 1 {
+        return Err(MmrmError::RandomTerms(format!(
+            "{}: only one random-effects term per participant is supported with --residual/--weights; write one term such as (1 + x | id)",
+            f.random.iter().map(|r| r.text.clone()).collect::<Vec<_>>().join(", ")
+        )));
     }
-    // The model-frame builder wants a random term: `(1 | subject)` also makes the subject
-    // column part of the complete cases.
-    let aug = format!("{} + (1 | {})", formula.trim(), spec.subject);
-    let fa = ModelFormula::parse(&aug)?;
-    let mf = build_model_frame(&fa, data)?;
+    let re_subject = match f.random.first() {
+        Some(r) if r.group_columns.len() == 1 => Some(r.group_columns[0].clone()),
+        Some(r) => {
+            return Err(MmrmError::RandomTerms(format!(
+                "{}: the grouping must be one column (the participant)",
+                r.text
+            )))
+        }
+        None => None,
+    };
+    if let (Some(rs), Some(res)) = (&re_subject, residual) {
+        if *rs != res.subject {
+            return Err(MmrmError::Spec {
+                text: res.text.clone(),
+                message: format!(
+                    "the residual structure's subject `{}` differs from the random-effects grouping `{rs}`",
+                    res.subject
+                ),
+            });
+        }
+    }
+    if let (Some(w), Some(res)) = (weights, residual) {
+        if res.by.as_deref() == Some(w.column.as_str()) {
+            return Err(MmrmError::Spec {
+                text: w.text.clone(),
+                message: format!(
+                    "`{}` is already the `by` column of the residual structure (one covariance per group); drop one of the two",
+                    w.column
+                ),
+            });
+        }
+    }
+    let subject = re_subject
+        .clone()
+        .or_else(|| residual.map(|r| r.subject.clone()));
+    // The model-frame builder wants a random term: `(1 | subject)` (or the weights column)
+    // also makes that column part of the complete cases.
+    let mf = if re_subject.is_some() {
+        build_model_frame(&f, data)?
+    } else {
+        let extra = subject
+            .clone()
+            .or_else(|| weights.map(|w| w.column.clone()))
+            .ok_or_else(|| MmrmError::RandomTerms(
+                "nothing beyond fixed effects: give --residual, --weights or a random-effects term".into(),
+            ))?;
+        let aug = format!("{} + (1 | {})", formula.trim(), extra);
+        build_model_frame(&ModelFormula::parse(&aug)?, data)?
+    };
     let col = |name: &str| {
         data.column(name)
             .ok_or_else(|| MmrmError::UnknownColumn(name.to_string()))
     };
-    let (wcodes, wlevels) = as_factor(col(&spec.time)?);
-    let (scodes, slevels) = as_factor(col(&spec.subject)?);
-    let (gcodes, glevels) = match &spec.by {
-        Some(b) => as_factor(col(b)?),
-        None => (vec![Some(0); data.n_rows()], vec!["all".to_string()]),
+    let n_all = data.n_rows();
+    let (wcodes, wlevels) = match residual {
+        Some(r) => as_factor(col(&r.time)?),
+        None => (vec![Some(0); n_all], vec!["all".to_string()]),
     };
+    let (scodes, slevels) = match &subject {
+        Some(s) => as_factor(col(s)?),
+        None => (
+            (0..n_all as u32).map(Some).collect(),
+            (1..=n_all).map(|i| format!("row {i}")).collect(),
+        ),
+    };
+    let (gcodes, glevels) = match residual.and_then(|r| r.by.as_ref()) {
+        Some(b) => as_factor(col(b)?),
+        None => (vec![Some(0); n_all], vec!["all".to_string()]),
+    };
+    let (tcodes, tlevels) = match weights {
+        Some(w) => as_factor(col(&w.column)?),
+        None => (vec![Some(0); n_all], vec!["all".to_string()]),
+    };
+    // Without a random term of the user's, the term in `mf` is the helper `(1 | column)`.
+    let re = if re_subject.is_some() {
+        mf.re_terms.first()
+    } else {
+        None
+    };
+    let q_re = re.map_or(0, |r| r.q);
     let p = mf.x_names.len();
     let mut x = Vec::with_capacity(mf.x.len());
-    let (mut y, mut subj, mut wave, mut group) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut z = Vec::new();
+    let (mut y, mut subj, mut wave, mut group, mut stratum) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut extra_dropped = 0;
     for (k, &row) in mf.rows.iter().enumerate() {
-        let (Some(Some(w)), Some(Some(s)), Some(Some(g))) =
-            (wcodes.get(row), scodes.get(row), gcodes.get(row))
-        else {
+        let (Some(Some(w)), Some(Some(s)), Some(Some(g)), Some(Some(t))) = (
+            wcodes.get(row),
+            scodes.get(row),
+            gcodes.get(row),
+            tcodes.get(row),
+        ) else {
             extra_dropped += 1;
             continue;
         };
         x.extend_from_slice(mf.x.get(k * p..(k + 1) * p).unwrap_or(&[]));
+        if let Some(r) = re {
+            z.extend_from_slice(r.z.get(k * q_re..(k + 1) * q_re).unwrap_or(&[]));
+        }
         y.push(mf.y.get(k).copied().unwrap_or(f64::NAN));
         subj.push(*s);
         wave.push(*w as usize);
         group.push(*g as usize);
+        stratum.push(*t as usize);
     }
-    // Keep only the wave / group levels present (R drops unused levels).
+    // Keep only the levels present (R drops unused levels).
     let (wave, wave_levels) = compact(&wave, &wlevels);
     let (group, group_levels) = compact(&group, &glevels);
+    let (stratum, strata_levels) = compact(&stratum, &tlevels);
+    let res_kind = match residual {
+        Some(r) => Residual::Waves(r.kind),
+        None => Residual::Independent,
+    };
     let data_r = MmrmData::new(
-        &x,
-        p,
-        &y,
-        &subj,
-        &wave,
-        &group,
-        wave_levels.len(),
-        group_levels.len(),
-        &slevels,
+        RowData {
+            x: &x,
+            p,
+            y: &y,
+            subject: &subj,
+            wave: &wave,
+            group: &group,
+            stratum: &stratum,
+            z: &z,
+            q_re,
+            n_waves: wave_levels.len(),
+            n_groups: group_levels.len(),
+            n_strata: strata_levels.len(),
+            subject_names: &slevels,
+        },
+        res_kind,
     )?;
-    let opt = fit::fit_data(&data_r, spec.kind, opts)?;
+    let opt = fit::fit_data(&data_r, opts)?;
     let reml = opts.reml;
-    let d = inference::Derivatives::compute(
-        &data_r,
-        spec.kind,
-        &opt.gamma,
-        &opt.evaluation,
-        reml,
-        true,
-    )
-    .map_err(MmrmError::Numerical)?;
+    let d = inference::Derivatives::compute(&data_r, &opt.gamma, &opt.evaluation, reml)
+        .map_err(MmrmError::Numerical)?;
     let satterthwaite = d.satterthwaite();
     let kr = if reml {
         d.kenward_roger()
@@ -238,12 +412,7 @@ pub fn fit_mmrm(
     let mut warnings = mf.warnings.clone();
     if extra_dropped > 0 {
         warnings.push(format!(
-            "{extra_dropped} row(s) with missing `{}`{} dropped",
-            spec.time,
-            spec.by
-                .as_ref()
-                .map(|b| format!(" or `{b}`"))
-                .unwrap_or_default()
+            "{extra_dropped} row(s) with a missing wave, group or weights stratum dropped"
         ));
     }
     warnings.extend(satterthwaite.warnings.iter().cloned());
@@ -258,29 +427,76 @@ pub fn fit_mmrm(
     let n_par = opt.gamma.len() + p;
     let deviance = opt.evaluation.deviance;
     let n_eff = if reml { data_r.n_obs - p } else { data_r.n_obs } as f64;
-    let np = spec.kind.n_par(wave_levels.len());
-    let base_names = spec.kind.gamma_names(wave_levels.len());
-    let gamma_names = if group_levels.len() > 1 {
-        group_levels
-            .iter()
-            .flat_map(|g| base_names.iter().map(move |n| format!("{g}.{n}")))
-            .collect()
-    } else {
-        base_names
+    let re_names: Vec<String> = re.map(|r| r.col_names.clone()).unwrap_or_default();
+    let mut gamma_names = Vec::new();
+    for b in 0..q_re {
+        for a in b..q_re {
+            gamma_names.push(if a == b {
+                format!("var({})", re_names[a])
+            } else {
+                format!("cov({},{})", re_names[a], re_names[b])
+            });
+        }
+    }
+    let prm = &opt.params;
+    let (residual_sd, weights_ratios): (Vec<f64>, Vec<f64>) = match res_kind {
+        Residual::Waves(kind) => {
+            let base = kind.gamma_names(wave_levels.len());
+            for g in &group_levels {
+                for n in &base {
+                    gamma_names.push(if group_levels.len() > 1 {
+                        format!("{g}.{n}")
+                    } else {
+                        n.clone()
+                    });
+                }
+            }
+            for s in strata_levels.iter().skip(1) {
+                gamma_names.push(format!("ratio.{s}"));
+            }
+            let s0 = prm.sigmas.first().map_or(f64::NAN, |s| s[(0, 0)].sqrt());
+            (
+                prm.strata.iter().map(|d| d * s0).collect(),
+                prm.strata.clone(),
+            )
+        }
+        Residual::Independent => {
+            for s in &strata_levels {
+                gamma_names.push(if strata_levels.len() > 1 {
+                    format!("sigma2.{s}")
+                } else {
+                    "sigma2".to_string()
+                });
+            }
+            let sd: Vec<f64> = prm.strata.iter().map(|v| v.sqrt()).collect();
+            let r = sd.iter().map(|v| v / sd[0]).collect();
+            (sd, r)
+        }
     };
-    debug_assert_eq!(np * group_levels.len(), opt.gamma.len());
+    debug_assert_eq!(gamma_names.len(), opt.gamma.len());
     Ok(MmrmFit {
         formula: formula.to_string(),
-        spec: spec.clone(),
+        spec: residual.cloned(),
+        weights: weights.cloned(),
         reml,
         x_names: mf.x_names.clone(),
         beta: opt.evaluation.beta.iter().copied().collect(),
         vcov: opt.evaluation.vcov.clone(),
-        wave_levels,
+        wave_levels: if residual.is_some() {
+            wave_levels
+        } else {
+            Vec::new()
+        },
         group_levels,
+        strata_levels,
         gamma: opt.gamma.clone(),
         gamma_names,
-        sigmas: opt.sigmas.clone(),
+        sigmas: prm.sigmas.clone(),
+        re_group: re_subject,
+        re_names,
+        re_covariance: (q_re > 0).then(|| prm.g.clone()),
+        residual_sd,
+        weights_ratios,
         deviance,
         loglik: -deviance / 2.0,
         aic: deviance + 2.0 * n_par as f64,
@@ -486,30 +702,62 @@ impl MmrmFit {
         let vcov = (0..p)
             .map(|i| (0..p).map(|j| vc[(i, j)]).collect())
             .collect();
-        let residual_covariance = self
-            .group_levels
-            .iter()
-            .zip(&self.sigmas)
-            .map(|(g, s)| {
-                let t = s.nrows();
-                let sd: Vec<f64> = (0..t).map(|i| s[(i, i)].sqrt()).collect();
-                ResidualCovariance {
+        let mat = |m: &DMatrix<f64>| -> Vec<Vec<f64>> {
+            (0..m.nrows())
+                .map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect())
+                .collect()
+        };
+        let corr = |m: &DMatrix<f64>| -> (Vec<f64>, Vec<Vec<f64>>) {
+            let t = m.nrows();
+            let sd: Vec<f64> = (0..t).map(|i| m[(i, i)].sqrt()).collect();
+            let c = (0..t)
+                .map(|i| (0..t).map(|j| m[(i, j)] / (sd[i] * sd[j])).collect())
+                .collect();
+            (sd, c)
+        };
+        // Per group, and per weights stratum when there are several (delta_s^2 Sigma_g: the
+        // covariance of a participant whose rows are all in stratum s).
+        let mut residual_covariance = Vec::new();
+        for (g, s) in self.group_levels.iter().zip(&self.sigmas) {
+            for (k, st) in self.strata_levels.iter().enumerate() {
+                let d = self.weights_ratios.get(k).copied().unwrap_or(1.0);
+                let m = s * (d * d);
+                let (sd, correlation) = corr(&m);
+                residual_covariance.push(ResidualCovariance {
                     group: (self.group_levels.len() > 1).then(|| g.clone()),
+                    stratum: (self.strata_levels.len() > 1).then(|| st.clone()),
                     waves: self.wave_levels.clone(),
-                    covariance: (0..t)
-                        .map(|i| (0..t).map(|j| s[(i, j)]).collect())
-                        .collect(),
-                    correlation: (0..t)
-                        .map(|i| (0..t).map(|j| s[(i, j)] / (sd[i] * sd[j])).collect())
-                        .collect(),
+                    covariance: mat(&m),
+                    correlation,
                     sd,
-                }
+                });
+            }
+        }
+        let random_effects = self.re_covariance.as_ref().map(|g| {
+            let (sd, correlation) = corr(g);
+            RandomEffectsCovariance {
+                group: self.re_group.clone().unwrap_or_default(),
+                terms: self.re_names.clone(),
+                covariance: mat(g),
+                correlation,
+                sd,
+            }
+        });
+        let residual_sd = self
+            .strata_levels
+            .iter()
+            .zip(self.residual_sd.iter().zip(&self.weights_ratios))
+            .map(|(s, (sd, r))| StratumSd {
+                stratum: s.clone(),
+                sd: *sd,
+                ratio: *r,
             })
             .collect();
         Ok(MmrmSummary {
             formula: self.formula.clone(),
-            residual: self.spec.text.clone(),
-            structure: self.spec.kind,
+            residual: self.spec.as_ref().map(|s| s.text.clone()),
+            structure: self.spec.as_ref().map(|s| s.kind),
+            weights: self.weights.as_ref().map(|w| w.text.clone()),
             reml: self.reml,
             n_obs: self.n_obs,
             n_subjects: self.n_subjects,
@@ -517,6 +765,8 @@ impl MmrmFit {
             df_method: method,
             fixed_effects,
             residual_covariance,
+            random_effects,
+            residual_sd,
             covariance_parameters: self
                 .gamma_names
                 .iter()
@@ -542,18 +792,39 @@ impl MmrmFit {
 #[derive(Debug, Clone, Serialize)]
 pub struct ResidualCovariance {
     pub group: Option<String>,
+    /// The weights stratum (when `--weights` has several levels).
+    pub stratum: Option<String>,
     pub waves: Vec<String>,
     pub covariance: Vec<Vec<f64>>,
     pub correlation: Vec<Vec<f64>>,
     pub sd: Vec<f64>,
 }
 
+/// Covariance of the random effects per participant (`getVarCov` of nlme's lme).
+#[derive(Debug, Clone, Serialize)]
+pub struct RandomEffectsCovariance {
+    pub group: String,
+    pub terms: Vec<String>,
+    pub covariance: Vec<Vec<f64>>,
+    pub correlation: Vec<Vec<f64>>,
+    pub sd: Vec<f64>,
+}
+
+/// Residual SD of one weights stratum (`sigma * ratio` of nlme's varIdent).
+#[derive(Debug, Clone, Serialize)]
+pub struct StratumSd {
+    pub stratum: String,
+    pub sd: f64,
+    pub ratio: f64,
+}
+
 /// Everything `herstel fit --residual ... --json` writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct MmrmSummary {
     pub formula: String,
-    pub residual: String,
-    pub structure: CovKind,
+    pub residual: Option<String>,
+    pub structure: Option<CovKind>,
+    pub weights: Option<String>,
     pub reml: bool,
     pub n_obs: usize,
     pub n_subjects: usize,
@@ -561,6 +832,8 @@ pub struct MmrmSummary {
     pub df_method: DfMethod,
     pub fixed_effects: Vec<crate::lmm::summary::FixedEffectRow>,
     pub residual_covariance: Vec<ResidualCovariance>,
+    pub random_effects: Option<RandomEffectsCovariance>,
+    pub residual_sd: Vec<StratumSd>,
     pub covariance_parameters: Vec<(String, f64)>,
     pub loglik: f64,
     pub reml_criterion: Option<f64>,
@@ -580,10 +853,24 @@ impl MmrmSummary {
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
+        let mut what = Vec::new();
+        if let Some(r) = &self.residual {
+            what.push(format!("residual covariance {r}"));
+        }
+        if let Some(re) = &self.random_effects {
+            what.push(format!(
+                "random effects ({} | {})",
+                re.terms.join(" + "),
+                re.group
+            ));
+        }
+        if let Some(w) = &self.weights {
+            what.push(format!("weights {w}"));
+        }
         let _ = writeln!(
             s,
-            "Linear model with residual covariance {} fit by {}",
-            self.residual,
+            "Linear model with {} fit by {}",
+            what.join(", "),
             if self.reml {
                 "REML"
             } else {
@@ -596,14 +883,42 @@ impl MmrmSummary {
             "  AIC {:.4}  BIC {:.4}  logLik {:.4}  (obs {}, participants {})",
             self.aic, self.bic, self.loglik, self.n_obs, self.n_subjects
         );
+        if let Some(re) = &self.random_effects {
+            let _ = writeln!(s, "\nRandom effects covariance ({}):", re.group);
+            let _ = write!(s, "{:>14}", "");
+            for t in &re.terms {
+                let _ = write!(s, "{t:>14}");
+            }
+            let _ = writeln!(s);
+            for (t, row) in re.terms.iter().zip(&re.covariance) {
+                let _ = write!(s, "{t:>14}");
+                for v in row {
+                    let _ = write!(s, "{v:>14.6}");
+                }
+                let _ = writeln!(s);
+            }
+        }
+        if self.residual_covariance.is_empty() {
+            let _ = writeln!(s, "\nResidual SD:");
+            for r in &self.residual_sd {
+                let _ = writeln!(s, "{:>14}{:>14.6}  (ratio {:.6})", r.stratum, r.sd, r.ratio);
+            }
+        }
         for rc in &self.residual_covariance {
+            let label: Vec<&str> = rc
+                .group
+                .iter()
+                .chain(rc.stratum.iter())
+                .map(|x| x.as_str())
+                .collect();
             let _ = writeln!(
                 s,
                 "\nResidual covariance{}:",
-                rc.group
-                    .as_ref()
-                    .map(|g| format!(" ({g})"))
-                    .unwrap_or_default()
+                if label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", label.join(", "))
+                }
             );
             let _ = write!(s, "{:>10}", "");
             for w in &rc.waves {

@@ -54,7 +54,7 @@ for (m in c("REML", "ML")) {
 }
 meta <- make_meta("tests/r/mmrm_weights.R", c("nlme", "jsonlite"), c(
   "Data: tests/fixtures/mmrm/trial_long.csv (copy of tests/fixtures/r/trial_long.csv), sorted by id and wave; arm CAU, IMR; wave T1-T3; widx = wave index.",
-  "coefficients: nlme tTable (gls ML SEs carry nlme's N / (N - p) variance scaling; lme SEs do not). varident_ratios: SD ratio per arm (CAU = 1). correlation: corCompSymm rho or corAR1 phi. random_effects_covariance: getVarCov (rows/columns (Intercept), time).",
+  "coefficients: nlme tTable (ML SEs carry nlme's N / (N - p) variance scaling). varident_ratios: SD ratio per arm (CAU = 1). correlation: corCompSymm rho or corAR1 phi. random_effects_covariance: getVarCov (rows/columns (Intercept), time).",
   "Tight control (tolerance = msTol = 1e-10)."
 ))
 write_fixture(c(list(meta = meta), fits), "mmrm_weights.json")
