@@ -352,6 +352,12 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
             Err(e) => warnings.push(format!("admissions not analysed: {e}")),
         }
     }
+    if let Some(m) = &spec.mediation {
+        match crate::mediation::analyse(trial, scored, m, spec.seed, quiet) {
+            Ok(r) => results.mediation = r,
+            Err(e) => warnings.push(format!("mediation not analysed: {e}")),
+        }
+    }
     results.table1 = Some(baseline::table1(trial, scored, spec));
     results.consort = Some(baseline::consort(trial, scored, spec));
     results.study = baseline::study_description(trial, spec);

@@ -32,6 +32,9 @@ pub struct AnalysisSpec {
     /// Admission (count) analyses.
     #[serde(default)]
     pub admissions: AdmissionsSpec,
+    /// The recovery-framework mediation analyses (`[mediation]`, issue 6); absent = not run.
+    #[serde(default)]
+    pub mediation: Option<crate::mediation::MediationSpec>,
     /// Seed for everything random in the run (bootstrap, built-in simulated trial).
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -75,6 +78,7 @@ impl Default for AnalysisSpec {
             sensitivity: SensitivitySpec::default(),
             multiplicity: MultiplicitySpec::default(),
             admissions: AdmissionsSpec::default(),
+            mediation: None,
             seed: default_seed(),
             conf_level: default_level(),
         }

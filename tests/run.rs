@@ -1,0 +1,408 @@
+//! The trial analysis (`herstel run`, issue 5) against R on the shared trial-small export:
+//! lme4/lmerTest fixed effects, emmeans marginal means and IMR - TAU contrasts (Satterthwaite and
+//! Kenward-Roger), the partially nested model, MASS::glm.nb and the trial's logistic model.
+//! Golden values: `tests/fixtures/glm/reference.json` (a copy of the shared trial-small
+//! `expected/reference.json`, written by R 4.2.2 with lme4 1.1.31, lmerTest 3.1.3, emmeans
+//! 1.8.4.1, pbkrtest 0.5.2, MASS 7.3.58.2).
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use herstel::analysis::{self, spec::AnalysisSpec};
+use herstel::ingest::{load_trial, Trial, ValidateOptions};
+use herstel::results::{OutcomeResult, Results};
+use herstel::schema::Schema;
+use herstel::scoring::{self, Scored};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn reference() -> &'static Value {
+    static R: OnceLock<Value> = OnceLock::new();
+    R.get_or_init(|| {
+        let text = std::fs::read_to_string(fixtures().join("glm/reference.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    })
+}
+
+fn trial() -> &'static (Trial, Scored) {
+    static T: OnceLock<(Trial, Scored)> = OnceLock::new();
+    T.get_or_init(|| {
+        let schema = Schema::load(None).unwrap();
+        let (trial, _) = load_trial(
+            &fixtures().join("trial-small/export"),
+            &schema,
+            &ValidateOptions::default(),
+        )
+        .unwrap_or_else(|r| panic!("trial-small does not validate:\n{r}"));
+        let scored = scoring::score(&trial, &trial.instruments);
+        (trial, scored)
+    })
+}
+
+const SPEC: &str = r#"
+title = "trial-small"
+[sensitivity]
+site = true
+groups = true
+random_slope = false
+[sensitivity.fidelity]
+enabled = false
+[analysis_sets.per_protocol]
+enabled = false
+"#;
+
+fn run(df: &str) -> Results {
+    let text = format!("{SPEC}\n[model]\ndf = \"{df}\"\n");
+    let spec = AnalysisSpec::from_toml(&text, "test").unwrap();
+    let (trial, scored) = trial();
+    analysis::analyse(trial, scored, &spec, true)
+}
+
+fn satterthwaite() -> &'static Results {
+    static R: OnceLock<Results> = OnceLock::new();
+    R.get_or_init(|| run("satterthwaite"))
+}
+
+fn kenward_roger() -> &'static Results {
+    static R: OnceLock<Results> = OnceLock::new();
+    R.get_or_init(|| run("kenward-roger"))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("reference has no number {key} in {v}"))
+}
+
+/// Relative error, measured against `max(|want|, floor)` so that values near zero are
+/// compared absolutely.
+fn rel(got: f64, want: f64, floor: f64) -> f64 {
+    (got - want).abs() / want.abs().max(floor)
+}
+
+struct Worst {
+    what: &'static str,
+    worst: f64,
+    at: String,
+}
+
+impl Worst {
+    fn new(what: &'static str) -> Self {
+        Worst {
+            what,
+            worst: 0.0,
+            at: String::new(),
+        }
+    }
+    fn check(&mut self, at: impl Into<String>, got: f64, want: f64, floor: f64) {
+        let e = rel(got, want, floor);
+        assert!(
+            e.is_finite(),
+            "{}: {} got {got}, want {want}",
+            self.what,
+            at.into()
+        );
+        if e > self.worst {
+            self.worst = e;
+            self.at = at.into();
+        }
+    }
+    fn assert_below(&self, tol: f64) {
+        eprintln!(
+            "{}: worst relative error {:.2e} ({})",
+            self.what, self.worst, self.at
+        );
+        assert!(
+            self.worst < tol,
+            "{}: worst relative error {:.3e} at {} exceeds {tol:e}",
+            self.what,
+            self.worst,
+            self.at
+        );
+    }
+}
+
+fn find<'a>(r: &'a Results, outcome: &str, sens: Option<&str>) -> &'a OutcomeResult {
+    r.outcomes
+        .iter()
+        .find(|o| {
+            o.outcome == outcome && o.analysis_set == "itt" && o.sensitivity.as_deref() == sens
+        })
+        .unwrap_or_else(|| panic!("no ITT result for {outcome} {sens:?}"))
+}
+
+const OUTCOMES: [&str; 6] = [
+    "imrs_client",
+    "imrs_clinician",
+    "mhrm",
+    "honos",
+    "bsi",
+    "sfs",
+];
+
+#[test]
+fn primary_model_fixed_effects_emmeans_contrasts_satterthwaite() {
+    let res = satterthwaite();
+    let mut w = Worst::new("Satterthwaite");
+    for name in OUTCOMES {
+        let want = &reference()["lmm"][name]["participant"];
+        let got = find(res, name, None);
+        assert_eq!(
+            got.n_observations,
+            want["nobs"].as_u64().unwrap(),
+            "{name} nobs"
+        );
+        for fe in want["fixed_effects"].as_array().unwrap() {
+            let term = fe["term"].as_str().unwrap();
+            let g = got
+                .fixed_effects
+                .iter()
+                .find(|t| t.term == term)
+                .unwrap_or_else(|| panic!("{name}: no term {term}"));
+            w.check(
+                format!("{name} {term} estimate"),
+                g.estimate,
+                num(fe, "estimate"),
+                1e-3,
+            );
+            w.check(format!("{name} {term} se"), g.std_error, num(fe, "se"), 0.0);
+            w.check(format!("{name} {term} df"), g.df, num(fe, "df"), 0.0);
+        }
+        for em in want["emmeans"]["satterthwaite"].as_array().unwrap() {
+            let (arm, wave) = (em["arm"].as_str().unwrap(), em["wave"].as_str().unwrap());
+            let g = got
+                .emmeans
+                .iter()
+                .find(|e| e.arm == arm && e.wave == wave)
+                .unwrap_or_else(|| panic!("{name}: no emmean {arm} {wave}"));
+            let at = format!("{name} emmean {arm} {wave}");
+            w.check(format!("{at} estimate"), g.estimate, num(em, "emmean"), 0.0);
+            w.check(format!("{at} se"), g.std_error, num(em, "se"), 0.0);
+            w.check(format!("{at} df"), g.df, num(em, "df"), 0.0);
+            w.check(format!("{at} lower"), g.conf_low, num(em, "lower"), 1e-3);
+            w.check(format!("{at} upper"), g.conf_high, num(em, "upper"), 1e-3);
+        }
+        check_contrasts(&mut w, name, got, &want["contrasts"]["satterthwaite"]);
+    }
+    w.assert_below(1e-4);
+}
+
+fn check_contrasts(w: &mut Worst, name: &str, got: &OutcomeResult, want: &Value) {
+    for c in want.as_array().unwrap() {
+        let wave = c["wave"].as_str().unwrap();
+        // R writes the baseline-wave contrast too; herstel reports the follow-up waves.
+        let Some(g) = got.contrasts.iter().find(|x| x.wave == wave) else {
+            assert_eq!(wave, "T0", "{name}: no contrast at {wave}");
+            continue;
+        };
+        assert_eq!(g.contrast, c["contrast"].as_str().unwrap());
+        let at = format!("{name} contrast {wave}");
+        w.check(
+            format!("{at} estimate"),
+            g.estimate,
+            num(c, "estimate"),
+            1e-3,
+        );
+        w.check(format!("{at} se"), g.std_error, num(c, "se"), 0.0);
+        w.check(format!("{at} df"), g.df, num(c, "df"), 0.0);
+        w.check(format!("{at} lower"), g.conf_low, num(c, "lower"), 1e-3);
+        w.check(format!("{at} upper"), g.conf_high, num(c, "upper"), 1e-3);
+        w.check(format!("{at} p"), g.p_value, num(c, "p"), 1e-12);
+    }
+}
+
+#[test]
+fn primary_model_kenward_roger() {
+    let res = kenward_roger();
+    let mut w = Worst::new("Kenward-Roger");
+    for name in OUTCOMES {
+        let want = &reference()["lmm"][name]["participant"];
+        let got = find(res, name, None);
+        assert_eq!(got.df_method, "kenward-roger");
+        for fe in want["fixed_effects_kenward_roger"].as_array().unwrap() {
+            let term = fe["term"].as_str().unwrap();
+            let g = got.fixed_effects.iter().find(|t| t.term == term).unwrap();
+            w.check(format!("{name} {term} se"), g.std_error, num(fe, "se"), 0.0);
+            w.check(format!("{name} {term} df"), g.df, num(fe, "df"), 0.0);
+        }
+        for em in want["emmeans"]["kenward_roger"].as_array().unwrap() {
+            let (arm, wave) = (em["arm"].as_str().unwrap(), em["wave"].as_str().unwrap());
+            let g = got
+                .emmeans
+                .iter()
+                .find(|e| e.arm == arm && e.wave == wave)
+                .unwrap();
+            let at = format!("{name} emmean {arm} {wave}");
+            w.check(format!("{at} se"), g.std_error, num(em, "se"), 0.0);
+            w.check(format!("{at} df"), g.df, num(em, "df"), 0.0);
+        }
+        check_contrasts(&mut w, name, got, &want["contrasts"]["kenward_roger"]);
+    }
+    w.assert_below(1e-4);
+}
+
+/// The site sensitivity model is singular for four outcomes in R: compare what is identified
+/// (fixed effects, REML criterion) as the reference README advises.
+#[test]
+fn site_sensitivity_model() {
+    let res = satterthwaite();
+    let mut w = Worst::new("site model");
+    for name in OUTCOMES {
+        let want = &reference()["lmm"][name]["participant_site"];
+        let got = find(res, name, Some("site"));
+        for fe in want["fixed_effects"].as_array().unwrap() {
+            let term = fe["term"].as_str().unwrap();
+            let g = got.fixed_effects.iter().find(|t| t.term == term).unwrap();
+            w.check(
+                format!("{name} {term} estimate"),
+                g.estimate,
+                num(fe, "estimate"),
+                1e-3,
+            );
+            w.check(format!("{name} {term} se"), g.std_error, num(fe, "se"), 0.0);
+        }
+        let fit = got.fit.as_ref().expect("fit statistics");
+        w.check(
+            format!("{name} REML criterion"),
+            fit.reml_criterion.unwrap(),
+            num(want, "reml_criterion"),
+            0.0,
+        );
+        assert_eq!(
+            fit.singular,
+            want["singular"].as_bool().unwrap(),
+            "{name}: singular flag"
+        );
+    }
+    w.assert_below(1e-4);
+}
+
+#[test]
+fn partially_nested_groups_model() {
+    let res = satterthwaite();
+    let want = &reference()["partially_nested"]["mhrm"];
+    let got = find(res, "mhrm", Some("groups"));
+    let mut w = Worst::new("partially nested");
+    // The group variance is near its boundary (SD 0.10 against a residual SD of ~13): the
+    // REML criterion is flat there, so Satterthwaite df (derivatives with respect to that
+    // variance) are only comparable when both optimizers stop at the same SD.
+    let sd_r = want["random_effects"][1]["sd"].as_f64().unwrap();
+    let sd = got
+        .random_effects
+        .iter()
+        .find(|r| r.group == "group_id")
+        .expect("group_id variance")
+        .sd;
+    eprintln!("group SD: herstel {sd}, lme4 {sd_r}");
+    let same_optimum = (sd - sd_r).abs() < 1e-3 * sd_r;
+    for fe in want["fixed_effects"].as_array().unwrap() {
+        let term = fe["term"].as_str().unwrap();
+        let g = got.fixed_effects.iter().find(|t| t.term == term).unwrap();
+        w.check(format!("{term} estimate"), g.estimate, num(fe, "estimate"), 1e-3);
+        w.check(format!("{term} se"), g.std_error, num(fe, "se"), 0.0);
+        if same_optimum {
+            w.check(format!("{term} df"), g.df, num(fe, "df"), 0.0);
+        }
+    }
+    let fit = got.fit.as_ref().unwrap();
+    w.check("REML criterion", fit.reml_criterion.unwrap(), num(want, "reml_criterion"), 0.0);
+    w.assert_below(1e-4);
+}
+
+#[test]
+fn admissions_negative_binomial_poisson_logistic() {
+    let res = satterthwaite();
+    let adm = res.admissions.as_ref().expect("admissions analysed");
+    let r = &reference()["admissions"];
+    let mut w = Worst::new("admissions");
+    let nb = adm.negative_binomial.as_ref().expect("negative binomial");
+    let want = &r["negbin"]["rate_ratio"];
+    w.check("NB rate ratio", nb.rate_ratio, num(want, "rate_ratio"), 0.0);
+    w.check("NB lower", nb.conf_low, num(want, "lower"), 0.0);
+    w.check("NB upper", nb.conf_high, num(want, "upper"), 0.0);
+    w.check(
+        "NB theta",
+        nb.theta.unwrap(),
+        num(&r["negbin"], "theta"),
+        0.0,
+    );
+    let pois = adm.poisson.as_ref().expect("poisson");
+    let want = &r["poisson"]["rate_ratio"];
+    w.check(
+        "Poisson rate ratio",
+        pois.rate_ratio,
+        num(want, "rate_ratio"),
+        0.0,
+    );
+    w.check("Poisson lower", pois.conf_low, num(want, "lower"), 0.0);
+    let by_arm = r["by_arm"].as_array().unwrap();
+    for a in by_arm {
+        let arm = a["arm"].as_str().unwrap();
+        let g = adm.by_arm.iter().find(|x| x.arm == arm).unwrap();
+        assert_eq!(
+            g.admissions_followup,
+            a["total_count"].as_u64().unwrap(),
+            "{arm}"
+        );
+        assert_eq!(
+            g.admissions_prior,
+            a["total_prior"].as_u64().unwrap(),
+            "{arm}"
+        );
+    }
+    let lg = adm.logistic.as_ref().expect("logistic");
+    let coef = &reference()["admissions_trial"]["logistic"]["coefficients"][1];
+    assert_eq!(coef["term"], "armIMR");
+    w.check(
+        "logistic OR",
+        lg.odds_ratio,
+        num(coef, "estimate").exp(),
+        0.0,
+    );
+    w.check("logistic p", lg.p_value, num(coef, "p"), 0.0);
+    w.assert_below(1e-4);
+}
+
+#[test]
+fn table1_and_consort_counts() {
+    let res = satterthwaite();
+    let meta = &reference()["meta"];
+    let consort = res.consort.as_ref().unwrap();
+    assert_eq!(consort.randomized, meta["n_participants"].as_u64().unwrap());
+    for a in &consort.arms {
+        assert_eq!(
+            a.randomized,
+            meta["n_participants_by_arm"][&a.arm].as_u64().unwrap(),
+            "{}",
+            a.arm
+        );
+        // Assessed at a wave = a valid primary score there; never more than randomized.
+        for wc in &a.assessed {
+            assert!(wc.n <= a.randomized);
+        }
+    }
+    let t1 = res.table1.as_ref().unwrap();
+    let n: u64 = t1.arms.iter().map(|a| a.n).sum();
+    assert_eq!(n, 120);
+    // The baseline mean of the primary outcome per arm equals the R scoring summary.
+    for s in reference()["scoring"]["summary"].as_array().unwrap() {
+        if s["instrument"] != "imrs_client" || s["wave"] != "T0" {
+            continue;
+        }
+        let arm = s["arm"].as_str().unwrap();
+        let row = t1
+            .rows
+            .iter()
+            .find(|r| r.variable.contains("imrs_client") || r.variable.contains("IMRS"))
+            .expect("baseline imrs_client row in Table 1");
+        let cell = row.cells.iter().find(|c| c.arm == arm).unwrap();
+        let got = cell.mean.unwrap();
+        assert!(
+            rel(got, num(s, "mean"), 0.0) < 1e-12,
+            "{arm}: Table 1 mean {got} vs R {}",
+            num(s, "mean")
+        );
+    }
+}
