@@ -743,6 +743,57 @@ fn stacked_native_fit_matches_nlme() {
     eprintln!("native stacked fit: worst difference {worst:.2e} (SE / SD units)");
 }
 
+/// The stacked model through the MMRM module's mixed model with `varIdent` weights, against
+/// nlme (1e-4) and against the native fitter.
+#[test]
+fn stacked_mmrm_fit_matches_nlme() {
+    use herstel::mediation::stacked::{MmrmFitter, NativeFitter, StackedFitter};
+    let r = json("mediation.json");
+    let data = r_stacked();
+    let rec = &r["random_slopes"]["fits"]["reml"];
+    let t = std::time::Instant::now();
+    let fit = MmrmFitter::default().fit(&data, true).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let ll = num(&rec["loglik"]);
+    assert!(
+        fit.loglik >= ll - 1e-6 * ll.abs(),
+        "loglik {} < R {ll}",
+        fit.loglik
+    );
+    let p = data.p();
+    let mut worst = 0.0f64;
+    for (i, c) in rec["coefficients"].as_array().unwrap().iter().enumerate() {
+        let (we, ws) = (num(&c["estimate"]), num(&c["se"]));
+        let e1 = (fit.beta[i] - we).abs() / ws;
+        let e2 = (fit.vcov[i * p + i].sqrt() - ws).abs() / ws;
+        worst = worst.max(e1).max(e2);
+        assert!(
+            e1 < 1e-4 && e2 < 1e-4,
+            "{}: {e1:.2e} {e2:.2e}",
+            data.x_names[i]
+        );
+    }
+    let native = NativeFitter::default().fit(&data, true).unwrap();
+    let ai = |f: &herstel::mediation::stacked::StackedFit| {
+        let (ia, ib) = (data.column("a_x").unwrap(), data.column("b_m").unwrap());
+        f.beta[ia] * f.beta[ib] + f.re_cov[2 * 4 + 3]
+    };
+    close(
+        ai(&fit),
+        num(&rec["average_indirect"]),
+        1e-3,
+        "average indirect (mmrm)",
+    );
+    eprintln!(
+        "mmrm stacked fit: loglik {:.9} (R {ll:.9}, native {:.9}), worst {worst:.2e} SE, {secs:.2} s; average indirect {:.6} (native {:.6}, R {:.6})",
+        fit.loglik,
+        native.loglik,
+        ai(&fit),
+        ai(&native),
+        num(&rec["average_indirect"])
+    );
+}
+
 #[test]
 fn random_slopes_analysis_reports_average_indirect_effect() {
     let r = json("mediation.json");
