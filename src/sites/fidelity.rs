@@ -297,7 +297,7 @@ fn moderator_model(
         })
         .collect();
     let mut warnings = fit.warnings.clone();
-    if fit.singular {
+    if fit.singular && !warnings.iter().any(|w| w.contains("singular")) {
         warnings.push(format!("singular fit: {}", fit.singular_terms.join("; ")));
     }
     let display = formula.replacen('y', outcome, 1);

@@ -50,8 +50,15 @@ pub struct SitesSpec {
     pub waves: Option<Vec<String>>,
     /// The outcome model fitted within each site, lme4 syntax with `{outcome}`.
     pub formula: String,
-    /// The shrinkage model over all sites; must have a random `(1 + arm | site_id)` term.
+    /// The shrinkage model over all sites; must have a random-effects term per `site_id`
+    /// with the column named by `shrinkage_term`.
     pub shrinkage_formula: String,
+    /// The site-level random-effect column whose conditional modes are the shrunken site
+    /// effects: `arm` (the intervention's arm column, `armIMR`, as tests/r/sites.R) or
+    /// `imr_followup` (1 for intervention participants at follow-up waves, 0 otherwise: a
+    /// site-by-arm effect that is 0 at baseline, as randomization implies; use it with
+    /// `(1 + imr_followup | site_id)`).
+    pub shrinkage_term: String,
     /// Denominator df of the per-site contrasts.
     pub df: DfSpec,
     /// Sites with fewer participants (with a score) are left out of the per-site analyses.
@@ -77,6 +84,7 @@ impl Default for SitesSpec {
             formula: "{outcome} ~ arm * wave + (1 | participant_id)".into(),
             shrinkage_formula:
                 "{outcome} ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)".into(),
+            shrinkage_term: "arm".into(),
             df: DfSpec::Satterthwaite,
             min_participants: 4,
             rank_draws: 1000,
@@ -379,9 +387,22 @@ pub fn analyse_outcome_data(
 
     // Shrinkage model over all sites.
     let shrink_formula = spec.shrinkage_formula.replace("{outcome}", "y");
-    let arm_column = format!("arm{}", data.intervention);
+    let arm_column = if spec.shrinkage_term == "arm" {
+        format!("arm{}", data.intervention)
+    } else {
+        spec.shrinkage_term.clone()
+    };
+    let with_followup;
+    let frame = if shrink_formula.contains(FOLLOWUP_COLUMN)
+        && data.frame.column(FOLLOWUP_COLUMN).is_none()
+    {
+        with_followup = with_followup_indicator(data);
+        &with_followup
+    } else {
+        &data.frame
+    };
     let (shrunken, shrink_model) =
-        match shrinkage::shrunken_effects(&data.frame, &shrink_formula, "site_id", &arm_column) {
+        match shrinkage::shrunken_effects(frame, &shrink_formula, "site_id", &arm_column) {
             Ok((rows, model)) => {
                 for w in &model.warnings {
                     warnings.push(format!("{outcome}: shrinkage model: {w}"));
@@ -530,6 +551,42 @@ pub fn analyse_outcome_data(
         });
     }
     (results, details, warnings)
+}
+
+/// Name of the intervention-at-follow-up indicator column (see [`SitesSpec::shrinkage_term`]).
+pub const FOLLOWUP_COLUMN: &str = "imr_followup";
+
+/// The modelling frame plus `imr_followup`: 1 for intervention participants at waves after
+/// the first, else 0.
+pub fn with_followup_indicator(data: &OutcomeData) -> crate::frame::Frame {
+    use crate::frame::Column;
+    let mut f = data.frame.clone();
+    let v: Vec<Option<f64>> = match (f.column("arm"), f.column("wave")) {
+        (
+            Some(Column::Factor {
+                codes: ac,
+                levels: al,
+            }),
+            Some(Column::Factor { codes: wc, .. }),
+        ) => {
+            let int = al.iter().position(|a| a == &data.intervention);
+            ac.iter()
+                .zip(wc)
+                .map(|(a, w)| match (a, w) {
+                    (Some(a), Some(w)) => Some(if Some(*a as usize) == int && *w > 0 {
+                        1.0
+                    } else {
+                        0.0
+                    }),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => vec![None; f.n_rows()],
+    };
+    // The column name is not in the frame (checked by the caller), so this cannot fail.
+    let _ = f.push_numeric(FOLLOWUP_COLUMN, v);
+    f
 }
 
 /// The follow-up waves to report: the spec's list (checked) or every wave after baseline.

@@ -32,6 +32,8 @@ pub struct ShrinkageModel {
     pub residual_sd: f64,
     pub singular: bool,
     pub converged: bool,
+    /// REML criterion at the optimum (lme4's `REMLcrit`), or the deviance of an ML fit.
+    pub reml_criterion: f64,
     /// The random-effects term's column holding the site-by-arm effect (`armIMR`).
     pub arm_term: String,
     pub n_sites: usize,
@@ -94,7 +96,7 @@ pub fn shrunken_effects(
         None => (f64::NAN, f64::NAN, f64::NAN),
     };
     let mut warnings = fit.warnings.clone();
-    if fit.singular {
+    if fit.singular && !warnings.iter().any(|w| w.contains("singular")) {
         warnings.push(format!(
             "shrinkage model singular (boundary): {}",
             if fit.singular_terms.is_empty() {
@@ -112,6 +114,7 @@ pub fn shrunken_effects(
         residual_sd: fit.sigma,
         singular: fit.singular,
         converged: fit.converged,
+        reml_criterion: fit.objective,
         arm_term: arm_column.to_string(),
         n_sites: term.levels.len(),
         n_observations: fit.n_obs(),
