@@ -781,7 +781,7 @@ fn stacked_mmrm_fit_matches_nlme() {
     close(
         ai(&fit),
         num(&rec["average_indirect"]),
-        1e-3,
+        1e-4,
         "average indirect (mmrm)",
     );
     eprintln!(

@@ -712,8 +712,7 @@ pub fn run(
 /// one the analysis uses; both reach nlme's maximum on `tests/r/mediation.R`'s data, the
 /// log-likelihoods within 1e-9; on trial-small's SFS equation, with a boundary optimum, it
 /// stops at a lower local maximum than [`MmrmFitter`], hence a check only): the (restricted)
-/// deviance with the
-/// fixed effects and the overall scale profiled out, minimized by BOBYQA (Powell 2009; as
+/// deviance with the fixed effects and the overall scale profiled out, minimized by BOBYQA (Powell 2009; as
 /// lme4) over a scaled Cholesky factor of `G / sigma_m^2` and the residual SD ratio
 /// `sigma_y / sigma_m` (nlme's `varIdent` parameter), restarted from its own optimum until
 /// the deviance stops improving (the likelihood is flat: 3 waves, 4 random effects).
