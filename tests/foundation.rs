@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use herstel::ingest::{read_export, Problem, ProblemKind, Severity, ValidateOptions};
 use herstel::schema::Schema;
 use herstel::scoring::score;
-use herstel::table::{read_table_file, write_table_file, OutColumn, OutValues};
+use herstel::table::{
+    read_csv_via_polars, read_table_file, write_table_file, OutColumn, OutValues, RawTable,
+    TableError,
+};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trial-small")
@@ -903,44 +906,26 @@ mod mutations {
     }
 }
 
-/// Writes an export of `n` participants x 3 waves by replicating the trial-small rows with new
-/// participant ids (sites, groups and study.toml unchanged).
+/// Writes a simulated export of `n` participants x 3 waves (the default trial's parameters:
+/// 6 instruments, 132 item columns, dropout, item gaps, admissions).
 fn write_big_export(dir: &Path, n: usize) {
-    let src = fixture().join("export");
-    for f in ["study.toml", "sites.csv", "groups.csv"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let read = |f: &str| std::fs::read_to_string(src.join(f)).unwrap();
-    let copies = n.div_ceil(120);
-    for f in ["participants.csv", "assessments.csv", "admissions.csv"] {
-        let text = read(f);
-        let mut lines = text.lines();
-        let header = lines.next().unwrap();
-        let body: Vec<&str> = lines.collect();
-        let mut out = String::with_capacity(text.len() * copies + 64);
-        out.push_str(header);
-        out.push('\n');
-        for c in 0..copies {
-            for line in &body {
-                // ids are P0001..P0120 at the start of the line
-                let (id, rest) = line.split_at(5);
-                let num: usize = id[1..].parse().unwrap();
-                let new = c * 120 + num;
-                if new > n {
-                    continue;
-                }
-                out.push_str(&format!("P{new:07}"));
-                out.push_str(rest);
-                out.push('\n');
-            }
-        }
-        std::fs::write(dir.join(f), out).unwrap();
-    }
+    let mut cfg = herstel::simulate::SimConfig::default();
+    cfg.study.n_participants = n;
+    let t0 = std::time::Instant::now();
+    herstel::simulate::simulate(&cfg, 7)
+        .unwrap()
+        .write(dir)
+        .unwrap();
+    eprintln!(
+        "simulated and wrote {n} participants in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 /// Scale check (issue 2 point 7): validate + score 100,000 participants x 3 waves.
-/// `HERSTEL_BIG_EXPORT=/some/dir cargo test --release --test foundation -- --ignored scale`
-/// keeps the export there for measuring the binary with `/usr/bin/time -v`.
+/// `HERSTEL_BIG_EXPORT=/some/dir cargo test --test foundation -- --ignored scale --nocapture`
+/// keeps the export there for measuring the binary with `/usr/bin/time -v herstel validate DIR`
+/// and `herstel score DIR --out FILE` (see benches/scale.sh).
 #[test]
 #[ignore]
 fn scale_100k_participants() {
@@ -955,6 +940,7 @@ fn scale_100k_participants() {
     assert_eq!(ing.report.n_errors(), 0, "{}", ing.report);
     let trial = ing.trial.unwrap();
     assert_eq!(trial.participants.len(), 100_000);
+    assert!(trial.assessments.len() > 270_000);
     let scored = score(&trial, &trial.instruments);
     let t2 = std::time::Instant::now();
     assert_eq!(scored.n_rows(), 300_000);
@@ -964,4 +950,174 @@ fn scale_100k_participants() {
         (t2 - t1).as_secs_f64(),
         (t2 - t0).as_secs_f64()
     );
+}
+
+/// Peak resident memory of this process so far (VmHWM, MB; Linux only, else 0).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Phases of validate + score on an export kept by `scale_100k_participants`
+/// (`HERSTEL_BIG_EXPORT=DIR cargo test --test foundation -- --ignored scale_phases --nocapture`).
+#[test]
+#[ignore]
+fn scale_phases() {
+    let Some(dir) = std::env::var_os("HERSTEL_BIG_EXPORT").map(PathBuf::from) else {
+        eprintln!("set HERSTEL_BIG_EXPORT to an export folder");
+        return;
+    };
+    let t = std::time::Instant::now();
+    let raw = read_table_file(&dir.join("assessments.csv")).unwrap();
+    eprintln!(
+        "read assessments.csv ({} rows x {} columns): {:.2} s, peak {:.0} MB",
+        raw.n_rows(),
+        raw.columns().len(),
+        t.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
+    drop(raw);
+    let t = std::time::Instant::now();
+    let ing = validate(&dir);
+    eprintln!(
+        "validate: {:.2} s, peak {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
+    let trial = ing.trial.unwrap();
+    let t = std::time::Instant::now();
+    let scored = score(&trial, &trial.instruments);
+    eprintln!(
+        "score: {:.2} s ({} missing scores), peak {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        scored.exclusions.len(),
+        peak_rss_mb()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    write_table_file(&out.path().join("s.parquet"), &scored.to_out_columns()).unwrap();
+    eprintln!(
+        "write scores: {:.2} s, peak {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
+    let t = std::time::Instant::now();
+    write_table_file(&out.path().join("log.parquet"), &scored.exclusion_columns()).unwrap();
+    eprintln!(
+        "write log: {:.2} s, peak {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
+}
+
+/// Every cell of a table, column by column.
+fn table_cells(t: &RawTable) -> Vec<(String, Vec<Option<String>>)> {
+    t.columns()
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            (
+                name.clone(),
+                t.column_cells(c).map(|v| v.map(str::to_string)).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn native_csv_reader_equals_polars() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        "a,b\n1,2\n3,4\n",
+        "a,b\r\n1,2\r\n3,4\r\n",
+        "a,b\n1,2\n\n3,4",
+        "\u{feff}id,name\nP1,\"Doe, J\"\nP2,\"say \"\"hi\"\"\"\n",
+        "a,b,c\n,,\n x , y ,\n",
+        "a,b\n\"multi\nline\",2\n",
+        "a\n1\n2\n",
+        "a,b\n1,\n",
+        "\"a\",\" b \"\n\"\",3\n",
+        "a,b\n1,2\n\r\n3,4\n\n\n",
+        "a,b\n\"\u{e9}t\u{e9}\",\u{20ac}\n",
+    ];
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (i, text) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("case{i}.csv"));
+        std::fs::write(&p, text).unwrap();
+        files.push(p);
+    }
+    // a simulated export (quoted site names, empty cells, decimals)
+    let sim = dir.path().join("sim");
+    let mut cfg = herstel::simulate::SimConfig::default();
+    cfg.study.n_participants = 60;
+    herstel::simulate::simulate(&cfg, 3)
+        .unwrap()
+        .write(&sim)
+        .unwrap();
+    for folder in [fixture().join("export"), sim] {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "csv") {
+                files.push(p);
+            }
+        }
+    }
+    for p in &files {
+        let native = read_table_file(p).unwrap();
+        let polars = read_csv_via_polars(p).unwrap();
+        assert_eq!(native.n_rows(), polars.n_rows(), "{}", p.display());
+        assert_eq!(
+            table_cells(&native),
+            table_cells(&polars),
+            "{}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn native_csv_reader_locates_malformed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [&[u8]; 6] = [
+        b"a,b\n1,2\n3\n",
+        b"a,b\n\"x,y\",2\n3,4,5\n",
+        b"a,b\n1,\"2\n",
+        b"a,b\n\n1,2\n\n3\n",
+        b"a,a\n1,2\n",
+        b"a,b\n1,\xff\n",
+    ];
+    // blank lines are rows (of empty cells), as in polars, so case 3's short row is row 5
+    let want = [3, 3, 2, 5, 1, 2];
+    for (i, (text, row)) in cases.iter().zip(want).enumerate() {
+        let p = dir.path().join(format!("bad{i}.csv"));
+        std::fs::write(&p, text).unwrap();
+        match read_table_file(&p) {
+            Err(TableError::Malformed {
+                row: r, message, ..
+            }) => {
+                assert_eq!(r, Some(row), "case {i}: {message}")
+            }
+            other => panic!("case {i}: {other:?}"),
+        }
+        if i < 3 {
+            // the polars path reports the same row (its structure scan)
+            match read_csv_via_polars(&p) {
+                Err(TableError::Malformed { row: r, .. }) => assert_eq!(r, Some(row), "case {i}"),
+                other => panic!("case {i}: {other:?}"),
+            }
+        }
+    }
+    let p = dir.path().join("empty.csv");
+    std::fs::write(&p, " \n").unwrap();
+    assert!(matches!(
+        read_table_file(&p),
+        Err(TableError::Malformed { row: None, .. })
+    ));
 }
