@@ -45,7 +45,8 @@ pub fn run(args: Args) -> CmdResult {
     let t0 = Instant::now();
     let (spec_text, spec_name) = match &args.spec {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|e| format!("cannot read analysis spec {}: {e}", p.display()))?,
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read analysis spec {}: {e}", p.display()))?,
             p.display().to_string(),
         ),
         None => (
@@ -86,9 +87,13 @@ pub fn run(args: Args) -> CmdResult {
     };
     let scored = scoring::score(&trial, &trial.instruments);
     let mut results = analysis::analyse(&trial, &scored, &spec, args.quiet);
-    for w in report.warnings() {
-        results.warnings.push(format!("validation: {w}"));
-    }
+    // The full validation report goes beside the results; the results carry one line per
+    // kind of warning (table, column) with its count and first occurrence.
+    std::fs::write(args.out.join("validation.txt"), report.to_string())
+        .map_err(|e| format!("cannot write validation.txt: {e}"))?;
+    results
+        .warnings
+        .extend(summarise_validation_warnings(report.warnings()));
     results.manifest = Manifest {
         herstel_version: env!("CARGO_PKG_VERSION").to_string(),
         spec_name,
@@ -114,6 +119,35 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per (kind, table, column) of validation warnings: count and first occurrence.
+fn summarise_validation_warnings<'a>(
+    warnings: impl Iterator<Item = &'a crate::ingest::Problem>,
+) -> Vec<String> {
+    let mut groups: Vec<(String, usize, String)> = Vec::new();
+    for w in warnings {
+        let key = format!(
+            "{:?} in {}{}",
+            w.kind,
+            w.table,
+            w.column.as_deref().map(|c| format!(".{c}")).unwrap_or_default()
+        );
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1 += 1,
+            None => groups.push((key, 1, w.to_string())),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, n, first)| {
+            if n == 1 {
+                format!("validation: {first}")
+            } else {
+                format!("validation: {n} warnings like: {first} (all in validation.txt)")
+            }
+        })
+        .collect()
 }
 
 /// SHA-256 and size of every file of the export folder (sorted by name).
