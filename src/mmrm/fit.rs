@@ -610,7 +610,8 @@ impl MmrmData {
 pub struct MmrmOptions {
     /// REML (default) or ML.
     pub reml: bool,
-    /// BOBYQA final trust radius.
+    /// BOBYQA final trust radius (then Newton steps polish the optimum; when they do not reach
+    /// a vanishing gradient, BOBYQA restarts with radius 1e-8).
     pub rho_end: f64,
     /// BOBYQA evaluation limit.
     pub max_evals: usize,
@@ -623,7 +624,7 @@ impl Default for MmrmOptions {
     fn default() -> Self {
         MmrmOptions {
             reml: true,
-            rho_end: 1e-7,
+            rho_end: 1e-3,
             max_evals: 20_000,
             start_gamma: None,
         }
@@ -643,67 +644,62 @@ pub struct Optimum {
     pub max_abs_gradient: f64,
 }
 
-/// Fits the model: BOBYQA on theta, then Newton polishing on gamma.
-pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmError> {
-    let reml = opts.reml;
-    let mut theta = match opts
-        .start_gamma
-        .as_ref()
-        .and_then(|g| data.params_from_gamma(g))
-        .and_then(|prm| data.theta_from_params(&prm))
-    {
-        Some(t) => t,
-        None => data.start_theta()?,
-    };
+/// BOBYQA on theta from `theta` (updated in place); returns the number of evaluations.
+fn run_bobyqa(
+    data: &MmrmData,
+    theta: &mut [f64],
+    reml: bool,
+    rho_begin: f64,
+    rho_end: f64,
+    max_evals: usize,
+) -> Result<usize, MmrmError> {
     let k = theta.len();
-    let mut n_evaluations = 0;
-    if k > 0 {
-        let mut cfg = Config::new(k);
-        cfg.rho_begin = if opts.start_gamma.is_some() {
-            0.05
-        } else {
-            0.2
-        };
-        cfg.rho_end = opts.rho_end;
-        cfg.max_fun = opts.max_evals.max(cfg.npt + 2);
-        let mut solver = Bobyqa::new(k, cfg).map_err(|s| MmrmError::Optimizer(s.to_string()))?;
-        let lower = vec![-f64::INFINITY; k];
-        let upper = vec![f64::INFINITY; k];
-        let outcome = solver.minimize(
-            |th: &[f64]| {
-                data.params_from_theta(th)
-                    .and_then(|s| data.evaluate(&s, reml))
-                    .map_or(1e300, |e| e.deviance)
-            },
-            &mut theta,
-            &lower,
-            &upper,
-        );
-        n_evaluations = outcome.n_eval;
+    if k == 0 {
+        return Ok(0);
     }
-    let prm = data.params_from_theta(&theta).ok_or(MmrmError::Optimizer(
-        "the optimizer ended at a non-finite covariance".into(),
-    ))?;
-    let mut gamma = data.gamma_from_params(&prm);
-    let mut eval = data.evaluate(&prm, reml).ok_or(MmrmError::Optimizer(
-        "the optimizer ended at a singular covariance".into(),
-    ))?;
-    // Newton polishing on gamma.
+    let mut cfg = Config::new(k);
+    cfg.rho_begin = rho_begin;
+    cfg.rho_end = rho_end.min(rho_begin);
+    cfg.max_fun = max_evals.max(cfg.npt + 2);
+    let mut solver = Bobyqa::new(k, cfg).map_err(|s| MmrmError::Optimizer(s.to_string()))?;
+    let lower = vec![-f64::INFINITY; k];
+    let upper = vec![f64::INFINITY; k];
+    let outcome = solver.minimize(
+        |th: &[f64]| {
+            data.params_from_theta(th)
+                .and_then(|s| data.evaluate(&s, reml))
+                .map_or(1e300, |e| e.deviance)
+        },
+        theta,
+        &lower,
+        &upper,
+    );
+    Ok(outcome.n_eval)
+}
+
+/// Newton steps on gamma with the analytic gradient and Hessian, backtracking line search.
+/// Returns (steps, largest absolute gradient at the end).
+fn newton(
+    data: &MmrmData,
+    gamma: &mut Vec<f64>,
+    eval: &mut Evaluation,
+    reml: bool,
+) -> (usize, f64) {
     let mut steps = 0;
     let mut max_abs_gradient = f64::NAN;
-    for _ in 0..30 {
-        let Ok(d) = super::inference::Derivatives::compute(data, &gamma, &eval, reml) else {
-            break;
+    for _ in 0..50 {
+        let Ok(d) = super::inference::Derivatives::compute(data, gamma, eval, reml) else {
+            return (steps, f64::NAN);
         };
         max_abs_gradient = d.gradient.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         let Some(chol) = d.hessian.clone().cholesky() else {
-            break;
+            return (steps, max_abs_gradient);
         };
         let gv = DVector::from_column_slice(&d.gradient);
         let step = chol.solve(&gv);
         let dec = gv.dot(&step);
         if dec.is_nan() || dec <= 1e-20 {
-            break;
+            return (steps, max_abs_gradient);
         }
         let mut alpha = 1.0;
         let mut moved = false;
@@ -720,8 +716,8 @@ pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmErro
                 // Accept a step that does not increase the deviance beyond rounding: near the
                 // optimum the decrease (dec / 2) is below the rounding of the deviance itself.
                 if e.deviance <= eval.deviance + 1e-12 * eval.deviance.abs().max(1.0) {
-                    gamma = cand;
-                    eval = e;
+                    *gamma = cand;
+                    *eval = e;
                     moved = true;
                     break;
                 }
@@ -729,19 +725,75 @@ pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmErro
             alpha *= 0.5;
         }
         if !moved {
-            break;
+            return (steps, max_abs_gradient);
         }
         steps += 1;
         if dec < 1e-16 {
             break;
         }
     }
+    if let Ok(d) = super::inference::Derivatives::compute(data, gamma, eval, reml) {
+        max_abs_gradient = d.gradient.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    }
+    (steps, max_abs_gradient)
+}
+
+/// Fits the model: BOBYQA on theta (to `rho_end`), then Newton polishing on gamma; when the
+/// gradient does not vanish (Hessian not positive definite far from the optimum, a ridge), a
+/// second BOBYQA run to radius 1e-8 and Newton again.
+pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmError> {
+    let reml = opts.reml;
+    let warm = opts
+        .start_gamma
+        .as_ref()
+        .and_then(|g| data.params_from_gamma(g))
+        .and_then(|prm| data.theta_from_params(&prm));
+    let rho_begin = if warm.is_some() { 0.05 } else { 0.2 };
+    let mut theta = match warm {
+        Some(t) => t,
+        None => data.start_theta()?,
+    };
+    let mut n_evaluations = run_bobyqa(
+        data,
+        &mut theta,
+        reml,
+        rho_begin,
+        opts.rho_end,
+        opts.max_evals,
+    )?;
+    let prm = data.params_from_theta(&theta).ok_or(MmrmError::Optimizer(
+        "the optimizer ended at a non-finite covariance".into(),
+    ))?;
+    let mut gamma = data.gamma_from_params(&prm);
+    let mut eval = data.evaluate(&prm, reml).ok_or(MmrmError::Optimizer(
+        "the optimizer ended at a singular covariance".into(),
+    ))?;
+    let (mut steps, mut max_abs_gradient) = newton(data, &mut gamma, &mut eval, reml);
+    let small = |g: f64, dev: f64| g.is_finite() && g < 1e-6 * dev.abs().max(1.0);
+    if !small(max_abs_gradient, eval.deviance) && data.n_par() > 0 {
+        let mut theta = data
+            .params_from_gamma(&gamma)
+            .and_then(|p| data.theta_from_params(&p))
+            .unwrap_or(theta);
+        n_evaluations += run_bobyqa(data, &mut theta, reml, 1e-3, 1e-8, opts.max_evals)?;
+        if let Some(e) = data
+            .params_from_theta(&theta)
+            .and_then(|p| data.evaluate(&p, reml))
+        {
+            if e.deviance <= eval.deviance {
+                gamma = data.gamma_from_params(&data.params_from_theta(&theta).ok_or(
+                    MmrmError::Optimizer("the optimizer ended at a non-finite covariance".into()),
+                )?);
+                eval = e;
+            }
+        }
+        let (s2, g2) = newton(data, &mut gamma, &mut eval, reml);
+        steps += s2;
+        max_abs_gradient = g2;
+    }
     let params = data
         .params_from_gamma(&gamma)
         .ok_or(MmrmError::Numerical("covariance not finite".into()))?;
-    if let Ok(d) = super::inference::Derivatives::compute(data, &gamma, &eval, reml) {
-        max_abs_gradient = d.gradient.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-    }
     Ok(Optimum {
         gamma,
         params,

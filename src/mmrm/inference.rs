@@ -260,16 +260,39 @@ impl Derivatives {
             let nsub = pat.n_subjects as f64;
             let (first, second) = pattern_derivatives(data, pat, &prm, &sd);
             let vg: Vec<DMatrix<f64>> = first.iter().map(|(_, m)| &vinv * m).collect();
+            // One participant: with U = V^-1 [X y], Z'V^-1 G_a V^-1 Z = U' G_a U and
+            // Z'V^-1 G_a V^-1 G_c V^-1 Z = (V^-1 G_a U)' (G_c U): q x m products only.
+            let single = (pat.n_subjects == 1).then(|| {
+                let u = &vinv * &pat.rows;
+                let mg: Vec<DMatrix<f64>> = first.iter().map(|(_, g)| g * &u).collect();
+                let kg: Vec<DMatrix<f64>> = mg.iter().map(|m| &vinv * m).collect();
+                (u, mg, kg)
+            });
             for (ia, (a, _)) in first.iter().enumerate() {
                 let a = *a;
-                let hv = &vg[ia] * &vinv;
-                pat.add_qform(&mut b[a], &hv);
                 tr1[a] += nsub * vg[ia].trace();
+                let hv = match &single {
+                    Some((u, mg, _)) => {
+                        b[a] += u.transpose() * &mg[ia];
+                        None
+                    }
+                    None => {
+                        let hv = &vg[ia] * &vinv;
+                        pat.add_qform(&mut b[a], &hv);
+                        Some(hv)
+                    }
+                };
                 for (ic, (c, gc)) in first.iter().enumerate().skip(ia) {
                     let c = *c;
-                    let j = &hv * gc * &vinv;
-                    pat.add_qform(&mut d[a * kk + c], &j);
-                    let tr = nsub * (&vg[ia] * &vg[ic]).trace();
+                    match (&single, &hv) {
+                        (Some((_, mg, kg)), _) => d[a * kk + c] += kg[ia].transpose() * &mg[ic],
+                        (None, Some(hv)) => {
+                            let j = hv * gc * &vinv;
+                            pat.add_qform(&mut d[a * kk + c], &j);
+                        }
+                        _ => {}
+                    }
+                    let tr = nsub * vg[ia].component_mul(&vg[ic].transpose()).sum();
                     ktrace[(a, c)] += tr;
                     if c != a {
                         ktrace[(c, a)] += tr;
