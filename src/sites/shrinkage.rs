@@ -203,32 +203,3 @@ pub fn quantile_type1(sorted: &[u32], p: f64) -> u32 {
     };
     sorted[idx.min(n - 1)]
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranks_and_quantiles() {
-        assert_eq!(ranks_desc(&[0.1, 0.5, -0.2, 0.5]), vec![3, 1, 4, 1]);
-        let s: Vec<u32> = (1..=10).collect();
-        assert_eq!(quantile_type1(&s, 0.25), 3);
-        assert_eq!(quantile_type1(&s, 0.2), 2);
-        assert_eq!(quantile_type1(&s, 0.975), 10);
-        assert_eq!(quantile_type1(&s, 0.025), 1);
-    }
-
-    #[test]
-    fn ranks_are_seeded_and_sensible() {
-        let ids: Vec<String> = (0..4).map(|i| format!("S{i}")).collect();
-        let est = [1.0, 0.0, -1.0, 0.05];
-        let sd = [0.01, 0.5, 0.01, 0.5];
-        let a = simulated_ranks(&ids, &est, &sd, 2000, 0.95, 7, 0);
-        let b = simulated_ranks(&ids, &est, &sd, 2000, 0.95, 7, 0);
-        assert_eq!(a, b);
-        assert_eq!((a[0].rank, a[0].rank_low, a[0].rank_high), (1, 1, 1));
-        assert_eq!((a[2].rank, a[2].rank_low, a[2].rank_high), (4, 4, 4));
-        assert_eq!((a[1].rank_low, a[1].rank_high), (2, 3));
-        assert_eq!((a[3].rank_low, a[3].rank_high), (2, 3));
-    }
-}

@@ -312,3 +312,161 @@ pub fn draw_funnel<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// Funnel plot of routine outcome monitoring (Spiegelhalter 2005, Stat Med 24): each site's
+/// case-mix-adjusted mean change against its number of participants, with the overall mean
+/// and the 95% and 99.8% control limits `overall +/- z sigma / sqrt(n)`.
+#[allow(dead_code)] // until the report layer has a figure job for `sites::RoutineResult`
+pub fn draw_routine_funnel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    r: &crate::sites::RoutineResult,
+) -> Result<(), String> {
+    let (w, _) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        format!(
+            "{}: change {} to {} by site, adjusted for case mix",
+            outcome_label(&r.outcome),
+            r.baseline_wave,
+            r.wave
+        ),
+        (w as i32 / 2, 30),
+        bold(TITLE).pos(Pos::new(HPos::Center, VPos::Center)),
+    ))
+    .map_err(de)?;
+    let n_max = r.rows.iter().map(|x| x.n).max().unwrap_or(1).max(2) as f64 * 1.1;
+    let n_min = (r.rows.iter().map(|x| x.n).min().unwrap_or(1) as f64 * 0.8).max(1.0);
+    let sigma = r.residual_sd;
+    let center = r.overall_mean_change;
+    let z95 = r
+        .rows
+        .first()
+        .map_or(1.96, |x| (x.limit95_high - center) / x.std_error);
+    let z998 = r
+        .rows
+        .first()
+        .map_or(3.09, |x| (x.limit998_high - center) / x.std_error);
+    let limit = |z: f64, n: f64| z * sigma / n.sqrt();
+    let (y0, y1) = padded_range(
+        r.rows
+            .iter()
+            .map(|x| x.adjusted)
+            .chain([center - limit(z998, n_min), center + limit(z998, n_min)]),
+        0.05,
+    );
+    let body = root.margin(60, 0, 24, 40);
+    let mut chart = ChartBuilder::on(&body)
+        .margin_top(10)
+        .margin_right(30)
+        .x_label_area_size(100)
+        .y_label_area_size(120)
+        .build_cartesian_2d(0.0..n_max, y0..y1)
+        .map_err(de)?;
+    chart
+        .configure_mesh()
+        .x_labels(7)
+        .y_labels(6)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(232, 232, 232))
+        .x_desc("Participants")
+        .y_desc("Adjusted mean change")
+        .label_style(font(TICK))
+        .axis_desc_style(font(AXIS))
+        .axis_style(BLACK.stroke_width(2))
+        .draw()
+        .map_err(de)?;
+    if center.is_finite() && sigma.is_finite() && z95.is_finite() && z998.is_finite() {
+        let steps = 120;
+        let ns: Vec<f64> = (0..=steps)
+            .map(|i| n_min + (n_max - n_min) * i as f64 / steps as f64)
+            .collect();
+        for (z, color) in [(z95, GREY), (z998, BLACK)] {
+            for sign in [-1.0, 1.0] {
+                chart
+                    .draw_series(LineSeries::new(
+                        ns.iter().map(|&n| (n, center + sign * limit(z, n))),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(de)?;
+            }
+        }
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, center), (n_max, center)],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(de)?;
+    }
+    chart
+        .draw_series(
+            r.rows
+                .iter()
+                .filter(|x| x.adjusted.is_finite())
+                .map(|x| Circle::new((x.n as f64, x.adjusted), 9, series_color(2).filled())),
+        )
+        .map_err(de)?;
+    let (ox, oy) = body.get_base_pixel();
+    for x in r.rows.iter().filter(|x| x.adjusted.is_finite()) {
+        let (px, py) = chart.backend_coord(&(x.n as f64, x.adjusted));
+        body.draw(&Text::new(
+            x.site_id.clone(),
+            (px - ox + 14, py - oy),
+            font(22.0).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(de)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routine_funnel_plot_draws() {
+        super::super::register_fonts();
+        let row = |id: &str, n: u64, adj: f64| crate::sites::pool::RoutineSiteRow {
+            site_id: id.into(),
+            n,
+            observed: adj,
+            expected: 0.0,
+            adjusted: adj,
+            std_error: 2.0 / (n as f64).sqrt(),
+            limit95_low: -1.959964 * 2.0 / (n as f64).sqrt(),
+            limit95_high: 1.959964 * 2.0 / (n as f64).sqrt(),
+            limit998_low: -3.090232 * 2.0 / (n as f64).sqrt(),
+            limit998_high: 3.090232 * 2.0 / (n as f64).sqrt(),
+            funnel: "within".into(),
+            shrunken: 0.0,
+            conditional_sd: 0.1,
+        };
+        let r = crate::sites::RoutineResult {
+            outcome: "honos".into(),
+            baseline_wave: "T0".into(),
+            wave: "T2".into(),
+            model: String::new(),
+            shrinkage_model: String::new(),
+            n_participants: 90,
+            n_excluded: 0,
+            overall_mean_change: 0.0,
+            residual_sd: 2.0,
+            site_sd: 0.1,
+            rows: vec![row("SiteA", 20, 0.5), row("SiteB", 70, -0.2)],
+            warnings: Vec::new(),
+        };
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (1000, 800)).into_drawing_area();
+            root.fill(&WHITE).unwrap();
+            draw_routine_funnel(&root, &r).unwrap();
+            root.present().unwrap();
+        }
+        assert!(
+            svg.contains("SiteA") && svg.contains("SiteB"),
+            "site labels drawn"
+        );
+        assert!(
+            svg.matches("<polyline").count() >= 5,
+            "four limits and the centre line"
+        );
+    }
+}
