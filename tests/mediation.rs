@@ -668,6 +668,39 @@ fn average_indirect_effect_matches_nlme_and_intervals_agree() {
     );
 }
 
+/// The sampling covariance of the variance parameters (observed information by central
+/// differences) against R: numDeriv's Richardson Hessian of the restricted log-likelihood
+/// (tests/r/mediation_cov_ab.R; nlme's own apVar is not positive definite at this flat optimum).
+#[test]
+fn variance_parameter_covariance_matches_numderiv() {
+    use herstel::mediation::stacked::gamma_vcov;
+    let r = json("mediation.json");
+    let rc = json("mediation_cov_ab.json");
+    let rec = &r["random_slopes"]["fits"]["reml"];
+    let data = r_stacked();
+    let fit = r_stacked_fit(&data, rec, true);
+    let gv = gamma_vcov(&data, &fit).unwrap();
+    let want = rc["gamma_vcov_numderiv"].as_array().unwrap();
+    close(
+        gv[(8, 8)],
+        num(&rc["var_cov_ab_numderiv"]),
+        1e-3,
+        "var(cov(a_j, b_j))",
+    );
+    let mut worst = 0.0f64;
+    for i in 0..12 {
+        let w = num(&want[i][i]);
+        let e = (gv[(i, i)] - w).abs() / w;
+        worst = worst.max(e);
+        assert!(e < 1e-2, "var(gamma {i}): {} vs R {w}", gv[(i, i)]);
+    }
+    eprintln!(
+        "variance-parameter covariance: var(cov_ab) {:.6} (R {:.6}); worst relative error of the 12 variances {worst:.2e}",
+        gv[(8, 8)],
+        num(&rc["var_cov_ab_numderiv"])
+    );
+}
+
 #[test]
 fn stacked_native_fit_matches_nlme() {
     use herstel::mediation::stacked::{NativeFitter, StackedFitter};
