@@ -359,7 +359,7 @@ fn bench_unstructured_10k() {
             .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
-    let mut csv = String::from("id,arm,wave,y\n");
+    let mut csv = String::from("id,arm,wave,widx,y\n");
     for i in 0..10_000 {
         let arm = if i % 2 == 0 { "CAU" } else { "IMR" };
         let b = {
@@ -373,8 +373,12 @@ fn bench_unstructured_10k() {
             let (u1, u2) = (unif(), unif());
             let e = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
             let y = 3.0 + 0.1 * w as f64 + b + e * (1.0 + 0.1 * w as f64);
-            csv.push_str(&format!("P{i:05},{arm},T{},{y:.4}\n", w + 1));
+            csv.push_str(&format!("P{i:05},{arm},T{},{},{y:.4}\n", w + 1, w + 1));
         }
+    }
+    // MMRM_BENCH_CSV=path writes the data for benches/r/gls_timing.R (the nlme comparison).
+    if let Ok(path) = std::env::var("MMRM_BENCH_CSV") {
+        std::fs::write(&path, &csv).expect("write benchmark csv");
     }
     let data = Frame::from_csv_str(&csv, &HashMap::new()).expect("csv");
     let t0 = std::time::Instant::now();
@@ -382,11 +386,12 @@ fn bench_unstructured_10k() {
     let rows = fit.coef_table(DfMethod::KenwardRoger).expect("kr");
     let el = t0.elapsed();
     println!(
-        "10,000 x 4 UN REML + KR: {:.3} s ({} rows, {} evaluations, df {:.1})",
+        "10,000 x 4 UN REML + KR: {:.3} s ({} rows, {} evaluations, df {:.1}, logLik {:.6})",
         el.as_secs_f64(),
         fit.n_obs,
         fit.n_evaluations,
-        rows[1].df
+        rows[1].df,
+        fit.loglik
     );
     assert!(fit.converged);
 }
