@@ -300,14 +300,24 @@ fn partially_nested_groups_model() {
     for fe in want["fixed_effects"].as_array().unwrap() {
         let term = fe["term"].as_str().unwrap();
         let g = got.fixed_effects.iter().find(|t| t.term == term).unwrap();
-        w.check(format!("{term} estimate"), g.estimate, num(fe, "estimate"), 1e-3);
+        w.check(
+            format!("{term} estimate"),
+            g.estimate,
+            num(fe, "estimate"),
+            1e-3,
+        );
         w.check(format!("{term} se"), g.std_error, num(fe, "se"), 0.0);
         if same_optimum {
             w.check(format!("{term} df"), g.df, num(fe, "df"), 0.0);
         }
     }
     let fit = got.fit.as_ref().unwrap();
-    w.check("REML criterion", fit.reml_criterion.unwrap(), num(want, "reml_criterion"), 0.0);
+    w.check(
+        "REML criterion",
+        fit.reml_criterion.unwrap(),
+        num(want, "reml_criterion"),
+        0.0,
+    );
     w.assert_below(1e-4);
 }
 
@@ -405,4 +415,183 @@ fn table1_and_consort_counts() {
             num(s, "mean")
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Truth recovery (issue 5 point 7): repeated simulated trials from the built-in simulator.
+
+const COVERAGE_SPEC: &str = r#"
+[sensitivity]
+site = false
+groups = false
+random_slope = false
+[sensitivity.fidelity]
+enabled = false
+[analysis_sets.per_protocol]
+enabled = false
+[admissions]
+enabled = false
+"#;
+
+/// One simulated trial analysed with the primary model: per outcome, per follow-up wave,
+/// (estimate, conf_low, conf_high, p_value) of the intervention minus control contrast.
+type Contrasts = Vec<(String, String, f64, f64, f64, f64)>;
+
+fn simulate_and_analyse(cfg: &herstel::simulate::SimConfig, seed: u64) -> Contrasts {
+    let sim = herstel::simulate::simulate(cfg, seed).expect("simulate");
+    let dir = tempfile::tempdir().unwrap();
+    sim.write(dir.path()).unwrap();
+    let schema = Schema::load(None).unwrap();
+    let (trial, _) = load_trial(dir.path(), &schema, &ValidateOptions::default())
+        .unwrap_or_else(|r| panic!("seed {seed}: simulated export does not validate:\n{r}"));
+    let scored = scoring::score(&trial, &trial.instruments);
+    let spec = AnalysisSpec::from_toml(COVERAGE_SPEC, "coverage").unwrap();
+    let res = analysis::analyse(&trial, &scored, &spec, true);
+    let mut out = Vec::new();
+    for o in res.outcomes.iter().filter(|o| o.sensitivity.is_none()) {
+        for c in &o.contrasts {
+            out.push((
+                o.outcome.clone(),
+                c.wave.clone(),
+                c.estimate,
+                c.conf_low,
+                c.conf_high,
+                c.p_value,
+            ));
+        }
+    }
+    out
+}
+
+/// Observed-scale truth of the default simulator: IMR - control per instrument and wave.
+fn observed_truth(cfg: &herstel::simulate::SimConfig) -> Vec<(String, String, f64)> {
+    let sim = herstel::simulate::simulate(cfg, 1).unwrap();
+    let obs = sim
+        .truth
+        .observed_scale
+        .expect("the default simulator carries its observed-scale truth");
+    let mut v = Vec::new();
+    for inst in obs.arm_effects {
+        for w in inst.waves {
+            v.push((
+                inst.instrument.clone(),
+                w.wave.clone(),
+                w.difference.estimate,
+            ));
+        }
+    }
+    v
+}
+
+struct Coverage {
+    covered: usize,
+    total: usize,
+    rejected_null: usize,
+    total_null: usize,
+}
+
+fn coverage(reps: u64, first_seed: u64) -> (Coverage, Vec<(String, usize, usize)>) {
+    use rayon::prelude::*;
+    let cfg = herstel::simulate::SimConfig::default();
+    let truth = observed_truth(&cfg);
+    let mut null = cfg.clone();
+    for v in [
+        &mut null.effects.self_management,
+        &mut null.effects.clinical,
+        &mut null.effects.functional,
+        &mut null.effects.personal,
+        &mut null.effects.honos,
+    ] {
+        v.iter_mut().for_each(|x| *x = 0.0);
+    }
+    let runs: Vec<(Contrasts, Contrasts)> = (0..reps)
+        .into_par_iter()
+        .map(|r| {
+            let seed = first_seed + r;
+            (
+                simulate_and_analyse(&cfg, seed),
+                simulate_and_analyse(&null, seed + 1_000_000),
+            )
+        })
+        .collect();
+    let mut c = Coverage {
+        covered: 0,
+        total: 0,
+        rejected_null: 0,
+        total_null: 0,
+    };
+    let mut per_outcome: Vec<(String, usize, usize)> = Vec::new();
+    for (alt, nul) in &runs {
+        for (outcome, wave, _, lo, hi, _) in alt {
+            let t = truth
+                .iter()
+                .find(|(i, w, _)| i == outcome && w == wave)
+                .unwrap_or_else(|| panic!("no truth for {outcome} {wave}"))
+                .2;
+            let hit = *lo <= t && t <= *hi;
+            let e = match per_outcome.iter_mut().find(|e| &e.0 == outcome) {
+                Some(e) => e,
+                None => {
+                    per_outcome.push((outcome.clone(), 0, 0));
+                    per_outcome.last_mut().unwrap()
+                }
+            };
+            e.1 += usize::from(hit);
+            e.2 += 1;
+            if outcome == "imrs_client" {
+                c.covered += usize::from(hit);
+                c.total += 1;
+            }
+        }
+        for (_, _, _, _, _, p) in nul {
+            c.rejected_null += usize::from(*p < 0.05);
+            c.total_null += 1;
+        }
+    }
+    (c, per_outcome)
+}
+
+/// Quick version in the default run: 24 trials. The 95% CIs of the primary contrasts must
+/// cover the observed-scale truth in most trials and the null trials must rarely reject;
+/// the bounds are loose (binomial noise at this size) but a biased estimator or a too-narrow
+/// interval fails them.
+#[test]
+fn truth_recovery_quick() {
+    let (c, per) = coverage(24, 1);
+    let cov = c.covered as f64 / c.total as f64;
+    let rej = c.rejected_null as f64 / c.total_null as f64;
+    eprintln!("quick: IMRS coverage {cov:.3} ({}/{}), null rejection {rej:.3} ({}/{}), per outcome {per:?}", c.covered, c.total, c.rejected_null, c.total_null);
+    assert!(c.total >= 40);
+    assert!(cov >= 0.85, "coverage {cov}");
+    assert!(rej <= 0.12, "null rejection rate {rej}");
+}
+
+/// The full check (issue 5 point 7): `HERSTEL_COVERAGE_REPS` trials (default 500) with the
+/// default parameters and as many null trials (every arm effect 0).
+/// `cargo test --test run -- --ignored truth_recovery_full --nocapture`
+#[test]
+#[ignore = "minutes: 500 simulated trials x 2"]
+fn truth_recovery_full() {
+    let reps = std::env::var("HERSTEL_COVERAGE_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let t0 = std::time::Instant::now();
+    let (c, per) = coverage(reps, 10_001);
+    let cov = c.covered as f64 / c.total as f64;
+    let rej = c.rejected_null as f64 / c.total_null as f64;
+    eprintln!(
+        "{reps} trials in {:.1} s: IMRS client 95% CI coverage {cov:.4} ({}/{}); null rejection rate {rej:.4} ({}/{})",
+        t0.elapsed().as_secs_f64(),
+        c.covered,
+        c.total,
+        c.rejected_null,
+        c.total_null
+    );
+    for (o, k, n) in &per {
+        eprintln!("  {o}: coverage {:.4} ({k}/{n})", *k as f64 / *n as f64);
+    }
+    let se = (0.95f64 * 0.05 / c.total as f64).sqrt();
+    assert!((cov - 0.95).abs() < 3.0 * se + 0.005, "coverage {cov}");
+    assert!((rej - 0.05).abs() < 0.02, "null rejection {rej}");
 }
