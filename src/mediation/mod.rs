@@ -375,7 +375,7 @@ pub fn analyse_long(
                 progress.finish();
                 if spec.random_slopes {
                     out.push(r.result);
-                    stacked::run(&panel, spec, seed, &stacked::MmrmFitter::default())?
+                    stacked::run(&panel, spec, seed, &stacked::BestOf::default())?
                 } else {
                     r.result
                 }
