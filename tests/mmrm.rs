@@ -910,3 +910,83 @@ fn random_slope_matches_lmertest_and_pbkrtest() {
         "{wd:e} {wkd:e} {wks:e}"
     );
 }
+
+/// `herstel fit --residual ... --weights ... --json` and `--compare-residual`.
+#[test]
+fn cli_fit_json_residual_covariance_and_comparison() {
+    let csv = format!(
+        "{}/tests/fixtures/mmrm/trial_long.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+            .args([
+                "fit",
+                "--data",
+                &csv,
+                "--formula",
+                "y ~ arm * wave",
+                "--json",
+            ])
+            .args(["--levels", "arm=CAU,IMR", "--levels", "wave=T1,T2,T3"])
+            .args(extra)
+            .output()
+            .expect("run herstel");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")
+    };
+    let j = run(&[
+        "--residual",
+        "us(wave | id)",
+        "--df",
+        "kenward-roger",
+        "--compare-residual",
+        "cs(wave | id)",
+    ]);
+    let g = golden("mmrm.json");
+    let rc = &j["residual_covariance"][0];
+    assert_eq!(rc["waves"], serde_json::json!(["T1", "T2", "T3"]));
+    let want = &g["gls"]["unstructured__reml"]["residual_covariance"]["covariance"];
+    for i in 0..3 {
+        for k in 0..3 {
+            assert!(rel(f(&rc["covariance"][i][k]), f(&want[i][k])) < 1e-4);
+        }
+    }
+    assert!(
+        rel(
+            f(&j["loglik"]),
+            f(&g["gls"]["unstructured__reml"]["loglik"])
+        ) < 1e-7
+    );
+    let lrt = &j["comparison"]["lrt"];
+    assert_eq!(lrt["df"].as_u64(), Some(4));
+    assert!(f(&lrt["p_value"]) > 0.0 && f(&lrt["p_value"]) < 1.0);
+    let kr = &g["linear_inference"]["unstructured"]["reml"]["kenward_roger"]["coefficients"];
+    assert!((f(&j["fixed_effects"][1]["df"]) - f(&kr[1]["df"])).abs() < 1e-2);
+    // Random intercept + varIdent by arm = nlme's lme (mmrm.json lme_varident_arm).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+        .args(["fit", "--data", &csv, "--json", "--weights", "ident(arm)"])
+        .args(["--formula", "y ~ arm * wave + (1 | id)"])
+        .args(["--levels", "arm=CAU,IMR", "--levels", "wave=T1,T2,T3"])
+        .output()
+        .expect("run herstel");
+    let j: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = &g["lme_varident_arm"]["reml"];
+    assert!(rel(f(&j["loglik"]), f(&v["loglik"])) < 1e-7);
+    assert!(
+        rel(
+            f(&j["residual_sd"][1]["sd"]),
+            f(&v["residual_sd_by_arm"]["IMR"])
+        ) < 1e-5
+    );
+    assert!(
+        rel(
+            f(&j["random_effects"]["sd"][0]),
+            f(&v["random_intercept_sd"])
+        ) < 2e-6
+    );
+}

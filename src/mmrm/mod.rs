@@ -60,8 +60,10 @@ pub enum MmrmError {
     Spec { text: String, message: String },
     #[error("the MMRM formula must not have random-effects terms (`{0}`): use `herstel fit` without --residual for mixed models")]
     RandomTerms(String),
-    #[error("column `{0}` named in the residual structure is not in the data")]
+    #[error("column `{0}` named in the residual structure or the weights is not in the data")]
     UnknownColumn(String),
+    #[error("weights `{text}`: {message} (weights: `ident(column)`, nlme's varIdent(form = ~ 1 | column))")]
+    Weights { text: String, message: String },
     #[error("participant `{subject}` has two rows at wave position {wave}; the residual structure needs at most one row per participant and wave")]
     DuplicateWave { subject: String, wave: usize },
     #[error("participant `{subject}` is in more than one `by` group; the groups must be constant within a participant")]
@@ -147,11 +149,9 @@ pub struct WeightsSpec {
 impl WeightsSpec {
     /// Parses `ident(arm)`.
     pub fn parse(text: &str) -> Result<WeightsSpec, MmrmError> {
-        let err = |m: &str| MmrmError::Spec {
+        let err = |m: &str| MmrmError::Weights {
             text: text.to_string(),
-            message: format!(
-                "{m} (weights: `ident(column)`, nlme's varIdent(form = ~ 1 | column))"
-            ),
+            message: m.to_string(),
         };
         let s = text.trim();
         let inner = s
@@ -290,13 +290,24 @@ pub fn fit_model(
     }
     if let (Some(w), Some(res)) = (weights, residual) {
         if res.by.as_deref() == Some(w.column.as_str()) {
-            return Err(MmrmError::Spec {
+            return Err(MmrmError::Weights {
                 text: w.text.clone(),
                 message: format!(
                     "`{}` is already the `by` column of the residual structure (one covariance per group); drop one of the two",
                     w.column
                 ),
             });
+        }
+    }
+    // Columns of --residual / --weights must exist (named before the formula is built).
+    let named = residual
+        .into_iter()
+        .flat_map(|r| [Some(&r.time), Some(&r.subject), r.by.as_ref()])
+        .chain(weights.map(|w| Some(&w.column)))
+        .flatten();
+    for c in named {
+        if data.column(c).is_none() {
+            return Err(MmrmError::UnknownColumn(c.clone()));
         }
     }
     let subject = re_subject
