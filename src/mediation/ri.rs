@@ -289,7 +289,7 @@ fn chol_packed(a: &mut [f64], m: usize) -> bool {
         for k in 0..j {
             d -= a[rj + k] * a[rj + k];
         }
-        if !(d > 0.0) || !d.is_finite() {
+        if !(d.is_finite() && d > 0.0) {
             return false;
         }
         let djj = d.sqrt();

@@ -847,7 +847,6 @@ impl StackedFitter for NativeFitter {
         if best >= 1e300 {
             return Err("the stacked model cannot be evaluated at the start".into());
         }
-        let mut n_evals = 0;
         for _ in 0..=self.restarts {
             let mut cfg = Config::new(k);
             cfg.rho_begin = 0.2;
@@ -855,8 +854,7 @@ impl StackedFitter for NativeFitter {
             cfg.max_fun = self.max_evals.max(cfg.npt + 2);
             let mut solver = Bobyqa::new(k, cfg).map_err(|s| format!("BOBYQA: {s}"))?;
             let mut y = x.clone();
-            let out = solver.minimize(|th: &[f64]| objective(th), &mut y, &lower, &upper);
-            n_evals += out.n_eval;
+            solver.minimize(|th: &[f64]| objective(th), &mut y, &lower, &upper);
             let f = objective(&y);
             let improved = best - f;
             if f <= best {
@@ -887,7 +885,6 @@ impl StackedFitter for NativeFitter {
                 t += 1;
             }
         }
-        let _ = n_evals;
         let loglik = gls.loglik();
         Ok(StackedFit {
             reml,
