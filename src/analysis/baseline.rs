@@ -322,14 +322,23 @@ pub fn exclusions(trial: &Trial, scored: &Scored) -> Vec<ExclusionRow> {
             count: 1,
         }),
     };
+    // Counts by kind: the row numbers in a reason are dropped here (the full per-row log is
+    // OUT/exclusions.csv); subscale scores are left to that log, the totals are counted.
+    let general = |reason: &str| match reason.find(" (") {
+        Some(i) => reason[..i].to_string(),
+        None => reason.to_string(),
+    };
     for e in &trial.exclusions {
-        bump(format!("{} rows", e.table), None, e.reason.clone());
+        bump(format!("{} rows", e.table), None, general(&e.reason));
     }
     for e in &scored.exclusions {
+        if !trial.instruments.iter().any(|i| i.name == e.score) {
+            continue;
+        }
         let reason = if e.reason.contains("answered") {
             "too few items answered".to_string()
         } else {
-            e.reason.clone()
+            general(&e.reason)
         };
         bump(e.score.clone(), Some(e.wave.clone()), reason);
     }

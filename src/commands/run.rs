@@ -94,6 +94,7 @@ pub fn run(args: Args) -> CmdResult {
     results
         .warnings
         .extend(summarise_validation_warnings(report.warnings()));
+    write_exclusion_log(&args.out.join("exclusions.csv"), &trial, &scored)?;
     results.manifest = Manifest {
         herstel_version: env!("CARGO_PKG_VERSION").to_string(),
         spec_name,
@@ -121,6 +122,35 @@ pub fn run(args: Args) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every input row left out of the trial and every missing score with its reason, one line
+/// each (`participant_id, wave, what, reason`), the log `herstel score --log` writes.
+fn write_exclusion_log(
+    path: &Path,
+    trial: &crate::ingest::Trial,
+    scored: &crate::scoring::Scored,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::report::tables::csv_quote;
+    let mut text = String::from("participant_id,wave,what,reason\n");
+    for e in &trial.exclusions {
+        let what = format!("{} row {}", e.table, e.row);
+        text.push_str(&format!(
+            ",,{},{}\n",
+            csv_quote(&what),
+            csv_quote(&e.reason)
+        ));
+    }
+    for e in &scored.exclusions {
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            csv_quote(&e.participant_id),
+            csv_quote(&e.wave),
+            csv_quote(&e.score),
+            csv_quote(&e.reason)
+        ));
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
+
 /// One line per (kind, table, column) of validation warnings: count and first occurrence.
 fn summarise_validation_warnings<'a>(
     warnings: impl Iterator<Item = &'a crate::ingest::Problem>,
@@ -131,7 +161,10 @@ fn summarise_validation_warnings<'a>(
             "{:?} in {}{}",
             w.kind,
             w.table,
-            w.column.as_deref().map(|c| format!(".{c}")).unwrap_or_default()
+            w.column
+                .as_deref()
+                .map(|c| format!(".{c}"))
+                .unwrap_or_default()
         );
         match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => g.1 += 1,
