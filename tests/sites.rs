@@ -230,9 +230,10 @@ fn shrunken_site_effects_match_lme4_condval_condsd() {
         &data.frame,
         "y ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)",
         "site_id",
-        "armIMR",
+        &["armIMR".to_string()],
     )
     .unwrap();
+    let rows = &rows[0];
     let mut worst = Worst(0.0, String::new());
     let want: Vec<&Value> = fit["ranef"]
         .as_array()
@@ -1068,6 +1069,91 @@ fn per_site_contrasts_match_tightly_converged_lmer() {
     }
     eprintln!(
         "per-site contrasts vs tightly converged lmer: worst relative error {:.2e} ({})",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn follow_up_and_per_wave_site_effects_match_lme4() {
+    let g: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("sites/sites_per_site_tight.json")).unwrap(),
+    )
+    .unwrap();
+    let data = r_data();
+    let waves = vec!["T2".to_string(), "T3".to_string()];
+    let mut worst = Worst(0.0, String::new());
+    for (term, formula) in [
+        (
+            "imr_followup",
+            "{outcome} ~ arm * wave + (1 | participant_id) + (1 + imr_followup | site_id)",
+        ),
+        (
+            "imr_wave",
+            "{outcome} ~ arm * wave + (1 | participant_id) + (1 + {imr_waves} | site_id)",
+        ),
+    ] {
+        let spec = SitesSpec {
+            shrinkage_formula: formula.into(),
+            shrinkage_term: term.into(),
+            ..tight_spec()
+        };
+        let (res, details, _) = sites::analyse_outcome_data("y", &data, &spec, &waves, 5, 0);
+        let r = &g["shrinkage"][term];
+        let model = details[0].shrinkage_model.as_ref().unwrap();
+        let crit = num(&r["reml_criterion"]);
+        assert!(
+            model.reml_criterion <= crit + 1e-6 * crit,
+            "{term}: REML criterion {} above lme4's {crit}",
+            model.reml_criterion
+        );
+        worst.check(
+            model.reml_criterion,
+            crit,
+            1e-6,
+            &format!("{term} REML criterion"),
+        );
+        for (res_w, wave) in res.iter().zip(&waves) {
+            let col = if term == "imr_wave" {
+                format!("imr_{wave}")
+            } else {
+                term.to_string()
+            };
+            let k = model.columns.iter().position(|c| *c == col).unwrap();
+            worst.check(
+                model.column_sds[k],
+                num(&r["sds"][&col]),
+                1e-4,
+                &format!("{col} sd"),
+            );
+            let want = r["ranef"][&col].as_array().unwrap();
+            assert_eq!(res_w.shrunken.len(), want.len());
+            for (a, b) in res_w.shrunken.iter().zip(want) {
+                assert_eq!(a.site_id, b["site"].as_str().unwrap());
+                let tag = format!("{col} {}", a.site_id);
+                worst.check(
+                    a.arm_effect,
+                    num(&b["condval"]),
+                    1e-4,
+                    &format!("{tag} condval"),
+                );
+                worst.check(
+                    a.conditional_sd,
+                    num(&b["condsd"]),
+                    1e-4,
+                    &format!("{tag} condsd"),
+                );
+            }
+        }
+        if term == "imr_wave" {
+            // a site effect per wave: shrunken effects and ranks differ between the waves
+            assert_ne!(res[0].shrunken, res[1].shrunken);
+            assert_ne!(res[0].ranks, res[1].ranks);
+        } else {
+            assert_eq!(res[0].ranks, res[1].ranks);
+        }
+    }
+    eprintln!(
+        "follow-up and per-wave site effects: worst relative error {:.2e} ({})",
         worst.0, worst.1
     );
 }

@@ -11,8 +11,10 @@
 //!   test = "knha")` and `leave1out` of those contrasts ([`crate::meta`], Viechtbauer 2010).
 //! * `shrunken` and `ranks`: conditional modes of the site-by-arm effects of one model
 //!   `y ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)` and ranks with 95%
-//!   intervals by parametric simulation ([`shrinkage`]). The shrinkage model has one
-//!   site-by-arm effect per site over all waves, so these rows are the same at every wave.
+//!   intervals by parametric simulation ([`shrinkage`]). This model has one site-by-arm
+//!   effect per site over all waves, so these rows are the same at every wave;
+//!   [`SitesSpec::shrinkage_term`] selects a site effect that is 0 at baseline
+//!   (`imr_followup`) or one per follow-up wave (`imr_wave`).
 //!
 //! The golden values are those of `tests/r/sites.R` (lme4, lmerTest, emmeans, metafor).
 
@@ -57,7 +59,10 @@ pub struct SitesSpec {
     /// effects: `arm` (the intervention's arm column, `armIMR`, as tests/r/sites.R) or
     /// `imr_followup` (1 for intervention participants at follow-up waves, 0 otherwise: a
     /// site-by-arm effect that is 0 at baseline, as randomization implies; use it with
-    /// `(1 + imr_followup | site_id)`).
+    /// `(1 + imr_followup | site_id)`), or `imr_wave` (one indicator per follow-up wave,
+    /// `imr_T2`, `imr_T3`, ...: a site effect per wave, so shrunken effects and ranks differ by
+    /// wave; use it with `(1 + {imr_waves} | site_id)`, `{imr_waves}` expanding to
+    /// `imr_T2 + imr_T3`).
     pub shrinkage_term: String,
     /// Denominator df of the per-site contrasts.
     pub df: DfSpec,
@@ -386,23 +391,10 @@ pub fn analyse_outcome_data(
     }
 
     // Shrinkage model over all sites.
-    let shrink_formula = spec.shrinkage_formula.replace("{outcome}", "y");
-    let arm_column = if spec.shrinkage_term == "arm" {
-        format!("arm{}", data.intervention)
-    } else {
-        spec.shrinkage_term.clone()
-    };
-    let with_followup;
-    let frame = if shrink_formula.contains(FOLLOWUP_COLUMN)
-        && data.frame.column(FOLLOWUP_COLUMN).is_none()
-    {
-        with_followup = with_followup_indicator(data);
-        &with_followup
-    } else {
-        &data.frame
-    };
+    let shrink = shrinkage_setup(data, spec);
+    let frame = shrink.frame.as_ref().unwrap_or(&data.frame);
     let (shrunken, shrink_model) =
-        match shrinkage::shrunken_effects(frame, &shrink_formula, "site_id", &arm_column) {
+        match shrinkage::shrunken_effects(frame, &shrink.formula, "site_id", &shrink.columns) {
             Ok((rows, model)) => {
                 for w in &model.warnings {
                     warnings.push(format!("{outcome}: shrinkage model: {w}"));
@@ -414,21 +406,34 @@ pub fn analyse_outcome_data(
                 (Vec::new(), None)
             }
         };
-    let ranks: Vec<RankRow> = if spec.rank_draws > 0 && !shrunken.is_empty() {
-        let ids: Vec<String> = shrunken.iter().map(|r| r.site_id.clone()).collect();
-        let est: Vec<f64> = shrunken.iter().map(|r| r.arm_effect).collect();
-        let sd: Vec<f64> = shrunken.iter().map(|r| r.conditional_sd).collect();
-        shrinkage::simulated_ranks(
-            &ids,
-            &est,
-            &sd,
-            spec.rank_draws,
-            spec.conf_level,
-            seed,
-            stream,
-        )
-    } else {
-        Vec::new()
+    // Ranks per site-level column (one column: the same ranks at every wave).
+    let ranks: Vec<Vec<RankRow>> = shrunken
+        .iter()
+        .enumerate()
+        .map(|(c, rows)| {
+            if spec.rank_draws == 0 || rows.is_empty() {
+                return Vec::new();
+            }
+            let ids: Vec<String> = rows.iter().map(|r| r.site_id.clone()).collect();
+            let est: Vec<f64> = rows.iter().map(|r| r.arm_effect).collect();
+            let sd: Vec<f64> = rows.iter().map(|r| r.conditional_sd).collect();
+            shrinkage::simulated_ranks(
+                &ids,
+                &est,
+                &sd,
+                spec.rank_draws,
+                spec.conf_level,
+                seed,
+                stream * 256 + c as u64,
+            )
+        })
+        .collect();
+    let column_of = |wave: &str| -> usize {
+        shrink
+            .wave_columns
+            .iter()
+            .position(|w| w.as_deref() == Some(wave))
+            .unwrap_or(0)
     };
 
     let mut results = Vec::new();
@@ -531,8 +536,8 @@ pub fn analyse_outcome_data(
             wave: wave.clone(),
             per_site,
             meta_analysis,
-            shrunken: shrunken.clone(),
-            ranks: ranks.clone(),
+            shrunken: shrunken.get(column_of(wave)).cloned().unwrap_or_default(),
+            ranks: ranks.get(column_of(wave)).cloned().unwrap_or_default(),
             leave_one_out,
         });
         details.push(SiteDetails {
@@ -553,15 +558,76 @@ pub fn analyse_outcome_data(
     (results, details, warnings)
 }
 
-/// Name of the intervention-at-follow-up indicator column (see [`SitesSpec::shrinkage_term`]).
-pub const FOLLOWUP_COLUMN: &str = "imr_followup";
+/// The shrinkage model as fitted: its formula, the frame (when columns were added) and the
+/// site-level columns reported, with the wave each column belongs to (`None`: every wave).
+struct ShrinkageSetup {
+    formula: String,
+    frame: Option<crate::frame::Frame>,
+    columns: Vec<String>,
+    wave_columns: Vec<Option<String>>,
+}
 
-/// The modelling frame plus `imr_followup`: 1 for intervention participants at waves after
-/// the first, else 0.
-pub fn with_followup_indicator(data: &OutcomeData) -> crate::frame::Frame {
+/// Column name of the intervention indicator at one wave (`imr_T2`); characters other than
+/// ASCII letters, digits and `_` become `_`.
+pub fn wave_column(wave: &str) -> String {
+    let safe: String = wave
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("imr_{safe}")
+}
+
+fn shrinkage_setup(data: &OutcomeData, spec: &SitesSpec) -> ShrinkageSetup {
+    let mut formula = spec.shrinkage_formula.replace("{outcome}", "y");
+    match spec.shrinkage_term.as_str() {
+        "imr_wave" => {
+            let follow: Vec<&String> = data.waves.iter().skip(1).collect();
+            let cols: Vec<String> = follow.iter().map(|w| wave_column(w)).collect();
+            formula = formula.replace("{imr_waves}", &cols.join(" + "));
+            let mut f = data.frame.clone();
+            for (k, col) in cols.iter().enumerate() {
+                if f.column(col).is_none() {
+                    let v = indicator(data, |w| w == k + 1);
+                    // the name is new (checked above), so this cannot fail
+                    let _ = f.push_numeric(col, v);
+                }
+            }
+            ShrinkageSetup {
+                formula,
+                frame: Some(f),
+                wave_columns: follow.iter().map(|w| Some(w.to_string())).collect(),
+                columns: cols,
+            }
+        }
+        term => {
+            let column = if term == "arm" {
+                format!("arm{}", data.intervention)
+            } else {
+                term.to_string()
+            };
+            let frame = (formula.contains(FOLLOWUP_COLUMN)
+                && data.frame.column(FOLLOWUP_COLUMN).is_none())
+            .then(|| with_followup_indicator(data));
+            ShrinkageSetup {
+                formula,
+                frame,
+                columns: vec![column],
+                wave_columns: vec![None],
+            }
+        }
+    }
+}
+
+/// 1 for intervention rows whose wave code satisfies `at`, else 0 (missing arm or wave: NA).
+fn indicator(data: &OutcomeData, at: impl Fn(usize) -> bool) -> Vec<Option<f64>> {
     use crate::frame::Column;
-    let mut f = data.frame.clone();
-    let v: Vec<Option<f64>> = match (f.column("arm"), f.column("wave")) {
+    match (data.frame.column("arm"), data.frame.column("wave")) {
         (
             Some(Column::Factor {
                 codes: ac,
@@ -573,7 +639,7 @@ pub fn with_followup_indicator(data: &OutcomeData) -> crate::frame::Frame {
             ac.iter()
                 .zip(wc)
                 .map(|(a, w)| match (a, w) {
-                    (Some(a), Some(w)) => Some(if Some(*a as usize) == int && *w > 0 {
+                    (Some(a), Some(w)) => Some(if Some(*a as usize) == int && at(*w as usize) {
                         1.0
                     } else {
                         0.0
@@ -582,8 +648,18 @@ pub fn with_followup_indicator(data: &OutcomeData) -> crate::frame::Frame {
                 })
                 .collect()
         }
-        _ => vec![None; f.n_rows()],
-    };
+        _ => vec![None; data.frame.n_rows()],
+    }
+}
+
+/// Name of the intervention-at-follow-up indicator column (see [`SitesSpec::shrinkage_term`]).
+pub const FOLLOWUP_COLUMN: &str = "imr_followup";
+
+/// The modelling frame plus `imr_followup`: 1 for intervention participants at waves after
+/// the first, else 0.
+pub fn with_followup_indicator(data: &OutcomeData) -> crate::frame::Frame {
+    let mut f = data.frame.clone();
+    let v = indicator(data, |w| w > 0);
     // The column name is not in the frame (checked by the caller), so this cannot fail.
     let _ = f.push_numeric(FOLLOWUP_COLUMN, v);
     f

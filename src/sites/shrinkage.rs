@@ -24,9 +24,9 @@ pub struct ShrinkageModel {
     pub formula: String,
     /// SD of the random site intercepts.
     pub site_intercept_sd: f64,
-    /// SD of the random site-by-arm effects.
+    /// SD of the random site-by-arm effects (of the first column).
     pub site_arm_sd: f64,
-    /// Their correlation.
+    /// Correlation of the site intercepts with the (first) site-by-arm effects.
     pub correlation: f64,
     /// Residual SD.
     pub residual_sd: f64,
@@ -34,66 +34,84 @@ pub struct ShrinkageModel {
     pub converged: bool,
     /// REML criterion at the optimum (lme4's `REMLcrit`), or the deviance of an ML fit.
     pub reml_criterion: f64,
-    /// The random-effects term's column holding the site-by-arm effect (`armIMR`).
+    /// The random-effects term's (first) column holding the site-by-arm effect (`armIMR`).
     pub arm_term: String,
+    /// Every site-level effect column reported (`armIMR`; or `imr_T2`, `imr_T3`).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// The SD of each of `columns`.
+    #[serde(default)]
+    pub column_sds: Vec<f64>,
     pub n_sites: usize,
     pub n_observations: usize,
     #[serde(default)]
     pub warnings: Vec<String>,
 }
 
-/// Fits the shrinkage model and returns the conditional modes of the site-by-arm effects.
-/// `site_factor` is the grouping column (`site_id`), `arm_column` the random-effect column of
-/// the intervention (`armIMR`).
+/// Fits the shrinkage model and returns, for each of `columns` (random-effect columns of the
+/// `site_factor` term, e.g. `armIMR`, or `imr_T2`, `imr_T3`), the conditional modes of the
+/// sites' effects with their conditional SDs.
 pub fn shrunken_effects(
     frame: &Frame,
     formula: &str,
     site_factor: &str,
-    arm_column: &str,
-) -> Result<(Vec<ShrunkenRow>, ShrinkageModel), String> {
+    columns: &[String],
+) -> Result<(Vec<Vec<ShrunkenRow>>, ShrinkageModel), String> {
+    let first = columns
+        .first()
+        .ok_or_else(|| "no site-level effect column named".to_string())?;
     let fit = fit_formula(formula, frame, &LmmOptions::default()).map_err(|e| e.to_string())?;
     let terms = fit.ranef().map_err(|e| e.to_string())?;
+    let has_all = |names: &[String]| columns.iter().all(|c| names.iter().any(|n| n == c));
     let Some(term) = terms
         .iter()
-        .find(|t| t.factor == site_factor && t.names.iter().any(|n| n == arm_column))
+        .find(|t| t.factor == site_factor && has_all(&t.names))
     else {
         return Err(format!(
-            "the model `{formula}` has no random `{arm_column}` effect per `{site_factor}`"
+            "the model `{formula}` has no random-effects term per `{site_factor}` with the column(s) {}",
+            columns.join(", ")
         ));
     };
     let q = term.names.len();
-    let c = term.names.iter().position(|n| n == arm_column).unwrap_or(0);
-    let rows: Vec<ShrunkenRow> = term
-        .levels
+    let rows: Vec<Vec<ShrunkenRow>> = columns
         .iter()
-        .enumerate()
-        .map(|(lvl, id)| ShrunkenRow {
-            site_id: id.clone(),
-            arm_effect: term.values.get(lvl * q + c).copied().unwrap_or(f64::NAN),
-            conditional_sd: term.cond_sd(lvl, c),
+        .map(|col| {
+            let c = term.names.iter().position(|n| n == col).unwrap_or(0);
+            term.levels
+                .iter()
+                .enumerate()
+                .map(|(lvl, id)| ShrunkenRow {
+                    site_id: id.clone(),
+                    arm_effect: term.values.get(lvl * q + c).copied().unwrap_or(f64::NAN),
+                    conditional_sd: term.cond_sd(lvl, c),
+                })
+                .collect()
         })
         .collect();
     let vc = fit
         .varcorr()
         .into_iter()
         .zip(&fit.frame.re_terms)
-        .find(|(_, re)| {
-            re.factor_name == site_factor && re.col_names.iter().any(|n| n == arm_column)
-        });
-    let (isd, asd, cor) = match vc {
+        .find(|(_, re)| re.factor_name == site_factor && has_all(&re.col_names));
+    let (isd, sds, cor) = match vc {
         Some((v, _)) => {
             let ic = v.names.iter().position(|n| n == "(Intercept)");
-            let ac = v.names.iter().position(|n| n == arm_column);
+            let idx: Vec<Option<usize>> = columns
+                .iter()
+                .map(|c| v.names.iter().position(|n| n == c))
+                .collect();
             (
                 ic.map_or(f64::NAN, |i| v.sd(i)),
-                ac.map_or(f64::NAN, |i| v.sd(i)),
-                match (ic, ac) {
+                idx.iter()
+                    .map(|a| a.map_or(f64::NAN, |a| v.sd(a)))
+                    .collect::<Vec<f64>>(),
+                match (ic, idx[0]) {
                     (Some(i), Some(a)) => v.corr(i, a),
                     _ => f64::NAN,
                 },
             )
         }
-        None => (f64::NAN, f64::NAN, f64::NAN),
+        None => (f64::NAN, vec![f64::NAN; columns.len()], f64::NAN),
     };
     let mut warnings = fit.warnings.clone();
     if fit.singular && !warnings.iter().any(|w| w.contains("singular")) {
@@ -109,13 +127,15 @@ pub fn shrunken_effects(
     let model = ShrinkageModel {
         formula: formula.to_string(),
         site_intercept_sd: isd,
-        site_arm_sd: asd,
+        site_arm_sd: sds[0],
         correlation: cor,
         residual_sd: fit.sigma,
         singular: fit.singular,
         converged: fit.converged,
         reml_criterion: fit.objective,
-        arm_term: arm_column.to_string(),
+        arm_term: first.clone(),
+        columns: columns.to_vec(),
+        column_sds: sds,
         n_sites: term.levels.len(),
         n_observations: fit.n_obs(),
         warnings,

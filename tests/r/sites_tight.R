@@ -29,8 +29,30 @@ for (s in levels(d$site)) {
                                 df = cs$df, lower_cl = cs$lower.CL, upper_cl = cs$upper.CL, p = cs$p.value,
                                 stringsAsFactors = FALSE)))
 }
+# Shrinkage models with a site effect that is 0 at baseline: one follow-up indicator, and one
+# indicator per follow-up wave (imr_T2, imr_T3), tight convergence.
+d$imr_followup <- as.numeric(d$arm == "IMR" & d$wave != "T1")
+d$imr_T2 <- as.numeric(d$arm == "IMR" & d$wave == "T2")
+d$imr_T3 <- as.numeric(d$arm == "IMR" & d$wave == "T3")
+shrink_rec <- function(m, terms) {
+  rr <- as.data.frame(ranef(m, condVar = TRUE))
+  vc <- as.data.frame(VarCorr(m))
+  list(reml_criterion = unname(REMLcrit(m)), singular = isSingular(m), theta = I(unname(getME(m, "theta"))),
+       sds = lapply(setNames(terms, terms), function(t) vc$sdcor[vc$grp == "site" & vc$var1 == t & is.na(vc$var2)]),
+       ranef = lapply(setNames(terms, terms), function(t) {
+         x <- rr[rr$grpvar == "site" & rr$term == t, ]
+         rows(data.frame(site = as.character(x$grp), condval = x$condval, condsd = x$condsd, stringsAsFactors = FALSE))
+       }))
+}
+shrinkage <- list(
+  imr_followup = shrink_rec(lmer(y ~ arm * wave + (1 | id) + (1 + imr_followup | site), data = d,
+                                 REML = TRUE, control = ctrl), "imr_followup"),
+  imr_wave = shrink_rec(lmer(y ~ arm * wave + (1 | id) + (1 + imr_T2 + imr_T3 | site), data = d,
+                             REML = TRUE, control = ctrl), c("imr_T2", "imr_T3")))
+
 meta <- make_meta("tests/r/sites_tight.R", c("lme4", "lmerTest", "emmeans", "nloptr", "jsonlite"), c(
-  "Data: sites_long.csv (tests/r/sites.R). Per site lmer(y ~ arm * wave + (1 | id)), REML, nloptwrap with xtol_abs = 1e-12, ftol_abs = 1e-14; emmeans Satterthwaite contrasts IMR - CAU per wave."
+  "Data: sites_long.csv (tests/r/sites.R). Per site lmer(y ~ arm * wave + (1 | id)), REML, nloptwrap with xtol_abs = 1e-12, ftol_abs = 1e-14; emmeans Satterthwaite contrasts IMR - CAU per wave.",
+  "shrinkage: lmer(y ~ arm * wave + (1 | id) + (1 + imr_followup | site)) and (1 + imr_T2 + imr_T3 | site), same control; imr_* = IMR at the follow-up wave(s); ranef condVar per term."
 ))
 fixture_dir <- "tests/fixtures/sites"
-write_fixture(list(meta = meta, per_site = per_site), "sites_per_site_tight.json")
+write_fixture(list(meta = meta, per_site = per_site, shrinkage = shrinkage), "sites_per_site_tight.json")
