@@ -595,3 +595,70 @@ fn truth_recovery_full() {
     assert!((cov - 0.95).abs() < 3.0 * se + 0.005, "coverage {cov}");
     assert!((rej - 0.05).abs() < 0.02, "null rejection {rej}");
 }
+
+/// `[model] residual = "us(wave | participant_id)"`: the MMRM (nlme::gls with corSymm +
+/// varIdent by wave, REML) through the whole trial analysis. Coefficients, SEs and logLik
+/// against the shared reference (`mmrm.<outcome>.unstructured`); contrasts with Satterthwaite
+/// df against the accurate linear-parametrization values of `tests/r/mmrm_trial_small.R`.
+#[test]
+fn mmrm_unstructured_through_the_analysis_spec() {
+    let text = format!(
+        "{COVERAGE_SPEC}\n[model]\nformula = \"{{outcome}} ~ arm * wave\"\nresidual = \"us(wave | participant_id)\"\n"
+    );
+    let spec = AnalysisSpec::from_toml(&text, "mmrm").unwrap();
+    let (trial, scored) = trial();
+    let res = analysis::analyse(trial, scored, &spec, true);
+    let acc: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("mmrm/mmrm_trial_small.json")).unwrap(),
+    )
+    .unwrap();
+    let mut w = Worst::new("MMRM (unstructured)");
+    for name in ["imrs_client", "mhrm"] {
+        let want = &reference()["mmrm"][name]["unstructured"];
+        let got = find(&res, name, None);
+        assert!(got.model.contains("~ arm * wave"), "{}", got.model);
+        for c in want["coefficients"].as_array().unwrap() {
+            let term = c["term"].as_str().unwrap();
+            let g = got.fixed_effects.iter().find(|t| t.term == term).unwrap();
+            w.check(
+                format!("{name} {term} estimate"),
+                g.estimate,
+                num(c, "estimate"),
+                1e-3,
+            );
+            w.check(format!("{name} {term} se"), g.std_error, num(c, "se"), 0.0);
+        }
+        let fit = got.fit.as_ref().unwrap();
+        w.check(
+            format!("{name} logLik"),
+            fit.loglik,
+            num(want, "loglik"),
+            0.0,
+        );
+        let lin = &acc[name]["unstructured"]["linear_inference"]["contrasts_satterthwaite"];
+        for c in lin.as_array().unwrap() {
+            let wave = c["wave"].as_str().unwrap();
+            let Some(g) = got.contrasts.iter().find(|x| x.wave == wave) else {
+                continue;
+            };
+            let at = format!("{name} contrast {wave}");
+            w.check(
+                format!("{at} estimate"),
+                g.estimate,
+                num(c, "estimate"),
+                1e-3,
+            );
+            w.check(format!("{at} se"), g.std_error, num(c, "se"), 0.0);
+            w.check(format!("{at} df"), g.df, num(c, "df"), 0.0);
+        }
+        // Residual SD per wave is reported in place of random effects.
+        assert_eq!(
+            got.random_effects
+                .iter()
+                .filter(|r| r.group == "Residual")
+                .count(),
+            3
+        );
+    }
+    w.assert_below(1e-4);
+}

@@ -191,6 +191,7 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
 
     // The model requests of every outcome.
     let mut jobs: Vec<(Job, OutcomeData)> = Vec::new();
+    let mut sensitivity_note: Option<String> = None;
     for o in &spec.outcomes {
         if scored.score(&o.name).is_none() {
             warnings.push(format!(
@@ -225,6 +226,8 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
                             df,
                             level: spec.conf_level,
                             keep_diagnostics: diag,
+                            residual: spec.model.residual.clone(),
+                            weights: spec.model.weights.clone(),
                         },
                         slope_from: slope_from.clone(),
                     },
@@ -239,7 +242,21 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
         };
         if spec.analysis_sets.itt {
             add("itt", None, base.clone(), SetFilter::All, true, None);
-            let s = &spec.sensitivity;
+            let mut s = spec.sensitivity.clone();
+            let marginal = spec.model.residual.is_some() || spec.model.weights.is_some();
+            if marginal && (s.site || s.groups || s.random_slope) {
+                if primary {
+                    sensitivity_note = Some(
+                        "site, group and random-slope sensitivity models are not fitted with a residual \
+                         covariance structure ([model] residual/weights): they need random effects beyond \
+                         the participant"
+                            .to_string(),
+                    );
+                }
+                s.site = false;
+                s.groups = false;
+                s.random_slope = false;
+            }
             if s.site {
                 add(
                     "itt",
@@ -312,6 +329,7 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
         }
     }
 
+    warnings.extend(sensitivity_note);
     let bar = Progress::new(jobs.len() as u64, "outcome models", quiet);
     let fitted: Vec<Result<OutcomeResult, String>> = jobs
         .par_iter()
@@ -374,14 +392,14 @@ struct Job {
 
 fn run_job(job: &Job, data: &OutcomeData) -> Result<OutcomeResult, String> {
     let (mut res, fit) = analyse_outcome(data, &job.req)?;
-    if let Some(reduced_formula) = &job.slope_from {
+    if let (Some(reduced_formula), outcomes::FittedModel::Lmm(fit)) = (&job.slope_from, &fit) {
         let opts = crate::lmm::LmmOptions {
             reml: job.req.reml,
             ..Default::default()
         };
         let reduced = crate::lmm::fit_formula(reduced_formula, &data.frame, &opts)
             .map_err(|e| e.to_string())?;
-        let cmp = compare_random_slope(&reduced, &fit);
+        let cmp = compare_random_slope(&reduced, fit);
         if cmp.chosen == "reduced" {
             // AIC prefers no random slope: report the intercept-only model under this label.
             let mut req = job.req.clone();

@@ -10,6 +10,7 @@ use nalgebra::DMatrix;
 use super::emmeans::{reference_grid, GridFactor, GridPoint};
 use crate::frame::Frame;
 use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
+use crate::mmrm::{fit_model, MmrmFit, MmrmOptions, ResidualSpec, WeightsSpec};
 use crate::results::{
     ContrastRow, EmmeanRow, FTest, FitStats, ModelComparison, ModelDiagnostics, OutcomeResult,
     RandomEffectRow, RandomEffectValue, TermRow,
@@ -45,6 +46,178 @@ pub struct ModelRequest {
     pub df: DfMethod,
     pub level: f64,
     pub keep_diagnostics: bool,
+    /// Residual covariance over waves within a participant (MMRM), e.g.
+    /// `us(wave | participant_id)`; with it (or `weights`) the model is fitted by
+    /// [`crate::mmrm::fit_model`] (nlme's gls/lme) instead of the lme4-type fitter.
+    pub residual: Option<String>,
+    /// `ident(column)`: a residual variance per level (nlme's varIdent).
+    pub weights: Option<String>,
+}
+
+/// What the outcome summary needs of a fitted linear model: [`LmmFit`] (lme4/lmerTest) and
+/// [`MmrmFit`] (nlme gls/lme with residual structures) both provide it.
+pub trait LinearModelFit {
+    fn coef_names(&self) -> &[String];
+    fn contrasts_at(
+        &self,
+        l: &DMatrix<f64>,
+        df: DfMethod,
+        level: f64,
+    ) -> Result<Vec<crate::lmm::ContrastRow>, String>;
+    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, String>;
+    /// Frame rows used by the fit (None: every row of the outcome frame).
+    fn used_rows(&self) -> Option<&[usize]>;
+    fn n_observations(&self) -> usize;
+    fn fit_stats(&self) -> FitStats;
+    /// Warnings of the fit, singular fits and non-convergence included.
+    fn fit_warnings(&self) -> Vec<String>;
+    fn variance_rows(&self) -> Vec<RandomEffectRow>;
+    fn diagnostics(&self) -> Option<ModelDiagnostics>;
+}
+
+impl LinearModelFit for LmmFit {
+    fn coef_names(&self) -> &[String] {
+        self.fixef_names()
+    }
+    fn contrasts_at(
+        &self,
+        l: &DMatrix<f64>,
+        df: DfMethod,
+        level: f64,
+    ) -> Result<Vec<crate::lmm::ContrastRow>, String> {
+        self.contrast_level(l, df, level).map_err(|e| e.to_string())
+    }
+    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, String> {
+        self.f_test(l, df).map_err(|e| e.to_string())
+    }
+    fn used_rows(&self) -> Option<&[usize]> {
+        Some(&self.frame.rows)
+    }
+    fn n_observations(&self) -> usize {
+        self.n_obs()
+    }
+    fn fit_stats(&self) -> FitStats {
+        FitStats {
+            loglik: self.loglik(),
+            aic: self.aic(),
+            bic: self.bic(),
+            reml_criterion: self.reml_criterion(),
+            converged: self.converged,
+            singular: self.singular,
+        }
+    }
+    fn fit_warnings(&self) -> Vec<String> {
+        let mut warnings = self.warnings.clone();
+        if self.singular {
+            warnings.push(format!(
+                "singular fit (boundary): {}",
+                if self.singular_terms.is_empty() {
+                    "a variance component is estimated as 0".to_string()
+                } else {
+                    self.singular_terms.join("; ")
+                }
+            ));
+        }
+        if !self.converged {
+            warnings.push("the optimizer did not converge: estimates may be unreliable".into());
+        }
+        warnings
+    }
+    fn variance_rows(&self) -> Vec<RandomEffectRow> {
+        random_effect_rows(self)
+    }
+    fn diagnostics(&self) -> Option<ModelDiagnostics> {
+        Some(diagnostics_of(self))
+    }
+}
+
+impl LinearModelFit for MmrmFit {
+    fn coef_names(&self) -> &[String] {
+        self.fixef_names()
+    }
+    fn contrasts_at(
+        &self,
+        l: &DMatrix<f64>,
+        df: DfMethod,
+        level: f64,
+    ) -> Result<Vec<crate::lmm::ContrastRow>, String> {
+        self.contrast_level(l, df, level).map_err(|e| e.to_string())
+    }
+    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, String> {
+        self.f_test(l, df).map_err(|e| e.to_string())
+    }
+    fn used_rows(&self) -> Option<&[usize]> {
+        None
+    }
+    fn n_observations(&self) -> usize {
+        self.n_obs
+    }
+    fn fit_stats(&self) -> FitStats {
+        FitStats {
+            loglik: self.loglik,
+            aic: self.aic,
+            bic: self.bic,
+            reml_criterion: self.reml.then_some(self.deviance),
+            converged: self.converged,
+            singular: false,
+        }
+    }
+    fn fit_warnings(&self) -> Vec<String> {
+        let mut warnings = self.warnings.clone();
+        if !self.converged {
+            warnings.push("the optimizer did not converge: estimates may be unreliable".into());
+        }
+        warnings
+    }
+    /// Random-effect SDs (when the model has a participant-level term) and the residual SD
+    /// per wave (structure) or per weights stratum, as nlme prints them.
+    fn variance_rows(&self) -> Vec<RandomEffectRow> {
+        let mut out = Vec::new();
+        if let (Some(g), Some(group)) = (&self.re_covariance, &self.re_group) {
+            for (i, n) in self.re_names.iter().enumerate() {
+                out.push(RandomEffectRow {
+                    group: group.clone(),
+                    term: n.clone(),
+                    sd: g[(i, i)].max(0.0).sqrt(),
+                });
+            }
+        }
+        if let Some(sigma) = self.sigmas.first() {
+            for (i, w) in self.wave_levels.iter().enumerate() {
+                if i < sigma.nrows() {
+                    let by = if self.sigmas.len() > 1 {
+                        format!(
+                            " ({})",
+                            self.group_levels.first().cloned().unwrap_or_default()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    out.push(RandomEffectRow {
+                        group: "Residual".into(),
+                        term: format!("{w}{by}"),
+                        sd: sigma[(i, i)].max(0.0).sqrt(),
+                    });
+                }
+            }
+        } else {
+            for (lvl, sd) in self.strata_levels.iter().zip(&self.residual_sd) {
+                out.push(RandomEffectRow {
+                    group: "Residual".into(),
+                    term: if self.strata_levels.len() > 1 {
+                        lvl.clone()
+                    } else {
+                        String::new()
+                    },
+                    sd: *sd,
+                });
+            }
+        }
+        out
+    }
+    fn diagnostics(&self) -> Option<ModelDiagnostics> {
+        None
+    }
 }
 
 /// Fits one model and computes every reported quantity; the p-value adjustment across
@@ -52,45 +225,74 @@ pub struct ModelRequest {
 pub fn analyse_outcome(
     data: &OutcomeData,
     req: &ModelRequest,
-) -> Result<(OutcomeResult, LmmFit), String> {
-    let opts = LmmOptions {
-        reml: req.reml,
-        ..LmmOptions::default()
+) -> Result<(OutcomeResult, FittedModel), String> {
+    let fit = fit_request(data, req)?;
+    let res = match &fit {
+        FittedModel::Lmm(f) => summarise_fit(data, req, f)?,
+        FittedModel::Mmrm(f) => summarise_fit(data, req, f.as_ref())?,
     };
-    let fit = fit_formula(&req.formula, &data.frame, &opts).map_err(|e| e.to_string())?;
-    let res = summarise_fit(data, req, &fit)?;
     Ok((res, fit))
 }
 
+/// A fitted outcome model of either kind.
+pub enum FittedModel {
+    Lmm(LmmFit),
+    Mmrm(Box<MmrmFit>),
+}
+
+fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, String> {
+    if req.residual.is_none() && req.weights.is_none() {
+        let opts = LmmOptions {
+            reml: req.reml,
+            ..LmmOptions::default()
+        };
+        return fit_formula(&req.formula, &data.frame, &opts)
+            .map(FittedModel::Lmm)
+            .map_err(|e| e.to_string());
+    }
+    let residual = req
+        .residual
+        .as_deref()
+        .map(ResidualSpec::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let weights = req
+        .weights
+        .as_deref()
+        .map(WeightsSpec::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let opts = MmrmOptions {
+        reml: req.reml,
+        ..MmrmOptions::default()
+    };
+    fit_model(
+        &req.formula,
+        residual.as_ref(),
+        weights.as_ref(),
+        &data.frame,
+        &opts,
+    )
+    .map(|f| FittedModel::Mmrm(Box::new(f)))
+    .map_err(|e| e.to_string())
+}
+
 /// Builds the result record of a fitted model.
-pub fn summarise_fit(
+pub fn summarise_fit<F: LinearModelFit>(
     data: &OutcomeData,
     req: &ModelRequest,
-    fit: &LmmFit,
+    fit: &F,
 ) -> Result<OutcomeResult, String> {
-    let mut warnings: Vec<String> = fit.warnings.clone();
-    if fit.singular {
-        warnings.push(format!(
-            "singular fit (boundary): {}",
-            if fit.singular_terms.is_empty() {
-                "a variance component is estimated as 0".to_string()
-            } else {
-                fit.singular_terms.join("; ")
-            }
-        ));
-    }
-    if !fit.converged {
-        warnings.push("the optimizer did not converge: estimates may be unreliable".into());
-    }
+    let mut warnings: Vec<String> = fit.fit_warnings();
     let method_name = match req.df {
         DfMethod::Satterthwaite => "satterthwaite",
         DfMethod::KenwardRoger => "kenward-roger",
         DfMethod::Asymptotic => "none",
     };
-    let names = fit.fixef_names().to_vec();
+    let names = fit.coef_names().to_vec();
     let p = names.len();
     let coef = fit
-        .contrast_level(&DMatrix::identity(p, p), req.df, req.level)
+        .contrasts_at(&DMatrix::identity(p, p), req.df, req.level)
         .map_err(|e| format!("coefficient table: {e}"))?;
     let fixed_effects: Vec<TermRow> = names
         .iter()
@@ -122,7 +324,7 @@ pub fn summarise_fit(
         for (r, &c) in inter.iter().enumerate() {
             l[(r, c)] = 1.0;
         }
-        match fit.f_test(&l, req.df) {
+        match fit.f_test_of(&l, req.df) {
             Ok(t) => Some(FTest {
                 term: Some("arm:wave".into()),
                 f: t.f_value,
@@ -146,7 +348,7 @@ pub fn summarise_fit(
                 && !n.starts_with("arm")
                 && !n.starts_with("wave")
         })
-        .filter_map(|n| mean_of(&data.frame, n, &fit.frame.rows).map(|m| (n.clone(), m)))
+        .filter_map(|n| mean_of(&data.frame, n, fit.used_rows()).map(|m| (n.clone(), m)))
         .collect();
     let factors = vec![
         GridFactor {
@@ -168,7 +370,7 @@ pub fn summarise_fit(
         Ok(grid) => {
             let l = rows_matrix(grid.iter().map(|g| g.l.clone()).collect(), names.len());
             let em = fit
-                .contrast_level(&l, req.df, req.level)
+                .contrasts_at(&l, req.df, req.level)
                 .map_err(|e| format!("marginal means: {e}"))?;
             for (g, r) in grid.iter().zip(&em) {
                 emmeans.push(EmmeanRow {
@@ -187,10 +389,10 @@ pub fn summarise_fit(
         }
     }
 
-    let random_effects = random_effect_rows(fit);
-    let n_participants = count_levels(&data.frame, "participant_id", &fit.frame.rows);
+    let random_effects = fit.variance_rows();
+    let n_participants = count_levels(&data.frame, "participant_id", fit.used_rows());
     let diagnostics = if req.keep_diagnostics {
-        Some(diagnostics_of(fit))
+        fit.diagnostics()
     } else {
         None
     };
@@ -203,17 +405,10 @@ pub fn summarise_fit(
         reml: req.reml,
         df_method: method_name.into(),
         n_participants: n_participants as u64,
-        n_observations: fit.n_obs() as u64,
+        n_observations: fit.n_observations() as u64,
         fixed_effects,
         random_effects,
-        fit: Some(FitStats {
-            loglik: fit.loglik(),
-            aic: fit.aic(),
-            bic: fit.bic(),
-            reml_criterion: fit.reml_criterion(),
-            converged: fit.converged,
-            singular: fit.singular,
-        }),
+        fit: Some(fit.fit_stats()),
         interaction_test,
         emmeans,
         contrasts,
@@ -232,8 +427,8 @@ fn rows_matrix(rows: Vec<Vec<f64>>, p: usize) -> DMatrix<f64> {
 /// Intervention minus control at each follow-up wave, and the difference in change from
 /// baseline, with Cohen's d over the pooled baseline SD (the SD is treated as known, so the
 /// interval of d is the contrast's interval divided by it).
-fn arm_contrasts(
-    fit: &LmmFit,
+fn arm_contrasts<F: LinearModelFit>(
+    fit: &F,
     grid: &[GridPoint],
     data: &OutcomeData,
     req: &ModelRequest,
@@ -248,7 +443,7 @@ fn arm_contrasts(
             .find(|g| g.levels[0].1 == arm && g.levels[1].1 == wave)
             .map(|g| g.l.clone())
     };
-    let p = fit.n_fixef();
+    let p = fit.coef_names().len();
     let Some(base) = data.waves.first() else {
         return Ok((Vec::new(), Vec::new()));
     };
@@ -276,10 +471,10 @@ fn arm_contrasts(
         return Ok((Vec::new(), Vec::new()));
     }
     let r1 = fit
-        .contrast_level(&rows_matrix(at_wave, p), req.df, req.level)
+        .contrasts_at(&rows_matrix(at_wave, p), req.df, req.level)
         .map_err(|e| format!("contrasts: {e}"))?;
     let r2 = fit
-        .contrast_level(&rows_matrix(change, p), req.df, req.level)
+        .contrasts_at(&rows_matrix(change, p), req.df, req.level)
         .map_err(|e| format!("change contrasts: {e}"))?;
     let mk = |w: &String, r: &crate::lmm::ContrastRow, contrast: String| {
         let sd = data.baseline_sd.filter(|s| *s > 0.0);
@@ -358,23 +553,29 @@ fn diagnostics_of(fit: &LmmFit) -> ModelDiagnostics {
 
 /// Mean of a numeric column over the model's rows (numeric covariates at their means, as
 /// emmeans' reference grid).
-fn mean_of(frame: &Frame, name: &str, rows: &[usize]) -> Option<f64> {
+fn mean_of(frame: &Frame, name: &str, rows: Option<&[usize]>) -> Option<f64> {
     match frame.column(name)? {
         crate::frame::Column::Numeric(v) => {
-            let vals: Vec<f64> = rows.iter().filter_map(|&r| v.get(r).copied()).collect();
+            let vals: Vec<f64> = match rows {
+                Some(rows) => rows.iter().filter_map(|&r| v.get(r).copied()).collect(),
+                None => v.iter().copied().filter(|x| x.is_finite()).collect(),
+            };
             (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
         }
         _ => None,
     }
 }
 
-fn count_levels(frame: &Frame, name: &str, rows: &[usize]) -> usize {
+fn count_levels(frame: &Frame, name: &str, rows: Option<&[usize]>) -> usize {
     match frame.column(name) {
         Some(crate::frame::Column::Factor { codes, .. }) => {
-            let mut seen: Vec<u32> = rows
-                .iter()
-                .filter_map(|&r| codes.get(r).copied().flatten())
-                .collect();
+            let mut seen: Vec<u32> = match rows {
+                Some(rows) => rows
+                    .iter()
+                    .filter_map(|&r| codes.get(r).copied().flatten())
+                    .collect(),
+                None => codes.iter().copied().flatten().collect(),
+            };
             seen.sort_unstable();
             seen.dedup();
             seen.len()

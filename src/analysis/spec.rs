@@ -209,6 +209,15 @@ pub struct ModelSpec {
     /// Denominator df method.
     #[serde(default)]
     pub df: DfSpec,
+    /// Residual covariance of the waves within a participant, e.g. `us(wave | participant_id)`
+    /// (also `cs`, `csh`, `ar1`, `ar1h`, `toep`; `, by = arm` for one per arm): an MMRM as
+    /// nlme::gls / SAS `REPEATED`. Use it with a formula without random terms,
+    /// `{outcome} ~ arm * wave`.
+    #[serde(default)]
+    pub residual: Option<String>,
+    /// `ident(column)`: one residual variance per level of the column (nlme's varIdent).
+    #[serde(default)]
+    pub weights: Option<String>,
 }
 
 fn default_formula() -> String {
@@ -224,6 +233,8 @@ impl Default for ModelSpec {
             formula: default_formula(),
             reml: true,
             df: DfSpec::default(),
+            residual: None,
+            weights: None,
         }
     }
 }
