@@ -990,3 +990,30 @@ fn cli_fit_json_residual_covariance_and_comparison() {
         ) < 2e-6
     );
 }
+
+/// A boundary (singular) fit: Dyestuff2's batch variance is zero (lme4, lmm_public.json:
+/// REML logLik -80.9141389061442, ML -81.4365183269129). The bounded Cholesky factor reaches
+/// the boundary; the fit is flagged singular, not non-converged.
+#[test]
+fn boundary_fit_reaches_zero_variance() {
+    let data = frame("Dyestuff2.csv", &[]);
+    for (reml, ll) in [(true, -80.9141389061442), (false, -81.4365183269129)] {
+        let opts = MmrmOptions {
+            reml,
+            ..MmrmOptions::default()
+        };
+        let fit = fit_model("Yield ~ 1 + (1 | Batch)", None, None, &data, &opts).expect("fit");
+        let g = fit.re_covariance.as_ref().expect("G")[(0, 0)];
+        println!(
+            "Dyestuff2 reml={reml}: logLik {} (lme4 {ll}), G {g:e}",
+            fit.loglik
+        );
+        assert!(fit.loglik >= ll - 1e-7 && rel(fit.loglik, ll) < 1e-8);
+        assert!(g < 1e-6, "G {g}");
+        assert!(fit.singular && fit.converged);
+        assert!(fit.warnings.iter().any(|w| w.contains("singular")));
+        // Inference still works (V is positive definite).
+        let t = fit.coef_table(DfMethod::Satterthwaite).expect("satt");
+        assert!(t[0].std_error.is_finite());
+    }
+}

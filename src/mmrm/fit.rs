@@ -342,14 +342,26 @@ impl MmrmData {
         }
     }
 
-    /// Covariance parameters at unconstrained theta.
-    pub fn params_from_theta(&self, theta: &[f64]) -> Option<CovParams> {
+    /// Covariance parameters at theta. `G = D L L' D` with `D = diag(re_scale)` and `L` lower
+    /// triangular from the first `q (q + 1) / 2` entries of theta (by column; diagonal >= 0, a
+    /// bound of the optimizer, as lme4's theta: zero is a singular, boundary fit); the residual
+    /// parameters are unconstrained ([`super::structures`], `log delta_s`, `log sigma_s`).
+    pub fn params_from_theta(&self, theta: &[f64], re_scale: &[f64]) -> Option<CovParams> {
         if theta.len() != self.n_par() || theta.iter().any(|v| !v.is_finite()) {
             return None;
         }
         let nre = self.n_re_par();
-        let g = if self.q_re > 0 {
-            CovKind::Us.sigma_theta(self.q_re, &theta[..nre])?
+        let q = self.q_re;
+        let g = if q > 0 {
+            let mut l = DMatrix::<f64>::zeros(q, q);
+            let mut k = 0;
+            for j in 0..q {
+                for i in j..q {
+                    l[(i, j)] = theta[k] * re_scale.get(i).copied().unwrap_or(1.0);
+                    k += 1;
+                }
+            }
+            &l * l.transpose()
         } else {
             DMatrix::zeros(0, 0)
         };
@@ -375,11 +387,25 @@ impl MmrmData {
         Some(CovParams { g, sigmas, strata })
     }
 
-    /// Theta of covariance parameters (inverse of [`MmrmData::params_from_theta`]).
-    pub fn theta_from_params(&self, prm: &CovParams) -> Option<Vec<f64>> {
+    /// Theta of covariance parameters (inverse of [`MmrmData::params_from_theta`]); a singular
+    /// `G` is moved inside by a relative 1e-10 on its diagonal.
+    pub fn theta_from_params(&self, prm: &CovParams, re_scale: &[f64]) -> Option<Vec<f64>> {
         let mut th = Vec::with_capacity(self.n_par());
-        if self.q_re > 0 {
-            th.extend(CovKind::Us.theta_from_sigma(&prm.g)?);
+        let q = self.q_re;
+        if q > 0 {
+            let sc = |i: usize| re_scale.get(i).copied().unwrap_or(1.0);
+            let gs = DMatrix::from_fn(q, q, |i, j| prm.g[(i, j)] / (sc(i) * sc(j)));
+            let l = gs.clone().cholesky().map(|c| c.l()).or_else(|| {
+                let eps = 1e-10 * gs.diagonal().max().max(1e-300);
+                (gs + DMatrix::identity(q, q) * eps)
+                    .cholesky()
+                    .map(|c| c.l())
+            })?;
+            for j in 0..q {
+                for i in j..q {
+                    th.push(l[(i, j)]);
+                }
+            }
         }
         match self.residual {
             Residual::Waves(kind) => {
@@ -427,6 +453,41 @@ impl MmrmData {
             return None;
         }
         Some(CovParams { g, sigmas, strata })
+    }
+
+    /// As [`MmrmData::params_from_gamma`], but `G` need only be positive semi-definite (a
+    /// boundary fit).
+    pub fn params_from_gamma_psd(&self, gamma: &[f64]) -> Option<CovParams> {
+        if let Some(p) = self.params_from_gamma(gamma) {
+            return Some(p);
+        }
+        let nre = self.n_re_par();
+        let q = self.q_re;
+        if q == 0 || gamma.len() != self.n_par() {
+            return None;
+        }
+        let g = CovKind::Us.sigma_gamma(q, &gamma[..nre])?;
+        let ev = g.clone().symmetric_eigen().eigenvalues;
+        let top = ev.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        if ev.iter().any(|v| *v < -1e-10 * top.max(1e-300)) {
+            return None;
+        }
+        // The residual part with a positive-definite stand-in for G.
+        let mut gg = gamma.to_vec();
+        let mut k = 0;
+        for j in 0..q {
+            for i in j..q {
+                if i == j {
+                    gg[k] = 1.0;
+                } else {
+                    gg[k] = 0.0;
+                }
+                k += 1;
+            }
+        }
+        let mut p = self.params_from_gamma(&gg)?;
+        p.g = g;
+        Some(p)
     }
 
     /// Natural parameters gamma of covariance parameters.
@@ -518,9 +579,34 @@ impl MmrmData {
         })
     }
 
-    /// Starting theta: residual variances from the OLS residuals (per stratum), `G` diagonal
+    /// Scales of the random-effects parametrization: the square roots of the diagonal of `g`
+    /// (floored at 1e-6 of the largest), so that theta is of order one.
+    pub fn re_scale(&self, g: &DMatrix<f64>) -> Vec<f64> {
+        let d: Vec<f64> = (0..self.q_re)
+            .map(|i| g.get((i, i)).copied().unwrap_or(1.0).max(0.0).sqrt())
+            .collect();
+        let top = d.iter().fold(0.0f64, |a, v| a.max(*v)).max(1e-150);
+        d.iter().map(|v| v.max(1e-6 * top)).collect()
+    }
+
+    /// Lower bounds of theta: 0 for the diagonal of the random-effects factor.
+    pub fn theta_lower(&self) -> Vec<f64> {
+        let mut lo = vec![f64::NEG_INFINITY; self.n_par()];
+        let mut k = 0;
+        for j in 0..self.q_re {
+            for i in j..self.q_re {
+                if i == j {
+                    lo[k] = 0.0;
+                }
+                k += 1;
+            }
+        }
+        lo
+    }
+
+    /// Starting values: residual variances from the OLS residuals (per stratum), `G` diagonal
     /// from a moment guess `G_jj = sum z_j^2 r^2 / (4 sum z_j^4)`.
-    fn start_theta(&self) -> Result<Vec<f64>, MmrmError> {
+    fn start_params(&self) -> Result<CovParams, MmrmError> {
         let p = self.p;
         let q = p + 1;
         let ns = self.n_strata;
@@ -575,33 +661,25 @@ impl MmrmData {
             .collect();
         let s2all = (ss.iter().sum::<f64>() / cnt.iter().sum::<f64>() / df).max(1e-8);
         let shrink = if self.q_re > 0 { 0.5 } else { 1.0 };
-        let mut th = Vec::with_capacity(self.n_par());
-        if self.q_re > 0 {
-            let g = DMatrix::from_fn(self.q_re, self.q_re, |i, j| {
-                if i == j {
-                    (zr[i] / (4.0 * z4[i]).max(1e-300)).clamp(1e-6 * s2all, 1e6 * s2all)
-                } else {
-                    0.0
-                }
-            });
-            th.extend(
-                CovKind::Us
-                    .theta_from_sigma(&g)
-                    .ok_or(MmrmError::Numerical(
-                        "the start of the random-effects covariance is not finite".into(),
-                    ))?,
-            );
-        }
-        match self.residual {
-            Residual::Waves(kind) => {
-                for _ in 0..self.n_groups {
-                    th.extend(kind.start_theta(self.n_waves, shrink * s2[0]));
-                }
-                th.extend((1..ns).map(|s| 0.5 * (s2[s] / s2[0]).ln()));
+        let g = DMatrix::from_fn(self.q_re, self.q_re, |i, j| {
+            if i == j {
+                (zr[i] / (4.0 * z4[i]).max(1e-300)).clamp(1e-6 * s2all, 1e6 * s2all)
+            } else {
+                0.0
             }
-            Residual::Independent => th.extend(s2.iter().map(|v| 0.5 * (shrink * v).ln())),
-        }
-        Ok(th)
+        });
+        let nonfinite = || MmrmError::Numerical("the start of the covariance is not finite".into());
+        let (sigmas, strata) = match self.residual {
+            Residual::Waves(kind) => {
+                let th = kind.start_theta(self.n_waves, shrink * s2[0]);
+                let sg = kind.sigma_theta(self.n_waves, &th).ok_or_else(nonfinite)?;
+                let mut st = vec![1.0];
+                st.extend((1..ns).map(|s| (s2[s] / s2[0]).sqrt()));
+                (vec![sg; self.n_groups], st)
+            }
+            Residual::Independent => (Vec::new(), s2.iter().map(|v| shrink * v).collect()),
+        };
+        Ok(CovParams { g, sigmas, strata })
     }
 }
 
@@ -648,6 +726,7 @@ pub struct Optimum {
 fn run_bobyqa(
     data: &MmrmData,
     theta: &mut [f64],
+    re_scale: &[f64],
     reml: bool,
     rho_begin: f64,
     rho_end: f64,
@@ -662,11 +741,14 @@ fn run_bobyqa(
     cfg.rho_end = rho_end.min(rho_begin);
     cfg.max_fun = max_evals.max(cfg.npt + 2);
     let mut solver = Bobyqa::new(k, cfg).map_err(|s| MmrmError::Optimizer(s.to_string()))?;
-    let lower = vec![-f64::INFINITY; k];
+    let lower = data.theta_lower();
     let upper = vec![f64::INFINITY; k];
+    for (t, lo) in theta.iter_mut().zip(&lower) {
+        *t = t.max(*lo);
+    }
     let outcome = solver.minimize(
         |th: &[f64]| {
-            data.params_from_theta(th)
+            data.params_from_theta(th, re_scale)
                 .and_then(|s| data.evaluate(&s, reml))
                 .map_or(1e300, |e| e.deviance)
         },
@@ -746,53 +828,69 @@ pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmErro
     let warm = opts
         .start_gamma
         .as_ref()
-        .and_then(|g| data.params_from_gamma(g))
-        .and_then(|prm| data.theta_from_params(&prm));
+        .and_then(|g| data.params_from_gamma_psd(g));
     let rho_begin = if warm.is_some() { 0.05 } else { 0.2 };
-    let mut theta = match warm {
-        Some(t) => t,
-        None => data.start_theta()?,
+    let start = match warm {
+        Some(p) => p,
+        None => data.start_params()?,
     };
+    let re_scale = data.re_scale(&start.g);
+    let mut theta = data
+        .theta_from_params(&start, &re_scale)
+        .ok_or(MmrmError::Numerical(
+            "the start of the covariance parameters is not finite".into(),
+        ))?;
     let mut n_evaluations = run_bobyqa(
         data,
         &mut theta,
+        &re_scale,
         reml,
         rho_begin,
         opts.rho_end,
         opts.max_evals,
     )?;
-    let prm = data.params_from_theta(&theta).ok_or(MmrmError::Optimizer(
-        "the optimizer ended at a non-finite covariance".into(),
-    ))?;
+    let at_theta = |theta: &[f64]| -> Result<(CovParams, Evaluation), MmrmError> {
+        let prm = data
+            .params_from_theta(theta, &re_scale)
+            .ok_or(MmrmError::Optimizer(
+                "the optimizer ended at a non-finite covariance".into(),
+            ))?;
+        let e = data.evaluate(&prm, reml).ok_or(MmrmError::Optimizer(
+            "the optimizer ended at a singular covariance".into(),
+        ))?;
+        Ok((prm, e))
+    };
+    let (prm, mut eval) = at_theta(&theta)?;
     let mut gamma = data.gamma_from_params(&prm);
-    let mut eval = data.evaluate(&prm, reml).ok_or(MmrmError::Optimizer(
-        "the optimizer ended at a singular covariance".into(),
-    ))?;
     let (mut steps, mut max_abs_gradient) = newton(data, &mut gamma, &mut eval, reml);
     let small = |g: f64, dev: f64| g.is_finite() && g < 1e-6 * dev.abs().max(1.0);
     if !small(max_abs_gradient, eval.deviance) && data.n_par() > 0 {
-        let mut theta = data
-            .params_from_gamma(&gamma)
-            .and_then(|p| data.theta_from_params(&p))
-            .unwrap_or(theta);
-        n_evaluations += run_bobyqa(data, &mut theta, reml, 1e-3, 1e-8, opts.max_evals)?;
-        if let Some(e) = data
-            .params_from_theta(&theta)
-            .and_then(|p| data.evaluate(&p, reml))
-        {
-            if e.deviance <= eval.deviance {
-                gamma = data.gamma_from_params(&data.params_from_theta(&theta).ok_or(
-                    MmrmError::Optimizer("the optimizer ended at a non-finite covariance".into()),
-                )?);
-                eval = e;
+        // Restarts (from the best point so far) until the deviance stops improving: a ridge or
+        // a boundary (singular G), where Newton steps do not apply.
+        for _ in 0..4 {
+            let mut th2 = data
+                .params_from_gamma_psd(&gamma)
+                .and_then(|p| data.theta_from_params(&p, &re_scale))
+                .unwrap_or_else(|| theta.clone());
+            n_evaluations +=
+                run_bobyqa(data, &mut th2, &re_scale, reml, 0.05, 1e-8, opts.max_evals)?;
+            let (p2, e2) = at_theta(&th2)?;
+            let gain = eval.deviance - e2.deviance;
+            if gain > 0.0 {
+                gamma = data.gamma_from_params(&p2);
+                eval = e2;
+                theta = th2;
+            }
+            let (s2, g2) = newton(data, &mut gamma, &mut eval, reml);
+            steps += s2;
+            max_abs_gradient = g2;
+            if small(max_abs_gradient, eval.deviance) || gain < 1e-10 {
+                break;
             }
         }
-        let (s2, g2) = newton(data, &mut gamma, &mut eval, reml);
-        steps += s2;
-        max_abs_gradient = g2;
     }
     let params = data
-        .params_from_gamma(&gamma)
+        .params_from_gamma_psd(&gamma)
         .ok_or(MmrmError::Numerical("covariance not finite".into()))?;
     Ok(Optimum {
         gamma,

@@ -220,7 +220,7 @@ impl Derivatives {
             return Err("wrong number of covariance parameters".into());
         }
         let prm = data
-            .params_from_gamma(gamma)
+            .params_from_gamma_psd(gamma)
             .ok_or("the covariance parameters are not valid (G not positive definite?)")?;
         let p = data.p;
         let q = p + 1;

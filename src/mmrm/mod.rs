@@ -228,6 +228,8 @@ pub struct MmrmFit {
     pub newton_steps: usize,
     pub max_abs_gradient: f64,
     pub converged: bool,
+    /// Boundary fit: the random-effects covariance `G` is singular (lme4's `isSingular`).
+    pub singular: bool,
     pub dropped_columns: Vec<String>,
     pub warnings: Vec<String>,
     satterthwaite: Satterthwaite,
@@ -428,7 +430,24 @@ pub fn fit_model(
     }
     warnings.extend(satterthwaite.warnings.iter().cloned());
     let rel_grad = opt.max_abs_gradient / opt.evaluation.deviance.abs().max(1.0);
-    let converged = rel_grad.is_finite() && rel_grad < 1e-4;
+    // A boundary fit (singular G, lme4's `isSingular`): the gradient need not vanish there.
+    let singular = q_re > 0 && {
+        let g = &opt.params.g;
+        let d = DMatrix::from_fn(q_re, q_re, |i, j| {
+            g[(i, j)] / (g[(i, i)] * g[(j, j)]).sqrt().max(1e-300)
+        });
+        let ev = d.symmetric_eigen().eigenvalues;
+        ev.iter().fold(f64::INFINITY, |a, v| a.min(*v)) < 1e-6
+            || (0..q_re).any(|i| {
+                g[(i, i)] <= 1e-10 * opt.params.strata.iter().fold(0.0f64, |a, v| a.max(*v))
+            })
+    };
+    if singular {
+        warnings.push(
+            "boundary (singular) fit: the random-effects covariance is singular (a variance at zero or a correlation at +-1); Satterthwaite/KR df and LRTs of its parameters are unreliable".into(),
+        );
+    }
+    let converged = singular || (rel_grad.is_finite() && rel_grad < 1e-4);
     if !converged {
         warnings.push(format!(
             "the optimizer may not have converged: largest gradient {:.3e}",
@@ -520,6 +539,7 @@ pub fn fit_model(
         newton_steps: opt.newton_steps,
         max_abs_gradient: opt.max_abs_gradient,
         converged,
+        singular,
         dropped_columns: mf.dropped_columns.clone(),
         warnings,
         satterthwaite,
