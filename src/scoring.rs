@@ -163,6 +163,31 @@ impl Scored {
         out
     }
 
+    /// The exclusion log as output columns (as [`Scored::exclusion_columns`]), moved out of
+    /// `self` without copying its strings; `self.exclusions` is left empty.
+    pub fn take_exclusion_columns(&mut self) -> Vec<OutColumn> {
+        let log = std::mem::take(&mut self.exclusions);
+        let n = log.len();
+        let (mut pid, mut wave, mut score, mut reason) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for e in log {
+            pid.push(Some(e.participant_id));
+            wave.push(Some(e.wave));
+            score.push(Some(e.score));
+            reason.push(Some(e.reason));
+        }
+        vec![
+            OutColumn::new("participant_id", OutValues::Text(pid)),
+            OutColumn::new("wave", OutValues::Text(wave)),
+            OutColumn::new("score", OutValues::Text(score)),
+            OutColumn::new("reason", OutValues::Text(reason)),
+        ]
+    }
+
     /// The exclusion log as output columns `participant_id, wave, score, reason`.
     pub fn exclusion_columns(&self) -> Vec<OutColumn> {
         let col = |f: &dyn Fn(&ScoreExclusion) -> &str| {
@@ -266,155 +291,171 @@ pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
         })
         .collect();
 
-    let mut totals = Vec::new();
+    // instruments in parallel (rayon keeps their order): the columns and the exclusion log
+    // come out exactly as from a sequential loop
+    let per_instrument: Vec<(ScoreColumn, Vec<ScoreColumn>, Vec<ScoreExclusion>)> = {
+        use rayon::prelude::*;
+        instruments
+            .par_iter()
+            .map(|inst| {
+                let mut exclusions = Vec::new();
+                let mut details = Vec::new();
+                let matrix = trial
+                    .instrument_index(&inst.name)
+                    .and_then(|i| trial.items.get(i))
+                    .filter(|m| m.n_items() == inst.items);
+                let mut reverse = vec![false; inst.items];
+                for &r in &inst.reverse {
+                    if let Some(slot) = reverse.get_mut(r.wrapping_sub(1)) {
+                        *slot = true;
+                    }
+                }
+                let mut total = vec![None; n];
+                let mut n_answered = vec![None; n];
+                let mut subs: Vec<Vec<Option<f64>>> = vec![vec![None; n]; inst.subscales.len()];
+                let mut idx: Vec<Vec<Option<f64>>> = vec![vec![None; n]; inst.indices.len()];
+                let mut buf = vec![f64::NAN; inst.items];
+                for r in 0..n {
+                    let (pid_text, wave_text) = (
+                        trial
+                            .participants
+                            .get(participant[r].index())
+                            .map(|p| p.id.as_str())
+                            .unwrap_or(""),
+                        trial.wave_label(wave[r]),
+                    );
+                    let mut log = |score: &str, reason: String| {
+                        exclusions.push(ScoreExclusion {
+                            participant_id: pid_text.to_string(),
+                            wave: wave_text.to_string(),
+                            score: score.to_string(),
+                            reason,
+                        })
+                    };
+                    let (Some(a), Some(m)) = (assessment[r], matrix) else {
+                        let reason = match (assessment[r], matrix) {
+                            (None, _) => "wave missed: no assessment row".to_string(),
+                            _ => format!("instrument {} has no item data in the trial", inst.name),
+                        };
+                        log(&inst.name, reason.clone());
+                        for s in &inst.subscales {
+                            log(&format!("{}_{}", inst.name, s.name), reason.clone());
+                        }
+                        continue;
+                    };
+                    for (j, (slot, &v)) in buf.iter_mut().zip(m.row(a)).enumerate() {
+                        *slot = if v.is_nan() {
+                            f64::NAN
+                        } else {
+                            keyed(inst, &reverse, j, v)
+                        };
+                    }
+                    let row_row = trial.assessments.get(a).map(|x| x.row).unwrap_or(0);
+                    let (k, value) = scale_score(buf.iter().copied(), inst.items, inst.total);
+                    n_answered[r] = Some(k as f64);
+                    let missed_reason =
+                        || format!("wave missed: all items empty (assessments row {row_row})");
+                    let valid = inst.min_answered_share.met(k, inst.items) && k > 0;
+                    if valid {
+                        total[r] = Some(value);
+                        let sum_answered: f64 = buf.iter().filter(|v| !v.is_nan()).sum();
+                        let pst = buf.iter().filter(|&&v| !v.is_nan() && v > inst.min).count();
+                        for (slot, kind) in idx.iter_mut().zip(&inst.indices) {
+                            slot[r] = match kind {
+                                IndexKind::Pst => Some(pst as f64),
+                                IndexKind::Psdi => {
+                                    if pst > 0 {
+                                        Some(sum_answered / pst as f64)
+                                    } else {
+                                        log(
+                                            &format!("{}_psdi", inst.name),
+                                            "PST = 0 (no item above the minimum)".into(),
+                                        );
+                                        None
+                                    }
+                                }
+                                IndexKind::SumAnswered => Some(sum_answered),
+                                IndexKind::TotalProrated => {
+                                    Some(sum_answered / k as f64 * inst.items as f64)
+                                }
+                            };
+                        }
+                    } else if empty_row[r] {
+                        log(&inst.name, missed_reason());
+                    } else {
+                        log(
+                            &inst.name,
+                            format!(
+                                "too few items answered: {k} of {} (needs {})",
+                                inst.items,
+                                inst.min_answered()
+                            ),
+                        );
+                    }
+                    for (slot, s) in subs.iter_mut().zip(&inst.subscales) {
+                        let (ks, v) = scale_score(
+                            s.items
+                                .iter()
+                                .map(|&i| buf.get(i.wrapping_sub(1)).copied().unwrap_or(f64::NAN)),
+                            s.items.len(),
+                            s.rule,
+                        );
+                        let share = s.min_answered_share.unwrap_or(inst.min_answered_share);
+                        if ks > 0 && share.met(ks, s.items.len()) {
+                            slot[r] = Some(v);
+                        } else if empty_row[r] {
+                            log(&format!("{}_{}", inst.name, s.name), missed_reason());
+                        } else {
+                            log(
+                                &format!("{}_{}", inst.name, s.name),
+                                format!(
+                                    "too few items answered: {ks} of {} (needs {})",
+                                    s.items.len(),
+                                    share.min_items(s.items.len())
+                                ),
+                            );
+                        }
+                    }
+                }
+                let total_column = ScoreColumn {
+                    name: inst.name.clone(),
+                    instrument: inst.name.clone(),
+                    kind: ScoreKind::Total,
+                    values: total,
+                };
+                details.push(ScoreColumn {
+                    name: format!("{}_n_answered", inst.name),
+                    instrument: inst.name.clone(),
+                    kind: ScoreKind::NAnswered,
+                    values: n_answered,
+                });
+                for (s, values) in inst.subscales.iter().zip(subs) {
+                    details.push(ScoreColumn {
+                        name: format!("{}_{}", inst.name, s.name),
+                        instrument: inst.name.clone(),
+                        kind: ScoreKind::Subscale(s.name.clone()),
+                        values,
+                    });
+                }
+                for (kind, values) in inst.indices.iter().zip(idx) {
+                    details.push(ScoreColumn {
+                        name: format!("{}_{}", inst.name, kind.suffix()),
+                        instrument: inst.name.clone(),
+                        kind: ScoreKind::Index(*kind),
+                        values,
+                    });
+                }
+                (total_column, details, exclusions)
+            })
+            .collect()
+    };
+    let mut totals = Vec::with_capacity(instruments.len());
     let mut details = Vec::new();
     let mut exclusions = Vec::new();
-    for inst in instruments {
-        let matrix = trial
-            .instrument_index(&inst.name)
-            .and_then(|i| trial.items.get(i))
-            .filter(|m| m.n_items() == inst.items);
-        let mut reverse = vec![false; inst.items];
-        for &r in &inst.reverse {
-            if let Some(slot) = reverse.get_mut(r.wrapping_sub(1)) {
-                *slot = true;
-            }
-        }
-        let mut total = vec![None; n];
-        let mut n_answered = vec![None; n];
-        let mut subs: Vec<Vec<Option<f64>>> = vec![vec![None; n]; inst.subscales.len()];
-        let mut idx: Vec<Vec<Option<f64>>> = vec![vec![None; n]; inst.indices.len()];
-        let mut buf = vec![f64::NAN; inst.items];
-        for r in 0..n {
-            let (pid_text, wave_text) = (
-                trial
-                    .participants
-                    .get(participant[r].index())
-                    .map(|p| p.id.as_str())
-                    .unwrap_or(""),
-                trial.wave_label(wave[r]),
-            );
-            let mut log = |score: &str, reason: String| {
-                exclusions.push(ScoreExclusion {
-                    participant_id: pid_text.to_string(),
-                    wave: wave_text.to_string(),
-                    score: score.to_string(),
-                    reason,
-                })
-            };
-            let (Some(a), Some(m)) = (assessment[r], matrix) else {
-                let reason = match (assessment[r], matrix) {
-                    (None, _) => "wave missed: no assessment row".to_string(),
-                    _ => format!("instrument {} has no item data in the trial", inst.name),
-                };
-                log(&inst.name, reason.clone());
-                for s in &inst.subscales {
-                    log(&format!("{}_{}", inst.name, s.name), reason.clone());
-                }
-                continue;
-            };
-            for (j, (slot, &v)) in buf.iter_mut().zip(m.row(a)).enumerate() {
-                *slot = if v.is_nan() {
-                    f64::NAN
-                } else {
-                    keyed(inst, &reverse, j, v)
-                };
-            }
-            let row_row = trial.assessments.get(a).map(|x| x.row).unwrap_or(0);
-            let (k, value) = scale_score(buf.iter().copied(), inst.items, inst.total);
-            n_answered[r] = Some(k as f64);
-            let missed_reason =
-                || format!("wave missed: all items empty (assessments row {row_row})");
-            let valid = inst.min_answered_share.met(k, inst.items) && k > 0;
-            if valid {
-                total[r] = Some(value);
-                let sum_answered: f64 = buf.iter().filter(|v| !v.is_nan()).sum();
-                let pst = buf.iter().filter(|&&v| !v.is_nan() && v > inst.min).count();
-                for (slot, kind) in idx.iter_mut().zip(&inst.indices) {
-                    slot[r] = match kind {
-                        IndexKind::Pst => Some(pst as f64),
-                        IndexKind::Psdi => {
-                            if pst > 0 {
-                                Some(sum_answered / pst as f64)
-                            } else {
-                                log(
-                                    &format!("{}_psdi", inst.name),
-                                    "PST = 0 (no item above the minimum)".into(),
-                                );
-                                None
-                            }
-                        }
-                        IndexKind::SumAnswered => Some(sum_answered),
-                        IndexKind::TotalProrated => {
-                            Some(sum_answered / k as f64 * inst.items as f64)
-                        }
-                    };
-                }
-            } else if empty_row[r] {
-                log(&inst.name, missed_reason());
-            } else {
-                log(
-                    &inst.name,
-                    format!(
-                        "too few items answered: {k} of {} (needs {})",
-                        inst.items,
-                        inst.min_answered()
-                    ),
-                );
-            }
-            for (slot, s) in subs.iter_mut().zip(&inst.subscales) {
-                let (ks, v) = scale_score(
-                    s.items
-                        .iter()
-                        .map(|&i| buf.get(i.wrapping_sub(1)).copied().unwrap_or(f64::NAN)),
-                    s.items.len(),
-                    s.rule,
-                );
-                let share = s.min_answered_share.unwrap_or(inst.min_answered_share);
-                if ks > 0 && share.met(ks, s.items.len()) {
-                    slot[r] = Some(v);
-                } else if empty_row[r] {
-                    log(&format!("{}_{}", inst.name, s.name), missed_reason());
-                } else {
-                    log(
-                        &format!("{}_{}", inst.name, s.name),
-                        format!(
-                            "too few items answered: {ks} of {} (needs {})",
-                            s.items.len(),
-                            share.min_items(s.items.len())
-                        ),
-                    );
-                }
-            }
-        }
-        totals.push(ScoreColumn {
-            name: inst.name.clone(),
-            instrument: inst.name.clone(),
-            kind: ScoreKind::Total,
-            values: total,
-        });
-        details.push(ScoreColumn {
-            name: format!("{}_n_answered", inst.name),
-            instrument: inst.name.clone(),
-            kind: ScoreKind::NAnswered,
-            values: n_answered,
-        });
-        for (s, values) in inst.subscales.iter().zip(subs) {
-            details.push(ScoreColumn {
-                name: format!("{}_{}", inst.name, s.name),
-                instrument: inst.name.clone(),
-                kind: ScoreKind::Subscale(s.name.clone()),
-                values,
-            });
-        }
-        for (kind, values) in inst.indices.iter().zip(idx) {
-            details.push(ScoreColumn {
-                name: format!("{}_{}", inst.name, kind.suffix()),
-                instrument: inst.name.clone(),
-                kind: ScoreKind::Index(*kind),
-                values,
-            });
-        }
+    for (total, det, exc) in per_instrument {
+        totals.push(total);
+        details.extend(det);
+        exclusions.extend(exc);
     }
     totals.extend(details);
 

@@ -78,7 +78,14 @@ impl TextColumn {
     /// the column outgrows `u32` offsets.
     fn push(&mut self, cell: Option<&str>) -> bool {
         if let Some(c) = cell {
-            self.text.push_str(c.trim());
+            // fast path: no (possibly Unicode) whitespace at either end
+            let b = c.as_bytes();
+            let plain = |x: u8| x.is_ascii() && !x.is_ascii_whitespace();
+            match (b.first(), b.last()) {
+                (Some(&f), _) if b.len() == 1 && plain(f) => self.text.push(char::from(f)),
+                (Some(&f), Some(&l)) if plain(f) && plain(l) => self.text.push_str(c),
+                _ => self.text.push_str(c.trim()),
+            }
         }
         match u32::try_from(self.text.len()) {
             Ok(end) => {
@@ -87,6 +94,20 @@ impl TextColumn {
             }
             Err(_) => false,
         }
+    }
+
+    /// Appends the cells of another column. Returns false when the column outgrows `u32`
+    /// offsets.
+    fn append(&mut self, other: TextColumn) -> bool {
+        let Ok(base) = u32::try_from(self.text.len()) else {
+            return false;
+        };
+        if u32::try_from(self.text.len() + other.text.len()).is_err() {
+            return false;
+        }
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| base + e));
+        true
     }
 
     fn get(&self, row: usize) -> Option<&str> {
@@ -185,12 +206,20 @@ impl RawTable {
 
     /// All cells of one column, in row order (empty when `col` is out of range).
     pub fn column_cells(&self, col: usize) -> impl Iterator<Item = Option<&str>> + '_ {
-        let n = if col < self.data.len() {
-            self.n_rows
-        } else {
-            0
-        };
-        (0..n).map(move |r| self.cell(r, col))
+        let (text, ends) = self
+            .data
+            .get(col)
+            .map_or(("", &[][..]), |c| (c.text.as_str(), c.ends.as_slice()));
+        let mut start = 0usize;
+        ends.iter().take(self.n_rows).map(move |&end| {
+            let (s, e) = (start, end as usize);
+            start = e;
+            if s >= e {
+                None
+            } else {
+                text.get(s..e)
+            }
+        })
     }
 }
 
@@ -286,153 +315,236 @@ enum CsvError {
     },
 }
 
-/// Where a field ended.
-#[derive(PartialEq, Eq)]
-enum FieldEnd {
-    Comma,
-    /// A line feed or the end of the text.
-    Record,
-}
-
-/// One-pass CSV parser over UTF-8 text: header names (trimmed) and one [`TextColumn`] per
-/// column. Field separators, quotes and line feeds are ASCII, so every slice taken here falls
-/// on a character boundary.
-fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvError> {
+/// Reads one record starting at `*pos` (not on a blank line), calling `field(k, text)` for
+/// each field; returns the number of fields and leaves `*pos` past the record's line feed.
+/// Err: the record's quoted field is not closed before the end of the text.
+fn next_record(
+    text: &str,
+    pos: &mut usize,
+    scratch: &mut String,
+    mut field: impl FnMut(usize, &str) -> bool,
+) -> Result<usize, CsvFail> {
     let b = text.as_bytes();
     let n = b.len();
-    let mut pos = 0usize;
-    let mut record = 0usize; // records seen, header included
-    let mut names: Vec<String> = Vec::new();
-    let mut data: Vec<TextColumn> = Vec::new();
-    let mut n_rows = 0usize;
-    let mut scratch = String::new();
-    let capacity = b.iter().filter(|&&c| c == b'\n').count() + 1;
-    while pos < n {
-        // blank line (only carriage returns before the line feed or the end): skipped before
-        // the header; after it a row of empty cells, as polars reads it, so that row numbers
-        // stay those of the file (and the row's missing values are reported)
-        let mut q = pos;
-        while q < n && b[q] == b'\r' {
-            q += 1;
+    let mut k = 0usize;
+    loop {
+        let value: &str = if *pos < n && b[*pos] == b'"' {
+            scratch.clear();
+            *pos += 1;
+            let mut seg = *pos;
+            loop {
+                while *pos < n && b[*pos] != b'"' {
+                    *pos += 1;
+                }
+                if *pos >= n {
+                    return Err(CsvFail::Unterminated);
+                }
+                if *pos + 1 < n && b[*pos + 1] == b'"' {
+                    scratch.push_str(&text[seg..=*pos]);
+                    *pos += 2;
+                    seg = *pos;
+                } else {
+                    scratch.push_str(&text[seg..*pos]);
+                    *pos += 1;
+                    break;
+                }
+            }
+            // anything between the closing quote and the separator is kept as is
+            let rest = *pos;
+            while *pos < n && b[*pos] != b',' && b[*pos] != b'\n' {
+                *pos += 1;
+            }
+            scratch.push_str(&text[rest..*pos]);
+            scratch
+        } else {
+            let start = *pos;
+            while *pos < n && b[*pos] != b',' && b[*pos] != b'\n' {
+                *pos += 1;
+            }
+            &text[start..*pos]
+        };
+        if !field(k, value) {
+            return Err(CsvFail::TooLarge(k));
         }
-        if q >= n || b[q] == b'\n' {
-            pos = q + 1;
-            if record > 0 {
-                record += 1;
-                n_rows += 1;
-                for (k, col) in data.iter_mut().enumerate() {
-                    if !col.push(None) {
-                        return Err(CsvError::TooLarge {
-                            column: names.get(k).cloned().unwrap_or_default(),
-                        });
-                    }
+        k += 1;
+        let comma = *pos < n && b[*pos] == b',';
+        *pos += 1; // past the separator or line feed (or beyond the end)
+        if !comma {
+            return Ok(k);
+        }
+        if *pos >= n {
+            // a trailing comma at the very end: one more, empty field
+            if !field(k, "") {
+                return Err(CsvFail::TooLarge(k));
+            }
+            return Ok(k + 1);
+        }
+    }
+}
+
+enum CsvFail {
+    Unterminated,
+    /// A record with this many fields (not the header's number).
+    Ragged(usize),
+    /// Column index whose text outgrew `u32` offsets.
+    TooLarge(usize),
+}
+
+/// If `*pos` starts a blank line (only carriage returns before a line feed or the end), moves
+/// past it and returns true.
+fn skip_blank_line(b: &[u8], pos: &mut usize) -> bool {
+    let mut q = *pos;
+    while q < b.len() && b[q] == b'\r' {
+        q += 1;
+    }
+    if q >= b.len() || b[q] == b'\n' {
+        *pos = q + 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// The data rows of one chunk of a CSV body (starting at a record boundary).
+struct Chunk {
+    data: Vec<TextColumn>,
+    n_rows: usize,
+}
+
+/// Parses data records; a blank line is a row of empty cells (as polars reads it, so that row
+/// numbers stay those of the file). Err: (1-based record number within the chunk, failure).
+fn parse_body(text: &str, n_cols: usize) -> Result<Chunk, (usize, CsvFail)> {
+    let b = text.as_bytes();
+    let capacity = b.iter().filter(|&&c| c == b'\n').count() + 1;
+    let mut data: Vec<TextColumn> = (0..n_cols)
+        .map(|_| TextColumn::with_capacity(capacity))
+        .collect();
+    let mut scratch = String::new();
+    let mut pos = 0usize;
+    let mut n_rows = 0usize;
+    while pos < b.len() {
+        n_rows += 1;
+        if skip_blank_line(b, &mut pos) {
+            for (k, col) in data.iter_mut().enumerate() {
+                if !col.push(None) {
+                    return Err((n_rows, CsvFail::TooLarge(k)));
                 }
             }
             continue;
         }
-        record += 1;
-        let header = record == 1;
-        let mut k = 0usize;
-        loop {
-            // one field
-            scratch.clear();
-            let mut quoted = false;
-            let (start, end);
-            if b[pos] == b'"' {
-                quoted = true;
-                pos += 1;
-                let mut seg = pos;
-                loop {
-                    while pos < n && b[pos] != b'"' {
-                        pos += 1;
-                    }
-                    if pos >= n {
-                        return Err(CsvError::Malformed {
-                            row: record,
-                            message: "unterminated quoted field at the end of the file".into(),
-                        });
-                    }
-                    if pos + 1 < n && b[pos + 1] == b'"' {
-                        scratch.push_str(&text[seg..=pos]);
-                        pos += 2;
-                        seg = pos;
-                    } else {
-                        scratch.push_str(&text[seg..pos]);
-                        pos += 1;
-                        break;
-                    }
-                }
-                // anything between the closing quote and the separator is kept as is
-                let rest = pos;
-                while pos < n && b[pos] != b',' && b[pos] != b'\n' {
-                    pos += 1;
-                }
-                scratch.push_str(&text[rest..pos]);
-                start = 0;
-                end = 0;
-            } else {
-                start = pos;
-                while pos < n && b[pos] != b',' && b[pos] != b'\n' {
-                    pos += 1;
-                }
-                end = pos;
-            }
-            let ending = if pos < n && b[pos] == b',' {
-                FieldEnd::Comma
-            } else {
-                FieldEnd::Record
-            };
-            pos += 1; // past the separator or line feed (or beyond the end)
-            let field: &str = if quoted { &scratch } else { &text[start..end] };
-            if header {
-                names.push(field.trim().to_string());
-            } else if let Some(col) = data.get_mut(k) {
-                if !col.push(Some(field)) {
-                    return Err(CsvError::TooLarge {
-                        column: names.get(k).cloned().unwrap_or_default(),
-                    });
-                }
-            }
-            k += 1;
-            if ending == FieldEnd::Record {
-                break;
-            }
-            if pos >= n {
-                // a trailing comma at the very end: one more, empty field
-                if !header {
-                    if let Some(col) = data.get_mut(k) {
-                        col.push(None);
-                    }
-                }
-                k += 1;
-                break;
-            }
-        }
-        if header {
-            if let Some(dup) = names
-                .iter()
-                .enumerate()
-                .find(|(i, a)| names[..*i].contains(a))
-                .map(|(_, a)| a.clone())
-            {
-                return Err(CsvError::Malformed {
-                    row: 1,
-                    message: format!("the header names column `{dup}` more than once"),
-                });
-            }
-            data = (0..names.len())
-                .map(|_| TextColumn::with_capacity(capacity))
-                .collect();
-        } else if k != names.len() {
-            return Err(CsvError::Malformed {
-                row: record,
-                message: format!("row has {k} fields, the header has {}", names.len()),
-            });
-        } else {
-            n_rows += 1;
+        let k = next_record(text, &mut pos, &mut scratch, |k, v| {
+            data.get_mut(k).is_none_or(|col| col.push(Some(v)))
+        })
+        .map_err(|f| (n_rows, f))?;
+        if k != n_cols {
+            return Err((n_rows, CsvFail::Ragged(k)));
         }
     }
-    Ok((names, data, n_rows))
+    Ok(Chunk { data, n_rows })
+}
+
+/// Splits a CSV body into up to `parts` chunks at line feeds. Only a body without any quote
+/// character is split (a line feed may be inside a quoted field otherwise).
+fn split_body(body: &str, parts: usize) -> Vec<&str> {
+    const MIN_CHUNK: usize = 4 << 20;
+    if parts < 2 || body.len() < 2 * MIN_CHUNK || body.contains('"') {
+        return vec![body];
+    }
+    let b = body.as_bytes();
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0usize;
+    for j in 1..parts {
+        let target = (body.len() * j / parts).max(start);
+        match b[target..].iter().position(|&c| c == b'\n') {
+            Some(off) => {
+                let cut = target + off + 1;
+                out.push(&body[start..cut]);
+                start = cut;
+            }
+            None => break,
+        }
+    }
+    out.push(&body[start..]);
+    out
+}
+
+/// CSV parser over UTF-8 text: header names (trimmed) and one [`TextColumn`] per column. Field
+/// separators, quotes and line feeds are ASCII, so every slice taken falls on a character
+/// boundary. A large body without quotes is parsed in parallel chunks (one per thread).
+fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvError> {
+    let b = text.as_bytes();
+    let mut pos = 0usize;
+    while pos < b.len() && skip_blank_line(b, &mut pos) {}
+    let mut names: Vec<String> = Vec::new();
+    let mut scratch = String::new();
+    next_record(text, &mut pos, &mut scratch, |_, v| {
+        names.push(v.trim().to_string());
+        true
+    })
+    .map_err(|_| CsvError::Malformed {
+        row: 1,
+        message: "unterminated quoted field at the end of the file".into(),
+    })?;
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find(|(i, a)| names[..*i].contains(a))
+        .map(|(_, a)| a.clone())
+    {
+        return Err(CsvError::Malformed {
+            row: 1,
+            message: format!("the header names column `{dup}` more than once"),
+        });
+    }
+    let body = text.get(pos.min(text.len())..).unwrap_or("");
+    let chunks = split_body(body, rayon::current_num_threads());
+    let n_cols = names.len();
+    let parsed: Vec<Result<Chunk, (usize, CsvFail)>> = if chunks.len() > 1 {
+        use rayon::prelude::*;
+        chunks.par_iter().map(|c| parse_body(c, n_cols)).collect()
+    } else {
+        chunks.iter().map(|c| parse_body(c, n_cols)).collect()
+    };
+    let mut rows_before = 0usize;
+    let mut data: Vec<TextColumn> = Vec::new();
+    for (j, part) in parsed.into_iter().enumerate() {
+        match part {
+            Ok(chunk) => {
+                if j == 0 {
+                    data = chunk.data;
+                } else {
+                    for (k, (col, more)) in data.iter_mut().zip(chunk.data).enumerate() {
+                        if !col.append(more) {
+                            return Err(CsvError::TooLarge {
+                                column: names.get(k).cloned().unwrap_or_default(),
+                            });
+                        }
+                    }
+                }
+                rows_before += chunk.n_rows;
+            }
+            Err((local, fail)) => {
+                let row = 1 + rows_before + local;
+                return Err(match fail {
+                    CsvFail::TooLarge(k) => CsvError::TooLarge {
+                        column: names.get(k).cloned().unwrap_or_default(),
+                    },
+                    CsvFail::Ragged(fields) => CsvError::Malformed {
+                        row,
+                        message: format!("row has {fields} fields, the header has {n_cols}"),
+                    },
+                    CsvFail::Unterminated => CsvError::Malformed {
+                        row,
+                        message: "unterminated quoted field at the end of the file".into(),
+                    },
+                });
+            }
+        }
+    }
+    if data.is_empty() {
+        data = (0..n_cols).map(|_| TextColumn::default()).collect();
+    }
+    Ok((names, data, rows_before))
 }
 
 /// Reads a CSV file through polars (every column as text) instead of the native reader: the

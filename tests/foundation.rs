@@ -965,6 +965,20 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) used by this process so far (Linux, 100 ticks a second).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let k: f64 = f.get(12)?.parse().ok()?;
+            Some((u + k) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Phases of validate + score on an export kept by `scale_100k_participants`
 /// (`HERSTEL_BIG_EXPORT=DIR cargo test --test foundation -- --ignored scale_phases --nocapture`).
 #[test]
@@ -974,45 +988,50 @@ fn scale_phases() {
         eprintln!("set HERSTEL_BIG_EXPORT to an export folder");
         return;
     };
-    let t = std::time::Instant::now();
+    let (t, c) = (std::time::Instant::now(), cpu_seconds());
     let raw = read_table_file(&dir.join("assessments.csv")).unwrap();
     eprintln!(
-        "read assessments.csv ({} rows x {} columns): {:.2} s, peak {:.0} MB",
+        "read assessments.csv ({} rows x {} columns): {:.2} s (cpu {:.2} s), peak {:.0} MB",
         raw.n_rows(),
         raw.columns().len(),
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - c,
         peak_rss_mb()
     );
     drop(raw);
-    let t = std::time::Instant::now();
+    let (t, c) = (std::time::Instant::now(), cpu_seconds());
     let ing = validate(&dir);
     eprintln!(
-        "validate: {:.2} s, peak {:.0} MB",
+        "validate: {:.2} s (cpu {:.2} s), peak {:.0} MB",
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - c,
         peak_rss_mb()
     );
     let trial = ing.trial.unwrap();
-    let t = std::time::Instant::now();
+    let (t, c) = (std::time::Instant::now(), cpu_seconds());
     let scored = score(&trial, &trial.instruments);
     eprintln!(
-        "score: {:.2} s ({} missing scores), peak {:.0} MB",
+        "score: {:.2} s (cpu {:.2} s, {} missing scores), peak {:.0} MB",
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - c,
         scored.exclusions.len(),
         peak_rss_mb()
     );
     let out = tempfile::tempdir().unwrap();
-    let t = std::time::Instant::now();
+    let (t, c) = (std::time::Instant::now(), cpu_seconds());
     write_table_file(&out.path().join("s.parquet"), &scored.to_out_columns()).unwrap();
     eprintln!(
-        "write scores: {:.2} s, peak {:.0} MB",
+        "write scores: {:.2} s (cpu {:.2} s), peak {:.0} MB",
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - c,
         peak_rss_mb()
     );
-    let t = std::time::Instant::now();
+    let (t, c) = (std::time::Instant::now(), cpu_seconds());
     write_table_file(&out.path().join("log.parquet"), &scored.exclusion_columns()).unwrap();
     eprintln!(
-        "write log: {:.2} s, peak {:.0} MB",
+        "write log: {:.2} s (cpu {:.2} s), peak {:.0} MB",
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - c,
         peak_rss_mb()
     );
 }

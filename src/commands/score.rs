@@ -43,10 +43,11 @@ pub fn run(args: Args) -> CmdResult {
             report.n_warnings()
         );
     }
-    let scored = score(&trial, &trial.instruments);
+    let mut scored = score(&trial, &trial.instruments);
     write_table_file(&args.out, &scored.to_out_columns())?;
+    let n_missing = scored.exclusions.len();
     if let Some(log) = &args.log {
-        let mut cols = scored.exclusion_columns();
+        let mut cols = scored.take_exclusion_columns();
         // input rows left out of the trial, in the same layout
         for e in &trial.exclusions {
             push_text(&mut cols, 0, String::new());
@@ -61,7 +62,7 @@ pub fn run(args: Args) -> CmdResult {
         trial.participants.len(),
         trial.study.waves.len(),
         args.out.display(),
-        scored.exclusions.len()
+        n_missing
     );
     Ok(ExitCode::SUCCESS)
 }

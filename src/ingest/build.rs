@@ -129,6 +129,19 @@ impl RowFlags {
 
 /// Parses an integer cell; integral decimals such as `3.0` (Parquet floats) are accepted.
 pub(crate) fn parse_int(v: &str) -> Option<i64> {
+    // fast path: up to 18 ASCII digits with an optional sign (item values are mostly one digit)
+    let b = v.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let x = digits
+            .iter()
+            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+        return Some(if neg { -x } else { x });
+    }
     if let Ok(i) = v.parse::<i64>() {
         return Some(i);
     }
@@ -771,9 +784,29 @@ fn build_trial(
     if let Some(t) = tables.get("assessments") {
         let n = t.n_rows();
         let mut fl = take_flags(flags, "assessments", n);
+        // instruments in parallel; their problems are reported in instrument order
+        let parsed: Vec<(ItemMatrix, Vec<ItemProblem>)> = {
+            use rayon::prelude::*;
+            instruments
+                .par_iter()
+                .map(|inst| parse_items(t, inst))
+                .collect()
+        };
         let mut raw_items: Vec<ItemMatrix> = Vec::with_capacity(instruments.len());
-        for inst in &instruments {
-            raw_items.push(parse_items(cx, &mut fl, t, inst));
+        for (inst, (matrix, problems)) in instruments.iter().zip(parsed) {
+            let expected = item_expectation(inst);
+            for p in problems {
+                cx.row_error(
+                    &mut fl,
+                    p.kind,
+                    "assessments",
+                    p.row,
+                    Some(&inst.item_column(p.item + 1)),
+                    Some(t.cell(p.row, p.col).unwrap_or("")),
+                    expected.clone(),
+                );
+            }
+            raw_items.push(matrix);
         }
         let c_pid = t.column_index("participant_id");
         let c_wave = t.column_index("wave");
@@ -937,10 +970,17 @@ fn build_trial(
     trial
 }
 
-/// Parses and range-checks the item columns of one instrument for every assessment row.
-fn parse_items(cx: &mut Ctx, fl: &mut RowFlags, t: &RawTable, inst: &Instrument) -> ItemMatrix {
-    let n = t.n_rows();
-    let mut m = ItemMatrix::new(n, inst.items);
+/// An item cell that is not a number or out of range.
+struct ItemProblem {
+    kind: ProblemKind,
+    /// 0-based data row, item (0-based) and column index in the table.
+    row: usize,
+    item: usize,
+    col: usize,
+}
+
+/// What an item cell of `inst` must hold, for messages.
+fn item_expectation(inst: &Instrument) -> String {
     let kind_text = match inst.value_type {
         ValueType::Integer => "an integer",
         ValueType::Number => "a number",
@@ -957,51 +997,52 @@ fn parse_items(cx: &mut Ctx, fl: &mut RowFlags, t: &RawTable, inst: &Instrument)
                 .join(", ")
         )
     };
-    let expected = format!("{kind_text} {}-{}{nk}", inst.min, inst.max);
-    for item in 0..inst.items {
-        let name = inst.item_column(item + 1);
-        let Some(ci) = t.column_index(&name) else {
-            continue;
-        };
-        for (i, v) in t.column_cells(ci).enumerate() {
-            let Some(v) = v else {
+    format!("{kind_text} {}-{}{nk}", inst.min, inst.max)
+}
+
+/// Parses and range-checks the item columns of one instrument for every assessment row:
+/// the item matrix ("not known" codes and bad cells missing) and the bad cells, in column
+/// then row order (as the report lists them).
+fn parse_items(t: &RawTable, inst: &Instrument) -> (ItemMatrix, Vec<ItemProblem>) {
+    let n = t.n_rows();
+    let mut m = ItemMatrix::new(n, inst.items);
+    let mut problems = Vec::new();
+    // one cursor per item column, advanced together: the matrix is filled row by row
+    let mut columns: Vec<(usize, usize, _)> = (0..inst.items)
+        .filter_map(|item| {
+            let ci = t.column_index(&inst.item_column(item + 1))?;
+            Some((item, ci, t.column_cells(ci)))
+        })
+        .collect();
+    for i in 0..n {
+        for (item, ci, cells) in columns.iter_mut() {
+            let Some(v) = cells.next().flatten() else {
                 continue;
             };
             let x = match inst.value_type {
                 ValueType::Integer => parse_int(v).map(|x| x as f64),
                 ValueType::Number => parse_num(v),
             };
-            let Some(x) = x else {
-                cx.row_error(
-                    fl,
-                    ProblemKind::NotANumber,
-                    "assessments",
-                    i,
-                    Some(&name),
-                    Some(v),
-                    expected.clone(),
-                );
-                continue;
+            let kind = match x {
+                None => ProblemKind::NotANumber,
+                Some(x) if inst.is_not_known(x) => continue, // counts as missing
+                Some(x) if x < inst.min || x > inst.max => ProblemKind::OutOfRange,
+                Some(x) => {
+                    m.set(i, *item, x);
+                    continue;
+                }
             };
-            if inst.is_not_known(x) {
-                continue; // counts as missing
-            }
-            if x < inst.min || x > inst.max {
-                cx.row_error(
-                    fl,
-                    ProblemKind::OutOfRange,
-                    "assessments",
-                    i,
-                    Some(&name),
-                    Some(v),
-                    expected.clone(),
-                );
-                continue;
-            }
-            m.set(i, item, x);
+            problems.push(ItemProblem {
+                kind,
+                row: i,
+                item: *item,
+                col: *ci,
+            });
         }
     }
-    m
+    // reported column by column, then by row
+    problems.sort_by_key(|p| (p.item, p.row));
+    (m, problems)
 }
 
 /// Warnings: assessments far from their nominal month, item missingness above the
