@@ -311,6 +311,8 @@ pub struct DropoutConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdmissionsConfig {
+    /// Admissions per person-year at risk (out of hospital). Time in hospital is not at risk,
+    /// so the rate per calendar person-year is lower: the default 0.27 gives about 0.25.
     pub rate_per_year: f64,
     /// Negative-binomial size k (gamma frailty shape); smaller = more overdispersed.
     pub nb_k: f64,
@@ -570,7 +572,7 @@ impl Default for DropoutConfig {
 impl Default for AdmissionsConfig {
     fn default() -> Self {
         AdmissionsConfig {
-            rate_per_year: 0.25,
+            rate_per_year: 0.27,
             nb_k: 0.4,
             rate_ratio: 1.0,
             history_days: 730,
