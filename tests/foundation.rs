@@ -980,10 +980,10 @@ fn cpu_seconds() -> f64 {
 }
 
 /// Phases of validate + score on an export kept by `scale_100k_participants`
-/// (`HERSTEL_BIG_EXPORT=DIR cargo test --test foundation -- --ignored scale_phases --nocapture`).
+/// (`HERSTEL_BIG_EXPORT=DIR cargo test --test foundation -- --ignored big_export_phases --nocapture`).
 #[test]
 #[ignore]
-fn scale_phases() {
+fn big_export_phases() {
     let Some(dir) = std::env::var_os("HERSTEL_BIG_EXPORT").map(PathBuf::from) else {
         eprintln!("set HERSTEL_BIG_EXPORT to an export folder");
         return;
