@@ -62,6 +62,15 @@ pub struct Results {
     /// Site comparisons, one entry per outcome x follow-up wave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteResult>,
+    /// Per-site model details (funnel limits, excluded sites) behind `sites`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites_details: Vec<crate::sites::SiteDetails>,
+    /// Treatment effect by group-fidelity band and fidelity as a moderator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites_fidelity: Vec<crate::sites::FidelityResult>,
+    /// Routine outcome monitoring: case-mix-adjusted site means of change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites_routine: Option<crate::sites::RoutineResult>,
 }
 
 // ---------------------------------------------------------------------------------------------

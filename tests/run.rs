@@ -662,3 +662,116 @@ fn mmrm_unstructured_through_the_analysis_spec() {
     }
     w.assert_below(1e-4);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The command itself (the README's main command) and pooling of exports.
+
+fn herstel(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+        .args(args)
+        .output()
+        .expect("herstel runs")
+}
+
+#[test]
+fn default_run_writes_results_tables_plots_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = herstel(&["run", "--out", out.to_str().unwrap(), "--quiet", "--no-png"]);
+    assert!(
+        o.status.success(),
+        "herstel run failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for key in [
+        "manifest",
+        "study",
+        "table1",
+        "consort",
+        "outcomes",
+        "admissions",
+        "mediation",
+        "sites",
+    ] {
+        assert!(results.get(key).is_some(), "results.json lacks {key}");
+    }
+    // The manifest hashes every input file of the built-in export.
+    let inputs = results["manifest"]["inputs"].as_array().unwrap();
+    assert!(inputs.len() >= 6);
+    for i in inputs {
+        assert_eq!(i["sha256"].as_str().unwrap().len(), 64);
+    }
+    // Every outcome of the plan is analysed in the primary model.
+    let primary: Vec<&str> = results["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["analysis_set"] == "itt" && o.get("sensitivity").is_none())
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        primary,
+        [
+            "imrs_client",
+            "imrs_clinician",
+            "mhrm",
+            "bsi",
+            "sfs",
+            "honos"
+        ]
+    );
+    for f in [
+        "report.html",
+        "validation.txt",
+        "exclusions.csv",
+        "tables/table1.csv",
+        "tables/outcomes_contrasts.md",
+        "plots/forest_effect_sizes.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // Every excluded score in the log is a real row: participant, wave, what, reason.
+    let log = std::fs::read_to_string(out.join("exclusions.csv")).unwrap();
+    assert!(log.lines().skip(1).all(|l| l.split(',').count() >= 4));
+}
+
+#[test]
+fn pooled_exports_prefix_ids_by_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("trialA");
+    let b = dir.path().join("trialB");
+    for (d, seed) in [(&a, "11"), (&b, "12")] {
+        let o = herstel(&["simulate", "--out", d.to_str().unwrap(), "--seed", seed]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let out = dir.path().join("out");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("analyses/sites.toml");
+    let o = herstel(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--data",
+        a.to_str().unwrap(),
+        "--data",
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--no-png",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let sites: Vec<&str> = results["sites"][0]["per_site"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["site_id"].as_str().unwrap())
+        .collect();
+    assert!(sites.iter().any(|s| s.starts_with("trialA:")), "{sites:?}");
+    assert!(sites.iter().any(|s| s.starts_with("trialB:")), "{sites:?}");
+    let n_a = results["study"]["n_participants"].as_u64().unwrap();
+    assert!(n_a >= 2 * 150, "pooled participants {n_a}");
+    assert!(results["sites"][0]["meta_analysis"]["k"].as_u64().unwrap() >= 4);
+}

@@ -376,6 +376,18 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
             Err(e) => warnings.push(format!("mediation not analysed: {e}")),
         }
     }
+    if let Some(sp) = &spec.sites {
+        match crate::sites::analyse(trial, scored, sp, spec.seed, quiet) {
+            Ok(o) => {
+                results.sites = o.sites;
+                results.sites_details = o.details;
+                results.sites_fidelity = o.fidelity;
+                results.sites_routine = o.routine;
+                warnings.extend(o.warnings);
+            }
+            Err(e) => warnings.push(format!("sites not analysed: {e}")),
+        }
+    }
     results.table1 = Some(baseline::table1(trial, scored, spec));
     results.consort = Some(baseline::consort(trial, scored, spec));
     results.study = baseline::study_description(trial, spec);

@@ -35,6 +35,9 @@ pub struct AnalysisSpec {
     /// The recovery-framework mediation analyses (`[mediation]`, issue 6); absent = not run.
     #[serde(default)]
     pub mediation: Option<crate::mediation::MediationSpec>,
+    /// Site comparison (`[sites]`, issue 8); absent = not run.
+    #[serde(default)]
+    pub sites: Option<crate::sites::SitesSpec>,
     /// Seed for everything random in the run (bootstrap, built-in simulated trial).
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -79,6 +82,7 @@ impl Default for AnalysisSpec {
             multiplicity: MultiplicitySpec::default(),
             admissions: AdmissionsSpec::default(),
             mediation: None,
+            sites: None,
             seed: default_seed(),
             conf_level: default_level(),
         }
@@ -124,6 +128,9 @@ impl AnalysisSpec {
             source_name: source_name.to_string(),
             message: m,
         };
+        if let Some(sites) = &self.sites {
+            sites.validate().map_err(|e| bad(e.to_string()))?;
+        }
         if !(self.conf_level > 0.0 && self.conf_level < 1.0) {
             return Err(bad(format!(
                 "conf_level must lie between 0 and 1, found {}",

@@ -21,9 +21,11 @@ use crate::simulate::{self, SimConfig};
 pub struct Args {
     /// Analysis spec (TOML); default: the shipped Dutch-trial plan `analyses/imr-trial.toml`.
     pub spec: Option<PathBuf>,
-    /// Trial export folder; default: the built-in simulated trial.
+    /// Trial export folder; default: the built-in simulated trial. Repeat it to pool several
+    /// exports (trials or cohorts): every id is prefixed with its folder name and the study
+    /// becomes a level (`sites::pool_trials_labelled`).
     #[arg(long, value_name = "EXPORT")]
-    pub data: Option<PathBuf>,
+    pub data: Vec<PathBuf>,
     /// Output folder.
     #[arg(long, default_value = "herstel-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -60,46 +62,77 @@ pub fn run(args: Args) -> CmdResult {
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create output folder {}: {e}", args.out.display()))?;
-    let export = match &args.data {
-        Some(d) => d.clone(),
-        None => {
-            let dir = args.out.join("simulated-export");
-            let sim = simulate::simulate(&SimConfig::default(), spec.seed)?;
-            sim.write(&dir)?;
-            if !args.quiet {
-                eprintln!(
-                    "herstel: no --data given: analysing the built-in simulated trial (seed {}), written to {}",
-                    spec.seed,
-                    dir.display()
-                );
-            }
-            dir
+    let exports: Vec<PathBuf> = if args.data.is_empty() {
+        let dir = args.out.join("simulated-export");
+        let sim = simulate::simulate(&SimConfig::default(), spec.seed)?;
+        sim.write(&dir)?;
+        if !args.quiet {
+            eprintln!(
+                "herstel: no --data given: analysing the built-in simulated trial (seed {}), written to {}",
+                spec.seed,
+                dir.display()
+            );
         }
+        vec![dir]
+    } else {
+        args.data.clone()
     };
     let schema = Schema::load(args.schema.as_deref())?;
-    let (trial, report) = match load_trial(&export, &schema, &ValidateOptions::default()) {
-        Ok(x) => x,
-        Err(report) => {
-            eprintln!("{report}");
-            eprintln!("herstel run: the export has errors (above); no analysis was run");
-            return Ok(ExitCode::from(1));
+    let mut trials = Vec::new();
+    let mut report_text = String::new();
+    let mut warnings = Vec::new();
+    for export in &exports {
+        let (trial, report) = match load_trial(export, &schema, &ValidateOptions::default()) {
+            Ok(x) => x,
+            Err(report) => {
+                eprintln!("{report}");
+                eprintln!(
+                    "herstel run: the export {} has errors (above); no analysis was run",
+                    export.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        };
+        if exports.len() > 1 {
+            report_text.push_str(&format!("== {}\n", export.display()));
         }
+        report_text.push_str(&report.to_string());
+        let prefix = if exports.len() > 1 {
+            format!("{}: ", study_label(export))
+        } else {
+            String::new()
+        };
+        warnings.extend(
+            summarise_validation_warnings(report.warnings())
+                .into_iter()
+                .map(|w| format!("{prefix}{w}")),
+        );
+        trials.push((study_label(export), trial));
+    }
+    let trial = if trials.len() == 1 {
+        trials.pop().map(|(_, t)| t).ok_or("no export")?
+    } else {
+        crate::sites::pool_trials_labelled(trials)?
     };
     let scored = scoring::score(&trial, &trial.instruments);
     let mut results = analysis::analyse(&trial, &scored, &spec, args.quiet);
     // The full validation report goes beside the results; the results carry one line per
     // kind of warning (table, column) with its count and first occurrence.
-    std::fs::write(args.out.join("validation.txt"), report.to_string())
+    std::fs::write(args.out.join("validation.txt"), report_text)
         .map_err(|e| format!("cannot write validation.txt: {e}"))?;
-    results
-        .warnings
-        .extend(summarise_validation_warnings(report.warnings()));
+    results.warnings.extend(warnings);
     write_exclusion_log(&args.out.join("exclusions.csv"), &trial, &scored)?;
     results.manifest = Manifest {
         herstel_version: env!("CARGO_PKG_VERSION").to_string(),
         spec_name,
         spec: spec_text,
-        inputs: hash_inputs(&export)?,
+        inputs: {
+            let mut all = Vec::new();
+            for e in &exports {
+                all.extend(hash_inputs(e)?);
+            }
+            all
+        },
         seed: Some(spec.seed),
         time: utc_now(),
         command: Some(std::env::args().collect::<Vec<_>>().join(" ")),
@@ -181,6 +214,14 @@ fn summarise_validation_warnings<'a>(
             }
         })
         .collect()
+}
+
+/// The label of a pooled export: its folder name.
+fn study_label(export: &Path) -> String {
+    export
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| export.display().to_string())
 }
 
 /// SHA-256 and size of every file of the export folder (sorted by name).

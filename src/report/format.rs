@@ -200,6 +200,9 @@ pub fn mediation_label(name: &str) -> String {
         "change_scores" => "Change scores (last wave \u{2212} baseline)".into(),
         "within_person" => "Within person, all waves".into(),
         "treatment" => "Treatment level".into(),
+        "within_person_random_slopes" => {
+            "Within person, random slopes (average indirect effect)".into()
+        }
         other => other.replace('_', " "),
     }
 }
@@ -212,6 +215,10 @@ pub fn path_label(path: &str) -> String {
         "a2b2" => "a2 \u{00d7} b2".into(),
         "ab" => "a \u{00d7} b".into(),
         "sum" => "Total indirect".into(),
+        p if p.starts_with("cov_a") && p.len() >= 6 => {
+            format!("cov(a{0}j, b{0}j)", &p[5..6])
+        }
+        p if p.starts_with("c_prime_") => format!("c\u{2032} (M{})", &p[8..]),
         other => other.into(),
     }
 }

@@ -452,6 +452,12 @@ pub fn build_all(results: &Results) -> Vec<Table> {
             tables.push(sites_shrunken(&results.sites));
         }
     }
+    if !results.sites_fidelity.is_empty() {
+        tables.push(sites_fidelity(&results.sites_fidelity));
+    }
+    if let Some(r) = &results.sites_routine {
+        tables.push(sites_routine(r));
+    }
     tables
 }
 
@@ -1184,6 +1190,128 @@ pub fn sites_per_site(sites: &[SiteResult]) -> Table {
                 .into(),
         ),
         group_columns: 2,
+    }
+}
+
+/// The treatment effect by group-fidelity band (each band against all controls) and the
+/// fidelity moderation per point of the IMR Fidelity Scale.
+pub fn sites_fidelity(fid: &[crate::sites::FidelityResult]) -> Table {
+    let columns = vec![
+        Column::new("Outcome", "outcome"),
+        Column::new("Fidelity", "band"),
+        Column::new("Wave", "wave"),
+        Column::new("n IMR / control", "n"),
+        Column::new("Groups", "n_groups"),
+        Column::new("Estimate", "estimate"),
+        Column::new("SE", "std_error"),
+        Column::new("df", "df"),
+        Column::ci("95% CI", "conf"),
+        Column::new("p", "p_value"),
+    ];
+    let mut rows = Vec::new();
+    for f in fid {
+        for b in &f.bands {
+            let method = match b.method {
+                crate::sites::contrast::FitMethod::Lmm => "",
+                crate::sites::contrast::FitMethod::Ols => " (OLS)",
+            };
+            rows.push(vec![
+                text(f::outcome_label(&f.outcome)),
+                text(format!("{} ({}){method}", b.band, b.range)),
+                text(b.wave.clone()),
+                text(format!("{} / {}", b.n_intervention, b.n_control)),
+                Cell::Int(b.n_groups),
+                est(b.estimate),
+                est(b.std_error),
+                Cell::Num(b.df, NumStyle::Df),
+                Cell::Interval(b.conf_low, b.conf_high, NumStyle::Estimate),
+                Cell::Num(b.p_value, NumStyle::P),
+            ]);
+        }
+        if let Some(m) = &f.moderator {
+            for r in &m.rows {
+                rows.push(vec![
+                    text(f::outcome_label(&f.outcome)),
+                    text("per fidelity point (moderator)"),
+                    text(r.wave.clone()),
+                    text(format!("{} participants", m.n_participants)),
+                    Cell::Int(m.n_groups),
+                    est(r.estimate),
+                    est(r.std_error),
+                    Cell::Num(r.df, NumStyle::Df),
+                    Cell::Interval(r.conf_low, r.conf_high, NumStyle::Estimate),
+                    Cell::Num(r.p_value, NumStyle::P),
+                ]);
+            }
+        }
+    }
+    Table {
+        id: "sites_fidelity".into(),
+        title: "Treatment effect by IMR group fidelity".into(),
+        columns,
+        rows,
+        note: Some(
+            "Bands: intervention participants whose training group scored in the band on the IMR \
+             Fidelity Scale against all controls, with the trial's outcome model (OLS when the mixed \
+             model was singular). Moderator: change of the intervention minus control contrast per \
+             fidelity point in the partially nested model."
+                .into(),
+        ),
+        group_columns: 2,
+    }
+}
+
+/// Routine outcome monitoring: case-mix-adjusted site means of change with funnel limits.
+pub fn sites_routine(r: &crate::sites::RoutineResult) -> Table {
+    let columns = vec![
+        Column::new("Site", "site_id"),
+        Column::new("n", "n"),
+        Column::new("Observed change", "observed"),
+        Column::new("Expected (case mix)", "expected"),
+        Column::new("Adjusted change", "adjusted"),
+        Column::new("SE", "std_error"),
+        Column::ci("95% limits", "limit95"),
+        Column::ci("99.8% limits", "limit998"),
+        Column::new("Funnel", "funnel"),
+        Column::new("Shrunken", "shrunken"),
+        Column::new("Conditional SD", "conditional_sd"),
+    ];
+    let rows = r
+        .rows
+        .iter()
+        .map(|x| {
+            vec![
+                text(x.site_id.clone()),
+                Cell::Int(x.n),
+                est(x.observed),
+                est(x.expected),
+                est(x.adjusted),
+                est(x.std_error),
+                Cell::Interval(x.limit95_low, x.limit95_high, NumStyle::Estimate),
+                Cell::Interval(x.limit998_low, x.limit998_high, NumStyle::Estimate),
+                text(x.funnel.clone()),
+                est(x.shrunken),
+                est(x.conditional_sd),
+            ]
+        })
+        .collect();
+    Table {
+        id: "sites_routine".into(),
+        title: format!(
+            "Routine outcome monitoring: {} change {} to {} by site, adjusted for case mix",
+            f::outcome_label(&r.outcome),
+            r.baseline_wave,
+            r.wave
+        ),
+        columns,
+        rows,
+        note: Some(format!(
+            "Case-mix model {}; adjusted = overall mean change ({:.2}) + observed \u{2212} expected; \
+             funnel limits around the overall mean; shrunken = conditional mode of the site intercept in {}. \
+             {} participants, {} without both scores or a covariate.",
+            r.model, r.overall_mean_change, r.shrinkage_model, r.n_participants, r.n_excluded
+        )),
+        group_columns: 0,
     }
 }
 

@@ -134,6 +134,8 @@ pub enum PlotSpec<'a> {
     SiteForest(&'a SiteResult),
     /// Funnel plot of per-site contrasts.
     Funnel(&'a SiteResult),
+    /// Funnel plot of case-mix-adjusted site means of change (routine monitoring).
+    RoutineFunnel(&'a crate::sites::RoutineResult),
 }
 
 impl PlotSpec<'_> {
@@ -153,6 +155,7 @@ impl PlotSpec<'_> {
             ),
             PlotSpec::SiteForest(s) => (1000, sites::rows_height(s.per_site.len() + 2)),
             PlotSpec::Funnel(_) => (1000, 800),
+            PlotSpec::RoutineFunnel(_) => (1000, 800),
         }
     }
 
@@ -170,6 +173,7 @@ impl PlotSpec<'_> {
             PlotSpec::Caterpillar(s) => sites::draw_caterpillar(root, s),
             PlotSpec::SiteForest(s) => sites::draw_forest(root, s),
             PlotSpec::Funnel(s) => sites::draw_funnel(root, s),
+            PlotSpec::RoutineFunnel(r) => sites::draw_routine_funnel(root, r),
         }
     }
 }
@@ -347,6 +351,20 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
                 spec: PlotSpec::Funnel(s),
             });
         }
+    }
+    if let Some(r) = &results.sites_routine {
+        jobs.push(FigureJob {
+            id: format!("sites_routine_funnel_{}", file_safe(&r.outcome)),
+            section: "sites",
+            caption: format!(
+                "{}: case-mix-adjusted mean change {} to {} per site against its number of \
+                 participants, with the overall mean and 95% and 99.8% funnel limits.",
+                crate::report::format::outcome_label(&r.outcome),
+                r.baseline_wave,
+                r.wave
+            ),
+            spec: PlotSpec::RoutineFunnel(r),
+        });
     }
     for o in &results.outcomes {
         if let Some(d) = &o.diagnostics {

@@ -316,7 +316,6 @@ pub fn draw_funnel<DB: DrawingBackend>(
 /// Funnel plot of routine outcome monitoring (Spiegelhalter 2005, Stat Med 24): each site's
 /// case-mix-adjusted mean change against its number of participants, with the overall mean
 /// and the 95% and 99.8% control limits `overall +/- z sigma / sqrt(n)`.
-#[allow(dead_code)] // until the report layer has a figure job for `sites::RoutineResult`
 pub fn draw_routine_funnel<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     r: &crate::sites::RoutineResult,
