@@ -1106,3 +1106,71 @@ fn defaults_follow_the_dutch_trial() {
     let (trial, scored, _) = validate_and_score(dir.path());
     print_summary(&format!("defaults, n = {n}, seed 8"), &trial, &scored);
 }
+
+/// The observed-scale truth is what the trial's primary analysis of the scored data estimates:
+/// in one 20,000-participant default trial with MAR dropout and item gaps,
+/// `lmer(y ~ arm * wave + (1 | id))` recovers the cached arm differences per follow-up wave
+/// (within 4 combined standard errors) for the primary and two secondary outcomes.
+#[test]
+fn observed_truth_is_what_the_mixed_model_on_scored_data_estimates() {
+    use herstel::frame::Frame;
+    use herstel::lmm::{fit_formula, LmmOptions};
+    let n = 20_000;
+    // SEED=n tries another trial (seeds 31-35 gave |z| <= 2.4, no systematic sign)
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(31);
+    let sim = simulate(&config_with(n), seed).unwrap();
+    let truth = sim.truth.observed_scale.clone().expect("cached truth");
+    let dir = tempfile::tempdir().unwrap();
+    sim.write(dir.path()).unwrap();
+    let (trial, scored, _) = validate_and_score(dir.path());
+    let rows = scored.n_rows();
+    let text = |f: &dyn Fn(usize) -> String| (0..rows).map(|r| Some(f(r))).collect::<Vec<_>>();
+    for name in ["imrs_client", "mhrm", "bsi"] {
+        let mut frame = Frame::new();
+        frame
+            .push_numeric("y", scored.score(name).unwrap().to_vec())
+            .unwrap();
+        frame
+            .push_factor(
+                "arm",
+                text(&|r| scored.arm_label(r).to_string()),
+                Some(trial.study.arms.clone()),
+            )
+            .unwrap();
+        frame
+            .push_factor(
+                "wave",
+                text(&|r| scored.wave_label(r).to_string()),
+                Some(trial.study.waves.iter().map(|w| w.label.clone()).collect()),
+            )
+            .unwrap();
+        frame
+            .push_factor("id", text(&|r| scored.participant_id(r).to_string()), None)
+            .unwrap();
+        let fit = fit_formula("y ~ arm * wave + (1 | id)", &frame, &LmmOptions::default()).unwrap();
+        let names = fit.fixef_names().to_vec();
+        let pos = |t: &str| names.iter().position(|x| x == t).unwrap();
+        let effects = truth
+            .arm_effects
+            .iter()
+            .find(|e| e.instrument == name)
+            .unwrap();
+        for (t, wave) in ["T2", "T3"].iter().enumerate() {
+            let (a, i) = (pos("armIMR"), pos(&format!("armIMR:wave{wave}")));
+            let est = fit.beta[a] + fit.beta[i];
+            let var = fit.vcov[(a, a)] + fit.vcov[(i, i)] + 2.0 * fit.vcov[(a, i)];
+            let want = &effects.waves[t + 1].difference;
+            let z = (est - want.estimate) / (var + want.se.powi(2)).sqrt();
+            eprintln!(
+                "{name} {wave}: lmer {est:.4} (SE {:.4}) vs observed-scale truth {:.4} (MC SE {:.4}), z {z:.2}",
+                var.sqrt(),
+                want.estimate,
+                want.se
+            );
+            assert!(z.abs() < 4.0, "{name} {wave}: z = {z}");
+        }
+    }
+}
