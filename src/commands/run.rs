@@ -115,7 +115,9 @@ pub fn run(args: Args) -> CmdResult {
         crate::sites::pool_trials_labelled(trials)?
     };
     let scored = scoring::score(&trial, &trial.instruments);
+    let t_start_analysis = Instant::now();
     let mut results = analysis::analyse(&trial, &scored, &spec, args.quiet);
+    let t_analysis = t_start_analysis.elapsed();
     // The full validation report goes beside the results; the results carry one line per
     // kind of warning (table, column) with its count and first occurrence.
     std::fs::write(args.out.join("validation.txt"), report_text)
@@ -141,14 +143,17 @@ pub fn run(args: Args) -> CmdResult {
         png: !args.no_png,
         ..ReportOptions::default()
     };
+    let t_report = Instant::now();
     let summary = report::write_all(&results, &args.out, &opts)?;
     if !args.quiet {
         eprintln!(
-            "herstel: {} outcome models, {} files written to {} in {:.2} s; open {}",
+            "herstel: {} outcome models, {} files written to {} in {:.2} s (analysis {:.2} s, report {:.2} s); open {}",
             results.outcomes.len(),
             summary.files.len(),
             args.out.display(),
             t0.elapsed().as_secs_f64(),
+            t_analysis.as_secs_f64(),
+            t_report.elapsed().as_secs_f64(),
             args.out.join("report.html").display()
         );
     }
