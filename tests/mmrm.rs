@@ -1017,3 +1017,23 @@ fn boundary_fit_reaches_zero_variance() {
         assert!(t[0].std_error.is_finite());
     }
 }
+
+/// The stacked random-slope model on trial-small's SFS mediator: a boundary fit with local
+/// maxima (tests/r/mmrm_stacked_boundary.R: nlme and six random starts all reach the same
+/// maximum); ours must reach it.
+#[test]
+fn stacked_boundary_fit_reaches_the_maximum() {
+    let g = golden("stacked_trial_small_sfs.json");
+    let data = frame("stacked_trial_small_sfs.csv", &[("dv", &["m", "y"])]);
+    let w = WeightsSpec::parse("ident(dv)").expect("w");
+    let formula = "z ~ 0 + m_int + y_int + a_x + b_m + cp_x + m_xb + y_xb + y_mb + m_T1 + m_T2 + y_T1 + y_T2 + (0 + m_int + y_int + a_x + b_m | id)";
+    let fit = fit_model(formula, None, Some(&w), &data, &MmrmOptions::default()).expect("fit");
+    let best = f(&g["loglik_max"]);
+    println!(
+        "stacked SFS: logLik {:.7} (R max {best:.7}, nlme {}), singular {}",
+        fit.loglik, g["loglik_nlme_default"], fit.singular
+    );
+    assert_eq!(fit.n_obs as u64, g["nobs"].as_u64().unwrap_or(0));
+    assert!(fit.loglik > best - 1e-5, "{} vs {best}", fit.loglik);
+    assert!(fit.converged);
+}
