@@ -630,6 +630,20 @@ fn stacked_random_slopes_mediation_matches_nlme() {
         );
         assert!(rel(fit.aic, f(&v["aic"])) < 1e-6);
         assert!(rel(fit.bic, f(&v["bic"])) < 1e-6);
+        // Warm start (bootstrap refits): the same optimum, fewer evaluations.
+        let warm = MmrmOptions {
+            start_gamma: Some(fit.gamma.clone()),
+            ..opts.clone()
+        };
+        let t1 = std::time::Instant::now();
+        let refit = fit_model(STACKED, None, Some(&weights), &data, &warm).expect("refit");
+        println!(
+            "  warm refit: {:.2} s, {} evaluations",
+            t1.elapsed().as_secs_f64(),
+            refit.n_evaluations
+        );
+        assert!((refit.loglik - fit.loglik).abs() < 1e-8 * fit.loglik.abs());
+        assert!(refit.n_evaluations < fit.n_evaluations);
         let ia = fit.x_names.iter().position(|n| n == "a_x").expect("a_x");
         let ib = fit.x_names.iter().position(|n| n == "b_m").expect("b_m");
         let vab = &v["vcov_a_b"];
