@@ -1051,3 +1051,49 @@ fn stacked_boundary_fit_reaches_the_maximum() {
     assert!(fit.loglik > best - 1e-5, "{} vs {best}", fit.loglik);
     assert!(fit.converged);
 }
+
+/// Random intercept plus AR(1) residuals: nlme's `lme(random = ~ 1 | id, correlation =
+/// corAR1(form = ~ widx | id))` (tests/r/mmrm_weights.R).
+#[test]
+fn random_intercept_with_ar1_residuals_matches_nlme() {
+    let g = golden("mmrm_weights.json");
+    let data = trial();
+    let spec = ResidualSpec::parse("ar1(wave | id)").expect("spec");
+    for method in ["reml", "ml"] {
+        let v = &g[format!("ri_ar1__{method}")];
+        let opts = MmrmOptions {
+            reml: method == "reml",
+            ..MmrmOptions::default()
+        };
+        let fit =
+            fit_model("y ~ arm * wave + (1 | id)", Some(&spec), None, &data, &opts).expect("fit");
+        let scale = if fit.reml {
+            1.0
+        } else {
+            (fit.n_obs as f64 / (fit.n_obs - fit.n_fixef()) as f64).sqrt()
+        };
+        let (mut wc, mut ws) = (0.0f64, 0.0f64);
+        for (i, c) in v["coefficients"]
+            .as_array()
+            .expect("coefs")
+            .iter()
+            .enumerate()
+        {
+            wc = wc.max((fit.beta[i] - f(&c["estimate"])).abs() / f(&c["se"]));
+            ws = ws.max(rel(fit.vcov[(i, i)].sqrt() * scale, f(&c["se"])));
+        }
+        let el = rel(fit.loglik, f(&v["loglik"]));
+        let s = &fit.sigmas[0];
+        let er = rel(s[(0, 1)] / s[(0, 0)], f(&v["correlation"][0]));
+        let eg = rel(
+            fit.re_covariance.as_ref().expect("G")[(0, 0)],
+            f(&v["random_effects_covariance"][0][0]),
+        );
+        let esig = rel(s[(0, 0)].sqrt(), f(&v["sigma"]));
+        println!("ri + ar1 {method}: coef {wc:.1e} SE, se {ws:.1e}, loglik {el:.1e}, phi {er:.1e}, G {eg:.1e}, sigma {esig:.1e}");
+        assert!(fit.loglik >= f(&v["loglik"]) - 1e-9);
+        assert!(el < 1e-7 && wc < 1e-5 && ws < 1e-5, "{method}");
+        assert!(er < 1e-4 && eg < 1e-4 && esig < 1e-4, "{method}");
+        assert_eq!(fit.loglik_df as u64, v["loglik_df"].as_u64().unwrap_or(0));
+    }
+}

@@ -3,6 +3,7 @@
 #   gls(y ~ arm * wave, correlation = corCompSymm / corAR1 (form = ~ widx | id),
 #       weights = varIdent(form = ~ 1 | arm))                      REML and ML
 #   lme(y ~ arm * time, random = ~ 1 + time | id, weights = varIdent(form = ~ 1 | arm))
+#   lme(y ~ arm * wave, random = ~ 1 | id, correlation = corAR1(form = ~ widx | id))
 # Run from the repository root:  Rscript tests/r/mmrm_weights.R  -> tests/fixtures/mmrm/mmrm_weights.json
 source("tests/r/common.R")
 fixture_dir <- "tests/fixtures/mmrm"
@@ -25,7 +26,8 @@ rec <- function(f, call_text, re = FALSE) {
     coefficients = rows(data.frame(term = rownames(tt), estimate = tt[, "Value"], se = tt[, "Std.Error"],
                                    stringsAsFactors = FALSE)),
     sigma = f$sigma,
-    varident_ratios = as.list(coef(f$modelStruct$varStruct, unconstrained = FALSE, allCoef = TRUE)),
+    varident_ratios = if (!is.null(f$modelStruct$varStruct))
+      as.list(coef(f$modelStruct$varStruct, unconstrained = FALSE, allCoef = TRUE)) else NULL,
     loglik = as.numeric(ll), loglik_df = attr(ll, "df"), aic = AIC(f), bic = BIC(f)
   )
   if (re) {
@@ -50,6 +52,12 @@ for (m in c("REML", "ML")) {
     lme(y ~ arm * time, data = d, random = ~ 1 + time | id, weights = varIdent(form = ~ 1 | arm),
         method = m, control = lctl),
     "lme(y ~ arm * time, random = ~ 1 + time | id, weights = varIdent(form = ~ 1 | arm))", re = TRUE)
+  f_ri <- lme(y ~ arm * wave, data = d, random = ~ 1 | id, correlation = corAR1(form = ~ widx | id),
+              method = m, control = lctl)
+  r_ri <- rec(f_ri, "lme(y ~ arm * wave, random = ~ 1 | id, correlation = corAR1(form = ~ widx | id))", re = TRUE)
+  r_ri$correlation <- I(unname(coef(f_ri$modelStruct$corStruct, unconstrained = FALSE)))
+  r_ri$varident_ratios <- NULL
+  fits[[paste0("ri_ar1__", tolower(m))]] <- r_ri
   cat(m, "\n")
 }
 meta <- make_meta("tests/r/mmrm_weights.R", c("nlme", "jsonlite"), c(
