@@ -183,9 +183,11 @@ fn export_has_required_tables_and_columns() {
         }
         last.insert(
             &a[0],
-            a[2].is_empty()
-                .then_some(i64::MAX)
-                .unwrap_or_else(|| dates::parse_date(&a[2]).unwrap()),
+            if a[2].is_empty() {
+                i64::MAX
+            } else {
+                dates::parse_date(&a[2]).unwrap()
+            },
         );
         assert!(a[3] == "0" || a[3] == "1");
     }

@@ -152,9 +152,9 @@ pub fn table1(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Table1 {
         };
         let mut v = Vec::new();
         let mut a = Vec::new();
-        for r in 0..scored.n_rows() {
+        for (r, value) in values.iter().enumerate().take(scored.n_rows()) {
             if scored.waves()[r].0 == 0 {
-                v.push(values[r]);
+                v.push(*value);
                 a.push(scored.arms()[r].0 as usize);
             }
         }

@@ -411,7 +411,7 @@ fn run_job(job: &Job, data: &OutcomeData) -> Result<OutcomeResult, String> {
         };
         let reduced = crate::lmm::fit_formula(reduced_formula, &data.frame, &opts)
             .map_err(|e| e.to_string())?;
-        let cmp = compare_random_slope(&reduced, fit);
+        let cmp = compare_random_slope(&reduced, fit.as_ref());
         if cmp.chosen == "reduced" {
             // AIC prefers no random slope: report the intercept-only model under this label.
             let mut req = job.req.clone();

@@ -159,7 +159,7 @@ impl LinearModelFit for MmrmFit {
             bic: self.bic,
             reml_criterion: self.reml.then_some(self.deviance),
             converged: self.converged,
-            singular: false,
+            singular: self.singular,
         }
     }
     fn fit_warnings(&self) -> Vec<String> {
@@ -228,7 +228,7 @@ pub fn analyse_outcome(
 ) -> Result<(OutcomeResult, FittedModel), String> {
     let fit = fit_request(data, req)?;
     let res = match &fit {
-        FittedModel::Lmm(f) => summarise_fit(data, req, f)?,
+        FittedModel::Lmm(f) => summarise_fit(data, req, f.as_ref())?,
         FittedModel::Mmrm(f) => summarise_fit(data, req, f.as_ref())?,
     };
     Ok((res, fit))
@@ -236,7 +236,7 @@ pub fn analyse_outcome(
 
 /// A fitted outcome model of either kind.
 pub enum FittedModel {
-    Lmm(LmmFit),
+    Lmm(Box<LmmFit>),
     Mmrm(Box<MmrmFit>),
 }
 
@@ -247,7 +247,7 @@ fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, St
             ..LmmOptions::default()
         };
         return fit_formula(&req.formula, &data.frame, &opts)
-            .map(FittedModel::Lmm)
+            .map(|f| FittedModel::Lmm(Box::new(f)))
             .map_err(|e| e.to_string());
     }
     let residual = req

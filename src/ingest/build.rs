@@ -236,7 +236,7 @@ fn check_cell(
 }
 
 /// Cell text of a named column (None when the column is absent or the cell empty).
-fn cell<'t>(t: &'t RawTable, col: Option<usize>, i: usize) -> Option<&'t str> {
+fn cell(t: &RawTable, col: Option<usize>, i: usize) -> Option<&str> {
     col.and_then(|c| t.cell(i, c))
 }
 
@@ -871,7 +871,8 @@ fn build_trial(
             }
         }
         // overlapping stays of one participant (rows without other errors)
-        let mut by_pid: HashMap<&str, Vec<(Date, Option<Date>, usize)>> = HashMap::new();
+        type Stays = Vec<(Date, Option<Date>, usize)>;
+        let mut by_pid: HashMap<&str, Stays> = HashMap::new();
         for i in 0..t.n_rows() {
             if fl.is_bad(i) {
                 continue;

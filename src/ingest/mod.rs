@@ -294,6 +294,8 @@ pub fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions) -> In
 }
 
 /// Reads an export and returns the trial only when there are no errors.
+// The report is the error on purpose (every problem, located); it is built once per run.
+#[allow(clippy::result_large_err)]
 pub fn load_trial(
     dir: &Path,
     schema: &Schema,

@@ -304,8 +304,9 @@ pub struct DropoutConfig {
 }
 
 /// Psychiatric admissions: an alternating process per participant. Time out of hospital until
-/// the next admission is exponential with rate `rate_per_year` x G x exp(honos_log_slope z_H
-/// - honos_log_slope^2 / 2) (x `rate_ratio` after randomization in the intervention arm),
+/// the next admission is exponential with rate `rate_per_year` x G x
+/// exp(honos_log_slope z_H − honos_log_slope^2 / 2) (x `rate_ratio` after randomization in the
+/// intervention arm),
 /// G ~ Gamma(k, 1/k) (so counts over a fixed window are negative binomial with size k);
 /// lengths of stay are lognormal.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -756,7 +757,7 @@ impl SimConfig {
                 "at least 2",
             ));
         }
-        if st.allocation.len() != 2 || st.allocation.iter().any(|&a| a == 0) {
+        if st.allocation.len() != 2 || st.allocation.contains(&0) {
             return Err(invalid(
                 "study.allocation",
                 format!("{:?}", st.allocation),

@@ -94,9 +94,7 @@ pub fn cholesky5(a: &[Vec<f64>]) -> Option<[[f64; 5]; 5]> {
     for i in 0..5 {
         for j in 0..=i {
             let mut s = *a.get(i)?.get(j)?;
-            for k in 0..j {
-                s -= l[i][k] * l[j][k];
-            }
+            s -= (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
             if i == j {
                 if s <= 1e-12 {
                     return None;

@@ -238,8 +238,8 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
         for t in 0..nw {
             let lat = latent.waves.get(i)?.get(t)?;
             draw_items(&big, lat, latent.sfs_profile.get(i)?, &mut rng, &mut row);
-            for k in 0..6 {
-                scores[k][t][i] = score(k, &row[k]).unwrap_or(f64::NAN);
+            for (k, sk) in scores.iter_mut().enumerate() {
+                sk[t][i] = score(k, &row[k]).unwrap_or(f64::NAN);
             }
         }
     }

@@ -179,7 +179,7 @@ impl SitesSpec {
         if !self.shrinkage_formula.contains("site_id") {
             return bad("shrinkage_formula needs a random-effects term per site_id, e.g. (1 + arm | site_id)".into());
         }
-        if !(self.tau2_threshold > 0.0) {
+        if self.tau2_threshold.is_nan() || self.tau2_threshold <= 0.0 {
             return bad("tau2_threshold must be positive".into());
         }
         if self.fidelity.moderate > self.fidelity.high {

@@ -12,6 +12,8 @@
 //!   99.8% (Spiegelhalter 2005, Stat Med 24: funnel plots for comparing institutional
 //!   performance), and shrunken by a random site intercept
 //!   `change ~ baseline + age + diagnosis + (1 | site_id)` (conditional modes and SDs, lme4).
+// PoolError carries the mismatching labels so the message can name them; pooling runs once.
+#![allow(clippy::result_large_err)]
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -455,8 +457,8 @@ pub fn routine_site_means(
         _ => Vec::new(),
     };
     let mut by: HashMap<u32, (u64, f64, f64)> = HashMap::new();
-    for i in 0..n {
-        let e = by.entry(site_codes[i]).or_insert((0, 0.0, 0.0));
+    for (i, &code) in site_codes.iter().enumerate().take(n) {
+        let e = by.entry(code).or_insert((0, 0.0, 0.0));
         e.0 += 1;
         e.1 += mf.y[i];
         e.2 += mf.y[i] - ols.residuals[i];
