@@ -775,3 +775,57 @@ fn pooled_exports_prefix_ids_by_study() {
     assert!(n_a >= 2 * 150, "pooled participants {n_a}");
     assert!(results["sites"][0]["meta_analysis"]["k"].as_u64().unwrap() >= 4);
 }
+
+/// `herstel score` to Parquet, then `herstel fit` on that Parquet file: the primary model's
+/// fixed effects equal lme4's on trial-small.
+#[test]
+fn fit_reads_the_parquet_written_by_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("scored.parquet");
+    let export = fixtures().join("trial-small/export");
+    let o = herstel(&[
+        "score",
+        export.to_str().unwrap(),
+        "--out",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = herstel(&[
+        "fit",
+        "--data",
+        pq.to_str().unwrap(),
+        "--formula",
+        "imrs_client ~ arm * wave + (1 | participant_id)",
+        "--levels",
+        "arm=TAU,IMR",
+        "--levels",
+        "wave=T0,T1,T2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let want = &reference()["lmm"]["imrs_client"]["participant"]["fixed_effects"];
+    let mut w = Worst::new("fit on Parquet");
+    for fe in want.as_array().unwrap() {
+        let term = fe["term"].as_str().unwrap();
+        let g = got["fixed_effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["term"] == term)
+            .unwrap_or_else(|| panic!("no {term} in {got}"));
+        w.check(
+            format!("{term} estimate"),
+            g["estimate"].as_f64().unwrap(),
+            num(fe, "estimate"),
+            1e-3,
+        );
+        w.check(
+            format!("{term} se"),
+            g["std_error"].as_f64().unwrap(),
+            num(fe, "se"),
+            0.0,
+        );
+    }
+    w.assert_below(1e-4);
+}

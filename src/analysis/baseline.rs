@@ -159,7 +159,12 @@ pub fn table1(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Table1 {
             }
         }
         rows.push(numeric_row(
-            &format!("{} at baseline", o.name),
+            &format!(
+                "{} at baseline",
+                o.label
+                    .clone()
+                    .unwrap_or_else(|| crate::report::format::outcome_label(&o.name))
+            ),
             &v,
             &a,
             &arms,

@@ -418,6 +418,7 @@ fn run_job(job: &Job, data: &OutcomeData) -> Result<OutcomeResult, String> {
             req.formula = reduced_formula.clone();
             req.display_formula = reduced_formula.replacen('y', &job.req.outcome, 1);
             res = summarise_fit(data, &req, &reduced)?;
+            res.sensitivity = Some("random_slope_rejected".into());
         }
         res.comparison = Some(cmp);
     }

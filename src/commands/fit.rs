@@ -37,7 +37,7 @@ use crate::lmm::{fit_formula, DfMethod, LmmOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Data file: CSV (header row, `,` separated, `""` quoting; empty or NA = missing).
+    /// Data file: CSV (header row, `,` separated, `""` quoting; empty or NA = missing) or Parquet.
     #[arg(long)]
     pub data: PathBuf,
     /// Model formula in lme4 syntax, e.g. "Reaction ~ Days + (Days | Subject)".
@@ -147,11 +147,23 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
         .unwrap_or("")
         .to_ascii_lowercase();
     if ext == "parquet" {
-        return Err(format!(
-            "{}: Parquet input is not supported by `herstel fit` yet; export the table as CSV",
-            args.data.display()
-        )
-        .into());
+        // Parquet through the export reader (cells as text, as R reads them), then typed as
+        // for CSV: numeric columns become numbers, others factors; empty or NA is missing.
+        let raw = crate::table::read_table_file(&args.data)
+            .map_err(|e| format!("{}: {e}", args.data.display()))?;
+        let names = raw.columns().to_vec();
+        let cols: Vec<Vec<Option<String>>> = (0..names.len())
+            .map(|c| {
+                raw.column_cells(c)
+                    .map(|v| {
+                        v.filter(|t| !t.is_empty() && *t != "NA")
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .collect();
+        return Frame::from_text_columns(&names, cols, &orders)
+            .map_err(|e| format!("{}: {e}", args.data.display()).into());
     }
     let text = std::fs::read_to_string(&args.data)
         .map_err(|e| format!("cannot read {}: {e}", args.data.display()))?;

@@ -180,6 +180,7 @@ pub fn sensitivity_label(name: Option<&str>) -> String {
         Some("site") => "+ site".into(),
         Some("groups") | Some("partially_nested") => "+ IMR groups".into(),
         Some("random_slope") => "+ random slope".into(),
+        Some("random_slope_rejected") => "random slope not preferred (AIC)".into(),
         Some(other) => format!("+ {}", other.replace('_', " ")),
     }
 }
