@@ -56,6 +56,17 @@ pub const OKABE_ITO: [RGBColor; 8] = [
     RGBColor(204, 121, 167),
 ];
 
+/// Axis tick text: at most three decimals, trailing zeros dropped, never `-0`.
+pub fn tick_label(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if s == "-0" || s.is_empty() {
+        "0".into()
+    } else {
+        s
+    }
+}
+
 /// Colour of the i-th arm (control first): blue, vermillion, bluish green, reddish purple,
 /// orange.
 pub fn arm_color(i: usize) -> RGBColor {
