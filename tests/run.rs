@@ -154,39 +154,48 @@ fn primary_model_fixed_effects_emmeans_contrasts_satterthwaite() {
             want["nobs"].as_u64().unwrap(),
             "{name} nobs"
         );
-        for fe in want["fixed_effects"].as_array().unwrap() {
-            let term = fe["term"].as_str().unwrap();
-            let g = got
-                .fixed_effects
-                .iter()
-                .find(|t| t.term == term)
-                .unwrap_or_else(|| panic!("{name}: no term {term}"));
-            w.check(
-                format!("{name} {term} estimate"),
-                g.estimate,
-                num(fe, "estimate"),
-                1e-3,
-            );
-            w.check(format!("{name} {term} se"), g.std_error, num(fe, "se"), 0.0);
-            w.check(format!("{name} {term} df"), g.df, num(fe, "df"), 0.0);
-        }
-        for em in want["emmeans"]["satterthwaite"].as_array().unwrap() {
-            let (arm, wave) = (em["arm"].as_str().unwrap(), em["wave"].as_str().unwrap());
-            let g = got
-                .emmeans
-                .iter()
-                .find(|e| e.arm == arm && e.wave == wave)
-                .unwrap_or_else(|| panic!("{name}: no emmean {arm} {wave}"));
-            let at = format!("{name} emmean {arm} {wave}");
-            w.check(format!("{at} estimate"), g.estimate, num(em, "emmean"), 0.0);
-            w.check(format!("{at} se"), g.std_error, num(em, "se"), 0.0);
-            w.check(format!("{at} df"), g.df, num(em, "df"), 0.0);
-            w.check(format!("{at} lower"), g.conf_low, num(em, "lower"), 1e-3);
-            w.check(format!("{at} upper"), g.conf_high, num(em, "upper"), 1e-3);
-        }
+        check_fixed(&mut w, name, got, &want["fixed_effects"]);
+        check_emmeans(&mut w, name, got, &want["emmeans"]["satterthwaite"]);
         check_contrasts(&mut w, name, got, &want["contrasts"]["satterthwaite"]);
     }
     w.assert_below(1e-4);
+}
+
+fn check_fixed(w: &mut Worst, name: &str, got: &OutcomeResult, want: &Value) {
+    for fe in want.as_array().unwrap() {
+        let term = fe["term"].as_str().unwrap();
+        let g = got
+            .fixed_effects
+            .iter()
+            .find(|t| t.term == term)
+            .unwrap_or_else(|| panic!("{name}: no term {term}"));
+        let at = format!("{name} {term}");
+        w.check(
+            format!("{at} estimate"),
+            g.estimate,
+            num(fe, "estimate"),
+            1e-3,
+        );
+        w.check(format!("{at} se"), g.std_error, num(fe, "se"), 0.0);
+        w.check(format!("{at} df"), g.df, num(fe, "df"), 0.0);
+    }
+}
+
+fn check_emmeans(w: &mut Worst, name: &str, got: &OutcomeResult, want: &Value) {
+    for em in want.as_array().unwrap() {
+        let (arm, wave) = (em["arm"].as_str().unwrap(), em["wave"].as_str().unwrap());
+        let g = got
+            .emmeans
+            .iter()
+            .find(|e| e.arm == arm && e.wave == wave)
+            .unwrap_or_else(|| panic!("{name}: no emmean {arm} {wave}"));
+        let at = format!("{name} emmean {arm} {wave}");
+        w.check(format!("{at} estimate"), g.estimate, num(em, "emmean"), 0.0);
+        w.check(format!("{at} se"), g.std_error, num(em, "se"), 0.0);
+        w.check(format!("{at} df"), g.df, num(em, "df"), 0.0);
+        w.check(format!("{at} lower"), g.conf_low, num(em, "lower"), 1e-3);
+        w.check(format!("{at} upper"), g.conf_high, num(em, "upper"), 1e-3);
+    }
 }
 
 fn check_contrasts(w: &mut Worst, name: &str, got: &OutcomeResult, want: &Value) {
@@ -221,23 +230,8 @@ fn primary_model_kenward_roger() {
         let want = &reference()["lmm"][name]["participant"];
         let got = find(res, name, None);
         assert_eq!(got.df_method, "kenward-roger");
-        for fe in want["fixed_effects_kenward_roger"].as_array().unwrap() {
-            let term = fe["term"].as_str().unwrap();
-            let g = got.fixed_effects.iter().find(|t| t.term == term).unwrap();
-            w.check(format!("{name} {term} se"), g.std_error, num(fe, "se"), 0.0);
-            w.check(format!("{name} {term} df"), g.df, num(fe, "df"), 0.0);
-        }
-        for em in want["emmeans"]["kenward_roger"].as_array().unwrap() {
-            let (arm, wave) = (em["arm"].as_str().unwrap(), em["wave"].as_str().unwrap());
-            let g = got
-                .emmeans
-                .iter()
-                .find(|e| e.arm == arm && e.wave == wave)
-                .unwrap();
-            let at = format!("{name} emmean {arm} {wave}");
-            w.check(format!("{at} se"), g.std_error, num(em, "se"), 0.0);
-            w.check(format!("{at} df"), g.df, num(em, "df"), 0.0);
-        }
+        check_fixed(&mut w, name, got, &want["fixed_effects_kenward_roger"]);
+        check_emmeans(&mut w, name, got, &want["emmeans"]["kenward_roger"]);
         check_contrasts(&mut w, name, got, &want["contrasts"]["kenward_roger"]);
     }
     w.assert_below(1e-4);
