@@ -823,3 +823,48 @@ fn fit_reads_the_parquet_written_by_score() {
     }
     w.assert_below(1e-4);
 }
+
+/// A cluster trial (whole groups randomized, as the e-IMR trial): every participant is in a
+/// group, the group random intercept is in every outcome model, and the partially nested
+/// sensitivity model is not fitted.
+#[test]
+fn cluster_trial_has_the_group_intercept_in_the_primary_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cluster.toml");
+    std::fs::write(&cfg, "[study]\ndesign = \"cluster\"\n").unwrap();
+    let export = dir.path().join("export");
+    let o = herstel(&[
+        "simulate",
+        "--out",
+        export.to_str().unwrap(),
+        "--seed",
+        "5",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--skip-observed-scale",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let schema = Schema::load(None).unwrap();
+    let (trial, _) = load_trial(&export, &schema, &ValidateOptions::default())
+        .unwrap_or_else(|r| panic!("cluster export does not validate:\n{r}"));
+    assert!(trial.participants.iter().all(|p| p.group.is_some()));
+    let scored = scoring::score(&trial, &trial.instruments);
+    let spec = AnalysisSpec::from_toml(
+        "[[outcomes]]\nname = \"imrs_client\"\nrole = \"primary\"\n[admissions]\nenabled = false\n",
+        "cluster",
+    )
+    .unwrap();
+    let res = analysis::analyse(&trial, &scored, &spec, true);
+    let main = find(&res, "imrs_client", None);
+    assert!(
+        main.model.contains("(1 | group_id)"),
+        "primary model of a cluster trial: {}",
+        main.model
+    );
+    assert!(main.random_effects.iter().any(|r| r.group == "group_id"));
+    assert!(res
+        .outcomes
+        .iter()
+        .all(|o| o.sensitivity.as_deref() != Some("groups")));
+    assert_eq!(main.contrasts.len(), 2);
+}
