@@ -113,12 +113,23 @@ fn panel<DB: DrawingBackend>(
         return Ok(());
     }
     if let Some((a, b)) = line {
-        chart
-            .draw_series(LineSeries::new(
-                vec![(x0, a + b * x0), (x1, a + b * x1)],
-                GREY.stroke_width(3),
-            ))
-            .map_err(de)?;
+        // Clip the segment to the plotting window ourselves: plotters clamps out-of-range
+        // points to the edge, which would bend the line (wrong slope and offset).
+        let (mut xa, mut xb) = (x0, x1);
+        if b.abs() > 1e-300 {
+            let (ya, yb) = ((y0 - a) / b, (y1 - a) / b);
+            let (lo, hi) = if ya < yb { (ya, yb) } else { (yb, ya) };
+            xa = xa.max(lo);
+            xb = xb.min(hi);
+        }
+        if xa < xb {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(xa, a + b * xa), (xb, a + b * xb)],
+                    GREY.stroke_width(3),
+                ))
+                .map_err(de)?;
+        }
     }
     let r = if points.len() > 2000 { 2 } else { 4 };
     chart
