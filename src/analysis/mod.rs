@@ -361,6 +361,21 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
             )),
         }
     }
+    // Model warnings (singular fits, non-convergence) also go to the run's warnings, so the
+    // report shows them beside the others.
+    for o in &outs {
+        for w in &o.warnings {
+            warnings.push(format!(
+                "{} ({}{}): {w}",
+                o.outcome,
+                o.analysis_set,
+                o.sensitivity
+                    .as_deref()
+                    .map(|s| format!(", {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     adjust_secondary(&mut outs, spec);
     results.outcomes = outs;
 

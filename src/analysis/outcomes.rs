@@ -108,7 +108,7 @@ impl LinearModelFit for LmmFit {
     }
     fn fit_warnings(&self) -> Vec<String> {
         let mut warnings = self.warnings.clone();
-        if self.singular {
+        if self.singular && !warnings.iter().any(|w| w.contains("singular")) {
             warnings.push(format!(
                 "singular fit (boundary): {}",
                 if self.singular_terms.is_empty() {
