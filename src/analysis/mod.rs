@@ -387,7 +387,14 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
     }
     if let Some(m) = &spec.mediation {
         match crate::mediation::analyse(trial, scored, m, spec.seed, quiet) {
-            Ok(r) => results.mediation = r,
+            Ok(r) => {
+                for m in &r {
+                    for w in &m.warnings {
+                        warnings.push(format!("mediation ({}): {w}", m.analysis));
+                    }
+                }
+                results.mediation = r;
+            }
             Err(e) => warnings.push(format!("mediation not analysed: {e}")),
         }
     }
