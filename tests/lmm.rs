@@ -877,3 +877,238 @@ fn start_at_zero_is_not_a_trap() {
     );
     assert!(!fit.singular);
 }
+
+/// Phase timings of the benchmark fits (issue 3, point 6): not a test of correctness.
+/// `LMM_BENCH_DIR=target/lmm-bench cargo test --test lmm bench_phases -- --ignored --nocapture`
+/// (the CSVs are written by benches/lmm_vs_lme4.sh). Prints, per model, the seconds spent
+/// reading the CSV, building the model frame, forming the cross-products, one criterion
+/// evaluation, the optimization and the whole fit.
+#[test]
+#[ignore = "benchmark; needs LMM_BENCH_DIR with the CSVs of benches/lmm_vs_lme4.sh"]
+fn bench_phases() {
+    use herstel::formula::{build_model_frame, ModelFormula};
+    use herstel::lmm::deviance::Factor;
+    use herstel::lmm::model::BlockedProducts;
+    use std::time::Instant;
+    let Ok(dir) = std::env::var("LMM_BENCH_DIR") else {
+        eprintln!("LMM_BENCH_DIR not set");
+        return;
+    };
+    let only = std::env::var("LMM_BENCH_ONLY").unwrap_or_default();
+    let models = [
+        (
+            "registry_100k.csv",
+            "y ~ time * arm + (1 + time | id) + (1 | site)",
+            true,
+        ),
+        (
+            "insteval.csv",
+            "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)",
+            false,
+        ),
+        (
+            "registry_1m.csv",
+            "y ~ time * arm + (1 + time | id) + (1 | site)",
+            true,
+        ),
+    ];
+    for (file, formula, reml) in models {
+        if !only.is_empty() && !file.contains(&only) {
+            continue;
+        }
+        let path = PathBuf::from(&dir).join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!("{} missing", path.display());
+            continue;
+        };
+        let t0 = Instant::now();
+        let frame = Frame::from_csv_str(&text, &HashMap::new()).expect("csv");
+        let t_read = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let f = ModelFormula::parse(formula).expect("formula");
+        let mf = build_model_frame(&f, &frame).expect("model frame");
+        let t_mf = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let bp = BlockedProducts::new(&mf).expect("products");
+        let t_bp = t0.elapsed().as_secs_f64();
+        let mut fac = Factor::new(&bp);
+        let start = bp.theta_start();
+        let t0 = Instant::now();
+        let reps = 10;
+        for _ in 0..reps {
+            fac.update(&bp, &start);
+        }
+        let t_eval = t0.elapsed().as_secs_f64() / reps as f64;
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            fac.update_criterion(&bp, &start);
+        }
+        let t_crit = t0.elapsed().as_secs_f64() / reps as f64;
+        let sparse = bp
+            .sparse
+            .as_ref()
+            .map(|s| format!("sparse: {} entries, factor {}", s.nnz(), s.len_l))
+            .unwrap_or_else(|| "dense".into());
+        // The dense factorization alone, on a diagonally dominant matrix of the trailing size.
+        let m = bp.m;
+        let spd: Vec<f64> = (0..m * m)
+            .map(|k| {
+                let (i, j) = (k / m, k % m);
+                if i == j {
+                    m as f64
+                } else {
+                    1.0 / (1.0 + i.abs_diff(j) as f64)
+                }
+            })
+            .collect();
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            let mut a = spd.clone();
+            assert!(herstel::lmm::deviance::chol_dense_colmajor(&mut a, m));
+        }
+        let t_chol = t0.elapsed().as_secs_f64() / reps as f64;
+        let opts = LmmOptions {
+            reml,
+            check_convergence: false,
+            ..LmmOptions::default()
+        };
+        let t0 = Instant::now();
+        let fit = herstel::lmm::fit_model_frame(mf.clone(), &opts).expect("fit");
+        let t_opt = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let fit2 = herstel::lmm::fit_model_frame(
+            mf,
+            &LmmOptions {
+                reml,
+                ..LmmOptions::default()
+            },
+        )
+        .expect("fit");
+        let t_fit = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "{file}: read {t_read:.3} s, model frame {t_mf:.3} s, products {t_bp:.3} s (m = {}), \
+             one evaluation {:.2} ms (dense Cholesky {:.2} ms), criterion only {:.2} ms ({sparse}), fit without check {t_opt:.3} s ({} evals), fit {t_fit:.3} s \
+             (converged {}), objective {:.6}, theta {:?}",
+            bp.m,
+            t_eval * 1e3,
+            t_chol * 1e3,
+            t_crit * 1e3,
+            fit.n_evals,
+            fit2.converged,
+            fit2.objective,
+            fit2.theta
+        );
+    }
+}
+
+/// A crossed design like InstEval (students x lecturers, lecturers nested in departments),
+/// generated deterministically: `n_s` students each rating a few lecturers, mostly from one
+/// department.
+fn crossed_frame(n_s: usize, n_d: usize, n_dept: usize, seed: u64) -> Frame {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut csv = String::from("y,service,s,d,dept\n");
+    let d_eff: Vec<f64> = (0..n_d).map(|_| next() - 0.5).collect();
+    for s in 0..n_s {
+        let home = (next() * n_dept as f64) as usize;
+        let s_eff = next() - 0.5;
+        let k = 2 + (next() * 12.0) as usize;
+        for _ in 0..k {
+            let dept = if next() < 0.95 {
+                home
+            } else {
+                (next() * n_dept as f64) as usize
+            };
+            // Lecturer d belongs to department d % n_dept.
+            let per = n_d / n_dept;
+            let d = dept + n_dept * ((next() * per as f64) as usize).min(per - 1);
+            let service = usize::from(next() < 0.4);
+            let y = 3.0 + s_eff + d_eff[d] - 0.1 * service as f64 + (next() - 0.5) * 2.0;
+            csv.push_str(&format!("{y:.6},{service},s{s},d{d},dept{dept}\n"));
+        }
+    }
+    Frame::from_csv_str(&csv, &HashMap::new()).expect("csv")
+}
+
+#[test]
+fn sparse_trailing_factor_matches_dense() {
+    use herstel::formula::{build_model_frame, ModelFormula};
+    use herstel::lmm::deviance::Factor;
+    use herstel::lmm::model::BlockedProducts;
+    use herstel::lmm::sparse::SparseMode;
+    let frame = crossed_frame(1500, 640, 32, 7);
+    let cases = [
+        (
+            "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)",
+            vec![
+                vec![1.0, 1.0, 1.0],
+                vec![0.3, 0.45, 0.09],
+                vec![0.0, 0.8, 0.2],
+                vec![2.0, 0.01, 0.0],
+            ],
+        ),
+        (
+            "y ~ 1 + service + (1 | s) + (1 | d)",
+            vec![vec![1.0, 1.0], vec![0.5, 0.2]],
+        ),
+        (
+            "diameter ~ 1 + (1 | plate) + (1 | sample)",
+            vec![vec![1.0, 1.0], vec![1.5, 3.5]],
+        ),
+    ];
+    let penicillin = dataset_frame("Penicillin.csv");
+    for (formula, thetas) in cases {
+        let data = if formula.starts_with("diameter") {
+            &penicillin
+        } else {
+            &frame
+        };
+        let f = ModelFormula::parse(formula).expect("formula");
+        let mf = build_model_frame(&f, data).expect("model frame");
+        let mut sparse = BlockedProducts::new(&mf).expect("products");
+        sparse.set_sparse(SparseMode::Always);
+        assert!(sparse.sparse.is_some(), "{formula}: sparse path not built");
+        let mut dense = sparse.clone();
+        dense.set_sparse(SparseMode::Never);
+        let mut fs = Factor::new(&sparse);
+        let mut fd = Factor::new(&dense);
+        for th in &thetas {
+            for reml in [true, false] {
+                fs.update_criterion(&sparse, th);
+                fd.update(&dense, th);
+                assert!(!fs.dense_valid && fd.dense_valid);
+                let (a, b) = (fs.objective(&sparse, reml), fd.objective(&dense, reml));
+                assert!(
+                    (a - b).abs() <= 1e-10 * b.abs(),
+                    "{formula} theta {th:?}: sparse {a} dense {b}"
+                );
+                assert!((fs.logdet_rx - fd.logdet_rx).abs() <= 1e-9 * fd.logdet_rx.abs().max(1.0));
+            }
+        }
+        // The fitted model does not depend on the path (the default path is sparse for the
+        // crossed models here: more than 256 trailing random effects).
+        let opts = LmmOptions {
+            reml: false,
+            ..LmmOptions::default()
+        };
+        let fit = herstel::lmm::fit_model_frame(mf.clone(), &opts).expect("fit");
+        let mut fd = Factor::new(&dense);
+        fd.update(&dense, &fit.theta);
+        let b = fd.objective(&dense, false);
+        assert!((fit.objective - b).abs() <= 1e-9 * b.abs(), "{formula}");
+    }
+    // The default threshold picks the sparse path for the large crossed model only.
+    let f = ModelFormula::parse("y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)")
+        .expect("formula");
+    let bp = BlockedProducts::new(&build_model_frame(&f, &frame).expect("mf")).expect("bp");
+    assert!(
+        bp.q_rest >= 256 && bp.sparse.is_some(),
+        "q_rest {}",
+        bp.q_rest
+    );
+}

@@ -58,7 +58,7 @@ impl LmmFit {
         let mut lrr = vec![0.0; qr * qr];
         for i in 0..qr {
             for j in 0..=i {
-                lrr[i * qr + j] = factor.l_tt[i * m + j];
+                lrr[i * qr + j] = factor.ltt(m, i, j);
             }
         }
         let lrr_inv = lower_inverse(&lrr, qr);

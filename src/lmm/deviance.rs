@@ -3,6 +3,7 @@
 //! from which log|L|^2, log|R_X|^2 and the penalized residual sum of squares r^2 follow
 //! (Bates, Maechler, Bolker & Walker 2015, J Stat Softw 67(1), eqs. 31-42).
 use super::model::{lambda, BlockedProducts};
+use super::sparse::SparseWork;
 
 /// The factor at one theta. Reused across evaluations (no allocation per evaluation).
 #[derive(Debug, Clone)]
@@ -12,7 +13,9 @@ pub struct Factor {
     pub l11: Vec<f64>,
     /// The coupling block `L_T1`, laid out as `BlockedProducts::coupling.vals`.
     pub l_t1: Vec<f64>,
-    /// Dense lower Cholesky factor of the trailing block, `m x m` row-major.
+    /// Dense lower Cholesky factor of the trailing block, `m x m` **column-major** (faer's
+    /// native layout, so its SIMD factorization applies): `L[i, j]` (i >= j) is
+    /// `l_tt[j * m + i]`; see [`Factor::ltt`]. The strict upper triangle is zero.
     pub l_tt: Vec<f64>,
     /// log|L_Z|^2 (random-effects part).
     pub logdet_l: f64,
@@ -24,6 +27,11 @@ pub struct Factor {
     pub ok: bool,
     /// Scratch space (no allocation per evaluation).
     scratch: Vec<f64>,
+    /// Buffers of the sparse path (created on first use).
+    sparse_work: Option<SparseWork>,
+    /// True when `l_tt` holds the factor of the current theta (false after
+    /// [`Factor::update_criterion`] took the sparse path).
+    pub dense_valid: bool,
 }
 
 impl Factor {
@@ -32,21 +40,68 @@ impl Factor {
             theta: vec![0.0; bp.n_theta],
             l11: vec![0.0; bp.a11.len()],
             l_t1: vec![0.0; bp.coupling.vals.len()],
-            l_tt: vec![0.0; bp.m * bp.m],
+            l_tt: Vec::new(),
             logdet_l: 0.0,
             logdet_rx: 0.0,
             pwrss: 0.0,
             ok: false,
             scratch: Vec::new(),
+            sparse_work: None,
+            dense_valid: false,
         }
     }
 
-    /// Recomputes the factor at `theta` (`updateL!`).
+    /// Element `L[i, j]` (`i >= j`) of the trailing factor.
+    #[inline]
+    pub fn ltt(&self, m: usize, i: usize, j: usize) -> f64 {
+        self.l_tt[j * m + i]
+    }
+
+    /// Recomputes the factor at `theta` (`updateL!`), the dense trailing factor included.
     pub fn update(&mut self, bp: &BlockedProducts, theta: &[f64]) {
+        self.update_impl(bp, theta, false);
+    }
+
+    /// Recomputes only what the criterion needs (`logdet_l`, `logdet_rx`, `pwrss`, `ok`,
+    /// `l11`, `l_t1`), by the sparse factorization of the trailing block when
+    /// `bp.sparse` is set (crossed designs; [`super::sparse`]); `l_tt` is then not updated
+    /// (`dense_valid` false). Same values as [`Factor::update`] up to rounding.
+    pub fn update_criterion(&mut self, bp: &BlockedProducts, theta: &[f64]) {
+        self.update_impl(bp, theta, true);
+    }
+
+    fn update_impl(&mut self, bp: &BlockedProducts, theta: &[f64], allow_sparse: bool) {
+        let sparse = if allow_sparse {
+            bp.sparse.as_deref()
+        } else {
+            None
+        };
+        self.dense_valid = sparse.is_none();
+        let mut work = match sparse {
+            Some(sp) => Some(self.sparse_work.take().unwrap_or_else(|| sp.work())),
+            None => None,
+        };
+        self.update_inner(bp, theta, sparse, work.as_mut());
+        if work.is_some() {
+            self.sparse_work = work;
+        }
+    }
+
+    fn update_inner(
+        &mut self,
+        bp: &BlockedProducts,
+        theta: &[f64],
+        sparse: Option<&super::sparse::SparseTrailing>,
+        mut work: Option<&mut SparseWork>,
+    ) {
         self.theta.clear();
         self.theta.extend_from_slice(theta);
         self.ok = true;
         let m = bp.m;
+        if sparse.is_none() && self.l_tt.len() != m * m {
+            // Allocated on the first dense update only (the sparse path never needs it).
+            self.l_tt = vec![0.0; m * m];
+        }
         let Some(t1) = bp.terms.first() else {
             self.ok = false;
             return;
@@ -60,20 +115,28 @@ impl Factor {
             .collect();
 
         // Trailing block: Lambda_T' A_TT Lambda_T + I on the random-effects rows.
-        if bp.terms.iter().skip(1).all(|t| t.q == 1) {
-            // Diagonal Lambda_T: one fused pass over the lower triangle.
-            let mut sv = vec![1.0; m];
+        let diag_lambda_t = bp.terms.iter().skip(1).all(|t| t.q == 1);
+        // Diagonal of Lambda_T when it is diagonal (1 on the rows of X and y).
+        let mut sv = Vec::new();
+        if diag_lambda_t {
+            // Diagonal Lambda_T: one fused pass over one triangle (A_TT is symmetric; the
+            // upper triangle of the row-major A_TT is the lower triangle column-major).
+            sv = vec![1.0; m];
             for (j, t) in bp.terms.iter().enumerate().skip(1) {
                 let lam = lam_rest[j][0];
                 sv[t.offset..t.offset + t.n_levels]
                     .iter_mut()
                     .for_each(|v| *v = lam);
             }
-            for i in 0..m {
+            if let (Some(sp), Some(w)) = (sparse, work.as_deref_mut()) {
+                sp.fill(&mut w.vals, &sv, bp.q_rest);
+            }
+            let dense_rows = if sparse.is_some() { 0 } else { m };
+            for i in 0..dense_rows {
                 let si = sv[i];
-                let src = &bp.a_tt[i * m..i * m + i + 1];
-                let dst = &mut self.l_tt[i * m..i * m + i + 1];
-                for ((d, a), sj) in dst.iter_mut().zip(src).zip(&sv[..=i]) {
+                let src = &bp.a_tt[i * m + i..(i + 1) * m];
+                let dst = &mut self.l_tt[i * m + i..(i + 1) * m];
+                for ((d, a), sj) in dst.iter_mut().zip(src).zip(&sv[i..]) {
                     *d = a * si * sj;
                 }
             }
@@ -93,8 +156,10 @@ impl Factor {
                 }
             }
         }
-        for d in 0..bp.q_rest {
-            self.l_tt[d * m + d] += 1.0;
+        if sparse.is_none() {
+            for d in 0..bp.q_rest {
+                self.l_tt[d * m + d] += 1.0;
+            }
         }
 
         let qmax = bp.terms.iter().map(|t| t.q).max().unwrap_or(1);
@@ -159,7 +224,15 @@ impl Factor {
             let b = &mut self.l_t1[vr.clone()];
             b.copy_from_slice(&cp.vals[vr]);
             // Row scaling by Lambda_j' for rows of later terms (contiguous per level).
-            let mut k = 0;
+            if diag_lambda_t {
+                for (v, &row) in b
+                    .iter_mut()
+                    .zip(rows.iter().flat_map(|r| std::iter::repeat_n(r, q1)))
+                {
+                    *v *= sv[row];
+                }
+            }
+            let mut k = if diag_lambda_t { r } else { 0 };
             while k < r {
                 let row = rows[k];
                 if row >= bp.q_rest {
@@ -196,51 +269,80 @@ impl Factor {
                     }
                 }
             }
-            // Downdate the trailing block: T[rows, rows] -= B B' (lower triangle).
+            // Downdate the trailing block: T[rows, rows] -= B B' (lower triangle, stored
+            // column-major: column `rb` is the slice `l_tt[rb * m..]`, rows `ra >= rb`).
             let b: &[f64] = b;
-            if q1 == 1 {
-                for (ia, &ra) in rows.iter().enumerate() {
-                    let va = b[ia];
-                    let trow = &mut self.l_tt[ra * m..ra * m + m];
-                    for (&rb, &vb) in rows[..=ia].iter().zip(&b[..=ia]) {
-                        trow[rb] -= va * vb;
-                    }
-                }
-            } else if q1 == 2 {
-                for (ia, (&ra, ba)) in rows.iter().zip(b.chunks_exact(2)).enumerate() {
-                    let (a0, a1) = (ba[0], ba[1]);
-                    let trow = &mut self.l_tt[ra * m..ra * m + m];
-                    for (&rb, bb) in rows[..=ia].iter().zip(b.chunks_exact(2)) {
-                        trow[rb] -= a0 * bb[0] + a1 * bb[1];
-                    }
-                }
-            } else {
-                for (ia, (&ra, ba)) in rows.iter().zip(b.chunks_exact(q1)).enumerate() {
-                    let trow = &mut self.l_tt[ra * m..ra * m + m];
-                    for (&rb, bb) in rows[..=ia].iter().zip(b.chunks_exact(q1)) {
+            if let (Some(sp), Some(w)) = (sparse, work.as_deref_mut()) {
+                // Same pairs, in the same order, at their positions in the sparse pattern.
+                let pos = &sp.dd_pos[sp.dd_ptr[g]..sp.dd_ptr[g + 1]];
+                let vals = &mut w.vals;
+                let mut k = 0;
+                for ib in 0..r {
+                    let bb = &b[ib * q1..(ib + 1) * q1];
+                    for ia in ib..r {
+                        let ba = &b[ia * q1..(ia + 1) * q1];
                         let mut sum = 0.0;
                         for (x, y) in ba.iter().zip(bb) {
                             sum += x * y;
                         }
-                        trow[rb] -= sum;
+                        vals[pos[k] as usize] -= sum;
+                        k += 1;
+                    }
+                }
+            } else if q1 == 1 {
+                for (ib, &rb) in rows.iter().enumerate() {
+                    let vb = b[ib];
+                    let tcol = &mut self.l_tt[rb * m..rb * m + m];
+                    for (&ra, &va) in rows[ib..].iter().zip(&b[ib..]) {
+                        tcol[ra] -= va * vb;
+                    }
+                }
+            } else if q1 == 2 {
+                for (ib, (&rb, bb)) in rows.iter().zip(b.chunks_exact(2)).enumerate() {
+                    let (b0, b1) = (bb[0], bb[1]);
+                    let tcol = &mut self.l_tt[rb * m..rb * m + m];
+                    for (&ra, ba) in rows[ib..].iter().zip(b[ib * 2..].chunks_exact(2)) {
+                        tcol[ra] -= ba[0] * b0 + ba[1] * b1;
+                    }
+                }
+            } else {
+                for (ib, (&rb, bb)) in rows.iter().zip(b.chunks_exact(q1)).enumerate() {
+                    let tcol = &mut self.l_tt[rb * m..rb * m + m];
+                    for (&ra, ba) in rows[ib..].iter().zip(b[ib * q1..].chunks_exact(q1)) {
+                        let mut sum = 0.0;
+                        for (x, y) in ba.iter().zip(bb) {
+                            sum += x * y;
+                        }
+                        tcol[ra] -= sum;
                     }
                 }
             }
         }
         logdet_l += 2.0 * diag_prod.ln();
         self.scratch = scratch;
-        if !chol_dense(&mut self.l_tt, m) {
+        let diag_at = |f: &Self, w: &Option<&mut SparseWork>, d: usize| -> f64 {
+            match w {
+                Some(w) => w.diag[d],
+                None => f.l_tt[d * m + d],
+            }
+        };
+        if let (Some(sp), Some(w)) = (sparse, work.as_deref_mut()) {
+            if sp.factor_diag(w).is_none() {
+                self.ok = false;
+                return;
+            }
+        } else if !chol_dense_colmajor(&mut self.l_tt, m) {
             self.ok = false;
             return;
         }
         for d in 0..bp.q_rest {
-            logdet_l += 2.0 * self.l_tt[d * m + d].ln();
+            logdet_l += 2.0 * diag_at(self, &work, d).ln();
         }
         let mut logdet_rx = 0.0;
         for d in bp.q_rest..m - 1 {
-            logdet_rx += 2.0 * self.l_tt[d * m + d].ln();
+            logdet_rx += 2.0 * diag_at(self, &work, d).ln();
         }
-        let r = self.l_tt[m * m - 1];
+        let r = diag_at(self, &work, m - 1);
         self.logdet_l = logdet_l;
         self.logdet_rx = logdet_rx;
         self.pwrss = r * r;
@@ -286,7 +388,7 @@ impl Factor {
         let mut out = vec![0.0; p * p];
         for i in 0..p {
             for j in 0..=i {
-                out[i * p + j] = self.l_tt[(bp.q_rest + i) * m + bp.q_rest + j];
+                out[i * p + j] = self.ltt(m, bp.q_rest + i, bp.q_rest + j);
             }
         }
         out
@@ -314,13 +416,15 @@ impl Factor {
     pub fn solve_u_beta(&self, bp: &BlockedProducts) -> (Vec<f64>, Vec<f64>) {
         let m = bp.m;
         // L_T' z = c_T where c_T = last row of L_TT (without its diagonal).
-        let mut z: Vec<f64> = self.l_tt[(m - 1) * m..(m - 1) * m + (m - 1)].to_vec();
+        let mut z: Vec<f64> = (0..m - 1).map(|k| self.ltt(m, m - 1, k)).collect();
         for i in (0..m - 1).rev() {
+            // Column i of L below the diagonal is contiguous.
+            let col = &self.l_tt[i * m..i * m + m - 1];
             let mut s = z[i];
-            for (k, zk) in z.iter().enumerate().take(m - 1).skip(i + 1) {
-                s -= self.l_tt[k * m + i] * zk;
+            for (lk, zk) in col[i + 1..].iter().zip(&z[i + 1..]) {
+                s -= lk * zk;
             }
-            z[i] = s / self.l_tt[i * m + i];
+            z[i] = s / col[i];
         }
         let q1 = bp.terms.first().map_or(0, |t| t.q);
         let l1 = bp.terms.first().map_or(0, |t| t.n_levels);
@@ -445,32 +549,80 @@ fn scale_rows(mat: &mut [f64], ncol: usize, r0: usize, q: usize, lam: &[f64], bu
     }
 }
 
-/// Dense lower Cholesky of the trailing block: the simple loop below for small blocks, faer's
-/// blocked (SIMD, multithreaded) factorization for large ones (crossed designs such as
-/// InstEval, where this factorization dominates the cost of an evaluation).
-pub fn chol_dense(a: &mut [f64], n: usize) -> bool {
-    if n < 128 {
-        return chol_in_place(a, n);
+/// Dense lower Cholesky of the trailing block stored **column-major** (reads the lower
+/// triangle, zeroes the strict upper one): the right-looking loop below for small blocks,
+/// faer's blocked (SIMD) factorization for large ones (crossed designs such as InstEval, where
+/// this factorization dominates the cost of an evaluation). Column-major storage matters: on a
+/// row-major view faer falls back to an element-wise kernel several times slower.
+pub fn chol_dense_colmajor(a: &mut [f64], n: usize) -> bool {
+    if n < 96 {
+        return chol_colmajor_small(a, n);
     }
     use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
-    // Sequential: on a shared machine thread synchronisation costs more than it gains at
-    // the sizes seen here (a ~1,000 x 1,000 block for InstEval).
-    let par = faer::Par::Seq;
+    let par = dense_par(n);
     let req = cholesky_in_place_scratch::<f64>(n, par, Default::default());
     let mut mem = faer::dyn_stack::MemBuffer::new(req);
     let stack = faer::dyn_stack::MemStack::new(&mut mem);
-    // Row-major storage seen as the transpose of a column-major matrix: element (i, j) is
-    // a[i * n + j], so faer's lower triangle is ours.
-    let mat = faer::MatMut::from_row_major_slice_mut(a, n, n);
+    let mat = faer::MatMut::from_column_major_slice_mut(a, n, n);
     let ok = cholesky_in_place(mat, Default::default(), par, stack, Default::default()).is_ok();
     if ok {
-        for i in 0..n {
-            for v in &mut a[i * n + i + 1..(i + 1) * n] {
+        for j in 1..n {
+            for v in &mut a[j * n..j * n + j] {
                 *v = 0.0;
             }
         }
     }
     ok
+}
+
+/// Parallelism of the dense factorization: rayon's threads for blocks large enough that the
+/// synchronisation pays (HERSTEL_LMM_THREADS=1 forces sequential work).
+fn dense_par(n: usize) -> faer::Par {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let t = *THREADS.get_or_init(|| {
+        std::env::var("HERSTEL_LMM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(rayon::current_num_threads)
+    });
+    if n >= 512 && t > 1 {
+        faer::Par::rayon(t)
+    } else {
+        faer::Par::Seq
+    }
+}
+
+/// Right-looking lower Cholesky of a small column-major `n x n` matrix (contiguous column
+/// updates, so the inner loop vectorizes). Returns false on a non-positive pivot.
+fn chol_colmajor_small(a: &mut [f64], n: usize) -> bool {
+    for j in 0..n {
+        let (done, rest) = a.split_at_mut((j + 1) * n);
+        let col = &mut done[j * n..];
+        let d = col[j];
+        if d <= 0.0 || !d.is_finite() {
+            return false;
+        }
+        let d = d.sqrt();
+        col[j] = d;
+        let inv = 1.0 / d;
+        for v in &mut col[j + 1..] {
+            *v *= inv;
+        }
+        for v in &mut col[..j] {
+            *v = 0.0;
+        }
+        let col: &[f64] = col;
+        for (k, ck) in rest.chunks_exact_mut(n).enumerate() {
+            let k = j + 1 + k;
+            let f = col[k];
+            if f != 0.0 {
+                for (x, y) in ck[k..].iter_mut().zip(&col[k..]) {
+                    *x -= f * y;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// In-place lower Cholesky of a row-major `n x n` matrix (reads the lower triangle; zeroes the
@@ -538,10 +690,16 @@ mod tests {
             }
         }
         let mut b = a.clone();
-        assert!(chol_dense(&mut a, n));
+        let mut c = a.clone();
+        assert!(chol_dense_colmajor(&mut a, n));
         assert!(chol_in_place(&mut b, n));
-        for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() < 1e-10);
+        assert!(chol_colmajor_small(&mut c, n));
+        // Column-major L is the transpose of the row-major one (a symmetric input).
+        for i in 0..n {
+            for j in 0..n {
+                assert!((a[j * n + i] - b[i * n + j]).abs() < 1e-10);
+                assert!((c[j * n + i] - b[i * n + j]).abs() < 1e-10);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //!
 //! * [`model`]: the cross-product blocks of `[Z X y]`, computed once.
 //! * [`deviance`]: the blocked Cholesky factor and the profiled criterion per theta.
+//! * [`sparse`]: supernodal factorization of the trailing block for crossed designs.
 //! * [`optimize`]: BOBYQA over theta, convergence and singularity checks, [`LmmFit`].
 //! * [`inference`]: Wald, Satterthwaite (lmerTest), Kenward-Roger (pbkrtest), F tests, LRT.
 //! * [`blups`]: conditional modes and conditional variances (`ranef(condVar = TRUE)`).
@@ -21,6 +22,7 @@ pub mod deviance;
 pub mod inference;
 pub mod model;
 pub mod optimize;
+pub mod sparse;
 pub mod summary;
 
 use thiserror::Error;

@@ -75,6 +75,9 @@ pub struct BlockedProducts {
     pub q_rest: usize,
     /// Total number of theta parameters.
     pub n_theta: usize,
+    /// Fixed symbolic structure for the sparse factorization of the trailing block (crossed
+    /// designs; see [`super::sparse`]), `None` when the dense factorization is used.
+    pub sparse: Option<std::sync::Arc<super::sparse::SparseTrailing>>,
 }
 
 /// Trailing block larger than this is refused (dense memory `8 m^2` bytes).
@@ -204,7 +207,7 @@ impl BlockedProducts {
                 }
             }
         }
-        Ok(BlockedProducts {
+        let mut bp = BlockedProducts {
             n,
             p,
             n_theta: theta_offset,
@@ -214,7 +217,23 @@ impl BlockedProducts {
             a_tt,
             m,
             q_rest,
-        })
+            sparse: None,
+        };
+        bp.set_sparse(super::sparse::SparseMode::Auto);
+        Ok(bp)
+    }
+
+    /// Chooses the factorization of the trailing block for the criterion
+    /// ([`super::sparse::SparseTrailing::build`]; the dense factor is used when the design
+    /// does not allow the sparse one).
+    pub fn set_sparse(&mut self, mode: super::sparse::SparseMode) {
+        use super::sparse::{SparseMode, SparseTrailing, SPARSE_MAX_FLOPS, SPARSE_MIN_RAND};
+        self.sparse = match mode {
+            SparseMode::Auto => SparseTrailing::build(self, SPARSE_MIN_RAND, SPARSE_MAX_FLOPS),
+            SparseMode::Always => SparseTrailing::build(self, 0, f64::INFINITY),
+            SparseMode::Never => None,
+        }
+        .map(std::sync::Arc::new);
     }
 
     /// Lower bounds of theta as lme4 sets them: 0 for diagonal elements, -inf otherwise.

@@ -124,7 +124,7 @@ fn minimize(
     let mut x = start.to_vec();
     let outcome = solver.minimize(
         |th: &[f64]| {
-            factor.update(bp, th);
+            factor.update_criterion(bp, th);
             let v = factor.objective(bp, reml);
             if v.is_finite() {
                 v
@@ -159,7 +159,7 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
         None => bp.theta_start(),
     };
     let mut factor = Factor::new(&bp);
-    factor.update(&bp, &start);
+    factor.update_criterion(&bp, &start);
     if !factor.objective(&bp, reml).is_finite() {
         return Err(LmmError::BadStart);
     }
@@ -173,7 +173,7 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
         let mut better = false;
         for &i in &at_edge {
             probe[i] = 1e-4;
-            factor.update(&bp, &probe);
+            factor.update_criterion(&bp, &probe);
             if factor.objective(&bp, reml) < fval {
                 better = true;
             }
@@ -359,41 +359,53 @@ fn finish(
 /// theta; a warning when the Hessian is not positive definite or the scaled gradient
 /// `solve(chol(H), g)` exceeds 0.002 in absolute value.
 fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Option<String> {
+    use rayon::prelude::*;
     let k = theta.len();
-    let mut f = Factor::new(bp);
-    let mut eval = |t: &[f64]| {
-        f.update(bp, t);
-        f.objective(bp, reml)
-    };
     let h: Vec<f64> = theta.iter().map(|t| 1e-4 * t.abs().max(1e-2)).collect();
-    let f0 = eval(theta);
+    // All stencil points first (centre, +-h_i, the four corners of each pair), then one
+    // parallel pass: the evaluations are independent.
+    let mut points: Vec<Vec<f64>> = vec![theta.to_vec()];
+    for i in 0..k {
+        for s in [1.0, -1.0] {
+            let mut x = theta.to_vec();
+            x[i] += s * h[i];
+            points.push(x);
+        }
+    }
+    let corners = [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)];
+    for i in 0..k {
+        for j in 0..i {
+            for (si, sj) in corners {
+                let mut x = theta.to_vec();
+                x[i] += si * h[i];
+                x[j] += sj * h[j];
+                points.push(x);
+            }
+        }
+    }
+    let vals: Vec<f64> = points
+        .par_iter()
+        .map_init(
+            || Factor::new(bp),
+            |f, x| {
+                f.update_criterion(bp, x);
+                f.objective(bp, reml)
+            },
+        )
+        .collect();
+    let f0 = vals[0];
     let mut g = vec![0.0; k];
     let mut hess = DMatrix::zeros(k, k);
-    let mut x = theta.to_vec();
     for i in 0..k {
-        x[i] = theta[i] + h[i];
-        let fp = eval(&x);
-        x[i] = theta[i] - h[i];
-        let fm = eval(&x);
-        x[i] = theta[i];
+        let (fp, fm) = (vals[1 + 2 * i], vals[2 + 2 * i]);
         g[i] = (fp - fm) / (2.0 * h[i]);
         hess[(i, i)] = (fp - 2.0 * f0 + fm) / (h[i] * h[i]);
     }
+    let mut idx = 1 + 2 * k;
     for i in 0..k {
         for j in 0..i {
-            let mut s = 0.0;
-            for (si, sj, sign) in [
-                (1.0, 1.0, 1.0),
-                (1.0, -1.0, -1.0),
-                (-1.0, 1.0, -1.0),
-                (-1.0, -1.0, 1.0),
-            ] {
-                x[i] = theta[i] + si * h[i];
-                x[j] = theta[j] + sj * h[j];
-                s += sign * eval(&x);
-            }
-            x[i] = theta[i];
-            x[j] = theta[j];
+            let s = vals[idx] - vals[idx + 1] - vals[idx + 2] + vals[idx + 3];
+            idx += 4;
             let v = s / (4.0 * h[i] * h[j]);
             hess[(i, j)] = v;
             hess[(j, i)] = v;

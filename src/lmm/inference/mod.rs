@@ -111,7 +111,7 @@ impl VarianceParameterModel for LmmVarPar<'_> {
     fn deviance_at(&self, vp: &[f64]) -> f64 {
         let k = vp.len() - 1;
         let mut f = self.factor.borrow_mut();
-        f.update(&self.fit.products, &vp[..k]);
+        f.update_criterion(&self.fit.products, &vp[..k]);
         f.deviance_at_sigma(&self.fit.products, self.fit.reml, vp[k])
     }
     fn vcov_at(&self, vp: &[f64]) -> DMatrix<f64> {
