@@ -988,12 +988,13 @@ fn bench_phases() {
         eprintln!(
             "{file}: read {t_read:.3} s, model frame {t_mf:.3} s, products {t_bp:.3} s (m = {}), \
              one evaluation {:.2} ms (dense Cholesky {:.2} ms), criterion only {:.2} ms ({sparse}), fit without check {t_opt:.3} s ({} evals), fit {t_fit:.3} s \
-             (converged {}), objective {:.6}, theta {:?}",
+             ({} evals, converged {}), objective {:.6}, theta {:?}",
             bp.m,
             t_eval * 1e3,
             t_chol * 1e3,
             t_crit * 1e3,
             fit.n_evals,
+            fit2.n_evals,
             fit2.converged,
             fit2.objective,
             fit2.theta

@@ -99,6 +99,13 @@ pub struct LmmFit {
     pub(crate) kr: OnceLock<Result<super::inference::kenward_roger::KrAdjusted, String>>,
 }
 
+/// BOBYQA's final radius when the convergence check (and its Newton step) follows.
+pub const NEWTON_RHO_END: f64 = 1e-5;
+
+/// Largest Newton step (max norm, relative to `max(|theta_i|, 0.1)`) accepted after BOBYQA:
+/// a longer one means the quadratic model is not trustworthy there.
+const NEWTON_MAX_STEP: f64 = 1e-2;
+
 /// Parses `formula`, builds the model frame on `data` and fits it.
 pub fn fit_formula(formula: &str, data: &Frame, opts: &LmmOptions) -> Result<LmmFit, LmmError> {
     let f = ModelFormula::parse(formula)?;
@@ -117,8 +124,14 @@ fn minimize(
     let k = start.len();
     let mut cfg = Config::new(k);
     cfg.rho_begin = 0.2;
-    cfg.rho_end = opts.rho_end;
-    cfg.max_fun = opts.max_evals.max(cfg.npt + 2);
+    // With the convergence check on, BOBYQA stops at a coarser radius and the check's
+    // finite-difference gradient and Hessian finish with one Newton step (see
+    // `fit_model_frame`): the last trust-region stages cost ~20 evaluations, the step one.
+    cfg.rho_end = if opts.check_convergence {
+        opts.rho_end.max(NEWTON_RHO_END)
+    } else {
+        opts.rho_end
+    };
     let mut solver = Bobyqa::new(k, cfg).map_err(|s| LmmError::Optimizer(s.to_string()))?;
     let upper = vec![f64::INFINITY; k];
     let mut x = start.to_vec();
@@ -197,6 +210,48 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
             *t = 0.0;
         }
     }
+    // lme4's convergence check (finite-difference gradient and Hessian at the optimum), and
+    // with its derivatives one Newton step theta - H^{-1} g, kept when it lowers the
+    // criterion: BOBYQA stopped at radius NEWTON_RHO_END, the step takes theta to the
+    // optimum of the local quadratic (error O(h^2) from the differences).
+    let mut check = None;
+    let boundary = theta
+        .iter()
+        .zip(&lower)
+        .any(|(t, l)| *l == 0.0 && *t < SINGULAR_TOL);
+    if opts.check_convergence && !boundary && !theta.is_empty() {
+        let chk = convergence_check(&bp, reml, &theta);
+        if let Some(step) = &chk.newton_step {
+            let ok_size = step
+                .iter()
+                .zip(&theta)
+                .all(|(d, t)| d.abs() <= NEWTON_MAX_STEP * t.abs().max(0.1));
+            let cand: Vec<f64> = theta.iter().zip(step).map(|(t, d)| t - d).collect();
+            let inside = cand
+                .iter()
+                .zip(&lower)
+                .all(|(t, l)| *l != 0.0 || *t >= SINGULAR_TOL);
+            if ok_size && inside {
+                factor.update_criterion(&bp, &theta);
+                let f0 = factor.objective(&bp, reml);
+                factor.update_criterion(&bp, &cand);
+                let f1 = factor.objective(&bp, reml);
+                n_evals += 2;
+                if f1 < f0 {
+                    theta = cand;
+                    if chk.message.is_some() {
+                        // The check failed before the step: judge the new estimate.
+                        let again = convergence_check(&bp, reml, &theta);
+                        n_evals += 1 + 2 * theta.len() * theta.len();
+                        check = Some(again.message);
+                    }
+                }
+            }
+        }
+        if check.is_none() {
+            check = Some(chk.message);
+        }
+    }
     factor.update(&bp, &theta);
     let objective = factor.objective(&bp, reml);
     if !objective.is_finite() {
@@ -204,8 +259,11 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
             "the deviance is not finite at the optimum".into(),
         ));
     }
-    finish(mf, bp, reml, theta, factor, objective, n_evals, opts)
+    finish(mf, bp, reml, theta, factor, objective, n_evals, check)
 }
+
+/// A diagonal theta below this is a boundary (singular) estimate (lme4's `isSingular`).
+const SINGULAR_TOL: f64 = 1e-4;
 
 /// The fit at a given theta without optimizing (beta, sigma, vcov, BLUPs and criteria all
 /// follow from theta in closed form): for evaluating a model at another program's estimate,
@@ -226,11 +284,7 @@ pub fn fit_at_theta(mf: ModelFrame, theta: &[f64], reml: bool) -> Result<LmmFit,
             "the deviance is not finite at the given theta".into(),
         ));
     }
-    let opts = LmmOptions {
-        check_convergence: false,
-        ..LmmOptions::default()
-    };
-    finish(mf, bp, reml, theta.to_vec(), factor, objective, 1, &opts)
+    finish(mf, bp, reml, theta.to_vec(), factor, objective, 1, None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -242,7 +296,7 @@ fn finish(
     factor: Factor,
     objective: f64,
     n_evals: usize,
-    opts: &LmmOptions,
+    check: Option<Option<String>>,
 ) -> Result<LmmFit, LmmError> {
     let n = bp.n;
     let p = bp.p;
@@ -298,7 +352,7 @@ fn finish(
         let mut k = t.theta_offset;
         for c in 0..t.q {
             for r in c..t.q {
-                if r == c && lower[k] == 0.0 && theta[k] < 1e-4 {
+                if r == c && lower[k] == 0.0 && theta[k] < SINGULAR_TOL {
                     let name = re.col_names.get(c).cloned().unwrap_or_default();
                     if t.q == 1 {
                         singular_terms.push(format!(
@@ -324,9 +378,11 @@ fn finish(
             singular_terms.join("; ")
         ));
     }
+    // The check ran (in `fit_model_frame`) before the Newton step, so it describes the
+    // BOBYQA estimate; the step only moves closer to the optimum.
     let mut converged = true;
-    if opts.check_convergence && !singular && !theta.is_empty() {
-        if let Some(msg) = convergence_check(&bp, reml, &theta) {
+    if !singular {
+        if let Some(Some(msg)) = check {
             converged = false;
             warnings.push(msg);
         }
@@ -358,7 +414,14 @@ fn finish(
 /// lme4's `checkConv` on the profiled criterion: finite-difference gradient and Hessian in
 /// theta; a warning when the Hessian is not positive definite or the scaled gradient
 /// `solve(chol(H), g)` exceeds 0.002 in absolute value.
-fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Option<String> {
+struct ConvergenceCheck {
+    /// lme4's warning, `None` when converged.
+    message: Option<String>,
+    /// `H^{-1} g` when the Hessian is positive definite.
+    newton_step: Option<Vec<f64>>,
+}
+
+fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> ConvergenceCheck {
     use rayon::prelude::*;
     let k = theta.len();
     let h: Vec<f64> = theta.iter().map(|t| 1e-4 * t.abs().max(1e-2)).collect();
@@ -412,7 +475,10 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Option<
         }
     }
     if !g.iter().all(|v| v.is_finite()) || !hess.iter().all(|v| v.is_finite()) {
-        return Some("convergence check failed: non-finite gradient or Hessian".into());
+        return ConvergenceCheck {
+            message: Some("convergence check failed: non-finite gradient or Hessian".into()),
+            newton_step: None,
+        };
     }
     match hess.clone().cholesky() {
         None => {
@@ -422,20 +488,26 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Option<
                 .iter()
                 .filter(|e| **e < 0.0)
                 .count();
-            Some(format!(
-                "Model failed to converge: degenerate Hessian with {neg} negative eigenvalue(s)"
-            ))
+            ConvergenceCheck {
+                message: Some(format!(
+                    "Model failed to converge: degenerate Hessian with {neg} negative eigenvalue(s)"
+                )),
+                newton_step: None,
+            }
         }
         Some(ch) => {
             let gv = nalgebra::DVector::from_vec(g);
             let scaled = ch.l().solve_lower_triangular(&gv).unwrap_or(gv.clone());
             let max = scaled.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            if max > 0.002 {
-                Some(format!(
-                    "Model failed to converge with max|grad| = {max:.6} (tol = 0.002)"
-                ))
-            } else {
-                None
+            let step = ch.solve(&gv);
+            ConvergenceCheck {
+                message: (max > 0.002).then(|| {
+                    format!("Model failed to converge with max|grad| = {max:.6} (tol = 0.002)")
+                }),
+                newton_step: step
+                    .iter()
+                    .all(|v| v.is_finite())
+                    .then(|| step.iter().copied().collect()),
             }
         }
     }
