@@ -10,6 +10,15 @@
 #                  (lme4's InstEval, exported to CSV by this script)
 #   registry_1m    as registry_100k with 1,000,000 rows (memory goal: < 2 GB)
 # herstel runs with --df none (lmer computes no df either) and --json to /dev/null.
+#
+# Environment:
+#   HERSTEL=path     use this binary instead of building one in release mode, e.g. the test
+#                    profile's target/debug/herstel (built by `cargo test --test lmm`; for
+#                    timing set `[profile.dev.package.herstel] opt-level = 3` locally)
+#   SKIP_LME4=1      reuse lme4_times.tsv from an earlier run
+#   LME4_1M=1        also time lme4 on the 1,000,000-row file (minutes; by default only
+#                    herstel's time and memory are measured there)
+#   HERSTEL_LMM_THREADS=1  sequential dense factorizations (default: rayon's thread count)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="${1:-target/lmm-bench}"
@@ -54,7 +63,7 @@ time_fit <- function(file, formula, REML) {
 sink(file.path(work, "lme4_times.tsv"))
 time_fit(f100k, "y ~ time * arm + (1 + time | id) + (1 | site)", TRUE)
 time_fit(fie, "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", FALSE)
-time_fit(f1m, "y ~ time * arm + (1 + time | id) + (1 | site)", TRUE)
+if (Sys.getenv("LME4_1M") == "1") time_fit(f1m, "y ~ time * arm + (1 + time | id) + (1 | site)", TRUE)
 sink()
 RS
 
@@ -71,13 +80,17 @@ run_herstel() { # file formula extra-args -> "seconds maxrss_kb objective"
 }
 
 printf "%-18s %10s %10s %8s %10s %16s %16s\n" model lme4_s herstel_s ratio rss_MB lme4_obj herstel_obj
-while IFS=$'\t' read -r file lt lobj; do
+for file in registry_100k.csv insteval.csv registry_1m.csv; do
   case "$file" in
     registry_100k.csv|registry_1m.csv)
       read -r ht rss hobj < <(run_herstel "$WORK/$file" "y ~ time * arm + (1 + time | id) + (1 | site)") ;;
     insteval.csv)
       read -r ht rss hobj < <(run_herstel "$WORK/$file" "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)" --ml) ;;
   esac
-  ratio=$(python3 -c "print(f'{$lt/max($ht,1e-9):.1f}x')")
+  lt=-; lobj=-; ratio=-
+  if line=$(grep -P "^\Q$file\E\t" "$WORK/lme4_times.tsv"); then
+    IFS=$'\t' read -r _ lt lobj <<< "$line"
+    ratio=$(python3 -c "print(f'{$lt/max($ht,1e-9):.1f}x')")
+  fi
   printf "%-18s %10s %10s %8s %10d %16s %16s\n" "${file%.csv}" "$lt" "$ht" "$ratio" $((rss / 1024)) "$lobj" "$hobj"
-done < "$WORK/lme4_times.tsv"
+done

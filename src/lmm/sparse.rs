@@ -114,17 +114,39 @@ impl SparseTrailing {
             }
         }
         let cp = &bp.coupling;
-        for g in 0..cp.n_levels() {
-            let rows = cp.rows(g);
-            for (ib, &rb) in rows.iter().enumerate() {
-                for &ra in &rows[ib..] {
-                    cols[rb].push(ra as u32);
+        if m <= 4096 {
+            // Dense marks (m^2 bytes), read back column by column in row order.
+            let mut mark = vec![false; m * m];
+            for (c, rows) in cols.iter().enumerate() {
+                for &r in rows {
+                    mark[c * m + r as usize] = true;
                 }
             }
-        }
-        for c in cols.iter_mut() {
-            c.sort_unstable();
-            c.dedup();
+            for g in 0..cp.n_levels() {
+                let rows = cp.rows(g);
+                for (ib, &rb) in rows.iter().enumerate() {
+                    for &ra in &rows[ib..] {
+                        mark[rb * m + ra] = true;
+                    }
+                }
+            }
+            for (c, rows) in cols.iter_mut().enumerate() {
+                rows.clear();
+                rows.extend((c..m).filter(|&r| mark[c * m + r]).map(|r| r as u32));
+            }
+        } else {
+            for g in 0..cp.n_levels() {
+                let rows = cp.rows(g);
+                for (ib, &rb) in rows.iter().enumerate() {
+                    for &ra in &rows[ib..] {
+                        cols[rb].push(ra as u32);
+                    }
+                }
+            }
+            for c in cols.iter_mut() {
+                c.sort_unstable();
+                c.dedup();
+            }
         }
         // AMD on the random-effects part.
         let new_of_old: Vec<usize> = {
@@ -175,9 +197,25 @@ impl SparseTrailing {
         if row_idx.len() >= u32::MAX as usize {
             return None;
         }
+        // Value position of an entry: a dense lookup table for moderate m (InstEval: 5 MB),
+        // else a binary search in the column.
+        let table: Vec<u32> = if m <= 4096 {
+            let mut t = vec![u32::MAX; m * m];
+            for lo in 0..m {
+                for (k, &hi) in row_idx[col_ptr[lo]..col_ptr[lo + 1]].iter().enumerate() {
+                    t[hi * m + lo] = (col_ptr[lo] + k) as u32;
+                }
+            }
+            t
+        } else {
+            Vec::new()
+        };
         let pos = |r_old: usize, c_old: usize| -> u32 {
             let (pr, pc) = (new_of_old[r_old], new_of_old[c_old]);
             let (hi, lo) = if pr >= pc { (pr, pc) } else { (pc, pr) };
+            if !table.is_empty() {
+                return table[hi * m + lo];
+            }
             let s = &row_idx[col_ptr[lo]..col_ptr[lo + 1]];
             (col_ptr[lo] + s.binary_search(&hi).expect("entry in the pattern")) as u32
         };
