@@ -62,10 +62,11 @@ impl Factor {
         self.update_impl(bp, theta, false);
     }
 
-    /// Recomputes only what the criterion needs (`logdet_l`, `logdet_rx`, `pwrss`, `ok`,
-    /// `l11`, `l_t1`), by the sparse factorization of the trailing block when
-    /// `bp.sparse` is set (crossed designs; [`super::sparse`]); `l_tt` is then not updated
-    /// (`dense_valid` false). Same values as [`Factor::update`] up to rounding.
+    /// Recomputes only what the criterion needs (`logdet_l`, `logdet_rx`, `pwrss`, `ok`),
+    /// by the sparse factorization of the trailing block when `bp.sparse` is set (crossed
+    /// designs; [`super::sparse`]). On that path `l_tt` is not updated, nor `l11` and `l_t1`
+    /// when the first term has one column (`dense_valid` false): use [`Factor::update`] for
+    /// anything beyond the criterion. Same values as [`Factor::update`] up to rounding.
     pub fn update_criterion(&mut self, bp: &BlockedProducts, theta: &[f64]) {
         self.update_impl(bp, theta, true);
     }
@@ -116,6 +117,8 @@ impl Factor {
 
         // Trailing block: Lambda_T' A_TT Lambda_T + I on the random-effects rows.
         let diag_lambda_t = bp.terms.iter().skip(1).all(|t| t.q == 1);
+        // log|L_11|^2 when the sparse gather did the first term's work.
+        let mut gathered: Option<f64> = None;
         // Diagonal of Lambda_T when it is diagonal (1 on the rows of X and y).
         let mut sv = Vec::new();
         if diag_lambda_t {
@@ -129,7 +132,11 @@ impl Factor {
                     .for_each(|v| *v = lam);
             }
             if let (Some(sp), Some(w)) = (sparse, work.as_deref_mut()) {
-                sp.fill(&mut w.vals, &sv, bp.q_rest);
+                // One-column first term: the whole downdate by the gather, no level pass.
+                gathered = sp.fill_gathered(w, &sv, lam1[0], bp.q_rest);
+                if gathered.is_none() {
+                    sp.fill(&mut w.vals, &sv, bp.q_rest);
+                }
             }
             let dense_rows = if sparse.is_some() { 0 } else { m };
             for i in 0..dense_rows {
@@ -166,10 +173,11 @@ impl Factor {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.resize(q1 * q1 + qmax, 0.0);
         let (al, buf) = scratch.split_at_mut(q1 * q1);
-        let mut logdet_l = 0.0;
+        let mut logdet_l = gathered.unwrap_or(0.0);
         let mut diag_prod = 1.0f64;
         let cp = &bp.coupling;
-        for g in 0..cp.n_levels() {
+        let n_level_pass = if gathered.is_some() { 0 } else { cp.n_levels() };
+        for g in 0..n_level_pass {
             let rows = cp.rows(g);
             let vr = cp.val_range(g);
             // L11[g] = chol(Lambda_1' A_g Lambda_1 + I)
@@ -578,18 +586,23 @@ pub fn chol_dense_colmajor(a: &mut [f64], n: usize) -> bool {
 /// Parallelism of the dense factorization: rayon's threads for blocks large enough that the
 /// synchronisation pays (HERSTEL_LMM_THREADS=1 forces sequential work).
 fn dense_par(n: usize) -> faer::Par {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let t = *THREADS.get_or_init(|| {
-        std::env::var("HERSTEL_LMM_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(rayon::current_num_threads)
-    });
+    let t = lmm_threads();
     if n >= 512 && t > 1 {
         faer::Par::rayon(t)
     } else {
         faer::Par::Seq
     }
+}
+
+/// Threads for one factorization: `HERSTEL_LMM_THREADS`, else rayon's thread count.
+pub(crate) fn lmm_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("HERSTEL_LMM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(rayon::current_num_threads)
+    })
 }
 
 /// Right-looking lower Cholesky of a small column-major `n x n` matrix (contiguous column
