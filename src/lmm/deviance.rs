@@ -256,13 +256,13 @@ impl Factor {
                 b.iter_mut().for_each(|v| *v *= f);
             } else if q1 == 2 {
                 let (la, lb, lc) = (lam1[0], lam1[2], lam1[3]);
-                let (l00, l10, l11) = (l[0], l[2], l[3]);
+                let (l10, i00, i11) = (l[2], 1.0 / l[0], 1.0 / l[3]);
                 for br in b.chunks_exact_mut(2) {
                     let y0 = br[0] * la + br[1] * lb;
                     let y1 = br[1] * lc;
-                    let z0 = y0 / l00;
+                    let z0 = y0 * i00;
                     br[0] = z0;
-                    br[1] = (y1 - z0 * l10) / l11;
+                    br[1] = (y1 - z0 * l10) * i11;
                 }
             } else {
                 scale_cols(b, r, q1, 0, q1, &lam1, buf);

@@ -232,12 +232,10 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
                 .zip(&lower)
                 .all(|(t, l)| *l != 0.0 || *t >= SINGULAR_TOL);
             if ok_size && inside {
-                factor.update_criterion(&bp, &theta);
-                let f0 = factor.objective(&bp, reml);
                 factor.update_criterion(&bp, &cand);
                 let f1 = factor.objective(&bp, reml);
-                n_evals += 2;
-                if f1 < f0 {
+                n_evals += 1;
+                if f1 < chk.f0 {
                     theta = cand;
                     if chk.message.is_some() {
                         // The check failed before the step: judge the new estimate.
@@ -419,6 +417,8 @@ struct ConvergenceCheck {
     message: Option<String>,
     /// `H^{-1} g` when the Hessian is positive definite.
     newton_step: Option<Vec<f64>>,
+    /// The criterion at theta (the stencil's centre).
+    f0: f64,
 }
 
 fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> ConvergenceCheck {
@@ -478,6 +478,7 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Converg
         return ConvergenceCheck {
             message: Some("convergence check failed: non-finite gradient or Hessian".into()),
             newton_step: None,
+            f0,
         };
     }
     match hess.clone().cholesky() {
@@ -493,6 +494,7 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Converg
                     "Model failed to converge: degenerate Hessian with {neg} negative eigenvalue(s)"
                 )),
                 newton_step: None,
+                f0,
             }
         }
         Some(ch) => {
@@ -508,6 +510,7 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Converg
                     .iter()
                     .all(|v| v.is_finite())
                     .then(|| step.iter().copied().collect()),
+                f0,
             }
         }
     }

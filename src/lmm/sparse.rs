@@ -420,6 +420,7 @@ impl SparseTrailing {
             }
         }
         let flop_ratio = flops / ((m as f64).powi(3) / 3.0);
+
         if flop_ratio > max_flops {
             return None;
         }
