@@ -29,6 +29,9 @@ pub struct Factor {
     scratch: Vec<f64>,
     /// Buffers of the sparse path (created on first use).
     sparse_work: Option<SparseWork>,
+    /// The unscaled downdated trailing block of the class path, and per-class scratch.
+    wbuf: Vec<f64>,
+    mbuf: Vec<f64>,
     /// True when `l_tt` holds the factor of the current theta (false after
     /// [`Factor::update_criterion`] took the sparse path).
     pub dense_valid: bool,
@@ -47,6 +50,8 @@ impl Factor {
             ok: false,
             scratch: Vec::new(),
             sparse_work: None,
+            wbuf: Vec::new(),
+            mbuf: Vec::new(),
             dense_valid: false,
         }
     }
@@ -77,12 +82,17 @@ impl Factor {
         } else {
             None
         };
-        self.dense_valid = sparse.is_none();
+        let classes = if allow_sparse && sparse.is_none() {
+            bp.classes.as_deref()
+        } else {
+            None
+        };
+        self.dense_valid = sparse.is_none() && classes.is_none();
         let mut work = match sparse {
             Some(sp) => Some(self.sparse_work.take().unwrap_or_else(|| sp.work())),
             None => None,
         };
-        self.update_inner(bp, theta, sparse, work.as_mut());
+        self.update_inner(bp, theta, sparse, classes, work.as_mut());
         if work.is_some() {
             self.sparse_work = work;
         }
@@ -93,6 +103,7 @@ impl Factor {
         bp: &BlockedProducts,
         theta: &[f64],
         sparse: Option<&super::sparse::SparseTrailing>,
+        classes: Option<&super::classes::ClassDowndate>,
         mut work: Option<&mut SparseWork>,
     ) {
         self.theta.clear();
@@ -117,8 +128,25 @@ impl Factor {
 
         // Trailing block: Lambda_T' A_TT Lambda_T + I on the random-effects rows.
         let diag_lambda_t = bp.terms.iter().skip(1).all(|t| t.q == 1);
-        // log|L_11|^2 when the sparse gather did the first term's work.
+        // log|L_11|^2 when the sparse gather or the class sums did the first term's work.
         let mut gathered: Option<f64> = None;
+        // Class path: the downdate is subtracted from a copy of A_TT before the scaling.
+        let mut downdated: Option<Vec<f64>> = None;
+        if let Some(cd) = classes {
+            let mut w = std::mem::take(&mut self.wbuf);
+            w.clear();
+            w.extend_from_slice(&bp.a_tt);
+            match cd.apply(&lam1, &mut w, m, &mut self.mbuf) {
+                Some(ld) => gathered = Some(ld),
+                None => {
+                    self.ok = false;
+                    self.wbuf = w;
+                    return;
+                }
+            }
+            downdated = Some(w);
+        }
+        let a_src: &[f64] = downdated.as_deref().unwrap_or(&bp.a_tt);
         // Diagonal of Lambda_T when it is diagonal (1 on the rows of X and y).
         let mut sv = Vec::new();
         if diag_lambda_t {
@@ -141,14 +169,14 @@ impl Factor {
             let dense_rows = if sparse.is_some() { 0 } else { m };
             for i in 0..dense_rows {
                 let si = sv[i];
-                let src = &bp.a_tt[i * m + i..(i + 1) * m];
+                let src = &a_src[i * m + i..(i + 1) * m];
                 let dst = &mut self.l_tt[i * m + i..(i + 1) * m];
                 for ((d, a), sj) in dst.iter_mut().zip(src).zip(&sv[i..]) {
                     *d = a * si * sj;
                 }
             }
         } else {
-            self.l_tt.copy_from_slice(&bp.a_tt);
+            self.l_tt.copy_from_slice(a_src);
             let qmax = bp.terms.iter().map(|t| t.q).max().unwrap_or(1);
             if self.scratch.len() < qmax {
                 self.scratch.resize(qmax, 0.0);
@@ -162,6 +190,9 @@ impl Factor {
                     scale_rows(&mut self.l_tt, m, c0, q, lam, &mut self.scratch);
                 }
             }
+        }
+        if let Some(w) = downdated {
+            self.wbuf = w;
         }
         if sparse.is_none() {
             for d in 0..bp.q_rest {

@@ -4,6 +4,7 @@
 //! * [`model`]: the cross-product blocks of `[Z X y]`, computed once.
 //! * [`deviance`]: the blocked Cholesky factor and the profiled criterion per theta.
 //! * [`sparse`]: supernodal factorization of the trailing block for crossed designs.
+//! * [`classes`]: the first term's downdate by classes of identical levels (dense path).
 //! * [`optimize`]: BOBYQA over theta, convergence and singularity checks, [`LmmFit`].
 //! * [`inference`]: Wald, Satterthwaite (lmerTest), Kenward-Roger (pbkrtest), F tests, LRT.
 //! * [`blups`]: conditional modes and conditional variances (`ranef(condVar = TRUE)`).
@@ -18,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 pub mod blups;
+pub mod classes;
 pub mod deviance;
 pub mod inference;
 pub mod model;

@@ -78,6 +78,9 @@ pub struct BlockedProducts {
     /// Fixed symbolic structure for the sparse factorization of the trailing block (crossed
     /// designs; see [`super::sparse`]), `None` when the dense factorization is used.
     pub sparse: Option<std::sync::Arc<super::sparse::SparseTrailing>>,
+    /// Class sums of the first term's downdate for the dense path (see [`super::classes`]),
+    /// `None` when they would not save work or the sparse path is used.
+    pub classes: Option<std::sync::Arc<super::classes::ClassDowndate>>,
 }
 
 /// Trailing block larger than this is refused (dense memory `8 m^2` bytes).
@@ -218,6 +221,7 @@ impl BlockedProducts {
             m,
             q_rest,
             sparse: None,
+            classes: None,
         };
         bp.set_sparse(super::sparse::SparseMode::Auto);
         Ok(bp)
@@ -234,6 +238,11 @@ impl BlockedProducts {
             SparseMode::Never => None,
         }
         .map(std::sync::Arc::new);
+        self.classes = if self.sparse.is_none() {
+            super::classes::ClassDowndate::build(self).map(std::sync::Arc::new)
+        } else {
+            None
+        };
     }
 
     /// Lower bounds of theta as lme4 sets them: 0 for diagonal elements, -inf otherwise.
