@@ -90,6 +90,9 @@ pub struct LmmFit {
     pub fitted: Vec<f64>,
     pub residuals: Vec<f64>,
     pub n_evals: usize,
+    /// Wall-clock seconds of the fit from the data frame on (model frame, cross-products,
+    /// optimization, checks, BLUPs): what `lmer` times, without reading the data file.
+    pub fit_seconds: f64,
     pub converged: bool,
     pub singular: bool,
     /// Human-readable notes on singular terms (which variance or correlation).
@@ -108,9 +111,12 @@ const NEWTON_MAX_STEP: f64 = 1e-2;
 
 /// Parses `formula`, builds the model frame on `data` and fits it.
 pub fn fit_formula(formula: &str, data: &Frame, opts: &LmmOptions) -> Result<LmmFit, LmmError> {
+    let t0 = std::time::Instant::now();
     let f = ModelFormula::parse(formula)?;
     let mf = build_model_frame(&f, data)?;
-    fit_model_frame(mf, opts)
+    let mut fit = fit_model_frame(mf, opts)?;
+    fit.fit_seconds = t0.elapsed().as_secs_f64();
+    Ok(fit)
 }
 
 fn minimize(
@@ -154,6 +160,7 @@ fn minimize(
 
 /// Fits a model frame (REML or ML). See the module documentation for the algorithm.
 pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmError> {
+    let t0 = std::time::Instant::now();
     let bp = BlockedProducts::new(&mf)?;
     let reml = opts.reml;
     let lower = bp.theta_lower();
@@ -257,7 +264,9 @@ pub fn fit_model_frame(mf: ModelFrame, opts: &LmmOptions) -> Result<LmmFit, LmmE
             "the deviance is not finite at the optimum".into(),
         ));
     }
-    finish(mf, bp, reml, theta, factor, objective, n_evals, check)
+    let mut fit = finish(mf, bp, reml, theta, factor, objective, n_evals, check)?;
+    fit.fit_seconds = t0.elapsed().as_secs_f64();
+    Ok(fit)
 }
 
 /// A diagonal theta below this is a boundary (singular) estimate (lme4's `isSingular`).
@@ -400,6 +409,7 @@ fn finish(
         fitted,
         residuals,
         n_evals,
+        fit_seconds: 0.0,
         converged,
         singular,
         singular_terms,

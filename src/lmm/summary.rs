@@ -61,6 +61,8 @@ pub struct FitSummary {
     pub converged: bool,
     pub singular: bool,
     pub n_evaluations: usize,
+    /// Seconds spent fitting from the loaded data (model frame to BLUPs; no file reading).
+    pub fit_seconds: f64,
     pub dropped_columns: Vec<String>,
     pub warnings: Vec<String>,
 }
@@ -152,6 +154,7 @@ impl LmmFit {
             converged: self.converged,
             singular: self.singular,
             n_evaluations: self.n_evals,
+            fit_seconds: self.fit_seconds,
             dropped_columns: self.frame.dropped_columns.clone(),
             warnings,
         })
