@@ -82,10 +82,9 @@ impl ClassDowndate {
         }
         let mut acc = vec![0.0; n_tri * k_n * qq];
         let tri = |a: usize, b: usize| a * (a + 1) / 2 + b;
-        for g in 0..nl {
+        for (g, &k) in class_of.iter().enumerate().take(nl) {
             let rows = cp.rows(g);
             let vals = &cp.vals[cp.val_range(g)];
-            let k = class_of[g];
             for (ib, &rb) in rows.iter().enumerate() {
                 let cb = &vals[ib * q1..(ib + 1) * q1];
                 for (ia, &ra) in rows.iter().enumerate().skip(ib) {

@@ -222,9 +222,9 @@ impl SparseTrailing {
         // Pattern of the lower triangle (old numbering), per column.
         let mut cols: Vec<Vec<u32>> = vec![Vec::new(); m];
         for r in 0..m {
-            for c in 0..=r {
+            for (c, col) in cols.iter_mut().enumerate().take(r + 1) {
                 if r == c || bp.a_tt[r * m + c] != 0.0 {
-                    cols[c].push(r as u32);
+                    col.push(r as u32);
                 }
             }
         }
@@ -413,8 +413,8 @@ impl SparseTrailing {
             let (b, e) = (begin[s], end[s]);
             let nc = e - b;
             let nr = (cpv[s + 1] - cpv[s]) / nc.max(1);
-            for j in b..e {
-                l_diag[j] = cpv[s] + (j - b) * nr + (j - b);
+            for (j, d) in l_diag.iter_mut().enumerate().take(e).skip(b) {
+                *d = cpv[s] + (j - b) * nr + (j - b);
                 let below = (nr - (j - b)) as f64;
                 flops += below * below / 2.0;
             }
