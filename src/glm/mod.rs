@@ -21,6 +21,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub mod irls;
+pub mod lm;
 pub mod logistic;
 pub mod negbin;
 pub mod poisson;

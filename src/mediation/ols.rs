@@ -1,7 +1,6 @@
 //! Ordinary least squares by Householder QR, with what `summary(lm(...))` reports:
 //! coefficients, standard errors, t, p, residual SD, R^2 and the coefficient covariance.
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
-use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// One `lm` fit.
@@ -65,57 +64,26 @@ pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, OlsFailure> {
     let mut names = Vec::with_capacity(p);
     names.push("(Intercept)".to_string());
     names.extend(x.iter().map(|(nm, _)| nm.to_string()));
-    let xm = DMatrix::from_fn(n, p, |i, j| {
-        if j == 0 {
-            1.0
-        } else {
-            x.get(j - 1)
-                .and_then(|(_, c)| c.get(i).copied())
-                .unwrap_or(f64::NAN)
-        }
-    });
-    let yv = DVector::from_column_slice(y);
-    let qr = xm.clone().qr();
-    let r = qr.r();
-    let qty = qr.q().transpose() * &yv;
-    // Rank check: a diagonal of R tiny against the largest (lm's tol = 1e-7).
-    let scale = (0..p).map(|j| r[(j, j)].abs()).fold(0.0, f64::max);
-    for j in 0..p {
-        if r[(j, j)].abs().partial_cmp(&(1e-7 * scale)) != Some(std::cmp::Ordering::Greater) {
-            return Err(OlsFailure::Collinear {
-                name: names.get(j).cloned().unwrap_or_default(),
-            });
+    // Row-major design with the intercept first, solved by the shared lm (QR) routine.
+    let mut xr = Vec::with_capacity(n * p);
+    for i in 0..n {
+        xr.push(1.0);
+        for (_, c) in x {
+            xr.push(c.get(i).copied().unwrap_or(f64::NAN));
         }
     }
-    // Back substitution R beta = Q'y.
-    let mut beta = vec![0.0; p];
-    for i in (0..p).rev() {
-        let mut s = qty[i];
-        for j in (i + 1)..p {
-            s -= r[(i, j)] * beta[j];
-        }
-        beta[i] = s / r[(i, i)];
-    }
-    let fitted = &xm * DVector::from_column_slice(&beta);
-    let rss: f64 = (0..n).map(|i| (y[i] - fitted[i]).powi(2)).sum();
-    let df = n - p;
-    let sigma2 = rss / df as f64;
-    // (R'R)^{-1} = R^{-1} R^{-T}
-    let mut rinv = DMatrix::<f64>::zeros(p, p);
-    for c in 0..p {
-        for i in (0..p).rev() {
-            let mut s = if i == c { 1.0 } else { 0.0 };
-            for j in (i + 1)..p {
-                s -= r[(i, j)] * rinv[(j, c)];
-            }
-            rinv[(i, c)] = s / r[(i, i)];
-        }
-    }
-    let xtxi = &rinv * rinv.transpose();
+    let fit = crate::glm::lm::ols_xy(&xr, y, &names).map_err(|e| match e {
+        crate::glm::lm::LmError::TooFewRows { n, p } => OlsFailure::TooFewRows { n, p },
+        crate::glm::lm::LmError::Collinear { name } => OlsFailure::Collinear { name },
+    })?;
+    let beta = fit.beta;
+    let df = fit.df_residual;
+    let sigma2 = fit.sigma * fit.sigma;
+    let rss: f64 = fit.residuals.iter().map(|e| e * e).sum();
     let mut vcov = vec![0.0; p * p];
     for i in 0..p {
         for j in 0..p {
-            vcov[i * p + j] = sigma2 * xtxi[(i, j)];
+            vcov[i * p + j] = fit.vcov[(i, j)];
         }
     }
     let se = (0..p).map(|i| vcov[i * p + i].max(0.0).sqrt()).collect();

@@ -281,70 +281,7 @@ fn lmm_contrasts(
         .collect())
 }
 
-/// An `lm` fit on a row-major design.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OlsXy {
-    pub beta: Vec<f64>,
-    /// `vcov`, p x p.
-    pub vcov: DMatrix<f64>,
-    pub sigma: f64,
-    pub df_residual: usize,
-    pub residuals: Vec<f64>,
-}
-
-/// Least squares of `y` on the row-major `n x p` matrix `x` (Householder QR, as `lm`); an error
-/// when there are no residual df or a column is (numerically) collinear with earlier ones.
-pub fn ols_xy(x: &[f64], y: &[f64], names: &[String]) -> Result<OlsXy, String> {
-    let n = y.len();
-    let p = names.len();
-    if n <= p {
-        return Err(format!("{n} observations for {p} coefficients"));
-    }
-    let xm = DMatrix::from_row_slice(n, p, x);
-    let qr = xm.clone().qr();
-    let r = qr.r();
-    let qty = qr.q().transpose() * nalgebra::DVector::from_column_slice(y);
-    let scale = (0..p).map(|j| r[(j, j)].abs()).fold(0.0, f64::max);
-    for j in 0..p {
-        if r[(j, j)].abs() <= 1e-7 * scale {
-            return Err(format!(
-                "column `{}` is a linear combination of the others",
-                names[j]
-            ));
-        }
-    }
-    let mut beta = vec![0.0; p];
-    for i in (0..p).rev() {
-        let mut s = qty[i];
-        for j in (i + 1)..p {
-            s -= r[(i, j)] * beta[j];
-        }
-        beta[i] = s / r[(i, i)];
-    }
-    let fitted = &xm * nalgebra::DVector::from_column_slice(&beta);
-    let residuals: Vec<f64> = (0..n).map(|i| y[i] - fitted[i]).collect();
-    let rss: f64 = residuals.iter().map(|e| e * e).sum();
-    let df = n - p;
-    let s2 = rss / df as f64;
-    let mut rinv = DMatrix::<f64>::zeros(p, p);
-    for c in 0..p {
-        for i in (0..p).rev() {
-            let mut s = if i == c { 1.0 } else { 0.0 };
-            for j in (i + 1)..p {
-                s -= r[(i, j)] * rinv[(j, c)];
-            }
-            rinv[(i, c)] = s / r[(i, i)];
-        }
-    }
-    let vcov = (&rinv * rinv.transpose()) * s2;
-    Ok(OlsXy {
-        beta,
-        vcov,
-        sigma: s2.sqrt(),
-        df_residual: df,
-        residuals,
-    })
-}
+pub use crate::glm::lm::{ols_xy, OlsXy};
 
 /// A linear combination `l beta` of an OLS fit with its t test and interval (residual df).
 pub fn ols_contrast(fit: &OlsXy, l: &[f64], level: f64) -> (f64, f64, f64, f64, f64, f64) {
