@@ -253,6 +253,27 @@ fn keyed(inst: &Instrument, reverse: &[bool], item: usize, v: f64) -> f64 {
 
 /// Scores every instrument in `instruments` (matched by name to the trial's item matrices)
 /// for every participant x wave.
+/// The exclusion log that `herstel score --log` and `herstel run` write: the missing-score
+/// columns `participant_id, wave, score, reason` (from [`Scored::exclusion_columns`] or
+/// [`Scored::take_exclusion_columns`]) followed by every input row left out of the trial
+/// (`score` = `<table> row <n>`, participant and wave empty).
+pub fn exclusion_log(trial: &Trial, mut cols: Vec<OutColumn>) -> Vec<OutColumn> {
+    for e in &trial.exclusions {
+        let cells = [
+            String::new(),
+            String::new(),
+            format!("{} row {}", e.table, e.row),
+            e.reason.clone(),
+        ];
+        for (col, v) in cols.iter_mut().zip(cells) {
+            if let OutValues::Text(values) = &mut col.values {
+                values.push(Some(v));
+            }
+        }
+    }
+    cols
+}
+
 pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
     let n_waves = trial.study.waves.len();
     let n = trial.participants.len() * n_waves;

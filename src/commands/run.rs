@@ -123,7 +123,10 @@ pub fn run(args: Args) -> CmdResult {
     std::fs::write(args.out.join("validation.txt"), report_text)
         .map_err(|e| format!("cannot write validation.txt: {e}"))?;
     results.warnings.extend(warnings);
-    write_exclusion_log(&args.out.join("exclusions.csv"), &trial, &scored)?;
+    crate::table::write_table_file(
+        &args.out.join("exclusions.csv"),
+        &scoring::exclusion_log(&trial, scored.exclusion_columns()),
+    )?;
     results.manifest = Manifest {
         herstel_version: env!("CARGO_PKG_VERSION").to_string(),
         spec_name,
@@ -158,35 +161,6 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every input row left out of the trial and every missing score with its reason, one line
-/// each (`participant_id, wave, what, reason`), the log `herstel score --log` writes.
-fn write_exclusion_log(
-    path: &Path,
-    trial: &crate::ingest::Trial,
-    scored: &crate::scoring::Scored,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use crate::report::tables::csv_quote;
-    let mut text = String::from("participant_id,wave,what,reason\n");
-    for e in &trial.exclusions {
-        let what = format!("{} row {}", e.table, e.row);
-        text.push_str(&format!(
-            ",,{},{}\n",
-            csv_quote(&what),
-            csv_quote(&e.reason)
-        ));
-    }
-    for e in &scored.exclusions {
-        text.push_str(&format!(
-            "{},{},{},{}\n",
-            csv_quote(&e.participant_id),
-            csv_quote(&e.wave),
-            csv_quote(&e.score),
-            csv_quote(&e.reason)
-        ));
-    }
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 
 /// One line per (kind, table, column) of validation warnings: count and first occurrence.

@@ -47,14 +47,7 @@ pub fn run(args: Args) -> CmdResult {
     write_table_file(&args.out, &scored.to_out_columns())?;
     let n_missing = scored.exclusions.len();
     if let Some(log) = &args.log {
-        let mut cols = scored.take_exclusion_columns();
-        // input rows left out of the trial, in the same layout
-        for e in &trial.exclusions {
-            push_text(&mut cols, 0, String::new());
-            push_text(&mut cols, 1, String::new());
-            push_text(&mut cols, 2, format!("{} row {}", e.table, e.row));
-            push_text(&mut cols, 3, e.reason.clone());
-        }
+        let cols = crate::scoring::exclusion_log(&trial, scored.take_exclusion_columns());
         write_table_file(log, &cols)?;
     }
     eprintln!(
@@ -65,10 +58,4 @@ pub fn run(args: Args) -> CmdResult {
         n_missing
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn push_text(cols: &mut [crate::table::OutColumn], i: usize, v: String) {
-    if let Some(crate::table::OutValues::Text(values)) = cols.get_mut(i).map(|c| &mut c.values) {
-        values.push(Some(v));
-    }
 }

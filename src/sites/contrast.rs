@@ -38,6 +38,22 @@ pub struct WaveContrast {
     pub conf_high: f64,
 }
 
+impl WaveContrast {
+    /// The contrast at `wave` from a row of [`crate::lmm::LmmFit::contrast_level`].
+    pub fn from_row(wave: &str, r: crate::lmm::ContrastRow) -> Self {
+        WaveContrast {
+            wave: wave.to_string(),
+            estimate: r.estimate,
+            std_error: r.std_error,
+            df: r.df,
+            statistic: r.statistic,
+            p_value: r.p_value,
+            conf_low: r.conf_low,
+            conf_high: r.conf_high,
+        }
+    }
+}
+
 /// The contrasts of one fitted model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelContrasts {
@@ -268,16 +284,7 @@ fn lmm_contrasts(
     Ok(rows
         .iter()
         .zip(res)
-        .map(|((w, _), r)| WaveContrast {
-            wave: w.clone(),
-            estimate: r.estimate,
-            std_error: r.std_error,
-            df: r.df,
-            statistic: r.statistic,
-            p_value: r.p_value,
-            conf_low: r.conf_low,
-            conf_high: r.conf_high,
-        })
+        .map(|((w, _), r)| WaveContrast::from_row(w, r))
         .collect())
 }
 

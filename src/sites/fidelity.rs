@@ -285,16 +285,7 @@ fn moderator_model(
     let rows = l_rows
         .iter()
         .zip(res)
-        .map(|((w, _), r)| WaveContrast {
-            wave: w.clone(),
-            estimate: r.estimate,
-            std_error: r.std_error,
-            df: r.df,
-            statistic: r.statistic,
-            p_value: r.p_value,
-            conf_low: r.conf_low,
-            conf_high: r.conf_high,
-        })
+        .map(|((w, _), r)| WaveContrast::from_row(w, r))
         .collect();
     let mut warnings = fit.warnings.clone();
     if fit.singular && !warnings.iter().any(|w| w.contains("singular")) {
