@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed benchmark (issue 3, point 6): fits the same files with lme4 (R) and herstel (release
+# Speed benchmark: fits the same files with lme4 (R) and herstel (release
 # build) in one run and prints the time ratios and herstel's peak memory.
 #
 #   benches/lmm_vs_lme4.sh [workdir]      (default workdir: target/lmm-bench)

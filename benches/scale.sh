@@ -1,5 +1,5 @@
 #!/bin/sh
-# Scale benchmark (issue 2, point 7): validate + score a simulated export of 100,000
+# Scale benchmark: validate + score a simulated export of 100,000
 # participants x 3 waves (default trial parameters: 6 instruments, 132 item columns, dropout,
 # item gaps, admissions), timed on the test-profile binary with /usr/bin/time -v.
 #

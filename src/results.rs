@@ -4,10 +4,10 @@
 //! tables (CSV, Markdown, LaTeX, HTML), plots and `report.html`. The report layer computes no
 //! statistics, so every number a reader sees comes from here and the formats cannot disagree.
 //!
-//! The JSON layout follows the issues: outcomes (issue 5 point 6, fixed effects as `herstel fit
-//! --json`, issue 3 point 4), admissions, `table1`, `consort`, `mediation` (issue 6 point 6) and
-//! `sites` (issue 8 point 8). Model rows are broom-style (`term, estimate, std_error, statistic,
-//! df, p_value, conf_low, conf_high`), term names as R prints them.
+//! The JSON layout (README.md, "What a run produces"): `outcomes` (fixed effects as in
+//! `herstel fit --json`), `admissions`, `table1`, `consort`, `mediation` and `sites`. Model rows
+//! are broom-style (`term, estimate, std_error, statistic, df, p_value, conf_low, conf_high`),
+//! term names as R prints them.
 //!
 //! Numbers that are not available are `NaN` in memory and `null` in JSON (serde_json writes
 //! non-finite floats as `null`; reading `null` back gives `NaN`), or `Option::None` where a
@@ -76,7 +76,7 @@ pub struct Results {
 // ---------------------------------------------------------------------------------------------
 // Provenance and design
 
-/// Provenance of a run (design.md "Conventions": results.json carries a manifest).
+/// Provenance of a run: the manifest in results.json (README.md, "What a run produces").
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     /// `CARGO_PKG_VERSION` of the herstel that wrote the results.
@@ -197,7 +197,7 @@ pub struct ExclusionRow {
 // ---------------------------------------------------------------------------------------------
 // Table 1 and CONSORT
 
-/// Baseline characteristics by arm (issue 5 point 5).
+/// Baseline characteristics by arm (Table 1).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Table1 {
     /// Arms in column order with their n.
@@ -316,7 +316,7 @@ pub struct WaveCount {
 // ---------------------------------------------------------------------------------------------
 // Outcome models
 
-/// One outcome model: an outcome in one analysis set under one model (issue 5 point 6).
+/// One outcome model: an outcome in one analysis set under one model.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct OutcomeResult {
     /// Instrument name (`imrs_client`).
@@ -611,7 +611,7 @@ pub struct TrajectoryPoint {
 // ---------------------------------------------------------------------------------------------
 // Admissions
 
-/// Psychiatric admissions (issue 5 point 4).
+/// Psychiatric admissions (the `[admissions]` analyses of the spec).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Admissions {
     /// The follow-up window (`days 1-639 after randomization`).
@@ -773,7 +773,7 @@ pub struct AdmissionsByArm {
 // ---------------------------------------------------------------------------------------------
 // Mediation
 
-/// One mediation analysis (issue 6 point 6).
+/// One mediation analysis of the recovery framework (`[mediation]` of the spec).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MediationResult {
     /// `change_scores`, `within_person` or `treatment`.
@@ -877,7 +877,7 @@ pub struct Interval {
 // ---------------------------------------------------------------------------------------------
 // Sites
 
-/// Site comparison for one outcome at one follow-up wave (issue 8 point 8).
+/// Site comparison for one outcome at one follow-up wave (`[sites]` of the spec).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SiteResult {
     /// Outcome.

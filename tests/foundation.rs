@@ -922,7 +922,7 @@ fn write_big_export(dir: &Path, n: usize) {
     );
 }
 
-/// Scale check (issue 2 point 7): validate + score 100,000 participants x 3 waves.
+/// Scale check: validate + score 100,000 participants x 3 waves.
 /// `HERSTEL_BIG_EXPORT=/some/dir cargo test --test foundation -- --ignored scale --nocapture`
 /// keeps the export there for measuring the binary with `/usr/bin/time -v herstel validate DIR`
 /// and `herstel score DIR --out FILE` (see benches/scale.sh).

@@ -878,7 +878,7 @@ fn start_at_zero_is_not_a_trap() {
     assert!(!fit.singular);
 }
 
-/// Phase timings of the benchmark fits (issue 3, point 6): not a test of correctness.
+/// Phase timings of the benchmark fits: not a test of correctness.
 /// `LMM_BENCH_DIR=target/lmm-bench cargo test --test lmm bench_phases -- --ignored --nocapture`
 /// (the CSVs are written by benches/lmm_vs_lme4.sh). Prints, per model, the seconds spent
 /// reading the CSV, building the model frame, forming the cross-products, one criterion

@@ -1,4 +1,4 @@
-//! Mediation (issue 6) against R: `tests/fixtures/mediation/mediation.json` (tests/r/mediation.R:
+//! Mediation against R: `tests/fixtures/mediation/mediation.json` (tests/r/mediation.R:
 //! lm change-score paths, lmer within-person paths, boot and Monte Carlo intervals) and the
 //! shared trial-small reference (`trial_small_reference.json`: blocks `mediation`,
 //! `mediation_change`, `mediation_within_parallel`, copied from reference.json).
@@ -995,7 +995,7 @@ fn shipped_spec_parses() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Simulated trials: truth recovery (issue 6 point 4) and bootstrap speed (point 5)
+// Simulated trials: truth recovery and bootstrap speed
 
 mod simulated {
     use super::*;
@@ -1113,7 +1113,7 @@ fn truth_recovery_500() {
 }
 
 /// 10,000 participant-bootstrap resamples of the multi-wave model (both mediators: the a1, a2
-/// and b models refitted per resample) on a 190-participant trial; issue 6 point 5 asks for
+/// and b models refitted per resample) on a 190-participant trial; the target is
 /// < 10 s on 2 cores. Test profile (dependencies opt-level 2, herstel opt-level 1):
 /// `cargo test --test mediation -- --ignored speed`.
 #[test]

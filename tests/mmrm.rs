@@ -1,4 +1,4 @@
-//! MMRM (issue 4) against R golden values written by tests/r/mmrm.R and
+//! MMRM against R golden values written by tests/r/mmrm.R and
 //! tests/r/mmrm_trial_small.R (nlme::gls, emmeans, pbkrtest's Kenward-Roger code on the
 //! linear covariance parametrization). Fixtures in tests/fixtures/mmrm/.
 use std::collections::HashMap;
@@ -345,7 +345,7 @@ fn spec_parsing_and_errors() {
     assert!(e.to_string().contains("two rows"), "{e}");
 }
 
-/// Benchmark (issue 4, point 6): unstructured MMRM with Kenward-Roger df on 10,000
+/// Benchmark: unstructured MMRM with Kenward-Roger df on 10,000
 /// participants x 4 waves (about 5% of visits missing), simulated with a fixed LCG.
 /// `cargo test --test mmrm bench_ -- --ignored --nocapture` (test profile: the crate at
 /// opt-level 1, dependencies at 2).

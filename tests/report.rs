@@ -48,7 +48,7 @@ fn results_json_round_trips() {
         .df
         .is_nan());
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    // Layout keys of the issues.
+    // Layout keys of results.json (README.md, "What a run produces").
     let o = &v["outcomes"][0];
     for key in [
         "outcome",

@@ -1,4 +1,4 @@
-//! The trial analysis (`herstel run`, issue 5) against R on the shared trial-small export:
+//! The trial analysis (`herstel run`) against R on the shared trial-small export:
 //! lme4/lmerTest fixed effects, emmeans marginal means and IMR - TAU contrasts (Satterthwaite and
 //! Kenward-Roger), the partially nested model, MASS::glm.nb and the trial's logistic model.
 //! Golden values: `tests/fixtures/glm/reference.json` (a copy of the shared trial-small
@@ -412,7 +412,7 @@ fn table1_and_consort_counts() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Truth recovery (issue 5 point 7): repeated simulated trials from the built-in simulator.
+// Truth recovery: repeated simulated trials from the built-in simulator.
 
 const COVERAGE_SPEC: &str = r#"
 [sensitivity]
@@ -560,7 +560,7 @@ fn truth_recovery_quick() {
     assert!(rej <= 0.12, "null rejection rate {rej}");
 }
 
-/// The full check (issue 5 point 7): `HERSTEL_COVERAGE_REPS` trials (default 500) with the
+/// The full truth-recovery check: `HERSTEL_COVERAGE_REPS` trials (default 500) with the
 /// default parameters and as many null trials (every arm effect 0).
 /// `cargo test --test run -- --ignored truth_recovery_full --nocapture`
 #[test]

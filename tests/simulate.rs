@@ -897,7 +897,7 @@ fn regenerate_default_observed_scale() {
     eprintln!("wrote {}", path.display());
 }
 
-/// The default trial against "Simulation defaults" in spec/instruments.md, on the scored scale
+/// The default trial against "Simulation defaults" in docs/instruments.md, on the scored scale
 /// (the cached 200,000-participant truth trial) and in a 3,000-participant trial with missing
 /// data (admissions, dropout, attendance).
 #[test]

@@ -1,4 +1,4 @@
-//! Site comparisons (issue 8) against R golden values (tests/r/sites.R: lme4, lmerTest, emmeans,
+//! Site comparisons against R golden values (tests/r/sites.R: lme4, lmerTest, emmeans,
 //! metafor on the simulated 12-site data tests/fixtures/r/sites_long.csv), plus end-to-end runs
 //! on simulated exports, pooling, routine monitoring and the 200-site benchmark (ignored).
 use std::collections::HashMap;

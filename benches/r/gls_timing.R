@@ -1,4 +1,4 @@
-# nlme::gls fit times for the MMRM benchmark (issue 4).
+# nlme::gls fit times for the MMRM benchmark (tests/mmrm.rs).
 # Usage: Rscript benches/r/gls_timing.R [--ml] [--reps N] [--structure us|cs|ar1|csh|ar1h]
 #                                      [--formula "y ~ arm * wave"] CSV
 #   CSV columns: id (participant), wave (factor; levels sorted), widx (integer wave index 1..T), the

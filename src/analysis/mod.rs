@@ -1,4 +1,4 @@
-//! The trial analysis (issue 5): an analysis spec applied to a scored trial gives the
+//! The trial analysis (`herstel run`): an analysis spec applied to a scored trial gives the
 //! outcome models, admissions, Table 1 and CONSORT counts as one [`Results`] value, from which
 //! every output is rendered. Pure: no file is read or written here.
 

@@ -1,4 +1,4 @@
-//! Outcome models of the trial (issue 5 point 3): per outcome and analysis set the LMM
+//! Outcome models of the trial: per outcome and analysis set the LMM
 //! `score ~ arm * wave + (1 | participant_id)` (lmerTest), the arm x wave omnibus F test
 //! (`anova(fit)`), marginal means per arm x wave (`emmeans(fit, ~ arm * wave)`), the
 //! intervention minus control contrast at each follow-up wave and the difference in change

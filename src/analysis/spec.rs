@@ -32,10 +32,10 @@ pub struct AnalysisSpec {
     /// Admission (count) analyses.
     #[serde(default)]
     pub admissions: AdmissionsSpec,
-    /// The recovery-framework mediation analyses (`[mediation]`, issue 6); absent = not run.
+    /// The recovery-framework mediation analyses (`[mediation]`); absent = not run.
     #[serde(default)]
     pub mediation: Option<crate::mediation::MediationSpec>,
-    /// Site comparison (`[sites]`, issue 8); absent = not run.
+    /// Site comparison (`[sites]`); absent = not run.
     #[serde(default)]
     pub sites: Option<crate::sites::SitesSpec>,
     /// Seed for everything random in the run (bootstrap, built-in simulated trial).

@@ -1,7 +1,7 @@
 //! `herstel fit --data FILE --formula "..." [--ml] [--df ...] [--json]`: one linear mixed
-//! model in lme4 syntax, printed like lme4/lmerTest's summary or as JSON (issue 3, point 4).
+//! model in lme4 syntax, printed like lme4/lmerTest's summary or as JSON (`--json`, below).
 //!
-//! **Repeated measures, weights, model comparison** (issue 4). With `--residual` or
+//! **Repeated measures, weights, model comparison**. With `--residual` or
 //! `--weights` the model is fitted by the MMRM engine ([`crate::mmrm::fit_model`]):
 //!
 //! * `--residual "STRUCTURE(TIME | SUBJECT)"` or `"STRUCTURE(TIME | SUBJECT, by = GROUP)"`: the

@@ -1,6 +1,6 @@
 //! Ingest: a trial export folder -> a typed, validated [`Trial`] plus a [`ValidationReport`].
 //!
-//! Checks follow `spec/trial-export.md` and issue 2 point 3: generic checks driven by the table
+//! Checks follow `docs/trial-export.md` ("Bad input"): generic checks driven by the table
 //! schema (required columns, types, ranges, keys, references), then the trial's own rules (arms
 //! and waves of study.toml, item ranges, admissions, groups by design) and warnings. Every input
 //! row ends in the [`Trial`] or in [`Trial::exclusions`] with its reason.

@@ -12,7 +12,7 @@ pub enum Severity {
     Warning,
 }
 
-/// The class of a problem (issue 2, point 3).
+/// The class of a problem (`docs/trial-export.md`, "Bad input").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {

@@ -1,4 +1,4 @@
-//! Output of a fit: the `herstel fit --json` layout (issue 3, point 4; broom-style rows) and an
+//! Output of a fit: the `herstel fit --json` layout (broom-style rows) and an
 //! lme4-like printed summary.
 use std::fmt::Write as _;
 

@@ -1,4 +1,4 @@
-//! The recovery framework (issue 6): self-management (IMRS client) -> clinical (BSI) and
+//! The recovery framework: self-management (IMRS client) -> clinical (BSI) and
 //! functional (SFS) recovery -> personal recovery (MHRM), three ways:
 //!
 //! * [`change_scores`]: the published analysis (Roosenschoon, Deen, van Weeghel, Kamperman &
@@ -329,7 +329,7 @@ pub(crate) fn proportion_mediated(
     (Some(p), warn)
 }
 
-/// Runs the analyses of `spec` on a scored trial (issue 6), in the order of `spec.analyses`
+/// Runs the analyses of `spec` on a scored trial, in the order of `spec.analyses`
 /// (with `random_slopes`, the `within_person_random_slopes` result follows `within_person`).
 /// `seed` drives every bootstrap and Monte Carlo draw; the results do not depend on the number
 /// of threads. `quiet` hides the progress bars.

@@ -1,4 +1,4 @@
-//! The `[mediation]` table of an analysis spec (issue 6): which scores play X, the mediators
+//! The `[mediation]` table of an analysis spec: which scores play X, the mediators
 //! and Y, which waves, and how many resamples and draws. Every key has a default, so an empty
 //! `[mediation]` table runs the thesis analysis (Roosenschoon et al. 2024, PLoS ONE,
 //! doi 10.1371/journal.pone.0313202) and its multi-wave and treatment-level extensions.

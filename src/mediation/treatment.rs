@@ -1,4 +1,4 @@
-//! Treatment-level mediation (issue 6 point 3): does IMR improve personal recovery through
+//! Treatment-level mediation: does IMR improve personal recovery through
 //! self-management? In temporal order: arm -> change in the mediator (IMRS client) from
 //! baseline to the end of treatment -> change in the outcome (MHRM) from baseline to the last
 //! wave. Three `lm` regressions on the complete cases, both baselines as covariates in each

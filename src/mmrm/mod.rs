@@ -1,6 +1,6 @@
 //! Mixed models for repeated measures (MMRM) and, in the same per-participant block machinery,
 //! linear mixed models with one subject-level random-effects term and residual variances by
-//! group (issue 4). Reproduces nlme's `gls(..., correlation = corSymm/corCompSymm/corAR1/
+//! group. Reproduces nlme's `gls(..., correlation = corSymm/corCompSymm/corAR1/
 //! corARMA(form = ~ widx | id), weights = varIdent(form = ~ 1 | wave))` and
 //! `lme(..., random = ~ 1 + x | id, weights = varIdent(form = ~ 1 | s))` (Pinheiro & Bates
 //! 2000), SAS PROC MIXED `REPEATED wave / SUBJECT=id TYPE=UN|CS|CSH|AR(1)|ARH(1)|TOEP`, with

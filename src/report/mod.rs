@@ -2,7 +2,7 @@
 //! figures (SVG and PNG) and one self-contained `report.html`.
 //!
 //! The report layer computes no statistics: every number comes from the one [`Results`]
-//! structure, so the formats cannot disagree (design.md, "Data flow"). Files are written here
+//! structure, so the formats cannot disagree (see ARCHITECTURE.md). Files are written here
 //! and nowhere else in the library.
 pub mod format;
 pub mod html;

@@ -1,6 +1,6 @@
 //! Questionnaire instruments (`data-schema/instruments/*.toml`): items, response range,
 //! "not known" codes, reverse keying, total rule, subscales and the minimum answered share.
-//! Scale facts: `spec/instruments.md`.
+//! Scale facts: `docs/instruments.md`.
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! `study.toml`: what the study is (arms, waves, instruments, design).
-//! See `spec/trial-export.md`. Keys not listed here are ignored.
+//! See `docs/trial-export.md`. Keys not listed here are ignored.
 
 use std::path::Path;
 

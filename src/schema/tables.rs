@@ -1,5 +1,5 @@
 //! Export table definitions (`data-schema/tables/*.toml`): columns, types, keys, references.
-//! The format itself is described in `spec/trial-export.md`.
+//! The format itself is described in `docs/trial-export.md`.
 
 use std::path::Path;
 

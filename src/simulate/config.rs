@@ -1,6 +1,6 @@
 //! Every parameter of the trial simulator, with defaults that follow the Dutch IMR trial
 //! (Roosenschoon et al. 2021, Front Psychiatry 12:723435; "Simulation defaults" in
-//! `spec/instruments.md`). The TOML file format is this struct: a `--config FILE` may set
+//! `docs/instruments.md`). The TOML file format is this struct: a `--config FILE` may set
 //! any subset of the fields, the rest keep their defaults. `analyses/simulate-default.toml`
 //! lists every field with a comment.
 //!

@@ -1,4 +1,4 @@
-//! The export tables as text (format: `spec/trial-export.md`).
+//! The export tables as text (format: `docs/trial-export.md`).
 use std::fmt::Write as _;
 
 use super::admissions::Admission;

@@ -1,6 +1,6 @@
 //! Trial simulator: a documented latent model whose defaults follow the Dutch IMR trial
 //! (Roosenschoon et al. 2021, Front Psychiatry 12:723435), written as a trial export
-//! (`spec/trial-export.md`) plus `truth.json`.
+//! (`docs/trial-export.md`) plus `truth.json`.
 //!
 //! ```no_run
 //! use herstel::simulate::{simulate, SimConfig};

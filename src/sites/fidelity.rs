@@ -1,5 +1,4 @@
-//! The IMR Fidelity Scale of the training groups as a moderator of the treatment effect
-//! (issue 8 point 3).
+//! The IMR Fidelity Scale of the training groups as a moderator of the treatment effect.
 //!
 //! * By band, as the Dutch trial did (Roosenschoon et al. 2021, Front Psychiatry 12:723435):
 //!   controls plus the intervention participants whose group scored high (>= 4) or moderate

@@ -1,8 +1,8 @@
-//! Site comparisons across the IMR network (issue 8): per-site treatment effects, their
+//! Site comparisons across the IMR network: per-site treatment effects, their
 //! random-effects meta-analysis, shrunken site effects with ranks, fidelity as moderator,
 //! pooled exports and routine outcome monitoring. Pure: no file is read or written here.
 //!
-//! Per outcome and follow-up wave ([`SiteResult`], issue 8 point 8):
+//! Per outcome and follow-up wave ([`SiteResult`], the `sites` rows of results.json):
 //! * `per_site`: the intervention minus control contrast at the wave from the trial's outcome
 //!   model fitted to each site's data (`lmer(y ~ arm * wave + (1 | participant_id))` with
 //!   emmeans/lmerTest Satterthwaite df), ordinary least squares (`lm`) when that fit is
@@ -226,7 +226,7 @@ pub enum SitesError {
 /// Everything the site analyses produced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SitesOutput {
-    /// One entry per outcome x follow-up wave (issue 8 point 8).
+    /// One entry per outcome x follow-up wave (the `sites` rows of results.json).
     pub sites: Vec<SiteResult>,
     /// Model details per outcome x wave (methods per site, full meta-analysis, funnel).
     pub details: Vec<SiteDetails>,
@@ -690,7 +690,7 @@ pub fn follow_up_waves(trial: &Trial, spec: &SitesSpec) -> Result<Vec<String>, S
     }
 }
 
-/// Site comparisons of a scored trial (issue 8): per outcome and follow-up wave the per-site
+/// Site comparisons of a scored trial: per outcome and follow-up wave the per-site
 /// contrasts, their meta-analysis, shrunken site effects and ranks; fidelity as moderator;
 /// routine outcome monitoring when `spec.routine` is set. Outcomes the export lacks are
 /// skipped with a warning. `seed` drives the rank simulation (same seed, same ranks).

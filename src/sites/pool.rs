@@ -1,4 +1,4 @@
-//! Several exports at once (issue 8 point 5).
+//! Several exports at once (`herstel run` with repeated `--data`, README.md).
 //!
 //! * [`pool_trials`]: one [`Trial`] from several exports of the same design (arms, waves),
 //!   with the study as a level: every id is prefixed `<study>:` so sites, groups and

@@ -1,4 +1,4 @@
-# Golden values for count and binary outcomes (issue 5, admissions): MASS::glm.nb and Poisson with
+# Golden values for psychiatric admissions (count and binary outcomes): MASS::glm.nb, Poisson with
 # a log-exposure offset, logistic regression, rate/odds ratios with Wald CIs, wilcox.test.
 # Run from the repository root:  Rscript tests/r/glm.R
 # Writes tests/fixtures/r/admissions.csv (the data, as fitted) and tests/fixtures/r/glm.json.

@@ -1,4 +1,4 @@
-# What lme4/lmerTest do with awkward input (issue 3, item 7): which cases are errors, warnings or
+# What lme4/lmerTest do with awkward input: which cases are errors, warnings or
 # messages, with R's text, and the fit R still returns (nobs, dropped columns).
 # Run from the repository root after lmm_trial.R:  Rscript tests/r/lmm_errors.R
 # Reads tests/fixtures/r/trial_long.csv; writes tests/fixtures/r/lmm_errors.json.

@@ -1,4 +1,4 @@
-# Golden values for the mediation analyses (issue 6) on a simulated 3-wave dataset:
+# Golden values for the mediation analyses on a simulated 3-wave dataset:
 # (1) change-score regressions (lm) with baseline covariates, indirect effects with Sobel SE,
 #     bootstrap (boot) and Monte Carlo CIs; (2) multi-wave within-person model with person-mean
 #     centring (lmerTest::lmer per path); (3) random-slopes version stacking the M and Y equations

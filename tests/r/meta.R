@@ -1,4 +1,4 @@
-# Golden values for random-effects meta-analysis of per-site estimates (issue 8):
+# Golden values for random-effects meta-analysis of per-site estimates:
 # metafor::rma(yi, sei = se, method = "REML", test = "knha") converged tightly, plus leave1out.
 # Run from the repository root:  Rscript tests/r/meta.R   -> tests/fixtures/r/meta.json
 source("tests/r/common.R")

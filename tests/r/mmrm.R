@@ -1,4 +1,4 @@
-# Golden values for MMRM (issue 4): nlme::gls with residual covariance structures by wave on the
+# Golden values for MMRM: nlme::gls with residual covariance structures by wave on the
 # simulated trial of tests/r/lmm_trial.R (tests/fixtures/r/trial_long.csv), REML and ML, with
 # emmeans contrasts IMR - CAU per wave; nlme::lme with a residual variance per arm (varIdent).
 # Run from the repository root after lmm_trial.R:  Rscript tests/r/mmrm.R  -> tests/fixtures/mmrm/mmrm.json

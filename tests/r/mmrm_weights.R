@@ -1,5 +1,5 @@
 # Golden values for residual structures combined with varIdent weights and for random slopes
-# with varIdent (issue 4, point 2) on the simulated trial (tests/fixtures/mmrm/trial_long.csv):
+# with varIdent on the simulated trial (tests/fixtures/mmrm/trial_long.csv):
 #   gls(y ~ arm * wave, correlation = corCompSymm / corAR1 (form = ~ widx | id),
 #       weights = varIdent(form = ~ 1 | arm))                      REML and ML
 #   lme(y ~ arm * time, random = ~ 1 + time | id, weights = varIdent(form = ~ 1 | arm))

@@ -1,4 +1,4 @@
-# Golden values for site comparisons (issue 8) on simulated multi-site data: random site intercept +
+# Golden values for site comparisons on simulated multi-site data: random site intercept +
 # site-by-arm effects with conditional modes and conditional SDs (lme4), per-site contrasts
 # IMR - CAU at the last wave (one lmer per site, emmeans Satterthwaite), and a random-effects
 # meta-analysis of those (metafor::rma REML + Knapp-Hartung, tight) with leave-one-out.

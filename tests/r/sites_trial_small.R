@@ -1,4 +1,4 @@
-# Golden values for the site comparisons (issue 8) on the shared trial-small reference (4 sites,
+# Golden values for the site comparisons on the shared trial-small reference (4 sites,
 # 120 participants, 9 IMR training groups with fidelity ratings): per-site lmer contrasts (lm
 # when the lmer fit is singular), metafor::rma REML + Knapp-Hartung with leave1out, the
 # shrinkage models (random site intercept + arm slope; and + follow-up indicator), fidelity
