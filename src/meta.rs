@@ -17,7 +17,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::glm::special::{p_two_sided_normal, p_two_sided_t, pchisq_upper, qnorm, qt};
+use crate::stats::distributions::{p_two_sided_normal, p_two_sided_t, pchisq_upper, qnorm, qt};
 
 /// Errors of the meta-analysis.
 #[derive(Debug, Error, Clone, PartialEq)]

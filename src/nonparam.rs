@@ -3,7 +3,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::glm::special::{pnorm, pnorm_upper};
+use crate::stats::distributions::{pnorm, pnorm_upper};
 
 /// Errors of the rank tests.
 #[derive(Debug, Error, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 //! the exclusion summary.
 
 use super::describe::{is_skewed, summarise, tabulate};
-use super::spec::AnalysisSpec;
+use super::spec::OutcomesPlan;
 use crate::ingest::Trial;
 use crate::results::{
     AnalysisSetInfo, ArmCount, Consort, ConsortArm, ExclusionRow, StudyDescription, Table1,
@@ -109,7 +109,7 @@ fn categorical_rows(
 
 /// Baseline characteristics by arm: age, sex, diagnosis, site, sessions attended, and the
 /// baseline score of every analysed outcome.
-pub fn table1(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Table1 {
+pub fn table1(trial: &Trial, scored: &Scored, spec: &OutcomesPlan) -> Table1 {
     let arms = trial.study.arms.clone();
     let arm = arm_of(trial);
     let mut rows = Vec::new();
@@ -146,7 +146,7 @@ pub fn table1(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Table1 {
         rows.push(numeric_row("IMR sessions attended", &sessions, &arm, &arms));
     }
     // Baseline scores: the scored rows of the first wave, one per participant in file order.
-    for o in &spec.outcomes {
+    for o in spec.outcomes {
         let Some(values) = scored.score(&o.name) else {
             continue;
         };
@@ -161,9 +161,11 @@ pub fn table1(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Table1 {
         rows.push(numeric_row(
             &format!(
                 "{} at baseline",
-                o.label
-                    .clone()
-                    .unwrap_or_else(|| crate::report::format::outcome_label(&o.name))
+                o.label.clone().unwrap_or_else(|| trial
+                    .instruments
+                    .iter()
+                    .find(|i| i.name == o.name)
+                    .map_or_else(|| o.name.replace('_', " "), |i| i.label.clone()))
             ),
             &v,
             &a,
@@ -186,7 +188,7 @@ pub fn table1(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Table1 {
 /// CONSORT flow per arm: randomized, attended at least one session, completers, assessed
 /// (any outcome score) and lost at each wave, analysed (in the primary ITT model: at least
 /// one observed primary score).
-pub fn consort(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Consort {
+pub fn consort(trial: &Trial, scored: &Scored, spec: &OutcomesPlan) -> Consort {
     let study = &trial.study;
     let arms = &study.arms;
     let min_sessions = spec.analysis_sets.per_protocol.min_share
@@ -266,7 +268,7 @@ pub fn consort(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Consort {
 }
 
 /// The study and methods summary of the report.
-pub fn study_description(trial: &Trial, spec: &AnalysisSpec) -> StudyDescription {
+pub fn study_description(trial: &Trial, spec: &OutcomesPlan) -> StudyDescription {
     let s = &trial.study;
     let pp = &spec.analysis_sets.per_protocol;
     let mut sets = vec![AnalysisSetInfo {

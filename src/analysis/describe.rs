@@ -1,6 +1,7 @@
 //! Descriptive statistics for Table 1: mean (SD), median (IQR) when skewed, n (%).
 //! Quantiles are R's default type 7 (`stats::quantile`); the SD has divisor n - 1.
 
+use crate::stats::quantile::quantile_type7;
 use serde::{Deserialize, Serialize};
 
 /// Summary of a numeric variable within one arm.
@@ -54,23 +55,11 @@ pub fn summarise(x: &[Option<f64>]) -> NumericSummary {
         n_missing,
         mean: Some(mean),
         sd,
-        median: Some(quantile_sorted(&v, 0.5)),
-        q1: Some(quantile_sorted(&v, 0.25)),
-        q3: Some(quantile_sorted(&v, 0.75)),
+        median: Some(quantile_type7(&v, 0.5)),
+        q1: Some(quantile_type7(&v, 0.25)),
+        q3: Some(quantile_type7(&v, 0.75)),
         skewness,
     }
-}
-
-/// R's type-7 quantile of sorted, non-empty data.
-pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let h = (n as f64 - 1.0) * p;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// Whether a variable is reported as median (IQR) rather than mean (SD): absolute
@@ -108,9 +97,9 @@ mod tests {
     fn type7_quantiles_match_r() {
         // quantile(c(1, 2, 4, 7, 11, 16), c(.25, .5, .75)) = 2.5, 5.5, 10
         let v = [1.0, 2.0, 4.0, 7.0, 11.0, 16.0];
-        assert!((quantile_sorted(&v, 0.25) - 2.5).abs() < 1e-12);
-        assert!((quantile_sorted(&v, 0.5) - 5.5).abs() < 1e-12);
-        assert!((quantile_sorted(&v, 0.75) - 10.0).abs() < 1e-12);
+        assert!((quantile_type7(&v, 0.25) - 2.5).abs() < 1e-12);
+        assert!((quantile_type7(&v, 0.5) - 5.5).abs() < 1e-12);
+        assert!((quantile_type7(&v, 0.75) - 10.0).abs() < 1e-12);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 
 use nalgebra::DMatrix;
 
-use super::emmeans::{reference_grid, GridFactor, GridPoint};
+use crate::emmeans::{reference_grid, GridFactor, GridPoint};
+use crate::formula::Formula;
 use crate::frame::Frame;
 use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
 use crate::mmrm::{fit_model, MmrmFit, MmrmOptions, ResidualSpec, WeightsSpec};
@@ -15,21 +16,7 @@ use crate::results::{
     ContrastRow, EmmeanRow, FTest, FitStats, ModelComparison, ModelDiagnostics, OutcomeResult,
     RandomEffectRow, RandomEffectValue, TermRow,
 };
-
-/// The long data of one outcome in one analysis set, ready for model fitting.
-#[derive(Debug, Clone)]
-pub struct OutcomeData {
-    /// Modelling frame with columns `y` (the outcome), `participant_id`, `arm`, `wave`,
-    /// `site_id`, `group_id` (controls of an individually randomized trial as singleton
-    /// groups), `imr` (1 in the intervention arm), `months`.
-    pub frame: Frame,
-    pub arms: Vec<String>,
-    pub waves: Vec<String>,
-    /// The intervention arm's label (contrasts are intervention minus the first arm).
-    pub intervention: String,
-    /// Pooled (over arms) SD of the outcome at baseline in this analysis set.
-    pub baseline_sd: Option<f64>,
-}
+use crate::trial_data::OutcomeData;
 
 /// What to fit and how.
 #[derive(Debug, Clone)]
@@ -38,10 +25,9 @@ pub struct ModelRequest {
     pub analysis_set: String,
     pub sensitivity: Option<String>,
     pub primary: bool,
-    /// Formula on the frame's column names (the response is `y`).
-    pub formula: String,
-    /// Formula as shown to users (the response named as the outcome).
-    pub display_formula: String,
+    /// Formula on the frame's column names (the response is `y`); shown to users with the
+    /// outcome's name as response ([`ModelRequest::display_formula`]).
+    pub formula: Formula,
     pub reml: bool,
     pub df: DfMethod,
     pub level: f64,
@@ -52,6 +38,13 @@ pub struct ModelRequest {
     pub residual: Option<String>,
     /// `ident(column)`: a residual variance per level (nlme's varIdent).
     pub weights: Option<String>,
+}
+
+impl ModelRequest {
+    /// The formula as shown to users: the response named as the outcome.
+    pub fn display_formula(&self) -> String {
+        self.formula.display(&self.outcome)
+    }
 }
 
 /// What the outcome summary needs of a fitted linear model: [`LmmFit`] (lme4/lmerTest) and
@@ -246,7 +239,7 @@ fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, St
             reml: req.reml,
             ..LmmOptions::default()
         };
-        return fit_formula(&req.formula, &data.frame, &opts)
+        return fit_formula(&req.formula.to_string(), &data.frame, &opts)
             .map(|f| FittedModel::Lmm(Box::new(f)))
             .map_err(|e| e.to_string());
     }
@@ -267,7 +260,7 @@ fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, St
         ..MmrmOptions::default()
     };
     fit_model(
-        &req.formula,
+        &req.formula.to_string(),
         residual.as_ref(),
         weights.as_ref(),
         &data.frame,
@@ -401,7 +394,7 @@ pub fn summarise_fit<F: LinearModelFit>(
         analysis_set: req.analysis_set.clone(),
         sensitivity: req.sensitivity.clone(),
         primary: req.primary,
-        model: req.display_formula.clone(),
+        model: req.display_formula(),
         reml: req.reml,
         df_method: method_name.into(),
         n_participants: n_participants as u64,
@@ -585,26 +578,34 @@ fn count_levels(frame: &Frame, name: &str, rows: Option<&[usize]>) -> usize {
 }
 
 /// Compares a model with its random-slope extension by AIC (both REML with the same fixed
-/// effects) and a likelihood-ratio test (reported as is; the boundary makes it conservative).
-pub fn compare_random_slope(reduced: &LmmFit, full: &LmmFit) -> ModelComparison {
-    let chisq = (reduced.objective - full.objective).max(0.0);
-    let df = (full.n_params() as f64 - reduced.n_params() as f64).max(1.0);
-    let p_value = statrs::distribution::ChiSquared::new(df)
-        .map(|d| statrs::distribution::ContinuousCDF::sf(&d, chisq))
-        .unwrap_or(f64::NAN);
+/// effects) and a likelihood-ratio test on the REML criteria (the shared
+/// [`crate::stats::lrt`] test, reported as is; the boundary makes it conservative). An error
+/// when the two fits used different rows.
+pub fn compare_random_slope(
+    reduced: &LmmFit,
+    full: &LmmFit,
+) -> Result<ModelComparison, crate::stats::lrt::LrtError> {
+    use crate::stats::lrt;
+    lrt::check_same_rows(&reduced.frame.rows, &full.frame.rows)?;
+    let t = lrt::lr_test(
+        reduced.objective,
+        reduced.n_params(),
+        full.objective,
+        full.n_params(),
+    )?;
     let chosen = if full.aic() < reduced.aic() {
         "full"
     } else {
         "reduced"
     };
-    ModelComparison {
+    Ok(ModelComparison {
         description: "random slope of months per participant vs random intercept only (REML, AIC)"
             .into(),
         aic_reduced: reduced.aic(),
         aic_full: full.aic(),
-        chisq,
-        df,
-        p_value,
+        chisq: t.chisq,
+        df: t.df,
+        p_value: t.p_value,
         chosen: chosen.into(),
-    }
+    })
 }

@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::CmdResult;
-use crate::analysis::{self, spec::AnalysisSpec};
+use super::{progress, CmdResult};
 use crate::ingest::{load_trial, ValidateOptions};
+use crate::pipeline::{self, spec::AnalysisSpec};
 use crate::report::{self, ReportOptions};
 use crate::results::{InputFile, Manifest};
 use crate::schema::Schema;
@@ -52,7 +52,7 @@ pub fn run(args: Args) -> CmdResult {
             p.display().to_string(),
         ),
         None => (
-            analysis::spec::IMR_TRIAL_SPEC.to_string(),
+            pipeline::spec::IMR_TRIAL_SPEC.to_string(),
             "analyses/imr-trial.toml (built in)".to_string(),
         ),
     };
@@ -116,7 +116,8 @@ pub fn run(args: Args) -> CmdResult {
     };
     let scored = scoring::score(&trial, &trial.instruments);
     let t_start_analysis = Instant::now();
-    let mut results = analysis::analyse(&trial, &scored, &spec, args.quiet);
+    let progress = progress::TerminalProgress::new(args.quiet);
+    let mut results = pipeline::analyse(&trial, &scored, &spec, &progress);
     let t_analysis = t_start_analysis.elapsed();
     // The full validation report goes beside the results; the results carry one line per
     // kind of warning (table, column) with its count and first occurrence.

@@ -9,11 +9,13 @@
 //! `(1 | a/b)` becomes `(1 | a) + (1 | b:a)`.
 pub mod design;
 pub mod parse;
+pub mod value;
 
 use thiserror::Error;
 
 pub use design::{build_model_frame, ModelFrame, ReTermData};
 pub use parse::Expr;
+pub use value::{Formula, OUTCOME_PLACEHOLDER};
 
 /// Errors in a formula or in its match to the data.
 #[derive(Debug, Error, Clone, PartialEq)]

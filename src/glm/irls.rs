@@ -5,6 +5,7 @@
 //! problem by a Householder QR of `w X`, and stops when the relative deviance change
 //! `|dev - dev_old| / (|dev| + 0.1)` falls below `epsilon`. A non-finite deviance or an invalid
 //! mean halves the step towards the previous coefficients, as glm.fit does.
+use crate::stats::linalg::{least_squares, LinalgError};
 use nalgebra::{DMatrix, DVector};
 
 use super::{wald_row, z_crit, Family, GlmControl, GlmError, GlmFit};
@@ -162,30 +163,14 @@ fn wls(
     }
     let a = DMatrix::from_fn(rows.len(), p, |r, j| x[(rows[r], j)] * w[rows[r]]);
     let b = DVector::from_iterator(rows.len(), rows.iter().map(|&i| z[i] * w[i]));
-    let col_norms: Vec<f64> = (0..p).map(|j| a.column(j).norm()).collect();
-    let qr = a.qr();
-    let r = qr.r();
-    for j in 0..p {
-        let tol = 1e-7 * col_norms[j];
-        if r[(j, j)].abs() <= tol || col_norms[j] == 0.0 {
-            return Err(GlmError::RankDeficient {
-                term: terms.get(j).cloned().unwrap_or_default(),
-            });
-        }
-    }
-    let qtb = qr.q().transpose() * b;
-    let beta = r
-        .solve_upper_triangular(&qtb)
-        .ok_or_else(|| GlmError::RankDeficient {
-            term: terms.first().cloned().unwrap_or_default(),
-        })?;
-    let rinv = r
-        .solve_upper_triangular(&DMatrix::identity(p, p))
-        .ok_or_else(|| GlmError::RankDeficient {
-            term: terms.first().cloned().unwrap_or_default(),
-        })?;
-    let cov = &rinv * rinv.transpose();
-    Ok((beta, cov))
+    // The shared QR solve and rank rule (`glm.fit` calls the same `dqrdc2` as `lm.fit`).
+    let ls = least_squares(&a, &b, terms).map_err(|e| GlmError::RankDeficient {
+        term: match e {
+            LinalgError::Collinear { name } => name,
+            _ => terms.first().cloned().unwrap_or_default(),
+        },
+    })?;
+    Ok((DVector::from_vec(ls.beta), ls.unscaled_cov))
 }
 
 /// Working response, weights and usable rows at the current eta/mu.

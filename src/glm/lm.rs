@@ -1,19 +1,11 @@
-//! Ordinary least squares as R's `lm` (Householder QR, `lm.fit`): coefficients, their
-//! covariance `s^2 (X'X)^-1`, residual SD and df. Rank deficiency is an error (lm would drop
-//! the aliased column with `NA`). Used by the site comparison (per-site fallback, case-mix
-//! model) and the change-score mediation regressions.
+//! Ordinary least squares as R's `lm` (`lm.fit`): coefficients, their covariance
+//! `s^2 (X'X)^-1`, residual SD and df, on the shared QR solve
+//! [`crate::stats::linalg::least_squares`] (its rank rule; rank deficiency is an error where
+//! lm would drop the aliased column with `NA`). Used by the site comparison (per-site
+//! fallback, case-mix model) and the mediation regressions.
 use nalgebra::{DMatrix, DVector};
 
-/// Why a least-squares fit could not be made.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LmError {
-    /// No residual degrees of freedom.
-    #[error("{n} observations for {p} coefficients")]
-    TooFewRows { n: usize, p: usize },
-    /// Column `name` is (numerically) a linear combination of the earlier ones.
-    #[error("column `{name}` is a linear combination of the others")]
-    Collinear { name: String },
-}
+use crate::stats::linalg::{least_squares, LinalgError};
 
 /// An `lm` fit on a row-major design.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,54 +20,21 @@ pub struct OlsXy {
 
 /// Least squares of `y` on the row-major `n x p` matrix `x` (Householder QR, as `lm`); an error
 /// when there are no residual df or a column is (numerically) collinear with earlier ones.
-pub fn ols_xy(x: &[f64], y: &[f64], names: &[String]) -> Result<OlsXy, LmError> {
+pub fn ols_xy(x: &[f64], y: &[f64], names: &[String]) -> Result<OlsXy, LinalgError> {
     let n = y.len();
     let p = names.len();
     if n <= p {
-        return Err(LmError::TooFewRows { n, p });
+        return Err(LinalgError::TooFewRows { n, p });
     }
     let xm = DMatrix::from_row_slice(n, p, x);
-    let qr = xm.clone().qr();
-    let r = qr.r();
-    let qty = qr.q().transpose() * DVector::from_column_slice(y);
-    let scale = (0..p).map(|j| r[(j, j)].abs()).fold(0.0, f64::max);
-    for j in 0..p {
-        // lm's tolerance 1e-7 on the diagonal of R; NaN counts as collinear.
-        if r[(j, j)].abs().partial_cmp(&(1e-7 * scale)) != Some(std::cmp::Ordering::Greater) {
-            return Err(LmError::Collinear {
-                name: names.get(j).cloned().unwrap_or_default(),
-            });
-        }
-    }
-    let mut beta = vec![0.0; p];
-    for i in (0..p).rev() {
-        let mut s = qty[i];
-        for j in (i + 1)..p {
-            s -= r[(i, j)] * beta[j];
-        }
-        beta[i] = s / r[(i, i)];
-    }
-    let fitted = &xm * DVector::from_column_slice(&beta);
-    let residuals: Vec<f64> = (0..n).map(|i| y[i] - fitted[i]).collect();
-    let rss: f64 = residuals.iter().map(|e| e * e).sum();
+    let ls = least_squares(&xm, &DVector::from_column_slice(y), names)?;
     let df = n - p;
-    let s2 = rss / df as f64;
-    let mut rinv = DMatrix::<f64>::zeros(p, p);
-    for c in 0..p {
-        for i in (0..p).rev() {
-            let mut s = if i == c { 1.0 } else { 0.0 };
-            for j in (i + 1)..p {
-                s -= r[(i, j)] * rinv[(j, c)];
-            }
-            rinv[(i, c)] = s / r[(i, i)];
-        }
-    }
-    let vcov = (&rinv * rinv.transpose()) * s2;
+    let s2 = ls.rss() / df as f64;
     Ok(OlsXy {
-        beta,
-        vcov,
+        vcov: ls.unscaled_cov * s2,
+        beta: ls.beta,
         sigma: s2.sqrt(),
         df_residual: df,
-        residuals,
+        residuals: ls.residuals,
     })
 }

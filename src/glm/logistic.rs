@@ -2,8 +2,8 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use super::special::p_two_sided_normal;
 use super::{fit_glm, z_crit, Family, GlmControl, GlmError, GlmFit};
+use crate::stats::distributions::p_two_sided_normal;
 
 /// Logistic regression as R's `glm(y ~ ..., family = binomial)`; `y` holds 0/1 outcomes (or
 /// proportions with `weights` the numbers of trials).

@@ -25,14 +25,13 @@ pub mod lm;
 pub mod logistic;
 pub mod negbin;
 pub mod poisson;
-pub mod special;
 
 pub use irls::fit_glm;
 pub use logistic::{fit_logistic, risk_difference, standardized_risk_difference, RiskDifference};
 pub use negbin::{fit_negbin, theta_ml, NegBinFit, ThetaEstimate};
 pub use poisson::{fit_poisson, overdispersion, Overdispersion};
 
-use special::{p_two_sided_normal, qnorm};
+use crate::stats::distributions::{p_two_sided_normal, qnorm};
 
 /// Errors from GLM fitting, with the offending row, term or value.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -270,7 +269,7 @@ impl Family {
     /// `family$aic` (Poisson: `dpois`; binomial: `dbinom(round(m y), round(m), mu)` with `m` the
     /// weight; negative binomial: MASS's `loglik`).
     pub(crate) fn loglik_obs(&self, y: f64, mu: f64, wt: f64) -> f64 {
-        use special::ln_gamma;
+        use crate::stats::distributions::ln_gamma;
         match self {
             Family::Poisson => {
                 let l = if y > 0.0 { y * mu.ln() } else { 0.0 } - mu - ln_gamma(y + 1.0);

@@ -10,8 +10,8 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::irls::{check_inputs, irls, null_deviance, summarize, GlmData, Start};
-use super::special::{digamma, trigamma};
 use super::{Family, GlmControl, GlmError, GlmFit, RatioEstimate};
+use crate::stats::distributions::{digamma, trigamma};
 
 /// Theta from `theta_ml`, with its standard error.
 #[derive(Debug, Clone, PartialEq, Serialize)]

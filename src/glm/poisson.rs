@@ -2,8 +2,8 @@
 use nalgebra::DMatrix;
 use serde::Serialize;
 
-use super::special::{pchisq_upper, pnorm_upper};
 use super::{fit_glm, Family, GlmControl, GlmError, GlmFit};
+use crate::stats::distributions::{pchisq_upper, pnorm_upper};
 
 /// Poisson GLM with log link as R's `glm(y ~ ..., family = poisson, offset = offset)`.
 pub fn fit_poisson(

@@ -4,10 +4,11 @@
 //! `Lambda'Z'Z Lambda + I` (fixed effects held at their estimates, as lme4 does).
 use serde::Serialize;
 
-use super::deviance::{lower_inverse, Factor};
+use super::deviance::Factor;
 use super::model::lambda;
 use super::optimize::LmmFit;
 use super::LmmError;
+use crate::stats::linalg::lower_inverse;
 
 /// Conditional modes of one random-effects term.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -14,8 +14,8 @@
 //!
 //! Used for the criterion only ([`super::deviance::Factor::update_criterion`]); the factor
 //! at the optimum (BLUPs, conditional variances) still goes level by level.
-use super::deviance::{chol_in_place, lower_inverse};
 use super::model::BlockedProducts;
+use crate::stats::linalg::{cholesky_in_place, lower_inverse};
 
 /// Largest accumulator (doubles) for building the class sums: entries x classes x q1^2.
 const MAX_ACCUMULATOR: usize = 8_000_000;
@@ -154,7 +154,7 @@ impl ClassDowndate {
                     b[i * q1 + j] = s + if i == j { 1.0 } else { 0.0 };
                 }
             }
-            if !chol_in_place(&mut b, q1) {
+            if !cholesky_in_place(&mut b, q1) {
                 return None;
             }
             let mut ld = 0.0;

@@ -4,6 +4,7 @@
 //! (Bates, Maechler, Bolker & Walker 2015, J Stat Softw 67(1), eqs. 31-42).
 use super::model::{lambda, BlockedProducts};
 use super::sparse::SparseWork;
+use crate::stats::linalg::{cholesky_in_place, lower_inverse};
 
 /// The factor at one theta. Reused across evaluations (no allocation per evaluation).
 #[derive(Debug, Clone)]
@@ -243,7 +244,7 @@ impl Factor {
                 for d in 0..q1 {
                     l[d * q1 + d] += 1.0;
                 }
-                if !chol_in_place(l, q1) {
+                if !cholesky_in_place(l, q1) {
                     self.ok = false;
                     self.scratch = scratch;
                     return;
@@ -669,56 +670,6 @@ fn chol_colmajor_small(a: &mut [f64], n: usize) -> bool {
     true
 }
 
-/// In-place lower Cholesky of a row-major `n x n` matrix (reads the lower triangle; zeroes the
-/// upper). Returns false on a non-positive pivot.
-pub fn chol_in_place(a: &mut [f64], n: usize) -> bool {
-    for i in 0..n {
-        for j in 0..=i {
-            let (head, tail) = a.split_at_mut(i * n);
-            let row_i = &tail[..n];
-            let mut s = row_i[j];
-            if j == i {
-                for v in &row_i[..j] {
-                    s -= v * v;
-                }
-                if s <= 0.0 || !s.is_finite() {
-                    return false;
-                }
-                tail[i] = s.sqrt();
-            } else {
-                let row_j = &head[j * n..j * n + j];
-                let mut acc = 0.0;
-                for k in 0..j {
-                    acc += row_i[k] * row_j[k];
-                }
-                s -= acc;
-                let d = head[j * n + j];
-                tail[j] = s / d;
-            }
-        }
-        for v in &mut a[i * n + i + 1..(i + 1) * n] {
-            *v = 0.0;
-        }
-    }
-    true
-}
-
-/// Inverse of a lower-triangular `p x p` matrix (row-major).
-pub fn lower_inverse(l: &[f64], p: usize) -> Vec<f64> {
-    let mut inv = vec![0.0; p * p];
-    for j in 0..p {
-        inv[j * p + j] = 1.0 / l[j * p + j];
-        for i in j + 1..p {
-            let mut s = 0.0;
-            for k in j..i {
-                s += l[i * p + k] * inv[k * p + j];
-            }
-            inv[i * p + j] = -s / l[i * p + i];
-        }
-    }
-    inv
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,7 +687,7 @@ mod tests {
         let mut b = a.clone();
         let mut c = a.clone();
         assert!(chol_dense_colmajor(&mut a, n));
-        assert!(chol_in_place(&mut b, n));
+        assert!(cholesky_in_place(&mut b, n));
         assert!(chol_colmajor_small(&mut c, n));
         // Column-major L is the transpose of the row-major one (a symmetric input).
         for i in 0..n {
@@ -750,7 +701,7 @@ mod tests {
     #[test]
     fn cholesky_small() {
         let mut a = vec![4.0, 0.0, 2.0, 5.0];
-        assert!(chol_in_place(&mut a, 2));
+        assert!(cholesky_in_place(&mut a, 2));
         assert!((a[0] - 2.0).abs() < 1e-12);
         assert!((a[2] - 1.0).abs() < 1e-12);
         assert!((a[3] - 2.0).abs() < 1e-12);

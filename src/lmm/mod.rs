@@ -29,7 +29,7 @@ pub mod summary;
 
 use thiserror::Error;
 
-pub use inference::{ContrastRow, DfMethod, FTest};
+pub use inference::{ContrastRow, DfMethod, DfSpec, FTest};
 pub use optimize::{fit_at_theta, fit_formula, fit_model_frame, LmmFit, LmmOptions};
 
 /// Errors from fitting or testing a mixed model.
@@ -60,5 +60,5 @@ pub enum LmmError {
     #[error("{0}")]
     Numerical(String),
     #[error("models are not nested or not comparable: {0}")]
-    NotNested(String),
+    NotNested(#[from] crate::stats::lrt::LrtError),
 }

@@ -432,30 +432,12 @@ struct ConvergenceCheck {
 }
 
 fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> ConvergenceCheck {
+    use crate::stats::numderiv;
     use rayon::prelude::*;
     let k = theta.len();
     let h: Vec<f64> = theta.iter().map(|t| 1e-4 * t.abs().max(1e-2)).collect();
-    // All stencil points first (centre, +-h_i, the four corners of each pair), then one
-    // parallel pass: the evaluations are independent.
-    let mut points: Vec<Vec<f64>> = vec![theta.to_vec()];
-    for i in 0..k {
-        for s in [1.0, -1.0] {
-            let mut x = theta.to_vec();
-            x[i] += s * h[i];
-            points.push(x);
-        }
-    }
-    let corners = [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)];
-    for i in 0..k {
-        for j in 0..i {
-            for (si, sj) in corners {
-                let mut x = theta.to_vec();
-                x[i] += si * h[i];
-                x[j] += sj * h[j];
-                points.push(x);
-            }
-        }
-    }
+    // All stencil points first, then one parallel pass: the evaluations are independent.
+    let points = numderiv::central_stencil(theta, &h);
     let vals: Vec<f64> = points
         .par_iter()
         .map_init(
@@ -467,23 +449,8 @@ fn convergence_check(bp: &BlockedProducts, reml: bool, theta: &[f64]) -> Converg
         )
         .collect();
     let f0 = vals[0];
-    let mut g = vec![0.0; k];
-    let mut hess = DMatrix::zeros(k, k);
-    for i in 0..k {
-        let (fp, fm) = (vals[1 + 2 * i], vals[2 + 2 * i]);
-        g[i] = (fp - fm) / (2.0 * h[i]);
-        hess[(i, i)] = (fp - 2.0 * f0 + fm) / (h[i] * h[i]);
-    }
-    let mut idx = 1 + 2 * k;
-    for i in 0..k {
-        for j in 0..i {
-            let s = vals[idx] - vals[idx + 1] - vals[idx + 2] + vals[idx + 3];
-            idx += 4;
-            let v = s / (4.0 * h[i] * h[j]);
-            hess[(i, j)] = v;
-            hess[(j, i)] = v;
-        }
-    }
+    let (g, hess) = numderiv::central_derivatives(&vals, &h);
+    let hess = DMatrix::from_row_slice(k, k, &hess);
     if !g.iter().all(|v| v.is_finite()) || !hess.iter().all(|v| v.is_finite()) {
         return ConvergenceCheck {
             message: Some("convergence check failed: non-finite gradient or Hessian".into()),

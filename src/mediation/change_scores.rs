@@ -10,13 +10,16 @@
 //! Standardized paths multiply by `sd(predictor) / sd(outcome)` of the change scores on the
 //! analysis sample; standardized indirect effects are products of standardized paths.
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
-use crate::report::progress::Progress;
+use crate::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult};
 
-use super::indirect::{self, tags};
-use super::ols::{ols, OlsFailure, OlsFit};
+use super::indirect;
+use super::ols::{ols, OlsFit};
 use super::spec::MediationSpec;
 use super::{effect_names, path_name, path_row, proportion_mediated, sd, MediationError, Panel};
+use crate::stats::linalg::LinalgError;
+use crate::stats::quantile::{percentile_interval, quantile_interval};
+use crate::stats::rng::tags;
 
 const ANALYSIS: &str = "change_scores";
 
@@ -155,7 +158,7 @@ pub struct ChangeFits {
     pub total_model: OlsFit,
 }
 
-fn fit_all(t: &ChangeTable) -> Result<ChangeFits, (String, OlsFailure)> {
+fn fit_all(t: &ChangeTable) -> Result<ChangeFits, (String, LinalgError)> {
     let dx = format!("d_{}", t.x);
     let x0 = format!("{}_0", t.x);
     let y0 = format!("{}_0", t.y);
@@ -243,19 +246,8 @@ pub fn run(
             needed,
         });
     }
-    let fits = fit_all(&table).map_err(|(model, e)| match e {
-        OlsFailure::Collinear { name } => MediationError::Collinear {
-            analysis: ANALYSIS.into(),
-            model,
-            column: name,
-        },
-        OlsFailure::TooFewRows { n, p } => MediationError::TooFew {
-            analysis: ANALYSIS.into(),
-            model,
-            n_used: n,
-            needed: p + 1,
-        },
-    })?;
+    let fits =
+        fit_all(&table).map_err(|(model, e)| MediationError::least_squares(ANALYSIS, model, e))?;
     let level = spec.conf_level;
     let dx = format!("d_{}", spec.x);
     let sd_x = sd(&table.dx);
@@ -366,14 +358,14 @@ pub fn run(
     let mut sobel_p = Vec::new();
     for (e, name) in names.iter().enumerate() {
         let bootstrap = (spec.bootstrap_resamples > 0).then(|| {
-            let (lo, hi) = indirect::percentile_interval(&indirect::column(&reps, e), level);
+            let (lo, hi) = percentile_interval(&indirect::column(&reps, e), level);
             Interval {
                 conf_low: lo,
                 conf_high: hi,
             }
         });
         let monte_carlo = mc.get(e).map(|d| {
-            let (lo, hi) = indirect::quantile_interval(d, level);
+            let (lo, hi) = quantile_interval(d, level);
             Interval {
                 conf_low: lo,
                 conf_high: hi,

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use crate::ingest::Trial;
-use crate::report::progress::Progress;
+use crate::progress::ProgressSink;
 use crate::results::{MediationResult, PathRow};
 use crate::scoring::Scored;
 
@@ -78,6 +78,34 @@ pub enum MediationError {
         #[source]
         source: crate::frame::FrameError,
     },
+}
+
+impl MediationError {
+    /// The error of a failed least-squares regression `model` of `analysis`.
+    pub(crate) fn least_squares(
+        analysis: &str,
+        model: String,
+        e: crate::stats::linalg::LinalgError,
+    ) -> MediationError {
+        use crate::stats::linalg::LinalgError;
+        match e {
+            LinalgError::Collinear { name } => MediationError::Collinear {
+                analysis: analysis.into(),
+                model,
+                column: name,
+            },
+            LinalgError::TooFewRows { n, p } => MediationError::TooFew {
+                analysis: analysis.into(),
+                model,
+                n_used: n,
+                needed: p + 1,
+            },
+            LinalgError::NotPositiveDefinite { .. } => MediationError::Data {
+                analysis: analysis.into(),
+                message: format!("model `{model}`: {e}"),
+            },
+        }
+    }
 }
 
 /// A long table for mediation: one row per participant x wave, any row order.
@@ -332,15 +360,16 @@ pub(crate) fn proportion_mediated(
 /// Runs the analyses of `spec` on a scored trial, in the order of `spec.analyses`
 /// (with `random_slopes`, the `within_person_random_slopes` result follows `within_person`).
 /// `seed` drives every bootstrap and Monte Carlo draw; the results do not depend on the number
-/// of threads. `quiet` hides the progress bars.
+/// of threads. Long steps report to `progress`. The first failing analysis is the error; the
+/// pipeline uses [`analyse_each`], which keeps the others.
 pub fn analyse(
     trial: &Trial,
     scored: &Scored,
     spec: &MediationSpec,
     seed: u64,
-    quiet: bool,
+    progress: &dyn ProgressSink,
 ) -> Result<Vec<MediationResult>, MediationError> {
-    analyse_long(&LongData::from_scored(trial, scored), spec, seed, quiet)
+    analyse_long(&LongData::from_scored(trial, scored), spec, seed, progress)
 }
 
 /// As [`analyse`], from a plain long table.
@@ -348,50 +377,55 @@ pub fn analyse_long(
     data: &LongData,
     spec: &MediationSpec,
     seed: u64,
-    quiet: bool,
+    progress: &dyn ProgressSink,
 ) -> Result<Vec<MediationResult>, MediationError> {
+    analyse_each(data, spec, seed, progress)?
+        .into_iter()
+        .collect()
+}
+
+/// Every analysis of `spec` on its own: one result (or the reason it failed) per analysis, so
+/// one failing analysis does not drop its siblings. An error of the spec or of the data as a
+/// whole is the outer error.
+pub fn analyse_each(
+    data: &LongData,
+    spec: &MediationSpec,
+    seed: u64,
+    progress: &dyn ProgressSink,
+) -> Result<Vec<Result<MediationResult, MediationError>>, MediationError> {
     spec.validate().map_err(MediationError::Spec)?;
     let panel = Panel::new(data, "mediation")?;
     let mut out = Vec::new();
     for kind in &spec.analyses {
-        let r = match kind {
+        match kind {
             AnalysisKind::ChangeScores => {
-                let progress = Progress::new(
-                    spec.bootstrap_resamples as u64,
-                    "change-score bootstrap",
-                    quiet,
-                );
-                let r = change_scores::run(&panel, spec, seed, &progress)?;
-                progress.finish();
-                r.result
+                let bar = progress.bar(spec.bootstrap_resamples as u64, "change-score bootstrap");
+                out.push(change_scores::run(&panel, spec, seed, &bar).map(|r| r.result));
+                bar.finish();
             }
             AnalysisKind::WithinPerson => {
-                let progress = Progress::new(
+                let bar = progress.bar(
                     spec.within_bootstrap_resamples as u64,
                     "within-person bootstrap",
-                    quiet,
                 );
-                let r = within::run(&panel, spec, seed, &progress)?;
-                progress.finish();
+                let r = within::run(&panel, spec, seed, &bar).map(|r| r.result);
+                bar.finish();
+                out.push(r);
                 if spec.random_slopes {
-                    out.push(r.result);
-                    stacked::run(&panel, spec, seed, &stacked::BestOf::default())?
-                } else {
-                    r.result
+                    out.push(stacked::run(
+                        &panel,
+                        spec,
+                        seed,
+                        &stacked::BestOf::default(),
+                    ));
                 }
             }
             AnalysisKind::Treatment => {
-                let progress = Progress::new(
-                    spec.bootstrap_resamples as u64,
-                    "treatment bootstrap",
-                    quiet,
-                );
-                let r = treatment::run(&panel, spec, seed, &progress)?;
-                progress.finish();
-                r
+                let bar = progress.bar(spec.bootstrap_resamples as u64, "treatment bootstrap");
+                out.push(treatment::run(&panel, spec, seed, &bar));
+                bar.finish();
             }
-        };
-        out.push(r);
+        }
     }
     Ok(out)
 }

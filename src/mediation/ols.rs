@@ -1,7 +1,9 @@
 //! Ordinary least squares by Householder QR, with what `summary(lm(...))` reports:
 //! coefficients, standard errors, t, p, residual SD, R^2 and the coefficient covariance.
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use crate::glm::lm::ols_xy;
+use crate::stats::distributions::{p_two_sided_t, qt};
+use crate::stats::linalg::LinalgError;
 
 /// One `lm` fit.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,29 +39,23 @@ impl OlsFit {
     pub fn t_test(&self, i: usize, level: f64) -> Option<(f64, f64, f64, f64)> {
         let (b, s) = (*self.coef.get(i)?, *self.se.get(i)?);
         let t = b / s;
-        let dist = StudentsT::new(0.0, 1.0, self.df_residual as f64).ok()?;
-        let p = 2.0 * dist.cdf(-t.abs());
-        let q = dist.inverse_cdf(1.0 - (1.0 - level) / 2.0);
+        let df = self.df_residual as f64;
+        if df.is_nan() || df <= 0.0 {
+            return None;
+        }
+        let p = p_two_sided_t(t, df);
+        let q = qt(1.0 - (1.0 - level) / 2.0, df);
         Some((t, p, b - q * s, b + q * s))
     }
 }
 
-/// Why a least-squares fit failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OlsFailure {
-    /// Fewer rows than columns + 1 (no residual df).
-    TooFewRows { n: usize, p: usize },
-    /// Column `name` is (numerically) a linear combination of the earlier ones.
-    Collinear { name: String },
-}
-
 /// Least squares of `y` on the columns `x` (each of length n) plus an intercept, as
 /// `lm(y ~ x1 + ... )`. Rank deficiency is an error (lm would drop the column with `NA`).
-pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, OlsFailure> {
+pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, LinalgError> {
     let n = y.len();
     let p = x.len() + 1;
     if n <= p {
-        return Err(OlsFailure::TooFewRows { n, p });
+        return Err(LinalgError::TooFewRows { n, p });
     }
     let mut names = Vec::with_capacity(p);
     names.push("(Intercept)".to_string());
@@ -72,10 +68,7 @@ pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, OlsFailure> {
             xr.push(c.get(i).copied().unwrap_or(f64::NAN));
         }
     }
-    let fit = crate::glm::lm::ols_xy(&xr, y, &names).map_err(|e| match e {
-        crate::glm::lm::LmError::TooFewRows { n, p } => OlsFailure::TooFewRows { n, p },
-        crate::glm::lm::LmError::Collinear { name } => OlsFailure::Collinear { name },
-    })?;
+    let fit = ols_xy(&xr, y, &names)?;
     let beta = fit.beta;
     let df = fit.df_residual;
     let sigma2 = fit.sigma * fit.sigma;
@@ -101,11 +94,6 @@ pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, OlsFailure> {
     })
 }
 
-/// Coefficients only (no covariance), for bootstrap resamples: the same QR solve.
-pub fn ols_coef(y: &[f64], x: &[(&str, &[f64])]) -> Option<Vec<f64>> {
-    ols(y, x).ok().map(|f| f.coef)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,7 +110,7 @@ mod tests {
         let x2: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
         assert!(matches!(
             ols(&y, &[("x", &x), ("x2", &x2)]),
-            Err(OlsFailure::Collinear { .. })
+            Err(LinalgError::Collinear { .. })
         ));
     }
 

@@ -21,6 +21,8 @@
 //! (R's `optimize`) started at the full-data estimate (warm start).
 #![allow(clippy::needless_range_loop)] // index loops over packed triangular storage
 
+use crate::stats::linalg::cholesky_packed_in_place;
+
 /// Per-participant sufficient statistics of one random-intercept model.
 #[derive(Debug, Clone)]
 pub struct RiDesign {
@@ -184,7 +186,7 @@ impl RiSums {
                 *d += c - w * o;
             }
         }
-        chol_packed(work, self.p + 1)
+        cholesky_packed_in_place(work, self.p + 1)
     }
 
     fn logdet_l(&self, theta: f64) -> f64 {
@@ -279,31 +281,6 @@ impl RiSums {
             n_evaluations: evals,
         })
     }
-}
-
-/// In-place lower Cholesky factor of a packed (row-wise lower triangle) `m x m` matrix.
-fn chol_packed(a: &mut [f64], m: usize) -> bool {
-    for j in 0..m {
-        let rj = j * (j + 1) / 2;
-        let mut d = a[rj + j];
-        for k in 0..j {
-            d -= a[rj + k] * a[rj + k];
-        }
-        if !(d.is_finite() && d > 0.0) {
-            return false;
-        }
-        let djj = d.sqrt();
-        a[rj + j] = djj;
-        for i in (j + 1)..m {
-            let ri = i * (i + 1) / 2;
-            let mut s = a[ri + j];
-            for k in 0..j {
-                s -= a[ri + k] * a[rj + k];
-            }
-            a[ri + j] = s / djj;
-        }
-    }
-    true
 }
 
 /// Brent's minimizer on `[a, b]` started at `x0` (R's `optimize`, `Brent_fmin` in

@@ -26,13 +26,17 @@
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use nalgebra::DMatrix;
 use rand_distr::{Distribution, StandardNormal};
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::frame::Frame;
 
-use super::indirect::{self, stream_rng};
+use super::indirect;
 use super::within::{centre, Centred};
 use super::{MediationError, MediationSpec, Panel};
+use crate::stats::distributions::qnorm;
+use crate::stats::linalg::cholesky_semidefinite;
+use crate::stats::numderiv;
+use crate::stats::quantile::quantile_interval;
+use crate::stats::rng::{substream, tags};
 
 const ANALYSIS: &str = "within_person_random_slopes";
 
@@ -449,29 +453,12 @@ pub fn gamma_vcov(data: &StackedData, fit: &StackedFit) -> Option<DMatrix<f64>> 
         let (re, s) = from_gamma(g, q)?;
         Some(evaluate(data, &re, s, fit.reml)?.deviance / 2.0)
     };
-    let f0 = f(&g0)?;
-    let mut hess = DMatrix::<f64>::zeros(k, k);
-    let shifted = |pairs: &[(usize, f64)]| -> Option<f64> {
-        let mut g = g0.clone();
-        for &(i, d) in pairs {
-            g[i] += d;
-        }
-        f(&g)
-    };
-    for i in 0..k {
-        let fp = shifted(&[(i, h[i])])?;
-        let fm = shifted(&[(i, -h[i])])?;
-        hess[(i, i)] = (fp - 2.0 * f0 + fm) / (h[i] * h[i]);
-        for j in 0..i {
-            let fpp = shifted(&[(i, h[i]), (j, h[j])])?;
-            let fpm = shifted(&[(i, h[i]), (j, -h[j])])?;
-            let fmp = shifted(&[(i, -h[i]), (j, h[j])])?;
-            let fmm = shifted(&[(i, -h[i]), (j, -h[j])])?;
-            let v = (fpp - fpm - fmp + fmm) / (4.0 * h[i] * h[j]);
-            hess[(i, j)] = v;
-            hess[(j, i)] = v;
-        }
+    let mut vals = Vec::new();
+    for point in numderiv::central_stencil(&g0, &h) {
+        vals.push(f(&point)?);
     }
+    let (_, hess) = numderiv::central_derivatives(&vals, &h);
+    let hess = DMatrix::from_row_slice(k, k, &hess);
     hess.cholesky().map(|c| c.inverse())
 }
 
@@ -533,14 +520,12 @@ pub fn average_indirect(
         + cov_a_b * cov_a_b
         + var_cov_ab;
     let std_error = var.max(0.0).sqrt();
-    let z = Normal::new(0.0, 1.0)
-        .ok()?
-        .inverse_cdf(1.0 - (1.0 - level) / 2.0);
+    let z = qnorm(1.0 - (1.0 - level) / 2.0);
     let delta = (estimate - z * std_error, estimate + z * std_error);
     let monte_carlo = if draws > 0 && var_cov_ab.is_finite() {
-        let l = indirect::cholesky_lower(&[var_a, cov_a_b, cov_a_b, var_b], 2);
+        let l = cholesky_semidefinite(&[var_a, cov_a_b, cov_a_b, var_b], 2);
         let sc = var_cov_ab.max(0.0).sqrt();
-        let mut rng = stream_rng(seed, tag, 0);
+        let mut rng = substream(seed, tag, 0);
         let mut out = Vec::with_capacity(draws);
         for _ in 0..draws {
             let z1: f64 = StandardNormal.sample(&mut rng);
@@ -550,7 +535,7 @@ pub fn average_indirect(
             let bd = b + l[2] * z1 + l[3] * z2;
             out.push(ad * bd + cov_ab + sc * z3);
         }
-        indirect::quantile_interval(&out, level)
+        quantile_interval(&out, level)
     } else {
         (f64::NAN, f64::NAN)
     };
@@ -584,9 +569,7 @@ pub fn run(
     use crate::results::{IndirectRow, Interval, MediationResult, PathRow};
     let k = spec.mediators.len();
     let level = spec.conf_level;
-    let z = Normal::new(0.0, 1.0)
-        .map(|n| n.inverse_cdf(1.0 - (1.0 - level) / 2.0))
-        .unwrap_or(f64::NAN);
+    let z = qnorm(1.0 - (1.0 - level) / 2.0);
     let row = |path: String, est: f64, se: f64| PathRow {
         path,
         estimate: est,
@@ -643,7 +626,7 @@ pub fn run(
                 data.mediator
             ));
         }
-        let tag = indirect::tags::SLOPES_MC + ((j as u64) << 8);
+        let tag = tags::SLOPES_MC + ((j as u64) << 8);
         let Some(ai) = average_indirect(
             &data,
             &fit,

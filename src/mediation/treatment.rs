@@ -12,13 +12,16 @@
 //! indirect effect `a b` gets a Sobel SE, a Monte Carlo interval and a participant-bootstrap
 //! percentile interval (resampling within the pooled sample, as `boot` does by default).
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
-use crate::report::progress::Progress;
+use crate::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult};
 
-use super::indirect::{self, tags};
-use super::ols::{ols, OlsFailure, OlsFit};
+use super::indirect;
+use super::ols::{ols, OlsFit};
 use super::spec::MediationSpec;
 use super::{path_row, proportion_mediated, sd, MediationError, Panel};
+use crate::stats::linalg::LinalgError;
+use crate::stats::quantile::{percentile_interval, quantile_interval};
+use crate::stats::rng::tags;
 
 const ANALYSIS: &str = "treatment";
 
@@ -53,7 +56,7 @@ struct Fits {
     c: OlsFit,
 }
 
-fn fit_all(t: &Table, names: &[String; 4]) -> Result<Fits, (String, OlsFailure)> {
+fn fit_all(t: &Table, names: &[String; 4]) -> Result<Fits, (String, LinalgError)> {
     let [arm, dm, m0, y0] = names;
     let a = ols(&t.dm, &[(arm, &t.arm), (m0, &t.m0), (y0, &t.y0)])
         .map_err(|e| ("a_model".to_string(), e))?;
@@ -127,19 +130,8 @@ pub fn run(
         format!("{}_0", ts.mediator),
         format!("{}_0", ts.outcome),
     ];
-    let fits = fit_all(&t, &names).map_err(|(model, e)| match e {
-        OlsFailure::Collinear { name } => MediationError::Collinear {
-            analysis: ANALYSIS.into(),
-            model,
-            column: name,
-        },
-        OlsFailure::TooFewRows { n, p } => MediationError::TooFew {
-            analysis: ANALYSIS.into(),
-            model,
-            n_used: n,
-            needed: p + 1,
-        },
-    })?;
+    let fits = fit_all(&t, &names)
+        .map_err(|(model, e)| MediationError::least_squares(ANALYSIS, model, e))?;
     let level = spec.conf_level;
     let (arm_n, dm_n) = (&names[0], &names[1]);
     let (sd_x, sd_m, sd_y) = (sd(&t.arm), sd(&t.dm), sd(&t.dy));
@@ -187,7 +179,7 @@ pub fn run(
     );
     let failed = reps.iter().filter(|r| r.is_none()).count();
     let bootstrap = (spec.bootstrap_resamples > 0).then(|| {
-        let (lo, hi) = indirect::percentile_interval(&indirect::column(&reps, 0), level);
+        let (lo, hi) = percentile_interval(&indirect::column(&reps, 0), level);
         Interval {
             conf_low: lo,
             conf_high: hi,
@@ -203,7 +195,7 @@ pub fn run(
             seed,
             tags::TREATMENT_MC,
         );
-        let (lo, hi) = indirect::quantile_interval(d.first().map_or(&[][..], |v| v), level);
+        let (lo, hi) = quantile_interval(d.first().map_or(&[][..], |v| v), level);
         Interval {
             conf_low: lo,
             conf_high: hi,

@@ -15,13 +15,15 @@
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use crate::frame::Frame;
 use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
-use crate::report::progress::Progress;
+use crate::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult, PathRow};
 
-use super::indirect::{self, tags};
+use super::indirect;
 use super::ri::{RiDesign, RiFit};
 use super::spec::MediationSpec;
 use super::{effect_names, path_name, proportion_mediated, sd, MediationError, Panel};
+use crate::stats::quantile::{percentile_interval, quantile_interval};
+use crate::stats::rng::tags;
 
 const ANALYSIS: &str = "within_person";
 
@@ -331,14 +333,14 @@ pub fn run(
     let mut sobel_p = Vec::new();
     for (e, name) in names_e.iter().enumerate() {
         let bootstrap = (spec.within_bootstrap_resamples > 0).then(|| {
-            let (lo, hi) = indirect::percentile_interval(&indirect::column(&reps, e), level);
+            let (lo, hi) = percentile_interval(&indirect::column(&reps, e), level);
             Interval {
                 conf_low: lo,
                 conf_high: hi,
             }
         });
         let monte_carlo = mc.get(e).map(|d| {
-            let (lo, hi) = indirect::quantile_interval(d, level);
+            let (lo, hi) = quantile_interval(d, level);
             Interval {
                 conf_low: lo,
                 conf_high: hi,

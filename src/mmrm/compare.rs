@@ -5,9 +5,9 @@
 //! (covariance structures, weights, random effects); models with different fixed effects must
 //! be fitted by ML.
 use serde::Serialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use super::{MmrmError, MmrmFit};
+use crate::stats::lrt::{LrTest, LrtError};
 
 /// One model's row of the comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,10 +63,11 @@ pub fn compare_fits(a: &MmrmFit, b: &MmrmFit) -> Result<ModelComparison, MmrmErr
         ));
     }
     if a.n_obs != b.n_obs {
-        return Err(err(format!(
-            "the models use different rows ({} vs {} observations); fit both to the same complete cases",
-            a.n_obs, b.n_obs
-        )));
+        return Err(err(LrtError::DifferentRows {
+            smaller: a.n_obs,
+            larger: b.n_obs,
+        }
+        .to_string()));
     }
     if a.reml && a.x_names != b.x_names {
         return Err(err(
@@ -76,13 +77,10 @@ pub fn compare_fits(a: &MmrmFit, b: &MmrmFit) -> Result<ModelComparison, MmrmErr
     let lrt = (a.loglik_df != b.loglik_df).then(|| {
         let statistic = 2.0 * (b.loglik - a.loglik).abs();
         let df = a.loglik_df.abs_diff(b.loglik_df);
-        let p_value = ChiSquared::new(df as f64)
-            .map(|d| d.sf(statistic))
-            .unwrap_or(f64::NAN);
         LikelihoodRatio {
             statistic,
             df,
-            p_value,
+            p_value: LrTest::from_statistic(statistic, df as f64).p_value,
         }
     });
     Ok(ModelComparison {

@@ -35,9 +35,9 @@ pub mod fit;
 pub mod inference;
 pub mod structures;
 
+use crate::stats::distributions::wald_f_p_value;
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF, FisherSnedecor};
 use thiserror::Error;
 
 use crate::formula::{build_model_frame, FormulaError, ModelFormula};
@@ -686,13 +686,7 @@ impl MmrmFit {
                 (f, q, f64::INFINITY, f)
             }
         };
-        let p_value = if ddf.is_finite() {
-            FisherSnedecor::new(q, ddf)
-                .map(|d| d.sf(f))
-                .unwrap_or(f64::NAN)
-        } else {
-            ChiSquared::new(q).map(|d| d.sf(f * q)).unwrap_or(f64::NAN)
-        };
+        let p_value = wald_f_p_value(f, q, ddf);
         Ok(FTest {
             f_value: f,
             num_df: q,

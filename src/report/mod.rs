@@ -8,7 +8,6 @@ pub mod format;
 pub mod html;
 pub mod json;
 pub mod plots;
-pub mod progress;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

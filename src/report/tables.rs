@@ -1195,7 +1195,7 @@ pub fn sites_per_site(sites: &[SiteResult]) -> Table {
 
 /// The treatment effect by group-fidelity band (each band against all controls) and the
 /// fidelity moderation per point of the IMR Fidelity Scale.
-pub fn sites_fidelity(fid: &[crate::sites::FidelityResult]) -> Table {
+pub fn sites_fidelity(fid: &[crate::results::FidelityResult]) -> Table {
     let columns = vec![
         Column::new("Outcome", "outcome"),
         Column::new("Fidelity", "band"),
@@ -1212,8 +1212,8 @@ pub fn sites_fidelity(fid: &[crate::sites::FidelityResult]) -> Table {
     for f in fid {
         for b in &f.bands {
             let method = match b.method {
-                crate::sites::contrast::FitMethod::Lmm => "",
-                crate::sites::contrast::FitMethod::Ols => " (OLS)",
+                crate::results::FitMethod::Lmm => "",
+                crate::results::FitMethod::Ols => " (OLS)",
             };
             rows.push(vec![
                 text(f::outcome_label(&f.outcome)),
@@ -1262,7 +1262,7 @@ pub fn sites_fidelity(fid: &[crate::sites::FidelityResult]) -> Table {
 }
 
 /// Routine outcome monitoring: case-mix-adjusted site means of change with funnel limits.
-pub fn sites_routine(r: &crate::sites::RoutineResult) -> Table {
+pub fn sites_routine(r: &crate::results::RoutineResult) -> Table {
     let columns = vec![
         Column::new("Site", "site_id"),
         Column::new("n", "n"),

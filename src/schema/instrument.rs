@@ -129,6 +129,10 @@ struct RawInstrument {
     #[serde(default)]
     title: String,
     #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
     source: String,
     items: usize,
     value_type: ValueType,
@@ -153,6 +157,10 @@ struct RawInstrument {
 pub struct Instrument {
     pub name: String,
     pub title: String,
+    /// Short name in tables and plots (`HoNOS`); default: the name with spaces for `_`.
+    pub label: String,
+    /// What the total score is, for axis labels (`prorated sum, 0-48`); default `score`.
+    pub unit: String,
     /// Citation of the scale and its scoring.
     pub source: String,
     /// Number of items.
@@ -215,6 +223,8 @@ impl Instrument {
             check_items(&format!("subscale `{}`", s.name), &s.items)?;
         }
         Ok(Instrument {
+            label: r.label.unwrap_or_else(|| r.name.replace('_', " ")),
+            unit: r.unit.unwrap_or_else(|| "score".to_string()),
             name: r.name,
             title: r.title,
             source: r.source,

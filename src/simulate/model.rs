@@ -88,21 +88,25 @@ pub fn score(k: usize, items: &[f64]) -> Option<f64> {
     })
 }
 
-/// Lower-triangular Cholesky factor of a 5 x 5 matrix; `None` unless positive definite.
+/// Lower-triangular Cholesky factor of a 5 x 5 matrix (the shared
+/// [`crate::stats::linalg::cholesky`]); `None` unless positive definite with every pivot above
+/// 1e-12.
 pub fn cholesky5(a: &[Vec<f64>]) -> Option<[[f64; 5]; 5]> {
+    let mut flat = Vec::with_capacity(25);
+    for i in 0..5 {
+        let row = a.get(i)?;
+        for j in 0..5 {
+            flat.push(*row.get(j)?);
+        }
+    }
+    let f = crate::stats::linalg::cholesky(&flat, 5).ok()?;
     let mut l = [[0.0; 5]; 5];
     for i in 0..5 {
+        if f[i * 5 + i] * f[i * 5 + i] <= 1e-12 {
+            return None;
+        }
         for j in 0..=i {
-            let mut s = *a.get(i)?.get(j)?;
-            s -= (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
-            if i == j {
-                if s <= 1e-12 {
-                    return None;
-                }
-                l[i][i] = s.sqrt();
-            } else {
-                l[i][j] = s / l[j][j];
-            }
+            l[i][j] = f[i * 5 + j];
         }
     }
     Some(l)

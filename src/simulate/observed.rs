@@ -18,6 +18,7 @@
 //! file; the test `cached_observed_scale_matches_a_fresh_computation` fails when it is stale.
 //! Other parameters: [`observed_scale`] computes them (`herstel simulate` does so unless
 //! `--skip-observed-scale`).
+use crate::stats::linalg::least_squares;
 use std::sync::OnceLock;
 
 use nalgebra::{DMatrix, DVector};
@@ -193,22 +194,20 @@ fn mean_var(xs: &[f64]) -> (f64, f64) {
     (m, v)
 }
 
-/// OLS without intercept on centred data: coefficients and SEs (residual df given).
+/// OLS without intercept on centred data: coefficients and SEs (residual df given), by the
+/// shared QR solve.
 fn ols(x_cols: &[&Vec<f64>], y: &[f64], df: f64) -> Option<Vec<Estimate>> {
     let n = y.len();
     let k = x_cols.len();
     let x = DMatrix::from_fn(n, k, |i, j| x_cols[j][i]);
-    let yv = DVector::from_column_slice(y);
-    let xtx = x.transpose() * &x;
-    let inv = xtx.try_inverse()?;
-    let beta = &inv * (x.transpose() * &yv);
-    let resid = yv - &x * &beta;
-    let sigma2 = resid.dot(&resid) / df;
+    let names: Vec<String> = (1..=k).map(|j| format!("x{j}")).collect();
+    let ls = least_squares(&x, &DVector::from_column_slice(y), &names).ok()?;
+    let sigma2 = ls.rss() / df;
     Some(
         (0..k)
             .map(|j| Estimate {
-                estimate: beta[j],
-                se: (sigma2 * inv[(j, j)]).sqrt(),
+                estimate: ls.beta[j],
+                se: (sigma2 * ls.unscaled_cov[(j, j)]).sqrt(),
             })
             .collect(),
     )

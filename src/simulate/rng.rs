@@ -1,10 +1,13 @@
 //! Seeded random streams and the few distributions the simulator draws from.
 //!
-//! Every component draws from its own ChaCha8 stream (same seed, different stream number), so
+//! Every component draws from its own substream of the one scheme in `stats::rng` (same seed,
+//! different stream number), so
 //! changing one component (say, admissions) leaves the draws of the others unchanged.
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma, StandardNormal};
+
+use crate::stats::rng::{substream, tags};
 
 /// Stream numbers of the simulator's components.
 #[derive(Debug, Clone, Copy)]
@@ -21,10 +24,10 @@ pub enum Stream {
 pub struct Rng(ChaCha8Rng);
 
 impl Rng {
+    /// The component's substream of the shared scheme ([`crate::stats::rng::substream`]):
+    /// tag [`crate::stats::rng::tags::SIMULATOR`], index = the component's number.
     pub fn new(seed: u64, stream: Stream) -> Rng {
-        let mut r = ChaCha8Rng::seed_from_u64(seed);
-        r.set_stream(stream as u64);
-        Rng(r)
+        Rng(substream(seed, tags::SIMULATOR, stream as u64))
     }
 
     /// Uniform on [0, 1).

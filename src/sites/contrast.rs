@@ -6,51 +6,25 @@
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 
 use nalgebra::DMatrix;
-use serde::{Deserialize, Serialize};
 
-use crate::analysis::emmeans::{reference_grid, GridFactor};
+use crate::emmeans::{reference_grid, GridFactor};
 use crate::formula::{build_model_frame, ModelFormula, ModelFrame};
 use crate::frame::{Column, Frame};
 use crate::lmm::inference::t_p_and_quantile;
 use crate::lmm::{fit_model_frame, DfMethod, LmmFit, LmmOptions};
+pub use crate::results::{FitMethod, WaveContrast};
 
-/// How a contrast was estimated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FitMethod {
-    /// Linear mixed model (lme4/lmerTest) with the requested df method.
-    Lmm,
-    /// Ordinary least squares on the fixed part (`lm`), because the mixed model was singular
-    /// or could not be fitted.
-    Ols,
-}
-
-/// One wave's intervention minus control contrast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WaveContrast {
-    pub wave: String,
-    pub estimate: f64,
-    pub std_error: f64,
-    pub df: f64,
-    pub statistic: f64,
-    pub p_value: f64,
-    pub conf_low: f64,
-    pub conf_high: f64,
-}
-
-impl WaveContrast {
-    /// The contrast at `wave` from a row of [`crate::lmm::LmmFit::contrast_level`].
-    pub fn from_row(wave: &str, r: crate::lmm::ContrastRow) -> Self {
-        WaveContrast {
-            wave: wave.to_string(),
-            estimate: r.estimate,
-            std_error: r.std_error,
-            df: r.df,
-            statistic: r.statistic,
-            p_value: r.p_value,
-            conf_low: r.conf_low,
-            conf_high: r.conf_high,
-        }
+/// The contrast at `wave` from a row of [`crate::lmm::LmmFit::contrast_level`].
+pub fn wave_contrast(wave: &str, r: crate::lmm::ContrastRow) -> WaveContrast {
+    WaveContrast {
+        wave: wave.to_string(),
+        estimate: r.estimate,
+        std_error: r.std_error,
+        df: r.df,
+        statistic: r.statistic,
+        p_value: r.p_value,
+        conf_low: r.conf_low,
+        conf_high: r.conf_high,
     }
 }
 
@@ -284,7 +258,7 @@ fn lmm_contrasts(
     Ok(rows
         .iter()
         .zip(res)
-        .map(|((w, _), r)| WaveContrast::from_row(w, r))
+        .map(|((w, _), r)| wave_contrast(w, r))
         .collect())
 }
 

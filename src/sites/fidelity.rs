@@ -12,69 +12,16 @@
 use std::collections::HashMap;
 
 use nalgebra::DMatrix;
-use serde::{Deserialize, Serialize};
 
-use super::contrast::{count_levels, fit_contrasts, ContrastDesign, FitMethod, WaveContrast};
-use crate::analysis::outcomes::OutcomeData;
-use crate::analysis::{outcome_data, SetFilter};
+use super::contrast::{count_levels, fit_contrasts, wave_contrast, ContrastDesign};
+use crate::formula::Formula;
 use crate::frame::{Column, Frame};
 use crate::ingest::Trial;
 use crate::lmm::{fit_formula, DfMethod, LmmOptions};
+use crate::results::{FidelityBandRow, FidelityModerator, FidelityResult};
 use crate::schema::study::Design;
 use crate::scoring::Scored;
-
-/// Fidelity analyses of one outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FidelityResult {
-    pub outcome: String,
-    /// Contrasts of each fidelity band against control, per follow-up wave.
-    #[serde(default)]
-    pub bands: Vec<FidelityBandRow>,
-    /// Fidelity as a continuous group-level moderator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moderator: Option<FidelityModerator>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-/// One band's intervention minus control contrast at one wave.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FidelityBandRow {
-    /// `high` or `moderate`.
-    pub band: String,
-    /// The band's fidelity range, e.g. `>= 4` or `3 to < 4`.
-    pub range: String,
-    pub wave: String,
-    /// Intervention participants (of this band) and controls in the model.
-    pub n_intervention: u64,
-    pub n_control: u64,
-    /// Training groups in the band.
-    pub n_groups: u64,
-    /// `lmm`, or `ols` when the mixed model was singular.
-    pub method: FitMethod,
-    pub estimate: f64,
-    pub std_error: f64,
-    pub df: f64,
-    pub p_value: f64,
-    pub conf_low: f64,
-    pub conf_high: f64,
-}
-
-/// The continuous-moderator model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FidelityModerator {
-    pub model: String,
-    /// Mean fidelity over the groups with a rating (the centring value).
-    pub fidelity_mean: f64,
-    pub n_groups: u64,
-    pub n_participants: u64,
-    pub n_observations: u64,
-    pub singular: bool,
-    /// Per wave: change of the intervention minus control contrast per fidelity point.
-    pub rows: Vec<WaveContrast>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
+use crate::trial_data::{outcome_data, OutcomeData, SetFilter};
 
 /// Options of [`fidelity_analysis`].
 #[derive(Debug, Clone)]
@@ -83,7 +30,7 @@ pub struct FidelityOptions<'a> {
     pub moderate: f64,
     pub moderator: bool,
     /// The outcome model formula on the frame's columns (response `y`).
-    pub formula: &'a str,
+    pub formula: &'a Formula,
     pub df: DfMethod,
     pub level: f64,
     /// Follow-up waves to report.
@@ -100,11 +47,22 @@ pub fn fidelity_analysis(
     let mut warnings = Vec::new();
     let mut bands = Vec::new();
     let cluster = trial.study.design == Design::Cluster;
-    let formula = if cluster && !opt.formula.contains("group_id") {
-        format!("{} + (1 | group_id)", opt.formula)
+    let formula = if cluster && !opt.formula.uses_column("group_id") {
+        match opt.formula.add_random("1", "group_id") {
+            Ok(f) => f,
+            Err(e) => {
+                return FidelityResult {
+                    outcome: outcome.to_string(),
+                    bands,
+                    moderator: None,
+                    warnings: vec![format!("fidelity: {e}")],
+                }
+            }
+        }
     } else {
-        opt.formula.to_string()
-    };
+        opt.formula.clone()
+    }
+    .to_string();
     for (band, range, low, high) in [
         ("high", format!(">= {}", opt.high), opt.high, f64::INFINITY),
         (
@@ -243,14 +201,14 @@ fn moderator_model(
     frame
         .push_numeric("fidelity_c", values)
         .map_err(|e| e.to_string())?;
-    let group_term = if cluster {
-        "(1 | group_id)"
-    } else {
-        "(0 + imr | group_id)"
-    };
-    let base = opt.formula.trim();
-    let formula = format!("{base} + fidelity_c + wave:fidelity_c + {group_term}");
-    let fit = fit_formula(&formula, &frame, &LmmOptions::default()).map_err(|e| e.to_string())?;
+    let group_lhs = if cluster { "1" } else { "0 + imr" };
+    let formula = opt
+        .formula
+        .add_fixed("fidelity_c + wave:fidelity_c")
+        .and_then(|f| f.add_random(group_lhs, "group_id"))
+        .map_err(|e| e.to_string())?;
+    let fit = fit_formula(&formula.to_string(), &frame, &LmmOptions::default())
+        .map_err(|e| e.to_string())?;
     let names = fit.fixef_names().to_vec();
     let Some(main) = names.iter().position(|n| n == "fidelity_c") else {
         return Err("fidelity_c was dropped from the model (no variation)".into());
@@ -284,13 +242,13 @@ fn moderator_model(
     let rows = l_rows
         .iter()
         .zip(res)
-        .map(|((w, _), r)| WaveContrast::from_row(w, r))
+        .map(|((w, _), r)| wave_contrast(w, r))
         .collect();
     let mut warnings = fit.warnings.clone();
     if fit.singular && !warnings.iter().any(|w| w.contains("singular")) {
         warnings.push(format!("singular fit: {}", fit.singular_terms.join("; ")));
     }
-    let display = formula.replacen('y', outcome, 1);
+    let display = formula.display(outcome);
     Ok(FidelityModerator {
         model: display,
         fidelity_mean: mean,

@@ -27,20 +27,23 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::analysis::outcomes::OutcomeData;
-use crate::analysis::spec::DfSpec;
-use crate::analysis::{outcome_data, SetFilter};
+use crate::formula::{Formula, OUTCOME_PLACEHOLDER};
 use crate::ingest::Trial;
-use crate::lmm::DfMethod;
+use crate::lmm::{DfMethod, DfSpec};
 use crate::meta::{self, MetaOptions};
-use crate::report::progress::Progress;
-use crate::results::{LeaveOneOutRow, MetaAnalysis, PerSiteRow, RankRow, SiteResult};
+use crate::progress::ProgressSink;
+use crate::results::{
+    ExcludedSite, FunnelDetails, LeaveOneOutRow, MetaAnalysis, MetaDetails, PerSiteRow, RankRow,
+    SiteDetails, SiteMethodRow, SiteResult,
+};
+pub use crate::results::{
+    FidelityBandRow, FidelityModerator, FidelityResult, RoutineResult, ShrinkageModel,
+};
 use crate::schema::study::Design;
 use crate::scoring::Scored;
-use contrast::{fit_contrasts, rows_by_level, subset_frame, ContrastDesign, FitMethod};
-pub use fidelity::{FidelityBandRow, FidelityModerator, FidelityResult};
-pub use pool::{pool_trials, pool_trials_labelled, routine_site_means, PoolError, RoutineResult};
-pub use shrinkage::ShrinkageModel;
+use crate::trial_data::{outcome_data, OutcomeData, SetFilter};
+use contrast::{fit_contrasts, rows_by_level, subset_frame, ContrastDesign};
+pub use pool::{pool_trials, pool_trials_labelled, routine_site_means, PoolError};
 
 /// The `[sites]` table of an analysis spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,10 +195,7 @@ impl SitesSpec {
     }
 
     fn df_method(&self) -> DfMethod {
-        match self.df {
-            DfSpec::Satterthwaite => DfMethod::Satterthwaite,
-            DfSpec::KenwardRoger => DfMethod::KenwardRoger,
-        }
+        self.df.into()
     }
 
     fn meta_options(&self) -> MetaOptions {
@@ -235,71 +235,6 @@ pub struct SitesOutput {
     /// Routine outcome monitoring.
     pub routine: Option<RoutineResult>,
     pub warnings: Vec<String>,
-}
-
-/// What stands behind one [`SiteResult`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SiteDetails {
-    pub outcome: String,
-    pub wave: String,
-    /// The per-site model as shown to users.
-    pub per_site_model: String,
-    /// How each site's contrast was estimated.
-    pub per_site_methods: Vec<SiteMethodRow>,
-    /// Sites left out, with the reason.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub excluded_sites: Vec<ExcludedSite>,
-    /// Full meta-analysis (t, df, p, se of tau^2, H^2, s2w).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<MetaDetails>,
-    /// Funnel plot: centre and the pseudo-confidence limits `centre +/- z_crit * se`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub funnel: Option<FunnelDetails>,
-    /// The shrinkage model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shrinkage_model: Option<ShrinkageModel>,
-    pub rank_draws: u64,
-}
-
-/// A site's estimation method.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SiteMethodRow {
-    pub site_id: String,
-    pub method: FitMethod,
-    pub singular: bool,
-    pub n_observations: u64,
-    pub statistic: f64,
-    pub p_value: f64,
-}
-
-/// A site without a per-site estimate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExcludedSite {
-    pub site_id: String,
-    pub reason: String,
-}
-
-/// The parts of `metafor::rma` not in [`MetaAnalysis`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetaDetails {
-    pub statistic: f64,
-    pub df: f64,
-    pub p_value: f64,
-    pub se_tau2: f64,
-    pub h2: f64,
-    pub s2w: f64,
-    pub iterations: u64,
-    pub threshold: f64,
-    /// Percent weight of each site, in `per_site` order.
-    pub weights_percent: Vec<f64>,
-}
-
-/// Funnel plot limits (metafor `funnel`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FunnelDetails {
-    pub center: f64,
-    pub z_crit: f64,
-    pub se_max: f64,
 }
 
 /// One site's contrasts at every wave.
@@ -358,7 +293,7 @@ pub fn per_site_fits(
 }
 
 /// The site comparison of one outcome from its modelling data (columns as
-/// [`crate::analysis::outcome_data`] builds them: `y`, `participant_id`, `arm`, `wave`,
+/// [`crate::trial_data::outcome_data`] builds them: `y`, `participant_id`, `arm`, `wave`,
 /// `site_id`, ...). `waves`: the follow-up waves to report. `stream` separates the rank
 /// simulations of different outcomes.
 pub fn analyse_outcome_data(
@@ -699,7 +634,7 @@ pub fn analyse(
     scored: &Scored,
     spec: &SitesSpec,
     seed: u64,
-    quiet: bool,
+    progress: &dyn ProgressSink,
 ) -> Result<SitesOutput, SitesError> {
     spec.validate()?;
     if trial.study.arms.len() < 2 {
@@ -708,7 +643,7 @@ pub fn analyse(
     let waves = follow_up_waves(trial, spec)?;
     let mut out = SitesOutput::default();
     let cluster = trial.study.design == Design::Cluster;
-    let bar = Progress::new(spec.outcomes.len() as u64, "site comparisons", quiet);
+    let bar = progress.bar(spec.outcomes.len() as u64, "site comparisons");
     for (k, outcome) in spec.outcomes.iter().enumerate() {
         let Some(data) = outcome_data(trial, scored, outcome, &SetFilter::All) else {
             out.warnings.push(format!(
@@ -717,16 +652,27 @@ pub fn analyse(
             bar.inc(1);
             continue;
         };
+        let template = match Formula::template(&spec.formula, "y") {
+            Ok(f) => f,
+            Err(e) => {
+                out.warnings
+                    .push(format!("sites: outcome {outcome} skipped: formula: {e}"));
+                bar.inc(1);
+                continue;
+            }
+        };
         let mut s = spec.clone();
-        if cluster && !s.formula.contains("group_id") {
-            s.formula = format!("{} + (1 | group_id)", s.formula);
+        if cluster && !template.uses_column("group_id") {
+            if let Ok(f) = template.add_random("1", "group_id") {
+                s.formula = f.display(OUTCOME_PLACEHOLDER);
+            }
         }
         let (r, d, w) = analyse_outcome_data(outcome, &data, &s, &waves, seed, k as u64);
         out.sites.extend(r);
         out.details.extend(d);
         out.warnings.extend(w);
         if spec.fidelity.enabled && trial.groups.iter().any(|g| g.fidelity.is_some()) {
-            let formula = spec.formula.replace("{outcome}", "y");
+            let formula = template;
             let f = fidelity::fidelity_analysis(
                 trial,
                 scored,

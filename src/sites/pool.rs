@@ -16,19 +16,19 @@
 #![allow(clippy::result_large_err)]
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::contrast::{model_frame, ols_xy};
 use super::RoutineSpec;
 use crate::frame::{Column, Frame};
-use crate::glm::special::qnorm;
 use crate::ingest::{
     Admission, Assessment, ExtraColumn, Group, GroupId, ItemMatrix, Participant, ParticipantId,
     Site, SiteId, Trial,
 };
 use crate::lmm::{fit_model_frame, LmmOptions};
+use crate::results::{RoutineResult, RoutineSiteRow};
 use crate::scoring::Scored;
+use crate::stats::distributions::qnorm;
 
 /// Why exports cannot be pooled, or routine monitoring cannot run.
 #[derive(Debug, Error, PartialEq)]
@@ -300,54 +300,6 @@ fn append_extra(dst: &mut [ExtraColumn], src: &[ExtraColumn], n: usize, label: &
             None => col.values.extend(std::iter::repeat_n(None, n)),
         }
     }
-}
-
-/// Case-mix-adjusted site means of change (routine outcome monitoring).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoutineResult {
-    pub outcome: String,
-    pub baseline_wave: String,
-    pub wave: String,
-    /// The case-mix model (least squares), R syntax.
-    pub model: String,
-    /// The shrinkage model (lme4).
-    pub shrinkage_model: String,
-    pub n_participants: u64,
-    /// Participants without both scores or a covariate.
-    pub n_excluded: u64,
-    /// Mean change over all participants in the model.
-    pub overall_mean_change: f64,
-    /// Residual SD of the case-mix model.
-    pub residual_sd: f64,
-    /// SD of the random site intercepts of the shrinkage model.
-    pub site_sd: f64,
-    pub rows: Vec<RoutineSiteRow>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-/// One site's case-mix-adjusted mean change with funnel limits and its shrunken effect.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoutineSiteRow {
-    pub site_id: String,
-    pub n: u64,
-    /// Mean observed change.
-    pub observed: f64,
-    /// Mean change expected from the case mix.
-    pub expected: f64,
-    /// overall mean + observed - expected.
-    pub adjusted: f64,
-    /// residual SD / sqrt(n).
-    pub std_error: f64,
-    pub limit95_low: f64,
-    pub limit95_high: f64,
-    pub limit998_low: f64,
-    pub limit998_high: f64,
-    /// `above 99.8%`, `above 95%`, `within`, `below 95%`, `below 99.8%`.
-    pub funnel: String,
-    /// Conditional mode of the site intercept (deviation from the case-mix prediction).
-    pub shrunken: f64,
-    pub conditional_sd: f64,
 }
 
 /// Case-mix-adjusted site means of change of `spec.outcome` (see the module docs).

@@ -10,43 +10,12 @@
 //!   quantiles of each site's simulated ranks form its interval (Goldstein & Spiegelhalter 1996,
 //!   J R Stat Soc A 159: league tables with uncertainty; Marshall & Spiegelhalter 1998, BMJ 316).
 use rand_distr::{Distribution, StandardNormal};
-use serde::{Deserialize, Serialize};
 
 use crate::frame::Frame;
 use crate::lmm::{fit_formula, LmmOptions};
-use crate::mediation::indirect::stream_rng;
-use crate::results::{RankRow, ShrunkenRow};
-
-/// The shrinkage model and its site-level variance components.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShrinkageModel {
-    /// Formula as fitted (response `y`).
-    pub formula: String,
-    /// SD of the random site intercepts.
-    pub site_intercept_sd: f64,
-    /// SD of the random site-by-arm effects (of the first column).
-    pub site_arm_sd: f64,
-    /// Correlation of the site intercepts with the (first) site-by-arm effects.
-    pub correlation: f64,
-    /// Residual SD.
-    pub residual_sd: f64,
-    pub singular: bool,
-    pub converged: bool,
-    /// REML criterion at the optimum (lme4's `REMLcrit`), or the deviance of an ML fit.
-    pub reml_criterion: f64,
-    /// The random-effects term's (first) column holding the site-by-arm effect (`armIMR`).
-    pub arm_term: String,
-    /// Every site-level effect column reported (`armIMR`; or `imr_T2`, `imr_T3`).
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// The SD of each of `columns`.
-    #[serde(default)]
-    pub column_sds: Vec<f64>,
-    pub n_sites: usize,
-    pub n_observations: usize,
-    #[serde(default)]
-    pub warnings: Vec<String>,
-}
+use crate::results::{RankRow, ShrinkageModel, ShrunkenRow};
+use crate::stats::quantile::quantile_type1;
+use crate::stats::rng::{substream, tags};
 
 /// Fits the shrinkage model and returns, for each of `columns` (random-effect columns of the
 /// `site_factor` term, e.g. `armIMR`, or `imr_T2`, `imr_T3`), the conditional modes of the
@@ -168,7 +137,7 @@ pub fn simulated_ranks(
     let k = estimates.len();
     let point = ranks_desc(estimates);
     let mut sims: Vec<Vec<u32>> = vec![Vec::with_capacity(draws); k];
-    let mut rng = stream_rng(seed, RANK_TAG, stream);
+    let mut rng = substream(seed, tags::SITE_RANKS, stream);
     let mut vals = vec![0.0; k];
     let mut order: Vec<usize> = (0..k).collect();
     for _ in 0..draws {
@@ -188,13 +157,9 @@ pub fn simulated_ranks(
         .map(|(j, id)| {
             let mut s = std::mem::take(&mut sims[j]);
             s.sort_unstable();
-            let (lo, hi) = if s.is_empty() {
-                (point[j], point[j])
-            } else {
-                (
-                    u64::from(quantile_type1(&s, alpha)),
-                    u64::from(quantile_type1(&s, 1.0 - alpha)),
-                )
+            let (lo, hi) = match (quantile_type1(&s, alpha), quantile_type1(&s, 1.0 - alpha)) {
+                (Some(lo), Some(hi)) => (u64::from(lo), u64::from(hi)),
+                _ => (point[j], point[j]),
             };
             RankRow {
                 site_id: id.clone(),
@@ -204,22 +169,4 @@ pub fn simulated_ranks(
             }
         })
         .collect()
-}
-
-/// Stream tag of the rank simulation (apart from the mediation module's tags 1-6).
-pub const RANK_TAG: u64 = 21;
-
-/// R's `quantile(x, p, type = 1)` of sorted `x`: the smallest value whose empirical CDF is
-/// at least `p`.
-pub fn quantile_type1(sorted: &[u32], p: f64) -> u32 {
-    let n = sorted.len();
-    let np = n as f64 * p;
-    // j = floor(np); g = np - j; value = x[j] if g == 0 else x[j + 1] (1-based)
-    let j = np.floor();
-    let idx = if np - j > 1e-12 {
-        j as usize
-    } else {
-        (j as usize).max(1) - 1
-    };
-    sorted[idx.min(n - 1)]
 }

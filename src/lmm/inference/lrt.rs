@@ -2,10 +2,10 @@
 //! refitted by ML first ("refitting model(s) with ML (instead of REML)"), then
 //! `Chisq = deviance(m0) - deviance(m1)` on `npar(m1) - npar(m0)` df.
 use serde::Serialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::lmm::optimize::{fit_model_frame, LmmFit, LmmOptions};
 use crate::lmm::LmmError;
+use crate::stats::lrt;
 
 /// One model's row in the LRT table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,37 +53,21 @@ fn row(fit: &LmmFit) -> LrtModelRow {
     }
 }
 
-/// Likelihood-ratio test of `smaller` against `larger` (both fitted to the same rows).
+/// Likelihood-ratio test of `smaller` against `larger` (both fitted to the same rows): the
+/// shared [`crate::stats::lrt`] test on the ML deviances.
 pub fn likelihood_ratio_test(smaller: &LmmFit, larger: &LmmFit) -> Result<LrtResult, LmmError> {
-    if smaller.frame.rows != larger.frame.rows {
-        return Err(LmmError::NotNested(format!(
-            "the models use different rows ({} vs {} observations); refit on the same complete cases",
-            smaller.n_obs(),
-            larger.n_obs()
-        )));
-    }
+    lrt::check_same_rows(&smaller.frame.rows, &larger.frame.rows)?;
     let s_ml = ml_version(smaller)?;
     let l_ml = ml_version(larger)?;
     let s = s_ml.as_ref().unwrap_or(smaller);
     let l = l_ml.as_ref().unwrap_or(larger);
-    if s.n_params() >= l.n_params() {
-        return Err(LmmError::NotNested(format!(
-            "the smaller model has {} parameters, the larger {}",
-            s.n_params(),
-            l.n_params()
-        )));
-    }
-    let chisq = (s.deviance() - l.deviance()).max(0.0);
-    let df = l.n_params() - s.n_params();
-    let p_value = ChiSquared::new(df as f64)
-        .map(|d| d.sf(chisq))
-        .unwrap_or(f64::NAN);
+    let t = lrt::lr_test(s.deviance(), s.n_params(), l.deviance(), l.n_params())?;
     Ok(LrtResult {
         smaller: row(s),
         larger: row(l),
-        chisq,
-        df,
-        p_value,
+        chisq: t.chisq,
+        df: l.n_params() - s.n_params(),
+        p_value: t.p_value,
         refitted_ml: s_ml.is_some() || l_ml.is_some(),
     })
 }

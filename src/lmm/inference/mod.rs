@@ -3,21 +3,40 @@
 //! likelihood-ratio tests of nested models ([`lrt`]).
 pub mod kenward_roger;
 pub mod lrt;
-pub mod numderiv;
 pub mod satterthwaite;
 pub mod type3;
 
 use std::cell::RefCell;
 
+use crate::stats::distributions::{p_two_sided_normal, p_two_sided_t, qnorm, qt, wald_f_p_value};
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
-use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal, StudentsT};
 
 use super::deviance::Factor;
 use super::optimize::LmmFit;
 use super::LmmError;
 use kenward_roger::{kr_adjust, KrAdjusted, KrBlock};
 use satterthwaite::{Satterthwaite, VarianceParameterModel};
+
+/// Degrees-of-freedom method for t and F tests of fixed effects.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DfSpec {
+    /// Satterthwaite (lmerTest's default).
+    #[default]
+    Satterthwaite,
+    /// Kenward-Roger (pbkrtest).
+    KenwardRoger,
+}
+
+impl From<DfSpec> for DfMethod {
+    fn from(d: DfSpec) -> DfMethod {
+        match d {
+            DfSpec::Satterthwaite => DfMethod::Satterthwaite,
+            DfSpec::KenwardRoger => DfMethod::KenwardRoger,
+        }
+    }
+}
 
 /// How the denominator degrees of freedom of t and F tests are obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,28 +87,16 @@ pub struct FTest {
     pub f_unscaled: f64,
 }
 
-/// Two-sided p-value and confidence-interval multiplier for a t (or z when `df` is infinite).
+/// Two-sided p-value and confidence-interval multiplier for a t (or z when `df` is infinite),
+/// from the shared distribution functions (R's `2 * pt(-|t|, df)` and `qt(upper, df)`).
 pub fn t_p_and_quantile(t: f64, df: f64, level: f64) -> (f64, f64) {
     let upper = 1.0 - (1.0 - level) / 2.0;
     if df.is_finite() && df > 0.0 {
-        if let Ok(dist) = StudentsT::new(0.0, 1.0, df) {
-            // Two-sided tail through the incomplete beta function, accurate far in the tail
-            // (1 - cdf would round to 0): P(|T| > t) = I_{df/(df+t^2)}(df/2, 1/2).
-            let p = if t.is_finite() {
-                statrs::function::beta::beta_reg(df / 2.0, 0.5, df / (df + t * t))
-            } else if t.is_nan() {
-                f64::NAN
-            } else {
-                0.0
-            };
-            return (p, dist.inverse_cdf(upper));
-        }
+        (p_two_sided_t(t, df), qt(upper, df))
+    } else if df.is_nan() || df <= 0.0 {
         (f64::NAN, f64::NAN)
     } else {
-        match Normal::new(0.0, 1.0) {
-            Ok(n) => (2.0 * n.sf(t.abs()), n.inverse_cdf(upper)),
-            Err(_) => (f64::NAN, f64::NAN),
-        }
+        (p_two_sided_normal(t), qnorm(upper))
     }
 }
 
@@ -326,15 +333,7 @@ impl LmmFit {
                 (f, q, f64::INFINITY, f)
             }
         };
-        let p_value = if ddf.is_finite() {
-            FisherSnedecor::new(q, ddf)
-                .map(|d| d.sf(f))
-                .unwrap_or(f64::NAN)
-        } else {
-            statrs::distribution::ChiSquared::new(q)
-                .map(|d| d.sf(f * q))
-                .unwrap_or(f64::NAN)
-        };
+        let p_value = wald_f_p_value(f, q, ddf);
         Ok(FTest {
             f_value: f,
             num_df: q,

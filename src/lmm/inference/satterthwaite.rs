@@ -11,7 +11,7 @@
 //! gets the same df machinery.
 use nalgebra::{DMatrix, DVector};
 
-use super::numderiv;
+use crate::stats::numderiv;
 
 /// A model whose fixed-effect covariance and deviance are functions of variance parameters.
 pub trait VarianceParameterModel {

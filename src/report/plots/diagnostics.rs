@@ -8,25 +8,11 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use super::{bold, de, font, padded_range, series_color, AXIS, GREY, TICK, TITLE};
 use crate::report::format::{analysis_set_label, outcome_label, sensitivity_label};
 use crate::results::OutcomeResult;
+use crate::stats::quantile::quantile_type7;
 
 /// At most this many points are drawn per panel (every k-th in order), to keep large models
 /// fast to render; the reference lines use all values.
 const MAX_POINTS: usize = 20_000;
-
-/// Type 7 sample quantile (R's default) of sorted finite values.
-fn quantile_sorted(x: &[f64], p: f64) -> f64 {
-    if x.is_empty() {
-        return f64::NAN;
-    }
-    let h = (x.len() - 1) as f64 * p;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(x.len() - 1);
-    let (a, b) = (
-        x.get(lo).copied().unwrap_or(f64::NAN),
-        x.get(hi).copied().unwrap_or(f64::NAN),
-    );
-    a + (h - lo as f64) * (b - a)
-}
 
 /// A reference line as (intercept, slope).
 pub type Line = (f64, f64);
@@ -53,7 +39,7 @@ pub fn qq_points(values: &[f64]) -> (Vec<(f64, f64)>, Option<Line>) {
         })
         .collect();
     let (z1, z3) = (normal.inverse_cdf(0.25), normal.inverse_cdf(0.75));
-    let (q1, q3) = (quantile_sorted(&y, 0.25), quantile_sorted(&y, 0.75));
+    let (q1, q3) = (quantile_type7(&y, 0.25), quantile_type7(&y, 0.75));
     let slope = (q3 - q1) / (z3 - z1);
     let line = if slope.is_finite() {
         Some((q1 - slope * z1, slope))

@@ -146,7 +146,7 @@ pub enum PlotSpec<'a> {
     /// Funnel plot of per-site contrasts.
     Funnel(&'a SiteResult),
     /// Funnel plot of case-mix-adjusted site means of change (routine monitoring).
-    RoutineFunnel(&'a crate::sites::RoutineResult),
+    RoutineFunnel(&'a crate::results::RoutineResult),
 }
 
 impl PlotSpec<'_> {

@@ -321,7 +321,7 @@ pub fn draw_funnel<DB: DrawingBackend>(
 /// and the 95% and 99.8% control limits `overall +/- z sigma / sqrt(n)`.
 pub fn draw_routine_funnel<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    r: &crate::sites::RoutineResult,
+    r: &crate::results::RoutineResult,
 ) -> Result<(), String> {
     let (w, _) = root.dim_in_pixel();
     root.draw(&Text::new(
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn routine_funnel_plot_draws() {
         super::super::register_fonts();
-        let row = |id: &str, n: u64, adj: f64| crate::sites::pool::RoutineSiteRow {
+        let row = |id: &str, n: u64, adj: f64| crate::results::RoutineSiteRow {
             site_id: id.into(),
             n,
             observed: adj,
@@ -443,7 +443,7 @@ mod tests {
             shrunken: 0.0,
             conditional_sd: 0.1,
         };
-        let r = crate::sites::RoutineResult {
+        let r = crate::results::RoutineResult {
             outcome: "honos".into(),
             baseline_wave: "T0".into(),
             wave: "T2".into(),

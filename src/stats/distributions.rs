@@ -1,5 +1,4 @@
-//! Distribution functions and special functions used by the GLM, meta-analysis and rank-test
-//! code: two-sided normal and t p-values, normal and t quantiles polished by Newton steps (so
+//! Distribution functions and special functions, used by every model: two-sided normal and t p-values, normal and t quantiles polished by Newton steps (so
 //! critical values agree with R's `qnorm`/`qt` to ~1e-15), chi-square upper tail, log-gamma,
 //! digamma and trigamma.
 use std::f64::consts::{PI, SQRT_2};
@@ -287,12 +286,46 @@ pub fn pchisq_upper(x: f64, df: f64) -> f64 {
     gamma_ur(df / 2.0, x / 2.0)
 }
 
+/// F upper tail `P(F > f)` with `df1`, `df2` degrees of freedom (R's
+/// `pf(f, df1, df2, lower.tail = FALSE)`): `I_{1 - df1 f / (df1 f + df2)}(df2/2, df1/2)`.
+pub fn pf_upper(f: f64, df1: f64, df2: f64) -> f64 {
+    if f.is_nan() || df1.is_nan() || df2.is_nan() || df1 <= 0.0 || df2 <= 0.0 {
+        return f64::NAN;
+    }
+    if f < 0.0 {
+        return 1.0;
+    }
+    if f.is_infinite() {
+        return 0.0;
+    }
+    beta_reg(df2 / 2.0, df1 / 2.0, 1. - ((df1 * f) / (df1 * f + df2)))
+}
+
+/// p-value of a Wald F statistic `f` on `q` numerator and `ddf` denominator df: the F upper
+/// tail, or for infinite `ddf` the chi-square upper tail of `q f` (lmerTest's and emmeans'
+/// `df = Inf` convention).
+pub fn wald_f_p_value(f: f64, q: f64, ddf: f64) -> f64 {
+    if ddf.is_finite() {
+        pf_upper(f, q, ddf)
+    } else {
+        pchisq_upper(f * q, q)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rel(a: f64, b: f64) -> f64 {
         ((a - b) / b).abs()
+    }
+
+    #[test]
+    fn f_tail_matches_r() {
+        // pf(3.5, 2, 17, lower.tail = FALSE) = 0.0533359797422804
+        assert!(rel(pf_upper(3.5, 2.0, 17.0), 0.0533359797422804) < 1e-12);
+        assert_eq!(pf_upper(-1.0, 2.0, 17.0), 1.0);
+        assert!(pf_upper(1.0, 0.0, 17.0).is_nan());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The one results structure every output is rendered from.
 //!
-//! The analysis stages fill a [`Results`]; `crate::report` turns it into `results.json`,
+//! The analysis stages fill a [`Results`]; the report module turns it into `results.json`,
 //! tables (CSV, Markdown, LaTeX, HTML), plots and `report.html`. The report layer computes no
 //! statistics, so every number a reader sees comes from here and the formats cannot disagree.
 //!
@@ -15,6 +15,13 @@
 //! Large per-model data used only for plots (fitted values, residuals, random intercepts,
 //! individual trajectories) is optional and omitted from JSON when absent.
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub mod sites;
+pub use sites::{
+    ExcludedSite, FidelityBandRow, FidelityModerator, FidelityResult, FitMethod, FunnelDetails,
+    MetaDetails, RoutineResult, RoutineSiteRow, ShrinkageModel, SiteDetails, SiteMethodRow,
+    WaveContrast,
+};
 
 /// Reads a JSON number, or `null` as `NaN` (the inverse of how serde_json writes `NaN`).
 fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -64,13 +71,13 @@ pub struct Results {
     pub sites: Vec<SiteResult>,
     /// Per-site model details (funnel limits, excluded sites) behind `sites`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sites_details: Vec<crate::sites::SiteDetails>,
+    pub sites_details: Vec<SiteDetails>,
     /// Treatment effect by group-fidelity band and fidelity as a moderator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sites_fidelity: Vec<crate::sites::FidelityResult>,
+    pub sites_fidelity: Vec<FidelityResult>,
     /// Routine outcome monitoring: case-mix-adjusted site means of change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sites_routine: Option<crate::sites::RoutineResult>,
+    pub sites_routine: Option<RoutineResult>,
 }
 
 // ---------------------------------------------------------------------------------------------

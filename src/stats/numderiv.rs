@@ -1,4 +1,5 @@
-//! Richardson-extrapolated numerical derivatives with the defaults of R's numDeriv
+//! Numerical derivatives: the central-difference stencil of lme4's convergence check
+//! (`lme4:::deriv12`), and Richardson-extrapolated numerical derivatives with the defaults of R's numDeriv
 //! (`method = "Richardson"`, `eps = 1e-4`, `zero.tol = sqrt(.Machine$double.eps / 7e-7)`,
 //! `r = 4`, `v = 2`; relative step `d = 1e-4` for `jacobian`/`grad` but `d = 0.1` for
 //! `hessian`, i.e. `genD`), as lmerTest uses them for the Hessian of the deviance and the
@@ -120,6 +121,60 @@ pub fn hessian<F: FnMut(&[f64]) -> f64>(mut f: F, x: &[f64]) -> Vec<Vec<f64>> {
     hess
 }
 
+/// The points of a central-difference stencil at `x` with steps `h` (lme4's `deriv12`): the
+/// centre, then `x + h_i e_i` and `x - h_i e_i` for each `i`, then for each pair `j < i` the
+/// four corners `(+h_i, +h_j), (+h_i, -h_j), (-h_i, +h_j), (-h_i, -h_j)`. Evaluate the
+/// function at them in any order or in parallel, then call [`central_derivatives`].
+pub fn central_stencil(x: &[f64], h: &[f64]) -> Vec<Vec<f64>> {
+    let k = x.len();
+    let mut points: Vec<Vec<f64>> = vec![x.to_vec()];
+    for i in 0..k {
+        for s in [1.0, -1.0] {
+            let mut p = x.to_vec();
+            p[i] += s * h[i];
+            points.push(p);
+        }
+    }
+    let corners = [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)];
+    for i in 0..k {
+        for j in 0..i {
+            for (si, sj) in corners {
+                let mut p = x.to_vec();
+                p[i] += si * h[i];
+                p[j] += sj * h[j];
+                points.push(p);
+            }
+        }
+    }
+    points
+}
+
+/// Gradient `g_i = (f(x + h_i) - f(x - h_i)) / 2 h_i` and Hessian (row-major `k x k`;
+/// `(f(x+h_i) - 2 f(x) + f(x-h_i)) / h_i^2` on the diagonal, `(f_{++} - f_{+-} - f_{-+} +
+/// f_{--}) / 4 h_i h_j` off it) from the values at the points of [`central_stencil`].
+pub fn central_derivatives(values: &[f64], h: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let k = h.len();
+    let f0 = values[0];
+    let mut g = vec![0.0; k];
+    let mut hess = vec![0.0; k * k];
+    for i in 0..k {
+        let (fp, fm) = (values[1 + 2 * i], values[2 + 2 * i]);
+        g[i] = (fp - fm) / (2.0 * h[i]);
+        hess[i * k + i] = (fp - 2.0 * f0 + fm) / (h[i] * h[i]);
+    }
+    let mut idx = 1 + 2 * k;
+    for i in 0..k {
+        for j in 0..i {
+            let s = values[idx] - values[idx + 1] - values[idx + 2] + values[idx + 3];
+            idx += 4;
+            let v = s / (4.0 * h[i] * h[j]);
+            hess[i * k + j] = v;
+            hess[j * k + i] = v;
+        }
+    }
+    (g, hess)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +190,20 @@ mod tests {
         assert!((j[0][0] - 3.0).abs() < 1e-8);
         assert!((j[0][1] - 1.0).abs() < 1e-8);
         assert!((j[1][0] - 0.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn central_stencil_of_a_quadratic_is_exact() {
+        let f = |x: &[f64]| 3.0 * x[0] * x[0] + x[0] * x[1] - 2.0 * x[1] * x[1] + x[1];
+        let x = [0.5, -1.0];
+        let h = [1e-3, 2e-3];
+        let vals: Vec<f64> = central_stencil(&x, &h).iter().map(|p| f(p)).collect();
+        assert_eq!(vals.len(), 1 + 2 * 2 + 4);
+        let (g, hess) = central_derivatives(&vals, &h);
+        assert!((g[0] - 2.0).abs() < 1e-8 && (g[1] - 5.5).abs() < 1e-8);
+        let want = [6.0, 1.0, 1.0, -4.0];
+        for (a, b) in hess.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{hess:?}");
+        }
     }
 }

@@ -19,6 +19,10 @@
 //! * Trial windows: before = days -365..=-1; after = the 365.25 days after the
 //!   end-of-treatment wave's nominal day `m` (`m < d <= m + 365.25`, days 366..=730 for 12
 //!   months). "Any admission" in a window = at least one bed day in it.
+pub mod trial;
+
+pub use trial::AdmissionsSpec;
+
 use std::collections::HashMap;
 
 use nalgebra::DMatrix;
@@ -27,10 +31,11 @@ use thiserror::Error;
 
 use crate::glm::{
     arm_prior_design, fit_logistic, fit_negbin, fit_poisson, log_exposure_offset, overdispersion,
-    risk_difference, special::pchisq_upper, standardized_risk_difference, GlmControl, GlmError,
-    GlmFit, NegBinFit, Overdispersion, RatioEstimate, RiskDifference,
+    risk_difference, standardized_risk_difference, GlmControl, GlmError, GlmFit, NegBinFit,
+    Overdispersion, RatioEstimate, RiskDifference,
 };
 use crate::nonparam::{wilcoxon_rank_sum, Alternative, RankSumTest, RankTestError};
+use crate::stats::distributions::pchisq_upper;
 
 /// Days per year used for nominal wave days and exposure (R reference: 365.25).
 pub const DAYS_PER_YEAR: f64 = 365.25;
@@ -62,6 +67,8 @@ pub enum AdmissionsError {
     Glm(#[from] GlmError),
     #[error("{0}")]
     RankTest(#[from] RankTestError),
+    #[error("count models: {0}")]
+    CountModels(Box<AdmissionsError>),
 }
 
 /// A participant's randomization (plain inputs).

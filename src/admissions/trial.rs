@@ -1,0 +1,223 @@
+//! The admission analyses of a trial export: admissions per participant in the windows of
+//! the spec, the count models (MASS::glm.nb, Poisson) and the Dutch trial's own analyses
+//! (logistic regression of any admission, Mann-Whitney U of the change in bed days), as one
+//! [`Admissions`] result.
+use serde::{Deserialize, Serialize};
+
+use super::{
+    count_analysis, per_participant, trial_analysis, AdmissionRules, AdmissionsError,
+    RandomizedParticipant, Stay,
+};
+use crate::glm::GlmControl;
+use crate::ingest::Trial;
+use crate::results::{
+    Admissions, AdmissionsByArm, ArmDistribution, ArmRisk, BedDays, CountModel, LogisticResult,
+    TermRow,
+};
+use crate::stats::quantile::quantile_type7;
+
+/// Admission analyses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionsSpec {
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    /// Follow-up window in days after randomization; default: to the last wave's nominal month.
+    #[serde(default)]
+    pub followup_days: Option<i32>,
+    /// History window before randomization in days.
+    #[serde(default = "default_prior")]
+    pub prior_days: i32,
+}
+
+fn default_prior() -> i32 {
+    365
+}
+
+impl Default for AdmissionsSpec {
+    fn default() -> Self {
+        AdmissionsSpec {
+            enabled: true,
+            followup_days: None,
+            prior_days: default_prior(),
+        }
+    }
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+fn term_rows(coefs: &[crate::glm::Coefficient]) -> Vec<TermRow> {
+    coefs
+        .iter()
+        .map(|c| TermRow {
+            term: c.term.clone(),
+            estimate: c.estimate,
+            std_error: c.std_error,
+            statistic: c.statistic,
+            df: f64::INFINITY,
+            p_value: c.p_value,
+            conf_low: c.conf_low,
+            conf_high: c.conf_high,
+        })
+        .collect()
+}
+
+/// Admissions as counts with exposure (negative binomial, Poisson) and the Dutch trial's own
+/// analyses (logistic regression of any admission, Mann-Whitney U of the bed-day change).
+pub fn analyse(
+    trial: &Trial,
+    spec: &AdmissionsSpec,
+    level: f64,
+) -> Result<Admissions, AdmissionsError> {
+    let study = &trial.study;
+    let last = study.waves.last().map_or(0.0, |w| w.months);
+    let eot = study.waves.get(1).map_or(last, |w| w.months);
+    let mut rules = AdmissionRules::from_months(last, eot, None)?;
+    rules.prior.first = -spec.prior_days;
+    rules.trial_before.first = -spec.prior_days;
+    if let Some(d) = spec.followup_days {
+        rules.follow_up_days = f64::from(d);
+    }
+    let parts: Vec<RandomizedParticipant> = trial
+        .participants
+        .iter()
+        .map(|p| RandomizedParticipant {
+            id: p.id.clone(),
+            arm: trial.arm_label(p.arm).to_string(),
+            randomized_on: p.randomized_on.days(),
+        })
+        .collect();
+    let stays: Vec<Stay> = trial
+        .admissions
+        .iter()
+        .filter_map(|a| {
+            Some(Stay {
+                participant_id: trial.participant(a.participant)?.id.clone(),
+                admitted_on: a.admitted_on.days(),
+                discharged_on: a.discharged_on.map(|d| d.days()),
+                row: a.row,
+            })
+        })
+        .collect();
+    let rows = per_participant(&parts, &stays, &rules)?;
+    let reference = study.arms.first().cloned().unwrap_or_default();
+    let intervention = study
+        .arms
+        .get(study.intervention)
+        .cloned()
+        .unwrap_or_default();
+    let control = GlmControl::default();
+    let by_arm: Vec<AdmissionsByArm> = study
+        .arms
+        .iter()
+        .map(|a| {
+            let r: Vec<_> = rows.iter().filter(|x| &x.arm == a).collect();
+            AdmissionsByArm {
+                arm: a.clone(),
+                n: r.len() as u64,
+                admissions_prior: r.iter().map(|x| u64::from(x.prior)).sum(),
+                admissions_followup: r.iter().map(|x| u64::from(x.count)).sum(),
+                bed_days_prior: r.iter().map(|x| u64::from(x.bed_days_prior)).sum(),
+                bed_days_followup: r.iter().map(|x| u64::from(x.bed_days_follow_up)).sum(),
+                exposure_years_prior: r.len() as f64 * f64::from(spec.prior_days) / 365.25,
+                exposure_years_followup: r.iter().map(|x| x.exposure).sum(),
+            }
+        })
+        .collect();
+    let mut out = Admissions {
+        followup_window: format!(
+            "admissions starting 1-{} days after randomization",
+            rules.follow_up_days.floor()
+        ),
+        prior_window: format!(
+            "admissions starting {}-1 days before randomization",
+            spec.prior_days
+        ),
+        by_arm,
+        ..Default::default()
+    };
+    match count_analysis(&rows, &reference, &intervention, level, &control) {
+        Ok(c) => {
+            out.negative_binomial = Some(CountModel {
+                model: format!("MASS::glm.nb({})", c.formula),
+                rate_ratio: c.negative_binomial_rate_ratio.ratio,
+                conf_low: c.negative_binomial_rate_ratio.conf_low,
+                conf_high: c.negative_binomial_rate_ratio.conf_high,
+                p_value: c.negative_binomial_rate_ratio.p_value,
+                theta: Some(c.negative_binomial.theta),
+                dispersion: None,
+                coefficients: term_rows(&c.negative_binomial.glm.coefficients),
+            });
+            out.poisson = Some(CountModel {
+                model: format!("glm({}, family = poisson)", c.formula),
+                rate_ratio: c.poisson_rate_ratio.ratio,
+                conf_low: c.poisson_rate_ratio.conf_low,
+                conf_high: c.poisson_rate_ratio.conf_high,
+                p_value: c.poisson_rate_ratio.p_value,
+                theta: None,
+                dispersion: Some(c.overdispersion.dispersion),
+                coefficients: term_rows(&c.poisson.coefficients),
+            });
+        }
+        Err(e) => return Err(AdmissionsError::CountModels(Box::new(e))),
+    }
+    if let Ok(t) = trial_analysis(&rows, &reference, &intervention, level, &control) {
+        let risks = study
+            .arms
+            .iter()
+            .map(|a| {
+                let r: Vec<_> = rows.iter().filter(|x| &x.arm == a).collect();
+                ArmRisk {
+                    arm: a.clone(),
+                    events: r.iter().filter(|x| x.any_after).count() as u64,
+                    n: r.len() as u64,
+                }
+            })
+            .collect();
+        out.logistic = Some(LogisticResult {
+            model: format!("glm({}, family = binomial)", t.formula),
+            odds_ratio: t.odds_ratio.ratio,
+            conf_low: t.odds_ratio.conf_low,
+            conf_high: t.odds_ratio.conf_high,
+            p_value: t.odds_ratio.p_value,
+            risks,
+            risk_difference: Some(t.risk_difference.estimate),
+            rd_conf_low: Some(t.risk_difference.conf_low),
+            rd_conf_high: Some(t.risk_difference.conf_high),
+        });
+        let dist = study
+            .arms
+            .iter()
+            .map(|a| {
+                let mut v: Vec<f64> = rows
+                    .iter()
+                    .filter(|x| &x.arm == a)
+                    .map(|x| x.bed_days_change as f64)
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                let n = v.len();
+                ArmDistribution {
+                    arm: a.clone(),
+                    n: n as u64,
+                    mean: if n > 0 {
+                        v.iter().sum::<f64>() / n as f64
+                    } else {
+                        f64::NAN
+                    },
+                    median: quantile_type7(&v, 0.5),
+                    q1: quantile_type7(&v, 0.25),
+                    q3: quantile_type7(&v, 0.75),
+                }
+            })
+            .collect();
+        out.bed_days = Some(BedDays {
+            test: "Mann-Whitney U (wilcox.test, normal approximation with continuity correction) of the change in bed days".into(),
+            u: t.bed_days_test.w,
+            p_value: t.bed_days_test.p_value,
+            by_arm: dist,
+        });
+    }
+    Ok(out)
+}

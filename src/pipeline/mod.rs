@@ -1,0 +1,243 @@
+//! The pipeline of `herstel run`: an analysis spec applied to a scored trial, in three typed
+//! stages.
+//!
+//! 1. **plan** ([`plan`]): spec + trial -> the outcome model requests
+//!    ([`crate::analysis::OutcomeJob`], formulas as values changed by typed operations) and
+//!    the notes on what the data cannot support;
+//! 2. **execute** ([`execute`]): the outcome models in parallel, then the peer analyses
+//!    (admissions, mediation, sites), each on its own so that one failure is reported and its
+//!    siblings still run;
+//! 3. **collect** ([`Executed::collect`]): one [`Results`] value, every diagnostic with its
+//!    source in `warnings`.
+//!
+//! Pure: no file is read or written here (the commands read the export and write the report).
+pub mod spec;
+
+use rayon::prelude::*;
+use std::fmt;
+
+use crate::analysis::{self, baseline, OutcomeJob};
+use crate::ingest::Trial;
+use crate::progress::ProgressSink;
+use crate::results::{Admissions, MediationResult, OutcomeResult, Results};
+use crate::scoring::Scored;
+use crate::sites::SitesOutput;
+pub use spec::{AnalysisSpec, SpecError};
+
+/// Where a diagnostic comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Planning: outcomes or models the data cannot support.
+    Plan,
+    /// One outcome model: `outcome (analysis set, sensitivity)`.
+    Model(String),
+    Admissions,
+    Mediation,
+    Sites,
+}
+
+/// A warning or a failure of one stage, with its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Source::Model(label) => write!(f, "{label}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The planned work of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub outcome_jobs: Vec<OutcomeJob>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Stage 1: the model requests of the spec for this trial.
+pub fn plan(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Plan {
+    let p = analysis::plan_outcome_models(trial, scored, &spec.outcomes_plan());
+    Plan {
+        outcome_jobs: p.jobs,
+        diagnostics: p
+            .notes
+            .into_iter()
+            .map(|message| Diagnostic {
+                source: Source::Plan,
+                message,
+            })
+            .collect(),
+    }
+}
+
+/// What the execute stage produced, before it becomes [`Results`].
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub outcomes: Vec<OutcomeResult>,
+    pub admissions: Option<Admissions>,
+    pub mediation: Vec<MediationResult>,
+    pub sites: Option<SitesOutput>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Stage 2: fits the planned outcome models (in parallel) and runs the peer analyses.
+pub fn execute(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &AnalysisSpec,
+    plan: Plan,
+    progress: &dyn ProgressSink,
+) -> Executed {
+    let mut diagnostics = plan.diagnostics;
+    let bar = progress.bar(plan.outcome_jobs.len() as u64, "outcome models");
+    let fitted: Vec<Result<OutcomeResult, String>> = plan
+        .outcome_jobs
+        .par_iter()
+        .map(|job| {
+            let r = analysis::fit_outcome_job(job);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish();
+    let mut outcomes = Vec::new();
+    for (job, r) in plan.outcome_jobs.iter().zip(fitted) {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(e) => diagnostics.push(Diagnostic {
+                source: Source::Model(job.label()),
+                message: format!("model not fitted: {e}"),
+            }),
+        }
+    }
+    // Model warnings (singular fits, non-convergence) also go to the run's warnings, so the
+    // report shows them beside the others.
+    for o in &outcomes {
+        let label = format!(
+            "{} ({}{})",
+            o.outcome,
+            o.analysis_set,
+            o.sensitivity
+                .as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default()
+        );
+        for w in &o.warnings {
+            diagnostics.push(Diagnostic {
+                source: Source::Model(label.clone()),
+                message: w.clone(),
+            });
+        }
+    }
+    analysis::adjust_secondary(&mut outcomes, spec.multiplicity.method);
+
+    let admissions = if spec.admissions.enabled {
+        match crate::admissions::trial::analyse(trial, &spec.admissions, spec.conf_level) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                diagnostics.push(Diagnostic {
+                    source: Source::Admissions,
+                    message: format!("admissions not analysed: {e}"),
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut mediation = Vec::new();
+    if let Some(m) = &spec.mediation {
+        let data = crate::mediation::LongData::from_scored(trial, scored);
+        let mut note = |message: String| {
+            diagnostics.push(Diagnostic {
+                source: Source::Mediation,
+                message,
+            })
+        };
+        match crate::mediation::analyse_each(&data, m, spec.seed, progress) {
+            Ok(each) => {
+                for r in each {
+                    match r {
+                        Ok(r) => {
+                            for w in &r.warnings {
+                                note(format!("mediation ({}): {w}", r.analysis));
+                            }
+                            mediation.push(r);
+                        }
+                        Err(e) => note(format!("mediation not analysed: {e}")),
+                    }
+                }
+            }
+            Err(e) => note(format!("mediation not analysed: {e}")),
+        }
+    }
+
+    let sites = spec.sites.as_ref().and_then(|sp| {
+        match crate::sites::analyse(trial, scored, sp, spec.seed, progress) {
+            Ok(mut o) => {
+                diagnostics.extend(o.warnings.drain(..).map(|message| Diagnostic {
+                    source: Source::Sites,
+                    message,
+                }));
+                Some(o)
+            }
+            Err(e) => {
+                diagnostics.push(Diagnostic {
+                    source: Source::Sites,
+                    message: format!("sites not analysed: {e}"),
+                });
+                None
+            }
+        }
+    });
+    Executed {
+        outcomes,
+        admissions,
+        mediation,
+        sites,
+        diagnostics,
+    }
+}
+
+impl Executed {
+    /// Stage 3: one [`Results`] (everything but the manifest), with Table 1, the CONSORT counts,
+    /// the study description and the exclusions.
+    pub fn collect(self, trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Results {
+        let plan = spec.outcomes_plan();
+        let mut results = Results {
+            outcomes: self.outcomes,
+            admissions: self.admissions,
+            mediation: self.mediation,
+            ..Results::default()
+        };
+        if let Some(o) = self.sites {
+            results.sites = o.sites;
+            results.sites_details = o.details;
+            results.sites_fidelity = o.fidelity;
+            results.sites_routine = o.routine;
+        }
+        results.table1 = Some(baseline::table1(trial, scored, &plan));
+        results.consort = Some(baseline::consort(trial, scored, &plan));
+        results.study = baseline::study_description(trial, &plan);
+        results.warnings = self.diagnostics.iter().map(ToString::to_string).collect();
+        results.exclusions = baseline::exclusions(trial, scored);
+        results
+    }
+}
+
+/// The whole analysis: plan, execute, collect.
+pub fn analyse(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &AnalysisSpec,
+    progress: &dyn ProgressSink,
+) -> Results {
+    let p = plan(trial, scored, spec);
+    execute(trial, scored, spec, p, progress).collect(trial, scored, spec)
+}
