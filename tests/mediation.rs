@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use herstel::mediation::{
     analyse_long, change_scores, treatment, within, AnalysisKind, LongData, MediationSpec, Panel,
 };
-use herstel::report::progress::Progress;
+use herstel::progress::{Progress, Silent};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -466,7 +466,7 @@ fn within_person_bootstrap_is_seeded_and_brackets_the_estimate() {
 
 #[test]
 fn within_bootstrap_fast_refits_match_lmer() {
-    use herstel::mediation::indirect::stream_rng;
+    use herstel::stats::rng::substream as stream_rng;
     use rand::RngExt;
     let spec = MediationSpec {
         within_bootstrap_resamples: 0,
@@ -839,7 +839,7 @@ fn random_slopes_analysis_reports_average_indirect_effect() {
         monte_carlo_draws: 20_000,
         ..r_spec()
     };
-    let res = analyse_long(&r_long(), &spec, 5, true).unwrap();
+    let res = analyse_long(&r_long(), &spec, 5, &Silent).unwrap();
     assert_eq!(res.len(), 2);
     let rs = &res[1];
     assert_eq!(rs.analysis, "within_person_random_slopes");
@@ -874,7 +874,7 @@ fn random_slopes_run_on_trial_small_with_both_mediators() {
         ..MediationSpec::default()
     };
     let t = std::time::Instant::now();
-    let res = analyse_long(&trial_small(), &spec, 2, true).unwrap();
+    let res = analyse_long(&trial_small(), &spec, 2, &Silent).unwrap();
     let rs = &res[1];
     assert_eq!(rs.analysis, "within_person_random_slopes");
     let names: Vec<&str> = rs.paths.iter().map(|p| p.path.as_str()).collect();
@@ -945,7 +945,7 @@ fn analyse_long_runs_all_three_in_the_issue_layout() {
         monte_carlo_draws: 5000,
         ..MediationSpec::default()
     };
-    let res = analyse_long(&trial_small(), &spec, 11, true).unwrap();
+    let res = analyse_long(&trial_small(), &spec, 11, &Silent).unwrap();
     let names: Vec<&str> = res.iter().map(|r| r.analysis.as_str()).collect();
     assert_eq!(names, ["change_scores", "within_person", "treatment"]);
     let v = serde_json::to_value(&res).unwrap();
@@ -968,7 +968,7 @@ fn analyse_long_runs_all_three_in_the_issue_layout() {
         assert!(v[1]["indirect"][0]["monte_carlo"][key].is_number());
     }
     // same seed, same bytes
-    let again = analyse_long(&trial_small(), &spec, 11, true).unwrap();
+    let again = analyse_long(&trial_small(), &spec, 11, &Silent).unwrap();
     assert_eq!(res, again);
     // errors name what is wrong
     let bad = MediationSpec {
@@ -976,7 +976,7 @@ fn analyse_long_runs_all_three_in_the_issue_layout() {
         analyses: vec![AnalysisKind::ChangeScores],
         ..spec
     };
-    let e = analyse_long(&trial_small(), &bad, 1, true)
+    let e = analyse_long(&trial_small(), &bad, 1, &Silent)
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope") && e.contains("imrs_client"), "{e}");
@@ -1049,7 +1049,7 @@ mod simulated {
             (0..reps)
                 .into_par_iter()
                 .map(|r| {
-                    let res = analyse_long(&trial(1000 + r), &spec, r, true).unwrap();
+                    let res = analyse_long(&trial(1000 + r), &spec, r, &Silent).unwrap();
                     let mut h = [0u64; 4];
                     for (k, t) in [t1, t2].iter().enumerate() {
                         let ind = &res[0].indirect[k];
@@ -1126,7 +1126,7 @@ fn speed_within_bootstrap_10000() {
         ..MediationSpec::default()
     };
     let t = std::time::Instant::now();
-    let res = analyse_long(&data, &spec, 3, true).unwrap();
+    let res = analyse_long(&data, &spec, 3, &Silent).unwrap();
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
         "within-person bootstrap: 10,000 resamples x 3 refits (a1, a2, b), {} participants, {} threads: {secs:.2} s",

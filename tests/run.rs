@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use herstel::analysis::{self, spec::AnalysisSpec};
 use herstel::ingest::{load_trial, Trial, ValidateOptions};
+use herstel::pipeline::{self, spec::AnalysisSpec};
+use herstel::progress::Silent;
 use herstel::results::{OutcomeResult, Results};
 use herstel::schema::Schema;
 use herstel::scoring::{self, Scored};
@@ -57,7 +58,7 @@ fn run(df: &str) -> Results {
     let text = format!("{SPEC}\n[model]\ndf = \"{df}\"\n");
     let spec = AnalysisSpec::from_toml(&text, "test").unwrap();
     let (trial, scored) = trial();
-    analysis::analyse(trial, scored, &spec, true)
+    pipeline::analyse(trial, scored, &spec, &Silent)
 }
 
 fn satterthwaite() -> &'static Results {
@@ -440,7 +441,7 @@ fn simulate_and_analyse(cfg: &herstel::simulate::SimConfig, seed: u64) -> Contra
         .unwrap_or_else(|r| panic!("seed {seed}: simulated export does not validate:\n{r}"));
     let scored = scoring::score(&trial, &trial.instruments);
     let spec = AnalysisSpec::from_toml(COVERAGE_SPEC, "coverage").unwrap();
-    let res = analysis::analyse(&trial, &scored, &spec, true);
+    let res = pipeline::analyse(&trial, &scored, &spec, &Silent);
     let mut out = Vec::new();
     for o in res.outcomes.iter().filter(|o| o.sensitivity.is_none()) {
         for c in &o.contrasts {
@@ -601,7 +602,7 @@ fn mmrm_unstructured_through_the_analysis_spec() {
     );
     let spec = AnalysisSpec::from_toml(&text, "mmrm").unwrap();
     let (trial, scored) = trial();
-    let res = analysis::analyse(trial, scored, &spec, true);
+    let res = pipeline::analyse(trial, scored, &spec, &Silent);
     let acc: Value = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("mmrm/mmrm_trial_small.json")).unwrap(),
     )
@@ -854,7 +855,7 @@ fn cluster_trial_has_the_group_intercept_in_the_primary_model() {
         "cluster",
     )
     .unwrap();
-    let res = analysis::analyse(&trial, &scored, &spec, true);
+    let res = pipeline::analyse(&trial, &scored, &spec, &Silent);
     let main = find(&res, "imrs_client", None);
     assert!(
         main.model.contains("(1 | group_id)"),

@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use herstel::analysis::outcomes::OutcomeData;
 use herstel::frame::{parse_csv_text, Frame};
 use herstel::ingest::{load_trial, Trial, ValidateOptions};
 use herstel::lmm::DfMethod;
+use herstel::progress::Silent;
 use herstel::schema::Schema;
 use herstel::scoring::Scored;
 use herstel::simulate::config::SiteConfig;
 use herstel::simulate::{simulate, SimConfig};
 use herstel::sites::{self, SitesSpec};
+use herstel::trial_data::OutcomeData;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -115,7 +116,7 @@ fn per_site_contrasts_match_lmer_emmeans() {
         );
         assert_eq!(f.fit.n_observations as u64, w["nobs"].as_u64().unwrap());
         assert_eq!(f.fit.singular, w["singular"].as_bool().unwrap());
-        assert_eq!(f.fit.method, sites::contrast::FitMethod::Lmm);
+        assert_eq!(f.fit.method, herstel::results::FitMethod::Lmm);
         let wc = w["contrasts"].as_array().unwrap();
         assert_eq!(f.fit.contrasts.len(), wc.len());
         for (c, r) in f.fit.contrasts.iter().zip(wc) {
@@ -373,7 +374,7 @@ fn shipped_spec() -> SitesSpec {
     let spec: SitesSpec = s.try_into().unwrap();
     spec.validate().unwrap();
     let rest = toml::to_string(&v).unwrap();
-    herstel::analysis::spec::AnalysisSpec::from_toml(&rest, "analyses/sites.toml")
+    herstel::pipeline::spec::AnalysisSpec::from_toml(&rest, "analyses/sites.toml")
         .expect("the rest of analyses/sites.toml is a valid analysis spec");
     spec
 }
@@ -385,7 +386,7 @@ fn shipped_spec_runs_on_a_simulated_twelve_site_trial() {
     let trial = load(&sim_config(12, 480), 5);
     let sc = scored(&trial);
     let t0 = std::time::Instant::now();
-    let out = sites::analyse(&trial, &sc, &spec, 7, true).unwrap();
+    let out = sites::analyse(&trial, &sc, &spec, 7, &Silent).unwrap();
     eprintln!(
         "12-site trial (480 participants): {:.2} s",
         t0.elapsed().as_secs_f64()
@@ -421,7 +422,7 @@ fn shipped_spec_runs_on_a_simulated_twelve_site_trial() {
         assert!(m.rows.iter().all(|r| r.std_error > 0.0));
     }
     // the same seed gives the same bytes
-    let again = sites::analyse(&trial, &sc, &spec, 7, true).unwrap();
+    let again = sites::analyse(&trial, &sc, &spec, 7, &Silent).unwrap();
     assert_eq!(
         serde_json::to_string(&out).unwrap(),
         serde_json::to_string(&again).unwrap()
@@ -467,7 +468,7 @@ fn two_exports_pooled_with_study_as_a_level() {
         assert_eq!(pooled_scores[&(format!("study1:{p}"), w)], *v);
     }
     // the shipped spec runs on the pooled trial
-    let out = sites::analyse(&pooled, &sp, &shipped_spec(), 3, true).unwrap();
+    let out = sites::analyse(&pooled, &sp, &shipped_spec(), 3, &Silent).unwrap();
     assert!(out
         .sites
         .iter()
@@ -527,7 +528,7 @@ fn spec_errors_are_reported() {
         waves: Some(vec!["T9".into()]),
         ..Default::default()
     };
-    let err = sites::analyse(&trial, &sc, &s, 1, true).unwrap_err();
+    let err = sites::analyse(&trial, &sc, &s, 1, &Silent).unwrap_err();
     assert!(err.to_string().contains("T9"), "{err}");
 }
 
@@ -655,7 +656,7 @@ fn benchmark_simulated_export_200_sites() {
         ..shipped_spec()
     };
     let t1 = std::time::Instant::now();
-    let out = sites::analyse(&trial, &sc, &spec, 1, true).unwrap();
+    let out = sites::analyse(&trial, &sc, &spec, 1, &Silent).unwrap();
     let secs = t1.elapsed().as_secs_f64();
     eprintln!(
         "sites::analyse (2 outcomes x {} follow-up waves, fidelity): {secs:.1} s",
@@ -694,7 +695,7 @@ fn trial_small_matches_r() {
         routine: Some(sites::RoutineSpec::default()),
         ..SitesSpec::default()
     };
-    let out = sites::analyse(&trial, &sc, &spec, 1, true).unwrap();
+    let out = sites::analyse(&trial, &sc, &spec, 1, &Silent).unwrap();
     let mut worst = Worst(0.0, String::new());
     for outcome in ["imrs_client", "mhrm"] {
         let r = &g["outcomes"][outcome];
@@ -883,7 +884,7 @@ fn trial_small_shrinkage_with_follow_up_indicator_matches_r() {
         },
         ..SitesSpec::default()
     };
-    let out = sites::analyse(&trial, &sc, &spec, 1, true).unwrap();
+    let out = sites::analyse(&trial, &sc, &spec, 1, &Silent).unwrap();
     let mut worst = Worst(0.0, String::new());
     for outcome in ["imrs_client", "mhrm"] {
         let sh = &g["outcomes"][outcome]["shrinkage"]["imr_followup"];
@@ -905,7 +906,7 @@ fn trial_small_shrinkage_with_follow_up_indicator_matches_r() {
 fn check_shrinkage(
     worst: &mut Worst,
     outcome: &str,
-    model: &sites::ShrinkageModel,
+    model: &herstel::results::ShrinkageModel,
     rows: &[herstel::results::ShrunkenRow],
     r: &Value,
 ) {
@@ -983,7 +984,7 @@ fn singular_site_fit_falls_back_to_least_squares_as_lm() {
     let m = sites::contrast::fit_contrasts(&f, "y ~ arm * wave + (1 | participant_id)", &design)
         .unwrap();
     assert!(m.singular);
-    assert_eq!(m.method, sites::contrast::FitMethod::Ols);
+    assert_eq!(m.method, herstel::results::FitMethod::Ols);
     assert_eq!(m.n_observations as u64, want["nobs"].as_u64().unwrap());
     let mut worst = Worst(0.0, String::new());
     for (c, w) in m
@@ -1012,14 +1013,15 @@ fn singular_site_fit_falls_back_to_least_squares_as_lm() {
 
 #[test]
 fn ranks_and_type1_quantiles() {
-    use sites::shrinkage::{quantile_type1, ranks_desc, simulated_ranks};
+    use herstel::stats::quantile::quantile_type1;
+    use sites::shrinkage::{ranks_desc, simulated_ranks};
     assert_eq!(ranks_desc(&[0.1, 0.5, -0.2, 0.5]), vec![3, 1, 4, 1]);
     let s: Vec<u32> = (1..=10).collect();
     // R: quantile(1:10, c(0.25, 0.2, 0.975, 0.025), type = 1) = 3 2 10 1
-    assert_eq!(quantile_type1(&s, 0.25), 3);
-    assert_eq!(quantile_type1(&s, 0.2), 2);
-    assert_eq!(quantile_type1(&s, 0.975), 10);
-    assert_eq!(quantile_type1(&s, 0.025), 1);
+    assert_eq!(quantile_type1(&s, 0.25), Some(3));
+    assert_eq!(quantile_type1(&s, 0.2), Some(2));
+    assert_eq!(quantile_type1(&s, 0.975), Some(10));
+    assert_eq!(quantile_type1(&s, 0.025), Some(1));
     let ids: Vec<String> = (0..4).map(|i| format!("S{i}")).collect();
     let est = [2.0, 0.0, -2.0, 0.05];
     let sd = [0.01, 0.5, 0.01, 0.5];
