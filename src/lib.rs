@@ -1,11 +1,23 @@
 //! herstel: analysis pipeline for randomized controlled trials of Illness Management and
 //! Recovery (IMR; "Eigen Regie en Herstel").
 //!
-//! Data flows one way (see `README.md`):
-//! export folder --ingest--> [`ingest::Trial`] --score--> scored long table
-//! --analysis--> model fits --> results --report--> results.json, tables, plots, report.html.
-//! Files are read in `ingest`/`table` and written in `report` (and by the `commands` that
-//! drive them) and nowhere else.
+//! # The stages
+//!
+//! Data flow one way; `ARCHITECTURE.md` draws the layers and says where new code goes.
+//!
+//! | stage | function | in -> out |
+//! |---|---|---|
+//! | read and validate | [`ingest::load_trial`] | export folder (`docs/trial-export.md`) -> [`ingest::Trial`] + validation report |
+//! | score | [`scoring::score`] | trial + instrument definitions (`data-schema/`) -> [`scoring::Scored`] (participant x wave x scale) |
+//! | analyse | [`pipeline::analyse`] = [`pipeline::plan`] -> [`pipeline::execute`] -> [`pipeline::Executed::collect`] | trial + scores + [`pipeline::AnalysisSpec`] -> [`results::Results`] |
+//! | report | [`report::write_all`] | results -> `results.json`, tables, plots, `report.html` |
+//! | simulate | [`simulate::simulate`] | configuration + seed -> an export folder and its truth |
+//!
+//! One model at a time: [`lmm::fit_formula`] (lme4's `lmer`), [`mmrm::fit_model`] (nlme's `gls`
+//! and `lme` with residual structures), [`glm`] (`glm`, `MASS::glm.nb`), [`meta`]
+//! (`metafor::rma`), on a [`frame::Frame`] and an lme4 formula ([`formula::Formula`]).
+//! Files are read in `ingest` and `table` and written in `report` (and by the `commands` that
+//! drive them) and nowhere else; progress of long steps goes to a [`progress::ProgressSink`].
 
 pub mod admissions;
 pub mod analysis;

@@ -14,8 +14,9 @@ use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
 use crate::mmrm::{fit_model, MmrmFit, MmrmOptions, ResidualSpec, WeightsSpec};
 use crate::results::{
     ContrastRow, EmmeanRow, FTest, FitStats, ModelComparison, ModelDiagnostics, OutcomeResult,
-    RandomEffectRow, RandomEffectValue, TermRow,
+    QqPlot, RandomEffectRow, RandomEffectValue, TermRow,
 };
+use crate::stats::quantile::normal_qq;
 use crate::trial_data::OutcomeData;
 
 /// What to fit and how.
@@ -537,9 +538,30 @@ fn diagnostics_of(fit: &LmmFit) -> ModelDiagnostics {
             }
         }
     }
+    let qq = |v: &[f64]| {
+        let (theoretical, sample, line) = normal_qq(v);
+        QqPlot {
+            theoretical,
+            sample,
+            line,
+        }
+    };
+    let qq_group = random_intercepts
+        .iter()
+        .find(|r| r.group == "participant_id")
+        .or_else(|| random_intercepts.first())
+        .map(|r| r.group.clone());
+    let ri: Vec<f64> = random_intercepts
+        .iter()
+        .filter(|r| Some(&r.group) == qq_group.as_ref())
+        .map(|r| r.estimate)
+        .collect();
     ModelDiagnostics {
         fitted: fit.fitted.clone(),
         residuals: fit.residuals.clone(),
+        qq_residuals: qq(&fit.residuals),
+        qq_random_intercepts: qq(&ri),
+        qq_group,
         random_intercepts,
     }
 }

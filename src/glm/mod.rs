@@ -365,16 +365,6 @@ impl GlmFit {
             })
     }
 
-    /// Coefficient table at another confidence level.
-    pub fn coefficients_at(&self, level: f64) -> Result<Vec<Coefficient>, GlmError> {
-        let z = z_crit(level)?;
-        Ok(self
-            .coefficients
-            .iter()
-            .map(|c| wald_row(&c.term, c.estimate, c.std_error, z))
-            .collect())
-    }
-
     /// `exp(beta)` for `term` with its Wald interval and p-value: a rate ratio for log-link
     /// models, an odds ratio for the logit link.
     pub fn exp_coefficient(&self, term: &str, level: f64) -> Result<RatioEstimate, GlmError> {

@@ -242,13 +242,6 @@ impl Trial {
             .unwrap_or("")
     }
 
-    pub fn group_label(&self, group: GroupId) -> &str {
-        self.groups
-            .get(group.index())
-            .map(|g| g.id.as_str())
-            .unwrap_or("")
-    }
-
     /// Position of an instrument in [`Trial::instruments`] / [`Trial::items`].
     pub fn instrument_index(&self, name: &str) -> Option<usize> {
         self.instruments.iter().position(|i| i.name == name)

@@ -37,7 +37,7 @@ pub struct ClassDowndate {
 
 impl ClassDowndate {
     /// Builds the class sums when they save work: `None` when the classes are nearly as many
-    /// as the levels or the accumulator would exceed [`MAX_ACCUMULATOR`].
+    /// as the levels or the accumulator would exceed `MAX_ACCUMULATOR`.
     pub fn build(bp: &BlockedProducts) -> Option<ClassDowndate> {
         let t1 = bp.terms.first()?;
         let q1 = t1.q;

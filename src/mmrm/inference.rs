@@ -369,11 +369,6 @@ impl Derivatives {
         })
     }
 
-    /// The Hessian row-major.
-    pub fn hessian_flat(&self) -> Vec<f64> {
-        self.hessian.transpose().iter().copied().collect()
-    }
-
     /// Satterthwaite ingredients in the shape of [`crate::lmm::inference::satterthwaite`]:
     /// `A = 2 H^+` (eigenvalues above 1e-8, lmerTest's rule) and `dC/dgamma_k`.
     pub fn satterthwaite(&self) -> Satterthwaite {

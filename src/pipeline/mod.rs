@@ -19,7 +19,8 @@ use std::fmt;
 use crate::analysis::{self, baseline, OutcomeJob};
 use crate::ingest::Trial;
 use crate::progress::ProgressSink;
-use crate::results::{Admissions, MediationResult, OutcomeResult, Results};
+use crate::results::{Admissions, InstrumentInfo, MediationResult, OutcomeResult, Results};
+use crate::schema::instrument::Direction;
 use crate::scoring::Scored;
 use crate::sites::SitesOutput;
 pub use spec::{AnalysisSpec, SpecError};
@@ -225,6 +226,23 @@ impl Executed {
         results.table1 = Some(baseline::table1(trial, scored, &plan));
         results.consort = Some(baseline::consort(trial, scored, &plan));
         results.study = baseline::study_description(trial, &plan);
+        results.instruments = trial
+            .instruments
+            .iter()
+            .map(|i| InstrumentInfo {
+                name: i.name.clone(),
+                title: i.title.clone(),
+                label: i.label.clone(),
+                unit: i.unit.clone(),
+                item_min: i.min,
+                item_max: i.max,
+                direction: match i.direction {
+                    Direction::HigherBetter => "higher_better",
+                    Direction::HigherWorse => "higher_worse",
+                }
+                .to_string(),
+            })
+            .collect();
         results.warnings = self.diagnostics.iter().map(ToString::to_string).collect();
         results.exclusions = baseline::exclusions(trial, scored);
         results

@@ -124,12 +124,6 @@ impl AnalysisSpec {
         Ok(spec)
     }
 
-    /// The shipped Dutch-trial spec.
-    pub fn imr_trial() -> Self {
-        // The embedded spec is tested to parse (see tests); fall back to defaults regardless.
-        Self::from_toml(IMR_TRIAL_SPEC, "analyses/imr-trial.toml").unwrap_or_default()
-    }
-
     fn check(&self, source_name: &str) -> Result<(), SpecError> {
         let bad = |m: String| SpecError::Invalid {
             source_name: source_name.to_string(),

@@ -4,6 +4,8 @@
 //! leading zero; confidence intervals in brackets. Labels for instruments, analysis sets and
 //! models live here too so every output names things the same way.
 
+use crate::results::{InstrumentInfo, Results};
+
 /// Not available (R's `NA`) in a display table.
 pub const NOT_AVAILABLE: &str = "\u{2014}";
 
@@ -127,38 +129,45 @@ pub fn raw(x: f64) -> String {
     }
 }
 
-/// The display name of an instrument.
-pub fn outcome_label(name: &str) -> String {
-    match name {
-        "imrs_client" => "IMRS client".into(),
-        "imrs_clinician" => "IMRS clinician".into(),
-        "mhrm" => "MHRM".into(),
-        "bsi" => "BSI (GSI)".into(),
-        "sfs" => "SFS".into(),
-        "honos" => "HoNOS".into(),
-        "arm" => "Arm (IMR)".into(),
-        other => other.replace('_', " "),
-    }
+/// Display names and units of the outcomes of one run, from the instruments' schema
+/// metadata in [`Results::instruments`] (nothing here names an instrument).
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    instruments: Vec<InstrumentInfo>,
+    intervention: String,
 }
 
-/// The score and its range, for axis labels.
-pub fn outcome_unit(name: &str) -> &'static str {
-    match name {
-        "imrs_client" | "imrs_clinician" => "mean item score, 1\u{2013}5",
-        "mhrm" => "prorated sum, 0\u{2013}120",
-        "bsi" => "GSI, mean item score, 0\u{2013}4",
-        "sfs" => "mean scaled score",
-        "honos" => "prorated sum, 0\u{2013}48",
-        _ => "score",
+impl Labels {
+    pub fn of(r: &Results) -> Labels {
+        Labels {
+            instruments: r.instruments.clone(),
+            intervention: r.study.intervention.clone(),
+        }
     }
-}
 
-/// Whether higher scores mean better functioning (for reading a plot).
-pub fn higher_is_better(name: &str) -> Option<bool> {
-    match name {
-        "imrs_client" | "imrs_clinician" | "mhrm" | "sfs" => Some(true),
-        "bsi" | "honos" => Some(false),
-        _ => None,
+    /// The short name of a score: the instrument's label, `Arm (<intervention>)` for the
+    /// treatment indicator, else the name with spaces for `_`.
+    pub fn outcome(&self, name: &str) -> String {
+        if let Some(i) = self.instruments.iter().find(|i| i.name == name) {
+            return i.label.clone();
+        }
+        if name == "arm" && !self.intervention.is_empty() {
+            return format!("Arm ({})", self.intervention);
+        }
+        name.replace('_', " ")
+    }
+
+    /// The intervention arm's label.
+    pub fn intervention(&self) -> &str {
+        &self.intervention
+    }
+
+    /// What a score is, for axis labels (`score` when the schema does not say).
+    pub fn unit(&self, name: &str) -> String {
+        self.instruments
+            .iter()
+            .find(|i| i.name == name)
+            .map_or_else(|| "score".to_string(), |i| i.unit.clone())
     }
 }
 
@@ -263,5 +272,29 @@ mod tests {
         assert_eq!(mean_sd(41.2, 11.04, 1), "41.2 (11.0)");
         assert_eq!(raw(0.1), "0.1");
         assert_eq!(raw(f64::NAN), "");
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_the_schema_metadata() {
+        let mut r = Results::default();
+        r.study.intervention = "STAIRS".into();
+        r.instruments.push(InstrumentInfo {
+            name: "cans".into(),
+            title: "Camberwell Assessment of Need".into(),
+            label: "CANSAS".into(),
+            unit: "unmet needs, 0-22".into(),
+            ..InstrumentInfo::default()
+        });
+        let l = Labels::of(&r);
+        assert_eq!(l.outcome("cans"), "CANSAS");
+        assert_eq!(l.unit("cans"), "unmet needs, 0-22");
+        assert_eq!(l.outcome("my_scale"), "my scale");
+        assert_eq!(l.unit("my_scale"), "score");
+        assert_eq!(l.outcome("arm"), "Arm (STAIRS)");
     }
 }

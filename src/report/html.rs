@@ -90,6 +90,7 @@ fn list_and(items: &[String]) -> String {
 }
 
 fn study_html(r: &Results) -> String {
+    let labels = f::Labels::of(r);
     let s = &r.study;
     let arms: Vec<String> = s.arms.iter().map(|a| esc(a)).collect();
     let waves: Vec<String> = s
@@ -131,7 +132,7 @@ fn study_html(r: &Results) -> String {
         let inst: Vec<String> = s
             .instruments
             .iter()
-            .map(|i| esc(&f::outcome_label(i)))
+            .map(|i| esc(&labels.outcome(i)))
             .collect();
         p.push_str(&format!(
             "<p>Instruments in the export: {}.</p>\n",
@@ -150,6 +151,7 @@ fn capitalize(s: &str) -> String {
 }
 
 fn methods_html(r: &Results) -> String {
+    let labels = f::Labels::of(r);
     let s = &r.study;
     let mut out = String::new();
     let mut outcomes: Vec<String> = Vec::new();
@@ -168,14 +170,11 @@ fn methods_html(r: &Results) -> String {
         let secondary: Vec<String> = outcomes
             .iter()
             .filter(|o| Some(*o) != primary.as_ref())
-            .map(|o| esc(&f::outcome_label(o)))
+            .map(|o| esc(&labels.outcome(o)))
             .collect();
         let mut p = String::from("<p>");
         if let Some(pr) = &primary {
-            p.push_str(&format!(
-                "Primary outcome: {}. ",
-                esc(&f::outcome_label(pr))
-            ));
+            p.push_str(&format!("Primary outcome: {}. ", esc(&labels.outcome(pr))));
         }
         if !secondary.is_empty() {
             p.push_str(&format!("Secondary outcomes: {}. ", list_and(&secondary)));
@@ -292,7 +291,7 @@ fn methods_html(r: &Results) -> String {
         for e in &r.exclusions {
             out.push_str(&format!(
                 "<li>{}{}: {} ({})</li>\n",
-                esc(&f::outcome_label(&e.what)),
+                esc(&labels.outcome(&e.what)),
                 e.wave
                     .as_ref()
                     .map(|w| format!(" at {}", esc(w)))
@@ -308,6 +307,7 @@ fn methods_html(r: &Results) -> String {
 
 /// One sentence on the primary outcome's main result.
 fn key_result(r: &Results, opts: &ReportOptions) -> Option<String> {
+    let labels = f::Labels::of(r);
     let o = r
         .outcomes
         .iter()
@@ -315,7 +315,7 @@ fn key_result(r: &Results, opts: &ReportOptions) -> Option<String> {
         .or_else(|| r.main_models().into_iter().next())?;
     let mut s = format!(
         "Primary outcome {} ({}, {} participants, {} observations)",
-        esc(&f::outcome_label(&o.outcome)),
+        esc(&labels.outcome(&o.outcome)),
         esc(&f::analysis_set_label(&o.analysis_set)),
         o.n_participants,
         o.n_observations

@@ -411,6 +411,7 @@ fn conf_pct(results: &Results) -> String {
 
 /// Every table the results support, in report order.
 pub fn build_all(results: &Results) -> Vec<Table> {
+    let labels = f::Labels::of(results);
     let mut tables = Vec::new();
     if let Some(c) = &results.consort {
         tables.push(consort_table(c, results));
@@ -436,27 +437,27 @@ pub fn build_all(results: &Results) -> Vec<Table> {
         tables.extend(admissions_tables(results));
     }
     if !results.mediation.is_empty() {
-        tables.push(mediation_paths(&results.mediation));
+        tables.push(mediation_paths(&results.mediation, &labels));
         tables.push(mediation_indirect(&results.mediation));
     }
     if !results.sites.is_empty() {
-        tables.push(sites_per_site(&results.sites));
+        tables.push(sites_per_site(&results.sites, &labels));
         if results.sites.iter().any(|s| s.meta_analysis.is_some()) {
-            tables.push(sites_meta(&results.sites));
+            tables.push(sites_meta(&results.sites, &labels));
         }
         if results
             .sites
             .iter()
             .any(|s| !s.shrunken.is_empty() || !s.ranks.is_empty())
         {
-            tables.push(sites_shrunken(&results.sites));
+            tables.push(sites_shrunken(&results.sites, &labels));
         }
     }
     if !results.sites_fidelity.is_empty() {
-        tables.push(sites_fidelity(&results.sites_fidelity));
+        tables.push(sites_fidelity(&results.sites_fidelity, &labels));
     }
     if let Some(r) = &results.sites_routine {
-        tables.push(sites_routine(r));
+        tables.push(sites_routine(r, &labels));
     }
     tables
 }
@@ -640,6 +641,7 @@ fn outcome_note(results: &Results, extra: &str) -> String {
 
 /// Estimated marginal means per outcome, analysis set, arm and wave.
 pub fn outcome_emmeans(results: &Results) -> Table {
+    let labels = f::Labels::of(results);
     let ci = conf_pct(results);
     let columns = vec![
         Column::new("Outcome", "outcome"),
@@ -657,7 +659,7 @@ pub fn outcome_emmeans(results: &Results) -> Table {
         let (set, model) = model_label(o);
         for e in &o.emmeans {
             rows.push(vec![
-                text(f::outcome_label(&o.outcome)),
+                text(labels.outcome(&o.outcome)),
                 text(set.clone()),
                 text(model.clone()),
                 text(e.arm.clone()),
@@ -684,6 +686,7 @@ pub fn outcome_emmeans(results: &Results) -> Table {
 
 /// Intervention minus control at each follow-up wave, with d and adjusted p.
 pub fn outcome_contrasts(results: &Results) -> Table {
+    let labels = f::Labels::of(results);
     let ci = conf_pct(results);
     let columns = vec![
         Column::new("Outcome", "outcome"),
@@ -715,7 +718,7 @@ pub fn outcome_contrasts(results: &Results) -> Table {
                 c.contrast.clone()
             };
             rows.push(vec![
-                text(f::outcome_label(&o.outcome)),
+                text(labels.outcome(&o.outcome)),
                 text(set.clone()),
                 text(model.clone()),
                 text(c.wave.clone()),
@@ -762,6 +765,7 @@ pub fn outcome_contrasts(results: &Results) -> Table {
 
 /// Arm x wave omnibus tests.
 pub fn outcome_interaction(results: &Results) -> Table {
+    let labels = f::Labels::of(results);
     let columns = vec![
         Column::new("Outcome", "outcome"),
         Column::new("Analysis set", "analysis_set"),
@@ -778,7 +782,7 @@ pub fn outcome_interaction(results: &Results) -> Table {
             let t = o.interaction_test.as_ref()?;
             let (set, model) = model_label(o);
             Some(vec![
-                text(f::outcome_label(&o.outcome)),
+                text(labels.outcome(&o.outcome)),
                 text(set),
                 text(model),
                 est(t.f),
@@ -803,6 +807,7 @@ pub fn outcome_interaction(results: &Results) -> Table {
 
 /// Fixed effects of every model (broom rows).
 pub fn outcome_fixed_effects(results: &Results) -> Table {
+    let labels = f::Labels::of(results);
     let ci = conf_pct(results);
     let columns = vec![
         Column::new("Outcome", "outcome"),
@@ -821,7 +826,7 @@ pub fn outcome_fixed_effects(results: &Results) -> Table {
         let (set, model) = model_label(o);
         for t in &o.fixed_effects {
             rows.push(vec![
-                text(f::outcome_label(&o.outcome)),
+                text(labels.outcome(&o.outcome)),
                 text(set.clone()),
                 text(model.clone()),
                 text(t.term.clone()),
@@ -1008,15 +1013,15 @@ pub fn admissions_tables(results: &Results) -> Vec<Table> {
     out
 }
 
-fn path_between(m: &MediationResult, path: &str) -> String {
+fn path_between(m: &MediationResult, path: &str, labels: &f::Labels) -> String {
     let med = |i: usize| {
         m.mediators
             .get(i)
-            .map(|s| f::outcome_label(s))
+            .map(|s| labels.outcome(s))
             .unwrap_or_else(|| "M".into())
     };
-    let x = f::outcome_label(&m.x);
-    let y = f::outcome_label(&m.y);
+    let x = labels.outcome(&m.x);
+    let y = labels.outcome(&m.y);
     match path {
         "a" | "a1" => format!("{x} \u{2192} {}", med(0)),
         "a2" => format!("{x} \u{2192} {}", med(1)),
@@ -1029,7 +1034,7 @@ fn path_between(m: &MediationResult, path: &str) -> String {
 }
 
 /// Mediation paths of every analysis.
-pub fn mediation_paths(meds: &[MediationResult]) -> Table {
+pub fn mediation_paths(meds: &[MediationResult], labels: &f::Labels) -> Table {
     let columns = vec![
         Column::new("Analysis", "analysis"),
         Column::new("Level", "level"),
@@ -1058,7 +1063,7 @@ pub fn mediation_paths(meds: &[MediationResult]) -> Table {
                     text(f::mediation_label(&m.analysis)),
                     text(level),
                     text(f::path_label(&p.path)),
-                    text(path_between(m, &p.path)),
+                    text(path_between(m, &p.path, labels)),
                     est(p.estimate),
                     est(p.std_error),
                     opt_num(p.std_estimate, NumStyle::EffectSize),
@@ -1153,7 +1158,7 @@ pub fn mediation_indirect(meds: &[MediationResult]) -> Table {
 }
 
 /// Per-site contrasts.
-pub fn sites_per_site(sites: &[SiteResult]) -> Table {
+pub fn sites_per_site(sites: &[SiteResult], labels: &f::Labels) -> Table {
     let columns = vec![
         Column::new("Outcome", "outcome"),
         Column::new("Wave", "wave"),
@@ -1168,7 +1173,7 @@ pub fn sites_per_site(sites: &[SiteResult]) -> Table {
     for s in sites {
         for p in &s.per_site {
             rows.push(vec![
-                text(f::outcome_label(&s.outcome)),
+                text(labels.outcome(&s.outcome)),
                 text(s.wave.clone()),
                 text(p.site_id.clone()),
                 Cell::Int(p.n_participants),
@@ -1195,7 +1200,7 @@ pub fn sites_per_site(sites: &[SiteResult]) -> Table {
 
 /// The treatment effect by group-fidelity band (each band against all controls) and the
 /// fidelity moderation per point of the IMR Fidelity Scale.
-pub fn sites_fidelity(fid: &[crate::results::FidelityResult]) -> Table {
+pub fn sites_fidelity(fid: &[crate::results::FidelityResult], labels: &f::Labels) -> Table {
     let columns = vec![
         Column::new("Outcome", "outcome"),
         Column::new("Fidelity", "band"),
@@ -1216,7 +1221,7 @@ pub fn sites_fidelity(fid: &[crate::results::FidelityResult]) -> Table {
                 crate::results::FitMethod::Ols => " (OLS)",
             };
             rows.push(vec![
-                text(f::outcome_label(&f.outcome)),
+                text(labels.outcome(&f.outcome)),
                 text(format!("{} ({}){method}", b.band, b.range)),
                 text(b.wave.clone()),
                 text(format!("{} / {}", b.n_intervention, b.n_control)),
@@ -1231,7 +1236,7 @@ pub fn sites_fidelity(fid: &[crate::results::FidelityResult]) -> Table {
         if let Some(m) = &f.moderator {
             for r in &m.rows {
                 rows.push(vec![
-                    text(f::outcome_label(&f.outcome)),
+                    text(labels.outcome(&f.outcome)),
                     text("per fidelity point (moderator)"),
                     text(r.wave.clone()),
                     text(format!("{} participants", m.n_participants)),
@@ -1262,7 +1267,7 @@ pub fn sites_fidelity(fid: &[crate::results::FidelityResult]) -> Table {
 }
 
 /// Routine outcome monitoring: case-mix-adjusted site means of change with funnel limits.
-pub fn sites_routine(r: &crate::results::RoutineResult) -> Table {
+pub fn sites_routine(r: &crate::results::RoutineResult, labels: &f::Labels) -> Table {
     let columns = vec![
         Column::new("Site", "site_id"),
         Column::new("n", "n"),
@@ -1299,7 +1304,7 @@ pub fn sites_routine(r: &crate::results::RoutineResult) -> Table {
         id: "sites_routine".into(),
         title: format!(
             "Routine outcome monitoring: {} change {} to {} by site, adjusted for case mix",
-            f::outcome_label(&r.outcome),
+            labels.outcome(&r.outcome),
             r.baseline_wave,
             r.wave
         ),
@@ -1316,7 +1321,7 @@ pub fn sites_routine(r: &crate::results::RoutineResult) -> Table {
 }
 
 /// Random-effects meta-analyses across sites.
-pub fn sites_meta(sites: &[SiteResult]) -> Table {
+pub fn sites_meta(sites: &[SiteResult], labels: &f::Labels) -> Table {
     let columns = vec![
         Column::new("Outcome", "outcome"),
         Column::new("Wave", "wave"),
@@ -1335,7 +1340,7 @@ pub fn sites_meta(sites: &[SiteResult]) -> Table {
         .filter_map(|s| {
             let m = s.meta_analysis.as_ref()?;
             Some(vec![
-                text(f::outcome_label(&s.outcome)),
+                text(labels.outcome(&s.outcome)),
                 text(s.wave.clone()),
                 Cell::Int(m.k),
                 est(m.estimate),
@@ -1364,7 +1369,7 @@ pub fn sites_meta(sites: &[SiteResult]) -> Table {
 }
 
 /// Shrunken site effects and ranks.
-pub fn sites_shrunken(sites: &[SiteResult]) -> Table {
+pub fn sites_shrunken(sites: &[SiteResult], labels: &f::Labels) -> Table {
     let columns = vec![
         Column::new("Outcome", "outcome"),
         Column::new("Wave", "wave"),
@@ -1387,7 +1392,7 @@ pub fn sites_shrunken(sites: &[SiteResult]) -> Table {
             let sh = s.shrunken.iter().find(|r| r.site_id == id);
             let rk = s.ranks.iter().find(|r| r.site_id == id);
             rows.push(vec![
-                text(f::outcome_label(&s.outcome)),
+                text(labels.outcome(&s.outcome)),
                 text(s.wave.clone()),
                 text(id),
                 sh.map_or(Cell::Empty, |r| est(r.arm_effect)),

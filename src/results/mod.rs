@@ -38,6 +38,24 @@ fn nan() -> f64 {
     f64::NAN
 }
 
+/// An instrument's display metadata (from its `data-schema/instruments/*.toml`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstrumentInfo {
+    /// Name of the scale and of its total score (`honos`).
+    pub name: String,
+    /// Full title (`Health of the Nation Outcome Scales`).
+    pub title: String,
+    /// Short name in tables and plots (`HoNOS`).
+    pub label: String,
+    /// What the total score is, for axis labels (`prorated sum, 0-48`).
+    pub unit: String,
+    /// Item response range.
+    pub item_min: f64,
+    pub item_max: f64,
+    /// `higher_better` or `higher_worse`.
+    pub direction: String,
+}
+
 /// Everything one `herstel run` produced.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Results {
@@ -45,6 +63,10 @@ pub struct Results {
     pub manifest: Manifest,
     /// The study design as read from study.toml and the analysis spec.
     pub study: StudyDescription,
+    /// The instruments of the study as `data-schema/` defines them: names, labels and units
+    /// for tables and plots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instruments: Vec<InstrumentInfo>,
     /// Warnings collected over the run (skipped outcomes, singular fits, unstable ratios ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -574,6 +596,29 @@ pub struct ModelDiagnostics {
     /// Conditional modes of the random intercepts.
     #[serde(default)]
     pub random_intercepts: Vec<RandomEffectValue>,
+    /// Normal QQ plot of the residuals.
+    #[serde(default)]
+    pub qq_residuals: QqPlot,
+    /// Normal QQ plot of the random intercepts of `qq_group` (the participant's, else the
+    /// first grouping factor's).
+    #[serde(default)]
+    pub qq_random_intercepts: QqPlot,
+    #[serde(default)]
+    pub qq_group: Option<String>,
+}
+
+/// A normal QQ plot as R's `qqnorm` + `qqline`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct QqPlot {
+    /// `qnorm(ppoints(n))`.
+    #[serde(deserialize_with = "vec_nan_if_null")]
+    pub theoretical: Vec<f64>,
+    /// The sorted finite values.
+    #[serde(deserialize_with = "vec_nan_if_null")]
+    pub sample: Vec<f64>,
+    /// `qqline`: intercept and slope.
+    #[serde(default)]
+    pub line: Option<(f64, f64)>,
 }
 
 /// One conditional mode (BLUP) with its conditional SD.

@@ -80,7 +80,7 @@ pub struct FidelityModerator {
     pub warnings: Vec<String>,
 }
 
-/// What stands behind one [`SiteResult`].
+/// What stands behind one [`super::SiteResult`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteDetails {
     pub outcome: String,
@@ -122,7 +122,7 @@ pub struct ExcludedSite {
     pub reason: String,
 }
 
-/// The parts of `metafor::rma` not in [`MetaAnalysis`].
+/// The parts of `metafor::rma` not in [`super::MetaAnalysis`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetaDetails {
     pub statistic: f64,

@@ -706,13 +706,6 @@ impl SimConfig {
         Ok(cfg)
     }
 
-    /// The configuration as TOML text.
-    pub fn to_toml_string(&self) -> Result<String, SimError> {
-        toml::to_string(self).map_err(|e| SimError::ConfigParse {
-            message: e.to_string(),
-        })
-    }
-
     /// Number of waves.
     pub fn n_waves(&self) -> usize {
         self.study.waves.len()

@@ -86,6 +86,26 @@ pub fn percentile_interval(replicates: &[f64], level: f64) -> (f64, f64) {
     (boot_perc_limit(&s, alpha), boot_perc_limit(&s, 1.0 - alpha))
 }
 
+/// The points of a normal QQ plot as R's `qqnorm` draws them (sorted finite values against
+/// `qnorm(ppoints(n))`, `ppoints` with `a = 3/8` for `n <= 10`, else `1/2`) and the line of
+/// `qqline` through the first and third quartiles: `(intercept, slope)`.
+pub fn normal_qq(values: &[f64]) -> (Vec<f64>, Vec<f64>, Option<(f64, f64)>) {
+    let y = sorted_finite(values);
+    let n = y.len();
+    if n == 0 {
+        return (Vec::new(), Vec::new(), None);
+    }
+    let a = if n <= 10 { 3.0 / 8.0 } else { 0.5 };
+    let theoretical = (0..n)
+        .map(|i| qnorm((i as f64 + 1.0 - a) / (n as f64 + 1.0 - 2.0 * a)))
+        .collect();
+    let (z1, z3) = (qnorm(0.25), qnorm(0.75));
+    let (q1, q3) = (quantile_type7(&y, 0.25), quantile_type7(&y, 0.75));
+    let slope = (q3 - q1) / (z3 - z1);
+    let line = slope.is_finite().then_some((q1 - slope * z1, slope));
+    (theoretical, y, line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +140,18 @@ mod tests {
         // exact order statistic when (R + 1) alpha is an integer
         let x: Vec<f64> = (1..=199).map(f64::from).collect();
         assert_eq!(boot_perc_limit(&x, 0.025), 5.0);
+    }
+
+    #[test]
+    fn qq_points_as_qqnorm_and_qqline() {
+        // qqnorm(c(3, 1, 2))$x = qnorm(ppoints(3)) = -0.8694238, 0, 0.8694238
+        let (x, y, line) = normal_qq(&[3.0, 1.0, 2.0, f64::NAN]);
+        assert_eq!(y, vec![1.0, 2.0, 3.0]);
+        assert!((x[0] + 0.8694238).abs() < 1e-6 && x[1].abs() < 1e-15);
+        // qqline: slope (q3 - q1) / (qnorm(.75) - qnorm(.25)) = 1 / 1.34898, intercept 2
+        let (a, b) = line.unwrap();
+        assert!((b - 1.0 / 1.3489795).abs() < 1e-6 && (a - 2.0).abs() < 1e-12);
+        assert_eq!(normal_qq(&[]).2, None);
     }
 
     #[test]

@@ -3,12 +3,10 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::{bold, de, font, padded_range, series_color, AXIS, GREY, TICK, TITLE};
-use crate::report::format::{analysis_set_label, outcome_label, sensitivity_label};
-use crate::results::OutcomeResult;
-use crate::stats::quantile::quantile_type7;
+use crate::report::format::{analysis_set_label, sensitivity_label, Labels};
+use crate::results::{OutcomeResult, QqPlot};
 
 /// At most this many points are drawn per panel (every k-th in order), to keep large models
 /// fast to render; the reference lines use all values.
@@ -17,36 +15,15 @@ const MAX_POINTS: usize = 20_000;
 /// A reference line as (intercept, slope).
 pub type Line = (f64, f64);
 
-/// Points of a normal QQ plot as R's `qqnorm` (theoretical quantiles at `ppoints(n)`) and the
-/// line of `qqline` (through the first and third quartiles).
-pub fn qq_points(values: &[f64]) -> (Vec<(f64, f64)>, Option<Line>) {
-    let mut y: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    y.sort_by(f64::total_cmp);
-    let n = y.len();
-    let Ok(normal) = Normal::new(0.0, 1.0) else {
-        return (Vec::new(), None);
-    };
-    if n == 0 {
-        return (Vec::new(), None);
-    }
-    let a = if n <= 10 { 3.0 / 8.0 } else { 0.5 };
-    let pts: Vec<(f64, f64)> = y
+/// The points and the reference line of a stored QQ plot.
+fn qq_points(q: &QqPlot) -> (Vec<(f64, f64)>, Option<Line>) {
+    let pts = q
+        .theoretical
         .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let p = (i as f64 + 1.0 - a) / (n as f64 + 1.0 - 2.0 * a);
-            (normal.inverse_cdf(p), *v)
-        })
+        .zip(&q.sample)
+        .map(|(x, y)| (*x, *y))
         .collect();
-    let (z1, z3) = (normal.inverse_cdf(0.25), normal.inverse_cdf(0.75));
-    let (q1, q3) = (quantile_type7(&y, 0.25), quantile_type7(&y, 0.75));
-    let slope = (q3 - q1) / (z3 - z1);
-    let line = if slope.is_finite() {
-        Some((q1 - slope * z1, slope))
-    } else {
-        None
-    };
-    (pts, line)
+    (pts, q.line)
 }
 
 fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
@@ -132,6 +109,7 @@ fn panel<DB: DrawingBackend>(
 pub fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     o: &OutcomeResult,
+    labels: &Labels,
 ) -> Result<(), String> {
     let Some(d) = &o.diagnostics else {
         return Ok(());
@@ -140,7 +118,7 @@ pub fn draw<DB: DrawingBackend>(
     root.draw(&Text::new(
         format!(
             "Model diagnostics: {}, {} ({})",
-            outcome_label(&o.outcome),
+            labels.outcome(&o.outcome),
             analysis_set_label(&o.analysis_set),
             sensitivity_label(o.sensitivity.as_deref())
         ),
@@ -150,21 +128,9 @@ pub fn draw<DB: DrawingBackend>(
     .map_err(de)?;
     let body = root.margin(56, 0, 0, 0);
     let panels = body.split_evenly((1, 3));
-    let (res_pts, res_line) = qq_points(&d.residuals);
-    // Random intercepts of the first grouping factor that has them (the participant).
-    let group = d
-        .random_intercepts
-        .iter()
-        .find(|r| r.group == "participant_id")
-        .or_else(|| d.random_intercepts.first())
-        .map(|r| r.group.clone());
-    let ri: Vec<f64> = d
-        .random_intercepts
-        .iter()
-        .filter(|r| Some(&r.group) == group.as_ref())
-        .map(|r| r.estimate)
-        .collect();
-    let (ri_pts, ri_line) = qq_points(&ri);
+    let (res_pts, res_line) = qq_points(&d.qq_residuals);
+    let group = d.qq_group.clone();
+    let (ri_pts, ri_line) = qq_points(&d.qq_random_intercepts);
     let rvf: Vec<(f64, f64)> = d
         .fitted
         .iter()
@@ -215,7 +181,12 @@ mod tests {
     #[test]
     fn qq_matches_r_ppoints() {
         // R: qqnorm(c(3, 1, 2))$x = qnorm(ppoints(3)) = -0.8694237, 0, 0.8694237
-        let (pts, line) = qq_points(&[3.0, 1.0, 2.0]);
+        let (theoretical, sample, line) = crate::stats::quantile::normal_qq(&[3.0, 1.0, 2.0]);
+        let (pts, line) = qq_points(&QqPlot {
+            theoretical,
+            sample,
+            line,
+        });
         assert_eq!(pts.len(), 3);
         assert!((pts[0].0 + 0.8694237).abs() < 1e-6);
         assert!(pts[1].0.abs() < 1e-12);

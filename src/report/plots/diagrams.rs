@@ -5,7 +5,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{arm_color, arrow, bold, centered, de, font, label_box, TITLE};
-use crate::report::format::{mediation_label, num, outcome_label, path_label};
+use crate::report::format::{mediation_label, num, path_label, Labels};
 use crate::results::{MediationResult, Results};
 
 const LINE_H: i32 = 38;
@@ -203,11 +203,11 @@ pub fn draw_consort<DB: DrawingBackend>(
 // ---------------------------------------------------------------------------------------------
 // Mediation
 
-fn var_label(name: &str) -> String {
+fn var_label(labels: &Labels, name: &str) -> String {
     if name == "arm" {
-        "Arm (IMR vs control)".into()
+        format!("Arm ({} vs control)", labels.intervention())
     } else {
-        outcome_label(name)
+        labels.outcome(name)
     }
 }
 
@@ -251,6 +251,7 @@ fn box_exit(c: (f64, f64), to: (f64, f64), hw: f64, hh: f64) -> (i32, i32) {
 pub fn draw_mediation<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     m: &MediationResult,
+    labels: &Labels,
 ) -> Result<(), String> {
     let (w, h) = root.dim_in_pixel();
     let (w, h) = (w as f64, h as f64);
@@ -329,10 +330,12 @@ pub fn draw_mediation<DB: DrawingBackend>(
             label_box(root, &t, (p.0 as i32, p.1 as i32), &lab)?;
         }
     }
-    let mut nodes: Vec<((f64, f64), String, RGBColor)> =
-        vec![(x, var_label(&m.x), BLACK), (y, var_label(&m.y), BLACK)];
+    let mut nodes: Vec<((f64, f64), String, RGBColor)> = vec![
+        (x, var_label(labels, &m.x), BLACK),
+        (y, var_label(labels, &m.y), BLACK),
+    ];
     for (k, (mc, name)) in meds.iter().zip(&m.mediators).enumerate() {
-        nodes.push((*mc, var_label(name), super::arm_color(k + 2)));
+        nodes.push((*mc, var_label(labels, name), super::arm_color(k + 2)));
     }
     for (c, label, color) in nodes {
         let r = [

@@ -6,7 +6,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{
     de, draw_marker, font, legend_row, padded_range, series_color, AXIS, GREY, TICK, TITLE,
 };
-use crate::report::format::{analysis_set_label, outcome_label, sensitivity_label};
+use crate::report::format::{analysis_set_label, sensitivity_label, Labels};
 use crate::results::{OutcomeResult, Results};
 
 const ROW: u32 = 56;
@@ -53,6 +53,7 @@ pub fn height(results: &Results) -> u32 {
 pub fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     results: &Results,
+    labels: &Labels,
 ) -> Result<(), String> {
     let rows = rows(results);
     let waves = waves(results);
@@ -121,7 +122,7 @@ pub fn draw<DB: DrawingBackend>(
         }
         let label = format!(
             "{} \u{00b7} {} \u{00b7} {}",
-            outcome_label(&o.outcome),
+            labels.outcome(&o.outcome),
             analysis_set_label(&o.analysis_set),
             sensitivity_label(o.sensitivity.as_deref())
         );

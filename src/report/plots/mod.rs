@@ -24,6 +24,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, RGBColor};
 
+use crate::report::format::Labels;
 use crate::results::{MediationResult, OutcomeResult, Results, SiteResult};
 
 static FONT_REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -171,20 +172,24 @@ impl PlotSpec<'_> {
     }
 
     /// Draws the figure on any plotters backend.
-    pub fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        labels: &Labels,
+    ) -> Result<(), String> {
         root.fill(&WHITE).map_err(de)?;
         match self {
-            PlotSpec::Trajectories(o, r) => trajectories::draw_means(root, o, r),
-            PlotSpec::Individual(o, r) => trajectories::draw_individual(root, o, r),
-            PlotSpec::Forest(r) => forest::draw(root, r),
+            PlotSpec::Trajectories(o, r) => trajectories::draw_means(root, o, r, labels),
+            PlotSpec::Individual(o, r) => trajectories::draw_individual(root, o, r, labels),
+            PlotSpec::Forest(r) => forest::draw(root, r, labels),
             PlotSpec::Consort(r) => diagrams::draw_consort(root, r),
-            PlotSpec::Mediation(m) => diagrams::draw_mediation(root, m),
+            PlotSpec::Mediation(m) => diagrams::draw_mediation(root, m, labels),
             PlotSpec::Admissions(r) => admissions::draw(root, r),
-            PlotSpec::Diagnostics(o) => diagnostics::draw(root, o),
-            PlotSpec::Caterpillar(s) => sites::draw_caterpillar(root, s),
-            PlotSpec::SiteForest(s) => sites::draw_forest(root, s),
-            PlotSpec::Funnel(s) => sites::draw_funnel(root, s),
-            PlotSpec::RoutineFunnel(r) => sites::draw_routine_funnel(root, r),
+            PlotSpec::Diagnostics(o) => diagnostics::draw(root, o, labels),
+            PlotSpec::Caterpillar(s) => sites::draw_caterpillar(root, s, labels),
+            PlotSpec::SiteForest(s) => sites::draw_forest(root, s, labels),
+            PlotSpec::Funnel(s) => sites::draw_funnel(root, s, labels),
+            PlotSpec::RoutineFunnel(r) => sites::draw_routine_funnel(root, r, labels),
         }
     }
 }
@@ -199,6 +204,8 @@ pub struct FigureJob<'a> {
     pub caption: String,
     /// What to draw.
     pub spec: PlotSpec<'a>,
+    /// Outcome names and units from the instruments' schema metadata.
+    pub labels: Labels,
 }
 
 /// A rendered figure: the SVG text (for inlining) and where its files are.
@@ -232,9 +239,11 @@ fn mediation_title(a: &str) -> String {
 
 /// Every figure the results support, in report order. Sections without results give none.
 pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
+    let labels = Labels::of(results);
     let mut jobs = Vec::new();
     if results.consort.is_some() {
         jobs.push(FigureJob {
+            labels: labels.clone(),
             id: "consort_flow".into(),
             section: "flow",
             caption: "CONSORT flow diagram: participants randomized, followed up and analysed \
@@ -247,8 +256,9 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
         if o.emmeans.is_empty() {
             continue;
         }
-        let label = crate::report::format::outcome_label(&o.outcome);
+        let label = labels.outcome(&o.outcome);
         jobs.push(FigureJob {
+            labels: labels.clone(),
             id: format!("trajectories_{}", file_safe(&o.outcome)),
             section: "outcomes",
             caption: format!(
@@ -262,8 +272,9 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
     }
     for o in results.main_models() {
         if o.trajectories.as_ref().is_some_and(|t| !t.is_empty()) {
-            let label = crate::report::format::outcome_label(&o.outcome);
+            let label = labels.outcome(&o.outcome);
             jobs.push(FigureJob {
+                labels: labels.clone(),
                 id: format!("individual_{}", file_safe(&o.outcome)),
                 section: "outcomes",
                 caption: format!(
@@ -280,6 +291,7 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
             .any(|c| c.cohens_d.is_some_and(f64::is_finite))
     }) {
         jobs.push(FigureJob {
+            labels: labels.clone(),
             id: "forest_effect_sizes".into(),
             section: "outcomes",
             caption: "Standardized effects (Cohen's d, intervention minus control over the \
@@ -292,6 +304,7 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
     if let Some(a) = &results.admissions {
         if !a.by_arm.is_empty() {
             jobs.push(FigureJob {
+                labels: labels.clone(),
                 id: "admissions".into(),
                 section: "admissions",
                 caption: "Psychiatric admissions and bed days per person-year by arm, before \
@@ -306,6 +319,7 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
             continue;
         }
         jobs.push(FigureJob {
+            labels: labels.clone(),
             id: format!("mediation_{}", file_safe(&m.analysis)),
             section: "mediation",
             caption: format!(
@@ -318,9 +332,10 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
     }
     for s in &results.sites {
         let stem = format!("{}_{}", file_safe(&s.outcome), file_safe(&s.wave));
-        let label = crate::report::format::outcome_label(&s.outcome);
+        let label = labels.outcome(&s.outcome);
         if !s.shrunken.is_empty() || !s.per_site.is_empty() {
             jobs.push(FigureJob {
+                labels: labels.clone(),
                 id: format!("sites_caterpillar_{stem}"),
                 section: "sites",
                 caption: if s.shrunken.is_empty() {
@@ -340,6 +355,7 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
         }
         if !s.per_site.is_empty() {
             jobs.push(FigureJob {
+                labels: labels.clone(),
                 id: format!("sites_forest_{stem}"),
                 section: "sites",
                 caption: format!(
@@ -352,6 +368,7 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
         }
         if s.meta_analysis.is_some() && s.per_site.len() >= 2 {
             jobs.push(FigureJob {
+                labels: labels.clone(),
                 id: format!("sites_funnel_{stem}"),
                 section: "sites",
                 caption: format!(
@@ -365,12 +382,13 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
     }
     if let Some(r) = &results.sites_routine {
         jobs.push(FigureJob {
+            labels: labels.clone(),
             id: format!("sites_routine_funnel_{}", file_safe(&r.outcome)),
             section: "sites",
             caption: format!(
                 "{}: case-mix-adjusted mean change {} to {} per site against its number of \
                  participants, with the overall mean and 95% and 99.8% funnel limits.",
-                crate::report::format::outcome_label(&r.outcome),
+                labels.outcome(&r.outcome),
                 r.baseline_wave,
                 r.wave
             ),
@@ -392,12 +410,13 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
                 id.push_str(&file_safe(s));
             }
             jobs.push(FigureJob {
+                labels: labels.clone(),
                 id,
                 section: "diagnostics",
                 caption: format!(
                     "{}, {} ({}): normal QQ plots of the conditional residuals and of the \
                      random intercepts, and residuals against fitted values.",
-                    crate::report::format::outcome_label(&o.outcome),
+                    labels.outcome(&o.outcome),
                     crate::report::format::analysis_set_label(&o.analysis_set),
                     crate::report::format::sensitivity_label(o.sensitivity.as_deref())
                 ),
@@ -420,7 +439,7 @@ pub fn render(job: &FigureJob<'_>, dir: &Path, png: bool) -> Result<Figure, Plot
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        job.spec.draw(&root).map_err(fail)?;
+        job.spec.draw(&root, &job.labels).map_err(fail)?;
         root.present().map_err(|e| fail(de(e)))?;
     }
     std::fs::write(dir.join(format!("{}.svg", job.id)), &svg)
@@ -428,7 +447,7 @@ pub fn render(job: &FigureJob<'_>, dir: &Path, png: bool) -> Result<Figure, Plot
     if png {
         let path = dir.join(format!("{}.png", job.id));
         let root = BitMapBackend::new(&path, size).into_drawing_area();
-        job.spec.draw(&root).map_err(fail)?;
+        job.spec.draw(&root, &job.labels).map_err(fail)?;
         root.present().map_err(|e| fail(de(e)))?;
     }
     Ok(Figure {

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{bold, de, font, padded_range, series_color, AXIS, GREY, TICK, TITLE};
-use crate::report::format::outcome_label;
+use crate::report::format::Labels;
 use crate::results::SiteResult;
 
 const ROW: u32 = 46;
@@ -131,6 +131,7 @@ fn draw_rows<DB: DrawingBackend>(
 pub fn draw_caterpillar<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: &SiteResult,
+    labels: &Labels,
 ) -> Result<(), String> {
     let mut rows: Vec<Row> = if s.shrunken.is_empty() {
         s.per_site
@@ -163,7 +164,7 @@ pub fn draw_caterpillar<DB: DrawingBackend>(
     };
     draw_rows(
         root,
-        &format!("{} at {}: site effects", outcome_label(&s.outcome), s.wave),
+        &format!("{} at {}: site effects", labels.outcome(&s.outcome), s.wave),
         xlab,
         &rows,
         Some(0.0),
@@ -174,6 +175,7 @@ pub fn draw_caterpillar<DB: DrawingBackend>(
 pub fn draw_forest<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: &SiteResult,
+    labels: &Labels,
 ) -> Result<(), String> {
     let mut rows: Vec<Row> = s
         .per_site
@@ -206,7 +208,7 @@ pub fn draw_forest<DB: DrawingBackend>(
         root,
         &format!(
             "{} at {}: effect by site",
-            outcome_label(&s.outcome),
+            labels.outcome(&s.outcome),
             s.wave
         ),
         "Intervention minus control (score units)",
@@ -220,10 +222,11 @@ pub fn draw_forest<DB: DrawingBackend>(
 pub fn draw_funnel<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: &SiteResult,
+    labels: &Labels,
 ) -> Result<(), String> {
     let (w, _) = root.dim_in_pixel();
     root.draw(&Text::new(
-        format!("{} at {}: funnel plot", outcome_label(&s.outcome), s.wave),
+        format!("{} at {}: funnel plot", labels.outcome(&s.outcome), s.wave),
         (w as i32 / 2, 30),
         bold(TITLE).pos(Pos::new(HPos::Center, VPos::Center)),
     ))
@@ -322,12 +325,13 @@ pub fn draw_funnel<DB: DrawingBackend>(
 pub fn draw_routine_funnel<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     r: &crate::results::RoutineResult,
+    labels: &Labels,
 ) -> Result<(), String> {
     let (w, _) = root.dim_in_pixel();
     root.draw(&Text::new(
         format!(
             "{}: change {} to {} by site, adjusted for case mix",
-            outcome_label(&r.outcome),
+            labels.outcome(&r.outcome),
             r.baseline_wave,
             r.wave
         ),
@@ -461,7 +465,7 @@ mod tests {
         {
             let root = SVGBackend::with_string(&mut svg, (1000, 800)).into_drawing_area();
             root.fill(&WHITE).unwrap();
-            draw_routine_funnel(&root, &r).unwrap();
+            draw_routine_funnel(&root, &r, &Labels::default()).unwrap();
             root.present().unwrap();
         }
         assert!(

@@ -4,7 +4,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{arm_color, de, draw_marker, font, legend_row, padded_range, AXIS, TICK, TITLE};
-use crate::report::format::{outcome_label, outcome_unit};
+use crate::report::format::Labels;
 use crate::results::{OutcomeResult, Results};
 
 /// Months of a wave from the study description, else its position.
@@ -106,6 +106,7 @@ pub fn draw_means<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     o: &OutcomeResult,
     results: &Results,
+    labels: &Labels,
 ) -> Result<(), String> {
     let waves = axis_waves(o, results);
     let arms = arms_of(o, results);
@@ -119,7 +120,7 @@ pub fn draw_means<DB: DrawingBackend>(
     let dodge = (x1 - x0) * 0.012;
     let title = format!(
         "{} ({})",
-        outcome_label(&o.outcome),
+        labels.outcome(&o.outcome),
         crate::report::format::analysis_set_label(&o.analysis_set)
     );
     let (w, _) = root.dim_in_pixel();
@@ -150,8 +151,8 @@ pub fn draw_means<DB: DrawingBackend>(
         .bold_line_style(RGBColor(225, 225, 225))
         .y_desc(format!(
             "{} ({})",
-            outcome_label(&o.outcome),
-            outcome_unit(&o.outcome)
+            labels.outcome(&o.outcome),
+            labels.unit(&o.outcome)
         ))
         .label_style(font(TICK))
         .axis_desc_style(font(AXIS))
@@ -221,6 +222,7 @@ pub fn draw_individual<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     o: &OutcomeResult,
     results: &Results,
+    labels: &Labels,
 ) -> Result<(), String> {
     let Some(traj) = &o.trajectories else {
         return Ok(());
@@ -234,7 +236,7 @@ pub fn draw_individual<DB: DrawingBackend>(
     );
     let (w, _) = root.dim_in_pixel();
     root.draw(&Text::new(
-        format!("{}: individual trajectories", outcome_label(&o.outcome)),
+        format!("{}: individual trajectories", labels.outcome(&o.outcome)),
         (w as i32 / 2, 28),
         super::bold(TITLE).pos(Pos::new(HPos::Center, VPos::Center)),
     ))
@@ -264,8 +266,8 @@ pub fn draw_individual<DB: DrawingBackend>(
         if i == 0 {
             mesh.y_desc(format!(
                 "{} ({})",
-                outcome_label(&o.outcome),
-                outcome_unit(&o.outcome)
+                labels.outcome(&o.outcome),
+                labels.unit(&o.outcome)
             ));
         }
         mesh.draw().map_err(de)?;
