@@ -7,6 +7,7 @@
 
 mod build;
 pub mod date;
+pub mod import;
 pub mod report;
 
 use std::collections::HashMap;
