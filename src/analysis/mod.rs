@@ -192,6 +192,9 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
     // The model requests of every outcome.
     let mut jobs: Vec<(Job, OutcomeData)> = Vec::new();
     let mut sensitivity_note: Option<String> = None;
+    // what the export cannot support is skipped with a note, never fitted to degenerate data
+    let support = DataSupport::of(trial);
+    warnings.extend(support.notes(spec, cluster));
     for o in &spec.outcomes {
         if scored.score(&o.name).is_none() {
             warnings.push(format!(
@@ -257,6 +260,8 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
                 s.groups = false;
                 s.random_slope = false;
             }
+            s.site &= support.sites;
+            s.groups &= support.groups;
             if s.site {
                 add(
                     "itt",
@@ -316,7 +321,7 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
             }
         }
         let pp = &spec.analysis_sets.per_protocol;
-        if pp.enabled {
+        if pp.enabled && support.sessions {
             let min = pp.min_share * f64::from(pp.planned_sessions);
             add(
                 "per_protocol",
@@ -379,7 +384,7 @@ pub fn analyse(trial: &Trial, scored: &Scored, spec: &AnalysisSpec, quiet: bool)
     adjust_secondary(&mut outs, spec);
     results.outcomes = outs;
 
-    if spec.admissions.enabled {
+    if spec.admissions.enabled && support.admissions {
         match admissions(trial, spec) {
             Ok(a) => results.admissions = Some(a),
             Err(e) => warnings.push(format!("admissions not analysed: {e}")),
@@ -576,6 +581,66 @@ fn term_rows(coefs: &[crate::glm::Coefficient]) -> Vec<TermRow> {
         .collect()
 }
 
+/// What the export holds for the optional parts of the plan (spec/trial-export.md: site,
+/// groups, sessions, admissions and randomization dates may be absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSupport {
+    /// More than one site: a site random intercept can be estimated.
+    pub sites: bool,
+    /// Some intervention participant is in a training group.
+    pub groups: bool,
+    /// Sessions attended recorded for someone: a per-protocol set exists.
+    pub sessions: bool,
+    /// Admissions collected and every participant has a randomization date.
+    pub admissions: bool,
+}
+
+impl DataSupport {
+    pub fn of(trial: &Trial) -> Self {
+        let intervention = trial.study.intervention;
+        DataSupport {
+            sites: trial.sites.len() > 1,
+            groups: trial
+                .participants
+                .iter()
+                .any(|p| p.group.is_some() && p.arm.index() == intervention),
+            sessions: trial
+                .participants
+                .iter()
+                .any(|p| p.sessions_attended.is_some()),
+            admissions: trial.admissions_collected && trial.has_randomization_dates(),
+        }
+    }
+
+    /// One note per part of `spec` the data cannot support.
+    pub fn notes(&self, spec: &AnalysisSpec, cluster: bool) -> Vec<String> {
+        let mut v = Vec::new();
+        let marginal = spec.model.residual.is_some() || spec.model.weights.is_some();
+        if spec.sensitivity.site && !marginal && !self.sites {
+            v.push("site sensitivity model skipped: the export has one site".to_string());
+        }
+        if spec.sensitivity.groups && !marginal && !cluster && !self.groups {
+            v.push(
+                "group sensitivity model skipped: no intervention participant has a training group (group_id)"
+                    .to_string(),
+            );
+        }
+        if spec.analysis_sets.per_protocol.enabled && !self.sessions {
+            v.push(
+                "per-protocol (completer) set skipped: the export has no sessions_attended"
+                    .to_string(),
+            );
+        }
+        if spec.admissions.enabled && !self.admissions {
+            v.push(
+                "admission analyses skipped: admissions not collected (no admissions table) or no randomization dates"
+                    .to_string(),
+            );
+        }
+        v
+    }
+}
+
 /// Admissions as counts with exposure (negative binomial, Poisson) and the Dutch trial's own
 /// analyses (logistic regression of any admission, Mann-Whitney U of the bed-day change).
 fn admissions(trial: &Trial, spec: &AnalysisSpec) -> Result<Admissions, String> {
@@ -594,7 +659,7 @@ fn admissions(trial: &Trial, spec: &AnalysisSpec) -> Result<Admissions, String> 
         .map(|p| RandomizedParticipant {
             id: p.id.clone(),
             arm: trial.arm_label(p.arm).to_string(),
-            randomized_on: p.randomized_on.days(),
+            randomized_on: p.randomized_on.map_or(0, |d| d.days()),
         })
         .collect();
     let stays: Vec<Stay> = trial
