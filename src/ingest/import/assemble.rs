@@ -753,9 +753,10 @@ fn site_names(
                 .iter()
                 .position(|x| x.as_deref() == Some(site.as_str()))?;
             let i = cx.participant_row(loc.src, &cx.ids[k])?;
+            // the value label of the code, else the text the map recoded into the id
             let label = match s.table.cell(i, loc.col) {
                 Cell::Num(x) => col.label_of_num(x),
-                Cell::Text(t) => col.label_of_text(t),
+                Cell::Text(t) => col.label_of_text(t).or(Some(t)),
                 _ => None,
             }?;
             (label != site).then(|| label.to_string())
@@ -939,27 +940,30 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
     let mut pid_col = Vec::new();
     let mut wave_col = Vec::new();
     let mut date_col: Vec<Option<String>> = Vec::new();
-    let mut item_cols: Vec<Vec<Vec<Option<String>>>> = plans
+    // item values as numbers (integers for integer instruments), 16 bytes a cell
+    let mut item_cols: Vec<Vec<Vec<Option<f64>>>> = plans
         .iter()
-        .map(|p| vec![Vec::new(); p.inst.items])
+        .map(|p| vec![Vec::with_capacity(cx.ids.len() * waves.len()); p.inst.items])
         .collect();
     let ids = cx.ids.clone();
-    let mut row_vals: Vec<Vec<Option<String>>> =
+    let mut row_vals: Vec<Vec<Option<f64>>> =
         plans.iter().map(|p| vec![None; p.inst.items]).collect();
+    let n_sources = cx.sources.len();
+    let mut src_rows: Vec<Option<usize>> = vec![None; n_sources];
     for id in &ids {
         for (w, wave) in waves.iter().enumerate() {
-            let mut any = false;
-            // a row in a long source or wave file counts as an assessment row
-            for si in 0..cx.sources.len() {
-                if matches!(cx.sources[si].role, Role::Long { .. } | Role::Wave(_))
-                    && cx.wave_row(si, id, w).is_some()
-                {
-                    any = true;
-                }
+            // the row of this participant x wave in each source, looked up once
+            for (si, slot) in src_rows.iter_mut().enumerate() {
+                *slot = cx.wave_row(si, id, w);
             }
+            // a row in a long source or wave file counts as an assessment row
+            let mut any = (0..n_sources).any(|si| {
+                matches!(cx.sources[si].role, Role::Long { .. } | Role::Wave(_))
+                    && src_rows[si].is_some()
+            });
             let mut date = None;
             if let (Some(f), Some(l)) = (&date_field, date_locs[w]) {
-                if let Some(i) = cx.wave_row(l.src, id, w) {
+                if let Some(i) = src_rows[l.src] {
                     let t = &cx.sources[l.src].table;
                     match date_cell(t.cell(i, l.col), f) {
                         Ok(d) => date = d.map(|d| d.to_string()),
@@ -979,7 +983,7 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                     let Some(l) = p.locs[w][n] else {
                         continue;
                     };
-                    let Some(i) = cx.wave_row(l.src, id, w) else {
+                    let Some(i) = src_rows[l.src] else {
                         continue;
                     };
                     let s = &cx.sources[l.src];
@@ -1066,7 +1070,7 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                                     count: 1,
                                 });
                             } else {
-                                *slot = Some(num_text(y));
+                                *slot = Some(y);
                             }
                             any = true;
                         }
@@ -1095,11 +1099,14 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
     let mut names = Vec::new();
     for (p, items) in plans.iter().zip(item_cols) {
         names.push(p.inst.name.clone());
+        let integer = p.inst.value_type == crate::schema::ValueType::Integer;
         for (k, v) in items.into_iter().enumerate() {
-            cols.push(OutColumn::new(
-                p.inst.item_column(k + 1),
-                OutValues::Text(v),
-            ));
+            let values = if integer && v.iter().flatten().all(|x| x.fract() == 0.0) {
+                OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
+            } else {
+                OutValues::Float(v)
+            };
+            cols.push(OutColumn::new(p.inst.item_column(k + 1), values));
         }
     }
     ((names, cols), n)

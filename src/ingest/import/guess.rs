@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::bind::BoundSource;
-use super::source::{num_text, Cell, Code, ColumnData, SourceColumn, SourceTable};
+use super::source::{num_text, Cell, Code, ColumnData, SourceTable};
 use crate::schema::Schema;
 
 /// Stems by which an instrument's items are commonly named.
@@ -45,10 +45,6 @@ fn split_item(name: &str) -> Option<(String, usize, Option<String>, bool)> {
         .trim_end_matches('_')
         .to_lowercase();
     Some((stem, n, wave, digits.len() > 1 && digits.starts_with('0')))
-}
-
-fn words(c: &SourceColumn) -> String {
-    format!("{} {}", c.name, c.label.as_deref().unwrap_or("")).to_lowercase()
 }
 
 fn has_any(text: &str, keys: &[&str]) -> bool {
@@ -194,14 +190,32 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
     let mut guesses: Vec<Guess> = Vec::new();
     let mut arms: Vec<String> = Vec::new();
     for (key, keys) in rules {
-        let hit = sources.iter().enumerate().find_map(|(si, s)| {
-            s.table.columns.iter().enumerate().find_map(|(ci, c)| {
-                let w = words(c);
-                let name_hit = has_any(&c.name.to_lowercase(), keys);
-                let label_hit = key != "id" && has_any(&w, keys);
-                ((name_hit || label_hit) && !placed.contains(&(si, ci))).then_some((si, ci))
-            })
-        });
+        // names first, then variable labels (not for ids and wave columns)
+        let few = |t: &SourceTable, ci: usize| distinct_codes(t, ci, 12).len() <= 12;
+        let mut hit = None;
+        for by_label in [false, true] {
+            if by_label && matches!(key, "id" | "wave_column") {
+                continue;
+            }
+            hit = sources.iter().enumerate().find_map(|(si, s)| {
+                s.table.columns.iter().enumerate().find_map(|(ci, c)| {
+                    let text = if by_label {
+                        c.label.as_deref().unwrap_or("").to_lowercase()
+                    } else {
+                        c.name.to_lowercase()
+                    };
+                    let fits = match key {
+                        "arm" | "wave_column" => few(&s.table, ci),
+                        _ => true,
+                    };
+                    (has_any(&text, keys) && fits && !placed.contains(&(si, ci)))
+                        .then_some((si, ci))
+                })
+            });
+            if hit.is_some() {
+                break;
+            }
+        }
         let Some((si, ci)) = hit else {
             continue;
         };
@@ -347,6 +361,28 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
     let _ = writeln!(
         t,
         "# `guess:` before importing. Keys are explained in the README (herstel import)."
+    );
+    let _ = writeln!(t);
+    let mut unplaced = Vec::new();
+    for (si, s) in sources.iter().enumerate() {
+        for (ci, c) in s.table.columns.iter().enumerate() {
+            if !placed.contains(&(si, ci)) {
+                unplaced.push(format!("{}: {}", s.name, c.name));
+            }
+        }
+    }
+    let _ = writeln!(
+        t,
+        "# Columns not placed (carry any of them with participants.covariates):"
+    );
+    let _ = writeln!(
+        t,
+        "unplaced = [{}]",
+        unplaced
+            .iter()
+            .map(|u| quote(u))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = writeln!(t);
     let _ = writeln!(t, "[study]");
@@ -516,28 +552,6 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
             }
         }
     }
-    let mut unplaced = Vec::new();
-    for (si, s) in sources.iter().enumerate() {
-        for (ci, c) in s.table.columns.iter().enumerate() {
-            if !placed.contains(&(si, ci)) {
-                unplaced.push(format!("{}: {}", s.name, c.name));
-            }
-        }
-    }
-    let _ = writeln!(t);
-    let _ = writeln!(
-        t,
-        "# Columns not placed (carry any of them with participants.covariates):"
-    );
-    let _ = writeln!(
-        t,
-        "unplaced = [{}]",
-        unplaced
-            .iter()
-            .map(|u| quote(u))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
     (t, unplaced)
 }
 
