@@ -644,8 +644,8 @@ fn decode(e: &'static Encoding, b: &[u8]) -> String {
 }
 
 /// Very long strings (subtype 14, `NAME=00300` entries separated by NUL and tab): a
-/// variable wider than 255 bytes is stored as ceil(width / 252) string variables of width
-/// 255 (the last narrower), of which 252 bytes each carry text; they become one column.
+/// variable wider than 255 bytes is stored as ceil(width / 252) string variables, each of
+/// width 255 but the last (the rest of the text); they become one column.
 fn merge_very_long_strings(vars: &mut Vec<Var>, text: &str) {
     for entry in text.split(['\t', '\0']) {
         let Some((name, width)) = entry.split_once('=') else {
@@ -668,9 +668,9 @@ fn merge_very_long_strings(vars: &mut Vec<Var>, text: &str) {
         for (k, v) in vars.iter().skip(first).take(n_seg).enumerate() {
             let (u0, n, _) = v.segments.first().copied().unwrap_or((0, 0, 0));
             let used = if k + 1 < n_seg {
-                252
+                255
             } else {
-                width - 252 * (n_seg - 1)
+                width.saturating_sub(255 * (n_seg - 1))
             };
             segments.push((u0, n, used));
         }
