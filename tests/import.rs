@@ -850,3 +850,99 @@ fn write_big_sav(path: &Path, n: usize, schema: &Schema) {
     }
     std::fs::write(path, b).unwrap();
 }
+
+/// The parts of the SPSS format trial-small does not use (tests/r/sav_edge_cases.R): a
+/// 300-byte very long string, a user-missing range plus a code, values outside the bytecode
+/// range, value labels and a missing value on a string, dates; .sav and .zsav alike.
+#[test]
+fn sav_edge_cases_read_as_haven_reads_them() {
+    use herstel::ingest::import::source::{Cell, Code};
+    for file in ["edge-cases.sav", "edge-cases.zsav"] {
+        let t = import::sav::read_sav(&fx(file)).unwrap();
+        assert_eq!(t.n_rows, 4, "{file}");
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["id", "note", "score", "code", "datum"],
+            "{file}"
+        );
+        let long = "abcdefghij".repeat(30);
+        assert_eq!(t.cell(0, 1), Cell::Text(&long), "{file}");
+        assert_eq!(t.cell(1, 1), Cell::Text("kort"));
+        assert_eq!(t.cell(2, 1), Cell::Empty);
+        assert_eq!(t.cell(3, 1), Cell::Text(&format!("{long}xyz")));
+        let score = &t.columns[2];
+        assert_eq!(score.label.as_deref(), Some("Score met bereik"));
+        assert_eq!(score.user_missing.range, Some((900.0, 999.0)));
+        assert!(score.user_missing.contains_num(99.0) && score.user_missing.contains_num(950.0));
+        assert!(!score.user_missing.contains_num(1.5));
+        let values: Vec<Cell> = (0..4).map(|i| t.cell(i, 2)).collect();
+        assert_eq!(
+            values,
+            vec![
+                Cell::Num(1.5),
+                Cell::Num(950.0),
+                Cell::Num(99.0),
+                Cell::Num(1e6)
+            ]
+        );
+        assert_eq!(score.label_of_num(999.0), Some("niet afgenomen"));
+        let code = &t.columns[3];
+        assert_eq!(code.label_of_text("x"), Some("ja"));
+        assert!(code.user_missing.contains_text("NA"));
+        assert!(code
+            .value_labels
+            .contains(&(Code::Text("y".into()), "nee".into())));
+        let dates: Vec<Cell> = (0..4).map(|i| t.cell(i, 4)).collect();
+        assert_eq!(
+            dates,
+            vec![
+                Cell::Text("2013-07-19"),
+                Cell::Empty,
+                Cell::Text("1970-01-01"),
+                Cell::Text("2024-02-29")
+            ]
+        );
+    }
+}
+
+#[test]
+fn the_shipped_example_map_parses() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("analyses/import-map.toml");
+    let lm = import::load_map(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lm.map.waves.len(), 3);
+    assert_eq!(lm.map.instruments.len(), 3);
+    assert!(lm.map.admissions.is_some());
+    assert_eq!(lm.map.sources[1].dialect().separator, Some(';'));
+}
+
+/// `herstel validate` on an export table written with semicolons: one message naming the
+/// separator, not one "missing column" per column.
+#[test]
+fn a_semicolon_export_table_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixtures().join("trial-small/export");
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let p = dir.path().join("participants.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    // the Dutch-Excel way: fields with a comma quoted, separators semicolons
+    let semi: String = text.lines().map(|l| l.replace(',', ";") + "\r\n").collect();
+    std::fs::write(&p, semi).unwrap();
+    let ing = read_export(
+        dir.path(),
+        &Schema::embedded().unwrap(),
+        &ValidateOptions::default(),
+    );
+    let errors: Vec<_> = ing.report.errors().collect();
+    assert_eq!(errors.len(), 1, "{}", ing.report);
+    assert_eq!(errors[0].kind, ProblemKind::MalformedTable);
+    assert_eq!(errors[0].table, "participants");
+    assert!(
+        errors[0].expected.contains("separated by semicolons"),
+        "{}",
+        errors[0]
+    );
+}

@@ -371,6 +371,23 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
         let Some(t) = tables.get(&ts.table) else {
             continue;
         };
+        if let Some(sep) = other_separator(t) {
+            // one message instead of one per missing column
+            let header = t.columns().first().map(String::as_str).unwrap_or("");
+            let shown: String = header.chars().take(60).collect();
+            cx.error(
+                ProblemKind::MalformedTable,
+                &ts.table,
+                Some(1),
+                None,
+                Some(&shown),
+                format!(
+                    "comma-separated columns: this file is separated by {sep}; save it as CSV with commas, or read it with `herstel import FILE --guess` (which detects the separator, decimal comma and encoding)"
+                ),
+            );
+            complete = false;
+            continue;
+        }
         for c in ts.columns.iter().filter(|c| c.required) {
             if t.column_index(&c.name).is_none() {
                 cx.error(
@@ -504,6 +521,18 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
         },
     };
     Ingested { trial, report }
+}
+
+/// The separator a CSV was written with when it is not a comma: a one-column table whose
+/// header holds semicolons, tabs or vertical bars.
+fn other_separator(t: &RawTable) -> Option<&'static str> {
+    let [only] = t.columns() else {
+        return None;
+    };
+    [(';', "semicolons"), ('\t', "tabs"), ('|', "vertical bars")]
+        .into_iter()
+        .find(|(c, _)| only.contains(*c))
+        .map(|(_, name)| name)
 }
 
 /// Duplicate key values: reported at the later row, naming the first.
