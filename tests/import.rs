@@ -946,3 +946,212 @@ fn a_semicolon_export_table_is_named_once() {
         errors[0]
     );
 }
+
+/// One file per wave (CSV) joined to a participants file (Parquet) on the id: the layout of
+/// trials that export each measurement separately. A duplicated row and a stray id are
+/// logged, not lost.
+#[test]
+fn wave_files_and_parquet_join_on_the_participant_id() {
+    use herstel::table::{write_table_file, OutColumn};
+    let schema = Schema::embedded().unwrap();
+    let export = fixtures().join("trial-small/export");
+    let dir = tempfile::tempdir().unwrap();
+    let p = read_table_file(&export.join("participants.csv")).unwrap();
+    let text_col = |t: &RawTable, c: usize, rows: &[usize]| {
+        OutValues::Text(
+            rows.iter()
+                .map(|&i| t.cell(i, c).map(str::to_string))
+                .collect(),
+        )
+    };
+    let all: Vec<usize> = (0..p.n_rows()).collect();
+    let cols: Vec<OutColumn> = p
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(c, n)| OutColumn::new(n.clone(), text_col(&p, c, &all)))
+        .collect();
+    write_table_file(&dir.path().join("participants.parquet"), &cols).unwrap();
+    let a = read_table_file(&export.join("assessments.csv")).unwrap();
+    let mut sources = vec![dir.path().join("participants.parquet")];
+    for wave in ["T0", "T1", "T2"] {
+        let mut rows: Vec<usize> = (0..a.n_rows())
+            .filter(|&i| a.cell(i, 1) == Some(wave))
+            .collect();
+        if wave == "T1" {
+            rows.push(rows[0]); // a duplicate
+        }
+        let mut cols: Vec<OutColumn> = a
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.as_str() != "wave")
+            .map(|(c, n)| OutColumn::new(n.clone(), text_col(&a, c, &rows)))
+            .collect();
+        if wave == "T2" {
+            // a participant who is not in the participants file
+            for c in cols.iter_mut() {
+                if let OutValues::Text(v) = &mut c.values {
+                    v.push(Some(if c.name == "participant_id" {
+                        "P9999".into()
+                    } else {
+                        "1".into()
+                    }));
+                }
+            }
+        }
+        let f = dir.path().join(format!("wave-{wave}.csv"));
+        write_table_file(&f, &cols).unwrap();
+        sources.push(f);
+    }
+    let mut map = String::from(
+        "[study]\nname = \"IMR multicentre RCT (synthetic)\"\narms = [\"TAU\", \"IMR\"]\nintervention = \"IMR\"\n",
+    );
+    for (w, m) in [("T0", 0), ("T1", 12), ("T2", 21)] {
+        map.push_str(&format!("[[waves]]\nlabel = \"{w}\"\nmonths = {m}\n"));
+    }
+    map.push_str("[[sources]]\nfile = \"participants.parquet\"\n");
+    for w in ["T0", "T1", "T2"] {
+        map.push_str(&format!(
+            "[[sources]]\nfile = \"wave-{w}.csv\"\nwave = \"{w}\"\n"
+        ));
+    }
+    map.push_str("[participants]\nid = \"participant_id\"\narm = \"arm\"\nsite = \"site_id\"\nteam = \"team_id\"\ngroup = \"group_id\"\nrandomized_on = \"randomized_on\"\nage = \"age\"\nsex = \"sex\"\ndiagnosis = \"diagnosis\"\nsessions_attended = \"sessions_attended\"\n[assessments]\nassessed_on = \"assessed_on\"\n");
+    for inst in [
+        "imrs_client",
+        "imrs_clinician",
+        "mhrm",
+        "honos",
+        "bsi",
+        "sfs",
+    ] {
+        map.push_str(&format!(
+            "[[instruments]]\nname = \"{inst}\"\nitems = \"{inst}_{{nn}}\"\n"
+        ));
+    }
+    let lm = parse_map(&map, &dir.path().join("map.toml")).unwrap();
+    let a = import::import(&sources, &lm, &schema).unwrap();
+    assert!(!a.problems.has_errors(), "{:?}", a.problems.groups());
+    let warnings: Vec<String> = a.problems.groups().iter().map(|g| g.to_string()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("wave-T1.csv") && w.contains("repeat a participant id")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("wave-T2.csv") && w.contains("\"P9999\"")),
+        "{warnings:?}"
+    );
+    let actions: Vec<(String, import::log::Action)> = a
+        .log
+        .entries
+        .iter()
+        .map(|e| (e.source.clone(), e.action))
+        .collect();
+    assert!(actions.contains(&("wave-T1.csv".into(), import::log::Action::DuplicateDropped)));
+    assert!(actions.contains(&("wave-T2.csv".into(), import::log::Action::UnmatchedRow)));
+    let out = dir.path().join("export");
+    import::write_export(&out, &a).unwrap();
+    // the participants file has no sites.csv beside it here: site ids come from participants
+    assert_same_scores(&out, false);
+    assert_same_table(&out, "participants", &PARTICIPANT_COLUMNS);
+    // re-importing into the same folder replaces the earlier import
+    import::write_export(&out, &a).unwrap();
+    // a folder that is not an earlier import is refused
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    assert!(import::write_export(&other, &a).is_err());
+}
+
+/// The command: import, validation report and validation.txt, exit code 0; `--guess` prints
+/// a draft map; an import with errors writes nothing and exits 1.
+#[test]
+fn the_import_command() {
+    let bin = env!("CARGO_BIN_EXE_herstel");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let st = std::process::Command::new(bin)
+        .arg("import")
+        .arg(fx("trial-small-wide.sav"))
+        .arg(fx("trial-small-admissions.sav"))
+        .arg("--map")
+        .arg(fx("trial-small-wide-sav.toml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&st.stderr);
+    assert!(st.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("trial-small-wide.sav: SPSS .sav, 120 rows x 411 columns"),
+        "{stderr}"
+    );
+    for f in [
+        "study.toml",
+        "participants.csv",
+        "assessments.csv",
+        "sites.csv",
+        "admissions.csv",
+        "import-log.csv",
+        "validation.txt",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(String::from_utf8_lossy(&st.stdout).contains("0 errors"));
+    let g = std::process::Command::new(bin)
+        .arg("import")
+        .arg(fx("btheb.sav"))
+        .arg("--guess")
+        .output()
+        .unwrap();
+    assert!(g.status.success());
+    let draft = String::from_utf8_lossy(&g.stdout);
+    assert!(draft.contains("arms = [\"TAU\", \"BtheB\"]"), "{draft}");
+    let bad = dir.path().join("bad");
+    let e = std::process::Command::new(bin)
+        .arg("import")
+        .arg(fx("trial-small-nl.csv"))
+        .arg(fx("trial-small-nl-admissions.csv"))
+        .arg("--map")
+        .arg(fx("trial-small-wide-sav.toml"))
+        .arg("--out")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    // a map that does not fit the sources: exit 2, like an unreadable file
+    assert_eq!(e.status.code(), Some(2));
+    assert!(!bad.exists());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not in the map"));
+    // problems in the data: the grouped messages, nothing written, exit 1
+    let text = std::fs::read_to_string(fx("trial-small-nl.toml"))
+        .unwrap()
+        .replace(
+            "randomized_on = { column = \"randdatum\", format = \"%d-%m-%Y\" }",
+            "randomized_on = \"randdatum\"",
+        );
+    let m = dir.path().join("no-date-format.toml");
+    std::fs::write(&m, text).unwrap();
+    let e = std::process::Command::new(bin)
+        .arg("import")
+        .arg(fx("trial-small-nl.csv"))
+        .arg(fx("trial-small-nl-admissions.csv"))
+        .arg("--map")
+        .arg(&m)
+        .arg("--out")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(e.status.code(), Some(1));
+    assert!(!bad.exists());
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        stderr.contains(
+            "error: 120 values of trial-small-nl.csv column randdatum look like DD-MM-YYYY"
+        ),
+        "{stderr}"
+    );
+}

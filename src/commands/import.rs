@@ -1,7 +1,8 @@
 //! `herstel import SOURCE... --map MAP.toml --out EXPORT [--schema DIR] [--json]`: map SPSS,
 //! Stata, CSV or Parquet sources into a trial export, write `import-log.csv` beside it and
 //! validate the result. `herstel import SOURCE... --guess [--out MAP.toml]` writes a draft
-//! map instead. Exit code 1 when the import or the validation finds errors.
+//! map instead. Exit code 1 when the data have errors (the import's grouped messages, or the
+//! validation of the written export), 2 when a file or the map cannot be read or does not fit.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
