@@ -155,6 +155,28 @@ fn assert_same_table(imported: &Path, table: &str, columns: &[&str]) {
     }
 }
 
+/// As [`assert_same_table`], in any row order (groups are written in order of appearance).
+fn assert_same_rows(imported: &Path, table: &str, columns: &[&str]) {
+    let rows = |dir: &Path| {
+        let t = read_table_file(&dir.join(format!("{table}.csv"))).unwrap();
+        let cols: Vec<usize> = columns.iter().map(|c| t.column_index(c).unwrap()).collect();
+        let mut v: Vec<Vec<Option<String>>> = (0..t.n_rows())
+            .map(|i| {
+                cols.iter()
+                    .map(|&c| t.cell(i, c).map(str::to_string))
+                    .collect()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        rows(&fixtures().join("trial-small/export")),
+        rows(imported),
+        "{table}"
+    );
+}
+
 const PARTICIPANT_COLUMNS: [&str; 10] = [
     "participant_id",
     "site_id",
@@ -186,7 +208,8 @@ fn check_fixture(map_file: &str, sources: &[&str], wide: bool) {
             "involuntary",
         ],
     );
-    assert_same_table(&out, "sites", &["site_id", "site_name"]);
+    assert_same_table(&out, "sites", &["site_id", "site_name", "fidelity"]);
+    assert_same_rows(&out, "groups", &["group_id", "site_id", "fidelity"]);
     check_missing_codes(&out, &a, wide);
 }
 
@@ -355,9 +378,27 @@ fn an_sfs_99_is_a_value_and_a_map_declaring_it_missing_loses_it() {
 #[test]
 fn nothing_is_lost_every_column_is_used_or_logged() {
     let schema = Schema::embedded().unwrap();
+    let full = map("trial-small-wide-sav.toml");
     let (_, a) = import_to(
         &["trial-small-wide.sav", "trial-small-admissions.sav"],
-        &map("trial-small-wide-sav.toml"),
+        &full,
+        &schema,
+    );
+    assert_eq!(
+        a.log.count(import::log::Action::UnmappedColumn),
+        0,
+        "the map uses every column"
+    );
+    // without [groups] and [sites] the fidelity columns are logged with their counts
+    let text = full
+        .text
+        .replace("fidelity = \"fid_groep\"", "")
+        .replace("columns = { fidelity = \"fid_instelling\" }", "");
+    let text = text.replace("[groups]", "").replace("[sites]", "");
+    let lm = parse_map(&text, &full.file).unwrap();
+    let (_, a) = import_to(
+        &["trial-small-wide.sav", "trial-small-admissions.sav"],
+        &lm,
         &schema,
     );
     let unmapped: Vec<&str> = a
@@ -367,8 +408,22 @@ fn nothing_is_lost_every_column_is_used_or_logged() {
         .filter(|e| e.action == import::log::Action::UnmappedColumn)
         .filter_map(|e| e.column.as_deref())
         .collect();
-    // the map does not carry the fidelity columns: they are logged with their counts
     assert_eq!(unmapped, vec!["fid_groep", "fid_instelling"]);
+    let counts: Vec<usize> = a
+        .log
+        .entries
+        .iter()
+        .filter(|e| e.action == import::log::Action::UnmappedColumn)
+        .map(|e| e.count)
+        .collect();
+    let p = read_table_file(&fixtures().join("trial-small/export/participants.csv")).unwrap();
+    let gc = p.column_index("group_id").unwrap();
+    let grouped = (0..p.n_rows()).filter(|&i| p.cell(i, gc).is_some()).count();
+    assert_eq!(
+        counts,
+        vec![grouped, p.n_rows()],
+        "non-empty cells of each unmapped column"
+    );
     let recoded: Vec<(&str, &str)> = a
         .log
         .entries

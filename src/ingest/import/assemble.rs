@@ -29,6 +29,8 @@ pub struct Export {
     pub sites: Option<Vec<OutColumn>>,
     /// `None`: admissions not collected.
     pub admissions: Option<Vec<OutColumn>>,
+    /// `None`: groups come from participants.group_id alone.
+    pub groups: Option<Vec<OutColumn>>,
 }
 
 /// The result of applying a map.
@@ -163,6 +165,60 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The value of `field` for each distinct `key` (site or group), taken from the first
+/// participant with that key; a participant with another value is a warning.
+fn per_key(
+    cx: &mut Ctx<'_>,
+    export_name: &str,
+    keys: &[Option<String>],
+    distinct: &[String],
+    field: &Field,
+) -> Option<Vec<Option<String>>> {
+    let values = categorical(cx, export_name, field)?;
+    let dc = cx
+        .find_participant_column(&field.column)
+        .map(|l| super::values::decimal_comma(&cx.sources[l.src].table))
+        .unwrap_or(false);
+    let norm = |v: &Option<String>| {
+        v.as_ref()
+            .map(|s| match super::dialect::parse_number(s, dc) {
+                Some(x) if dc && s.contains(',') => num_text(x),
+                _ => s.clone(),
+            })
+    };
+    let mut out: Vec<Option<String>> = vec![None; distinct.len()];
+    let mut seen = vec![false; distinct.len()];
+    for (k, key) in keys.iter().enumerate() {
+        let Some(key) = key else {
+            continue;
+        };
+        let Some(d) = distinct.iter().position(|x| x == key) else {
+            continue;
+        };
+        let v = norm(&values[k]);
+        if !seen[d] {
+            seen[d] = true;
+            out[d] = v;
+        } else if v != out[d] {
+            let name = cx
+                .find_participant_column(&field.column)
+                .map(|l| cx.sources[l.src].name.clone())
+                .unwrap_or_default();
+            cx.out.problems.warning(
+                &name,
+                Some(&field.column),
+                None,
+                v.as_deref(),
+                format!(
+                    "differ within {key} (the first participant's value is used for {export_name})"
+                ),
+                "the column should be constant within the site or group",
+            );
+        }
+    }
+    Some(out)
+}
+
 /// Applies the map to the bound sources.
 pub fn assemble(sources: &[BoundSource], lm: &LoadedMap, schema: &Schema) -> Assembled {
     let mut cx = Ctx {
@@ -197,6 +253,7 @@ pub fn assemble(sources: &[BoundSource], lm: &LoadedMap, schema: &Schema) -> Ass
     }
     index_rows(&mut cx);
     let participants = participants_table(&mut cx);
+    let groups = groups_table(&mut cx, &participants.0);
     let (assessments, n_assess) = assessments_table(&mut cx, schema);
     let admissions = admissions_table(&mut cx);
     unmapped_columns(&mut cx);
@@ -204,6 +261,7 @@ pub fn assemble(sources: &[BoundSource], lm: &LoadedMap, schema: &Schema) -> Ass
     cx.out.export.sites = participants.1;
     cx.out.export.assessments = assessments.1;
     cx.out.export.admissions = admissions;
+    cx.out.export.groups = groups;
     cx.out.export.study_toml = study_toml(lm, &assessments.0);
     cx.out.n_participants = cx.ids.len();
     cx.out.n_assessments = n_assess;
@@ -619,13 +677,26 @@ fn participants_table(cx: &mut Ctx<'_>) -> (Vec<OutColumn>, Option<Vec<OutColumn
             }
             // site names: the value label of the code behind each site id, if any
             let names = site_names(cx, f, &v, &seen);
-            sites = Some(vec![
+            let mut sc = vec![
                 OutColumn::new(
                     "site_id",
                     OutValues::Text(seen.iter().cloned().map(Some).collect()),
                 ),
                 OutColumn::new("site_name", OutValues::Text(names)),
-            ]);
+            ];
+            let extras = cx
+                .lm
+                .map
+                .sites
+                .clone()
+                .map(|s| s.columns)
+                .unwrap_or_default();
+            for (name, ef) in &extras {
+                if let Some(vals) = per_key(cx, name, &v, &seen, ef) {
+                    sc.push(OutColumn::new(name.to_lowercase(), OutValues::Text(vals)));
+                }
+            }
+            sites = Some(sc);
             cols.push(OutColumn::new("site_id", OutValues::Text(v)));
         }
     }
@@ -734,6 +805,57 @@ fn participants_table(cx: &mut Ctx<'_>) -> (Vec<OutColumn>, Option<Vec<OutColumn
         }
     }
     (cols, sites)
+}
+
+/// groups.csv (group_id, site_id, fidelity) when the map has `[groups]`: one row per group of
+/// participants.group_id, its site and fidelity from its participants.
+fn groups_table(cx: &mut Ctx<'_>, participants: &[OutColumn]) -> Option<Vec<OutColumn>> {
+    let gm = cx.lm.map.groups.clone()?;
+    let text = |name: &str| {
+        participants
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| match &c.values {
+                OutValues::Text(v) => Some(v.clone()),
+                _ => None,
+            })
+    };
+    let file = cx.map_file();
+    let (Some(group), Some(site)) = (text("group_id"), text("site_id")) else {
+        cx.out.problems.error(
+            &file,
+            Some("groups"),
+            None,
+            None,
+            "needs participants.group and participants.site (groups.csv names each group's site)",
+            "map both, or remove [groups]",
+        );
+        return None;
+    };
+    let mut distinct: Vec<String> = Vec::new();
+    for g in group.iter().flatten() {
+        if !distinct.contains(g) {
+            distinct.push(g.clone());
+        }
+    }
+    let sites: Vec<Option<String>> = distinct
+        .iter()
+        .map(|g| {
+            let k = group
+                .iter()
+                .position(|x| x.as_deref() == Some(g.as_str()))?;
+            site[k].clone()
+        })
+        .collect();
+    let fidelity = per_key(cx, "fidelity", &group, &distinct, &gm.fidelity)?;
+    Some(vec![
+        OutColumn::new(
+            "group_id",
+            OutValues::Text(distinct.into_iter().map(Some).collect()),
+        ),
+        OutColumn::new("site_id", OutValues::Text(sites)),
+        OutColumn::new("fidelity", OutValues::Text(fidelity)),
+    ])
 }
 
 fn site_names(

@@ -198,6 +198,23 @@ pub struct AdmissionsMap {
     pub involuntary: Field,
 }
 
+/// groups.csv from participant columns (one value per group, taken from its participants).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsMap {
+    /// The group's IMR Fidelity Scale mean (constant within a group).
+    pub fidelity: Field,
+}
+
+/// Extra sites.csv columns from participant columns (constant within a site).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SitesMap {
+    /// Export column name -> source column.
+    #[serde(default)]
+    pub columns: BTreeMap<String, Field>,
+}
+
 /// A parsed map.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +229,8 @@ pub struct Map {
     #[serde(default)]
     pub instruments: Vec<InstrumentMap>,
     pub admissions: Option<AdmissionsMap>,
+    pub groups: Option<GroupsMap>,
+    pub sites: Option<SitesMap>,
     /// Ignored: where `--guess` lists the columns it could not place.
     #[serde(default)]
     pub unplaced: Vec<String>,

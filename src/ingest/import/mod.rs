@@ -49,8 +49,8 @@ const MANAGED: [&str; 5] = [
     "groups",
 ];
 
-/// Writes the export folder: study.toml, participants.csv, assessments.csv, sites.csv and
-/// admissions.csv when mapped, and import-log.csv. A folder that is not empty must hold an
+/// Writes the export folder: study.toml, participants.csv, assessments.csv, sites.csv,
+/// groups.csv and admissions.csv when mapped, and import-log.csv. A folder that is not empty must hold an
 /// earlier import (an import-log.csv), whose tables are then replaced.
 pub fn write_export(dir: &Path, a: &Assembled) -> Result<(), ImportError> {
     let werr = |file: &Path, message: String| ImportError::Write {
@@ -91,6 +91,9 @@ pub fn write_export(dir: &Path, a: &Assembled) -> Result<(), ImportError> {
     }
     if let Some(s) = &a.export.admissions {
         table("admissions", s)?;
+    }
+    if let Some(g) = &a.export.groups {
+        table("groups", g)?;
     }
     let log = dir.join("import-log.csv");
     a.log.write(&log).map_err(|e| werr(&log, e.to_string()))?;
