@@ -24,6 +24,8 @@ pub enum Command {
     Run(commands::run::Args),
     /// Fit one linear mixed model in lme4 formula syntax to a CSV or Parquet file.
     Fit(commands::fit::Args),
+    /// Turn SPSS, Stata, CSV or Parquet files into a trial export through a map file.
+    Import(commands::import::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -34,5 +36,6 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Simulate(a) => commands::simulate::run(a),
         Command::Fit(a) => commands::fit::run(a),
         Command::Run(a) => commands::run::run(a),
+        Command::Import(a) => commands::import::run(a),
     }
 }

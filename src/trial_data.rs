@@ -173,3 +173,36 @@ pub fn pooled_sd(values: &[Option<f64>], arms: &[usize]) -> Option<f64> {
     let total: f64 = n.iter().sum();
     (total - groups > 0.0).then(|| (ss / (total - groups)).sqrt())
 }
+
+/// What the export holds for the optional parts of a plan (`docs/trial-export.md`: sites,
+/// groups, sessions, admissions and randomization dates may be absent), so that the plan skips
+/// what the data cannot support, with a note, instead of fitting it to degenerate data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSupport {
+    /// More than one site: a site random intercept can be estimated.
+    pub sites: bool,
+    /// Some intervention participant is in a training group.
+    pub groups: bool,
+    /// Sessions attended recorded for someone: a per-protocol set exists.
+    pub sessions: bool,
+    /// Admissions collected and every participant has a randomization date.
+    pub admissions: bool,
+}
+
+impl DataSupport {
+    pub fn of(trial: &Trial) -> Self {
+        let intervention = trial.study.intervention;
+        DataSupport {
+            sites: trial.sites.len() > 1,
+            groups: trial
+                .participants
+                .iter()
+                .any(|p| p.group.is_some() && p.arm.index() == intervention),
+            sessions: trial
+                .participants
+                .iter()
+                .any(|p| p.sessions_attended.is_some()),
+            admissions: trial.admissions_collected && trial.has_randomization_dates(),
+        }
+    }
+}

@@ -86,7 +86,7 @@ pub fn analyse(
         .map(|p| RandomizedParticipant {
             id: p.id.clone(),
             arm: trial.arm_label(p.arm).to_string(),
-            randomized_on: p.randomized_on.days(),
+            randomized_on: p.randomized_on.map_or(0, |d| d.days()),
         })
         .collect();
     let stays: Vec<Stay> = trial

@@ -16,7 +16,7 @@ use crate::lmm::DfMethod;
 use crate::results::{OutcomeResult, Trajectory, TrajectoryPoint};
 use crate::schema::study::Design;
 use crate::scoring::Scored;
-use crate::trial_data::{outcome_data, OutcomeData, SetFilter};
+use crate::trial_data::{outcome_data, DataSupport, OutcomeData, SetFilter};
 use outcomes::{analyse_outcome, compare_random_slope, summarise_fit, ModelRequest};
 use spec::{OutcomeRole, OutcomesPlan, PAdjustMethod};
 
@@ -65,6 +65,7 @@ pub struct OutcomePlan {
 /// `(1 | group_id)` is part of every model.
 pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) -> OutcomePlan {
     let mut out = OutcomePlan::default();
+    let support = DataSupport::of(trial);
     let df = DfMethod::from(plan.model.df);
     let cluster = trial.study.design == Design::Cluster;
     let template = match Formula::template(&plan.model.formula, "y") {
@@ -144,6 +145,8 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
                 s.groups = false;
                 s.random_slope = false;
             }
+            s.site &= support.sites;
+            s.groups &= support.groups;
             if s.site {
                 if let Ok(f) = base.add_random("1", "site_id") {
                     add("itt", Some("site"), f, SetFilter::All, false, None);
@@ -194,7 +197,7 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
             }
         }
         let pp = &plan.analysis_sets.per_protocol;
-        if pp.enabled {
+        if pp.enabled && support.sessions {
             let min = pp.min_share * f64::from(pp.planned_sessions);
             add(
                 "per_protocol",

@@ -1,6 +1,7 @@
 //! One driver per subcommand: parse arguments (clap derive), call the library, print or write.
 
 pub mod fit;
+pub mod import;
 pub mod progress;
 pub mod run;
 pub mod score;

@@ -371,6 +371,23 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
         let Some(t) = tables.get(&ts.table) else {
             continue;
         };
+        if let Some(sep) = other_separator(t) {
+            // one message instead of one per missing column
+            let header = t.columns().first().map(String::as_str).unwrap_or("");
+            let shown: String = header.chars().take(60).collect();
+            cx.error(
+                ProblemKind::MalformedTable,
+                &ts.table,
+                Some(1),
+                None,
+                Some(&shown),
+                format!(
+                    "comma-separated columns: this file is separated by {sep}; save it as CSV with commas, or read it with `herstel import FILE --guess` (which detects the separator, decimal comma and encoding)"
+                ),
+            );
+            complete = false;
+            continue;
+        }
         for c in ts.columns.iter().filter(|c| c.required) {
             if t.column_index(&c.name).is_none() {
                 cx.error(
@@ -506,6 +523,18 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
     Ingested { trial, report }
 }
 
+/// The separator a CSV was written with when it is not a comma: a one-column table whose
+/// header holds semicolons, tabs or vertical bars.
+fn other_separator(t: &RawTable) -> Option<&'static str> {
+    let [only] = t.columns() else {
+        return None;
+    };
+    [(';', "semicolons"), ('\t', "tabs"), ('|', "vertical bars")]
+        .into_iter()
+        .find(|(c, _)| only.contains(*c))
+        .map(|(_, name)| name)
+}
+
 /// Duplicate key values: reported at the later row, naming the first.
 fn check_keys(cx: &mut Ctx, fl: &mut RowFlags, t: &RawTable, ts: &TableSchema) {
     if ts.key.is_empty() {
@@ -600,6 +629,38 @@ fn build_trial(
             }
         }
         site_extra = extra_columns(t, schema.table("sites").unwrap_or(&empty_schema), &kept);
+    } else {
+        // no sites table: the distinct participants.site_id values, or one site
+        let ids: Vec<String> = match tables.get("participants") {
+            Some(t) => match t.column_index("site_id") {
+                Some(c) => {
+                    let mut v: Vec<String> = Vec::new();
+                    for s in t.column_cells(c).flatten() {
+                        if !site_index.contains_key(s) {
+                            site_index.insert(s.to_string(), SiteId(v.len() as u32));
+                            v.push(s.to_string());
+                        }
+                    }
+                    v
+                }
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let ids = if ids.is_empty() {
+            site_index.insert(ONE_SITE.to_string(), SiteId(0));
+            vec![ONE_SITE.to_string()]
+        } else {
+            ids
+        };
+        sites = ids
+            .into_iter()
+            .map(|id| Site {
+                id,
+                name: None,
+                row: 0,
+            })
+            .collect();
     }
 
     // groups (explicit table, or implicit from participants.group_id)
@@ -690,8 +751,15 @@ fn build_trial(
                 }
             }
             let id = cell(t, c_id, i);
-            let site = cell(t, c_site, i).and_then(|s| site_index.get(s).copied());
-            let rand = cell(t, c_rand, i).and_then(Date::parse);
+            let site = match c_site {
+                Some(_) => cell(t, c_site, i).and_then(|s| site_index.get(s).copied()),
+                None => Some(SiteId(0)),
+            };
+            // without the column, times come from the waves' nominal months
+            let rand = match c_rand {
+                Some(_) => cell(t, c_rand, i).and_then(Date::parse).map(Some),
+                None => Some(None),
+            };
             let ok = (fl.reason(i), id, site, arm, rand);
             let (None, Some(id), Some(site), Some(arm), Some(randomized_on)) = ok else {
                 let reason = match ok.0 {
@@ -963,12 +1031,79 @@ fn build_trial(
         assessments,
         items,
         admissions,
+        admissions_collected: tables.contains_key("admissions"),
         participant_extra,
         site_extra,
         exclusions,
     };
+    not_collected(cx, &trial, tables);
     warnings(cx, &trial, options);
     trial
+}
+
+/// The id of the one site of an export without sites.csv and participants.site_id.
+pub const ONE_SITE: &str = "all";
+
+/// Notes (warnings of kind [`ProblemKind::NotCollected`]) for optional tables and columns the
+/// export does not have, saying what is skipped (spec/trial-export.md: absent randomized_on =
+/// times from the waves' nominal months; absent admissions.csv = not collected).
+fn not_collected(cx: &mut Ctx, trial: &Trial, tables: &HashMap<String, RawTable>) {
+    let has = |table: &str, col: &str| {
+        tables
+            .get(table)
+            .is_some_and(|t| t.column_index(col).is_some())
+    };
+    let mut note = |table: &str, column: Option<&str>, what: &str| {
+        cx.warn(
+            ProblemKind::NotCollected,
+            table,
+            None,
+            column,
+            None,
+            what.to_string(),
+        );
+    };
+    if !has("participants", "randomized_on") {
+        note(
+            "participants",
+            Some("randomized_on"),
+            "randomization dates: times come from the waves' nominal months; the timing checks of assessed_on are skipped",
+        );
+    }
+    if !trial.admissions_collected {
+        note(
+            "admissions",
+            None,
+            "an admissions table: admissions not collected, the admission analyses are skipped",
+        );
+    } else if !trial.has_randomization_dates() && !trial.admissions.is_empty() {
+        note(
+            "admissions",
+            None,
+            "randomization dates for every participant: admissions cannot be placed before or after randomization, the admission analyses are skipped",
+        );
+    }
+    if !has("participants", "sessions_attended") {
+        note(
+            "participants",
+            Some("sessions_attended"),
+            "sessions attended: no per-protocol (completer) set",
+        );
+    }
+    if !has("participants", "group_id") {
+        note(
+            "participants",
+            Some("group_id"),
+            "IMR training groups: the group sensitivity model is skipped",
+        );
+    }
+    if trial.sites.len() < 2 {
+        note(
+            "sites",
+            None,
+            "more than one site: the site sensitivity model and the site comparison are skipped",
+        );
+    }
 }
 
 /// An item cell that is not a number or out of range.
@@ -1083,7 +1218,10 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
             }
         }
         if let (Some(on), Some(p)) = (a.assessed_on, trial.participant(a.participant)) {
-            let months = f64::from(on.days_since(p.randomized_on)) / DAYS_PER_MONTH;
+            let Some(randomized_on) = p.randomized_on else {
+                continue;
+            };
+            let months = f64::from(on.days_since(randomized_on)) / DAYS_PER_MONTH;
             let nominal = trial.wave_months(a.wave);
             if (months - nominal).abs() > options.nominal_tolerance_months {
                 cx.warn(
@@ -1097,7 +1235,7 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
                         options.nominal_tolerance_months,
                         nominal,
                         trial.wave_label(a.wave),
-                        p.randomized_on,
+                        randomized_on,
                         months
                     ),
                 );
@@ -1159,8 +1297,11 @@ fn summarize(trial: &Trial) -> Summary {
     }
     let (mut before, mut after) = (0, 0);
     for adm in &trial.admissions {
-        if let Some(p) = trial.participant(adm.participant) {
-            if adm.admitted_on < p.randomized_on {
+        if let Some(r) = trial
+            .participant(adm.participant)
+            .and_then(|p| p.randomized_on)
+        {
+            if adm.admitted_on < r {
                 before += 1;
             } else {
                 after += 1;

@@ -7,6 +7,7 @@
 
 mod build;
 pub mod date;
+pub mod import;
 pub mod report;
 
 use std::collections::HashMap;
@@ -78,7 +79,9 @@ pub struct Participant {
     pub team: Option<String>,
     pub arm: Arm,
     pub group: Option<GroupId>,
-    pub randomized_on: Date,
+    /// `None` when the export has no randomized_on column (times then come from the waves'
+    /// nominal months).
+    pub randomized_on: Option<Date>,
     pub age: Option<i64>,
     pub sex: Option<String>,
     pub diagnosis: Option<String>,
@@ -197,6 +200,9 @@ pub struct Trial {
     /// One matrix per instrument (aligned with `instruments`), rows aligned with `assessments`.
     pub items: Vec<ItemMatrix>,
     pub admissions: Vec<Admission>,
+    /// False when the export has no admissions table (admissions not collected), true when it
+    /// has one, even without rows (nobody admitted).
+    pub admissions_collected: bool,
     /// Extra participants columns, aligned with `participants`.
     pub participant_extra: Vec<ExtraColumn>,
     /// Extra sites columns (e.g. site fidelity), aligned with `sites`.
@@ -240,6 +246,11 @@ impl Trial {
             .get(site.index())
             .map(|s| s.id.as_str())
             .unwrap_or("")
+    }
+
+    /// True when every participant has a randomization date.
+    pub fn has_randomization_dates(&self) -> bool {
+        self.participants.iter().all(|p| p.randomized_on.is_some())
     }
 
     /// Position of an instrument in [`Trial::instruments`] / [`Trial::items`].

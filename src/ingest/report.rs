@@ -40,6 +40,9 @@ pub enum ProblemKind {
     ItemMissingness,
     NoFollowUp,
     GroupSiteMismatch,
+    /// A check or table left out because the export does not have what it needs (optional
+    /// column or table absent).
+    NotCollected,
 }
 
 impl ProblemKind {
@@ -68,6 +71,7 @@ impl ProblemKind {
             ProblemKind::ItemMissingness => "item missingness above threshold",
             ProblemKind::NoFollowUp => "no follow-up",
             ProblemKind::GroupSiteMismatch => "group of another site",
+            ProblemKind::NotCollected => "not collected",
         }
     }
 }

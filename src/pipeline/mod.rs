@@ -21,8 +21,10 @@ use crate::ingest::Trial;
 use crate::progress::ProgressSink;
 use crate::results::{Admissions, InstrumentInfo, MediationResult, OutcomeResult, Results};
 use crate::schema::instrument::Direction;
+use crate::schema::study::Design;
 use crate::scoring::Scored;
 use crate::sites::SitesOutput;
+use crate::trial_data::DataSupport;
 pub use spec::{AnalysisSpec, SpecError};
 
 /// Where a diagnostic comes from.
@@ -60,20 +62,53 @@ pub struct Plan {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Stage 1: the model requests of the spec for this trial.
+/// Stage 1: the model requests of the spec for this trial, and a note for every part of the
+/// spec the data cannot support (one site, no training groups, no sessions, no admissions).
 pub fn plan(trial: &Trial, scored: &Scored, spec: &AnalysisSpec) -> Plan {
     let p = analysis::plan_outcome_models(trial, scored, &spec.outcomes_plan());
+    let notes = support_notes(
+        &DataSupport::of(trial),
+        spec,
+        trial.study.design == Design::Cluster,
+    );
     Plan {
         outcome_jobs: p.jobs,
-        diagnostics: p
-            .notes
+        diagnostics: notes
             .into_iter()
+            .chain(p.notes)
             .map(|message| Diagnostic {
                 source: Source::Plan,
                 message,
             })
             .collect(),
     }
+}
+
+/// One note per part of `spec` the data cannot support.
+fn support_notes(support: &DataSupport, spec: &AnalysisSpec, cluster: bool) -> Vec<String> {
+    let mut v = Vec::new();
+    let marginal = spec.model.residual.is_some() || spec.model.weights.is_some();
+    if spec.sensitivity.site && !marginal && !support.sites {
+        v.push("site sensitivity model skipped: the export has one site".to_string());
+    }
+    if spec.sensitivity.groups && !marginal && !cluster && !support.groups {
+        v.push(
+            "group sensitivity model skipped: no intervention participant has a training group (group_id)"
+                .to_string(),
+        );
+    }
+    if spec.analysis_sets.per_protocol.enabled && !support.sessions {
+        v.push(
+            "per-protocol (completer) set skipped: the export has no sessions_attended".to_string(),
+        );
+    }
+    if spec.admissions.enabled && !support.admissions {
+        v.push(
+            "admission analyses skipped: admissions not collected (no admissions table) or no randomization dates"
+                .to_string(),
+        );
+    }
+    v
 }
 
 /// What the execute stage produced, before it becomes [`Results`].
@@ -137,7 +172,7 @@ pub fn execute(
     }
     analysis::adjust_secondary(&mut outcomes, spec.multiplicity.method);
 
-    let admissions = if spec.admissions.enabled {
+    let admissions = if spec.admissions.enabled && DataSupport::of(trial).admissions {
         match crate::admissions::trial::analyse(trial, &spec.admissions, spec.conf_level) {
             Ok(a) => Some(a),
             Err(e) => {

@@ -184,6 +184,7 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
             .map(|&i| ItemMatrix::new(n_assess, first.instruments[i].items))
             .collect(),
         admissions: Vec::new(),
+        admissions_collected: trials.iter().any(|(_, t)| t.admissions_collected),
         participant_extra: p_extra
             .iter()
             .map(|n| ExtraColumn {

@@ -1,0 +1,579 @@
+//! `herstel import SOURCE --guess`: a draft map from the column names, variable labels and
+//! value labels of the sources. Every guess is commented for review; columns it could not
+//! place are listed under `unplaced`.
+//!
+//! Items are recognised as `<stem><n>` plus an optional `_<wave>` suffix (`imrs1_T0`,
+//! `IMRS_1_t2`, `honos_01`), where the stem names an instrument of the data schema (or a
+//! common short form: `imrs` client, `imrsk` clinician) and the number of distinct item
+//! numbers equals the instrument's item count. Waves are the suffixes shared by those
+//! columns, or the value labels of a wave column.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::bind::BoundSource;
+use super::source::{num_text, Cell, Code, ColumnData, SourceTable};
+use crate::schema::Schema;
+
+/// Stems by which an instrument's items are commonly named.
+fn stems(instrument: &str) -> Vec<String> {
+    let mut v = vec![instrument.to_string(), instrument.replace('_', "")];
+    match instrument {
+        "imrs_client" => v.extend(["imrs", "imrsc", "imr_client"].map(String::from)),
+        "imrs_clinician" => v.extend(["imrsk", "imrs_k", "imrsh", "imrs_clin"].map(String::from)),
+        _ => {}
+    }
+    v
+}
+
+/// `imrs1_T0` -> ("imrs", 1, Some("T0"), zero-padded?).
+fn split_item(name: &str) -> Option<(String, usize, Option<String>, bool)> {
+    let (head, wave) = match name.rsplit_once('_') {
+        Some((h, w)) if h.chars().last().is_some_and(|c| c.is_ascii_digit()) && !w.is_empty() => {
+            (h, Some(w.to_string()))
+        }
+        _ => (name, None),
+    };
+    let digits_start = head.rfind(|c: char| !c.is_ascii_digit())? + 1;
+    let digits = head.get(digits_start..)?;
+    if digits.is_empty() || digits.len() > 3 {
+        return None;
+    }
+    let n: usize = digits.parse().ok().filter(|&n| n >= 1)?;
+    let stem = head
+        .get(..digits_start)?
+        .trim_end_matches('_')
+        .to_lowercase();
+    Some((stem, n, wave, digits.len() > 1 && digits.starts_with('0')))
+}
+
+fn has_any(text: &str, keys: &[&str]) -> bool {
+    keys.iter().any(|k| text.contains(k))
+}
+
+fn distinct_codes(t: &SourceTable, ci: usize, limit: usize) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    for i in 0..t.n_rows {
+        match t.cell(i, ci) {
+            Cell::Num(x) => {
+                seen.insert(num_text(x));
+            }
+            Cell::Text(s) => {
+                seen.insert(s.to_string());
+            }
+            _ => {}
+        }
+        if seen.len() > limit {
+            break;
+        }
+    }
+    seen.into_iter().collect()
+}
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A guessed participant field.
+struct Guess {
+    key: &'static str,
+    column: String,
+    why: String,
+    recode: Vec<(String, String)>,
+}
+
+/// Writes a draft map for the sources.
+pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<String>) {
+    let mut placed: BTreeSet<(usize, usize)> = BTreeSet::new();
+    // items
+    struct Found {
+        instrument: String,
+        pattern: String,
+        waves: Vec<String>,
+        src: usize,
+    }
+    let mut found: Vec<Found> = Vec::new();
+    let mut wave_codes: Vec<String> = Vec::new();
+    for (si, s) in sources.iter().enumerate() {
+        type Items = Vec<(usize, usize, Option<String>, bool)>;
+        let mut by_stem: BTreeMap<String, Items> = BTreeMap::new();
+        for (ci, c) in s.table.columns.iter().enumerate() {
+            if let Some((stem, n, wave, pad)) = split_item(&c.name) {
+                by_stem.entry(stem).or_default().push((ci, n, wave, pad));
+            }
+        }
+        for inst in &schema.instruments {
+            let st = stems(&inst.name);
+            let Some((stem, cols)) = by_stem.iter().find(|(k, v)| {
+                st.contains(k) && v.iter().map(|x| x.1).collect::<BTreeSet<_>>().len() == inst.items
+            }) else {
+                continue;
+            };
+            let Some(first) = cols.first() else {
+                continue;
+            };
+            let name = &s.table.columns[first.0].name;
+            let digits_at = name
+                .to_lowercase()
+                .find(&format!("{}", first.1))
+                .unwrap_or(stem.len());
+            let prefix = name.get(..digits_at).unwrap_or(stem).trim_end_matches('0');
+            let num = if first.3 { "{nn}" } else { "{n}" };
+            let mut waves: Vec<String> = Vec::new();
+            for c in cols {
+                if let Some(w) = &c.2 {
+                    if !waves.contains(w) {
+                        waves.push(w.clone());
+                    }
+                }
+            }
+            let pattern = if waves.is_empty() {
+                format!("{prefix}{num}")
+            } else {
+                format!("{prefix}{num}_{{wave}}")
+            };
+            for w in &waves {
+                if !wave_codes.contains(w) {
+                    wave_codes.push(w.clone());
+                }
+            }
+            for c in cols {
+                placed.insert((si, c.0));
+            }
+            found.push(Found {
+                instrument: inst.name.clone(),
+                pattern,
+                waves,
+                src: si,
+            });
+        }
+    }
+    // participant fields
+    let rules: [(&'static str, &[&str]); 11] = [
+        (
+            "id",
+            &["respnr", "participant", "deelnemer", "subject", "pid", "id"],
+        ),
+        (
+            "wave_column",
+            &["meting", "wave", "visit", "tijdstip", "meetmoment"],
+        ),
+        (
+            "arm",
+            &[
+                "conditie",
+                "arm",
+                "condition",
+                "treatment",
+                "randomisatie",
+                "interventie",
+            ],
+        ),
+        (
+            "site",
+            &["instelling", "site", "centrum", "center", "locatie"],
+        ),
+        ("team", &["team"]),
+        ("group", &["groep", "group"]),
+        (
+            "randomized_on",
+            &["randdatum", "randomis", "randomiz", "rand_dat"],
+        ),
+        ("age", &["leeftijd", "age"]),
+        ("sex", &["geslacht", "sex", "gender"]),
+        ("diagnosis", &["diagnose", "diagnosis"]),
+        (
+            "sessions_attended",
+            &["sessies", "sessions", "bijeenkomsten"],
+        ),
+    ];
+    let mut guesses: Vec<Guess> = Vec::new();
+    let mut arms: Vec<String> = Vec::new();
+    for (key, keys) in rules {
+        // names first, then variable labels (not for ids and wave columns)
+        let few = |t: &SourceTable, ci: usize| distinct_codes(t, ci, 12).len() <= 12;
+        let mut hit = None;
+        for by_label in [false, true] {
+            if by_label && matches!(key, "id" | "wave_column") {
+                continue;
+            }
+            hit = sources.iter().enumerate().find_map(|(si, s)| {
+                s.table.columns.iter().enumerate().find_map(|(ci, c)| {
+                    let text = if by_label {
+                        c.label.as_deref().unwrap_or("").to_lowercase()
+                    } else {
+                        c.name.to_lowercase()
+                    };
+                    let fits = match key {
+                        "arm" | "wave_column" => few(&s.table, ci),
+                        _ => true,
+                    };
+                    (has_any(&text, keys) && fits && !placed.contains(&(si, ci)))
+                        .then_some((si, ci))
+                })
+            });
+            if hit.is_some() {
+                break;
+            }
+        }
+        let Some((si, ci)) = hit else {
+            continue;
+        };
+        placed.insert((si, ci));
+        let t = &sources[si].table;
+        let c = &t.columns[ci];
+        let mut g = Guess {
+            key,
+            column: c.name.clone(),
+            why: format!(
+                "guess: from the name{}",
+                c.label
+                    .as_deref()
+                    .map(|l| format!(" and label \"{l}\""))
+                    .unwrap_or_default()
+            ),
+            recode: Vec::new(),
+        };
+        match key {
+            "arm" => {
+                let labels: Vec<(String, String)> = if c.value_labels.is_empty() {
+                    distinct_codes(t, ci, 6)
+                        .into_iter()
+                        .map(|v| (v.clone(), v))
+                        .collect()
+                } else {
+                    c.value_labels
+                        .iter()
+                        .map(|(code, l)| {
+                            let k = match code {
+                                Code::Num(x) => num_text(*x),
+                                Code::Text(s) => s.clone(),
+                            };
+                            (k, l.clone())
+                        })
+                        .collect()
+                };
+                let control = [
+                    "tau",
+                    "cau",
+                    "control",
+                    "usual",
+                    "gebruikelijk",
+                    "wachtlijst",
+                ];
+                let mut sorted = labels.clone();
+                sorted.sort_by_key(|(_, l)| !has_any(&l.to_lowercase(), &control));
+                arms = sorted.iter().map(|(_, l)| l.clone()).collect();
+                g.recode = labels;
+                g.why.push_str(
+                    "; arms from its value labels, the control arm (TAU/CAU/control) first",
+                );
+            }
+            "sex" => {
+                for (code, l) in &c.value_labels {
+                    let k = match code {
+                        Code::Num(x) => num_text(*x),
+                        Code::Text(s) => s.clone(),
+                    };
+                    let to = match l.to_lowercase().as_str() {
+                        "vrouw" | "v" | "female" | "f" | "woman" => "female",
+                        "man" | "m" | "male" => "male",
+                        _ => "other",
+                    };
+                    g.recode.push((k, to.to_string()));
+                }
+            }
+            _ => {}
+        }
+        guesses.push(g);
+    }
+    // assessment dates
+    let date_col = sources.iter().enumerate().find_map(|(si, s)| {
+        s.table.columns.iter().enumerate().find_map(|(ci, c)| {
+            let n = c.name.to_lowercase();
+            let is_date =
+                n.starts_with("datum") || n.starts_with("date") || n.starts_with("assessed");
+            (is_date && !placed.contains(&(si, ci))).then(|| {
+                let pattern = match n.rsplit_once('_') {
+                    Some((h, w)) if wave_codes.iter().any(|x| x.eq_ignore_ascii_case(w)) => {
+                        format!("{}_{{wave}}", c.name.get(..h.len()).unwrap_or(h))
+                    }
+                    _ => c.name.clone(),
+                };
+                (si, pattern)
+            })
+        })
+    });
+    if let Some((si, p)) = &date_col {
+        for (ci, c) in sources[*si].table.columns.iter().enumerate() {
+            let n = c.name.to_lowercase();
+            if p.contains("{wave}")
+                && wave_codes
+                    .iter()
+                    .any(|w| n == p.to_lowercase().replace("{wave}", &w.to_lowercase()))
+                || &c.name == p
+            {
+                placed.insert((*si, ci));
+            }
+        }
+    }
+    // waves from a wave column's labels
+    let wave_col = guesses
+        .iter()
+        .find(|g| g.key == "wave_column")
+        .map(|g| g.column.clone());
+    let mut wave_defs: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(wc) = &wave_col {
+        if let Some((s, ci)) = sources
+            .iter()
+            .find_map(|s| s.table.column_index(wc).map(|ci| (s, ci)))
+        {
+            let c = &s.table.columns[ci];
+            if c.value_labels.is_empty() {
+                for v in distinct_codes(&s.table, ci, 20) {
+                    wave_defs.push((v.clone(), vec![v]));
+                }
+            } else {
+                for (code, l) in &c.value_labels {
+                    let k = match code {
+                        Code::Num(x) => num_text(*x),
+                        Code::Text(t) => t.clone(),
+                    };
+                    wave_defs.push((l.clone(), vec![k]));
+                }
+            }
+        }
+    } else {
+        for w in &wave_codes {
+            wave_defs.push((w.clone(), vec![w.clone()]));
+        }
+    }
+    if wave_defs.is_empty() {
+        wave_defs.push(("T0".into(), vec!["T0".into()]));
+    }
+
+    // the text
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "# Draft import map written by `herstel import --guess`: review every line marked"
+    );
+    let _ = writeln!(
+        t,
+        "# `guess:` before importing. Keys are explained in the README (herstel import)."
+    );
+    let _ = writeln!(t);
+    let mut unplaced = Vec::new();
+    for (si, s) in sources.iter().enumerate() {
+        for (ci, c) in s.table.columns.iter().enumerate() {
+            if !placed.contains(&(si, ci)) {
+                unplaced.push(format!("{}: {}", s.name, c.name));
+            }
+        }
+    }
+    let _ = writeln!(
+        t,
+        "# Columns not placed (carry any of them with participants.covariates):"
+    );
+    let _ = writeln!(
+        t,
+        "unplaced = [{}]",
+        unplaced
+            .iter()
+            .map(|u| quote(u))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(t);
+    let _ = writeln!(t, "[study]");
+    let _ = writeln!(t, "name = \"Imported trial\"");
+    if arms.len() < 2 {
+        arms = vec!["control".into(), "IMR".into()];
+        let _ = writeln!(
+            t,
+            "# guess: no arm column recognised; name the arms and map participants.arm"
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "# guess: arms from the value labels of the arm column; the first is the reference arm"
+        );
+    }
+    let _ = writeln!(
+        t,
+        "arms = [{}]",
+        arms.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(
+        t,
+        "intervention = {}",
+        quote(arms.last().map(String::as_str).unwrap_or("IMR"))
+    );
+    for (k, (label, codes)) in wave_defs.iter().enumerate() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[[waves]]");
+        let _ = writeln!(t, "label = {}", quote(label));
+        let _ = writeln!(
+            t,
+            "months = {k}  # guess: set the nominal months since randomization"
+        );
+        let _ = writeln!(
+            t,
+            "codes = [{}]",
+            codes
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for s in sources {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[[sources]]");
+        let _ = writeln!(t, "file = {}", quote(&s.name));
+        if let (Some(wc), true) = (
+            &wave_col,
+            s.table
+                .column_index(wave_col.as_deref().unwrap_or(""))
+                .is_some(),
+        ) {
+            let _ = writeln!(
+                t,
+                "wave_column = {}  # guess: one row per participant and wave",
+                quote(wc)
+            );
+        }
+        if let super::source::SourceFormat::Csv(d) = &s.table.format {
+            let _ = writeln!(t, "# detected: {}", d.describe());
+            let sep = match d.separator {
+                '\t' => "\\t".to_string(),
+                c => c.to_string(),
+            };
+            let _ = writeln!(t, "separator = {}", quote(&sep));
+            let _ = writeln!(
+                t,
+                "decimal = {}",
+                quote(if d.decimal_comma { "," } else { "." })
+            );
+            let _ = writeln!(t, "encoding = {}", quote(&d.encoding));
+        }
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(t, "[participants]");
+    for g in &guesses {
+        if g.key == "wave_column" {
+            continue;
+        }
+        let _ = writeln!(t, "# {}", g.why);
+        if g.recode.is_empty() {
+            if g.key == "randomized_on" {
+                let _ = writeln!(
+                    t,
+                    "{} = {{ column = {}, format = \"%d-%m-%Y\" }}  # format only for text dates",
+                    g.key,
+                    quote(&g.column)
+                );
+            } else {
+                let _ = writeln!(t, "{} = {}", g.key, quote(&g.column));
+            }
+        } else {
+            let rec: Vec<String> = g
+                .recode
+                .iter()
+                .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                .collect();
+            let _ = writeln!(
+                t,
+                "{} = {{ column = {}, recode = {{ {} }} }}",
+                g.key,
+                quote(&g.column),
+                rec.join(", ")
+            );
+        }
+    }
+    if !guesses.iter().any(|g| g.key == "id") {
+        let _ = writeln!(t, "# guess: no id column recognised: name it here");
+        let _ = writeln!(t, "id = \"id\"");
+    }
+    if !guesses.iter().any(|g| g.key == "arm") {
+        let _ = writeln!(
+            t,
+            "arm = \"arm\"  # guess: no arm column recognised: name it here"
+        );
+    }
+    if let Some((_, p)) = &date_col {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[assessments]");
+        let _ = writeln!(t, "# guess: assessment date per wave");
+        let _ = writeln!(t, "assessed_on = {}", quote(p));
+    }
+    for f in &found {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[[instruments]]");
+        let _ = writeln!(
+            t,
+            "# guess: {} items in {}{}",
+            f.instrument,
+            sources[f.src].name,
+            if f.waves.is_empty() {
+                String::new()
+            } else {
+                format!(" at waves {}", f.waves.join(", "))
+            }
+        );
+        let _ = writeln!(t, "name = {}", quote(&f.instrument));
+        let _ = writeln!(t, "items = {}", quote(&f.pattern));
+        if let Some(inst) = schema.instrument(&f.instrument) {
+            let lo = sources[f.src]
+                .table
+                .columns
+                .iter()
+                .filter(|c| {
+                    split_item(&c.name).is_some_and(|x| stems(&f.instrument).contains(&x.0))
+                })
+                .filter_map(|c| match &c.data {
+                    ColumnData::Num(v) => v
+                        .iter()
+                        .filter(|x| !x.is_nan() && !c.user_missing.contains_num(**x))
+                        .copied()
+                        .reduce(f64::min),
+                    ColumnData::Text(_) => None,
+                })
+                .reduce(f64::min);
+            if let Some(lo) = lo {
+                if lo > inst.min && lo - inst.min == 1.0 {
+                    let _ = writeln!(
+                        t,
+                        "offset = -1  # guess: the lowest value is {}, the instrument starts at {}",
+                        num_text(lo),
+                        num_text(inst.min)
+                    );
+                }
+            }
+        }
+    }
+    (t, unplaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_names_split() {
+        assert_eq!(
+            split_item("imrs1_T0"),
+            Some(("imrs".into(), 1, Some("T0".into()), false))
+        );
+        assert_eq!(
+            split_item("IMRS_12_t2"),
+            Some(("imrs".into(), 12, Some("t2".into()), false))
+        );
+        assert_eq!(
+            split_item("honos_01"),
+            Some(("honos".into(), 1, None, true))
+        );
+        assert_eq!(split_item("leeftijd"), None);
+        assert_eq!(split_item("datum_T0"), None);
+    }
+}
