@@ -35,8 +35,8 @@ pub mod fit;
 pub mod inference;
 pub mod structures;
 
-use crate::stats::distributions::wald_f_p_value;
-use nalgebra::{DMatrix, DVector};
+use crate::lmm::inference::wald;
+use nalgebra::DMatrix;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -44,7 +44,6 @@ use crate::formula::{build_model_frame, FormulaError, ModelFormula};
 use crate::frame::{as_factor, Frame};
 use crate::lmm::inference::kenward_roger::KrAdjusted;
 use crate::lmm::inference::satterthwaite::Satterthwaite;
-use crate::lmm::inference::t_p_and_quantile;
 use crate::lmm::{ContrastRow, DfMethod, FTest, LmmError};
 pub use fit::{CovParams, MmrmData, MmrmOptions, Residual, RowData};
 pub mod compare;
@@ -592,17 +591,6 @@ impl MmrmFit {
         &self.satterthwaite
     }
 
-    fn check_l(&self, l: &DMatrix<f64>) -> Result<(), LmmError> {
-        if l.ncols() != self.n_fixef() {
-            return Err(LmmError::ContrastDim {
-                got: l.ncols(),
-                expected: self.n_fixef(),
-                names: self.x_names.join(", "),
-            });
-        }
-        Ok(())
-    }
-
     /// Each row of `l` as a contrast `l beta` with SE, df, t, p and 95% CI (same signature as
     /// [`crate::lmm::LmmFit::contrast`]).
     pub fn contrast(
@@ -620,80 +608,13 @@ impl MmrmFit {
         method: DfMethod,
         level: f64,
     ) -> Result<Vec<ContrastRow>, LmmError> {
-        self.check_l(l)?;
-        let beta = DVector::from_column_slice(&self.beta);
-        let mut rows = Vec::with_capacity(l.nrows());
-        for r in 0..l.nrows() {
-            let lr: DMatrix<f64> = l.rows(r, 1).into_owned();
-            let est = (&lr * &beta)[(0, 0)];
-            let (var, df) = match method {
-                DfMethod::Satterthwaite => {
-                    let lv: Vec<f64> = lr.iter().copied().collect();
-                    (
-                        (&lr * &self.vcov * lr.transpose())[(0, 0)],
-                        self.satterthwaite.df(&lv),
-                    )
-                }
-                DfMethod::KenwardRoger => {
-                    let kr = self.kenward_roger()?;
-                    let df = kr.df(&lr).map_err(LmmError::Numerical)?;
-                    ((&lr * &kr.phi_a * lr.transpose())[(0, 0)], df)
-                }
-                DfMethod::Asymptotic => {
-                    ((&lr * &self.vcov * lr.transpose())[(0, 0)], f64::INFINITY)
-                }
-            };
-            let se = var.max(0.0).sqrt();
-            let t = est / se;
-            let (p, qt) = t_p_and_quantile(t, df, level);
-            rows.push(ContrastRow {
-                estimate: est,
-                std_error: se,
-                df,
-                statistic: t,
-                p_value: p,
-                conf_low: est - qt * se,
-                conf_high: est + qt * se,
-            });
-        }
-        Ok(rows)
+        wald::contrast_rows(self, l, method, level)
     }
 
     /// F test of `L beta = 0` (lmerTest `contestMD` / pbkrtest `KRmodcomp`; same signature as
     /// [`crate::lmm::LmmFit::f_test`]).
     pub fn f_test(&self, l: &DMatrix<f64>, method: DfMethod) -> Result<FTest, LmmError> {
-        self.check_l(l)?;
-        let beta = DVector::from_column_slice(&self.beta);
-        let (f, q, ddf, fu) = match method {
-            DfMethod::Satterthwaite => {
-                let (f, q, ddf) = self
-                    .satterthwaite
-                    .f_test(l, &beta)
-                    .map_err(LmmError::Numerical)?;
-                (f, q, ddf, f)
-            }
-            DfMethod::KenwardRoger => self
-                .kenward_roger()?
-                .f_test(l, &beta)
-                .map_err(LmmError::Numerical)?,
-            DfMethod::Asymptotic => {
-                let lb = l * &beta;
-                let inv = (l * &self.vcov * l.transpose())
-                    .try_inverse()
-                    .ok_or_else(|| LmmError::Numerical("L vcov L' is singular".into()))?;
-                let q = l.nrows() as f64;
-                let f = (lb.transpose() * inv * &lb)[(0, 0)] / q;
-                (f, q, f64::INFINITY, f)
-            }
-        };
-        let p_value = wald_f_p_value(f, q, ddf);
-        Ok(FTest {
-            f_value: f,
-            num_df: q,
-            den_df: ddf,
-            p_value,
-            f_unscaled: fu,
-        })
+        wald::f_test(self, l, method)
     }
 
     /// One row per fixed effect.
@@ -976,5 +897,23 @@ impl MmrmSummary {
             let _ = writeln!(s, "warning: {w}");
         }
         s
+    }
+}
+
+impl wald::FixedEffects for MmrmFit {
+    fn coefficients(&self) -> &[f64] {
+        &self.beta
+    }
+    fn coef_vcov(&self) -> &DMatrix<f64> {
+        &self.vcov
+    }
+    fn coef_names(&self) -> &[String] {
+        &self.x_names
+    }
+    fn satterthwaite_parts(&self) -> Result<&Satterthwaite, LmmError> {
+        Ok(&self.satterthwaite)
+    }
+    fn kenward_roger_parts(&self) -> Result<&KrAdjusted, LmmError> {
+        self.kenward_roger()
     }
 }

@@ -5,11 +5,12 @@ pub mod kenward_roger;
 pub mod lrt;
 pub mod satterthwaite;
 pub mod type3;
+pub mod wald;
 
 use std::cell::RefCell;
 
-use crate::stats::distributions::{p_two_sided_normal, p_two_sided_t, qnorm, qt, wald_f_p_value};
-use nalgebra::{DMatrix, DVector};
+use crate::stats::distributions::{p_two_sided_normal, p_two_sided_t, qnorm, qt};
+use nalgebra::DMatrix;
 use serde::Serialize;
 
 use super::deviance::Factor;
@@ -244,17 +245,6 @@ impl LmmFit {
         Ok(out)
     }
 
-    fn check_l(&self, l: &DMatrix<f64>) -> Result<(), LmmError> {
-        if l.ncols() != self.n_fixef() {
-            return Err(LmmError::ContrastDim {
-                got: l.ncols(),
-                expected: self.n_fixef(),
-                names: self.fixef_names().join(", "),
-            });
-        }
-        Ok(())
-    }
-
     /// Each row of `l` as a contrast `l beta`: estimate, SE, df, t, p and a 95% CI.
     pub fn contrast(
         &self,
@@ -271,76 +261,13 @@ impl LmmFit {
         method: DfMethod,
         level: f64,
     ) -> Result<Vec<ContrastRow>, LmmError> {
-        self.check_l(l)?;
-        let beta = DVector::from_column_slice(&self.beta);
-        let mut rows = Vec::with_capacity(l.nrows());
-        for r in 0..l.nrows() {
-            let lr: DMatrix<f64> = l.rows(r, 1).into_owned();
-            let est = (&lr * &beta)[(0, 0)];
-            let (var, df) = match method {
-                DfMethod::Satterthwaite => {
-                    let s = self.satterthwaite()?;
-                    let lv: Vec<f64> = lr.iter().copied().collect();
-                    ((&lr * &self.vcov * lr.transpose())[(0, 0)], s.df(&lv))
-                }
-                DfMethod::KenwardRoger => {
-                    let kr = self.kenward_roger()?;
-                    let df = kr.df(&lr).map_err(LmmError::Numerical)?;
-                    ((&lr * &kr.phi_a * lr.transpose())[(0, 0)], df)
-                }
-                DfMethod::Asymptotic => {
-                    ((&lr * &self.vcov * lr.transpose())[(0, 0)], f64::INFINITY)
-                }
-            };
-            let se = var.max(0.0).sqrt();
-            let t = est / se;
-            let (p, qt) = t_p_and_quantile(t, df, level);
-            rows.push(ContrastRow {
-                estimate: est,
-                std_error: se,
-                df,
-                statistic: t,
-                p_value: p,
-                conf_low: est - qt * se,
-                conf_high: est + qt * se,
-            });
-        }
-        Ok(rows)
+        wald::contrast_rows(self, l, method, level)
     }
 
     /// F test of `L beta = 0` for a multi-row `L` (lmerTest `contestMD` for Satterthwaite,
     /// pbkrtest `KRmodcomp` for Kenward-Roger, Wald chi-square / q for asymptotic).
     pub fn f_test(&self, l: &DMatrix<f64>, method: DfMethod) -> Result<FTest, LmmError> {
-        self.check_l(l)?;
-        let beta = DVector::from_column_slice(&self.beta);
-        let (f, q, ddf, fu) = match method {
-            DfMethod::Satterthwaite => {
-                let s = self.satterthwaite()?;
-                let (f, q, ddf) = s.f_test(l, &beta).map_err(LmmError::Numerical)?;
-                (f, q, ddf, f)
-            }
-            DfMethod::KenwardRoger => {
-                let kr = self.kenward_roger()?;
-                kr.f_test(l, &beta).map_err(LmmError::Numerical)?
-            }
-            DfMethod::Asymptotic => {
-                let lb = l * &beta;
-                let inv = (l * &self.vcov * l.transpose())
-                    .try_inverse()
-                    .ok_or_else(|| LmmError::Numerical("L vcov L' is singular".into()))?;
-                let q = l.nrows() as f64;
-                let f = (lb.transpose() * inv * &lb)[(0, 0)] / q;
-                (f, q, f64::INFINITY, f)
-            }
-        };
-        let p_value = wald_f_p_value(f, q, ddf);
-        Ok(FTest {
-            f_value: f,
-            num_df: q,
-            den_df: ddf,
-            p_value,
-            f_unscaled: fu,
-        })
+        wald::f_test(self, l, method)
     }
 
     /// The coefficient table (one row per fixed effect) with the chosen df method.
@@ -415,5 +342,23 @@ impl LmmFit {
             out.push((f.term_label(term), self.f_test(&l, method)?));
         }
         Ok(out)
+    }
+}
+
+impl wald::FixedEffects for LmmFit {
+    fn coefficients(&self) -> &[f64] {
+        &self.beta
+    }
+    fn coef_vcov(&self) -> &DMatrix<f64> {
+        &self.vcov
+    }
+    fn coef_names(&self) -> &[String] {
+        self.fixef_names()
+    }
+    fn satterthwaite_parts(&self) -> Result<&Satterthwaite, LmmError> {
+        self.satterthwaite()
+    }
+    fn kenward_roger_parts(&self) -> Result<&KrAdjusted, LmmError> {
+        self.kenward_roger()
     }
 }
