@@ -4,7 +4,7 @@
 //! decreasing number of levels).
 use std::collections::HashMap;
 
-use super::{FormulaError, ModelFormula, TermList};
+use super::{FormulaError, ModelFormula, RandomSpec, TermList};
 use crate::frame::{as_factor, Column, Frame};
 
 /// One random-effects term ready for estimation.
@@ -111,12 +111,68 @@ fn get_column<'a>(frame: &'a Frame, name: &str) -> Result<&'a Column, FormulaErr
 }
 
 /// Builds the model frame of `formula` on `frame`: complete cases, fixed-effects matrix with
-/// R's names (rank-deficient columns dropped like R, with a warning), random-effects terms.
+/// R's names (rank-deficient columns dropped like R, with a warning), random-effects terms
+/// (as lme4's `lFormula`: `model.frame` with `na.omit`, `model.matrix`, `mkReTrms`).
 pub fn build_model_frame(
     formula: &ModelFormula,
     frame: &Frame,
 ) -> Result<ModelFrame, FormulaError> {
-    // Every column used, and the complete cases.
+    let (rows, y) = complete_cases(formula, frame)?;
+    let n = rows.len();
+    let n_dropped = frame.n_rows() - n;
+    let vdata = variables_on_rows(formula, frame, &rows)?;
+    let mut warnings = Vec::new();
+    if n_dropped > 0 {
+        warnings.push(format!(
+            "{n_dropped} row(s) with missing values in the model variables dropped (na.omit)"
+        ));
+    }
+    let fixed = fixed_effects(formula, &vdata, n);
+    warnings.extend(fixed.warning);
+    let rd_design = rank_deficient_design(formula, &vdata, n);
+    let var_is_factor: Vec<bool> = vdata
+        .iter()
+        .map(|v| matches!(v, VarData::Factor { .. }))
+        .collect();
+    let mut re_terms = Vec::new();
+    for spec in &formula.random {
+        re_terms.push(random_term(formula, spec, frame, &rows, &vdata)?);
+    }
+    // lme4: order terms by decreasing number of levels (stable).
+    re_terms.sort_by_key(|t| std::cmp::Reverse(t.n_levels()));
+    // Unique names as VarCorr prints them (make.unique: Subject, Subject.1, ...).
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &mut re_terms {
+        let count = seen.entry(t.factor_name.clone()).or_insert(0);
+        if *count > 0 {
+            t.group_name = format!("{}.{}", t.factor_name, count);
+        }
+        *count += 1;
+    }
+    Ok(ModelFrame {
+        formula: formula.clone(),
+        rows,
+        n_dropped,
+        y,
+        x: fixed.x,
+        x_names: fixed.names,
+        x_terms: fixed.terms,
+        x_sum: fixed.x_sum,
+        x_sum_terms: fixed.x_sum_terms,
+        rd_design,
+        var_is_factor,
+        dropped_columns: fixed.dropped,
+        re_terms,
+        warnings,
+    })
+}
+
+/// The rows with every model variable observed (`na.omit`) and the response on them; an
+/// error for a text response, a formula without random terms or no complete row.
+fn complete_cases(
+    formula: &ModelFormula,
+    frame: &Frame,
+) -> Result<(Vec<usize>, Vec<f64>), FormulaError> {
     let mut used: Vec<String> = vec![formula.response.clone()];
     for v in &formula.vars {
         used.push(v.column.clone());
@@ -149,11 +205,11 @@ pub fn build_model_frame(
     let rows: Vec<usize> = (0..n_all)
         .filter(|&i| cols.iter().all(|c| !c.is_missing(i)))
         .collect();
-    let n_dropped = n_all - rows.len();
     if rows.is_empty() {
-        return Err(FormulaError::NoRows { dropped: n_dropped });
+        return Err(FormulaError::NoRows {
+            dropped: n_all - rows.len(),
+        });
     }
-    let n = rows.len();
     let y: Vec<f64> = match get_column(frame, &formula.response)? {
         Column::Numeric(v) => rows
             .iter()
@@ -166,8 +222,15 @@ pub fn build_model_frame(
             })
         }
     };
+    Ok((rows, y))
+}
 
-    // Variables on the used rows, unused factor levels dropped.
+/// The formula's variables on the used rows, unused factor levels dropped.
+fn variables_on_rows(
+    formula: &ModelFormula,
+    frame: &Frame,
+    rows: &[usize],
+) -> Result<Vec<VarData>, FormulaError> {
     let mut vdata = Vec::new();
     for var in &formula.vars {
         let col = get_column(frame, &var.column)?;
@@ -189,18 +252,25 @@ pub fn build_model_frame(
         };
         vdata.push(data);
     }
+    Ok(vdata)
+}
 
-    let mut warnings = Vec::new();
-    if n_dropped > 0 {
-        warnings.push(format!(
-            "{n_dropped} row(s) with missing values in the model variables dropped (na.omit)"
-        ));
-    }
+/// The fixed-effects model matrix (row-major, rank-deficient columns dropped as R's
+/// `model.matrix` + `lm` do) and the sum-to-zero-coded matrix lmerTest's type III tests use.
+struct FixedEffectsMatrix {
+    x: Vec<f64>,
+    names: Vec<String>,
+    terms: Vec<Option<usize>>,
+    x_sum: Vec<f64>,
+    x_sum_terms: Vec<Option<usize>>,
+    dropped: Vec<String>,
+    warning: Option<String>,
+}
 
-    // Fixed effects.
+fn fixed_effects(formula: &ModelFormula, vdata: &[VarData], n: usize) -> FixedEffectsMatrix {
     let (mut xcols, mut x_names, mut x_terms) =
-        model_matrix(formula, &formula.fixed, &vdata, n, false);
-    let (scols, _, sterms) = model_matrix(formula, &formula.fixed, &vdata, n, true);
+        model_matrix(formula, &formula.fixed, vdata, n, false);
+    let (scols, _, sterms) = model_matrix(formula, &formula.fixed, vdata, n, true);
     let skeep = rank_columns(&scols, n);
     let x_sum_terms: Vec<Option<usize>> = skeep
         .iter()
@@ -216,17 +286,18 @@ pub fn build_model_frame(
         }
     }
     let keep = rank_columns(&xcols, n);
-    let mut dropped_columns = Vec::new();
+    let mut dropped = Vec::new();
+    let mut warning = None;
     if keep.len() < xcols.len() {
         for (j, name) in x_names.iter().enumerate() {
             if !keep.contains(&j) {
-                dropped_columns.push(name.clone());
+                dropped.push(name.clone());
             }
         }
-        warnings.push(format!(
+        warning = Some(format!(
             "fixed-effect model matrix is rank deficient so dropping {} column(s) / coefficient(s): {}",
-            dropped_columns.len(),
-            dropped_columns.join(", ")
+            dropped.len(),
+            dropped.join(", ")
         ));
         xcols = keep.iter().filter_map(|&j| xcols.get(j).cloned()).collect();
         x_names = keep
@@ -238,7 +309,27 @@ pub fn build_model_frame(
             .filter_map(|&j| x_terms.get(j).cloned())
             .collect();
     }
-    // lmerTest's rank-deficient design, kept as its cross-product.
+    let p = xcols.len();
+    let mut x = vec![0.0; n * p];
+    for (j, col) in xcols.iter().enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            x[i * p + j] = *v;
+        }
+    }
+    FixedEffectsMatrix {
+        x,
+        names: x_names,
+        terms: x_terms,
+        x_sum,
+        x_sum_terms,
+        dropped,
+        warning,
+    }
+}
+
+/// lmerTest's rank-deficient design (every term's columns, none dropped), kept as its
+/// cross-product.
+fn rank_deficient_design(formula: &ModelFormula, vdata: &[VarData], n: usize) -> RdDesign {
     let mut rd_cols: Vec<Vec<f64>> = Vec::new();
     let mut rd_names = Vec::new();
     let mut rd_terms = Vec::new();
@@ -252,7 +343,7 @@ pub fn build_model_frame(
             intercept: false,
             terms: vec![term.clone()],
         };
-        let (c, nm, _) = model_matrix(formula, &tl, &vdata, n, false);
+        let (c, nm, _) = model_matrix(formula, &tl, vdata, n, false);
         for (col, name) in c.into_iter().zip(nm) {
             rd_cols.push(col);
             rd_names.push(name);
@@ -268,142 +359,107 @@ pub fn build_model_frame(
             rd_xtx[b * pp + a] = v;
         }
     }
-    drop(rd_cols);
-    let rd_design = RdDesign {
+    RdDesign {
         names: rd_names,
         terms: rd_terms,
         xtx: rd_xtx,
-    };
-    let var_is_factor: Vec<bool> = vdata
-        .iter()
-        .map(|v| matches!(v, VarData::Factor { .. }))
-        .collect();
+    }
+}
 
-    let p = xcols.len();
-    let mut x = vec![0.0; n * p];
-    for (j, col) in xcols.iter().enumerate() {
+/// One random-effects term (lme4's `mkReTrms` for one bar): its model matrix `Z_i`, the
+/// grouping factor as the interaction of its columns (levels in R's order, the first factor
+/// varying slowest, unused combinations dropped), and lme4's identifiability checks.
+fn random_term(
+    formula: &ModelFormula,
+    spec: &RandomSpec,
+    frame: &Frame,
+    rows: &[usize],
+    vdata: &[VarData],
+) -> Result<ReTermData, FormulaError> {
+    let n = rows.len();
+    let (zcols, col_names, _) = model_matrix(formula, &spec.lhs, vdata, n, false);
+    let q = zcols.len();
+    if q == 0 {
+        return Err(FormulaError::Unsupported(format!(
+            "random-effects term ({}) has no columns",
+            spec.text
+        )));
+    }
+    let mut per_col = Vec::new();
+    for c in &spec.group_columns {
+        let (codes, levels) = as_factor(get_column(frame, c)?);
+        let sub: Vec<u32> = rows
+            .iter()
+            .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
+            .collect();
+        per_col.push((sub, levels));
+    }
+    let mut keys: Vec<Vec<u32>> = (0..n)
+        .map(|i| {
+            per_col
+                .iter()
+                .map(|(c, _)| c.get(i).copied().unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    let index: HashMap<Vec<u32>, u32> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), i as u32))
+        .collect();
+    let refs: Vec<u32> = keys
+        .drain(..)
+        .map(|k| index.get(&k).copied().unwrap_or(0))
+        .collect();
+    let level_names: Vec<String> = distinct
+        .iter()
+        .map(|k| {
+            k.iter()
+                .zip(&per_col)
+                .map(|(c, (_, lv))| lv.get(*c as usize).cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .collect();
+    let mut z = vec![0.0; n * q];
+    for (j, col) in zcols.iter().enumerate() {
         for (i, v) in col.iter().enumerate() {
-            x[i * p + j] = *v;
+            z[i * q + j] = *v;
         }
     }
-
-    // Random-effects terms.
-    let mut re_terms = Vec::new();
-    for spec in &formula.random {
-        let (zcols, col_names, _) = model_matrix(formula, &spec.lhs, &vdata, n, false);
-        let q = zcols.len();
-        if q == 0 {
-            return Err(FormulaError::Unsupported(format!(
-                "random-effects term ({}) has no columns",
-                spec.text
-            )));
-        }
-        // Grouping factor: interaction of the group columns, levels in R's order
-        // (first factor varying slowest), unused combinations dropped.
-        let mut per_col = Vec::new();
-        for c in &spec.group_columns {
-            let (codes, levels) = as_factor(get_column(frame, c)?);
-            let sub: Vec<u32> = rows
-                .iter()
-                .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
-                .collect();
-            per_col.push((sub, levels));
-        }
-        let mut keys: Vec<Vec<u32>> = (0..n)
-            .map(|i| {
-                per_col
-                    .iter()
-                    .map(|(c, _)| c.get(i).copied().unwrap_or(0))
-                    .collect()
-            })
-            .collect();
-        let mut distinct = keys.clone();
-        distinct.sort();
-        distinct.dedup();
-        let index: HashMap<Vec<u32>, u32> = distinct
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i as u32))
-            .collect();
-        let refs: Vec<u32> = keys
-            .drain(..)
-            .map(|k| index.get(&k).copied().unwrap_or(0))
-            .collect();
-        let level_names: Vec<String> = distinct
-            .iter()
-            .map(|k| {
-                k.iter()
-                    .zip(&per_col)
-                    .map(|(c, (_, lv))| lv.get(*c as usize).cloned().unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
-            .collect();
-        let mut z = vec![0.0; n * q];
-        for (j, col) in zcols.iter().enumerate() {
-            for (i, v) in col.iter().enumerate() {
-                z[i * q + j] = *v;
-            }
-        }
-        let nl = level_names.len();
-        if nl < 2 {
-            return Err(FormulaError::TooFewLevels {
-                group: spec.group_name.clone(),
-                levels: nl,
-            });
-        }
-        if nl >= n {
-            return Err(FormulaError::LevelsNotBelowObs {
-                group: spec.group_name.clone(),
-                levels: nl,
-                n,
-            });
-        }
-        if nl * q >= n {
-            return Err(FormulaError::TooManyRandomEffects {
-                term: spec.text.clone(),
-                q: nl * q,
-                n,
-            });
-        }
-        re_terms.push(ReTermData {
-            group_name: spec.group_name.clone(),
-            factor_name: spec.group_name.clone(),
-            col_names,
-            refs,
-            level_names,
-            z,
-            q,
-            text: spec.text.clone(),
+    let nl = level_names.len();
+    if nl < 2 {
+        return Err(FormulaError::TooFewLevels {
+            group: spec.group_name.clone(),
+            levels: nl,
         });
     }
-    // lme4: order terms by decreasing number of levels (stable).
-    re_terms.sort_by_key(|t| std::cmp::Reverse(t.n_levels()));
-    // Unique names as VarCorr prints them (make.unique: Subject, Subject.1, ...).
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for t in &mut re_terms {
-        let count = seen.entry(t.factor_name.clone()).or_insert(0);
-        if *count > 0 {
-            t.group_name = format!("{}.{}", t.factor_name, count);
-        }
-        *count += 1;
+    if nl >= n {
+        return Err(FormulaError::LevelsNotBelowObs {
+            group: spec.group_name.clone(),
+            levels: nl,
+            n,
+        });
     }
-
-    Ok(ModelFrame {
-        formula: formula.clone(),
-        rows,
-        n_dropped,
-        y,
-        x,
-        x_names,
-        x_terms,
-        x_sum,
-        x_sum_terms,
-        rd_design,
-        var_is_factor,
-        dropped_columns,
-        re_terms,
-        warnings,
+    if nl * q >= n {
+        return Err(FormulaError::TooManyRandomEffects {
+            term: spec.text.clone(),
+            q: nl * q,
+            n,
+        });
+    }
+    Ok(ReTermData {
+        group_name: spec.group_name.clone(),
+        factor_name: spec.group_name.clone(),
+        col_names,
+        refs,
+        level_names,
+        z,
+        q,
+        text: spec.text.clone(),
     })
 }
 
