@@ -716,6 +716,19 @@ fn btheb_end_to_end_agrees_with_lme4() {
         .iter()
         .all(|o| o.analysis_set != "per_protocol"));
     assert!(results.admissions.is_none());
+    // Table 1 shows what there is: no age, sex, diagnosis or site rows
+    let t1 = results.table1.as_ref().unwrap();
+    let labels: Vec<&str> = t1.rows.iter().map(|r| r.variable.as_str()).collect();
+    assert!(
+        labels
+            .iter()
+            .all(|l| !l.starts_with("Age") && !l.starts_with("Sex") && !l.starts_with("Site")),
+        "{labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l.ends_with("at baseline")),
+        "{labels:?}"
+    );
 }
 
 /// Point 8 of issue 13: a wide .sav of 100,000 participants x 3 waves x the six instruments
