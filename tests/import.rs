@@ -782,9 +782,13 @@ fn scale_100k_wide_sav() {
                 "sessions_attended",
                 "site",
                 "assessed_on",
+                "fidelity",
+                "columns",
+                "[groups]",
+                "[sites]",
             ]
             .iter()
-            .any(|k| l.starts_with(&format!("{k} =")))
+            .any(|k| l.starts_with(&format!("{k} =")) || l.starts_with(k))
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -809,6 +813,15 @@ fn scale_100k_wide_sav() {
         a.n_assessments,
         size as f64 / 1e6
     );
+    // what `herstel import` does next: validate the written export
+    let t1 = std::time::Instant::now();
+    let ing = read_export(&out, &schema, &ValidateOptions::default());
+    let validate_secs = t1.elapsed().as_secs_f64();
+    eprintln!(
+        "scale: validation of the written export {validate_secs:.2} s ({} errors)",
+        ing.report.n_errors()
+    );
+    assert_eq!(ing.report.n_errors(), 0);
     assert_eq!(a.n_participants, n);
     assert_eq!(a.n_assessments, 3 * n);
     assert!(secs < 10.0, "import took {secs:.1} s");
@@ -1189,6 +1202,23 @@ fn the_import_command() {
         assert!(out.join(f).is_file(), "{f}");
     }
     assert!(String::from_utf8_lossy(&st.stdout).contains("0 errors"));
+    // --json: the import problems and the validation report as one JSON value
+    let j = std::process::Command::new(bin)
+        .arg("import")
+        .arg(fx("btheb.sav"))
+        .arg("--map")
+        .arg(fx("btheb.toml"))
+        .arg("--schema")
+        .arg(fx("btheb-schema"))
+        .arg("--out")
+        .arg(dir.path().join("btheb"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(j.status.success(), "{}", String::from_utf8_lossy(&j.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert!(v["import_problems"].is_array());
+    assert_eq!(v["validation"]["summary"]["participants"], 100);
     let g = std::process::Command::new(bin)
         .arg("import")
         .arg(fx("btheb.sav"))
