@@ -108,7 +108,8 @@ fn categorical_rows(
 }
 
 /// Baseline characteristics by arm: age, sex, diagnosis, site, sessions attended, and the
-/// baseline score of every analysed outcome.
+/// baseline score of every analysed outcome. A characteristic the export does not have (no
+/// value for anyone; one site) has no row.
 pub fn table1(trial: &Trial, scored: &Scored, spec: &OutcomesPlan) -> Table1 {
     let arms = trial.study.arms.clone();
     let arm = arm_of(trial);
@@ -118,25 +119,33 @@ pub fn table1(trial: &Trial, scored: &Scored, spec: &OutcomesPlan) -> Table1 {
         .iter()
         .map(|p| p.age.map(|a| a as f64))
         .collect();
-    rows.push(numeric_row("Age (years)", &age, &arm, &arms));
+    if age.iter().any(Option::is_some) {
+        rows.push(numeric_row("Age (years)", &age, &arm, &arms));
+    }
     let sex: Vec<Option<&str>> = trial
         .participants
         .iter()
         .map(|p| p.sex.as_deref())
         .collect();
-    rows.extend(categorical_rows("Sex", &sex, &arm, &arms));
+    if sex.iter().any(Option::is_some) {
+        rows.extend(categorical_rows("Sex", &sex, &arm, &arms));
+    }
     let dx: Vec<Option<&str>> = trial
         .participants
         .iter()
         .map(|p| p.diagnosis.as_deref())
         .collect();
-    rows.extend(categorical_rows("Diagnosis", &dx, &arm, &arms));
+    if dx.iter().any(Option::is_some) {
+        rows.extend(categorical_rows("Diagnosis", &dx, &arm, &arms));
+    }
     let site: Vec<Option<&str>> = trial
         .participants
         .iter()
         .map(|p| Some(trial.site_label(p.site)))
         .collect();
-    rows.extend(categorical_rows("Site", &site, &arm, &arms));
+    if trial.sites.len() > 1 {
+        rows.extend(categorical_rows("Site", &site, &arm, &arms));
+    }
     let sessions: Vec<Option<f64>> = trial
         .participants
         .iter()

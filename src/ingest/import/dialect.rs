@@ -385,7 +385,7 @@ mod tests {
         }
     }
 
-    fn text(t: &SourceTable, col: usize) -> Vec<Option<String>> {
+    fn text_of(t: &SourceTable, col: usize) -> Vec<Option<String>> {
         match &t.columns[col].data {
             ColumnData::Text(v) => v.clone(),
             ColumnData::Num(_) => panic!("text"),
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(d.encoding, "windows-1252");
         assert!(d.crlf);
         assert_eq!(t.n_rows, 2);
-        assert_eq!(text(&t, 1), vec![Some("Zoë".into()), Some("A;B".into())]);
+        assert_eq!(text_of(&t, 1), vec![Some("Zoë".into()), Some("A;B".into())]);
         assert_eq!(parse_number("3,5", d.decimal_comma), Some(3.5));
     }
 
@@ -416,8 +416,26 @@ mod tests {
         assert_eq!(d.separator, '\t');
         assert!(!d.decimal_comma);
         assert_eq!(t.columns[0].name, "id");
-        assert_eq!(text(&t, 0), vec![Some("P \"1\"".into()), Some("P2".into())]);
-        assert_eq!(text(&t, 1), vec![Some("1.5".into()), None]);
+        assert_eq!(
+            text_of(&t, 0),
+            vec![Some("P \"1\"".into()), Some("P2".into())]
+        );
+        assert_eq!(text_of(&t, 1), vec![Some("1.5".into()), None]);
+    }
+
+    #[test]
+    fn utf16_with_a_bom() {
+        let text = "id;naam\r\n1;Zoë\r\n";
+        let mut b = vec![0xFF, 0xFE];
+        for u in text.encode_utf16() {
+            b.extend_from_slice(&u.to_le_bytes());
+        }
+        let t = parse(&b);
+        let d = dialect(&t);
+        assert_eq!(d.encoding, "UTF-16LE");
+        assert!(d.bom);
+        assert_eq!(d.separator, ';');
+        assert_eq!(text_of(&t, 1), vec![Some("Zoë".into())]);
     }
 
     #[test]
@@ -429,7 +447,7 @@ mod tests {
             encoding: Some("utf-8".into()),
         };
         let t = parse_csv(b"a|b\n'x|y'|2,5\n", Path::new("x.csv"), &over).unwrap();
-        assert_eq!(text(&t, 0), vec![Some("x|y".into())]);
+        assert_eq!(text_of(&t, 0), vec![Some("x|y".into())]);
         assert!(dialect(&t).detected.is_empty());
         let e = parse_csv(
             b"a,b\n1,2\n3,4,5\n",

@@ -74,6 +74,26 @@ fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// The format of a text date column (`%d-%m-%Y`) when its first value is not ISO; `None`
+/// for ISO text, SPSS/Stata dates and unrecognised text.
+fn text_date_format(sources: &[BoundSource], column: &str) -> Option<String> {
+    let (t, ci) = sources
+        .iter()
+        .find_map(|s| s.table.column_index(column).map(|ci| (&s.table, ci)))?;
+    if !matches!(
+        t.format,
+        super::source::SourceFormat::Csv(_) | super::source::SourceFormat::Parquet
+    ) {
+        return None;
+    }
+    let first = (0..t.n_rows).find_map(|i| match t.cell(i, ci) {
+        Cell::Text(s) => Some(s.to_string()),
+        _ => None,
+    })?;
+    let shape = super::values::date_shape(&first)?;
+    (!shape.starts_with("YYYY")).then(|| super::values::shape_format(&shape))
+}
+
 /// A guessed participant field.
 struct Guess {
     key: &'static str,
@@ -363,6 +383,26 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         "# `guess:` before importing. Keys are explained in the README (herstel import)."
     );
     let _ = writeln!(t);
+    // fidelity ratings of groups and sites
+    let mut group_fid: Option<String> = None;
+    let mut site_fid: Option<String> = None;
+    for (si, s) in sources.iter().enumerate() {
+        for (ci, c) in s.table.columns.iter().enumerate() {
+            let n = c.name.to_lowercase();
+            if placed.contains(&(si, ci)) || !n.contains("fid") {
+                continue;
+            }
+            if has_any(&n, &["groep", "group"]) && group_fid.is_none() {
+                group_fid = Some(c.name.clone());
+                placed.insert((si, ci));
+            } else if has_any(&n, &["instelling", "site", "centrum", "center"])
+                && site_fid.is_none()
+            {
+                site_fid = Some(c.name.clone());
+                placed.insert((si, ci));
+            }
+        }
+    }
     let mut unplaced = Vec::new();
     for (si, s) in sources.iter().enumerate() {
         for (ci, c) in s.table.columns.iter().enumerate() {
@@ -466,12 +506,16 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         }
         let _ = writeln!(t, "# {}", g.why);
         if g.recode.is_empty() {
-            if g.key == "randomized_on" {
+            if let Some(fmt) = (g.key == "randomized_on")
+                .then(|| text_date_format(sources, &g.column))
+                .flatten()
+            {
                 let _ = writeln!(
                     t,
-                    "{} = {{ column = {}, format = \"%d-%m-%Y\" }}  # format only for text dates",
+                    "{} = {{ column = {}, format = {} }}  # guess: the dates look like that",
                     g.key,
-                    quote(&g.column)
+                    quote(&g.column),
+                    quote(&fmt)
                 );
             } else {
                 let _ = writeln!(t, "{} = {}", g.key, quote(&g.column));
@@ -501,11 +545,46 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
             "arm = \"arm\"  # guess: no arm column recognised: name it here"
         );
     }
+    if let Some(g) = &group_fid {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[groups]");
+        let _ = writeln!(
+            t,
+            "fidelity = {}  # guess: the groups' fidelity rating",
+            quote(g)
+        );
+    }
+    if let Some(g) = &site_fid {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[sites]");
+        let _ = writeln!(
+            t,
+            "columns = {{ fidelity = {} }}  # guess: the sites' fidelity rating",
+            quote(g)
+        );
+    }
     if let Some((_, p)) = &date_col {
         let _ = writeln!(t);
         let _ = writeln!(t, "[assessments]");
         let _ = writeln!(t, "# guess: assessment date per wave");
-        let _ = writeln!(t, "assessed_on = {}", quote(p));
+        let first = wave_defs
+            .first()
+            .and_then(|w| w.1.first())
+            .map(|c| p.replace("{wave}", c))
+            .unwrap_or_else(|| p.clone());
+        match text_date_format(sources, &first) {
+            Some(fmt) => {
+                let _ = writeln!(
+                    t,
+                    "assessed_on = {{ column = {}, format = {} }}",
+                    quote(p),
+                    quote(&fmt)
+                );
+            }
+            None => {
+                let _ = writeln!(t, "assessed_on = {}", quote(p));
+            }
+        }
     }
     for f in &found {
         let _ = writeln!(t);
@@ -524,21 +603,54 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         let _ = writeln!(t, "name = {}", quote(&f.instrument));
         let _ = writeln!(t, "items = {}", quote(&f.pattern));
         if let Some(inst) = schema.instrument(&f.instrument) {
-            let lo = sources[f.src]
-                .table
-                .columns
+            let src = &sources[f.src].table;
+            let dc = super::values::decimal_comma(src);
+            let mut values: Vec<f64> = Vec::new();
+            for c in src.columns.iter().filter(|c| {
+                split_item(&c.name).is_some_and(|x| stems(&f.instrument).contains(&x.0))
+            }) {
+                match &c.data {
+                    ColumnData::Num(v) => values.extend(
+                        v.iter()
+                            .filter(|x| !x.is_nan() && !c.user_missing.contains_num(**x))
+                            .copied(),
+                    ),
+                    ColumnData::Text(v) => values.extend(
+                        v.iter()
+                            .flatten()
+                            .filter_map(|s| super::dialect::parse_number(s, dc)),
+                    ),
+                }
+            }
+            let outside: BTreeSet<i64> = values
                 .iter()
-                .filter(|c| {
-                    split_item(&c.name).is_some_and(|x| stems(&f.instrument).contains(&x.0))
-                })
-                .filter_map(|c| match &c.data {
-                    ColumnData::Num(v) => v
-                        .iter()
-                        .filter(|x| !x.is_nan() && !c.user_missing.contains_num(**x))
-                        .copied()
-                        .reduce(f64::min),
-                    ColumnData::Text(_) => None,
-                })
+                .filter(|&&x| (x < inst.min || x > inst.max) && !inst.is_not_known(x))
+                .map(|&x| x as i64)
+                .collect();
+            let usual = [-99, -9, -1, 7, 8, 9, 77, 88, 99, 777, 888, 999, 9999];
+            if !outside.is_empty() && outside.iter().all(|x| usual.contains(x)) {
+                let codes: Vec<String> = outside.iter().map(|x| x.to_string()).collect();
+                let _ = writeln!(
+                    t,
+                    "missing = [{}]  # guess: values outside {}-{} that look like missing codes",
+                    codes.join(", "),
+                    num_text(inst.min),
+                    num_text(inst.max)
+                );
+            } else if !outside.is_empty() {
+                let shown: Vec<String> = outside.iter().take(8).map(|x| x.to_string()).collect();
+                let _ = writeln!(
+                    t,
+                    "# guess: values outside {}-{} ({}): missing codes (`missing = [...]`) or another coding (`offset`)?",
+                    num_text(inst.min),
+                    num_text(inst.max),
+                    shown.join(", ")
+                );
+            }
+            let lo = values
+                .iter()
+                .filter(|x| !outside.contains(&(**x as i64)))
+                .copied()
                 .reduce(f64::min);
             if let Some(lo) = lo {
                 if lo > inst.min && lo - inst.min == 1.0 {

@@ -27,8 +27,10 @@ pub struct ProblemGroup {
     /// What to do next.
     pub hint: String,
     pub count: usize,
-    /// First rows (source rows, see [`super::log`]) and their values.
+    /// First rows (source rows, see [`super::log`]) and their values, as printed.
     pub examples: Vec<(usize, String)>,
+    /// Every occurrence (row, value), for `--json`.
+    pub occurrences: Vec<(usize, String)>,
 }
 
 impl fmt::Display for ProblemGroup {
@@ -109,6 +111,7 @@ impl Problems {
                     hint: hint.into(),
                     count: 0,
                     examples: Vec::new(),
+                    occurrences: Vec::new(),
                 });
                 self.index.insert(key, self.groups.len() - 1);
                 self.groups.len() - 1
@@ -116,8 +119,12 @@ impl Problems {
         };
         if let Some(g) = self.groups.get_mut(i) {
             g.count += 1;
-            if let (Some(r), true) = (row, g.examples.len() < EXAMPLES) {
-                g.examples.push((r, value.unwrap_or("").to_string()));
+            if let Some(r) = row {
+                let v = value.unwrap_or("").to_string();
+                if g.examples.len() < EXAMPLES {
+                    g.examples.push((r, v.clone()));
+                }
+                g.occurrences.push((r, v));
             }
         }
     }
@@ -181,6 +188,8 @@ mod tests {
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].count, 240);
         assert_eq!(g[0].examples.len(), 3);
+        assert_eq!(g[0].occurrences.len(), 240);
+        assert_eq!(g[0].occurrences[239], (241, "19-07-2013".to_string()));
         let text = g[0].to_string();
         assert!(
             text.starts_with("error: 240 values of trial.csv column randdatum look like DD-MM-YYYY, e.g. row 2 \"19-07-2013\", row 3"),

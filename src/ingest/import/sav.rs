@@ -333,14 +333,26 @@ impl<'a> Parser<'a> {
             big_endian: big,
         };
         let expected = usize::try_from(self.n_cases).ok();
+        // a damaged header must not make us reserve more than the data can hold: a case of
+        // `case_units` units takes at least `case_units` command bytes (one per unit)
+        if case_units > stream.len().max(8) * 8 {
+            return Err(ImportError::Malformed {
+                file: self.path.to_path_buf(),
+                message: format!(
+                    "the variable records describe {case_units} 8-byte units per case, more than the data section holds"
+                ),
+            });
+        }
+        let room = (stream.len() / case_units.max(1)).saturating_add(1);
+        let capacity = expected.unwrap_or(0).min(room);
         let mut case = vec![[0u8; 8]; case_units];
         let mut cols: Vec<Builder> = vars
             .iter()
             .map(|v| {
                 if v.width == 0 && !is_date_format(v.print_format) {
-                    Builder::Num(Vec::with_capacity(expected.unwrap_or(0)))
+                    Builder::Num(Vec::with_capacity(capacity))
                 } else {
-                    Builder::Text(Vec::with_capacity(expected.unwrap_or(0)))
+                    Builder::Text(Vec::with_capacity(capacity))
                 }
             })
             .collect();

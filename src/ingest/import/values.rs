@@ -41,10 +41,11 @@ pub fn decimal_comma(t: &SourceTable) -> bool {
     matches!(&t.format, SourceFormat::Csv(d) if d.decimal_comma)
 }
 
-fn in_keys(keys: &[Key], x: Option<f64>, s: &str) -> bool {
+/// True when the cell (its number `x`, or its text `s` for text cells) is one of `keys`.
+fn in_keys(keys: &[Key], x: Option<f64>, s: Option<&str>) -> bool {
     keys.iter().any(|k| match (k.num(), x) {
         (Some(a), Some(b)) => a == b,
-        _ => k.text().trim() == s,
+        _ => s.is_some_and(|s| k.text().trim() == s),
     })
 }
 
@@ -56,30 +57,29 @@ pub fn num_cell(
     cell: Cell<'_>,
     map_missing: &[(&[Key], &'static str)],
 ) -> NumCell {
+    // no text is formatted for numeric cells: this runs for every item cell
     let (x, text) = match cell {
         Cell::Empty => return NumCell::Empty,
         Cell::Tagged(c) => return NumCell::Missing(MissingWhy::Tagged(c)),
-        Cell::Num(x) => (Some(x), num_text(x)),
-        Cell::Text(s) => (
-            super::dialect::parse_number(s, decimal_comma(t)),
-            s.to_string(),
-        ),
+        Cell::Num(x) => (Some(x), None),
+        Cell::Text(s) => (super::dialect::parse_number(s, decimal_comma(t)), Some(s)),
     };
-    let file_missing = match x {
-        Some(v) => col.user_missing.contains_num(v),
-        None => col.user_missing.contains_text(&text),
-    };
+    let file_missing = !col.user_missing.is_empty()
+        && match x {
+            Some(v) => col.user_missing.contains_num(v),
+            None => col.user_missing.contains_text(text.unwrap_or("")),
+        };
     if file_missing {
         return NumCell::Missing(MissingWhy::File(col.user_missing.describe()));
     }
     for (keys, where_) in map_missing {
-        if in_keys(keys, x, &text) {
+        if in_keys(keys, x, text) {
             return NumCell::Missing(MissingWhy::Map(where_));
         }
     }
     match x {
         Some(v) => NumCell::Value(v),
-        None => NumCell::NotANumber(text),
+        None => NumCell::NotANumber(text.unwrap_or("").to_string()),
     }
 }
 
