@@ -11,14 +11,14 @@
 //! analysis sample; standardized indirect effects are products of standardized paths.
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
 use crate::progress::Progress;
-use crate::results::{IndirectRow, Interval, MediationResult};
+use crate::results::MediationResult;
 
 use super::indirect;
 use super::ols::{ols, OlsFit};
 use super::spec::MediationSpec;
 use super::{effect_names, path_name, path_row, proportion_mediated, sd, MediationError, Panel};
 use crate::stats::linalg::LinalgError;
-use crate::stats::quantile::{percentile_interval, quantile_interval};
+
 use crate::stats::rng::tags;
 
 const ANALYSIS: &str = "change_scores";
@@ -354,33 +354,15 @@ pub fn run(
     } else {
         Vec::new()
     };
-    let mut indirect_rows = Vec::new();
-    let mut sobel_p = Vec::new();
-    for (e, name) in names.iter().enumerate() {
-        let bootstrap = (spec.bootstrap_resamples > 0).then(|| {
-            let (lo, hi) = percentile_interval(&indirect::column(&reps, e), level);
-            Interval {
-                conf_low: lo,
-                conf_high: hi,
-            }
-        });
-        let monte_carlo = mc.get(e).map(|d| {
-            let (lo, hi) = quantile_interval(d, level);
-            Interval {
-                conf_low: lo,
-                conf_high: hi,
-            }
-        });
-        sobel_p.push(indirect::normal_p(est[e] / sob[e]));
-        indirect_rows.push(IndirectRow {
-            effect: name.clone(),
-            estimate: est[e],
-            std_estimate: Some(std_est[e]),
-            sobel_se: Some(sob[e]),
-            bootstrap,
-            monte_carlo,
-        });
-    }
+    let (indirect_rows, sobel_p) = indirect::indirect_rows(
+        &names,
+        &est,
+        &std_est,
+        &sob,
+        (spec.bootstrap_resamples > 0).then_some(&reps[..]),
+        &mc,
+        level,
+    );
     let mut warnings = Vec::new();
     if failed > 0 {
         warnings.push(format!(

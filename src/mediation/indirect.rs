@@ -6,8 +6,10 @@ use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use crate::results::{IndirectRow, Interval};
 use crate::stats::distributions::p_two_sided_normal;
 use crate::stats::linalg::cholesky_semidefinite;
+use crate::stats::quantile::{percentile_interval, quantile_interval};
 use crate::stats::rng::substream;
 
 use crate::progress::Progress;
@@ -31,6 +33,41 @@ pub fn sobel_se_sum(a: &[f64], se_a: &[f64], b: &[f64], vcov_b: &[f64]) -> f64 {
         }
     }
     v.sqrt()
+}
+
+/// The reported rows of the indirect effects `names` (estimates `est`, standardized `std_est`,
+/// Sobel SEs `sob`): percentile bootstrap intervals from the replicates `reps` (column `e` per
+/// effect; `None` when no resampling was asked), Monte Carlo intervals from the draws `mc`
+/// (one vector per effect, possibly none), and the Sobel p-values.
+pub fn indirect_rows(
+    names: &[String],
+    est: &[f64],
+    std_est: &[f64],
+    sob: &[f64],
+    reps: Option<&[Option<Vec<f64>>]>,
+    mc: &[Vec<f64>],
+    level: f64,
+) -> (Vec<IndirectRow>, Vec<f64>) {
+    let interval = |(conf_low, conf_high): (f64, f64)| Interval {
+        conf_low,
+        conf_high,
+    };
+    let mut rows = Vec::with_capacity(names.len());
+    let mut sobel_p = Vec::with_capacity(names.len());
+    for (e, name) in names.iter().enumerate() {
+        let bootstrap = reps.map(|r| interval(percentile_interval(&column(r, e), level)));
+        let monte_carlo = mc.get(e).map(|d| interval(quantile_interval(d, level)));
+        sobel_p.push(normal_p(est[e] / sob[e]));
+        rows.push(IndirectRow {
+            effect: name.clone(),
+            estimate: est[e],
+            std_estimate: Some(std_est[e]),
+            sobel_se: Some(sob[e]),
+            bootstrap,
+            monte_carlo,
+        });
+    }
+    (rows, sobel_p)
 }
 
 /// Two-sided normal p-value of `z` (the Sobel test); `NaN` when `z` is not finite (a zero

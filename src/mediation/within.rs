@@ -16,13 +16,13 @@
 use crate::frame::Frame;
 use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
 use crate::progress::Progress;
-use crate::results::{IndirectRow, Interval, MediationResult, PathRow};
+use crate::results::{MediationResult, PathRow};
 
 use super::indirect;
 use super::ri::{RiDesign, RiFit};
 use super::spec::MediationSpec;
 use super::{effect_names, path_name, proportion_mediated, sd, MediationError, Panel};
-use crate::stats::quantile::{percentile_interval, quantile_interval};
+
 use crate::stats::rng::tags;
 
 const ANALYSIS: &str = "within_person";
@@ -329,33 +329,15 @@ pub fn run(
         |idx| boot.replicate(idx),
     );
     let failed = reps.iter().filter(|r| r.is_none()).count();
-    let mut indirect_rows = Vec::new();
-    let mut sobel_p = Vec::new();
-    for (e, name) in names_e.iter().enumerate() {
-        let bootstrap = (spec.within_bootstrap_resamples > 0).then(|| {
-            let (lo, hi) = percentile_interval(&indirect::column(&reps, e), level);
-            Interval {
-                conf_low: lo,
-                conf_high: hi,
-            }
-        });
-        let monte_carlo = mc.get(e).map(|d| {
-            let (lo, hi) = quantile_interval(d, level);
-            Interval {
-                conf_low: lo,
-                conf_high: hi,
-            }
-        });
-        sobel_p.push(indirect::normal_p(ind[e] / sob[e]));
-        indirect_rows.push(IndirectRow {
-            effect: name.clone(),
-            estimate: ind[e],
-            std_estimate: Some(std_ind[e]),
-            sobel_se: Some(sob[e]),
-            bootstrap,
-            monte_carlo,
-        });
-    }
+    let (indirect_rows, sobel_p) = indirect::indirect_rows(
+        &names_e,
+        &ind,
+        &std_ind,
+        &sob,
+        (spec.within_bootstrap_resamples > 0).then_some(&reps[..]),
+        &mc,
+        level,
+    );
     let mut warnings = Vec::new();
     for (f, fit) in &fits {
         if fit.singular {

@@ -40,7 +40,9 @@ use nalgebra::DMatrix;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::formula::{build_model_frame, FormulaError, ModelFormula};
+use crate::formula::{
+    build_model_frame, Formula, FormulaError, ModelFormula, ModelFrame, ReTermData,
+};
 use crate::frame::{as_factor, Frame};
 use crate::lmm::inference::kenward_roger::KrAdjusted;
 use crate::lmm::inference::satterthwaite::Satterthwaite;
@@ -262,6 +264,137 @@ pub fn fit_model(
     opts: &MmrmOptions,
 ) -> Result<MmrmFit, MmrmError> {
     let f = ModelFormula::parse(formula)?;
+    let re_subject = check_structure(&f, residual, weights, data)?;
+    let subject = re_subject
+        .clone()
+        .or_else(|| residual.map(|r| r.subject.clone()));
+    // The model-frame builder wants a random term: `(1 | subject)` (or the weights column)
+    // also makes that column part of the complete cases.
+    let mf = if re_subject.is_some() {
+        build_model_frame(&f, data)?
+    } else {
+        let extra = subject
+            .clone()
+            .or_else(|| weights.map(|w| w.column.clone()))
+            .ok_or_else(|| MmrmError::RandomTerms(
+                "nothing beyond fixed effects: give --residual, --weights or a random-effects term".into(),
+            ))?;
+        let aug = Formula::parse(formula)?.add_random("1", &extra)?;
+        build_model_frame(&ModelFormula::parse(&aug.to_string())?, data)?
+    };
+    // Without a random term of the user's, the term in `mf` is the helper `(1 | column)`.
+    let re = if re_subject.is_some() {
+        mf.re_terms.first()
+    } else {
+        None
+    };
+    let rows = ModelRows::of(&mf, re, residual, weights, subject.as_deref(), data)?;
+    let res_kind = match residual {
+        Some(r) => Residual::Waves(r.kind),
+        None => Residual::Independent,
+    };
+    let data_r = rows.data(res_kind)?;
+    let opt = fit::fit_data(&data_r, opts)?;
+    let reml = opts.reml;
+    let d = inference::Derivatives::compute(&data_r, &opt.gamma, &opt.evaluation, reml)
+        .map_err(MmrmError::Numerical)?;
+    let satterthwaite = d.satterthwaite();
+    let kr = if reml {
+        d.kenward_roger()
+    } else {
+        Err("Kenward-Roger needs a REML fit (as lmerTest/pbkrtest); refit without --ml".into())
+    };
+    let q_re = rows.q_re;
+    let mut warnings = mf.warnings.clone();
+    if rows.extra_dropped > 0 {
+        warnings.push(format!(
+            "{} row(s) with a missing wave, group or weights stratum dropped",
+            rows.extra_dropped
+        ));
+    }
+    warnings.extend(satterthwaite.warnings.iter().cloned());
+    let rel_grad = opt.max_abs_gradient / opt.evaluation.deviance.abs().max(1.0);
+    // A boundary fit (singular G, lme4's `isSingular`): the gradient need not vanish there.
+    let singular = q_re > 0 && is_singular(&opt.params, q_re);
+    if singular {
+        warnings.push(
+            "boundary (singular) fit: the random-effects covariance is singular (a variance at zero or a correlation at +-1); Satterthwaite/KR df and LRTs of its parameters are unreliable".into(),
+        );
+    }
+    let converged = singular || (rel_grad.is_finite() && rel_grad < 1e-4);
+    if !converged {
+        warnings.push(format!(
+            "the optimizer may not have converged: largest gradient {:.3e}",
+            opt.max_abs_gradient
+        ));
+    }
+    let p = mf.x_names.len();
+    let n_par = opt.gamma.len() + p;
+    let deviance = opt.evaluation.deviance;
+    let n_eff = if reml { data_r.n_obs - p } else { data_r.n_obs } as f64;
+    let re_names: Vec<String> = re.map(|r| r.col_names.clone()).unwrap_or_default();
+    let prm = &opt.params;
+    let (gamma_names, residual_sd, weights_ratios) = covariance_parameters(
+        &re_names,
+        res_kind,
+        &rows.wave_levels,
+        &rows.group_levels,
+        &rows.strata_levels,
+        prm,
+    );
+    debug_assert_eq!(gamma_names.len(), opt.gamma.len());
+    Ok(MmrmFit {
+        formula: formula.to_string(),
+        spec: residual.cloned(),
+        weights: weights.cloned(),
+        reml,
+        x_names: mf.x_names.clone(),
+        beta: opt.evaluation.beta.iter().copied().collect(),
+        vcov: opt.evaluation.vcov.clone(),
+        wave_levels: if residual.is_some() {
+            rows.wave_levels.clone()
+        } else {
+            Vec::new()
+        },
+        group_levels: rows.group_levels.clone(),
+        strata_levels: rows.strata_levels.clone(),
+        gamma: opt.gamma.clone(),
+        gamma_names,
+        sigmas: prm.sigmas.clone(),
+        re_group: re_subject,
+        re_names,
+        re_covariance: (q_re > 0).then(|| prm.g.clone()),
+        residual_sd,
+        weights_ratios,
+        deviance,
+        loglik: -deviance / 2.0,
+        aic: deviance + 2.0 * n_par as f64,
+        bic: deviance + n_eff.ln() * n_par as f64,
+        loglik_df: n_par,
+        n_obs: data_r.n_obs,
+        n_subjects: data_r.n_subjects,
+        n_dropped: mf.n_dropped + rows.extra_dropped,
+        n_evaluations: opt.n_evaluations,
+        newton_steps: opt.newton_steps,
+        max_abs_gradient: opt.max_abs_gradient,
+        converged,
+        singular,
+        dropped_columns: mf.dropped_columns.clone(),
+        warnings,
+        satterthwaite,
+        kr,
+    })
+}
+
+/// The checks nlme makes of a model before fitting: at most one random-effects term, grouped
+/// by one column that is the residual structure's subject; weights not on the `by` column;
+/// every named column present. Returns the random-effects grouping column, if any.
+fn check_structure(
+    f: &ModelFormula,
+    residual: Option<&ResidualSpec>,
+    weights: Option<&WeightsSpec>,
+    data: &Frame,
+) -> Result<Option<String>, MmrmError> {
     if f.random.len() > 1 {
         return Err(MmrmError::RandomTerms(format!(
             "{}: only one random-effects term per participant is supported with --residual/--weights; write one term such as (1 + x | id)",
@@ -311,152 +444,155 @@ pub fn fit_model(
             return Err(MmrmError::UnknownColumn(c.clone()));
         }
     }
-    let subject = re_subject
-        .clone()
-        .or_else(|| residual.map(|r| r.subject.clone()));
-    // The model-frame builder wants a random term: `(1 | subject)` (or the weights column)
-    // also makes that column part of the complete cases.
-    let mf = if re_subject.is_some() {
-        build_model_frame(&f, data)?
-    } else {
-        let extra = subject
-            .clone()
-            .or_else(|| weights.map(|w| w.column.clone()))
-            .ok_or_else(|| MmrmError::RandomTerms(
-                "nothing beyond fixed effects: give --residual, --weights or a random-effects term".into(),
-            ))?;
-        let aug = format!("{} + (1 | {})", formula.trim(), extra);
-        build_model_frame(&ModelFormula::parse(&aug)?, data)?
-    };
-    let col = |name: &str| {
-        data.column(name)
-            .ok_or_else(|| MmrmError::UnknownColumn(name.to_string()))
-    };
-    let n_all = data.n_rows();
-    let (wcodes, wlevels) = match residual {
-        Some(r) => as_factor(col(&r.time)?),
-        None => (vec![Some(0); n_all], vec!["all".to_string()]),
-    };
-    let (scodes, slevels) = match &subject {
-        Some(s) => as_factor(col(s)?),
-        None => (
-            (0..n_all as u32).map(Some).collect(),
-            (1..=n_all).map(|i| format!("row {i}")).collect(),
-        ),
-    };
-    let (gcodes, glevels) = match residual.and_then(|r| r.by.as_ref()) {
-        Some(b) => as_factor(col(b)?),
-        None => (vec![Some(0); n_all], vec!["all".to_string()]),
-    };
-    let (tcodes, tlevels) = match weights {
-        Some(w) => as_factor(col(&w.column)?),
-        None => (vec![Some(0); n_all], vec!["all".to_string()]),
-    };
-    // Without a random term of the user's, the term in `mf` is the helper `(1 | column)`.
-    let re = if re_subject.is_some() {
-        mf.re_terms.first()
-    } else {
-        None
-    };
-    let q_re = re.map_or(0, |r| r.q);
-    let p = mf.x_names.len();
-    let mut x = Vec::with_capacity(mf.x.len());
-    let mut z = Vec::new();
-    let (mut y, mut subj, mut wave, mut group, mut stratum) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut extra_dropped = 0;
-    for (k, &row) in mf.rows.iter().enumerate() {
-        let (Some(Some(w)), Some(Some(s)), Some(Some(g)), Some(Some(t))) = (
-            wcodes.get(row),
-            scodes.get(row),
-            gcodes.get(row),
-            tcodes.get(row),
-        ) else {
-            extra_dropped += 1;
-            continue;
+    Ok(re_subject)
+}
+
+/// The model frame's rows with their subject, wave, `by` group and weights stratum (rows with
+/// any of those missing dropped), unused levels dropped as R does.
+struct ModelRows {
+    x: Vec<f64>,
+    p: usize,
+    z: Vec<f64>,
+    q_re: usize,
+    y: Vec<f64>,
+    subject: Vec<u32>,
+    wave: Vec<usize>,
+    group: Vec<usize>,
+    stratum: Vec<usize>,
+    wave_levels: Vec<String>,
+    group_levels: Vec<String>,
+    strata_levels: Vec<String>,
+    subject_names: Vec<String>,
+    extra_dropped: usize,
+}
+
+impl ModelRows {
+    fn of(
+        mf: &ModelFrame,
+        re: Option<&ReTermData>,
+        residual: Option<&ResidualSpec>,
+        weights: Option<&WeightsSpec>,
+        subject: Option<&str>,
+        data: &Frame,
+    ) -> Result<ModelRows, MmrmError> {
+        let col = |name: &str| {
+            data.column(name)
+                .ok_or_else(|| MmrmError::UnknownColumn(name.to_string()))
         };
-        x.extend_from_slice(mf.x.get(k * p..(k + 1) * p).unwrap_or(&[]));
-        if let Some(r) = re {
-            z.extend_from_slice(r.z.get(k * q_re..(k + 1) * q_re).unwrap_or(&[]));
+        let n_all = data.n_rows();
+        let (wcodes, wlevels) = match residual {
+            Some(r) => as_factor(col(&r.time)?),
+            None => (vec![Some(0); n_all], vec!["all".to_string()]),
+        };
+        let (scodes, slevels) = match subject {
+            Some(s) => as_factor(col(s)?),
+            None => (
+                (0..n_all as u32).map(Some).collect(),
+                (1..=n_all).map(|i| format!("row {i}")).collect(),
+            ),
+        };
+        let (gcodes, glevels) = match residual.and_then(|r| r.by.as_ref()) {
+            Some(b) => as_factor(col(b)?),
+            None => (vec![Some(0); n_all], vec!["all".to_string()]),
+        };
+        let (tcodes, tlevels) = match weights {
+            Some(w) => as_factor(col(&w.column)?),
+            None => (vec![Some(0); n_all], vec!["all".to_string()]),
+        };
+        let q_re = re.map_or(0, |r| r.q);
+        let p = mf.x_names.len();
+        let mut x = Vec::with_capacity(mf.x.len());
+        let mut z = Vec::new();
+        let (mut y, mut subj, mut wave, mut group, mut stratum) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut extra_dropped = 0;
+        for (k, &row) in mf.rows.iter().enumerate() {
+            let (Some(Some(w)), Some(Some(s)), Some(Some(g)), Some(Some(t))) = (
+                wcodes.get(row),
+                scodes.get(row),
+                gcodes.get(row),
+                tcodes.get(row),
+            ) else {
+                extra_dropped += 1;
+                continue;
+            };
+            x.extend_from_slice(mf.x.get(k * p..(k + 1) * p).unwrap_or(&[]));
+            if let Some(r) = re {
+                z.extend_from_slice(r.z.get(k * q_re..(k + 1) * q_re).unwrap_or(&[]));
+            }
+            y.push(mf.y.get(k).copied().unwrap_or(f64::NAN));
+            subj.push(*s);
+            wave.push(*w as usize);
+            group.push(*g as usize);
+            stratum.push(*t as usize);
         }
-        y.push(mf.y.get(k).copied().unwrap_or(f64::NAN));
-        subj.push(*s);
-        wave.push(*w as usize);
-        group.push(*g as usize);
-        stratum.push(*t as usize);
-    }
-    // Keep only the levels present (R drops unused levels).
-    let (wave, wave_levels) = compact(&wave, &wlevels);
-    let (group, group_levels) = compact(&group, &glevels);
-    let (stratum, strata_levels) = compact(&stratum, &tlevels);
-    let res_kind = match residual {
-        Some(r) => Residual::Waves(r.kind),
-        None => Residual::Independent,
-    };
-    let data_r = MmrmData::new(
-        RowData {
-            x: &x,
+        let (wave, wave_levels) = compact(&wave, &wlevels);
+        let (group, group_levels) = compact(&group, &glevels);
+        let (stratum, strata_levels) = compact(&stratum, &tlevels);
+        Ok(ModelRows {
+            x,
             p,
-            y: &y,
-            subject: &subj,
-            wave: &wave,
-            group: &group,
-            stratum: &stratum,
-            z: &z,
+            z,
             q_re,
-            n_waves: wave_levels.len(),
-            n_groups: group_levels.len(),
-            n_strata: strata_levels.len(),
-            subject_names: &slevels,
-        },
-        res_kind,
-    )?;
-    let opt = fit::fit_data(&data_r, opts)?;
-    let reml = opts.reml;
-    let d = inference::Derivatives::compute(&data_r, &opt.gamma, &opt.evaluation, reml)
-        .map_err(MmrmError::Numerical)?;
-    let satterthwaite = d.satterthwaite();
-    let kr = if reml {
-        d.kenward_roger()
-    } else {
-        Err("Kenward-Roger needs a REML fit (as lmerTest/pbkrtest); refit without --ml".into())
-    };
-    let mut warnings = mf.warnings.clone();
-    if extra_dropped > 0 {
-        warnings.push(format!(
-            "{extra_dropped} row(s) with a missing wave, group or weights stratum dropped"
-        ));
+            y,
+            subject: subj,
+            wave,
+            group,
+            stratum,
+            wave_levels,
+            group_levels,
+            strata_levels,
+            subject_names: slevels,
+            extra_dropped,
+        })
     }
-    warnings.extend(satterthwaite.warnings.iter().cloned());
-    let rel_grad = opt.max_abs_gradient / opt.evaluation.deviance.abs().max(1.0);
-    // A boundary fit (singular G, lme4's `isSingular`): the gradient need not vanish there.
-    let singular = q_re > 0 && {
-        let g = &opt.params.g;
-        let d = DMatrix::from_fn(q_re, q_re, |i, j| {
-            g[(i, j)] / (g[(i, i)] * g[(j, j)]).sqrt().max(1e-300)
-        });
-        let ev = d.symmetric_eigen().eigenvalues;
-        ev.iter().fold(f64::INFINITY, |a, v| a.min(*v)) < 1e-6
-            || (0..q_re).any(|i| {
-                g[(i, i)] <= 1e-10 * opt.params.strata.iter().fold(0.0f64, |a, v| a.max(*v))
-            })
-    };
-    if singular {
-        warnings.push(
-            "boundary (singular) fit: the random-effects covariance is singular (a variance at zero or a correlation at +-1); Satterthwaite/KR df and LRTs of its parameters are unreliable".into(),
-        );
+
+    fn data(&self, res_kind: Residual) -> Result<MmrmData, MmrmError> {
+        MmrmData::new(
+            RowData {
+                x: &self.x,
+                p: self.p,
+                y: &self.y,
+                subject: &self.subject,
+                wave: &self.wave,
+                group: &self.group,
+                stratum: &self.stratum,
+                z: &self.z,
+                q_re: self.q_re,
+                n_waves: self.wave_levels.len(),
+                n_groups: self.group_levels.len(),
+                n_strata: self.strata_levels.len(),
+                subject_names: &self.subject_names,
+            },
+            res_kind,
+        )
     }
-    let converged = singular || (rel_grad.is_finite() && rel_grad < 1e-4);
-    if !converged {
-        warnings.push(format!(
-            "the optimizer may not have converged: largest gradient {:.3e}",
-            opt.max_abs_gradient
-        ));
-    }
-    let n_par = opt.gamma.len() + p;
-    let deviance = opt.evaluation.deviance;
-    let n_eff = if reml { data_r.n_obs - p } else { data_r.n_obs } as f64;
-    let re_names: Vec<String> = re.map(|r| r.col_names.clone()).unwrap_or_default();
+}
+
+/// lme4's `isSingular` for the random-effects covariance `G`: its correlation matrix has an
+/// eigenvalue below 1e-6, or a variance is ~0 relative to the residual scale.
+fn is_singular(prm: &CovParams, q_re: usize) -> bool {
+    let g = &prm.g;
+    let d = DMatrix::from_fn(q_re, q_re, |i, j| {
+        g[(i, j)] / (g[(i, i)] * g[(j, j)]).sqrt().max(1e-300)
+    });
+    let ev = d.symmetric_eigen().eigenvalues;
+    ev.iter().fold(f64::INFINITY, |a, v| a.min(*v)) < 1e-6
+        || (0..q_re).any(|i| g[(i, i)] <= 1e-10 * prm.strata.iter().fold(0.0f64, |a, v| a.max(*v)))
+}
+
+/// Names of the covariance parameters in nlme's order (`var(x)`, `cov(x,y)`, the residual
+/// structure's, `ratio.<stratum>` or `sigma2.<stratum>`), the residual SD per weights stratum
+/// and the varIdent ratios.
+fn covariance_parameters(
+    re_names: &[String],
+    res_kind: Residual,
+    wave_levels: &[String],
+    group_levels: &[String],
+    strata_levels: &[String],
+    prm: &CovParams,
+) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+    let q_re = re_names.len();
     let mut gamma_names = Vec::new();
     for b in 0..q_re {
         for a in b..q_re {
@@ -467,11 +603,10 @@ pub fn fit_model(
             });
         }
     }
-    let prm = &opt.params;
     let (residual_sd, weights_ratios): (Vec<f64>, Vec<f64>) = match res_kind {
         Residual::Waves(kind) => {
             let base = kind.gamma_names(wave_levels.len());
-            for g in &group_levels {
+            for g in group_levels {
                 for n in &base {
                     gamma_names.push(if group_levels.len() > 1 {
                         format!("{g}.{n}")
@@ -490,7 +625,7 @@ pub fn fit_model(
             )
         }
         Residual::Independent => {
-            for s in &strata_levels {
+            for s in strata_levels {
                 gamma_names.push(if strata_levels.len() > 1 {
                     format!("sigma2.{s}")
                 } else {
@@ -502,48 +637,7 @@ pub fn fit_model(
             (sd, r)
         }
     };
-    debug_assert_eq!(gamma_names.len(), opt.gamma.len());
-    Ok(MmrmFit {
-        formula: formula.to_string(),
-        spec: residual.cloned(),
-        weights: weights.cloned(),
-        reml,
-        x_names: mf.x_names.clone(),
-        beta: opt.evaluation.beta.iter().copied().collect(),
-        vcov: opt.evaluation.vcov.clone(),
-        wave_levels: if residual.is_some() {
-            wave_levels
-        } else {
-            Vec::new()
-        },
-        group_levels,
-        strata_levels,
-        gamma: opt.gamma.clone(),
-        gamma_names,
-        sigmas: prm.sigmas.clone(),
-        re_group: re_subject,
-        re_names,
-        re_covariance: (q_re > 0).then(|| prm.g.clone()),
-        residual_sd,
-        weights_ratios,
-        deviance,
-        loglik: -deviance / 2.0,
-        aic: deviance + 2.0 * n_par as f64,
-        bic: deviance + n_eff.ln() * n_par as f64,
-        loglik_df: n_par,
-        n_obs: data_r.n_obs,
-        n_subjects: data_r.n_subjects,
-        n_dropped: mf.n_dropped + extra_dropped,
-        n_evaluations: opt.n_evaluations,
-        newton_steps: opt.newton_steps,
-        max_abs_gradient: opt.max_abs_gradient,
-        converged,
-        singular,
-        dropped_columns: mf.dropped_columns.clone(),
-        warnings,
-        satterthwaite,
-        kr,
-    })
+    (gamma_names, residual_sd, weights_ratios)
 }
 
 fn compact(codes: &[usize], levels: &[String]) -> (Vec<usize>, Vec<String>) {
