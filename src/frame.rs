@@ -302,96 +302,36 @@ pub fn as_factor(col: &Column) -> (Vec<Option<u32>>, Vec<String>) {
 /// Columns of optional text cells.
 pub type TextColumns = Vec<Vec<Option<String>>>;
 
-/// Splits CSV text (RFC 4180: `,` separated, `"` quoting with `""` escapes, header row)
-/// into column names and text cells; empty cells are `None`.
+/// Splits CSV text into column names and text cells (empty cells are `None`), through the
+/// one CSV parser of herstel ([`crate::table::csv_from_str`]: RFC 4180, `,` separated, `"`
+/// quoting with `""` escapes, header row).
 pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, TextColumns), FrameError> {
-    let mut records: Vec<Vec<Option<String>>> = Vec::new();
-    let mut record: Vec<Option<String>> = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    let mut chars = text.chars().peekable();
-    let mut line = 1usize;
-    let finish_field =
-        |field: &mut String, was_quoted: &mut bool, record: &mut Vec<Option<String>>| {
-            let v = std::mem::take(field);
-            if v.is_empty() && !*was_quoted {
-                record.push(None);
-            } else {
-                record.push(Some(v));
-            }
-            *was_quoted = false;
-        };
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    field.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                if c == '\n' {
-                    line += 1;
-                }
-                field.push(c);
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                quoted = true;
-                was_quoted = true;
-            }
-            ',' => finish_field(&mut field, &mut was_quoted, &mut record),
-            '\r' => {}
-            '\n' => {
-                finish_field(&mut field, &mut was_quoted, &mut record);
-                if !(record.len() == 1 && record[0].is_none()) {
-                    records.push(std::mem::take(&mut record));
-                } else {
-                    record.clear();
-                }
-                line += 1;
-            }
-            _ => field.push(c),
-        }
-    }
-    if quoted {
-        return Err(FrameError::Csv {
-            line,
-            message: "unterminated quoted field".into(),
-        });
-    }
-    if !field.is_empty() || was_quoted || !record.is_empty() {
-        finish_field(&mut field, &mut was_quoted, &mut record);
-        records.push(record);
-    }
-    let mut it = records.into_iter();
-    let header: Vec<String> = it
-        .next()
-        .ok_or(FrameError::Csv {
-            line: 1,
-            message: "empty file (no header row)".into(),
-        })?
-        .into_iter()
-        .map(|c| c.unwrap_or_default())
+    let raw = crate::table::csv_from_str("data", std::path::Path::new("data"), text).map_err(
+        |e| match e {
+            crate::table::TableError::Malformed { row, message, .. } => FrameError::Csv {
+                line: row.unwrap_or(1),
+                message,
+            },
+            other => FrameError::Csv {
+                line: 1,
+                message: other.to_string(),
+            },
+        },
+    )?;
+    Ok(text_columns(&raw))
+}
+
+/// The cells of a table as optional text (empty = `None`).
+pub fn text_columns(raw: &crate::table::RawTable) -> (Vec<String>, TextColumns) {
+    let names = raw.columns().to_vec();
+    let cols = (0..names.len())
+        .map(|c| {
+            raw.column_cells(c)
+                .map(|v| v.filter(|t| !t.is_empty()).map(str::to_string))
+                .collect()
+        })
         .collect();
-    let k = header.len();
-    let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); k];
-    for (r, rec) in it.enumerate() {
-        if rec.len() != k {
-            return Err(FrameError::Csv {
-                line: r + 2,
-                message: format!("{} fields, but the header has {k}", rec.len()),
-            });
-        }
-        for (c, v) in rec.into_iter().enumerate() {
-            cols[c].push(v);
-        }
-    }
-    Ok((header, cols))
+    (names, cols)
 }
 
 impl Frame {
@@ -401,6 +341,16 @@ impl Frame {
         level_orders: &HashMap<String, Vec<String>>,
     ) -> Result<Self, FrameError> {
         let (names, cols) = parse_csv_text(text)?;
+        Frame::from_text_columns(&names, cols, level_orders)
+    }
+
+    /// A typed frame from a table read by [`crate::table::read_table_file`] (CSV or Parquet),
+    /// typed as [`Frame::from_text_columns`] does.
+    pub fn from_table(
+        raw: &crate::table::RawTable,
+        level_orders: &HashMap<String, Vec<String>>,
+    ) -> Result<Self, FrameError> {
+        let (names, cols) = text_columns(raw);
         Frame::from_text_columns(&names, cols, level_orders)
     }
 }

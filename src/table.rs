@@ -281,6 +281,18 @@ fn read_csv_table(name: &str, path: &Path) -> Result<RawTable, TableError> {
             ));
         }
     };
+    csv_from_str(name, path, text)
+}
+
+/// Parses CSV text (the dialect of the module documentation; a leading byte-order mark is
+/// dropped) into a [`RawTable`] named `name`; `source` names the file in messages. The one CSV
+/// parser of herstel: exports, `herstel fit --data` and the tests read through it.
+pub fn csv_from_str(name: &str, source: &Path, text: &str) -> Result<RawTable, TableError> {
+    let malformed = |row: Option<usize>, message: String| TableError::Malformed {
+        path: source.to_path_buf(),
+        row,
+        message,
+    };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.bytes().all(|b| b.is_ascii_whitespace()) {
         return Err(malformed(None, "empty file (expected a header row)".into()));
@@ -290,14 +302,14 @@ fn read_csv_table(name: &str, path: &Path) -> Result<RawTable, TableError> {
         Err(CsvError::Malformed { row, message }) => return Err(malformed(Some(row), message)),
         Err(CsvError::TooLarge { column }) => {
             return Err(TableError::TooLarge {
-                path: path.to_path_buf(),
+                path: source.to_path_buf(),
                 column,
             })
         }
     };
     Ok(RawTable {
         name: name.to_string(),
-        source: path.to_path_buf(),
+        source: source.to_path_buf(),
         columns,
         data,
         n_rows,

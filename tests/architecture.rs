@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 /// layer are peers and do not use each other.
 const LAYERS: &[&[&str]] = &[
     // foundation: data types and algorithms with no knowledge of trials
-    &[
-        "stats", "progress", "frame", "table", "schema", "results", "emmeans",
-    ],
-    // formulas and the input edge
+    &["stats", "progress", "table", "schema", "results", "emmeans"],
+    // model frames (typed columns, read through `table`), formulas and the input edge
+    &["frame"],
     &["formula", "ingest"],
     // models and scoring
     &["lmm", "glm", "meta", "nonparam", "scoring", "simulate"],

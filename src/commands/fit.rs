@@ -140,34 +140,11 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
             lv.split(',').map(|s| s.trim().to_string()).collect(),
         );
     }
-    let ext = args
-        .data
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ext == "parquet" {
-        // Parquet through the export reader (cells as text, as R reads them), then typed as
-        // for CSV: numeric columns become numbers, others factors; empty or NA is missing.
-        let raw = crate::table::read_table_file(&args.data)
-            .map_err(|e| format!("{}: {e}", args.data.display()))?;
-        let names = raw.columns().to_vec();
-        let cols: Vec<Vec<Option<String>>> = (0..names.len())
-            .map(|c| {
-                raw.column_cells(c)
-                    .map(|v| {
-                        v.filter(|t| !t.is_empty() && *t != "NA")
-                            .map(str::to_string)
-                    })
-                    .collect()
-            })
-            .collect();
-        return Frame::from_text_columns(&names, cols, &orders)
-            .map_err(|e| format!("{}: {e}", args.data.display()).into());
-    }
-    let text = std::fs::read_to_string(&args.data)
-        .map_err(|e| format!("cannot read {}: {e}", args.data.display()))?;
-    Frame::from_csv_str(&text, &orders).map_err(|e| format!("{}: {e}", args.data.display()).into())
+    // CSV and Parquet through the export reader (cells as text, as R reads them), then typed:
+    // numeric columns become numbers, others factors; empty or NA is missing.
+    let raw = crate::table::read_table_file(&args.data)
+        .map_err(|e| format!("{}: {e}", args.data.display()))?;
+    Frame::from_table(&raw, &orders).map_err(|e| format!("{}: {e}", args.data.display()).into())
 }
 
 pub fn run(args: Args) -> CmdResult {
