@@ -618,7 +618,7 @@ fn guess_drafts_a_map_that_places_the_instruments_and_the_arm() {
     let patterns: Vec<(&str, &str)> = m
         .instruments
         .iter()
-        .map(|i| (i.name.as_str(), i.items.as_str()))
+        .map(|i| (i.name.as_str(), i.items.as_deref().unwrap_or("")))
         .collect();
     assert_eq!(
         patterns,

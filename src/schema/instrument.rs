@@ -308,13 +308,11 @@ impl Instrument {
     /// The same rule as [`crate::scoring`], for checks below the scoring layer (a pre-scored
     /// total against its items in `herstel import`).
     pub fn total_of(&self, items: &[f64]) -> Option<f64> {
-        let keyed = items.iter().enumerate().map(|(j, &v)| {
-            if v.is_nan() {
-                v
-            } else {
-                self.keyed(j, v)
-            }
-        });
+        let keyed =
+            items
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| if v.is_nan() { v } else { self.keyed(j, v) });
         let (k, v) = scale_score(keyed, self.items, self.total);
         (k > 0 && self.min_answered_share.met(k, self.items)).then_some(v)
     }
@@ -389,14 +387,20 @@ mod tests {
         let honos = s.instrument("honos").unwrap();
         assert_eq!(honos.total_range(), (0.0, 48.0));
         assert_eq!(honos.subscale_range(&honos.subscales[0]), (0.0, 12.0));
-        assert_eq!(s.instrument("imrs_client").unwrap().total_range(), (1.0, 5.0));
+        assert_eq!(
+            s.instrument("imrs_client").unwrap().total_range(),
+            (1.0, 5.0)
+        );
         let mut sum = honos.clone();
         sum.total = TotalRule::Sum;
         sum.min = 1.0;
         // 10 of 12 items needed: the smallest valid sum is 10
         assert_eq!(sum.total_range(), (10.0, 48.0));
         let items = [1.0, 2.0, f64::NAN, 3.0];
-        assert_eq!(scale_score(items.iter().copied(), 4, TotalRule::ProratedSum), (3, 8.0));
+        assert_eq!(
+            scale_score(items.iter().copied(), 4, TotalRule::ProratedSum),
+            (3, 8.0)
+        );
         assert_eq!(honos.total_of(&[1.0; 12]), Some(12.0));
         assert_eq!(honos.total_of(&[f64::NAN; 12]), None);
     }

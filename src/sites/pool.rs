@@ -22,8 +22,8 @@ use super::contrast::{model_frame, ols_xy};
 use super::RoutineSpec;
 use crate::frame::{Column, Frame};
 use crate::ingest::{
-    Admission, Assessment, ExtraColumn, Group, GroupId, ItemMatrix, Participant, ParticipantId, PreScored,
-    Site, SiteId, Trial,
+    Admission, Assessment, ExtraColumn, Group, GroupId, ItemMatrix, Participant, ParticipantId,
+    PreScored, Site, SiteId, Trial,
 };
 use crate::lmm::{fit_model_frame, LmmOptions};
 use crate::results::{RoutineResult, RoutineSiteRow};
