@@ -304,15 +304,18 @@ impl Instrument {
     }
 
     /// The total of one assessment's item values (`NaN` = missing, in item order, not yet
-    /// reverse-keyed), by the instrument's rule; `None` when too few items are answered.
+    /// reverse-keyed; not-known codes count as missing), by the instrument's rule; `None`
+    /// when too few items are answered.
     /// The same rule as [`crate::scoring`], for checks below the scoring layer (a pre-scored
     /// total against its items in `herstel import`).
     pub fn total_of(&self, items: &[f64]) -> Option<f64> {
-        let keyed =
-            items
-                .iter()
-                .enumerate()
-                .map(|(j, &v)| if v.is_nan() { v } else { self.keyed(j, v) });
+        let keyed = items.iter().enumerate().map(|(j, &v)| {
+            if v.is_nan() || self.is_not_known(v) {
+                f64::NAN
+            } else {
+                self.keyed(j, v)
+            }
+        });
         let (k, v) = scale_score(keyed, self.items, self.total);
         (k > 0 && self.min_answered_share.met(k, self.items)).then_some(v)
     }
@@ -322,7 +325,7 @@ impl Instrument {
         let values = s.items.iter().map(|&i| {
             let j = i.wrapping_sub(1);
             match items.get(j) {
-                Some(&v) if !v.is_nan() => self.keyed(j, v),
+                Some(&v) if !v.is_nan() && !self.is_not_known(v) => self.keyed(j, v),
                 _ => f64::NAN,
             }
         });
@@ -403,5 +406,10 @@ mod tests {
         );
         assert_eq!(honos.total_of(&[1.0; 12]), Some(12.0));
         assert_eq!(honos.total_of(&[f64::NAN; 12]), None);
+        // 9 = not known: missing, the total prorated from the 11 others
+        let mut nine = [1.0; 12];
+        nine[0] = 9.0;
+        assert_eq!(honos.total_of(&nine), Some(12.0));
+        assert_eq!(honos.subscale_of(&honos.subscales[0], &nine), Some(3.0));
     }
 }
