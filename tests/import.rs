@@ -1075,7 +1075,14 @@ fn the_shipped_example_map_parses() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("analyses/import-map.toml");
     let lm = import::load_map(&p).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(lm.map.waves.len(), 3);
-    assert_eq!(lm.map.instruments.len(), 3);
+    assert_eq!(lm.map.instruments.len(), 4);
+    let honos = &lm.map.instruments[3];
+    assert!(honos.items.is_none());
+    assert_eq!(
+        honos.total.as_ref().map(|f| f.column.as_str()),
+        Some("honos_tot_{wave}")
+    );
+    assert_eq!(honos.subscales["social"].column, "honos_soc_{wave}");
     assert!(lm.map.admissions.is_some());
     assert_eq!(lm.map.sources[1].dialect().separator, Some(';'));
 }
@@ -1747,5 +1754,45 @@ fn items_and_a_differing_total_give_a_grouped_warning() {
         w[0].contains(&format!("row {} \"", given[0] + 1)) && w[0].contains("(the items give "),
         "{}",
         w[0]
+    );
+}
+
+/// `--guess` proposes `total = "bdi_{wave}"` for BtheB's BDI totals when the schema knows a
+/// `bdi` instrument (waves from the columns' suffixes), and the draft imports; without it the
+/// columns stay unplaced.
+#[test]
+fn guess_proposes_a_total_for_a_known_instrument_only() {
+    let empty = parse_map(
+        "[study]\narms = [\"a\", \"b\"]\n[[waves]]\nlabel = \"T0\"\nmonths = 0\n[participants]\nid = \"id\"\narm = \"arm\"\n",
+        Path::new("guess"),
+    )
+    .unwrap();
+    let bound = import::bind::bind_sources(&[fx("btheb.sav")], &empty).unwrap();
+    let schema = Schema::load(Some(&fx("btheb-bdi21-schema"))).unwrap();
+    let (text, unplaced) = import::guess::guess_map(&bound, &schema);
+    let lm = parse_map(&text, Path::new("draft.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let bdi = lm.map.instruments.iter().find(|i| i.name == "bdi").unwrap();
+    assert_eq!(
+        bdi.total.as_ref().map(|f| f.column.as_str()),
+        Some("bdi_{wave}"),
+        "{text}"
+    );
+    assert!(bdi.items.is_none());
+    assert_eq!(
+        lm.map
+            .waves
+            .iter()
+            .flat_map(|w| w.code_texts())
+            .collect::<Vec<_>>(),
+        vec!["pre", "2m", "3m", "5m", "8m"]
+    );
+    assert!(unplaced.iter().all(|u| !u.contains("bdi_")), "{unplaced:?}");
+    let a = import::import(&[fx("btheb.sav")], &lm, &schema).unwrap();
+    assert!(!a.problems.has_errors(), "{:?}", a.problems.groups());
+    // the BDI unknown to the schema: its columns are listed as unplaced
+    let (_, unplaced) = import::guess::guess_map(&bound, &Schema::embedded().unwrap());
+    assert!(
+        unplaced.iter().any(|u| u.ends_with(": bdi_pre")),
+        "{unplaced:?}"
     );
 }
