@@ -1682,7 +1682,8 @@ fn an_out_of_range_total_is_a_located_error() {
     let ing = read_export(&out, &schema, &ValidateOptions::default());
     let errs: Vec<_> = ing.report.errors().collect();
     assert_eq!(errs.len(), 2, "{}", ing.report);
-    let located: Vec<(ProblemKind, Option<usize>, Option<&str>, Option<&str>)> = errs
+    type Located<'a> = (ProblemKind, Option<usize>, Option<&'a str>, Option<&'a str>);
+    let located: Vec<Located> = errs
         .iter()
         .map(|p| (p.kind, p.row, p.column.as_deref(), p.value.as_deref()))
         .collect();

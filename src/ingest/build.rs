@@ -1309,8 +1309,8 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
         }
         for (j, (inst, &k)) in trial.instruments.iter().zip(&answered).enumerate() {
             // no item but a pre-scored value: the instrument came scored
-            let prescored = trial.prescored.get(j).is_some_and(|p| p.any(a_idx));
-            if !inst.min_answered_share.met(k, inst.items) && !(k == 0 && prescored) {
+            let came_scored = k == 0 && trial.prescored.get(j).is_some_and(|p| p.any(a_idx));
+            if !came_scored && !inst.min_answered_share.met(k, inst.items) {
                 cx.warn(
                     ProblemKind::ItemMissingness,
                     "assessments",

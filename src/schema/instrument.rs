@@ -410,6 +410,8 @@ mod tests {
         let mut nine = [1.0; 12];
         nine[0] = 9.0;
         assert_eq!(honos.total_of(&nine), Some(12.0));
-        assert_eq!(honos.subscale_of(&honos.subscales[0], &nine), Some(3.0));
+        // behaviour (items 1-3) has 2 of 3 answered: below 80%; social (9-12) all four
+        assert_eq!(honos.subscale_of(&honos.subscales[0], &nine), None);
+        assert_eq!(honos.subscale_of(&honos.subscales[3], &nine), Some(4.0));
     }
 }
