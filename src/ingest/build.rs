@@ -1360,7 +1360,7 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
                     Some(p.row),
                     Some("participant_id"),
                     Some(&p.id),
-                    "at least one assessment with answered items after baseline",
+                    "at least one assessment with answered items or pre-scored scores after baseline",
                 );
             }
         }

@@ -1550,7 +1550,17 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
             cols.push(OutColumn::new(p.inst.item_column(k + 1), values));
         }
         for (sp, v) in p.scores.iter().zip(scores) {
-            cols.push(OutColumn::new(sp.export.clone(), OutValues::Float(v)));
+            // whole-number scores (a BDI sum) are written as integers
+            let values = if v
+                .iter()
+                .flatten()
+                .all(|x| x.fract() == 0.0 && x.abs() < 1e15)
+            {
+                OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
+            } else {
+                OutValues::Float(v)
+            };
+            cols.push(OutColumn::new(sp.export.clone(), values));
         }
     }
     ((names, cols), n)
