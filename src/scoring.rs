@@ -5,10 +5,15 @@
 //! an answered item is a non-empty cell that is not a not-known code; a score is valid when
 //! `answered * den >= num * items` (80% = `[4, 5]`); totals are the mean of the answered items,
 //! their sum, or the prorated sum (mean x items); the BSI indices follow Derogatis &
-//! Melisaratos (1983): GSI = mean, PST = items > 0, PSDI = sum / PST.
+//! Melisaratos (1983): GSI = mean, PST = items > 0, PSDI = sum / PST. Where a row has no
+//! answered item of an instrument but a pre-scored total or subscale
+//! (`<instrument>_total`, `<instrument>_<subscale>` in assessments.csv, `docs/trial-export.md`),
+//! that value is the score, `<instrument>_n_answered` stays empty and [`Scored::prescored`]
+//! lists it.
 
 use crate::ingest::{Arm, GroupId, ParticipantId, SiteId, Trial, Wave};
-use crate::schema::{IndexKind, Instrument, TotalRule};
+use crate::schema::instrument::scale_score;
+use crate::schema::{IndexKind, Instrument};
 use crate::table::{OutColumn, OutValues};
 
 /// What a score column holds.
@@ -63,6 +68,9 @@ pub struct Scored {
     columns: Vec<ScoreColumn>,
     /// Every missing total or subscale with its reason.
     pub exclusions: Vec<ScoreExclusion>,
+    /// Every total or subscale taken pre-scored from the export (no item answered), with
+    /// its source column and row in `reason`.
+    pub prescored: Vec<ScoreExclusion>,
 }
 
 impl Scored {
@@ -164,9 +172,11 @@ impl Scored {
     }
 
     /// The exclusion log as output columns (as [`Scored::exclusion_columns`]), moved out of
-    /// `self` without copying its strings; `self.exclusions` is left empty.
+    /// `self` without copying its strings; `self.exclusions` and `self.prescored` are left
+    /// empty.
     pub fn take_exclusion_columns(&mut self) -> Vec<OutColumn> {
-        let log = std::mem::take(&mut self.exclusions);
+        let mut log = std::mem::take(&mut self.exclusions);
+        log.append(&mut self.prescored);
         let n = log.len();
         let (mut pid, mut wave, mut score, mut reason) = (
             Vec::with_capacity(n),
@@ -188,12 +198,14 @@ impl Scored {
         ]
     }
 
-    /// The exclusion log as output columns `participant_id, wave, score, reason`.
+    /// The exclusion log as output columns `participant_id, wave, score, reason`: every
+    /// missing score, then every score taken pre-scored (reason `pre-scored: ...`).
     pub fn exclusion_columns(&self) -> Vec<OutColumn> {
         let col = |f: &dyn Fn(&ScoreExclusion) -> &str| {
             OutValues::Text(
                 self.exclusions
                     .iter()
+                    .chain(&self.prescored)
                     .map(|e| Some(f(e).to_string()))
                     .collect(),
             )
@@ -223,23 +235,6 @@ fn label(labels: &[String], i: Option<usize>) -> &str {
     i.and_then(|i| labels.get(i))
         .map(String::as_str)
         .unwrap_or("")
-}
-
-/// Mean, sum or prorated sum of the answered values (`NaN` = missing), or why not.
-fn scale_score(values: impl Iterator<Item = f64>, k: usize, rule: TotalRule) -> (usize, f64) {
-    let mut answered = 0usize;
-    let mut sum = 0.0f64;
-    for v in values.filter(|v| !v.is_nan()) {
-        answered += 1;
-        sum += v;
-    }
-    let mean = sum / answered as f64;
-    let score = match rule {
-        TotalRule::Mean => mean,
-        TotalRule::Sum => sum,
-        TotalRule::ProratedSum => mean * k as f64,
-    };
-    (answered, score)
 }
 
 /// Item value after reverse keying (`min + max - v` for reverse-keyed items).
@@ -305,22 +300,30 @@ pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
         .iter()
         .map(|a| match a {
             None => true,
-            Some(a) => trial
-                .items
-                .iter()
-                .all(|m| m.row(*a).iter().all(|v| v.is_nan())),
+            Some(a) => !trial.assessment_has_data(*a),
         })
         .collect();
 
     // instruments in parallel (rayon keeps their order): the columns and the exclusion log
     // come out exactly as from a sequential loop
-    let per_instrument: Vec<(ScoreColumn, Vec<ScoreColumn>, Vec<ScoreExclusion>)> = {
+    type PerInstrument = (
+        ScoreColumn,
+        Vec<ScoreColumn>,
+        Vec<ScoreExclusion>,
+        Vec<ScoreExclusion>,
+    );
+    let per_instrument: Vec<PerInstrument> = {
         use rayon::prelude::*;
         instruments
             .par_iter()
             .map(|inst| {
                 let mut exclusions = Vec::new();
+                let mut prescored_log = Vec::new();
                 let mut details = Vec::new();
+                let prescored = trial
+                    .instrument_index(&inst.name)
+                    .and_then(|i| trial.prescored.get(i))
+                    .filter(|p| !p.is_empty());
                 let matrix = trial
                     .instrument_index(&inst.name)
                     .and_then(|i| trial.items.get(i))
@@ -373,6 +376,50 @@ pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
                     }
                     let row_row = trial.assessments.get(a).map(|x| x.row).unwrap_or(0);
                     let (k, value) = scale_score(buf.iter().copied(), inst.items, inst.total);
+                    // no item answered, a pre-scored value: the value is the score (n_answered
+                    // stays empty: no item was there to count)
+                    if let Some(p) = prescored.filter(|p| k == 0 && p.any(a)) {
+                        let mut note = |score: String, column: String| {
+                            prescored_log.push(ScoreExclusion {
+                                participant_id: pid_text.to_string(),
+                                wave: wave_text.to_string(),
+                                score,
+                                reason: format!(
+                                    "pre-scored: assessments column {column} (row {row_row}); no item answered"
+                                ),
+                            })
+                        };
+                        match p.total(a) {
+                            Some(t) => {
+                                total[r] = Some(t);
+                                note(inst.name.clone(), inst.total_column());
+                            }
+                            None => log(
+                                &inst.name,
+                                format!(
+                                    "no item answered and {} is empty (assessments row {row_row})",
+                                    inst.total_column()
+                                ),
+                            ),
+                        }
+                        for (si, (slot, s)) in subs.iter_mut().zip(&inst.subscales).enumerate() {
+                            let name = format!("{}_{}", inst.name, s.name);
+                            match p.subscale(si, a) {
+                                Some(v) => {
+                                    slot[r] = Some(v);
+                                    note(name, inst.subscale_column(s));
+                                }
+                                None => log(
+                                    &name,
+                                    format!(
+                                        "no item answered and no pre-scored {} (assessments row {row_row})",
+                                        inst.subscale_column(s)
+                                    ),
+                                ),
+                            }
+                        }
+                        continue;
+                    }
                     n_answered[r] = Some(k as f64);
                     let missed_reason =
                         || format!("wave missed: all items empty (assessments row {row_row})");
@@ -466,17 +513,19 @@ pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
                         values,
                     });
                 }
-                (total_column, details, exclusions)
+                (total_column, details, exclusions, prescored_log)
             })
             .collect()
     };
     let mut totals = Vec::with_capacity(instruments.len());
     let mut details = Vec::new();
     let mut exclusions = Vec::new();
-    for (total, det, exc) in per_instrument {
+    let mut prescored = Vec::new();
+    for (total, det, exc, pre) in per_instrument {
         totals.push(total);
         details.extend(det);
         exclusions.extend(exc);
+        prescored.extend(pre);
     }
     totals.extend(details);
 
@@ -495,6 +544,7 @@ pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
         wave_labels: trial.study.waves.iter().map(|w| w.label.clone()).collect(),
         columns: totals,
         exclusions,
+        prescored,
     }
 }
 
@@ -504,6 +554,7 @@ mod tests {
 
     #[test]
     fn scale_score_rules() {
+        use crate::schema::TotalRule;
         let v = [1.0, 2.0, f64::NAN, 3.0];
         assert_eq!(scale_score(v.iter().copied(), 4, TotalRule::Mean), (3, 2.0));
         assert_eq!(scale_score(v.iter().copied(), 4, TotalRule::Sum), (3, 6.0));

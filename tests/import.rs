@@ -618,7 +618,7 @@ fn guess_drafts_a_map_that_places_the_instruments_and_the_arm() {
     let patterns: Vec<(&str, &str)> = m
         .instruments
         .iter()
-        .map(|i| (i.name.as_str(), i.items.as_str()))
+        .map(|i| (i.name.as_str(), i.items.as_deref().unwrap_or("")))
         .collect();
     assert_eq!(
         patterns,
@@ -657,7 +657,69 @@ fn guess_drafts_a_map_that_places_the_instruments_and_the_arm() {
 #[test]
 fn btheb_end_to_end_agrees_with_lme4() {
     let schema = Schema::load(Some(&fx("btheb-schema"))).unwrap();
-    let (dir, _) = import_to(&["btheb.sav"], &map("btheb.toml"), &schema);
+    btheb_agrees_with_lme4(&schema, &map("btheb.toml"));
+}
+
+/// BtheB with the BDI totals as pre-scored totals (`total = "bdi_{wave}"`) of a 21-item BDI-II
+/// (items 0-3, sum): the same scores as the one-item workaround, `bdi_n_answered` empty, every
+/// score listed as pre-scored, and the same lme4 golden values.
+#[test]
+fn btheb_as_prescored_totals_scores_as_the_one_item_workaround() {
+    let schema = Schema::load(Some(&fx("btheb-bdi21-schema"))).unwrap();
+    assert_eq!(schema.instrument("bdi").unwrap().items, 21);
+    let trial = btheb_agrees_with_lme4(&schema, &map("btheb-total.toml"));
+    let workaround = Schema::load(Some(&fx("btheb-schema"))).unwrap();
+    let (dir, _) = import_to(&["btheb.sav"], &map("btheb.toml"), &workaround);
+    let old = load(&dir.path().join("export"), &workaround);
+    let (a, b) = (
+        score(&trial, &trial.instruments),
+        score(&old, &old.instruments),
+    );
+    let key = |s: &herstel::scoring::Scored, r: usize| {
+        (s.participant_id(r).to_string(), s.wave_label(r).to_string())
+    };
+    let want: HashMap<_, _> = (0..b.n_rows())
+        .map(|r| (key(&b, r), b.score("bdi").unwrap()[r]))
+        .collect();
+    assert_eq!(a.n_rows(), b.n_rows());
+    let mut n_scores = 0;
+    for r in 0..a.n_rows() {
+        let got = a.score("bdi").unwrap()[r];
+        assert_eq!(Some(&got), want.get(&key(&a, r)), "{:?}", key(&a, r));
+        n_scores += usize::from(got.is_some());
+        assert_eq!(a.score("bdi_n_answered").unwrap()[r], None);
+    }
+    assert!(n_scores > 250, "{n_scores} BDI scores");
+    // every score came pre-scored and says so in the log; the summary counts them
+    assert_eq!(a.prescored.len(), n_scores);
+    assert!(a.prescored[0]
+        .reason
+        .starts_with("pre-scored: assessments column bdi_total (row "));
+    let (dir2, _) = import_to(&["btheb.sav"], &map("btheb-total.toml"), &schema);
+    let ing = read_export(
+        &dir2.path().join("export"),
+        &schema,
+        &ValidateOptions::default(),
+    );
+    assert_eq!(
+        ing.report.summary.prescored,
+        vec![("bdi".to_string(), n_scores, 0)]
+    );
+    assert!(ing.report.to_string().contains("bdi: "), "{}", ing.report);
+    // the one-item workaround has no pre-scored column
+    let ing = read_export(
+        &dir.path().join("export"),
+        &workaround,
+        &ValidateOptions::default(),
+    );
+    assert!(ing.report.summary.prescored.is_empty());
+}
+
+/// Imports btheb.sav with `lm`, validates, scores and analyses it; the ITT model must agree
+/// with lme4/lmerTest (btheb-expected.json) and what the data cannot support be skipped.
+fn btheb_agrees_with_lme4(schema: &Schema, lm: &LoadedMap) -> Trial {
+    let schema = schema.clone();
+    let (dir, _) = import_to(&["btheb.sav"], lm, &schema);
     let out = dir.path().join("export");
     let ing = read_export(&out, &schema, &ValidateOptions::default());
     assert_eq!(ing.report.n_errors(), 0, "{}", ing.report);
@@ -749,6 +811,7 @@ fn btheb_end_to_end_agrees_with_lme4() {
         labels.iter().any(|l| l.ends_with("at baseline")),
         "{labels:?}"
     );
+    trial
 }
 
 /// Point 8 of issue 13: a wide .sav of 100,000 participants x 3 waves x the six instruments
@@ -1012,7 +1075,14 @@ fn the_shipped_example_map_parses() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("analyses/import-map.toml");
     let lm = import::load_map(&p).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(lm.map.waves.len(), 3);
-    assert_eq!(lm.map.instruments.len(), 3);
+    assert_eq!(lm.map.instruments.len(), 4);
+    let honos = &lm.map.instruments[3];
+    assert!(honos.items.is_none());
+    assert_eq!(
+        honos.total.as_ref().map(|f| f.column.as_str()),
+        Some("honos_tot_{wave}")
+    );
+    assert_eq!(honos.subscales["social"].column, "honos_soc_{wave}");
     assert!(lm.map.admissions.is_some());
     assert_eq!(lm.map.sources[1].dialect().separator, Some(';'));
 }
@@ -1360,4 +1430,370 @@ fn damaged_sources_are_errors_not_panics() {
         std::fs::write(&p, &b).unwrap();
         let _ = import::source::read_source(&p, &import::dialect::DialectOverrides::default());
     }
+}
+
+/// The trial-small export's assessments as a long CSV source in which the HoNOS comes as
+/// pre-scored columns `honos_tot` and `honos_sub_<subscale>`, computed from the scores of the
+/// item-level export; `keep_items`: the HoNOS items stay beside them. Returns the rows (header
+/// first) for a test to edit before [`write_csv`].
+fn honos_totals_rows(keep_items: bool) -> Vec<Vec<String>> {
+    let schema = Schema::embedded().unwrap();
+    let reference = fixtures().join("trial-small/export");
+    let trial = load(&reference, &schema);
+    let s = score(&trial, &trial.instruments);
+    let honos = schema.instrument("honos").unwrap();
+    let names: Vec<String> = std::iter::once("honos".to_string())
+        .chain(honos.subscales.iter().map(|x| format!("honos_{}", x.name)))
+        .collect();
+    let scores: HashMap<(String, String), Vec<Option<f64>>> = (0..s.n_rows())
+        .map(|r| {
+            (
+                (s.participant_id(r).to_string(), s.wave_label(r).to_string()),
+                names.iter().map(|n| s.score(n).unwrap()[r]).collect(),
+            )
+        })
+        .collect();
+    let t = read_table_file(&reference.join("assessments.csv")).unwrap();
+    let keep: Vec<usize> = (0..t.columns().len())
+        .filter(|&c| keep_items || !t.columns()[c].starts_with("honos_"))
+        .collect();
+    let mut header: Vec<String> = keep.iter().map(|&c| t.columns()[c].clone()).collect();
+    header.push("honos_tot".into());
+    header.extend(
+        honos
+            .subscales
+            .iter()
+            .map(|x| format!("honos_sub_{}", x.name)),
+    );
+    let mut rows = vec![header];
+    for i in 0..t.n_rows() {
+        let mut row: Vec<String> = keep
+            .iter()
+            .map(|&c| t.cell(i, c).unwrap_or("").to_string())
+            .collect();
+        let key = (
+            t.cell(i, 0).unwrap().to_string(),
+            t.cell(i, 1).unwrap().to_string(),
+        );
+        for v in &scores[&key] {
+            row.push(v.map(|x| format!("{x}")).unwrap_or_default());
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+fn write_csv(path: &Path, rows: &[Vec<String>]) {
+    let text: String = rows.iter().map(|r| r.join(",") + "\n").collect();
+    assert!(rows.iter().flatten().all(|c| !c.contains(',')));
+    std::fs::write(path, text).unwrap();
+}
+
+/// The map of participants.csv plus the long assessments source of [`honos_totals_rows`]:
+/// five instruments by items, the HoNOS by its total and subscales (and items when
+/// `items`); `honos_missing` lists codes missing for the HoNOS.
+fn honos_totals_map(items: bool, honos_missing: &str) -> LoadedMap {
+    let mut m = String::from(
+        r#"[study]
+name = "trial-small, HoNOS pre-scored"
+arms = ["TAU", "IMR"]
+intervention = "IMR"
+
+[[waves]]
+label = "T0"
+months = 0
+
+[[waves]]
+label = "T1"
+months = 12
+
+[[waves]]
+label = "T2"
+months = 21
+
+[[sources]]
+file = "participants.csv"
+
+[[sources]]
+file = "honos-totals.csv"
+wave_column = "wave"
+
+[participants]
+id = "participant_id"
+arm = "arm"
+site = "site_id"
+team = "team_id"
+group = "group_id"
+randomized_on = "randomized_on"
+age = "age"
+sex = "sex"
+diagnosis = "diagnosis"
+sessions_attended = "sessions_attended"
+
+[assessments]
+assessed_on = "assessed_on"
+"#,
+    );
+    for inst in ["imrs_client", "imrs_clinician", "mhrm", "bsi", "sfs"] {
+        m.push_str(&format!(
+            "\n[[instruments]]\nname = \"{inst}\"\nitems = \"{inst}_{{nn}}\"\n"
+        ));
+    }
+    m.push_str("\n[[instruments]]\nname = \"honos\"\n");
+    if items {
+        m.push_str("items = \"honos_{nn}\"\n");
+    }
+    m.push_str(&format!(
+        "total = {{ column = \"honos_tot\", missing = [999] }}\nmissing = [{honos_missing}]\nsubscales = {{ behaviour = \"honos_sub_behaviour\", impairment = \"honos_sub_impairment\", symptoms = \"honos_sub_symptoms\", social = \"honos_sub_social\" }}\n"
+    ));
+    parse_map(&m, Path::new("honos-totals.toml")).unwrap_or_else(|e| panic!("{e}\n{m}"))
+}
+
+/// Imports participants.csv of trial-small and the rows as honos-totals.csv.
+fn import_honos_totals(
+    rows: &[Vec<String>],
+    lm: &LoadedMap,
+) -> (tempfile::TempDir, import::Assembled) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("honos-totals.csv");
+    write_csv(&src, rows);
+    let paths = [fixtures().join("trial-small/export/participants.csv"), src];
+    let a = import::import(&paths, lm, &Schema::embedded().unwrap()).unwrap();
+    (dir, a)
+}
+
+fn errors(a: &import::Assembled) -> Vec<String> {
+    a.problems
+        .groups()
+        .iter()
+        .filter(|g| g.level == Level::Error)
+        .map(|g| g.to_string())
+        .collect()
+}
+
+/// Issue 13 point 2: an instrument that comes only as scored totals and subscales scores
+/// exactly as the item-level export; the column's missing code 999 is missing, the HoNOS
+/// code 9 (missing for the map's HoNOS) stays a valid total or subscale score.
+#[test]
+fn an_instrument_given_only_as_totals_scores_as_the_item_level_export() {
+    let mut rows = honos_totals_rows(false);
+    let tot = rows[0].iter().position(|c| c == "honos_tot").unwrap();
+    // a user-missing code where the total is missing
+    let empty: Vec<usize> = (1..rows.len())
+        .filter(|&i| rows[i][tot].is_empty())
+        .collect();
+    assert!(empty.len() > 3);
+    for &i in &empty[..3] {
+        rows[i][tot] = "999".into();
+    }
+    let nines = rows
+        .iter()
+        .skip(1)
+        .flat_map(|r| r[tot..].iter())
+        .filter(|c| c.as_str() == "9")
+        .count();
+    assert!(nines > 0, "a score of 9 to keep");
+    let (dir, a) = import_honos_totals(&rows, &honos_totals_map(false, "9"));
+    assert!(errors(&a).is_empty(), "{:?}", errors(&a));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.starts_with("9 is listed as a missing code for honos but is a valid")),
+        "{:?}",
+        a.notes
+    );
+    let missing_logged = a
+        .log
+        .entries
+        .iter()
+        .filter(|e| e.column.as_deref() == Some("honos_tot") && e.value.as_deref() == Some("999"))
+        .count();
+    assert_eq!(missing_logged, 3);
+    let out = dir.path().join("export");
+    import::write_export(&out, &a).unwrap();
+    let header = std::fs::read_to_string(out.join("assessments.csv")).unwrap();
+    let header = header.lines().next().unwrap();
+    assert!(header.contains("honos_total,honos_behaviour"), "{header}");
+    assert!(!header.contains("honos_01"), "{header}");
+    let schema = Schema::embedded().unwrap();
+    let ing = read_export(&out, &schema, &ValidateOptions::default());
+    assert_eq!(ing.report.n_errors(), 0, "{}", ing.report);
+    assert_same_scores_but(&out, false, &["honos_n_answered"]);
+    let trial = ing.trial.unwrap();
+    let s = score(&trial, &trial.instruments);
+    assert!(s
+        .score("honos_n_answered")
+        .unwrap()
+        .iter()
+        .all(|v| v.is_none_or(|k| k == 0.0)));
+    let pre: HashSet<&str> = s.prescored.iter().map(|e| e.score.as_str()).collect();
+    assert_eq!(
+        pre,
+        HashSet::from([
+            "honos",
+            "honos_behaviour",
+            "honos_impairment",
+            "honos_symptoms",
+            "honos_social"
+        ])
+    );
+}
+
+/// A pre-scored value outside the score range is a located error, in the import (source
+/// file, row, column, value) and in the validation of an export (table, row, column, value).
+#[test]
+fn an_out_of_range_total_is_a_located_error() {
+    let mut rows = honos_totals_rows(false);
+    let tot = rows[0].iter().position(|c| c == "honos_tot").unwrap();
+    let i = (1..rows.len()).find(|&i| !rows[i][tot].is_empty()).unwrap();
+    rows[i][tot] = "60".into();
+    let (_dir, a) = import_honos_totals(&rows, &honos_totals_map(false, "999"));
+    let e = errors(&a);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!(
+            "error: a value of honos-totals.csv column honos_tot are outside the score range 0-48 of honos_total (the total of honos: prorated sum of 12 items 0-4), e.g. row {} \"60\"",
+            i + 1
+        )),
+        "{}",
+        e[0]
+    );
+    // the export: honos_total 60 and honos_social 17 (4 items 0-4: 0-16)
+    let (dir, a) = import_honos_totals(&honos_totals_rows(false), &honos_totals_map(false, "999"));
+    let out = dir.path().join("export");
+    import::write_export(&out, &a).unwrap();
+    let path = out.join("assessments.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let (ct, cs) = (
+        lines[0].iter().position(|c| c == "honos_total").unwrap(),
+        lines[0].iter().position(|c| c == "honos_social").unwrap(),
+    );
+    let r = (1..lines.len())
+        .find(|&r| !lines[r][ct].is_empty())
+        .unwrap();
+    lines[r][ct] = "60".into();
+    lines[r + 1][cs] = "17".into();
+    write_csv(&path, &lines);
+    let schema = Schema::embedded().unwrap();
+    let ing = read_export(&out, &schema, &ValidateOptions::default());
+    let errs: Vec<_> = ing.report.errors().collect();
+    assert_eq!(errs.len(), 2, "{}", ing.report);
+    type Located<'a> = (ProblemKind, Option<usize>, Option<&'a str>, Option<&'a str>);
+    let located: Vec<Located> = errs
+        .iter()
+        .map(|p| (p.kind, p.row, p.column.as_deref(), p.value.as_deref()))
+        .collect();
+    assert!(
+        located.contains(&(
+            ProblemKind::OutOfRange,
+            Some(r + 1),
+            Some("honos_total"),
+            Some("60")
+        )),
+        "{located:?}"
+    );
+    assert!(
+        located.contains(&(
+            ProblemKind::OutOfRange,
+            Some(r + 2),
+            Some("honos_social"),
+            Some("17")
+        )),
+        "{located:?}"
+    );
+    assert!(errs.iter().all(|p| p.table == "assessments"));
+    assert!(
+        errs[0].expected.contains("0-48") || errs[1].expected.contains("0-48"),
+        "{}",
+        ing.report
+    );
+}
+
+/// Items and total both mapped: the items are scored, and each total that differs from the
+/// items' total is one grouped warning (none when they agree).
+#[test]
+fn items_and_a_differing_total_give_a_grouped_warning() {
+    let lm = honos_totals_map(true, "999");
+    let rows = honos_totals_rows(true);
+    let (dir, a) = import_honos_totals(&rows, &lm);
+    assert!(errors(&a).is_empty(), "{:?}", errors(&a));
+    let differ = |a: &import::Assembled| -> Vec<String> {
+        a.problems
+            .groups()
+            .iter()
+            .filter(|g| g.level == Level::Warning && g.what.contains("differ from the"))
+            .map(|g| g.to_string())
+            .collect()
+    };
+    assert!(differ(&a).is_empty(), "{:?}", differ(&a));
+    let out = dir.path().join("export");
+    import::write_export(&out, &a).unwrap();
+    assert_same_scores(&out, false);
+    let mut rows = rows;
+    let tot = rows[0].iter().position(|c| c == "honos_tot").unwrap();
+    let given: Vec<usize> = (1..rows.len())
+        .filter(|&i| !rows[i][tot].is_empty())
+        .take(3)
+        .collect();
+    for &i in &given {
+        let x: f64 = rows[i][tot].parse().unwrap();
+        rows[i][tot] = format!("{}", x + 1.0);
+    }
+    let (_dir, a) = import_honos_totals(&rows, &lm);
+    let w = differ(&a);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("warning: 3 values of honos-totals.csv column honos_tot differ from the honos_total computed from the items"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[0].contains(&format!("row {} \"", given[0] + 1)) && w[0].contains("(the items give "),
+        "{}",
+        w[0]
+    );
+}
+
+/// `--guess` proposes `total = "bdi_{wave}"` for BtheB's BDI totals when the schema knows a
+/// `bdi` instrument (waves from the columns' suffixes), and the draft imports; without it the
+/// columns stay unplaced.
+#[test]
+fn guess_proposes_a_total_for_a_known_instrument_only() {
+    let empty = parse_map(
+        "[study]\narms = [\"a\", \"b\"]\n[[waves]]\nlabel = \"T0\"\nmonths = 0\n[participants]\nid = \"id\"\narm = \"arm\"\n",
+        Path::new("guess"),
+    )
+    .unwrap();
+    let bound = import::bind::bind_sources(&[fx("btheb.sav")], &empty).unwrap();
+    let schema = Schema::load(Some(&fx("btheb-bdi21-schema"))).unwrap();
+    let (text, unplaced) = import::guess::guess_map(&bound, &schema);
+    let lm = parse_map(&text, Path::new("draft.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let bdi = lm.map.instruments.iter().find(|i| i.name == "bdi").unwrap();
+    assert_eq!(
+        bdi.total.as_ref().map(|f| f.column.as_str()),
+        Some("bdi_{wave}"),
+        "{text}"
+    );
+    assert!(bdi.items.is_none());
+    assert_eq!(
+        lm.map
+            .waves
+            .iter()
+            .flat_map(|w| w.code_texts())
+            .collect::<Vec<_>>(),
+        vec!["pre", "2m", "3m", "5m", "8m"]
+    );
+    assert!(unplaced.iter().all(|u| !u.contains("bdi_")), "{unplaced:?}");
+    let a = import::import(&[fx("btheb.sav")], &lm, &schema).unwrap();
+    assert!(!a.problems.has_errors(), "{:?}", a.problems.groups());
+    // the BDI unknown to the schema: its columns are listed as unplaced
+    let (_, unplaced) = import::guess::guess_map(&bound, &Schema::embedded().unwrap());
+    assert!(
+        unplaced.iter().any(|u| u.ends_with(": bdi_pre")),
+        "{unplaced:?}"
+    );
 }

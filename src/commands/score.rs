@@ -46,16 +46,22 @@ pub fn run(args: Args) -> CmdResult {
     let mut scored = score(&trial, &trial.instruments);
     write_table_file(&args.out, &scored.to_out_columns())?;
     let n_missing = scored.exclusions.len();
+    let n_prescored = scored.prescored.len();
     if let Some(log) = &args.log {
         let cols = crate::scoring::exclusion_log(&trial, scored.take_exclusion_columns());
         write_table_file(log, &cols)?;
     }
     eprintln!(
-        "scored {} participants x {} waves into {} ({} missing scores logged)",
+        "scored {} participants x {} waves into {} ({} missing scores logged{})",
         trial.participants.len(),
         trial.study.waves.len(),
         args.out.display(),
-        n_missing
+        n_missing,
+        if n_prescored > 0 {
+            format!(", {n_prescored} scores taken pre-scored from the export")
+        } else {
+            String::new()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

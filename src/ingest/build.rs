@@ -6,11 +6,11 @@ use std::path::Path;
 use super::report::{Problem, ProblemKind, Severity, Summary, ValidationReport};
 use super::{
     Admission, Arm, Assessment, Date, Exclusion, ExtraColumn, Group, GroupId, Ingested, ItemMatrix,
-    Participant, ParticipantId, Site, SiteId, Trial, ValidateOptions, Wave,
+    Participant, ParticipantId, PreScored, Site, SiteId, Trial, ValidateOptions, Wave,
 };
 use crate::schema::{
     ColumnSchema, ColumnType, Design, Instrument, Schema, SchemaError, Study, TableSchema,
-    ValueType,
+    TotalRule, ValueType,
 };
 use crate::table::{file_row, find_table, read_table_file, RawTable, TableError};
 
@@ -404,7 +404,18 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
     }
     if let Some(t) = tables.get("assessments") {
         for inst in &instruments {
-            for col in inst.item_columns() {
+            // an instrument delivered only as pre-scored totals or subscales has no item
+            // columns at all; some but not all of them is an error
+            let prescored = t.column_index(&inst.total_column()).is_some()
+                || inst
+                    .subscales
+                    .iter()
+                    .any(|s| t.column_index(&inst.subscale_column(s)).is_some());
+            let cols = inst.item_columns();
+            if prescored && cols.iter().all(|c| t.column_index(c).is_none()) {
+                continue;
+            }
+            for col in cols {
                 if t.column_index(&col).is_none() {
                     cx.error(
                         ProblemKind::MissingColumn,
@@ -849,6 +860,7 @@ fn build_trial(
     // assessments
     let mut assessments: Vec<Assessment> = Vec::new();
     let mut items: Vec<ItemMatrix> = Vec::new();
+    let mut prescored: Vec<PreScored> = vec![PreScored::default(); instruments.len()];
     if let Some(t) = tables.get("assessments") {
         let n = t.n_rows();
         let mut fl = take_flags(flags, "assessments", n);
@@ -875,6 +887,47 @@ fn build_trial(
                 );
             }
             raw_items.push(matrix);
+        }
+        let mut raw_prescored: Vec<PreScored> = Vec::with_capacity(instruments.len());
+        for inst in &instruments {
+            let (lo, hi) = inst.total_range();
+            let total = prescored_column(
+                cx,
+                &mut fl,
+                t,
+                &inst.total_column(),
+                (lo, hi),
+                &format!(
+                    "the total of {} ({} of items {}-{})",
+                    inst.name,
+                    rule_text(inst.total),
+                    inst.min,
+                    inst.max
+                ),
+            );
+            let subscales = inst
+                .subscales
+                .iter()
+                .map(|s| {
+                    prescored_column(
+                        cx,
+                        &mut fl,
+                        t,
+                        &inst.subscale_column(s),
+                        inst.subscale_range(s),
+                        &format!(
+                            "subscale {} of {} ({} of {} items {}-{})",
+                            s.name,
+                            inst.name,
+                            rule_text(s.rule),
+                            s.items.len(),
+                            inst.min,
+                            inst.max
+                        ),
+                    )
+                })
+                .collect();
+            raw_prescored.push(PreScored { total, subscales });
         }
         let c_pid = t.column_index("participant_id");
         let c_wave = t.column_index("wave");
@@ -905,11 +958,13 @@ fn build_trial(
             });
             kept.push(i);
         }
-        items = if kept.len() == n {
-            raw_items
+        if kept.len() == n {
+            items = raw_items;
+            prescored = raw_prescored;
         } else {
-            raw_items.iter().map(|m| m.select_rows(&kept)).collect()
-        };
+            items = raw_items.iter().map(|m| m.select_rows(&kept)).collect();
+            prescored = raw_prescored.iter().map(|p| p.select_rows(&kept)).collect();
+        }
     }
 
     // admissions
@@ -1030,6 +1085,7 @@ fn build_trial(
         participants,
         assessments,
         items,
+        prescored,
         admissions,
         admissions_collected: tables.contains_key("admissions"),
         participant_extra,
@@ -1136,6 +1192,58 @@ fn item_expectation(inst: &Instrument) -> String {
     format!("{kind_text} {}-{}{nk}", inst.min, inst.max)
 }
 
+/// How a score is formed, for messages.
+fn rule_text(rule: TotalRule) -> &'static str {
+    match rule {
+        TotalRule::Mean => "mean",
+        TotalRule::Sum => "sum",
+        TotalRule::ProratedSum => "prorated sum",
+    }
+}
+
+/// Reads a pre-scored column (`<instrument>_total` or `<instrument>_<subscale>`) of
+/// assessments.csv, if present: numbers within `range` (the score range the instrument's
+/// item range and rule allow); a cell that is not a number or outside the range is an error
+/// located by row, column and value (its row is then excluded, as for a bad item).
+fn prescored_column(
+    cx: &mut Ctx,
+    fl: &mut RowFlags,
+    t: &RawTable,
+    column: &str,
+    (lo, hi): (f64, f64),
+    what: &str,
+) -> Option<Vec<f64>> {
+    let ci = t.column_index(column)?;
+    let expected = format!("a number {lo}-{hi}: {what}");
+    let mut out = Vec::with_capacity(t.n_rows());
+    for (i, v) in t.column_cells(ci).enumerate() {
+        let Some(v) = v else {
+            out.push(f64::NAN);
+            continue;
+        };
+        match parse_num(v) {
+            Some(x) if x >= lo && x <= hi => out.push(x),
+            x => {
+                let kind = match x {
+                    None => ProblemKind::NotANumber,
+                    Some(_) => ProblemKind::OutOfRange,
+                };
+                cx.row_error(
+                    fl,
+                    kind,
+                    "assessments",
+                    i,
+                    Some(column),
+                    Some(v),
+                    expected.clone(),
+                );
+                out.push(f64::NAN);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// Parses and range-checks the item columns of one instrument for every assessment row:
 /// the item matrix ("not known" codes and bad cells missing) and the bad cells, in column
 /// then row order (as the report lists them).
@@ -1191,8 +1299,7 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
             .iter()
             .map(|m| m.row(a_idx).iter().filter(|v| !v.is_nan()).count())
             .collect();
-        let any = answered.iter().any(|&k| k > 0);
-        if !any {
+        if !trial.assessment_has_data(a_idx) {
             continue; // a missed wave
         }
         if a.wave.index() > 0 {
@@ -1200,8 +1307,10 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
                 *f = true;
             }
         }
-        for (inst, &k) in trial.instruments.iter().zip(&answered) {
-            if !inst.min_answered_share.met(k, inst.items) {
+        for (j, (inst, &k)) in trial.instruments.iter().zip(&answered).enumerate() {
+            // no item but a pre-scored value: the instrument came scored
+            let came_scored = k == 0 && trial.prescored.get(j).is_some_and(|p| p.any(a_idx));
+            if !came_scored && !inst.min_answered_share.met(k, inst.items) {
                 cx.warn(
                     ProblemKind::ItemMissingness,
                     "assessments",
@@ -1251,7 +1360,7 @@ fn warnings(cx: &mut Ctx, trial: &Trial, options: &ValidateOptions) {
                     Some(p.row),
                     Some("participant_id"),
                     Some(&p.id),
-                    "at least one assessment with answered items after baseline",
+                    "at least one assessment with answered items or pre-scored scores after baseline",
                 );
             }
         }
@@ -1285,11 +1394,7 @@ fn summarize(trial: &Trial) -> Summary {
         if let Some(r) = rows.get_mut(a.wave.index()) {
             *r += 1;
         }
-        if trial
-            .items
-            .iter()
-            .any(|m| m.row(i).iter().any(|v| !v.is_nan()))
-        {
+        if trial.assessment_has_data(i) {
             if let Some(r) = answered.get_mut(a.wave.index()) {
                 *r += 1;
             }
@@ -1308,7 +1413,26 @@ fn summarize(trial: &Trial) -> Summary {
             }
         }
     }
+    let prescored = trial
+        .instruments
+        .iter()
+        .zip(&trial.prescored)
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(inst, p)| {
+            let n = trial.assessments.len();
+            let totals = (0..n).filter(|&a| p.total(a).is_some()).count();
+            let subs = (0..n)
+                .map(|a| {
+                    (0..p.subscales.len())
+                        .filter(|&s| p.subscale(s, a).is_some())
+                        .count()
+                })
+                .sum();
+            (inst.name.clone(), totals, subs)
+        })
+        .collect();
     Summary {
+        prescored,
         participants_by_arm_site,
         participants_by_arm: trial.study.arms.iter().cloned().zip(by_arm).collect(),
         assessments_by_wave: trial

@@ -159,6 +159,60 @@ impl ItemMatrix {
     }
 }
 
+/// Pre-scored totals and subscales of one instrument: the assessments.csv columns
+/// `<instrument>_total` and `<instrument>_<subscale>` (`docs/trial-export.md`, "Pre-scored
+/// totals"), rows aligned with [`Trial::assessments`], `NaN` = missing. Scoring uses them where
+/// the row has no answered item of the instrument.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PreScored {
+    /// `None`: the export has no `<instrument>_total` column.
+    pub total: Option<Vec<f64>>,
+    /// Aligned with the instrument's subscales; `None`: no such column.
+    pub subscales: Vec<Option<Vec<f64>>>,
+}
+
+impl PreScored {
+    /// True when the export has no pre-scored column of the instrument.
+    pub fn is_empty(&self) -> bool {
+        self.total.is_none() && self.subscales.iter().all(Option::is_none)
+    }
+
+    /// The pre-scored total of one assessment.
+    pub fn total(&self, assessment: usize) -> Option<f64> {
+        value_at(self.total.as_deref(), assessment)
+    }
+
+    /// The pre-scored subscale `s` (index into the instrument's subscales) of one assessment.
+    pub fn subscale(&self, s: usize, assessment: usize) -> Option<f64> {
+        value_at(self.subscales.get(s).and_then(|v| v.as_deref()), assessment)
+    }
+
+    /// True when the assessment has any pre-scored value of the instrument.
+    pub fn any(&self, assessment: usize) -> bool {
+        self.total(assessment).is_some()
+            || (0..self.subscales.len()).any(|s| self.subscale(s, assessment).is_some())
+    }
+
+    /// Keeps only the listed rows, in that order.
+    pub(crate) fn select_rows(&self, rows: &[usize]) -> PreScored {
+        let pick = |v: &Option<Vec<f64>>| {
+            v.as_ref().map(|v| {
+                rows.iter()
+                    .map(|&r| v.get(r).copied().unwrap_or(f64::NAN))
+                    .collect()
+            })
+        };
+        PreScored {
+            total: pick(&self.total),
+            subscales: self.subscales.iter().map(pick).collect(),
+        }
+    }
+}
+
+fn value_at(v: Option<&[f64]>, i: usize) -> Option<f64> {
+    v.and_then(|v| v.get(i)).copied().filter(|x| !x.is_nan())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
     pub participant: ParticipantId,
@@ -199,6 +253,9 @@ pub struct Trial {
     pub assessments: Vec<Assessment>,
     /// One matrix per instrument (aligned with `instruments`), rows aligned with `assessments`.
     pub items: Vec<ItemMatrix>,
+    /// Pre-scored totals and subscales per instrument (aligned with `instruments`; empty
+    /// entries when the export has none), rows aligned with `assessments`.
+    pub prescored: Vec<PreScored>,
     pub admissions: Vec<Admission>,
     /// False when the export has no admissions table (admissions not collected), true when it
     /// has one, even without rows (nobody admitted).
@@ -256,6 +313,15 @@ impl Trial {
     /// Position of an instrument in [`Trial::instruments`] / [`Trial::items`].
     pub fn instrument_index(&self, name: &str) -> Option<usize> {
         self.instruments.iter().position(|i| i.name == name)
+    }
+
+    /// True when assessment `a` has an answered item or a pre-scored value of any
+    /// instrument (else it is a missed wave).
+    pub fn assessment_has_data(&self, a: usize) -> bool {
+        self.items
+            .iter()
+            .any(|m| m.row(a).iter().any(|v| !v.is_nan()))
+            || self.prescored.iter().any(|p| p.any(a))
     }
 
     /// Assessment index for each (participant, wave) present.

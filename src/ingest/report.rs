@@ -145,6 +145,9 @@ pub struct Summary {
     pub sites: usize,
     pub groups: usize,
     pub participants: usize,
+    /// (instrument, pre-scored totals, pre-scored subscale values) for each instrument with
+    /// pre-scored columns in assessments.csv (`<instrument>_total`, `<instrument>_<subscale>`).
+    pub prescored: Vec<(String, usize, usize)>,
 }
 
 impl fmt::Display for Summary {
@@ -163,7 +166,13 @@ impl fmt::Display for Summary {
         for (wave, rows, answered) in &self.assessments_by_wave {
             writeln!(
                 f,
-                "  wave {wave}: {rows} assessment rows, {answered} with answered items"
+                "  wave {wave}: {rows} assessment rows, {answered} with answered items or pre-scored scores"
+            )?;
+        }
+        for (inst, totals, subscales) in &self.prescored {
+            writeln!(
+                f,
+                "  {inst}: {totals} pre-scored totals and {subscales} pre-scored subscale scores (used where no item is answered)"
             )?;
         }
         write!(

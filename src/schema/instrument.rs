@@ -262,6 +262,106 @@ impl Instrument {
     pub fn min_answered(&self) -> usize {
         self.min_answered_share.min_items(self.items)
     }
+
+    /// Column of a pre-scored total in assessments.csv: `<instrument>_total`.
+    pub fn total_column(&self) -> String {
+        format!("{}_total", self.name)
+    }
+
+    /// Column of a pre-scored subscale in assessments.csv: `<instrument>_<subscale>`.
+    pub fn subscale_column(&self, s: &Subscale) -> String {
+        format!("{}_{}", self.name, s.name)
+    }
+
+    /// Inclusive range of the total score: the item range under the total rule (mean:
+    /// `[min, max]`; prorated sum: `[items x min, items x max]`; sum: from the fewest valid
+    /// answered items at the minimum to every item at the maximum).
+    pub fn total_range(&self) -> (f64, f64) {
+        rule_range(
+            self.total,
+            self.items,
+            self.min_answered(),
+            self.min,
+            self.max,
+        )
+    }
+
+    /// Inclusive range of a subscale score, as [`Instrument::total_range`] for its items.
+    pub fn subscale_range(&self, s: &Subscale) -> (f64, f64) {
+        let k = s.items.len();
+        let share = s.min_answered_share.unwrap_or(self.min_answered_share);
+        rule_range(s.rule, k, share.min_items(k).max(1), self.min, self.max)
+    }
+
+    /// Item value after reverse keying (`min + max - v` for reverse-keyed items; `item`
+    /// 0-based).
+    pub fn keyed(&self, item: usize, v: f64) -> f64 {
+        if self.reverse.contains(&(item + 1)) {
+            self.min + self.max - v
+        } else {
+            v
+        }
+    }
+
+    /// The total of one assessment's item values (`NaN` = missing, in item order, not yet
+    /// reverse-keyed; not-known codes count as missing), by the instrument's rule; `None`
+    /// when too few items are answered.
+    /// The same rule as [`crate::scoring`], for checks below the scoring layer (a pre-scored
+    /// total against its items in `herstel import`).
+    pub fn total_of(&self, items: &[f64]) -> Option<f64> {
+        let keyed = items.iter().enumerate().map(|(j, &v)| {
+            if v.is_nan() || self.is_not_known(v) {
+                f64::NAN
+            } else {
+                self.keyed(j, v)
+            }
+        });
+        let (k, v) = scale_score(keyed, self.items, self.total);
+        (k > 0 && self.min_answered_share.met(k, self.items)).then_some(v)
+    }
+
+    /// A subscale of one assessment's item values, as [`Instrument::total_of`].
+    pub fn subscale_of(&self, s: &Subscale, items: &[f64]) -> Option<f64> {
+        let values = s.items.iter().map(|&i| {
+            let j = i.wrapping_sub(1);
+            match items.get(j) {
+                Some(&v) if !v.is_nan() && !self.is_not_known(v) => self.keyed(j, v),
+                _ => f64::NAN,
+            }
+        });
+        let (k, v) = scale_score(values, s.items.len(), s.rule);
+        let share = s.min_answered_share.unwrap_or(self.min_answered_share);
+        (k > 0 && share.met(k, s.items.len())).then_some(v)
+    }
+}
+
+/// Range of a score by `rule` over `k` items rated `min`-`max`, valid with at least
+/// `fewest` answered items.
+fn rule_range(rule: TotalRule, k: usize, fewest: usize, min: f64, max: f64) -> (f64, f64) {
+    let (k, fewest) = (k as f64, fewest.max(1) as f64);
+    match rule {
+        TotalRule::Mean => (min, max),
+        TotalRule::ProratedSum => (k * min, k * max),
+        TotalRule::Sum => ((fewest * min).min(k * min), (k * max).max(fewest * max)),
+    }
+}
+
+/// Mean, sum or prorated sum (mean x `k`) of the answered values (`NaN` = missing), with the
+/// number answered; the score is `NaN` when none is.
+pub fn scale_score(values: impl Iterator<Item = f64>, k: usize, rule: TotalRule) -> (usize, f64) {
+    let mut answered = 0usize;
+    let mut sum = 0.0f64;
+    for v in values.filter(|v| !v.is_nan()) {
+        answered += 1;
+        sum += v;
+    }
+    let mean = sum / answered as f64;
+    let score = match rule {
+        TotalRule::Mean => mean,
+        TotalRule::Sum => sum,
+        TotalRule::ProratedSum => mean * k as f64,
+    };
+    (answered, score)
 }
 
 #[cfg(test)]
@@ -282,5 +382,36 @@ mod tests {
         assert_eq!(s.min_items(6), 5);
         assert!(Share::try_from([5, 4]).is_err());
         assert!(Share::try_from([1, 0]).is_err());
+    }
+
+    #[test]
+    fn score_ranges_follow_the_total_rule() {
+        let s = crate::schema::Schema::embedded().unwrap();
+        let honos = s.instrument("honos").unwrap();
+        assert_eq!(honos.total_range(), (0.0, 48.0));
+        assert_eq!(honos.subscale_range(&honos.subscales[0]), (0.0, 12.0));
+        assert_eq!(
+            s.instrument("imrs_client").unwrap().total_range(),
+            (1.0, 5.0)
+        );
+        let mut sum = honos.clone();
+        sum.total = TotalRule::Sum;
+        sum.min = 1.0;
+        // 10 of 12 items needed: the smallest valid sum is 10
+        assert_eq!(sum.total_range(), (10.0, 48.0));
+        let items = [1.0, 2.0, f64::NAN, 3.0];
+        assert_eq!(
+            scale_score(items.iter().copied(), 4, TotalRule::ProratedSum),
+            (3, 8.0)
+        );
+        assert_eq!(honos.total_of(&[1.0; 12]), Some(12.0));
+        assert_eq!(honos.total_of(&[f64::NAN; 12]), None);
+        // 9 = not known: missing, the total prorated from the 11 others
+        let mut nine = [1.0; 12];
+        nine[0] = 9.0;
+        assert_eq!(honos.total_of(&nine), Some(12.0));
+        // behaviour (items 1-3) has 2 of 3 answered: below 80%; social (9-12) all four
+        assert_eq!(honos.subscale_of(&honos.subscales[0], &nine), None);
+        assert_eq!(honos.subscale_of(&honos.subscales[3], &nine), Some(4.0));
     }
 }

@@ -23,7 +23,7 @@ use super::RoutineSpec;
 use crate::frame::{Column, Frame};
 use crate::ingest::{
     Admission, Assessment, ExtraColumn, Group, GroupId, ItemMatrix, Participant, ParticipantId,
-    Site, SiteId, Trial,
+    PreScored, Site, SiteId, Trial,
 };
 use crate::lmm::{fit_model_frame, LmmOptions};
 use crate::results::{RoutineResult, RoutineSiteRow};
@@ -183,6 +183,13 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
             .iter()
             .map(|&i| ItemMatrix::new(n_assess, first.instruments[i].items))
             .collect(),
+        prescored: instruments
+            .iter()
+            .map(|&i| PreScored {
+                total: None,
+                subscales: vec![None; first.instruments[i].subscales.len()],
+            })
+            .collect(),
         admissions: Vec::new(),
         admissions_collected: trials.iter().any(|(_, t)| t.admissions_collected),
         participant_extra: p_extra
@@ -252,6 +259,13 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
             let Some(j) = t.instrument_index(name) else {
                 continue;
             };
+            if let (Some(src), Some(dst)) = (t.prescored.get(j), out.prescored.get_mut(k)) {
+                let n = t.assessments.len();
+                append_prescored(&mut dst.total, src.total.as_ref(), assess0, n);
+                for (s, d) in dst.subscales.iter_mut().enumerate() {
+                    append_prescored(d, src.subscales.get(s).and_then(Option::as_ref), assess0, n);
+                }
+            }
             let (Some(src), Some(dst)) = (t.items.get(j), out.items.get_mut(k)) else {
                 continue;
             };
@@ -286,6 +300,19 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
             }));
     }
     Ok(out)
+}
+
+/// Appends one export's pre-scored column (`None`: it has none) to the pooled one, which
+/// holds `before` rows; the pooled column exists once any export has it.
+fn append_prescored(dst: &mut Option<Vec<f64>>, src: Option<&Vec<f64>>, before: usize, n: usize) {
+    if dst.is_none() && src.is_none() {
+        return;
+    }
+    let d = dst.get_or_insert_with(|| vec![f64::NAN; before]);
+    match src {
+        Some(v) => d.extend(v.iter().copied()),
+        None => d.extend(std::iter::repeat_n(f64::NAN, n)),
+    }
 }
 
 /// Appends one export's extra columns (by name) and its `study` label to pooled columns.

@@ -890,9 +890,41 @@ fn site_names(
 struct InstrumentPlan {
     inst: Instrument,
     map: InstrumentMap,
+    /// The map gives an item pattern (else the item columns are not written).
+    has_items: bool,
     /// [wave][item] -> location
     locs: Vec<Vec<Option<Loc>>>,
+    /// Pre-scored total and subscales (`total`, `subscales` in the map).
+    scores: Vec<ScorePlan>,
 }
+
+/// Where a pre-scored total or subscale of an instrument is at each wave.
+struct ScorePlan {
+    /// Export column: `<instrument>_total` or `<instrument>_<subscale>`.
+    export: String,
+    /// Index into the instrument's subscales; `None`: the total.
+    subscale: Option<usize>,
+    field: Field,
+    /// Inclusive score range (from the item range and the rule).
+    range: (f64, f64),
+    /// What the score is, for messages (`sum of 21 items 0-3`).
+    what: String,
+    /// [wave] -> location
+    locs: Vec<Option<Loc>>,
+}
+
+/// A rule in words, for messages.
+fn rule_words(rule: crate::schema::TotalRule) -> &'static str {
+    match rule {
+        crate::schema::TotalRule::Mean => "mean",
+        crate::schema::TotalRule::Sum => "sum",
+        crate::schema::TotalRule::ProratedSum => "prorated sum",
+    }
+}
+
+/// Pre-scored totals may be rounded: a difference from the total of the items up to this is
+/// not reported (two decimals).
+const TOTAL_TOLERANCE: f64 = 0.005 + 1e-9;
 
 /// Finds a per-wave column: with `{wave}` in wide sources under each wave code, without it
 /// in the wave's own file or in long sources.
@@ -952,28 +984,35 @@ fn plan_instruments(cx: &mut Ctx<'_>, schema: &Schema) -> Vec<InstrumentPlan> {
             );
             continue;
         };
-        let has_wave = im.items.contains("{wave}");
         let mut locs = vec![vec![None; inst.items]; n_waves];
+        let scores = plan_scores(cx, &im, &inst);
+        let Some(items) = im.items.clone() else {
+            plans.push(InstrumentPlan {
+                inst,
+                map: im,
+                has_items: false,
+                locs,
+                scores,
+            });
+            continue;
+        };
+        let has_wave = items.contains("{wave}");
         for (w, wl) in locs.iter_mut().enumerate() {
             for (n, slot) in wl.iter_mut().enumerate() {
-                *slot = find_wave_column(
-                    cx,
-                    &|code| pattern_column(&im.items, n + 1, code),
-                    has_wave,
-                    w,
-                );
+                *slot =
+                    find_wave_column(cx, &|code| pattern_column(&items, n + 1, code), has_wave, w);
             }
         }
         let found: usize = locs.iter().flatten().filter(|l| l.is_some()).count();
         let file = cx.map_file();
-        let line = cx.lm.line_of_value(&im.items);
+        let line = cx.lm.line_of_value(&items);
         let map_src = format!(
             "{file}{}",
             line.map(|l| format!(" (line {l})")).unwrap_or_default()
         );
         if found == 0 {
             let example = pattern_column(
-                &im.items,
+                &items,
                 1,
                 &cx.lm
                     .map
@@ -988,7 +1027,7 @@ fn plan_instruments(cx: &mut Ctx<'_>, schema: &Schema) -> Vec<InstrumentPlan> {
                 Some(&format!("instruments {}", im.name)),
                 None,
                 None,
-                format!("items = \"{}\" matches no column (item 1 at the first wave would be {example})", im.items),
+                format!("items = \"{items}\" matches no column (item 1 at the first wave would be {example})"),
                 format!("correct the pattern ({{n}} item number, {{nn}} two digits, {{wave}} wave code){hint}"),
             );
             continue;
@@ -1008,7 +1047,7 @@ fn plan_instruments(cx: &mut Ctx<'_>, schema: &Schema) -> Vec<InstrumentPlan> {
                     .filter(|(_, l)| l.is_none())
                     .take(5)
                     .map(|(n, _)| {
-                        pattern_column(&im.items, n + 1, &cx.lm.map.waves[w].code_texts()[0])
+                        pattern_column(&items, n + 1, &cx.lm.map.waves[w].code_texts()[0])
                     })
                     .collect();
                 cx.out.problems.error(
@@ -1031,10 +1070,137 @@ fn plan_instruments(cx: &mut Ctx<'_>, schema: &Schema) -> Vec<InstrumentPlan> {
         plans.push(InstrumentPlan {
             inst,
             map: im,
+            has_items: true,
             locs,
+            scores,
         });
     }
     plans
+}
+
+/// The pre-scored total and subscale columns of one `[[instruments]]` entry, per wave; a
+/// subscale the instrument does not define or a pattern that matches no column is a located
+/// error, a wave without the column a note.
+fn plan_scores(cx: &mut Ctx<'_>, im: &InstrumentMap, inst: &Instrument) -> Vec<ScorePlan> {
+    let mut wanted: Vec<(Option<usize>, String, Field)> = Vec::new();
+    if let Some(f) = &im.total {
+        wanted.push((None, "total".to_string(), f.clone()));
+    }
+    for (name, f) in &im.subscales {
+        match inst.subscales.iter().position(|s| &s.name == name) {
+            Some(k) => wanted.push((Some(k), name.clone(), f.clone())),
+            None => {
+                let line = cx.lm.line_of_value(&f.column);
+                let file = cx.map_file();
+                let known: Vec<&str> = inst.subscales.iter().map(|s| s.name.as_str()).collect();
+                cx.out.problems.error(
+                    &format!(
+                        "{file}{}",
+                        line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                    ),
+                    Some(&format!("instruments {} subscales", im.name)),
+                    None,
+                    None,
+                    format!("\"{name}\" is not a subscale of {}", im.name),
+                    if known.is_empty() {
+                        format!(
+                            "{} defines no subscales: add them to its definition (--schema) or map the column as a covariate",
+                            im.name
+                        )
+                    } else {
+                        format!("use one of {}", known.join(", "))
+                    },
+                );
+            }
+        }
+    }
+    let waves = cx.lm.map.waves.clone();
+    let mut out = Vec::new();
+    for (subscale, key, f) in wanted {
+        let has_wave = f.column.contains("{wave}");
+        let locs: Vec<Option<Loc>> = (0..waves.len())
+            .map(|w| find_wave_column(cx, &|code| f.column.replace("{wave}", code), has_wave, w))
+            .collect();
+        let (export, range, what) = match subscale.and_then(|k| inst.subscales.get(k)) {
+            None => (
+                inst.total_column(),
+                inst.total_range(),
+                format!(
+                    "the total of {}: {} of {} items {}-{}",
+                    inst.name,
+                    rule_words(inst.total),
+                    inst.items,
+                    num_text(inst.min),
+                    num_text(inst.max)
+                ),
+            ),
+            Some(s) => (
+                inst.subscale_column(s),
+                inst.subscale_range(s),
+                format!(
+                    "subscale {} of {}: {} of {} items {}-{}",
+                    s.name,
+                    inst.name,
+                    rule_words(s.rule),
+                    s.items.len(),
+                    num_text(inst.min),
+                    num_text(inst.max)
+                ),
+            ),
+        };
+        if locs.iter().all(Option::is_none) {
+            let example = f.column.replace(
+                "{wave}",
+                &waves
+                    .first()
+                    .map(|w| w.code_texts()[0].clone())
+                    .unwrap_or_default(),
+            );
+            let hint = closest_hint(&example, cx.all_column_names());
+            let line = cx.lm.line_of_value(&f.column);
+            let file = cx.map_file();
+            let shown = if subscale.is_some() {
+                format!("subscales {key}")
+            } else {
+                "total".to_string()
+            };
+            cx.out.problems.error(
+                &format!(
+                    "{file}{}",
+                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                ),
+                Some(&format!("instruments {}", im.name)),
+                None,
+                None,
+                format!(
+                    "{shown} = \"{}\" matches no column (at the first wave it would be {example})",
+                    f.column
+                ),
+                format!("correct the pattern ({{wave}} wave code){hint}"),
+            );
+            continue;
+        }
+        for (w, l) in locs.iter().enumerate() {
+            if l.is_none() {
+                cx.out.notes.push(format!(
+                    "{export} has no column at wave {}: not measured then",
+                    waves[w].label
+                ));
+            }
+        }
+        for l in locs.iter().flatten() {
+            cx.mark(*l);
+        }
+        out.push(ScorePlan {
+            export,
+            subscale,
+            field: f,
+            range,
+            what,
+            locs,
+        });
+    }
+    out
 }
 
 /// assessments.csv; returns the names of instruments with data, and the row count.
@@ -1070,6 +1236,14 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
     let ids = cx.ids.clone();
     let mut row_vals: Vec<Vec<Option<f64>>> =
         plans.iter().map(|p| vec![None; p.inst.items]).collect();
+    // pre-scored values: [plan][score] -> column, and this row's values
+    let mut score_cols: Vec<Vec<Vec<Option<f64>>>> = plans
+        .iter()
+        .map(|p| vec![Vec::new(); p.scores.len()])
+        .collect();
+    let mut score_vals: Vec<Vec<Option<f64>>> =
+        plans.iter().map(|p| vec![None; p.scores.len()]).collect();
+    let mut kept_valid_codes: std::collections::HashSet<(String, String)> = Default::default();
     let n_sources = cx.sources.len();
     let mut src_rows: Vec<Option<usize>> = vec![None; n_sources];
     for id in &ids {
@@ -1199,6 +1373,146 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                     }
                 }
             }
+            for (pi, p) in plans.iter().enumerate() {
+                let items: Vec<f64> = row_vals[pi].iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                for (k, sp) in p.scores.iter().enumerate() {
+                    score_vals[pi][k] = None;
+                    let Some(l) = sp.locs[w] else {
+                        continue;
+                    };
+                    let Some(i) = src_rows[l.src] else {
+                        continue;
+                    };
+                    let s = &cx.sources[l.src];
+                    let col = &s.table.columns[l.col];
+                    let cell = s.table.cell(i, l.col);
+                    let row = source_row(&s.table, i);
+                    let export = format!("assessments {id} {} {}", wave.label, sp.export);
+                    // the column's own codes always; the instrument's and [assessments] codes
+                    // only where they cannot be a score (99 may be a valid total)
+                    let v = num_cell(
+                        &s.table,
+                        col,
+                        cell,
+                        &[(&sp.field.missing, "missing of the column")],
+                    );
+                    let (lo, hi) = sp.range;
+                    let listed = |x: f64| {
+                        p.map.missing.iter().any(|k| k.num() == Some(x))
+                            || assess_missing.iter().any(|k| k.num() == Some(x))
+                    };
+                    let v = match v {
+                        NumCell::Value(x) if (x < lo || x > hi) && listed(x) => {
+                            NumCell::Missing(super::values::MissingWhy::Map(
+                                "missing of the instrument or [assessments] missing",
+                            ))
+                        }
+                        other => other,
+                    };
+                    match v {
+                        NumCell::Empty => {}
+                        NumCell::Missing(why) => {
+                            cx.out.log.push(LogEntry {
+                                source: s.name.clone(),
+                                row: Some(row),
+                                column: Some(col.name.clone()),
+                                value: id_of(cell).or_else(|| match cell {
+                                    Cell::Tagged(c) => Some(format!(".{c}")),
+                                    _ => None,
+                                }),
+                                action: Action::MissingCode,
+                                export,
+                                reason: why.describe(),
+                                count: 1,
+                            });
+                        }
+                        NumCell::NotANumber(t) => {
+                            cx.out.problems.error(
+                                &s.name,
+                                Some(&col.name),
+                                Some(row),
+                                Some(&t),
+                                format!("are not numbers ({})", sp.export),
+                                format!(
+                                    "list such codes in `missing` of the column in the map ({{ column = \"{}\", missing = [...] }}), or correct them",
+                                    sp.field.column
+                                ),
+                            );
+                        }
+                        NumCell::Value(x) if x < lo || x > hi => {
+                            cx.out.problems.error(
+                                &s.name,
+                                Some(&col.name),
+                                Some(row),
+                                Some(&num_text(x)),
+                                format!(
+                                    "are outside the score range {}-{} of {} ({})",
+                                    num_text(lo),
+                                    num_text(hi),
+                                    sp.export,
+                                    sp.what
+                                ),
+                                format!(
+                                    "if they are missing codes, list them in `missing` of the column or of [[instruments]] {}; else check that the column holds {}",
+                                    p.inst.name, sp.what
+                                ),
+                            );
+                            cx.out.log.push(LogEntry {
+                                source: s.name.clone(),
+                                row: Some(row),
+                                column: Some(col.name.clone()),
+                                value: Some(num_text(x)),
+                                action: Action::InvalidValue,
+                                export,
+                                reason: "outside the score range".into(),
+                                count: 1,
+                            });
+                        }
+                        NumCell::Value(x) => {
+                            if listed(x)
+                                && kept_valid_codes.insert((sp.export.clone(), num_text(x)))
+                            {
+                                cx.out.notes.push(format!(
+                                    "{} is listed as a missing code for {} but is a valid {} ({}-{}): kept as a score",
+                                    num_text(x),
+                                    p.inst.name,
+                                    sp.export,
+                                    num_text(lo),
+                                    num_text(hi)
+                                ));
+                            }
+                            score_vals[pi][k] = Some(x);
+                            any = true;
+                            // with items: the given score against the one the items give
+                            let computed = if p.has_items {
+                                match sp.subscale.and_then(|j| p.inst.subscales.get(j)) {
+                                    None => p.inst.total_of(&items),
+                                    Some(sub) => p.inst.subscale_of(sub, &items),
+                                }
+                            } else {
+                                None
+                            };
+                            if let Some(c) = computed.filter(|c| (c - x).abs() > TOTAL_TOLERANCE) {
+                                cx.out.problems.warning(
+                                    &s.name,
+                                    Some(&col.name),
+                                    Some(row),
+                                    Some(&format!(
+                                        "{} (the items give {})",
+                                        num_text(x),
+                                        num_text((c * 1e4).round() / 1e4)
+                                    )),
+                                    format!(
+                                        "differ from the {} computed from the items ({})",
+                                        sp.export, sp.what
+                                    ),
+                                    "the items are scored and this column is used only where no item is answered; check the column, the items' `offset` and the instrument's reverse-keyed items",
+                                );
+                            }
+                        }
+                    }
+                }
+            }
             if !any {
                 continue;
             }
@@ -1210,6 +1524,11 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                     item_cols[pi][n].push(v.take());
                 }
             }
+            for (pi, vals) in score_vals.iter_mut().enumerate() {
+                for (k, v) in vals.iter_mut().enumerate() {
+                    score_cols[pi][k].push(v.take());
+                }
+            }
         }
     }
     let n = pid_col.len();
@@ -1219,16 +1538,29 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
         OutColumn::new("assessed_on", OutValues::Text(date_col)),
     ];
     let mut names = Vec::new();
-    for (p, items) in plans.iter().zip(item_cols) {
+    for ((p, items), scores) in plans.iter().zip(item_cols).zip(score_cols) {
         names.push(p.inst.name.clone());
         let integer = p.inst.value_type == crate::schema::ValueType::Integer;
-        for (k, v) in items.into_iter().enumerate() {
+        for (k, v) in items.into_iter().enumerate().filter(|_| p.has_items) {
             let values = if integer && v.iter().flatten().all(|x| x.fract() == 0.0) {
                 OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
             } else {
                 OutValues::Float(v)
             };
             cols.push(OutColumn::new(p.inst.item_column(k + 1), values));
+        }
+        for (sp, v) in p.scores.iter().zip(scores) {
+            // whole-number scores (a BDI sum) are written as integers
+            let values = if v
+                .iter()
+                .flatten()
+                .all(|x| x.fract() == 0.0 && x.abs() < 1e15)
+            {
+                OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
+            } else {
+                OutValues::Float(v)
+            };
+            cols.push(OutColumn::new(sp.export.clone(), values));
         }
     }
     ((names, cols), n)

@@ -47,6 +47,34 @@ fn split_item(name: &str) -> Option<(String, usize, Option<String>, bool)> {
     Some((stem, n, wave, digits.len() > 1 && digits.starts_with('0')))
 }
 
+/// A scored total's column name: an instrument stem, optionally a word for a total
+/// (`total`, `tot`, `sum`, `score`, Dutch `totaal`, `som`), then a wave code after the last
+/// `_` (`bdi_pre`, `IMRS_tot_T1`, `honos_total_t2`), or a total word without a wave
+/// (`honos_total`, long layout). Returns (lower-case stem, the name's part before the wave
+/// code, wave code as written, whether a total word was there).
+fn split_total(name: &str) -> Option<(String, String, Option<String>, bool)> {
+    const WORDS: [&str; 6] = ["totaal", "total", "score", "tot", "sum", "som"];
+    let strip_word = |head: &str| -> Option<String> {
+        WORDS.iter().find_map(|w| {
+            let s = head.strip_suffix(w)?.trim_end_matches('_');
+            (!s.is_empty()).then(|| s.to_string())
+        })
+    };
+    let lower = name.to_lowercase();
+    if let Some(stem) = strip_word(&lower) {
+        return Some((stem, name.to_string(), None, true));
+    }
+    let (head, wave) = name.rsplit_once('_')?;
+    if head.is_empty() || wave.is_empty() {
+        return None;
+    }
+    let head_lower = head.to_lowercase();
+    match strip_word(&head_lower) {
+        Some(stem) => Some((stem, head.to_string(), Some(wave.to_string()), true)),
+        None => Some((head_lower, head.to_string(), Some(wave.to_string()), false)),
+    }
+}
+
 fn has_any(text: &str, keys: &[&str]) -> bool {
     keys.iter().any(|k| text.contains(k))
 }
@@ -166,6 +194,75 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
                 waves,
                 src: si,
             });
+        }
+    }
+    // scored totals (`bdi_pre`, `IMRS_tot_T1`) of instruments of the schema
+    struct FoundTotal {
+        instrument: String,
+        pattern: String,
+        waves: Vec<String>,
+        src: usize,
+        columns: Vec<usize>,
+        word: bool,
+    }
+    let mut totals: Vec<FoundTotal> = Vec::new();
+    for (si, s) in sources.iter().enumerate() {
+        for (ci, c) in s.table.columns.iter().enumerate() {
+            if placed.contains(&(si, ci)) {
+                continue;
+            }
+            let Some((stem, head, wave, word)) = split_total(&c.name) else {
+                continue;
+            };
+            let Some(inst) = schema
+                .instruments
+                .iter()
+                .find(|i| stems(&i.name).contains(&stem))
+            else {
+                continue;
+            };
+            let pattern = match &wave {
+                Some(_) => format!("{head}_{{wave}}"),
+                None => head.clone(),
+            };
+            let slot = match totals
+                .iter_mut()
+                .position(|t| t.src == si && t.pattern == pattern)
+            {
+                Some(k) => &mut totals[k],
+                None => {
+                    totals.push(FoundTotal {
+                        instrument: inst.name.clone(),
+                        pattern,
+                        waves: Vec::new(),
+                        src: si,
+                        columns: Vec::new(),
+                        word,
+                    });
+                    let k = totals.len() - 1;
+                    &mut totals[k]
+                }
+            };
+            if let Some(w) = wave {
+                if !slot.waves.contains(&w) {
+                    slot.waves.push(w);
+                }
+            }
+            slot.columns.push(ci);
+        }
+    }
+    // without a total word, `<instrument>_<x>` is a total only when x is a wave code of the
+    // items or the pattern repeats over at least two waves (not `honos_date`)
+    totals
+        .retain(|t| t.word || t.waves.len() >= 2 || t.waves.iter().any(|w| wave_codes.contains(w)));
+    for t in &totals {
+        for &ci in &t.columns {
+            placed.insert((t.src, ci));
+        }
+        for w in &t.waves {
+            if !wave_codes.contains(w) {
+                wave_codes.push(w.clone());
+            }
         }
     }
     // participant fields
@@ -602,6 +699,13 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         );
         let _ = writeln!(t, "name = {}", quote(&f.instrument));
         let _ = writeln!(t, "items = {}", quote(&f.pattern));
+        for tot in totals.iter().filter(|x| x.instrument == f.instrument) {
+            let _ = writeln!(
+                t,
+                "total = {}  # guess: the scored total beside the items (checked against them)",
+                quote(&tot.pattern)
+            );
+        }
         if let Some(inst) = schema.instrument(&f.instrument) {
             let src = &sources[f.src].table;
             let dc = super::values::decimal_comma(src);
@@ -664,6 +768,26 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
             }
         }
     }
+    for tot in totals
+        .iter()
+        .filter(|x| !found.iter().any(|f| f.instrument == x.instrument))
+    {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[[instruments]]");
+        let _ = writeln!(
+            t,
+            "# guess: the scored total of {} in {}{} (no item columns)",
+            tot.instrument,
+            sources[tot.src].name,
+            if tot.waves.is_empty() {
+                String::new()
+            } else {
+                format!(" at waves {}", tot.waves.join(", "))
+            }
+        );
+        let _ = writeln!(t, "name = {}", quote(&tot.instrument));
+        let _ = writeln!(t, "total = {}", quote(&tot.pattern));
+    }
     (t, unplaced)
 }
 
@@ -686,6 +810,33 @@ mod tests {
             Some(("honos".into(), 1, None, true))
         );
         assert_eq!(split_item("leeftijd"), None);
+        assert_eq!(split_item("bdi_pre"), None);
+    }
+
+    #[test]
+    fn total_names_split() {
+        assert_eq!(
+            split_total("bdi_pre"),
+            Some(("bdi".into(), "bdi".into(), Some("pre".into()), false))
+        );
+        assert_eq!(
+            split_total("IMRS_tot_T1"),
+            Some(("imrs".into(), "IMRS_tot".into(), Some("T1".into()), true))
+        );
+        assert_eq!(
+            split_total("honos_total_t2"),
+            Some((
+                "honos".into(),
+                "honos_total".into(),
+                Some("t2".into()),
+                true
+            ))
+        );
+        assert_eq!(
+            split_total("honos_total"),
+            Some(("honos".into(), "honos_total".into(), None, true))
+        );
+        assert_eq!(split_total("leeftijd"), None);
         assert_eq!(split_item("datum_T0"), None);
     }
 }

@@ -176,8 +176,17 @@ pub struct InstrumentMap {
     /// An instrument of the data schema (`imrs_client`, `honos`, ...).
     pub name: String,
     /// Item column pattern: `{n}` item number, `{nn}` two digits, `{wave}` wave code.
-    pub items: String,
-    /// Added to every item value (items coded 1-5, instrument 0-4: `offset = -1`).
+    pub items: Option<String>,
+    /// A column (pattern with `{wave}` in wide sources) holding the already scored total,
+    /// written to the export as `<instrument>_total`. With `items` as well, the items are
+    /// scored and this total is checked against theirs.
+    pub total: Option<Field>,
+    /// Subscale name (of the instrument definition) -> the column holding its already scored
+    /// value, written as `<instrument>_<subscale>`.
+    #[serde(default)]
+    pub subscales: BTreeMap<String, Field>,
+    /// Added to every item value (items coded 1-5, instrument 0-4: `offset = -1`); not to
+    /// totals or subscales.
     #[serde(default)]
     pub offset: f64,
     /// Codes missing in this instrument's items only.
@@ -352,6 +361,17 @@ fn check(lm: &LoadedMap) -> Result<(), ImportError> {
             ));
         }
     }
+    for i in &m.instruments {
+        if i.items.is_none() && i.total.is_none() && i.subscales.is_empty() {
+            return Err(lm.error_at(
+                &i.name,
+                format!(
+                    "[[instruments]] {} has neither `items`, `total` nor `subscales`: give the item column pattern (items = \"x{{n}}_{{wave}}\") or the column of the scored total (total = \"x_{{wave}}\")",
+                    i.name
+                ),
+            ));
+        }
+    }
     for f in [&m.participants.randomized_on, &m.assessments.assessed_on]
         .into_iter()
         .flatten()
@@ -416,6 +436,8 @@ missing = [99, 999]
         );
         assert_eq!(m.waves[0].code_texts(), vec!["t0", "0"]);
         assert_eq!(m.instruments[0].offset, -1.0);
+        assert_eq!(m.instruments[0].items.as_deref(), Some("imrs{n}_{wave}"));
+        assert!(m.instruments[0].total.is_none());
         assert_eq!(m.instruments[0].missing[1].num(), Some(999.0));
     }
 
@@ -433,6 +455,39 @@ missing = [99, 999]
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 13") && e.contains("recod"), "{e}");
+    }
+
+    #[test]
+    fn totals_and_subscales_parse_and_their_unknown_keys_are_located() {
+        let text = MINIMAL.replace(
+            "items = \"imrs{n}_{wave}\"",
+            "total = \"imrs_tot_{wave}\"\nsubscales = { coping = { column = \"imrs_cop_{wave}\", missing = [-1] } }",
+        );
+        let m = parse_map(&text, Path::new("m.toml")).unwrap().map;
+        let i = &m.instruments[0];
+        assert!(i.items.is_none());
+        assert_eq!(
+            i.total.as_ref().map(|f| f.column.as_str()),
+            Some("imrs_tot_{wave}")
+        );
+        assert_eq!(i.subscales["coping"].column, "imrs_cop_{wave}");
+        assert_eq!(i.subscales["coping"].missing[0].num(), Some(-1.0));
+        let bad = text.replace("total = ", "totaal = ");
+        let e = parse_map(&bad, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 17") && e.contains("totaal"), "{e}");
+        let bad = text.replace("missing = [-1]", "mising = [-1]");
+        let e = parse_map(&bad, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 18") && e.contains("mising"), "{e}");
+        // neither items nor a total: located at the instrument's name
+        let none = MINIMAL.replace("items = \"imrs{n}_{wave}\"\n", "");
+        let e = parse_map(&none, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 16") && e.contains("neither"), "{e}");
     }
 
     #[test]
