@@ -378,27 +378,38 @@ fn split_top<'a>(
     }
 }
 
-/// Text of an expression as R deparses it (for messages and term labels).
+/// Text of an expression as R deparses it (for messages and term labels); a bar as
+/// `lhs | g` (its parentheses are the caller's).
 pub fn expr_text(e: &Expr) -> String {
+    deparse(e, false)
+}
+
+/// [`expr_text`], or with `bars_in_parens` every random-effects term as `(lhs | g)` (a whole
+/// formula: the parser keeps `(lhs | g)` as one bar node).
+pub(crate) fn deparse(e: &Expr, bars_in_parens: bool) -> String {
+    let d = |x: &Expr| deparse(x, bars_in_parens);
     match e {
         Expr::Var { name, .. } => name.clone(),
         Expr::FactorCall { column, .. } => format!("factor({column})"),
         Expr::Num { value, .. } => format!("{value}"),
-        Expr::Add(a, b) => format!("{} + {}", expr_text(a), expr_text(b)),
-        Expr::Sub(a, b) => format!("{} - {}", expr_text(a), expr_text(b)),
-        Expr::Neg(x, _) => format!("-{}", expr_text(x)),
-        Expr::Mul(a, b) => format!("{} * {}", expr_text(a), expr_text(b)),
-        Expr::Colon(a, b) => format!("{}:{}", expr_text(a), expr_text(b)),
-        Expr::Slash(a, b) => format!("{}/{}", expr_text(a), expr_text(b)),
+        Expr::Add(a, b) => format!("{} + {}", d(a), d(b)),
+        Expr::Sub(a, b) => format!("{} - {}", d(a), d(b)),
+        Expr::Neg(x, _) => format!("-{}", d(x)),
+        Expr::Mul(a, b) => format!("{} * {}", d(a), d(b)),
+        Expr::Colon(a, b) => format!("{}:{}", d(a), d(b)),
+        Expr::Slash(a, b) => format!("{}/{}", d(a), d(b)),
         Expr::Bar {
             lhs, rhs, double, ..
-        } => format!(
-            "{} {} {}",
-            expr_text(lhs),
-            if *double { "||" } else { "|" },
-            expr_text(rhs)
-        ),
-        Expr::Paren(x) => format!("({})", expr_text(x)),
+        } => {
+            let bar = format!("{} {} {}", d(lhs), if *double { "||" } else { "|" }, d(rhs));
+            if bars_in_parens {
+                format!("({bar})")
+            } else {
+                bar
+            }
+        }
+        Expr::Paren(x) if bars_in_parens && matches!(x.as_ref(), Expr::Bar { .. }) => d(x),
+        Expr::Paren(x) => format!("({})", d(x)),
     }
 }
 

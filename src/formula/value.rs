@@ -8,7 +8,7 @@
 use std::fmt;
 
 use super::parse::{parse_formula, Expr};
-use super::FormulaError;
+use super::{deparse, FormulaError};
 
 /// The placeholder of the response in spec formulas.
 pub const OUTCOME_PLACEHOLDER: &str = "{outcome}";
@@ -104,30 +104,9 @@ impl fmt::Display for Formula {
     }
 }
 
-/// The text of a right-hand side as R deparses it; a random-effects term is always in
-/// parentheses (the parser keeps `(lhs | g)` as one bar node).
+/// The text of a right-hand side as R deparses it, random-effects terms in parentheses.
 fn render(e: &Expr) -> String {
-    match e {
-        Expr::Var { name, .. } => name.clone(),
-        Expr::FactorCall { column, .. } => format!("factor({column})"),
-        Expr::Num { value, .. } => format!("{value}"),
-        Expr::Add(a, b) => format!("{} + {}", render(a), render(b)),
-        Expr::Sub(a, b) => format!("{} - {}", render(a), render(b)),
-        Expr::Neg(x, _) => format!("-{}", render(x)),
-        Expr::Mul(a, b) => format!("{} * {}", render(a), render(b)),
-        Expr::Colon(a, b) => format!("{}:{}", render(a), render(b)),
-        Expr::Slash(a, b) => format!("{}/{}", render(a), render(b)),
-        Expr::Bar {
-            lhs, rhs, double, ..
-        } => format!(
-            "({} {} {})",
-            render(lhs),
-            if *double { "||" } else { "|" },
-            render(rhs)
-        ),
-        Expr::Paren(x) if matches!(x.as_ref(), Expr::Bar { .. }) => render(x),
-        Expr::Paren(x) => format!("({})", render(x)),
-    }
+    deparse(e, true)
 }
 
 fn visit_bars(e: &Expr, f: &mut dyn FnMut(&Expr, &Expr)) {
