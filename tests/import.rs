@@ -756,6 +756,7 @@ fn btheb_agrees_with_lme4(schema: &Schema, lm: &LoadedMap) -> Trial {
         .expect("the ITT model");
     assert_eq!(itt.n_observations, golden["data"]["nobs"].as_u64().unwrap());
     let mut worst: f64 = 0.0;
+    let mut worst_df: f64 = 0.0;
     for fe in golden["model"]["fixed_effects"].as_array().unwrap() {
         let term = fe["term"].as_str().unwrap().replace("treatment", "arm");
         let row = itt
@@ -768,16 +769,15 @@ fn btheb_agrees_with_lme4(schema: &Schema, lm: &LoadedMap) -> Trial {
             worst = worst.max((have - want).abs() / want.abs().max(1e-8));
         }
         let df = fe["df"].as_f64().unwrap();
-        assert!(
-            (row.df - df).abs() / df < 1e-3,
-            "{term} df {} vs {df}",
-            row.df
-        );
+        worst_df = worst_df.max((row.df - df).abs() / df);
     }
+    eprintln!("BtheB vs lme4: fixed effects and SEs {worst:.2e}, Satterthwaite df {worst_df:.2e}");
+    // measured: 9.3e-10 and 4.9e-9 (lme4's default optimum; its tight refit moves by < 2e-8)
     assert!(
-        worst < 1e-5,
+        worst < 1e-7,
         "worst relative error of fixed effects and SEs {worst:e}"
     );
+    assert!(worst_df < 1e-7, "worst relative error of the df {worst_df:e}");
     // the plan skipped what the data cannot support, with notes, and fitted nothing degenerate
     let w = results.warnings.join("\n");
     for needle in [
