@@ -777,7 +777,10 @@ fn btheb_agrees_with_lme4(schema: &Schema, lm: &LoadedMap) -> Trial {
         worst < 1e-7,
         "worst relative error of fixed effects and SEs {worst:e}"
     );
-    assert!(worst_df < 1e-7, "worst relative error of the df {worst_df:e}");
+    assert!(
+        worst_df < 1e-7,
+        "worst relative error of the df {worst_df:e}"
+    );
     // the plan skipped what the data cannot support, with notes, and fitted nothing degenerate
     let w = results.warnings.join("\n");
     for needle in [

@@ -435,7 +435,7 @@ fn two_exports_pooled_with_study_as_a_level() {
     let a = load(&cfg, 11);
     let b = load(&cfg, 12);
     let (na, nb) = (a.participants.len(), b.participants.len());
-    let pooled = sites::pool_trials(vec![a.clone(), b.clone()]).unwrap();
+    let pooled = herstel::ingest::pool::pool_trials(vec![a.clone(), b.clone()]).unwrap();
     assert_eq!(pooled.participants.len(), na + nb);
     assert_eq!(pooled.sites.len(), 6);
     assert_eq!(
@@ -477,8 +477,8 @@ fn two_exports_pooled_with_study_as_a_level() {
     let mut c = b.clone();
     c.study.arms.reverse();
     assert!(matches!(
-        sites::pool_trials(vec![a, c]),
-        Err(sites::PoolError::Arms { .. })
+        herstel::ingest::pool::pool_trials(vec![a, c]),
+        Err(herstel::ingest::pool::PoolError::Arms { .. })
     ));
 }
 

@@ -23,7 +23,7 @@ pub struct Args {
     pub spec: Option<PathBuf>,
     /// Trial export folder; default: the built-in simulated trial. Repeat it to pool several
     /// exports (trials or cohorts): every id is prefixed with its folder name and the study
-    /// becomes a level (`sites::pool_trials_labelled`).
+    /// becomes a level (`ingest::pool::pool_trials_labelled`).
     #[arg(long, value_name = "EXPORT")]
     pub data: Vec<PathBuf>,
     /// Output folder.
@@ -112,7 +112,7 @@ pub fn run(args: Args) -> CmdResult {
     let trial = if trials.len() == 1 {
         trials.pop().map(|(_, t)| t).ok_or("no export")?
     } else {
-        crate::sites::pool_trials_labelled(trials)?
+        crate::ingest::pool::pool_trials_labelled(trials)?
     };
     let scored = scoring::score(&trial, &trial.instruments);
     let t_start_analysis = Instant::now();

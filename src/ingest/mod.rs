@@ -8,6 +8,7 @@
 mod build;
 pub mod date;
 pub mod import;
+pub mod pool;
 pub mod report;
 
 use std::collections::HashMap;

@@ -20,7 +20,7 @@
 
 pub mod contrast;
 pub mod fidelity;
-pub mod pool;
+pub mod routine;
 pub mod shrinkage;
 
 use rayon::prelude::*;
@@ -43,7 +43,7 @@ use crate::schema::study::Design;
 use crate::scoring::Scored;
 use crate::trial_data::{outcome_data, OutcomeData, SetFilter};
 use contrast::{fit_contrasts, rows_by_level, subset_frame, ContrastDesign};
-pub use pool::{pool_trials, pool_trials_labelled, routine_site_means, PoolError};
+pub use routine::{routine_site_means, RoutineError};
 
 /// The `[sites]` table of an analysis spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
