@@ -593,6 +593,8 @@ fn take_flags(flags: &mut HashMap<String, RowFlags>, table: &str, n: usize) -> R
     flags.remove(table).unwrap_or_else(|| RowFlags::new(n))
 }
 
+/// Every table of the export into the typed [`Trial`]: one function per table, each keeping
+/// the rows without errors and logging every other row with its reason in `exclusions`.
 fn build_trial(
     cx: &mut Ctx,
     schema: &Schema,
@@ -603,15 +605,74 @@ fn build_trial(
     flags: &mut HashMap<String, RowFlags>,
 ) -> Trial {
     let mut exclusions: Vec<Exclusion> = Vec::new();
-    let empty_schema = TableSchema {
+    let sites = build_sites(schema, tables, flags, &mut exclusions);
+    let mut groups = build_groups(tables, flags, &sites.index, &mut exclusions);
+    let participants = build_participants(
+        cx,
+        schema,
+        &study,
+        tables,
+        flags,
+        &sites,
+        &mut groups,
+        &mut exclusions,
+    );
+    let (assessments, items, prescored) = build_assessments(
+        cx,
+        &study,
+        &instruments,
+        tables,
+        flags,
+        &participants,
+        &mut exclusions,
+    );
+    let admissions = build_admissions(cx, tables, flags, &participants, &mut exclusions);
+    let trial = Trial {
+        study,
+        instruments,
+        sites: sites.sites,
+        groups: groups.groups,
+        participants: participants.participants,
+        assessments,
+        items,
+        prescored,
+        admissions,
+        admissions_collected: tables.contains_key("admissions"),
+        participant_extra: participants.extra,
+        site_extra: sites.extra,
+        exclusions,
+    };
+    not_collected(cx, &trial, tables);
+    warnings(cx, &trial, options);
+    trial
+}
+
+/// A table schema with no columns, for extra columns of a table the schema does not define.
+fn empty_schema() -> TableSchema {
+    TableSchema {
         table: String::new(),
         required: false,
         key: vec![],
         description: String::new(),
         columns: vec![],
-    };
+    }
+}
 
-    // sites
+/// The sites and their index by id.
+struct SitesBuilt {
+    sites: Vec<Site>,
+    index: HashMap<String, SiteId>,
+    extra: Vec<ExtraColumn>,
+}
+
+/// sites.csv, or without it the distinct participants.site_id values, or one site.
+fn build_sites(
+    schema: &Schema,
+    tables: &HashMap<String, RawTable>,
+    flags: &mut HashMap<String, RowFlags>,
+    exclusions: &mut Vec<Exclusion>,
+) -> SitesBuilt {
+    let empty_schema = empty_schema();
     let mut sites: Vec<Site> = Vec::new();
     let mut site_index: HashMap<String, SiteId> = HashMap::new();
     let mut site_extra = Vec::new();
@@ -674,7 +735,29 @@ fn build_trial(
             .collect();
     }
 
-    // groups (explicit table, or implicit from participants.group_id)
+    SitesBuilt {
+        sites,
+        index: site_index,
+        extra: site_extra,
+    }
+}
+
+/// The training groups and their index by id; `explicit` when groups.csv exists (else
+/// participants' group ids create groups).
+struct GroupsBuilt {
+    groups: Vec<Group>,
+    index: HashMap<String, GroupId>,
+    explicit: bool,
+}
+
+/// groups.csv (groups named only in participants.group_id are added by
+/// [`build_participants`]).
+fn build_groups(
+    tables: &HashMap<String, RawTable>,
+    flags: &mut HashMap<String, RowFlags>,
+    site_index: &HashMap<String, SiteId>,
+    exclusions: &mut Vec<Exclusion>,
+) -> GroupsBuilt {
     let mut groups: Vec<Group> = Vec::new();
     let mut group_index: HashMap<String, GroupId> = HashMap::new();
     let explicit_groups = tables.contains_key("groups");
@@ -704,7 +787,48 @@ fn build_trial(
         }
     }
 
-    // participants
+    GroupsBuilt {
+        groups,
+        index: group_index,
+        explicit: explicit_groups,
+    }
+}
+
+/// The participants, their index by id and the first file row of each excluded one.
+struct ParticipantsBuilt {
+    participants: Vec<Participant>,
+    index: HashMap<String, ParticipantId>,
+    excluded_rows: HashMap<String, usize>,
+    extra: Vec<ExtraColumn>,
+}
+
+impl ParticipantsBuilt {
+    /// Why a row naming participant `pid` cannot be kept.
+    fn excluded_reason(&self, pid: &str) -> String {
+        match self.excluded_rows.get(pid) {
+            Some(r) => format!("participant {pid} is excluded (participants row {r})"),
+            None => format!("participant {pid} is not in participants"),
+        }
+    }
+}
+
+/// participants.csv: the design's group rules, sites, arms, randomization dates.
+#[allow(clippy::too_many_arguments)] // the tables built before this one
+fn build_participants(
+    cx: &mut Ctx,
+    schema: &Schema,
+    study: &Study,
+    tables: &HashMap<String, RawTable>,
+    flags: &mut HashMap<String, RowFlags>,
+    built_sites: &SitesBuilt,
+    built_groups: &mut GroupsBuilt,
+    exclusions: &mut Vec<Exclusion>,
+) -> ParticipantsBuilt {
+    let empty_schema = empty_schema();
+    let (sites, site_index) = (&built_sites.sites, &built_sites.index);
+    let explicit_groups = built_groups.explicit;
+    let groups = &mut built_groups.groups;
+    let group_index = &mut built_groups.index;
     let mut participants: Vec<Participant> = Vec::new();
     let mut participant_index: HashMap<String, ParticipantId> = HashMap::new();
     let mut excluded_participant_rows: HashMap<String, usize> = HashMap::new();
@@ -850,14 +974,27 @@ fn build_trial(
             &kept,
         );
     }
-    let excluded_reason = |pid: &str| -> String {
-        match excluded_participant_rows.get(pid) {
-            Some(r) => format!("participant {pid} is excluded (participants row {r})"),
-            None => format!("participant {pid} is not in participants"),
-        }
-    };
+    ParticipantsBuilt {
+        participants,
+        index: participant_index,
+        excluded_rows: excluded_participant_rows,
+        extra: participant_extra,
+    }
+}
 
-    // assessments
+/// assessments.csv: the item matrices (instruments in parallel), pre-scored totals and
+/// subscales, and the rows of known participants at study waves.
+fn build_assessments(
+    cx: &mut Ctx,
+    study: &Study,
+    instruments: &[Instrument],
+    tables: &HashMap<String, RawTable>,
+    flags: &mut HashMap<String, RowFlags>,
+    built: &ParticipantsBuilt,
+    exclusions: &mut Vec<Exclusion>,
+) -> (Vec<Assessment>, Vec<ItemMatrix>, Vec<PreScored>) {
+    let participant_index = &built.index;
+    let excluded_reason = |pid: &str| built.excluded_reason(pid);
     let mut assessments: Vec<Assessment> = Vec::new();
     let mut items: Vec<ItemMatrix> = Vec::new();
     let mut prescored: Vec<PreScored> = vec![PreScored::default(); instruments.len()];
@@ -889,7 +1026,7 @@ fn build_trial(
             raw_items.push(matrix);
         }
         let mut raw_prescored: Vec<PreScored> = Vec::with_capacity(instruments.len());
-        for inst in &instruments {
+        for inst in instruments {
             let (lo, hi) = inst.total_range();
             let total = prescored_column(
                 cx,
@@ -967,7 +1104,19 @@ fn build_trial(
         }
     }
 
-    // admissions
+    (assessments, items, prescored)
+}
+
+/// admissions.csv: discharge before admission and overlapping stays are errors.
+fn build_admissions(
+    cx: &mut Ctx,
+    tables: &HashMap<String, RawTable>,
+    flags: &mut HashMap<String, RowFlags>,
+    built: &ParticipantsBuilt,
+    exclusions: &mut Vec<Exclusion>,
+) -> Vec<Admission> {
+    let participant_index = &built.index;
+    let excluded_reason = |pid: &str| built.excluded_reason(pid);
     let mut admissions: Vec<Admission> = Vec::new();
     if let Some(t) = tables.get("admissions") {
         let mut fl = take_flags(flags, "admissions", t.n_rows());
@@ -1077,24 +1226,7 @@ fn build_trial(
         }
     }
 
-    let trial = Trial {
-        study,
-        instruments,
-        sites,
-        groups,
-        participants,
-        assessments,
-        items,
-        prescored,
-        admissions,
-        admissions_collected: tables.contains_key("admissions"),
-        participant_extra,
-        site_extra,
-        exclusions,
-    };
-    not_collected(cx, &trial, tables);
-    warnings(cx, &trial, options);
-    trial
+    admissions
 }
 
 /// The id of the one site of an export without sites.csv and participants.site_id.
