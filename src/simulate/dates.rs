@@ -1,50 +1,32 @@
-//! Proleptic Gregorian dates as day numbers (days since 1970-01-01), after Howard Hinnant's
-//! `days_from_civil` / `civil_from_days` algorithms ("chrono-Compatible Low-Level Date
-//! Algorithms").
+//! The simulator's dates as day numbers (days since 1970-01-01): thin conversions over the one
+//! date type of herstel, [`crate::ingest::date::Date`] (Howard Hinnant's `days_from_civil` /
+//! `civil_from_days`).
+use crate::ingest::date::Date;
 
-/// Day number of a civil date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let d = i64::from(d);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Day number of a valid civil date (`None` for an impossible one).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    Date::from_ymd(i32::try_from(y).ok()?, m, d).map(|d| i64::from(d.days()))
 }
 
 /// Civil date (year, month, day) of a day number.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let (y, m, d) = Date::from_days(z as i32).ymd();
+    (i64::from(y), m, d)
 }
 
-/// Parses `YYYY-MM-DD` (a real calendar day) into a day number.
+/// Parses `YYYY-MM-DD` (a real calendar day, years 1000-9999, nothing after it) into a day
+/// number.
 pub fn parse_date(s: &str) -> Option<i64> {
-    let mut parts = s.trim().split('-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !(1..=12).contains(&m) || d == 0 || !(1000..=9999).contains(&y) {
+    let s = s.trim();
+    if s.len() != 10 || !(b'1'..=b'9').contains(&s.as_bytes()[0]) {
         return None;
     }
-    let day = days_from_civil(y, m, d);
-    (civil_from_days(day) == (y, m, d)).then_some(day)
+    Date::parse(s).map(|d| i64::from(d.days()))
 }
 
 /// Formats a day number as `YYYY-MM-DD`.
 pub fn format_date(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
+    Date::from_days(day as i32).to_string()
 }
 
 #[cfg(test)]
@@ -53,13 +35,13 @@ mod tests {
 
     #[test]
     fn round_trips_and_known_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1970, 1, 1), Some(0));
+        assert_eq!(days_from_civil(2000, 3, 1), Some(11_017));
         assert_eq!(format_date(11_016), "2000-02-29");
         for day in -800_000..800_000 {
             if day % 997 == 0 {
                 let (y, m, d) = civil_from_days(day);
-                assert_eq!(days_from_civil(y, m, d), day);
+                assert_eq!(days_from_civil(y, m, d), Some(day));
             }
         }
         assert_eq!(
