@@ -1800,3 +1800,74 @@ fn guess_proposes_a_total_for_a_known_instrument_only() {
         "{unplaced:?}"
     );
 }
+
+#[test]
+fn a_participant_field_that_changes_across_waves_of_a_long_file_is_logged() {
+    let schema = Schema::embedded().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("long.csv");
+    let mut text = String::from("id,arm,wave,age");
+    for n in 1..=12 {
+        text.push_str(&format!(",honos{n}"));
+    }
+    text.push('\n');
+    for (id, arm, wave, age) in [
+        ("1", "2", "0", "40"),
+        ("1", "2", "1", "41"), // differs from the first wave: logged, 40 kept
+        ("2", "1", "0", "35"),
+        ("2", "1", "1", "35"),
+    ] {
+        text.push_str(&format!("{id},{arm},{wave},{age}"));
+        for _ in 1..=12 {
+            text.push_str(",1");
+        }
+        text.push('\n');
+    }
+    std::fs::write(&src, text).unwrap();
+    let map_text = r#"
+[study]
+arms = ["CAU", "IMR"]
+intervention = "IMR"
+
+[[waves]]
+label = "T0"
+months = 0
+codes = ["0"]
+
+[[waves]]
+label = "T1"
+months = 12
+codes = ["1"]
+
+[[sources]]
+file = "long.csv"
+wave_column = "wave"
+
+[participants]
+id = "id"
+arm = { column = "arm", recode = { "1" = "CAU", "2" = "IMR" } }
+age = "age"
+
+[[instruments]]
+name = "honos"
+items = "honos{n}"
+"#;
+    let lm = herstel::ingest::import::map::parse_map(map_text, Path::new("m.toml")).unwrap();
+    let a = import::import(&[src], &lm, &schema).unwrap_or_else(|e| panic!("{e}"));
+    let repeats: Vec<_> = a
+        .log
+        .entries
+        .iter()
+        .filter(|e| e.action.label() == "inconsistent repeat")
+        .collect();
+    assert_eq!(repeats.len(), 1, "{repeats:?}");
+    assert_eq!(repeats[0].row, Some(3));
+    assert_eq!(repeats[0].value.as_deref(), Some("41"));
+    assert!(repeats[0].export.contains("= 40"), "{}", repeats[0].export);
+    let warned = a
+        .problems
+        .groups()
+        .iter()
+        .any(|g| g.level == Level::Warning && g.to_string().contains("first-wave value"));
+    assert!(warned);
+}

@@ -497,6 +497,58 @@ fn wave_of(cx: &mut Ctx<'_>, si: usize, wc: usize, i: usize) -> Option<usize> {
     hit
 }
 
+/// In a long source a participant-level column repeats on every wave's row; the first wave's
+/// row gives the export value. Each later row whose cell differs is logged (kept value and
+/// the differing one), and the columns with such rows get one grouped warning.
+fn check_long_repeats(cx: &mut Ctx<'_>, loc: Loc, key: &str) {
+    let s = &cx.sources[loc.src];
+    if !matches!(s.role, Role::Long { .. }) {
+        return;
+    }
+    let col = s.table.columns[loc.col].name.clone();
+    let name = s.name.clone();
+    let n_waves = cx.lm.map.waves.len();
+    let mut found = Vec::new();
+    for id in &cx.ids {
+        let rows: Vec<usize> = (0..n_waves)
+            .filter_map(|w| cx.long_rows[loc.src].get(&(id.clone(), w)).copied())
+            .collect();
+        let Some((&first, rest)) = rows.split_first() else {
+            continue;
+        };
+        let kept = id_of(s.table.cell(first, loc.col));
+        for &i in rest {
+            let other = id_of(s.table.cell(i, loc.col));
+            if other != kept {
+                found.push((source_row(&s.table, i), id.clone(), kept.clone(), other));
+            }
+        }
+    }
+    for (row, id, kept, other) in found {
+        cx.out.log.push(LogEntry {
+            source: name.clone(),
+            row: Some(row),
+            column: Some(col.clone()),
+            value: other.clone(),
+            action: Action::InconsistentRepeat,
+            export: format!(
+                "participants {id} {key} = {}",
+                kept.as_deref().unwrap_or("(empty)")
+            ),
+            reason: "a participant-level value differs from the participant's first wave; the first is used".into(),
+            count: 1,
+        });
+        cx.out.problems.warning(
+            &name,
+            Some(&col),
+            Some(row),
+            Some(other.as_deref().unwrap_or("")),
+            format!("differ from the participant's first-wave value ({key}; the first is used)"),
+            "make the participant-level columns constant within a participant, or check the rows in import-log.csv",
+        );
+    }
+}
+
 /// A categorical field for every participant: export values.
 fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
     let Some(loc) = cx.find_participant_column(&field.column) else {
@@ -504,6 +556,7 @@ fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<
         return None;
     };
     cx.mark(loc);
+    check_long_repeats(cx, loc, key);
     let s = &cx.sources[loc.src];
     let col = &s.table.columns[loc.col];
     let mut out = Vec::with_capacity(cx.ids.len());
@@ -559,6 +612,7 @@ fn numeric(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<Stri
         return None;
     };
     cx.mark(loc);
+    check_long_repeats(cx, loc, key);
     let s = &cx.sources[loc.src];
     let col = &s.table.columns[loc.col];
     let mut out = Vec::with_capacity(cx.ids.len());
@@ -637,6 +691,7 @@ fn participant_date(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Op
         return None;
     };
     cx.mark(loc);
+    check_long_repeats(cx, loc, key);
     let mut out = Vec::with_capacity(cx.ids.len());
     let ids = cx.ids.clone();
     for id in &ids {

@@ -30,6 +30,8 @@ pub enum Action {
     DuplicateDropped,
     UnmatchedRow,
     InvalidValue,
+    /// A participant-level cell of a long source at a later wave that differs from the first.
+    InconsistentRepeat,
 }
 
 impl Action {
@@ -41,6 +43,7 @@ impl Action {
             Action::DuplicateDropped => "duplicate dropped",
             Action::UnmatchedRow => "unmatched row",
             Action::InvalidValue => "invalid value",
+            Action::InconsistentRepeat => "inconsistent repeat",
         }
     }
 }
