@@ -78,6 +78,11 @@ pub fn run(args: Args) -> CmdResult {
         args.data.clone()
     };
     let schema = Schema::load(args.schema.as_deref())?;
+    // Hashed before they are read, so the manifest describes the files the analysis saw.
+    let mut inputs = Vec::new();
+    for e in &exports {
+        inputs.extend(hash_inputs(e)?);
+    }
     let mut trials = Vec::new();
     let mut report_text = String::new();
     let mut warnings = Vec::new();
@@ -132,13 +137,7 @@ pub fn run(args: Args) -> CmdResult {
         herstel_version: env!("CARGO_PKG_VERSION").to_string(),
         spec_name,
         spec: spec_text,
-        inputs: {
-            let mut all = Vec::new();
-            for e in &exports {
-                all.extend(hash_inputs(e)?);
-            }
-            all
-        },
+        inputs,
         seed: Some(spec.seed),
         time: utc_now(),
         command: Some(std::env::args().collect::<Vec<_>>().join(" ")),
