@@ -549,14 +549,21 @@ fn check_long_repeats(cx: &mut Ctx<'_>, loc: Loc, key: &str) {
     }
 }
 
-/// A categorical field for every participant: export values.
-fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
+/// The source column of participant field `key`, marked as used and checked for differing
+/// repeats in long files; `None` (with a located map error) when no source has it.
+fn participant_column(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Loc> {
     let Some(loc) = cx.find_participant_column(&field.column) else {
         cx.missing_column(key, &field.column);
         return None;
     };
     cx.mark(loc);
     check_long_repeats(cx, loc, key);
+    Some(loc)
+}
+
+/// A categorical field for every participant: export values.
+fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
+    let loc = participant_column(cx, key, field)?;
     let s = &cx.sources[loc.src];
     let col = &s.table.columns[loc.col];
     let mut out = Vec::with_capacity(cx.ids.len());
@@ -607,12 +614,7 @@ fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<
 
 /// A numeric participant field (age, sessions attended).
 fn numeric(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
-    let Some(loc) = cx.find_participant_column(&field.column) else {
-        cx.missing_column(key, &field.column);
-        return None;
-    };
-    cx.mark(loc);
-    check_long_repeats(cx, loc, key);
+    let loc = participant_column(cx, key, field)?;
     let s = &cx.sources[loc.src];
     let col = &s.table.columns[loc.col];
     let mut out = Vec::with_capacity(cx.ids.len());
@@ -686,12 +688,7 @@ fn date_problem(cx: &mut Ctx<'_>, src: usize, col: &str, row: usize, value: &str
 }
 
 fn participant_date(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
-    let Some(loc) = cx.find_participant_column(&field.column) else {
-        cx.missing_column(key, &field.column);
-        return None;
-    };
-    cx.mark(loc);
-    check_long_repeats(cx, loc, key);
+    let loc = participant_column(cx, key, field)?;
     let mut out = Vec::with_capacity(cx.ids.len());
     let ids = cx.ids.clone();
     for id in &ids {
