@@ -561,6 +561,35 @@ fn participant_column(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Loc>
     Some(loc)
 }
 
+/// A cell as the log shows it: its text, or `.a` for a Stata extended missing value.
+fn tagged_text(cell: Cell<'_>) -> Option<String> {
+    id_of(cell).or_else(|| match cell {
+        Cell::Tagged(c) => Some(format!(".{c}")),
+        _ => None,
+    })
+}
+
+/// The log line of a cell emptied because it held a user-missing code.
+fn missing_code_entry(
+    s: &BoundSource,
+    row: usize,
+    column: &str,
+    value: Option<String>,
+    export: String,
+    reason: String,
+) -> LogEntry {
+    LogEntry {
+        source: s.name.clone(),
+        row: Some(row),
+        column: Some(column.to_string()),
+        value,
+        action: Action::MissingCode,
+        export,
+        reason,
+        count: 1,
+    }
+}
+
 /// A categorical field for every participant: export values.
 fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
     let loc = participant_column(cx, key, field)?;
@@ -576,16 +605,14 @@ fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<
         match text_cell(&s.table, col, s.table.cell(i, loc.col), field) {
             TextCell::Empty => out.push(None),
             TextCell::Missing(why) => {
-                cx.out.log.push(LogEntry {
-                    source: s.name.clone(),
-                    row: Some(row),
-                    column: Some(col.name.clone()),
-                    value: id_of(s.table.cell(i, loc.col)),
-                    action: Action::MissingCode,
-                    export: format!("participants {id} {key}"),
-                    reason: why.describe(),
-                    count: 1,
-                });
+                cx.out.log.push(missing_code_entry(
+                    s,
+                    row,
+                    &col.name,
+                    id_of(s.table.cell(i, loc.col)),
+                    format!("participants {id} {key}"),
+                    why.describe(),
+                ));
                 out.push(None);
             }
             TextCell::Value {
@@ -633,16 +660,14 @@ fn numeric(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<Stri
             NumCell::Empty => out.push(None),
             NumCell::Value(v) => out.push(Some(num_text(v))),
             NumCell::Missing(why) => {
-                cx.out.log.push(LogEntry {
-                    source: s.name.clone(),
-                    row: Some(row),
-                    column: Some(col.name.clone()),
-                    value: id_of(s.table.cell(i, loc.col)),
-                    action: Action::MissingCode,
-                    export: format!("participants {id} {key}"),
-                    reason: why.describe(),
-                    count: 1,
-                });
+                cx.out.log.push(missing_code_entry(
+                    s,
+                    row,
+                    &col.name,
+                    id_of(s.table.cell(i, loc.col)),
+                    format!("participants {id} {key}"),
+                    why.describe(),
+                ));
                 out.push(None);
             }
             NumCell::NotANumber(t) => {
@@ -1350,23 +1375,18 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                     match v {
                         NumCell::Empty => {}
                         NumCell::Missing(why) => {
-                            cx.out.log.push(LogEntry {
-                                source: s.name.clone(),
-                                row: Some(row),
-                                column: Some(col.name.clone()),
-                                value: id_of(cell).or_else(|| match cell {
-                                    Cell::Tagged(c) => Some(format!(".{c}")),
-                                    _ => None,
-                                }),
-                                action: Action::MissingCode,
-                                export: format!(
+                            cx.out.log.push(missing_code_entry(
+                                s,
+                                row,
+                                &col.name,
+                                tagged_text(cell),
+                                format!(
                                     "assessments {id} {} {}",
                                     wave.label,
                                     p.inst.item_column(n + 1)
                                 ),
-                                reason: why.describe(),
-                                count: 1,
-                            });
+                                why.describe(),
+                            ));
                         }
                         NumCell::NotANumber(t) => {
                             cx.out.problems.error(
@@ -1464,19 +1484,14 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                     match v {
                         NumCell::Empty => {}
                         NumCell::Missing(why) => {
-                            cx.out.log.push(LogEntry {
-                                source: s.name.clone(),
-                                row: Some(row),
-                                column: Some(col.name.clone()),
-                                value: id_of(cell).or_else(|| match cell {
-                                    Cell::Tagged(c) => Some(format!(".{c}")),
-                                    _ => None,
-                                }),
-                                action: Action::MissingCode,
+                            cx.out.log.push(missing_code_entry(
+                                s,
+                                row,
+                                &col.name,
+                                tagged_text(cell),
                                 export,
-                                reason: why.describe(),
-                                count: 1,
-                            });
+                                why.describe(),
+                            ));
                         }
                         NumCell::NotANumber(t) => {
                             cx.out.problems.error(
