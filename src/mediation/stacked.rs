@@ -20,7 +20,8 @@
 //! effects and a residual variance per equation: [`MmrmFitter`], the mixed model of
 //! [`crate::mmrm`], and [`NativeFitter`]; the analysis keeps the better of the two,
 //! [`BestOf`]); this module stacks the data, evaluates the
-//! (restricted) likelihood at given variance parameters (GLS for the fixed effects), derives
+//! (restricted) likelihood at given variance parameters (GLS for the fixed effects, by the
+//! crate's one GLS likelihood, [`crate::mmrm::MmrmData::evaluate`]), derives
 //! the sampling covariance of the variance parameters from the observed information, and
 //! forms the average indirect effect with its delta-method and Monte Carlo intervals.
 #![allow(clippy::needless_range_loop)] // index loops over paired matrix/vector entries
@@ -28,6 +29,7 @@ use nalgebra::DMatrix;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::frame::Frame;
+use crate::mmrm::{CovParams, MmrmData, Residual, RowData};
 
 use super::indirect;
 use super::within::{centre, Centred};
@@ -279,69 +281,56 @@ impl GlsAt {
     }
 }
 
-/// The pieces of the criterion at `V_i = Z_i G Z_i' + diag(sigma_eq^2)`.
-struct Parts {
-    logdet_v: f64,
-    /// `X'V^-1 X` factor.
-    cx: nalgebra::Cholesky<f64, nalgebra::Dyn>,
-    beta: DMatrix<f64>,
-    /// `r'V^-1 r` at the GLS beta.
-    rss: f64,
+/// The stacked model as the data of the crate's one GLS likelihood ([`MmrmData::evaluate`]):
+/// independent residuals with one variance per equation ([`Residual::Independent`], the
+/// equations as strata) and the random columns of `x` as `Z`, so that
+/// `V_i = Z_i G Z_i' + diag(sigma_eq^2)` per participant. `None` when `X'X` is singular.
+pub fn gls_data(data: &StackedData) -> Option<MmrmData> {
+    let (n, p) = (data.n(), data.p());
+    let subject: Vec<u32> = data.subject.iter().map(|&s| s as u32).collect();
+    let z: Vec<f64> = (0..n)
+        .flat_map(|i| data.random.iter().map(move |&c| data.x[i * p + c]))
+        .collect();
+    let zeros = vec![0usize; n];
+    let stratum: Vec<usize> = data.equation.iter().map(|&e| e.min(1)).collect();
+    let rows = RowData {
+        x: &data.x,
+        p,
+        y: &data.z,
+        subject: &subject,
+        wave: &zeros,
+        group: &zeros,
+        stratum: &stratum,
+        z: &z,
+        q_re: data.random.len(),
+        n_waves: 1,
+        n_groups: 1,
+        n_strata: 2,
+        subject_names: &data.subject_ids,
+    };
+    MmrmData::new(rows, Residual::Independent).ok()
 }
 
-fn parts(data: &StackedData, re_cov: &[f64], sigma: [f64; 2]) -> Option<Parts> {
-    let p = data.p();
-    let q = data.random.len();
-    if re_cov.len() != q * q {
-        return None;
-    }
-    let g = DMatrix::from_row_slice(q, q, re_cov);
-    let mut qtot = DMatrix::<f64>::zeros(p + 1, p + 1);
-    let mut logdet_v = 0.0;
-    for w in data.starts.windows(2) {
-        let (r0, r1) = (w[0], w[1]);
-        let ni = r1 - r0;
-        let z = DMatrix::from_fn(ni, q, |i, k| data.x[(r0 + i) * p + data.random[k]]);
-        let mut v = &z * &g * z.transpose();
-        for i in 0..ni {
-            let s = sigma[data.equation[r0 + i].min(1)];
-            v[(i, i)] += s * s;
-        }
-        let chol = v.cholesky()?;
-        logdet_v += 2.0
-            * chol
-                .l_dirty()
-                .diagonal()
-                .iter()
-                .map(|d| d.ln())
-                .sum::<f64>();
-        let mut w = DMatrix::from_fn(ni, p + 1, |i, j| {
-            if j < p {
-                data.x[(r0 + i) * p + j]
-            } else {
-                data.z[r0 + i]
-            }
-        });
-        chol.l_dirty()
-            .solve_lower_triangular_mut(&mut w)
-            .then_some(())?;
-        qtot += w.transpose() * &w;
-    }
-    let xtvx = qtot.view((0, 0), (p, p)).into_owned();
-    let xtvy = qtot.view((0, p), (p, 1)).into_owned();
-    let cx = xtvx.cholesky()?;
-    let beta = cx.solve(&xtvy);
-    let rss = qtot[(p, p)] - (xtvy.transpose() * &beta)[(0, 0)];
-    (logdet_v.is_finite() && rss.is_finite()).then_some(Parts {
-        logdet_v,
-        cx,
-        beta,
-        rss,
+/// The covariance parameters of [`gls_data`] at `G` (row-major) and the residual variances
+/// per equation.
+fn cov_params(re_cov: &[f64], q: usize, var: [f64; 2]) -> Option<CovParams> {
+    (re_cov.len() == q * q).then(|| CovParams {
+        g: DMatrix::from_row_slice(q, q, re_cov),
+        sigmas: Vec::new(),
+        strata: var.to_vec(),
     })
 }
 
-fn logdet_chol(c: &nalgebra::Cholesky<f64, nalgebra::Dyn>) -> f64 {
-    2.0 * c.l_dirty().diagonal().iter().map(|d| d.ln()).sum::<f64>()
+/// [`evaluate`] on the data of [`gls_data`].
+fn evaluate_on(gd: &MmrmData, re_cov: &[f64], sigma: [f64; 2], reml: bool) -> Option<GlsAt> {
+    let p = gd.p;
+    let prm = cov_params(re_cov, gd.q_re, [sigma[0] * sigma[0], sigma[1] * sigma[1]])?;
+    let ev = gd.evaluate(&prm, reml)?;
+    Some(GlsAt {
+        beta: ev.beta.iter().copied().collect(),
+        vcov: (0..p * p).map(|k| ev.vcov[(k / p, k % p)]).collect(),
+        deviance: ev.deviance,
+    })
 }
 
 /// Generalized least squares and the (restricted) likelihood of the stacked model at the
@@ -349,40 +338,26 @@ fn logdet_chol(c: &nalgebra::Cholesky<f64, nalgebra::Dyn>) -> f64 {
 /// (per equation): `V_i = Z_i G Z_i' + diag(sigma_eq^2)` per participant. `None` when a `V_i`
 /// or `X'V^-1 X` is not positive definite.
 pub fn evaluate(data: &StackedData, re_cov: &[f64], sigma: [f64; 2], reml: bool) -> Option<GlsAt> {
-    let p = data.p();
-    let pt = parts(data, re_cov, sigma)?;
-    let n = data.n() as f64;
-    let l2pi = (2.0 * std::f64::consts::PI).ln();
-    let deviance = if reml {
-        (n - p as f64) * l2pi + pt.logdet_v + logdet_chol(&pt.cx) + pt.rss
-    } else {
-        n * l2pi + pt.logdet_v + pt.rss
-    };
-    let vcov = pt.cx.inverse();
-    deviance.is_finite().then(|| GlsAt {
-        beta: pt.beta.iter().copied().collect(),
-        vcov: (0..p * p).map(|k| vcov[(k / p, k % p)]).collect(),
-        deviance,
-    })
+    evaluate_on(&gls_data(data)?, re_cov, sigma, reml)
 }
 
 /// The deviance with the overall scale profiled out: at `V = s^2 (Z G* Z' + diag(1, rho^2))`
-/// the optimal `s^2` is `r'V*^-1 r / (N - p)` (REML) or `/ N` (ML). Returns the deviance and
-/// `s^2`.
-fn profiled(data: &StackedData, g_star: &[f64], rho: f64, reml: bool) -> Option<(f64, f64)> {
-    let pt = parts(data, g_star, [1.0, rho])?;
-    let n = data.n() as f64;
-    let p = data.p() as f64;
-    let l2pi = (2.0 * std::f64::consts::PI).ln();
-    let df = if reml { n - p } else { n };
-    if df <= 0.0 || pt.rss <= 0.0 {
+/// the optimal `s^2` is `r'V*^-1 r / (N - p)` (REML) or `/ N` (ML). With `D*` the deviance at
+/// `s^2 = 1` and `r'V*^-1 r` its weighted residual sum of squares, the profiled deviance is
+/// `D* - r'V*^-1 r + df (log s^2 + 1)`. Returns it and `s^2`.
+fn profiled(gd: &MmrmData, g_star: &[f64], rho: f64, reml: bool) -> Option<(f64, f64)> {
+    let p = gd.p;
+    let prm = cov_params(g_star, gd.q_re, [1.0, rho * rho])?;
+    let ev = gd.evaluate(&prm, reml)?;
+    let xtvy = ev.qtot.view((0, p), (p, 1));
+    let rss = ev.qtot[(p, p)] - (xtvy.transpose() * &ev.beta)[(0, 0)];
+    let n = gd.n_obs as f64;
+    let df = if reml { n - p as f64 } else { n };
+    if df <= 0.0 || rss <= 0.0 {
         return None;
     }
-    let s2 = pt.rss / df;
-    let mut dev = df * (l2pi + s2.ln() + 1.0) + pt.logdet_v;
-    if reml {
-        dev += logdet_chol(&pt.cx);
-    }
+    let s2 = rss / df;
+    let dev = ev.deviance - rss + df * (s2.ln() + 1.0);
     dev.is_finite().then_some((dev, s2))
 }
 
@@ -449,9 +424,10 @@ pub fn gamma_vcov(data: &StackedData, fit: &StackedFit) -> Option<DMatrix<f64>> 
     }
     h[nt] = 1e-3 * g0[nt];
     h[nt + 1] = 1e-3 * g0[nt + 1];
+    let gd = gls_data(data)?;
     let f = |g: &[f64]| -> Option<f64> {
         let (re, s) = from_gamma(g, q)?;
-        Some(evaluate(data, &re, s, fit.reml)?.deviance / 2.0)
+        Some(evaluate_on(&gd, &re, s, fit.reml)?.deviance / 2.0)
     };
     let mut vals = Vec::new();
     for point in numderiv::central_stencil(&g0, &h) {
@@ -735,6 +711,8 @@ impl StackedFitter for NativeFitter {
                 data.n()
             ));
         }
+        let gd =
+            gls_data(data).ok_or("the fixed-effects design of the stacked model is singular")?;
         let eq_sd = |e: usize| {
             sd_of(
                 (0..data.n())
@@ -797,7 +775,7 @@ impl StackedFitter for NativeFitter {
         };
         let objective = |th: &[f64]| -> f64 {
             let g = g_star(th);
-            match profiled(data, &g, rho0 * th[nt], reml) {
+            match profiled(&gd, &g, rho0 * th[nt], reml) {
                 Some((d, _)) => d,
                 None => 1e300,
             }
@@ -850,11 +828,12 @@ impl StackedFitter for NativeFitter {
         }
         let g = g_star(&x);
         let rho = rho0 * x[nt];
-        let (_, s2) = profiled(data, &g, rho, reml).ok_or("the optimum cannot be evaluated")?;
+        let (_, s2) = profiled(&gd, &g, rho, reml).ok_or("the optimum cannot be evaluated")?;
         let re_cov: Vec<f64> = g.iter().map(|v| v * s2).collect();
         let s = s2.sqrt();
         let sigma = [s, s * rho];
-        let gls = evaluate(data, &re_cov, sigma, reml).ok_or("the optimum cannot be evaluated")?;
+        let gls =
+            evaluate_on(&gd, &re_cov, sigma, reml).ok_or("the optimum cannot be evaluated")?;
         let mut warnings = Vec::new();
         let mut t = 0;
         for i in 0..q {
