@@ -21,6 +21,81 @@ pub struct OutcomeData {
     pub baseline_sd: Option<f64>,
 }
 
+/// Fidelity bands of the training groups by their IMR Fidelity Scale mean: high `>= high`,
+/// moderate in `[moderate, high)`. `[sensitivity.fidelity]` of an analysis spec; the sites
+/// analysis (`[sites.fidelity]`) uses the same bands.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FidelityBands {
+    pub enabled: bool,
+    /// High fidelity: at least this mean.
+    pub high: f64,
+    /// Moderate fidelity: from this value up to `high`.
+    pub moderate: f64,
+}
+
+impl Default for FidelityBands {
+    fn default() -> Self {
+        FidelityBands {
+            enabled: true,
+            high: 4.0,
+            moderate: 3.0,
+        }
+    }
+}
+
+/// One fidelity band: its name, its range as text and the analysis set it keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FidelityBand {
+    /// `high` or `moderate`.
+    pub name: &'static str,
+    /// `>= 4`, `3 to < 4`.
+    pub range: String,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl FidelityBand {
+    /// The analysis set of the band: controls and the groups in the band.
+    pub fn filter(&self) -> SetFilter {
+        SetFilter::Fidelity {
+            low: self.low,
+            high: self.high,
+        }
+    }
+}
+
+impl FidelityBands {
+    /// The two bands, high first.
+    pub fn bands(&self) -> [FidelityBand; 2] {
+        [
+            FidelityBand {
+                name: "high",
+                range: format!(">= {}", self.high),
+                low: self.high,
+                high: f64::INFINITY,
+            },
+            FidelityBand {
+                name: "moderate",
+                range: format!("{} to < {}", self.moderate, self.high),
+                low: self.moderate,
+                high: self.high,
+            },
+        ]
+    }
+
+    /// An error text when the bands are inverted.
+    pub fn check(&self) -> Result<(), String> {
+        if self.moderate > self.high {
+            return Err(format!(
+                "fidelity.moderate ({}) is above fidelity.high ({})",
+                self.moderate, self.high
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which participants an analysis set keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetFilter {

@@ -17,6 +17,7 @@ use crate::results::{OutcomeResult, Trajectory, TrajectoryPoint};
 use crate::schema::study::Design;
 use crate::scoring::Scored;
 use crate::trial_data::{outcome_data, DataSupport, OutcomeData, SetFilter};
+pub use outcomes::OutcomeError;
 use outcomes::{analyse_outcome, compare_random_slope, summarise_fit, ModelRequest};
 use spec::{OutcomeRole, OutcomesPlan, PAdjustMethod};
 
@@ -171,29 +172,14 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
                 }
             }
             if s.fidelity.enabled && !trial.groups.iter().all(|g| g.fidelity.is_none()) {
-                let fd = &s.fidelity;
-                add(
-                    "fidelity_high",
-                    None,
-                    base.clone(),
-                    SetFilter::Fidelity {
-                        low: fd.high,
-                        high: f64::INFINITY,
-                    },
-                    false,
-                    None,
-                );
-                add(
-                    "fidelity_moderate",
-                    None,
-                    base.clone(),
-                    SetFilter::Fidelity {
-                        low: fd.moderate,
-                        high: fd.high,
-                    },
-                    false,
-                    None,
-                );
+                for band in s.fidelity.bands() {
+                    let set = if band.name == "high" {
+                        "fidelity_high"
+                    } else {
+                        "fidelity_moderate"
+                    };
+                    add(set, None, base.clone(), band.filter(), false, None);
+                }
             }
         }
         let pp = &plan.analysis_sets.per_protocol;
@@ -216,7 +202,7 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
 /// Fits one planned model and summarises it (fixed effects, marginal means, contrasts, d);
 /// the random-slope model is compared with its intercept-only model and replaced by it when
 /// AIC prefers no slope. The primary ITT model keeps its participants' trajectories.
-pub fn fit_outcome_job(job: &OutcomeJob) -> Result<OutcomeResult, String> {
+pub fn fit_outcome_job(job: &OutcomeJob) -> Result<OutcomeResult, OutcomeError> {
     let data = &job.data;
     let (mut res, fit) = analyse_outcome(data, &job.req)?;
     if let (Some(reduced_formula), outcomes::FittedModel::Lmm(fit)) = (&job.slope_from, &fit) {
@@ -224,9 +210,8 @@ pub fn fit_outcome_job(job: &OutcomeJob) -> Result<OutcomeResult, String> {
             reml: job.req.reml,
             ..Default::default()
         };
-        let reduced = crate::lmm::fit_formula(&reduced_formula.to_string(), &data.frame, &opts)
-            .map_err(|e| e.to_string())?;
-        let cmp = compare_random_slope(&reduced, fit.as_ref()).map_err(|e| e.to_string())?;
+        let reduced = crate::lmm::fit_formula(&reduced_formula.to_string(), &data.frame, &opts)?;
+        let cmp = compare_random_slope(&reduced, fit.as_ref())?;
         if cmp.chosen == "reduced" {
             // AIC prefers no random slope: report the intercept-only model under this label.
             let mut req = job.req.clone();

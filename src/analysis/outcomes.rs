@@ -10,14 +10,43 @@ use nalgebra::DMatrix;
 use crate::emmeans::{reference_grid, GridFactor, GridPoint};
 use crate::formula::Formula;
 use crate::frame::Frame;
-use crate::lmm::{fit_formula, DfMethod, LmmFit, LmmOptions};
-use crate::mmrm::{fit_model, MmrmFit, MmrmOptions, ResidualSpec, WeightsSpec};
+use crate::lmm::{fit_formula, DfMethod, LmmError, LmmFit, LmmOptions};
+use crate::mmrm::{fit_model, MmrmError, MmrmFit, MmrmOptions, ResidualSpec, WeightsSpec};
 use crate::results::{
     ContrastRow, EmmeanRow, FTest, FitStats, ModelComparison, ModelDiagnostics, OutcomeResult,
     QqPlot, RandomEffectRow, RandomEffectValue, TermRow,
 };
 use crate::stats::quantile::normal_qq;
 use crate::trial_data::OutcomeData;
+
+/// Why an outcome model gives no result (the pipeline reports it with the model's label; the
+/// other models still run).
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    /// The mixed model (formula, model frame, optimizer) failed.
+    #[error(transparent)]
+    Lmm(#[from] LmmError),
+    /// The MMRM (residual structure, weights, optimizer) failed.
+    #[error(transparent)]
+    Mmrm(#[from] MmrmError),
+    /// A table of the fitted model could not be computed (`coefficient table`, `marginal
+    /// means`, `contrasts`, `change contrasts`).
+    #[error("{table}: {source}")]
+    Table {
+        table: &'static str,
+        #[source]
+        source: LmmError,
+    },
+    /// The random-slope model and its intercept-only model cannot be compared.
+    #[error(transparent)]
+    Comparison(#[from] crate::stats::lrt::LrtError),
+}
+
+impl OutcomeError {
+    fn table(table: &'static str) -> impl FnOnce(LmmError) -> OutcomeError {
+        move |source| OutcomeError::Table { table, source }
+    }
+}
 
 /// What to fit and how.
 #[derive(Debug, Clone)]
@@ -57,8 +86,8 @@ pub trait LinearModelFit {
         l: &DMatrix<f64>,
         df: DfMethod,
         level: f64,
-    ) -> Result<Vec<crate::lmm::ContrastRow>, String>;
-    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, String>;
+    ) -> Result<Vec<crate::lmm::ContrastRow>, LmmError>;
+    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, LmmError>;
     /// Frame rows used by the fit (None: every row of the outcome frame).
     fn used_rows(&self) -> Option<&[usize]>;
     fn n_observations(&self) -> usize;
@@ -78,11 +107,11 @@ impl LinearModelFit for LmmFit {
         l: &DMatrix<f64>,
         df: DfMethod,
         level: f64,
-    ) -> Result<Vec<crate::lmm::ContrastRow>, String> {
-        self.contrast_level(l, df, level).map_err(|e| e.to_string())
+    ) -> Result<Vec<crate::lmm::ContrastRow>, LmmError> {
+        self.contrast_level(l, df, level)
     }
-    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, String> {
-        self.f_test(l, df).map_err(|e| e.to_string())
+    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, LmmError> {
+        self.f_test(l, df)
     }
     fn used_rows(&self) -> Option<&[usize]> {
         Some(&self.frame.rows)
@@ -134,11 +163,11 @@ impl LinearModelFit for MmrmFit {
         l: &DMatrix<f64>,
         df: DfMethod,
         level: f64,
-    ) -> Result<Vec<crate::lmm::ContrastRow>, String> {
-        self.contrast_level(l, df, level).map_err(|e| e.to_string())
+    ) -> Result<Vec<crate::lmm::ContrastRow>, LmmError> {
+        self.contrast_level(l, df, level)
     }
-    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, String> {
-        self.f_test(l, df).map_err(|e| e.to_string())
+    fn f_test_of(&self, l: &DMatrix<f64>, df: DfMethod) -> Result<crate::lmm::FTest, LmmError> {
+        self.f_test(l, df)
     }
     fn used_rows(&self) -> Option<&[usize]> {
         None
@@ -219,7 +248,7 @@ impl LinearModelFit for MmrmFit {
 pub fn analyse_outcome(
     data: &OutcomeData,
     req: &ModelRequest,
-) -> Result<(OutcomeResult, FittedModel), String> {
+) -> Result<(OutcomeResult, FittedModel), OutcomeError> {
     let fit = fit_request(data, req)?;
     let res = match &fit {
         FittedModel::Lmm(f) => summarise_fit(data, req, f.as_ref())?,
@@ -234,7 +263,7 @@ pub enum FittedModel {
     Mmrm(Box<MmrmFit>),
 }
 
-fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, String> {
+fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, OutcomeError> {
     if req.residual.is_none() && req.weights.is_none() {
         let opts = LmmOptions {
             reml: req.reml,
@@ -242,20 +271,14 @@ fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, St
         };
         return fit_formula(&req.formula.to_string(), &data.frame, &opts)
             .map(|f| FittedModel::Lmm(Box::new(f)))
-            .map_err(|e| e.to_string());
+            .map_err(OutcomeError::from);
     }
     let residual = req
         .residual
         .as_deref()
         .map(ResidualSpec::parse)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let weights = req
-        .weights
-        .as_deref()
-        .map(WeightsSpec::parse)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+        .transpose()?;
+    let weights = req.weights.as_deref().map(WeightsSpec::parse).transpose()?;
     let opts = MmrmOptions {
         reml: req.reml,
         ..MmrmOptions::default()
@@ -268,7 +291,7 @@ fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, St
         &opts,
     )
     .map(|f| FittedModel::Mmrm(Box::new(f)))
-    .map_err(|e| e.to_string())
+    .map_err(OutcomeError::from)
 }
 
 /// Builds the result record of a fitted model.
@@ -276,7 +299,7 @@ pub fn summarise_fit<F: LinearModelFit>(
     data: &OutcomeData,
     req: &ModelRequest,
     fit: &F,
-) -> Result<OutcomeResult, String> {
+) -> Result<OutcomeResult, OutcomeError> {
     let mut warnings: Vec<String> = fit.fit_warnings();
     let method_name = match req.df {
         DfMethod::Satterthwaite => "satterthwaite",
@@ -287,7 +310,7 @@ pub fn summarise_fit<F: LinearModelFit>(
     let p = names.len();
     let coef = fit
         .contrasts_at(&DMatrix::identity(p, p), req.df, req.level)
-        .map_err(|e| format!("coefficient table: {e}"))?;
+        .map_err(OutcomeError::table("coefficient table"))?;
     let fixed_effects: Vec<TermRow> = names
         .iter()
         .zip(&coef)
@@ -365,7 +388,7 @@ pub fn summarise_fit<F: LinearModelFit>(
             let l = rows_matrix(grid.iter().map(|g| g.l.clone()).collect(), names.len());
             let em = fit
                 .contrasts_at(&l, req.df, req.level)
-                .map_err(|e| format!("marginal means: {e}"))?;
+                .map_err(OutcomeError::table("marginal means"))?;
             for (g, r) in grid.iter().zip(&em) {
                 emmeans.push(EmmeanRow {
                     arm: g.levels[0].1.clone(),
@@ -426,7 +449,7 @@ fn arm_contrasts<F: LinearModelFit>(
     grid: &[GridPoint],
     data: &OutcomeData,
     req: &ModelRequest,
-) -> Result<(Vec<ContrastRow>, Vec<ContrastRow>), String> {
+) -> Result<(Vec<ContrastRow>, Vec<ContrastRow>), OutcomeError> {
     let treated = &data.intervention;
     let Some(control) = data.arms.first().filter(|c| *c != treated) else {
         return Ok((Vec::new(), Vec::new()));
@@ -466,10 +489,10 @@ fn arm_contrasts<F: LinearModelFit>(
     }
     let r1 = fit
         .contrasts_at(&rows_matrix(at_wave, p), req.df, req.level)
-        .map_err(|e| format!("contrasts: {e}"))?;
+        .map_err(OutcomeError::table("contrasts"))?;
     let r2 = fit
         .contrasts_at(&rows_matrix(change, p), req.df, req.level)
-        .map_err(|e| format!("change contrasts: {e}"))?;
+        .map_err(OutcomeError::table("change contrasts"))?;
     let mk = |w: &String, r: &crate::lmm::ContrastRow, contrast: String| {
         let sd = data.baseline_sd.filter(|s| *s > 0.0);
         ContrastRow {

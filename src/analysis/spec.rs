@@ -5,6 +5,8 @@
 pub use crate::lmm::DfSpec;
 use serde::{Deserialize, Serialize};
 
+pub use crate::trial_data::FidelityBands;
+
 /// One outcome to analyse: an instrument's total score from the scored table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -138,7 +140,7 @@ pub struct SensitivitySpec {
     pub random_slope: bool,
     /// Fidelity bands (group IMR Fidelity Scale), each band against control.
     #[serde(default)]
-    pub fidelity: FidelitySpec,
+    pub fidelity: FidelityBands,
 }
 
 impl Default for SensitivitySpec {
@@ -147,36 +149,7 @@ impl Default for SensitivitySpec {
             site: true,
             groups: true,
             random_slope: true,
-            fidelity: FidelitySpec::default(),
-        }
-    }
-}
-
-/// Fidelity bands: high >= `high`, moderate in [`moderate`, `high`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FidelitySpec {
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    #[serde(default = "default_high")]
-    pub high: f64,
-    #[serde(default = "default_moderate")]
-    pub moderate: f64,
-}
-
-fn default_high() -> f64 {
-    4.0
-}
-fn default_moderate() -> f64 {
-    3.0
-}
-
-impl Default for FidelitySpec {
-    fn default() -> Self {
-        FidelitySpec {
-            enabled: true,
-            high: default_high(),
-            moderate: default_moderate(),
+            fidelity: FidelityBands::default(),
         }
     }
 }

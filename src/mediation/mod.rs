@@ -393,7 +393,7 @@ pub fn analyse_each(
     seed: u64,
     progress: &dyn ProgressSink,
 ) -> Result<Vec<Result<MediationResult, MediationError>>, MediationError> {
-    spec.validate().map_err(MediationError::Spec)?;
+    spec.validate()?;
     let panel = Panel::new(data, "mediation")?;
     let mut out = Vec::new();
     for kind in &spec.analyses {

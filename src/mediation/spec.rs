@@ -4,6 +4,8 @@
 //! doi 10.1371/journal.pone.0313202) and its multi-wave and treatment-level extensions.
 use serde::{Deserialize, Serialize};
 
+use super::MediationError;
+
 /// Which analyses to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,33 +118,41 @@ impl Default for MediationSpec {
 
 impl MediationSpec {
     /// Checks values serde cannot (levels, counts, names).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MediationError> {
         if !(self.conf_level > 0.0 && self.conf_level < 1.0) {
-            return Err(format!(
+            return Err(MediationError::Spec(format!(
                 "mediation.conf_level must be between 0 and 1, got {}",
                 self.conf_level
-            ));
+            )));
         }
         if self.mediators.is_empty() {
-            return Err("mediation.mediators needs at least one score".into());
+            return Err(MediationError::Spec(
+                "mediation.mediators needs at least one score".into(),
+            ));
         }
         let mut names = vec![self.x.as_str(), self.y.as_str()];
         names.extend(self.mediators.iter().map(String::as_str));
         for (i, a) in names.iter().enumerate() {
             if a.trim().is_empty() {
-                return Err("mediation: an empty score name".into());
+                return Err(MediationError::Spec(
+                    "mediation: an empty score name".into(),
+                ));
             }
             if names.iter().skip(i + 1).any(|b| b == a) {
-                return Err(format!(
+                return Err(MediationError::Spec(format!(
                     "mediation: score `{a}` plays two roles (x, mediators and y must differ)"
-                ));
+                )));
             }
         }
         if self.treatment.mediator == self.treatment.outcome {
-            return Err("mediation.treatment: mediator and outcome must differ".into());
+            return Err(MediationError::Spec(
+                "mediation.treatment: mediator and outcome must differ".into(),
+            ));
         }
         if self.monte_carlo_draws == 1 || self.bootstrap_resamples == 1 {
-            return Err("mediation: use 0 (off) or at least 2 resamples/draws".into());
+            return Err(MediationError::Spec(
+                "mediation: use 0 (off) or at least 2 resamples/draws".into(),
+            ));
         }
         Ok(())
     }

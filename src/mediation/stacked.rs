@@ -261,7 +261,35 @@ pub struct StackedFit {
 /// unstructured covariance over `data.random` and one residual variance per equation
 /// (`data.equation`), by REML (`reml = true`) or ML.
 pub trait StackedFitter: Sync {
-    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, String>;
+    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, StackedFitError>;
+}
+
+/// Why a [`StackedFitter`] gives no fit.
+#[derive(Debug, thiserror::Error)]
+pub enum StackedFitError {
+    #[error("{0} rows are too few for the stacked model")]
+    TooFewRows(usize),
+    #[error("the fixed-effects design of the stacked model is singular")]
+    SingularDesign,
+    #[error("the stacked model cannot be evaluated at the start")]
+    BadStart,
+    #[error("BOBYQA: {0}")]
+    Optimizer(String),
+    #[error("the optimum cannot be evaluated")]
+    BadOptimum,
+    #[error(transparent)]
+    Data(#[from] Box<MediationError>),
+    #[error(transparent)]
+    Mmrm(#[from] crate::mmrm::MmrmError),
+    #[error("`{term}` is not among the fitted terms {fitted:?}")]
+    MissingTerm { term: String, fitted: Vec<String> },
+    #[error("the fit has no random-effects covariance")]
+    NoRandomEffects,
+    #[error("no residual SD for equation `{0}`")]
+    NoResidualSd(String),
+    /// Every fitter of [`BestOf`] failed: `name: error` of each, `; `-separated.
+    #[error("{0}")]
+    AllFailed(String),
 }
 
 /// The GLS solution and the criterion at given variance parameters.
@@ -700,19 +728,15 @@ fn sd_of(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 impl StackedFitter for NativeFitter {
-    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, String> {
+    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, StackedFitError> {
         use bobyqa::{Bobyqa, Config};
         let p = data.p();
         let q = data.random.len();
         let nt = q * (q + 1) / 2;
         if data.n() <= p + nt + 2 {
-            return Err(format!(
-                "{} rows are too few for the stacked model",
-                data.n()
-            ));
+            return Err(StackedFitError::TooFewRows(data.n()));
         }
-        let gd =
-            gls_data(data).ok_or("the fixed-effects design of the stacked model is singular")?;
+        let gd = gls_data(data).ok_or(StackedFitError::SingularDesign)?;
         let eq_sd = |e: usize| {
             sd_of(
                 (0..data.n())
@@ -806,14 +830,15 @@ impl StackedFitter for NativeFitter {
         x[nt] = 1.0;
         let mut best = objective(&x);
         if best >= 1e300 {
-            return Err("the stacked model cannot be evaluated at the start".into());
+            return Err(StackedFitError::BadStart);
         }
         for _ in 0..=self.restarts {
             let mut cfg = Config::new(k);
             cfg.rho_begin = 0.2;
             cfg.rho_end = self.rho_end;
             cfg.max_fun = self.max_evals.max(cfg.npt + 2);
-            let mut solver = Bobyqa::new(k, cfg).map_err(|s| format!("BOBYQA: {s}"))?;
+            let mut solver =
+                Bobyqa::new(k, cfg).map_err(|s| StackedFitError::Optimizer(s.to_string()))?;
             let mut y = x.clone();
             solver.minimize(|th: &[f64]| objective(th), &mut y, &lower, &upper);
             let f = objective(&y);
@@ -828,12 +853,11 @@ impl StackedFitter for NativeFitter {
         }
         let g = g_star(&x);
         let rho = rho0 * x[nt];
-        let (_, s2) = profiled(&gd, &g, rho, reml).ok_or("the optimum cannot be evaluated")?;
+        let (_, s2) = profiled(&gd, &g, rho, reml).ok_or(StackedFitError::BadOptimum)?;
         let re_cov: Vec<f64> = g.iter().map(|v| v * s2).collect();
         let s = s2.sqrt();
         let sigma = [s, s * rho];
-        let gls =
-            evaluate_on(&gd, &re_cov, sigma, reml).ok_or("the optimum cannot be evaluated")?;
+        let gls = evaluate_on(&gd, &re_cov, sigma, reml).ok_or(StackedFitError::BadOptimum)?;
         let mut warnings = Vec::new();
         let mut t = 0;
         for i in 0..q {
@@ -869,22 +893,24 @@ pub struct MmrmFitter {
 }
 
 impl StackedFitter for MmrmFitter {
-    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, String> {
+    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, StackedFitError> {
         use crate::mmrm::{fit_model, MmrmOptions, WeightsSpec};
-        let frame = data.to_frame().map_err(|e| e.to_string())?;
+        let frame = data.to_frame().map_err(Box::new)?;
         let formula = format!("{} + {}", data.fixed_formula(), data.random_formula());
-        let weights = WeightsSpec::parse("ident(dv)").map_err(|e| e.to_string())?;
+        let weights = WeightsSpec::parse("ident(dv)")?;
         let opts = MmrmOptions {
             reml,
             ..self.options.clone()
         };
-        let f =
-            fit_model(&formula, None, Some(&weights), &frame, &opts).map_err(|e| e.to_string())?;
+        let f = fit_model(&formula, None, Some(&weights), &frame, &opts)?;
         let pos = |names: &[String], n: &str| {
             names
                 .iter()
                 .position(|m| m == n)
-                .ok_or_else(|| format!("`{n}` is not among the fitted terms {names:?}"))
+                .ok_or_else(|| StackedFitError::MissingTerm {
+                    term: n.to_string(),
+                    fitted: names.to_vec(),
+                })
         };
         let bi: Vec<usize> = data
             .x_names
@@ -895,7 +921,7 @@ impl StackedFitter for MmrmFitter {
         let g = f
             .re_covariance
             .as_ref()
-            .ok_or("the fit has no random-effects covariance")?;
+            .ok_or(StackedFitError::NoRandomEffects)?;
         let ri: Vec<usize> = RANDOM_TERMS
             .iter()
             .map(|n| pos(&f.re_names, n))
@@ -905,7 +931,7 @@ impl StackedFitter for MmrmFitter {
                 .iter()
                 .position(|l| l == lv)
                 .and_then(|i| f.residual_sd.get(i).copied())
-                .ok_or_else(|| format!("no residual SD for equation `{lv}`"))
+                .ok_or_else(|| StackedFitError::NoResidualSd(lv.to_string()))
         };
         Ok(StackedFit {
             reml,
@@ -940,7 +966,7 @@ impl Default for BestOf {
 }
 
 impl StackedFitter for BestOf {
-    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, String> {
+    fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, StackedFitError> {
         let mut best: Option<(usize, StackedFit)> = None;
         let mut tried = Vec::new();
         let mut errors = Vec::new();
@@ -955,7 +981,7 @@ impl StackedFitter for BestOf {
                 Err(e) => errors.push(format!("{name}: {e}")),
             }
         }
-        let (i, mut fit) = best.ok_or_else(|| errors.join("; "))?;
+        let (i, mut fit) = best.ok_or_else(|| StackedFitError::AllFailed(errors.join("; ")))?;
         let spread = tried.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max)
             - tried.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
         if tried.len() > 1 && spread > 1e-3 {

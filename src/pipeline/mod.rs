@@ -131,7 +131,7 @@ pub fn execute(
 ) -> Executed {
     let mut diagnostics = plan.diagnostics;
     let bar = progress.bar(plan.outcome_jobs.len() as u64, "outcome models");
-    let fitted: Vec<Result<OutcomeResult, String>> = plan
+    let fitted: Vec<Result<OutcomeResult, analysis::OutcomeError>> = plan
         .outcome_jobs
         .par_iter()
         .map(|job| {

@@ -156,6 +156,10 @@ impl AnalysisSpec {
                 pp.min_share
             )));
         }
+        self.sensitivity
+            .fidelity
+            .check()
+            .map_err(|m| bad(format!("sensitivity.{m}")))?;
         if self.admissions.followup_days.is_some_and(|d| d <= 0) {
             return Err(bad("admissions.followup_days must be positive".into()));
         }

@@ -7,12 +7,14 @@
 
 use nalgebra::DMatrix;
 
-use crate::emmeans::{reference_grid, GridFactor};
-use crate::formula::{build_model_frame, ModelFormula, ModelFrame};
-use crate::frame::{Column, Frame};
+use crate::emmeans::{reference_grid, GridError, GridFactor};
+use crate::formula::{build_model_frame, FormulaError, ModelFormula, ModelFrame};
+use crate::frame::{Column, Frame, FrameError};
 use crate::lmm::inference::t_p_and_quantile;
+use crate::lmm::LmmError;
 use crate::lmm::{fit_model_frame, DfMethod, LmmFit, LmmOptions};
 pub use crate::results::{FitMethod, WaveContrast};
+use crate::stats::linalg::LinalgError;
 
 /// The contrast at `wave` from a row of [`crate::lmm::LmmFit::contrast_level`].
 pub fn wave_contrast(wave: &str, r: crate::lmm::ContrastRow) -> WaveContrast {
@@ -55,6 +57,38 @@ pub struct ContrastDesign<'a> {
     pub level: f64,
 }
 
+/// Why a per-site, fidelity-band, moderator or routine model gives no contrasts (the site is
+/// then listed as excluded with this reason, or the analysis warns; its siblings still run).
+#[derive(Debug, thiserror::Error)]
+pub enum SiteModelError {
+    #[error(transparent)]
+    Formula(#[from] FormulaError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Lmm(#[from] LmmError),
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    #[error("the intervention arm is the reference arm: no contrast")]
+    ReferenceArm,
+    /// The Wald contrasts of a fitted mixed model.
+    #[error("contrasts: {0}")]
+    Contrasts(#[source] LmmError),
+    /// The least-squares fallback (or the routine case-mix model).
+    #[error("least squares: {0}")]
+    LeastSquares(#[source] LinalgError),
+    #[error("{n} participant(s) with a score, fewer than min_participants = {min}")]
+    TooFewParticipants { n: usize, min: usize },
+    #[error("{0} training group(s) with a fidelity rating; at least 3 needed")]
+    TooFewRatedGroups(usize),
+    #[error("no observed scores")]
+    NoScores,
+    #[error("the modelling frame lacks group_id or imr")]
+    MissingDesignColumns,
+    #[error("fidelity_c was dropped from the model (no variation)")]
+    ModeratorDropped,
+}
+
 /// Fits `formula` (lme4 syntax on the frame's columns; the arm and wave factors are called
 /// `arm` and `wave`) and returns intervention minus control at every wave; ordinary least
 /// squares on the fixed part when the mixed model is singular (`isSingular`) or fails.
@@ -62,9 +96,9 @@ pub fn fit_contrasts(
     frame: &Frame,
     formula: &str,
     design: &ContrastDesign<'_>,
-) -> Result<ModelContrasts, String> {
-    let f = ModelFormula::parse(formula).map_err(|e| e.to_string())?;
-    let mf = build_model_frame(&f, frame).map_err(|e| e.to_string())?;
+) -> Result<ModelContrasts, SiteModelError> {
+    let f = ModelFormula::parse(formula)?;
+    let mf = build_model_frame(&f, frame)?;
     let n_participants = count_levels(frame, "participant_id", &mf.rows);
     let cells = observed_cells(frame, &mf.rows);
     let x = mf.x.clone();
@@ -161,12 +195,12 @@ fn contrast_rows(
     rows: &[usize],
     cells: &[(String, String)],
     design: &ContrastDesign<'_>,
-) -> Result<Vec<(String, Vec<f64>)>, String> {
+) -> Result<Vec<(String, Vec<f64>)>, SiteModelError> {
     let Some(control) = design.arms.first() else {
         return Ok(Vec::new());
     };
     if control == design.intervention {
-        return Err("the intervention arm is the reference arm: no contrast".into());
+        return Err(SiteModelError::ReferenceArm);
     }
     let covariates: Vec<(String, f64)> = names
         .iter()
@@ -216,8 +250,7 @@ fn contrast_rows(
             levels: waves.clone(),
         },
     ];
-    let grid = reference_grid(names, &factors, &covariates, &["arm", "wave"])
-        .map_err(|e| e.to_string())?;
+    let grid = reference_grid(names, &factors, &covariates, &["arm", "wave"])?;
     let cell = |arm: &str, wave: &str| {
         grid.iter()
             .find(|g| g.levels[0].1 == arm && g.levels[1].1 == wave)
@@ -244,7 +277,7 @@ fn lmm_contrasts(
     frame: &Frame,
     cells: &[(String, String)],
     design: &ContrastDesign<'_>,
-) -> Result<Vec<WaveContrast>, String> {
+) -> Result<Vec<WaveContrast>, SiteModelError> {
     let names = fit.fixef_names().to_vec();
     let rows = contrast_rows(&names, frame, &fit.frame.rows, cells, design)?;
     if rows.is_empty() {
@@ -254,7 +287,7 @@ fn lmm_contrasts(
     let l = DMatrix::from_fn(rows.len(), p, |i, j| rows[i].1[j]);
     let res = fit
         .contrast_level(&l, design.df, design.level)
-        .map_err(|e| format!("contrasts: {e}"))?;
+        .map_err(SiteModelError::Contrasts)?;
     Ok(rows
         .iter()
         .zip(res)
@@ -289,8 +322,8 @@ fn ols_contrasts(
     rows: &[usize],
     cells: &[(String, String)],
     design: &ContrastDesign<'_>,
-) -> Result<Vec<WaveContrast>, String> {
-    let fit = ols_xy(x, y, names).map_err(|e| format!("least squares: {e}"))?;
+) -> Result<Vec<WaveContrast>, SiteModelError> {
+    let fit = ols_xy(x, y, names).map_err(SiteModelError::LeastSquares)?;
     let lrows = contrast_rows(names, frame, rows, cells, design)?;
     Ok(lrows
         .iter()
@@ -311,9 +344,9 @@ fn ols_contrasts(
 }
 
 /// Builds the model frame of `formula` on `frame` (R's `model.frame` + `model.matrix`).
-pub fn model_frame(frame: &Frame, formula: &str) -> Result<ModelFrame, String> {
-    let f = ModelFormula::parse(formula).map_err(|e| e.to_string())?;
-    build_model_frame(&f, frame).map_err(|e| e.to_string())
+pub fn model_frame(frame: &Frame, formula: &str) -> Result<ModelFrame, SiteModelError> {
+    let f = ModelFormula::parse(formula)?;
+    Ok(build_model_frame(&f, frame)?)
 }
 
 /// The rows of `frame` grouped by the levels of factor `name` (level order); levels without
@@ -338,7 +371,7 @@ pub fn rows_by_level(frame: &Frame, name: &str) -> Vec<(String, Vec<usize>)> {
 
 /// A new frame with the given rows of `frame`. `arm` and `wave` keep their level order; other
 /// factors get the R-sorted levels observed in the subset (R's `droplevels`).
-pub fn subset_frame(frame: &Frame, rows: &[usize]) -> Result<Frame, String> {
+pub fn subset_frame(frame: &Frame, rows: &[usize]) -> Result<Frame, FrameError> {
     let mut out = Frame::new();
     for name in frame.names() {
         let Some(col) = frame.column(name) else {
@@ -370,7 +403,7 @@ pub fn subset_frame(frame: &Frame, rows: &[usize]) -> Result<Frame, String> {
                 out.push_factor(name, vals, keep)
             }
         };
-        r.map_err(|e| e.to_string())?;
+        r?;
     }
     Ok(out)
 }

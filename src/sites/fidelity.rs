@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use nalgebra::DMatrix;
 
-use super::contrast::{count_levels, fit_contrasts, wave_contrast, ContrastDesign};
+use super::contrast::{count_levels, fit_contrasts, wave_contrast, ContrastDesign, SiteModelError};
 use crate::formula::Formula;
 use crate::frame::{Column, Frame};
 use crate::ingest::Trial;
@@ -21,13 +21,12 @@ use crate::lmm::{fit_formula, DfMethod, LmmOptions};
 use crate::results::{FidelityBandRow, FidelityModerator, FidelityResult};
 use crate::schema::study::Design;
 use crate::scoring::Scored;
-use crate::trial_data::{outcome_data, OutcomeData, SetFilter};
+use crate::trial_data::{outcome_data, FidelityBands, OutcomeData, SetFilter};
 
 /// Options of [`fidelity_analysis`].
 #[derive(Debug, Clone)]
 pub struct FidelityOptions<'a> {
-    pub high: f64,
-    pub moderate: f64,
+    pub bands: FidelityBands,
     pub moderator: bool,
     /// The outcome model formula on the frame's columns (response `y`).
     pub formula: &'a Formula,
@@ -63,15 +62,8 @@ pub fn fidelity_analysis(
         opt.formula.clone()
     }
     .to_string();
-    for (band, range, low, high) in [
-        ("high", format!(">= {}", opt.high), opt.high, f64::INFINITY),
-        (
-            "moderate",
-            format!("{} to < {}", opt.moderate, opt.high),
-            opt.moderate,
-            opt.high,
-        ),
-    ] {
+    for b in opt.bands.bands() {
+        let (band, range, low, high) = (b.name, &b.range, b.low, b.high);
         let n_groups = trial
             .groups
             .iter()
@@ -83,8 +75,7 @@ pub fn fidelity_analysis(
             ));
             continue;
         }
-        let Some(data) = outcome_data(trial, scored, outcome, &SetFilter::Fidelity { low, high })
-        else {
+        let Some(data) = outcome_data(trial, scored, outcome, &b.filter()) else {
             warnings.push(format!("fidelity band {band}: no observed scores"));
             continue;
         };
@@ -104,7 +95,7 @@ pub fn fidelity_analysis(
                 for c in m.contrasts.iter().filter(|c| opt.waves.contains(&c.wave)) {
                     bands.push(FidelityBandRow {
                         band: band.into(),
-                        range: range.clone(),
+                        range: range.to_string(),
                         wave: c.wave.clone(),
                         n_intervention: n_int,
                         n_control: n_ctl,
@@ -165,13 +156,10 @@ fn moderator_model(
     outcome: &str,
     opt: &FidelityOptions<'_>,
     cluster: bool,
-) -> Result<FidelityModerator, String> {
+) -> Result<FidelityModerator, SiteModelError> {
     let rated: Vec<f64> = trial.groups.iter().filter_map(|g| g.fidelity).collect();
     if rated.len() < 3 {
-        return Err(format!(
-            "{} training group(s) with a fidelity rating; at least 3 needed",
-            rated.len()
-        ));
+        return Err(SiteModelError::TooFewRatedGroups(rated.len()));
     }
     let mean = rated.iter().sum::<f64>() / rated.len() as f64;
     let fid: HashMap<&str, f64> = trial
@@ -179,12 +167,12 @@ fn moderator_model(
         .iter()
         .filter_map(|g| g.fidelity.map(|f| (g.id.as_str(), f)))
         .collect();
-    let data = outcome_data(trial, scored, outcome, &SetFilter::All)
-        .ok_or_else(|| "no observed scores".to_string())?;
+    let data =
+        outcome_data(trial, scored, outcome, &SetFilter::All).ok_or(SiteModelError::NoScores)?;
     let (Some(Column::Factor { codes, levels }), Some(Column::Numeric(imr))) =
         (data.frame.column("group_id"), data.frame.column("imr"))
     else {
-        return Err("the modelling frame lacks group_id or imr".into());
+        return Err(SiteModelError::MissingDesignColumns);
     };
     let values: Vec<Option<f64>> = codes
         .iter()
@@ -198,20 +186,16 @@ fn moderator_model(
         })
         .collect();
     let mut frame: Frame = data.frame.clone();
-    frame
-        .push_numeric("fidelity_c", values)
-        .map_err(|e| e.to_string())?;
+    frame.push_numeric("fidelity_c", values)?;
     let group_lhs = if cluster { "1" } else { "0 + imr" };
     let formula = opt
         .formula
         .add_fixed("fidelity_c + wave:fidelity_c")
-        .and_then(|f| f.add_random(group_lhs, "group_id"))
-        .map_err(|e| e.to_string())?;
-    let fit = fit_formula(&formula.to_string(), &frame, &LmmOptions::default())
-        .map_err(|e| e.to_string())?;
+        .and_then(|f| f.add_random(group_lhs, "group_id"))?;
+    let fit = fit_formula(&formula.to_string(), &frame, &LmmOptions::default())?;
     let names = fit.fixef_names().to_vec();
     let Some(main) = names.iter().position(|n| n == "fidelity_c") else {
-        return Err("fidelity_c was dropped from the model (no variation)".into());
+        return Err(SiteModelError::ModeratorDropped);
     };
     let mut l_rows = Vec::new();
     for (k, w) in data.waves.iter().enumerate() {
@@ -236,8 +220,7 @@ fn moderator_model(
     let res = if l_rows.is_empty() {
         Vec::new()
     } else {
-        fit.contrast_level(&lm, opt.df, opt.level)
-            .map_err(|e| e.to_string())?
+        fit.contrast_level(&lm, opt.df, opt.level)?
     };
     let rows = l_rows
         .iter()

@@ -41,7 +41,8 @@ pub use crate::results::{
 };
 use crate::schema::study::Design;
 use crate::scoring::Scored;
-use crate::trial_data::{outcome_data, OutcomeData, SetFilter};
+use crate::trial_data::{outcome_data, FidelityBands, OutcomeData, SetFilter};
+pub use contrast::SiteModelError;
 use contrast::{fit_contrasts, rows_by_level, subset_frame, ContrastDesign};
 pub use routine::{routine_site_means, RoutineError};
 
@@ -104,7 +105,10 @@ impl Default for SitesSpec {
     }
 }
 
-/// `[sites.fidelity]`.
+/// `[sites.fidelity]`: the fidelity bands of [`FidelityBands`] (the same keys and defaults as
+/// `[sensitivity.fidelity]`) and the continuous moderator. A struct of its own, not
+/// `#[serde(flatten)]` over the bands, because serde cannot deny unknown keys through a
+/// flattened field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FidelitySpec {
@@ -119,11 +123,23 @@ pub struct FidelitySpec {
 
 impl Default for FidelitySpec {
     fn default() -> Self {
+        let b = FidelityBands::default();
         FidelitySpec {
-            enabled: true,
-            high: 4.0,
-            moderate: 3.0,
+            enabled: b.enabled,
+            high: b.high,
+            moderate: b.moderate,
             moderator: true,
+        }
+    }
+}
+
+impl FidelitySpec {
+    /// The bands.
+    pub fn bands(&self) -> FidelityBands {
+        FidelityBands {
+            enabled: self.enabled,
+            high: self.high,
+            moderate: self.moderate,
         }
     }
 }
@@ -179,18 +195,23 @@ impl SitesSpec {
                 ));
             }
         }
-        if !self.shrinkage_formula.contains("site_id") {
-            return bad("shrinkage_formula needs a random-effects term per site_id, e.g. (1 + arm | site_id)".into());
+        // `{imr_waves}` stands for the per-wave indicators (see `shrinkage_setup`).
+        let shrinkage =
+            Formula::template(&self.shrinkage_formula.replace("{imr_waves}", "imr"), "y");
+        match shrinkage {
+            Err(e) => return bad(format!("shrinkage_formula: {e}")),
+            Ok(f) if !f.has_grouping("site_id") => {
+                return bad("shrinkage_formula needs a random-effects term per site_id, e.g. (1 + arm | site_id)".into());
+            }
+            Ok(_) => {}
         }
         if self.tau2_threshold.is_nan() || self.tau2_threshold <= 0.0 {
             return bad("tau2_threshold must be positive".into());
         }
-        if self.fidelity.moderate > self.fidelity.high {
-            return bad(format!(
-                "fidelity.moderate ({}) is above fidelity.high ({})",
-                self.fidelity.moderate, self.fidelity.high
-            ));
-        }
+        self.fidelity
+            .bands()
+            .check()
+            .map_err(|m| SitesError::Spec(m))?;
         Ok(())
     }
 
@@ -261,19 +282,21 @@ pub fn per_site_fits(
         df,
         level,
     };
-    let results: Vec<(String, Result<contrast::ModelContrasts, String>)> = groups
+    let results: Vec<(String, Result<contrast::ModelContrasts, SiteModelError>)> = groups
         .par_iter()
         .map(|(site, rows)| {
             let n = contrast::count_levels(&data.frame, "participant_id", rows);
             if n < min_participants {
                 return (
                     site.clone(),
-                    Err(format!(
-                        "{n} participant(s) with a score, fewer than min_participants = {min_participants}"
-                    )),
+                    Err(SiteModelError::TooFewParticipants {
+                        n,
+                        min: min_participants,
+                    }),
                 );
             }
             let r = subset_frame(&data.frame, rows)
+                .map_err(SiteModelError::from)
                 .and_then(|f| fit_contrasts(&f, formula, &design));
             (site.clone(), r)
         })
@@ -285,7 +308,7 @@ pub fn per_site_fits(
             Ok(fit) => fits.push(SiteFit { site_id: site, fit }),
             Err(reason) => excluded.push(ExcludedSite {
                 site_id: site,
-                reason,
+                reason: reason.to_string(),
             }),
         }
     }
@@ -678,8 +701,7 @@ pub fn analyse(
                 scored,
                 outcome,
                 &fidelity::FidelityOptions {
-                    high: spec.fidelity.high,
-                    moderate: spec.fidelity.moderate,
+                    bands: spec.fidelity.bands(),
                     moderator: spec.fidelity.moderator,
                     formula: &formula,
                     df: spec.df_method(),

@@ -20,10 +20,14 @@ use crate::scoring::Scored;
 use crate::stats::distributions::qnorm;
 
 /// Why routine monitoring cannot run.
-#[derive(Debug, Error, PartialEq)]
+#[derive(Debug, Error)]
 pub enum RoutineError {
     #[error("routine monitoring: {0}")]
     Routine(String),
+    #[error("routine monitoring: {0}")]
+    Model(#[from] super::contrast::SiteModelError),
+    #[error("routine monitoring: {0}")]
+    Frame(#[from] crate::frame::FrameError),
 }
 
 /// Case-mix-adjusted site means of change of `spec.outcome` (see the module docs).
@@ -88,20 +92,15 @@ pub fn routine_site_means(
             _ => None,
         })
         .collect();
-    let fe = |e: crate::frame::FrameError| err(e.to_string());
-    frame.push_numeric("change", change).map_err(fe)?;
-    frame
-        .push_numeric("baseline", keep.iter().map(|&p| base[p]).collect())
-        .map_err(fe)?;
-    frame
-        .push_factor(
-            "site_id",
-            keep.iter()
-                .map(|&p| Some(trial.site_label(trial.participants[p].site).to_string()))
-                .collect(),
-            None,
-        )
-        .map_err(fe)?;
+    frame.push_numeric("change", change)?;
+    frame.push_numeric("baseline", keep.iter().map(|&p| base[p]).collect())?;
+    frame.push_factor(
+        "site_id",
+        keep.iter()
+            .map(|&p| Some(trial.site_label(trial.participants[p].site).to_string()))
+            .collect(),
+        None,
+    )?;
     let mut terms = vec!["baseline".to_string()];
     for c in &spec.covariates {
         let col = covariate(trial, &keep, c).ok_or_else(|| {
@@ -112,13 +111,12 @@ pub fn routine_site_means(
         match col {
             Cov::Num(v) => frame.push_numeric(c, v),
             Cov::Fac(v) => frame.push_factor(c, v, None),
-        }
-        .map_err(fe)?;
+        }?;
         terms.push(c.clone());
     }
     let rhs = terms.join(" + ");
     let formula = format!("change ~ {rhs} + (1 | site_id)");
-    let mf = model_frame(&frame, &formula).map_err(err)?;
+    let mf = model_frame(&frame, &formula)?;
     let n = mf.n();
     let ols = ols_xy(&mf.x, &mf.y, &mf.x_names).map_err(|e| err(format!("case-mix model: {e}")))?;
     let overall = mf.y.iter().sum::<f64>() / n as f64;
