@@ -123,6 +123,35 @@ impl TextColumn {
     }
 }
 
+/// The SHA-256 and size of a file's bytes, taken from the bytes that were parsed (so a
+/// manifest describes exactly what the analysis read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl FileDigest {
+    pub fn of(bytes: &[u8]) -> FileDigest {
+        use sha2::{Digest, Sha256};
+        FileDigest {
+            sha256: Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            bytes: bytes.len() as u64,
+        }
+    }
+}
+
+/// Reads a whole file and its digest in one pass over the bytes.
+pub fn read_file_digest(path: &Path) -> std::io::Result<(Vec<u8>, FileDigest)> {
+    let bytes = std::fs::read(path)?;
+    let digest = FileDigest::of(&bytes);
+    Ok((bytes, digest))
+}
+
 /// A table as read from a file: named columns of raw text cells.
 #[derive(Debug, Clone)]
 pub struct RawTable {
@@ -131,6 +160,8 @@ pub struct RawTable {
     columns: Vec<String>,
     data: Vec<TextColumn>,
     n_rows: usize,
+    /// Digest of the file the table was parsed from (`None` for tables built in memory).
+    digest: Option<FileDigest>,
 }
 
 impl RawTable {
@@ -171,12 +202,18 @@ impl RawTable {
             columns: names,
             data,
             n_rows,
+            digest: None,
         })
     }
 
     /// Table name, e.g. `participants` (the file stem).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Digest of the file the table was read from ([`read_table_file`]).
+    pub fn digest(&self) -> Option<&FileDigest> {
+        self.digest.as_ref()
     }
 
     /// The file the table came from.
@@ -223,8 +260,8 @@ impl RawTable {
     }
 }
 
-/// Reads a `.csv` or `.parquet` file (by extension) with every column as text.
-/// The table is named after the file stem.
+/// Reads a `.csv` or `.parquet` file (by extension) with every column as text, and the
+/// digest of the bytes it parsed ([`RawTable::digest`]). The table is named after the file stem.
 pub fn read_table_file(path: &Path) -> Result<RawTable, TableError> {
     let ext = path
         .extension()
@@ -235,13 +272,22 @@ pub fn read_table_file(path: &Path) -> Result<RawTable, TableError> {
         .and_then(|s| s.to_str())
         .unwrap_or("")
         .to_string();
-    match ext.as_deref() {
-        Some("csv") => read_csv_table(&name, path),
-        Some("parquet") => frame_to_table(&name, path, read_parquet_frame(path)?),
-        _ => Err(TableError::UnsupportedExtension {
+    if !matches!(ext.as_deref(), Some("csv" | "parquet")) {
+        return Err(TableError::UnsupportedExtension {
             path: path.to_path_buf(),
-        }),
+        });
     }
+    let (bytes, digest) = read_file_digest(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut table = if ext.as_deref() == Some("csv") {
+        csv_from_bytes(&name, path, &bytes)?
+    } else {
+        frame_to_table(&name, path, parquet_from_bytes(path, bytes)?)?
+    };
+    table.digest = Some(digest);
+    Ok(table)
 }
 
 /// `dir/base.csv` or `dir/base.parquet`, whichever exists (CSV first).
@@ -252,25 +298,15 @@ pub fn find_table(dir: &Path, base: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn open(path: &Path) -> Result<File, TableError> {
-    File::open(path).map_err(|source| TableError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Reads a CSV file into a [`RawTable`] (see the module documentation for the dialect).
-fn read_csv_table(name: &str, path: &Path) -> Result<RawTable, TableError> {
-    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// Parses the bytes of a CSV file into a [`RawTable`] (see the module documentation for the
+/// dialect); the text must be UTF-8.
+fn csv_from_bytes(name: &str, path: &Path, bytes: &[u8]) -> Result<RawTable, TableError> {
     let malformed = |row: Option<usize>, message: String| TableError::Malformed {
         path: path.to_path_buf(),
         row,
         message,
     };
-    let text = match std::str::from_utf8(&bytes) {
+    let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
             let at = e.valid_up_to();
@@ -313,6 +349,7 @@ pub fn csv_from_str(name: &str, source: &Path, text: &str) -> Result<RawTable, T
         columns,
         data,
         n_rows,
+        digest: None,
     })
 }
 
@@ -673,9 +710,8 @@ fn first_structure_problem(bytes: &[u8]) -> Option<(usize, String)> {
     end_record(fields, record_empty)
 }
 
-fn read_parquet_frame(path: &Path) -> Result<DataFrame, TableError> {
-    let file = open(path)?;
-    ParquetReader::new(file)
+fn parquet_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<DataFrame, TableError> {
+    ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .map_err(|e| TableError::Malformed {
             path: path.to_path_buf(),
@@ -717,6 +753,7 @@ fn frame_to_table(name: &str, path: &Path, df: DataFrame) -> Result<RawTable, Ta
         columns: names,
         data,
         n_rows,
+        digest: None,
     })
 }
 

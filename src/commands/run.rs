@@ -1,15 +1,14 @@
 //! `herstel run [SPEC] [--data EXPORT] [--out DIR] [--seed N]`: the whole analysis. Without
 //! `--data` the built-in simulated trial (the Dutch trial's design, fixed seed) is written
 //! to `OUT/simulated-export/` and analysed, so the run's input is on disk and hashed in the
-//! manifest like any other.
+//! manifest like any other. The manifest lists every file the analysis read (study.toml and
+//! the tables), with the SHA-256 of the bytes that were parsed.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
-
 use super::{progress, CmdResult};
-use crate::ingest::{load_trial, ValidateOptions};
+use crate::ingest::{load_export, ValidateOptions};
 use crate::pipeline::{self, spec::AnalysisSpec};
 use crate::report::{self, ReportOptions};
 use crate::results::{InputFile, Manifest};
@@ -78,16 +77,13 @@ pub fn run(args: Args) -> CmdResult {
         args.data.clone()
     };
     let schema = Schema::load(args.schema.as_deref())?;
-    // Hashed before they are read, so the manifest describes the files the analysis saw.
+    // Every file the analysis read, hashed from the bytes that were parsed.
     let mut inputs = Vec::new();
-    for e in &exports {
-        inputs.extend(hash_inputs(e)?);
-    }
     let mut trials = Vec::new();
     let mut report_text = String::new();
     let mut warnings = Vec::new();
     for export in &exports {
-        let (trial, report) = match load_trial(export, &schema, &ValidateOptions::default()) {
+        let loaded = match load_export(export, &schema, &ValidateOptions::default()) {
             Ok(x) => x,
             Err(report) => {
                 eprintln!("{report}");
@@ -98,6 +94,12 @@ pub fn run(args: Args) -> CmdResult {
                 return Ok(ExitCode::from(1));
             }
         };
+        let (trial, report) = (loaded.trial, loaded.report);
+        inputs.extend(loaded.inputs.into_iter().map(|(path, d)| InputFile {
+            path: path.display().to_string(),
+            sha256: d.sha256,
+            bytes: d.bytes,
+        }));
         if exports.len() > 1 {
             report_text.push_str(&format!("== {}\n", export.display()));
         }
@@ -201,27 +203,6 @@ fn study_label(export: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| export.display().to_string())
-}
-
-/// SHA-256 and size of every file of the export folder (sorted by name).
-fn hash_inputs(dir: &Path) -> Result<Vec<InputFile>, Box<dyn std::error::Error + Send + Sync>> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for p in names {
-        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let digest = Sha256::digest(&bytes);
-        out.push(InputFile {
-            path: p.display().to_string(),
-            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-            bytes: bytes.len() as u64,
-        });
-    }
-    Ok(out)
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ` (UTC), from the civil-from-days algorithm

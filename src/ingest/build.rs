@@ -1,7 +1,7 @@
 //! The checks and the construction of a [`Trial`] from the raw tables.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::report::{Problem, ProblemKind, Severity, Summary, ValidationReport};
 use super::{
@@ -12,7 +12,9 @@ use crate::schema::{
     ColumnSchema, ColumnType, Design, Instrument, Schema, SchemaError, Study, TableSchema,
     TotalRule, ValueType,
 };
-use crate::table::{file_row, find_table, read_table_file, RawTable, TableError};
+use crate::table::{
+    file_row, find_table, read_file_digest, read_table_file, FileDigest, RawTable, TableError,
+};
 
 /// Average month length in days (365.25 / 12), for "months since randomization".
 pub const DAYS_PER_MONTH: f64 = 30.4375;
@@ -258,10 +260,51 @@ fn extra_columns(t: &RawTable, ts: &TableSchema, kept: &[usize]) -> Vec<ExtraCol
 
 pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions) -> Ingested {
     let mut cx = Ctx::default();
+    let mut inputs = Vec::new();
+    let study = read_study(&mut cx, dir, &mut inputs);
+    let instruments = study
+        .as_ref()
+        .map(|s| study_instruments(&mut cx, s, schema))
+        .unwrap_or_default();
+    let (tables, tables_complete) = read_tables(&mut cx, dir, schema, &mut inputs);
+    let structure_complete = check_structure(&mut cx, schema, &tables, &instruments);
+    let complete = study.is_some() && tables_complete && structure_complete;
+    let mut flags = check_cells(&mut cx, schema, &tables, study.as_ref());
+    let trial = match (complete, study) {
+        (true, Some(study)) => Some(build_trial(
+            &mut cx,
+            schema,
+            options,
+            study,
+            instruments,
+            &tables,
+            &mut flags,
+        )),
+        _ => None,
+    };
+    let mut report = cx.report;
+    report.summary = match &trial {
+        Some(t) => summarize(t),
+        None => Summary {
+            participants: tables.get("participants").map_or(0, RawTable::n_rows),
+            sites: tables.get("sites").map_or(0, RawTable::n_rows),
+            groups: tables.get("groups").map_or(0, RawTable::n_rows),
+            ..Summary::default()
+        },
+    };
+    inputs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ingested {
+        trial,
+        report,
+        inputs,
+    }
+}
 
-    // study.toml
+/// Reads `study.toml` (its digest into `inputs`); `None` with a located error when it is
+/// absent or malformed.
+fn read_study(cx: &mut Ctx, dir: &Path, inputs: &mut Vec<(PathBuf, FileDigest)>) -> Option<Study> {
     let study_path = dir.join("study.toml");
-    let study = if !study_path.is_file() {
+    if !study_path.is_file() {
         cx.error(
             ProblemKind::MissingTable,
             "study.toml",
@@ -270,63 +313,84 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
             None,
             "a study.toml file in the export folder",
         );
-        None
-    } else {
-        match Study::from_file(&study_path) {
-            Ok(s) => Some(s),
-            Err(SchemaError::Malformed { line, message, .. }) => {
-                cx.error(
-                    ProblemKind::MalformedStudy,
-                    "study.toml",
-                    line,
-                    None,
-                    None,
-                    format!("valid study TOML ({message})"),
-                );
-                None
-            }
-            Err(e) => {
-                cx.error(
-                    ProblemKind::MalformedStudy,
-                    "study.toml",
-                    None,
-                    None,
-                    None,
-                    format!("a readable study.toml ({e})"),
-                );
-                None
-            }
+        return None;
+    }
+    let parsed = read_file_digest(&study_path)
+        .map_err(|e| SchemaError::Io {
+            file: study_path.clone(),
+            message: e.to_string(),
+        })
+        .and_then(|(bytes, digest)| {
+            inputs.push((study_path.clone(), digest));
+            let text = String::from_utf8(bytes).map_err(|_| SchemaError::Io {
+                file: study_path.clone(),
+                message: "stream did not contain valid UTF-8".into(),
+            })?;
+            Study::from_toml(&text, &study_path)
+        });
+    match parsed {
+        Ok(s) => Some(s),
+        Err(SchemaError::Malformed { line, message, .. }) => {
+            cx.error(
+                ProblemKind::MalformedStudy,
+                "study.toml",
+                line,
+                None,
+                None,
+                format!("valid study TOML ({message})"),
+            );
+            None
         }
-    };
-
-    // instruments of the study
-    let mut instruments: Vec<Instrument> = Vec::new();
-    if let Some(s) = &study {
-        for name in &s.instruments {
-            match schema.instrument(name) {
-                Some(i) => instruments.push(i.clone()),
-                None => cx.error(
-                    ProblemKind::UnknownInstrument,
-                    "study.toml",
-                    None,
-                    Some("instruments"),
-                    Some(name),
-                    format!(
-                        "an instrument of the data schema ({})",
-                        schema
-                            .instruments
-                            .iter()
-                            .map(|i| i.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ),
-            }
+        Err(e) => {
+            cx.error(
+                ProblemKind::MalformedStudy,
+                "study.toml",
+                None,
+                None,
+                None,
+                format!("a readable study.toml ({e})"),
+            );
+            None
         }
     }
+}
 
-    // tables
-    let mut complete = study.is_some();
+/// The instrument definitions of the study's instruments (an error for each unknown name).
+fn study_instruments(cx: &mut Ctx, s: &Study, schema: &Schema) -> Vec<Instrument> {
+    let mut instruments: Vec<Instrument> = Vec::new();
+    for name in &s.instruments {
+        match schema.instrument(name) {
+            Some(i) => instruments.push(i.clone()),
+            None => cx.error(
+                ProblemKind::UnknownInstrument,
+                "study.toml",
+                None,
+                Some("instruments"),
+                Some(name),
+                format!(
+                    "an instrument of the data schema ({})",
+                    schema
+                        .instruments
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }
+    }
+    instruments
+}
+
+/// Reads every table of the schema found in `dir` (digests into `inputs`); false when a
+/// required table is missing or a table is malformed.
+fn read_tables(
+    cx: &mut Ctx,
+    dir: &Path,
+    schema: &Schema,
+    inputs: &mut Vec<(PathBuf, FileDigest)>,
+) -> (HashMap<String, RawTable>, bool) {
+    let mut complete = true;
     let mut tables: HashMap<String, RawTable> = HashMap::new();
     for ts in &schema.tables {
         match find_table(dir, &ts.table) {
@@ -345,6 +409,9 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
             }
             Some(p) => match read_table_file(&p) {
                 Ok(t) => {
+                    if let Some(d) = t.digest() {
+                        inputs.push((p.clone(), d.clone()));
+                    }
                     tables.insert(ts.table.clone(), t);
                 }
                 Err(e) => {
@@ -366,7 +433,18 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
         }
     }
 
-    // required columns
+    (tables, complete)
+}
+
+/// The required columns of every table and the item columns of the study's instruments;
+/// false when one is missing (or a table is not comma-separated).
+fn check_structure(
+    cx: &mut Ctx,
+    schema: &Schema,
+    tables: &HashMap<String, RawTable>,
+    instruments: &[Instrument],
+) -> bool {
+    let mut complete = true;
     for ts in &schema.tables {
         let Some(t) = tables.get(&ts.table) else {
             continue;
@@ -403,7 +481,7 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
         }
     }
     if let Some(t) = tables.get("assessments") {
-        for inst in &instruments {
+        for inst in instruments {
             // an instrument delivered only as pre-scored totals or subscales has no item
             // columns at all; some but not all of them is an error
             let prescored = t.column_index(&inst.total_column()).is_some()
@@ -431,6 +509,17 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
         }
     }
 
+    complete
+}
+
+/// The per-cell checks of every column (type, range, references) and the keys of every
+/// table: the rows flagged with errors per table.
+fn check_cells(
+    cx: &mut Ctx,
+    schema: &Schema,
+    tables: &HashMap<String, RawTable>,
+    study: Option<&Study>,
+) -> HashMap<String, RowFlags> {
     // key values of referenced columns
     let mut key_values: HashMap<(String, String), HashSet<&str>> = HashMap::new();
     for ts in &schema.tables {
@@ -478,7 +567,7 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
                     }
                     continue;
                 };
-                if let Err((kind, expected)) = check_cell(c, v, study.as_ref()) {
+                if let Err((kind, expected)) = check_cell(c, v, study) {
                     cx.row_error(
                         &mut fl,
                         kind,
@@ -505,33 +594,11 @@ pub(super) fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions
                 }
             }
         }
-        check_keys(&mut cx, &mut fl, t, ts);
+        check_keys(cx, &mut fl, t, ts);
         flags.insert(ts.table.clone(), fl);
     }
 
-    let trial = match (complete, study) {
-        (true, Some(study)) => Some(build_trial(
-            &mut cx,
-            schema,
-            options,
-            study,
-            instruments,
-            &tables,
-            &mut flags,
-        )),
-        _ => None,
-    };
-    let mut report = cx.report;
-    report.summary = match &trial {
-        Some(t) => summarize(t),
-        None => Summary {
-            participants: tables.get("participants").map_or(0, RawTable::n_rows),
-            sites: tables.get("sites").map_or(0, RawTable::n_rows),
-            groups: tables.get("groups").map_or(0, RawTable::n_rows),
-            ..Summary::default()
-        },
-    };
-    Ingested { trial, report }
+    flags
 }
 
 /// The separator a CSV was written with when it is not a comma: a one-column table whose

@@ -357,6 +357,9 @@ impl Default for ValidateOptions {
 pub struct Ingested {
     pub trial: Option<Trial>,
     pub report: ValidationReport,
+    /// Every file read (study.toml and the tables), sorted by path, with the digest of the
+    /// bytes that were parsed.
+    pub inputs: Vec<(std::path::PathBuf, crate::table::FileDigest)>,
 }
 
 /// Reads and validates the export folder `dir` (study.toml plus the schema's tables).
@@ -372,9 +375,32 @@ pub fn load_trial(
     schema: &Schema,
     options: &ValidateOptions,
 ) -> Result<(Trial, ValidationReport), ValidationReport> {
+    load_export(dir, schema, options).map(|l| (l.trial, l.report))
+}
+
+/// A trial read without errors, with its validation report and the files it was read from.
+#[derive(Debug)]
+pub struct LoadedExport {
+    pub trial: Trial,
+    pub report: ValidationReport,
+    /// See [`Ingested::inputs`].
+    pub inputs: Vec<(std::path::PathBuf, crate::table::FileDigest)>,
+}
+
+/// As [`load_trial`], keeping the digests of the files read (for a run's manifest).
+#[allow(clippy::result_large_err)]
+pub fn load_export(
+    dir: &Path,
+    schema: &Schema,
+    options: &ValidateOptions,
+) -> Result<LoadedExport, ValidationReport> {
     let ing = read_export(dir, schema, options);
     match ing.trial {
-        Some(t) if !ing.report.has_errors() => Ok((t, ing.report)),
+        Some(trial) if !ing.report.has_errors() => Ok(LoadedExport {
+            trial,
+            report: ing.report,
+            inputs: ing.inputs,
+        }),
         _ => Err(ing.report),
     }
 }
