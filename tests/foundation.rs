@@ -745,7 +745,7 @@ fn schema_dir_overrides_an_instrument() {
         .replace("total = \"prorated_sum\"", "total = \"sum\"")
         .replace("min_answered_share = [4, 5]", "min_answered_share = [1, 1]");
     std::fs::write(schema_dir.path().join("instruments/honos.toml"), honos).unwrap();
-    let schema = Schema::load(Some(schema_dir.path())).unwrap();
+    let schema = herstel::ingest::load_schema(Some(schema_dir.path())).unwrap();
     let ing = read_export(d.path(), &schema, &ValidateOptions::default());
     let trial = ing.trial.unwrap();
     let scored = score(&trial, &trial.instruments);

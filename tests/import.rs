@@ -656,7 +656,7 @@ fn guess_drafts_a_map_that_places_the_instruments_and_the_arm() {
 /// support (site, groups, sessions, admissions) is skipped with notes.
 #[test]
 fn btheb_end_to_end_agrees_with_lme4() {
-    let schema = Schema::load(Some(&fx("btheb-schema"))).unwrap();
+    let schema = herstel::ingest::load_schema(Some(&fx("btheb-schema"))).unwrap();
     btheb_agrees_with_lme4(&schema, &map("btheb.toml"));
 }
 
@@ -665,10 +665,10 @@ fn btheb_end_to_end_agrees_with_lme4() {
 /// score listed as pre-scored, and the same lme4 golden values.
 #[test]
 fn btheb_as_prescored_totals_scores_as_the_one_item_workaround() {
-    let schema = Schema::load(Some(&fx("btheb-bdi21-schema"))).unwrap();
+    let schema = herstel::ingest::load_schema(Some(&fx("btheb-bdi21-schema"))).unwrap();
     assert_eq!(schema.instrument("bdi").unwrap().items, 21);
     let trial = btheb_agrees_with_lme4(&schema, &map("btheb-total.toml"));
-    let workaround = Schema::load(Some(&fx("btheb-schema"))).unwrap();
+    let workaround = herstel::ingest::load_schema(Some(&fx("btheb-schema"))).unwrap();
     let (dir, _) = import_to(&["btheb.sav"], &map("btheb.toml"), &workaround);
     let old = load(&dir.path().join("export"), &workaround);
     let (a, b) = (
@@ -1772,7 +1772,7 @@ fn guess_proposes_a_total_for_a_known_instrument_only() {
     )
     .unwrap();
     let bound = import::bind::bind_sources(&[fx("btheb.sav")], &empty).unwrap();
-    let schema = Schema::load(Some(&fx("btheb-bdi21-schema"))).unwrap();
+    let schema = herstel::ingest::load_schema(Some(&fx("btheb-bdi21-schema"))).unwrap();
     let (text, unplaced) = import::guess::guess_map(&bound, &schema);
     let lm = parse_map(&text, Path::new("draft.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let bdi = lm.map.instruments.iter().find(|i| i.name == "bdi").unwrap();

@@ -11,7 +11,6 @@ use herstel::ingest::{load_trial, Trial, ValidateOptions};
 use herstel::pipeline::{self, spec::AnalysisSpec};
 use herstel::progress::Silent;
 use herstel::results::{OutcomeResult, Results};
-use herstel::schema::Schema;
 use herstel::scoring::{self, Scored};
 use serde_json::Value;
 
@@ -30,7 +29,7 @@ fn reference() -> &'static Value {
 fn trial() -> &'static (Trial, Scored) {
     static T: OnceLock<(Trial, Scored)> = OnceLock::new();
     T.get_or_init(|| {
-        let schema = Schema::load(None).unwrap();
+        let schema = herstel::ingest::load_schema(None).unwrap();
         let (trial, _) = load_trial(
             &fixtures().join("trial-small/export"),
             &schema,
@@ -436,7 +435,7 @@ fn simulate_and_analyse(cfg: &herstel::simulate::SimConfig, seed: u64) -> Contra
     let sim = herstel::simulate::simulate(cfg, seed).expect("simulate");
     let dir = tempfile::tempdir().unwrap();
     sim.write(dir.path()).unwrap();
-    let schema = Schema::load(None).unwrap();
+    let schema = herstel::ingest::load_schema(None).unwrap();
     let (trial, _) = load_trial(dir.path(), &schema, &ValidateOptions::default())
         .unwrap_or_else(|r| panic!("seed {seed}: simulated export does not validate:\n{r}"));
     let scored = scoring::score(&trial, &trial.instruments);
@@ -845,7 +844,7 @@ fn cluster_trial_has_the_group_intercept_in_the_primary_model() {
         "--skip-observed-scale",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let schema = Schema::load(None).unwrap();
+    let schema = herstel::ingest::load_schema(None).unwrap();
     let (trial, _) = load_trial(&export, &schema, &ValidateOptions::default())
         .unwrap_or_else(|r| panic!("cluster export does not validate:\n{r}"));
     assert!(trial.participants.iter().all(|p| p.group.is_some()));

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use super::CmdResult;
 use crate::ingest::import::{self, bind, guess, load_map};
 use crate::ingest::{read_export, ValidateOptions};
-use crate::schema::Schema;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CmdResult {
-    let schema = Schema::load(args.schema.as_deref())?;
+    let schema = crate::ingest::load_schema(args.schema.as_deref())?;
     if args.guess {
         let empty = import::map::parse_map(
             "[study]\narms = [\"a\", \"b\"]\n[[waves]]\nlabel = \"T0\"\nmonths = 0\n[participants]\nid = \"id\"\narm = \"arm\"\n",

@@ -12,7 +12,6 @@ use crate::ingest::{load_export, ValidateOptions};
 use crate::pipeline::{self, spec::AnalysisSpec};
 use crate::report::{self, ReportOptions};
 use crate::results::{InputFile, Manifest};
-use crate::schema::Schema;
 use crate::scoring;
 use crate::simulate::{self, SimConfig};
 
@@ -76,7 +75,7 @@ pub fn run(args: Args) -> CmdResult {
     } else {
         args.data.clone()
     };
-    let schema = Schema::load(args.schema.as_deref())?;
+    let schema = crate::ingest::load_schema(args.schema.as_deref())?;
     // Every file the analysis read, hashed from the bytes that were parsed.
     let mut inputs = Vec::new();
     let mut trials = Vec::new();

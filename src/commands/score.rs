@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use super::CmdResult;
 use crate::ingest::{load_trial, ValidateOptions};
-use crate::schema::Schema;
 use crate::scoring::score;
 use crate::table::write_table_file;
 
@@ -28,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CmdResult {
-    let schema = Schema::load(args.schema.as_deref())?;
+    let schema = crate::ingest::load_schema(args.schema.as_deref())?;
     let (trial, report) = match load_trial(&args.export, &schema, &ValidateOptions::default()) {
         Ok(x) => x,
         Err(report) => {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use super::CmdResult;
 use crate::ingest::{read_export, ValidateOptions};
-use crate::schema::Schema;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CmdResult {
-    let schema = Schema::load(args.schema.as_deref())?;
+    let schema = crate::ingest::load_schema(args.schema.as_deref())?;
     let options = ValidateOptions {
         nominal_tolerance_months: args.tolerance_months,
     };

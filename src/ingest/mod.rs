@@ -10,12 +10,14 @@ pub mod date;
 pub mod import;
 pub mod pool;
 pub mod report;
+mod schema_dir;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 pub use date::Date;
 pub use report::{Problem, ProblemKind, Severity, Summary, Suppressed, ValidationReport};
+pub use schema_dir::load_schema;
 
 use crate::schema::{Instrument, Schema, Study};
 

@@ -2,8 +2,9 @@
 //! study description (`study.toml`).
 //!
 //! Defaults are the files under `data-schema/` embedded with `include_str!`; a user directory
-//! (`--schema DIR`, with `tables/*.toml` and `instruments/*.toml`) replaces a default of the
-//! same name or adds a new one. Adding an instrument is adding a file, not code.
+//! (`--schema DIR`, with `tables/*.toml` and `instruments/*.toml`, read at the input edge by
+//! [`crate::ingest::load_schema`]) replaces a default of the same name or adds a new one.
+//! Adding an instrument is adding a file, not code. This module parses; it reads no files.
 
 pub mod instrument;
 pub mod study;
@@ -47,13 +48,6 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
         file: file.to_path_buf(),
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().trim().to_string(),
-    })
-}
-
-fn read_text(file: &Path) -> Result<String, SchemaError> {
-    std::fs::read_to_string(file).map_err(|e| SchemaError::Io {
-        file: file.to_path_buf(),
-        message: e.to_string(),
     })
 }
 
@@ -137,34 +131,29 @@ impl Schema {
         })
     }
 
-    /// The embedded defaults, with `dir/tables/*.toml` and `dir/instruments/*.toml` (when
-    /// `dir` is given) replacing definitions of the same name or adding new ones.
-    pub fn load(dir: Option<&Path>) -> Result<Schema, SchemaError> {
-        let mut schema = Schema::embedded()?;
-        let Some(dir) = dir else {
-            return Ok(schema);
-        };
-        if !dir.is_dir() {
-            return Err(SchemaError::Io {
-                file: dir.to_path_buf(),
-                message: "not a directory".into(),
-            });
-        }
-        for file in toml_files(&dir.join("tables"))? {
-            let t = TableSchema::from_toml(&read_text(&file)?, &file)?;
-            match schema.tables.iter_mut().find(|x| x.table == t.table) {
+    /// The schema with user definitions (file path and TOML text, e.g. read by
+    /// [`crate::ingest::load_schema`] from a `--schema` folder) replacing definitions of the
+    /// same name or adding new ones, in the order given.
+    pub fn with_definitions(
+        mut self,
+        tables: &[(PathBuf, String)],
+        instruments: &[(PathBuf, String)],
+    ) -> Result<Schema, SchemaError> {
+        for (file, text) in tables {
+            let t = TableSchema::from_toml(text, file)?;
+            match self.tables.iter_mut().find(|x| x.table == t.table) {
                 Some(slot) => *slot = t,
-                None => schema.tables.push(t),
+                None => self.tables.push(t),
             }
         }
-        for file in toml_files(&dir.join("instruments"))? {
-            let i = Instrument::from_toml(&read_text(&file)?, &file)?;
-            match schema.instruments.iter_mut().find(|x| x.name == i.name) {
+        for (file, text) in instruments {
+            let i = Instrument::from_toml(text, file)?;
+            match self.instruments.iter_mut().find(|x| x.name == i.name) {
                 Some(slot) => *slot = i,
-                None => schema.instruments.push(i),
+                None => self.instruments.push(i),
             }
         }
-        Ok(schema)
+        Ok(self)
     }
 
     /// The table definition with this name.
@@ -176,22 +165,6 @@ impl Schema {
     pub fn instrument(&self, name: &str) -> Option<&Instrument> {
         self.instruments.iter().find(|i| i.name == name)
     }
-}
-
-fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, SchemaError> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| SchemaError::Io {
-        file: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -54,15 +54,6 @@ pub struct Study {
 }
 
 impl Study {
-    /// Reads and checks `study.toml`.
-    pub fn from_file(path: &Path) -> Result<Study, SchemaError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SchemaError::Io {
-            file: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Study::from_toml(&text, path)
-    }
-
     /// Parses and checks study TOML text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &Path) -> Result<Study, SchemaError> {
         let raw: RawStudy = parse_toml(text, file)?;
