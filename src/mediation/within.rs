@@ -176,139 +176,16 @@ pub fn run(
     names.extend(spec.mediators.iter().cloned());
     names.push(spec.y.clone());
     let cen = centre(panel, &names)?;
-    let all: Vec<usize> = (0..cen.n_participants).collect();
-    let frame = build_frame(&cen, &all, false)?;
-    let (fa, fb, fc) = formulas(&spec.x, &spec.mediators, &spec.y);
-    let mut formulas_all: Vec<String> = fa.clone();
-    formulas_all.push(fb.clone());
-    formulas_all.push(fc.clone());
-    let fit_one = |formula: &str, data: &Frame, opts: &LmmOptions| {
-        fit_formula(formula, data, opts).map_err(|source| MediationError::Lmm {
-            analysis: ANALYSIS.into(),
-            formula: formula.to_string(),
-            source,
-        })
-    };
-    let opts = LmmOptions::default();
-    let mut fits = Vec::new();
-    for f in &formulas_all {
-        fits.push((f.clone(), fit_one(f, &frame, &opts)?));
-    }
-    let level = spec.conf_level;
-    let xw = format!("{}_w", spec.x);
-    let xb = format!("{}_b", spec.x);
-    // (path, model index, within term, between term)
-    let mut wanted: Vec<(String, usize, String, String)> = Vec::new();
-    for j in 0..k {
-        wanted.push((path_name("a", j, k), j, xw.clone(), xb.clone()));
-    }
-    for (j, m) in spec.mediators.iter().enumerate() {
-        wanted.push((path_name("b", j, k), k, format!("{m}_w"), format!("{m}_b")));
-    }
-    wanted.push(("c_prime".into(), k, xw.clone(), xb.clone()));
-    wanted.push(("c".into(), k + 1, xw.clone(), xb.clone()));
-    // Within-person SDs for standardized paths.
-    let sd_w: Vec<f64> = cen
-        .within
-        .iter()
-        .map(|v| sd(&v.iter().map(|x| x.unwrap_or(f64::NAN)).collect::<Vec<_>>()))
-        .collect();
-    let sd_b: Vec<f64> = cen
-        .between
-        .iter()
-        .map(|v| {
-            // one value per participant
-            let nw = cen.waves.len();
-            sd(&(0..cen.n_participants)
-                .map(|p| v.get(p * nw).copied().flatten().unwrap_or(f64::NAN))
-                .collect::<Vec<_>>())
-        })
-        .collect();
-    let mut tables = Vec::new();
-    for (_, fit) in &fits {
-        tables.push(fit.coef_table(DfMethod::Satterthwaite).map_err(|source| {
-            MediationError::Lmm {
-                analysis: ANALYSIS.into(),
-                formula: fit_formula_text(fit),
-                source,
-            }
-        })?);
-    }
-    let mut paths = Vec::new();
-    let mut between_paths = Vec::new();
-    let mut est = std::collections::HashMap::new();
-    for (path, mi, wt, bt) in &wanted {
-        let (_, fit) = &fits[*mi];
-        // standardization ratio: sd(predictor) / sd(outcome) of the same level
-        let (pred, out) = std_roles(path, k);
-        for (term, dest, sds) in [(wt, &mut paths, &sd_w), (bt, &mut between_paths, &sd_b)] {
-            let i = coef(fit, term).ok_or_else(|| MediationError::Data {
-                analysis: ANALYSIS.into(),
-                message: format!(
-                    "term `{term}` was dropped from `{}` (aliased?)",
-                    fits[*mi].0
-                ),
-            })?;
-            let r = &tables[*mi][i];
-            let ratio = sds.get(pred).copied().unwrap_or(f64::NAN)
-                / sds.get(out).copied().unwrap_or(f64::NAN);
-            dest.push(PathRow {
-                path: path.clone(),
-                estimate: r.estimate,
-                std_error: r.std_error,
-                std_estimate: Some(r.estimate * ratio),
-                df: Some(r.df),
-                p_value: Some(r.p_value),
-                conf_low: Some(r.conf_low),
-                conf_high: Some(r.conf_high),
-            });
-        }
-        let i = coef(fit, wt).unwrap_or(0);
-        est.insert(
-            path.clone(),
-            (fit.beta[i], fit.vcov[(i, i)].max(0.0).sqrt(), i),
-        );
-    }
-    let get = |p: &str| est.get(p).copied().unwrap_or((f64::NAN, f64::NAN, 0));
-    let a: Vec<f64> = (0..k).map(|j| get(&path_name("a", j, k)).0).collect();
-    let se_a: Vec<f64> = (0..k).map(|j| get(&path_name("a", j, k)).1).collect();
-    let b: Vec<f64> = (0..k).map(|j| get(&path_name("b", j, k)).0).collect();
-    let bi: Vec<usize> = (0..k).map(|j| get(&path_name("b", j, k)).2).collect();
-    let bfit = &fits[k].1;
-    let mut vcov_b = vec![0.0; k * k];
-    for i in 0..k {
-        for j in 0..k {
-            vcov_b[i * k + j] = bfit.vcov[(bi[i], bi[j])];
-        }
-    }
-    let (c, se_c, _) = get("c");
-    let cp = get("c_prime").0;
-    let std_of = |p: &str| {
-        paths
-            .iter()
-            .find(|r| r.path == p)
-            .and_then(|r| r.std_estimate)
-            .unwrap_or(f64::NAN)
-    };
-    let names_e = effect_names(k);
-    let mut ind: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
-    let mut std_ind: Vec<f64> = (0..k)
-        .map(|j| std_of(&path_name("a", j, k)) * std_of(&path_name("b", j, k)))
-        .collect();
-    let mut sob: Vec<f64> = (0..k)
-        .map(|j| indirect::sobel_se(a[j], se_a[j], b[j], vcov_b[j * k + j].max(0.0).sqrt()))
-        .collect();
-    if k > 1 {
-        ind.push(ind.iter().sum());
-        std_ind.push(std_ind.iter().sum());
-        sob.push(indirect::sobel_se_sum(&a, &se_a, &b, &vcov_b));
-    }
+    let fits = fit_path_models(&cen, spec)?;
+    let (sd_w, sd_b) = level_sds(&cen);
+    let tables = path_tables(&fits, spec, &sd_w, &sd_b)?;
+    let pe = PointIndirect::new(&tables, &fits[k].1, k);
     let mc = if spec.monte_carlo_draws > 0 {
         indirect::monte_carlo(
-            &a,
-            &se_a,
-            &b,
-            &vcov_b,
+            &pe.a,
+            &pe.se_a,
+            &pe.b,
+            &pe.vcov_b,
             spec.monte_carlo_draws,
             seed,
             tags::WITHIN_MC,
@@ -330,28 +207,18 @@ pub fn run(
     );
     let failed = reps.iter().filter(|r| r.is_none()).count();
     let (indirect_rows, sobel_p) = indirect::indirect_rows(
-        &names_e,
-        &ind,
-        &std_ind,
-        &sob,
+        &effect_names(k),
+        &pe.ind,
+        &pe.std_ind,
+        &pe.sobel,
         (spec.within_bootstrap_resamples > 0).then_some(&reps[..]),
         &mc,
-        level,
+        spec.conf_level,
     );
-    let mut warnings = Vec::new();
-    for (f, fit) in &fits {
-        if fit.singular {
-            warnings.push(format!("singular fit (random-intercept variance 0): {f}"));
-        }
-        warnings.extend(fit.warnings.iter().map(|w| format!("{f}: {w}")));
-    }
-    if failed > 0 {
-        warnings.push(format!(
-            "{failed} of {} bootstrap resamples could not be refitted and were left out",
-            spec.within_bootstrap_resamples
-        ));
-    }
-    let total_ind = ind.last().copied().unwrap_or(f64::NAN);
+    let mut warnings = fit_warnings(&fits, failed, spec.within_bootstrap_resamples);
+    let total_ind = pe.ind.last().copied().unwrap_or(f64::NAN);
+    let (c, se_c, _) = tables.get("c");
+    let cp = tables.get("c_prime").0;
     let (prop, warn) = proportion_mediated(total_ind, cp, c, se_c, spec.proportion_min_z);
     warnings.extend(warn);
     // Participants used: those with at least one row in the b model.
@@ -366,8 +233,8 @@ pub fn run(
         y: spec.y.clone(),
         n_used: n_used as u64,
         n_excluded: n_participants.saturating_sub(n_used) as u64,
-        paths,
-        between_paths,
+        paths: tables.paths,
+        between_paths: tables.between_paths,
         indirect: indirect_rows,
         proportion_mediated: prop,
         bootstrap_resamples: (spec.within_bootstrap_resamples > 0)
@@ -382,6 +249,221 @@ pub fn run(
         bootstrap: reps,
         bootstrapper: boot,
     })
+}
+
+/// The path models on the centred data, in the order of [`formulas`]: the a models (one per
+/// mediator), the b model (Y on X and every mediator) and the c model (Y on X).
+fn fit_path_models(
+    cen: &Centred,
+    spec: &MediationSpec,
+) -> Result<Vec<(String, LmmFit)>, MediationError> {
+    let all: Vec<usize> = (0..cen.n_participants).collect();
+    let frame = build_frame(cen, &all, false)?;
+    let (fa, fb, fc) = formulas(&spec.x, &spec.mediators, &spec.y);
+    let mut formulas_all: Vec<String> = fa;
+    formulas_all.push(fb);
+    formulas_all.push(fc);
+    let opts = LmmOptions::default();
+    formulas_all
+        .into_iter()
+        .map(|f| {
+            let fit = fit_formula(&f, &frame, &opts).map_err(|source| MediationError::Lmm {
+                analysis: ANALYSIS.into(),
+                formula: f.clone(),
+                source,
+            })?;
+            Ok((f, fit))
+        })
+        .collect()
+}
+
+/// Within-person and between-person SDs of every variable (X, mediators, Y), for the
+/// standardized paths.
+fn level_sds(cen: &Centred) -> (Vec<f64>, Vec<f64>) {
+    let sd_w: Vec<f64> = cen
+        .within
+        .iter()
+        .map(|v| sd(&v.iter().map(|x| x.unwrap_or(f64::NAN)).collect::<Vec<_>>()))
+        .collect();
+    let sd_b: Vec<f64> = cen
+        .between
+        .iter()
+        .map(|v| {
+            // one value per participant
+            let nw = cen.waves.len();
+            sd(&(0..cen.n_participants)
+                .map(|p| v.get(p * nw).copied().flatten().unwrap_or(f64::NAN))
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    (sd_w, sd_b)
+}
+
+/// The within- and between-person path rows, and per path its within estimate, SE and
+/// coefficient index.
+struct PathTables {
+    paths: Vec<PathRow>,
+    between_paths: Vec<PathRow>,
+    within: std::collections::HashMap<String, (f64, f64, usize)>,
+}
+
+impl PathTables {
+    /// Estimate, SE and coefficient index of a within path (NaN when absent).
+    fn get(&self, path: &str) -> (f64, f64, usize) {
+        self.within
+            .get(path)
+            .copied()
+            .unwrap_or((f64::NAN, f64::NAN, 0))
+    }
+
+    /// The standardized estimate of a within path.
+    fn std_of(&self, path: &str) -> f64 {
+        self.paths
+            .iter()
+            .find(|r| r.path == path)
+            .and_then(|r| r.std_estimate)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// The a, b, c' and c paths (lmerTest's Satterthwaite tables of the path models), each at
+/// the within and the between level, standardized by the SDs of the same level.
+fn path_tables(
+    fits: &[(String, LmmFit)],
+    spec: &MediationSpec,
+    sd_w: &[f64],
+    sd_b: &[f64],
+) -> Result<PathTables, MediationError> {
+    let k = spec.mediators.len();
+    let xw = format!("{}_w", spec.x);
+    let xb = format!("{}_b", spec.x);
+    // (path, model index, within term, between term)
+    let mut wanted: Vec<(String, usize, String, String)> = Vec::new();
+    for j in 0..k {
+        wanted.push((path_name("a", j, k), j, xw.clone(), xb.clone()));
+    }
+    for (j, m) in spec.mediators.iter().enumerate() {
+        wanted.push((path_name("b", j, k), k, format!("{m}_w"), format!("{m}_b")));
+    }
+    wanted.push(("c_prime".into(), k, xw.clone(), xb.clone()));
+    wanted.push(("c".into(), k + 1, xw.clone(), xb.clone()));
+    let mut tables = Vec::new();
+    for (_, fit) in fits {
+        tables.push(fit.coef_table(DfMethod::Satterthwaite).map_err(|source| {
+            MediationError::Lmm {
+                analysis: ANALYSIS.into(),
+                formula: fit_formula_text(fit),
+                source,
+            }
+        })?);
+    }
+    let mut out = PathTables {
+        paths: Vec::new(),
+        between_paths: Vec::new(),
+        within: std::collections::HashMap::new(),
+    };
+    for (path, mi, wt, bt) in &wanted {
+        let (_, fit) = &fits[*mi];
+        // standardization ratio: sd(predictor) / sd(outcome) of the same level
+        let (pred, outv) = std_roles(path, k);
+        for (term, dest, sds) in [
+            (wt, &mut out.paths, sd_w),
+            (bt, &mut out.between_paths, sd_b),
+        ] {
+            let i = coef(fit, term).ok_or_else(|| MediationError::Data {
+                analysis: ANALYSIS.into(),
+                message: format!(
+                    "term `{term}` was dropped from `{}` (aliased?)",
+                    fits[*mi].0
+                ),
+            })?;
+            let r = &tables[*mi][i];
+            let ratio = sds.get(pred).copied().unwrap_or(f64::NAN)
+                / sds.get(outv).copied().unwrap_or(f64::NAN);
+            dest.push(PathRow {
+                path: path.clone(),
+                estimate: r.estimate,
+                std_error: r.std_error,
+                std_estimate: Some(r.estimate * ratio),
+                df: Some(r.df),
+                p_value: Some(r.p_value),
+                conf_low: Some(r.conf_low),
+                conf_high: Some(r.conf_high),
+            });
+        }
+        let i = coef(fit, wt).unwrap_or(0);
+        out.within.insert(
+            path.clone(),
+            (fit.beta[i], fit.vcov[(i, i)].max(0.0).sqrt(), i),
+        );
+    }
+    Ok(out)
+}
+
+/// The point estimates of the indirect effects `a_j b_j` (and their sum when `k > 1`), the
+/// standardized ones and the Sobel SEs, with the a and b paths they come from.
+struct PointIndirect {
+    a: Vec<f64>,
+    se_a: Vec<f64>,
+    b: Vec<f64>,
+    /// Covariance of the b paths in the b model, `k x k` row-major.
+    vcov_b: Vec<f64>,
+    ind: Vec<f64>,
+    std_ind: Vec<f64>,
+    sobel: Vec<f64>,
+}
+
+impl PointIndirect {
+    fn new(t: &PathTables, bfit: &LmmFit, k: usize) -> PointIndirect {
+        let a: Vec<f64> = (0..k).map(|j| t.get(&path_name("a", j, k)).0).collect();
+        let se_a: Vec<f64> = (0..k).map(|j| t.get(&path_name("a", j, k)).1).collect();
+        let b: Vec<f64> = (0..k).map(|j| t.get(&path_name("b", j, k)).0).collect();
+        let bi: Vec<usize> = (0..k).map(|j| t.get(&path_name("b", j, k)).2).collect();
+        let mut vcov_b = vec![0.0; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                vcov_b[i * k + j] = bfit.vcov[(bi[i], bi[j])];
+            }
+        }
+        let mut ind: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
+        let mut std_ind: Vec<f64> = (0..k)
+            .map(|j| t.std_of(&path_name("a", j, k)) * t.std_of(&path_name("b", j, k)))
+            .collect();
+        let mut sobel: Vec<f64> = (0..k)
+            .map(|j| indirect::sobel_se(a[j], se_a[j], b[j], vcov_b[j * k + j].max(0.0).sqrt()))
+            .collect();
+        if k > 1 {
+            ind.push(ind.iter().sum());
+            std_ind.push(std_ind.iter().sum());
+            sobel.push(indirect::sobel_se_sum(&a, &se_a, &b, &vcov_b));
+        }
+        PointIndirect {
+            a,
+            se_a,
+            b,
+            vcov_b,
+            ind,
+            std_ind,
+            sobel,
+        }
+    }
+}
+
+/// Singular fits and warnings of the path models, and the bootstrap resamples left out.
+fn fit_warnings(fits: &[(String, LmmFit)], failed: usize, resamples: usize) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (f, fit) in fits {
+        if fit.singular {
+            warnings.push(format!("singular fit (random-intercept variance 0): {f}"));
+        }
+        warnings.extend(fit.warnings.iter().map(|w| format!("{f}: {w}")));
+    }
+    if failed > 0 {
+        warnings.push(format!(
+            "{failed} of {resamples} bootstrap resamples could not be refitted and were left out"
+        ));
+    }
+    warnings
 }
 
 /// Indices into the variable list (X, mediators, Y) of a path's predictor and outcome.
