@@ -256,9 +256,10 @@ impl LatentModel<'_> {
         for zk in z.iter_mut() {
             *zk = rng.std_normal();
         }
+        let chol = &self.chol;
         let mut corr = [0.0; 5];
         for i in 0..5 {
-            corr[i] = (0..=i).map(|j| self.chol[i][j] * z[j]).sum();
+            corr[i] = (0..=i).map(|j| chol[i][j] * z[j]).sum();
         }
         let site = out
             .site_effects

@@ -470,12 +470,14 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A value label set: (labels, 1-based record indices).
+type LabelSet = (Vec<([u8; 8], Vec<u8>)>, Vec<usize>);
+
 /// What the dictionary records say, before the variables are put together.
 #[derive(Default)]
 struct Dictionary {
     records: Vec<VarRecord>,
-    /// Value label sets: (labels, 1-based record indices).
-    label_sets: Vec<(Vec<([u8; 8], Vec<u8>)>, Vec<usize>)>,
+    label_sets: Vec<LabelSet>,
     long_names: Vec<u8>,
     very_long: Vec<u8>,
     encoding_name: Option<String>,
