@@ -69,9 +69,21 @@ fn arms_of(t: &Trial) -> (Vec<String>, String) {
 /// the same definition; extra columns kept are those every export has, plus `study`. Wave
 /// months are the first export's. Exclusions keep their table prefixed with the label.
 pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolError> {
-    let Some((first_label, first)) = trials.first() else {
+    let Some((_, first)) = trials.first() else {
         return Err(PoolError::Empty);
     };
+    check_labels(&trials)?;
+    check_compatible(&trials)?;
+    let instruments = common_instruments(&trials);
+    let mut out = empty_pool(&trials, &instruments);
+    for (label, t) in &trials {
+        append_trial(&mut out, first, &instruments, label, t);
+    }
+    Ok(out)
+}
+
+/// The labels must be unique and not blank.
+fn check_labels(trials: &[(String, Trial)]) -> Result<(), PoolError> {
     let labels: Vec<String> = trials.iter().map(|(l, _)| l.clone()).collect();
     let mut sorted = labels.clone();
     sorted.sort();
@@ -79,6 +91,12 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
     if sorted.len() != labels.len() || labels.iter().any(|l| l.trim().is_empty()) {
         return Err(PoolError::Labels(labels));
     }
+    Ok(())
+}
+
+/// Every export must have the first one's arms and intervention, wave labels and design.
+fn check_compatible(trials: &[(String, Trial)]) -> Result<(), PoolError> {
+    let (first_label, first) = &trials[0];
     let (arms0, int0) = arms_of(first);
     let waves0: Vec<String> = first.study.waves.iter().map(|w| w.label.clone()).collect();
     for (label, t) in &trials[1..] {
@@ -111,29 +129,60 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
             });
         }
     }
-    // Instruments every export has with the same definition, in the first export's order.
-    let instruments: Vec<usize> = (0..first.instruments.len())
+    Ok(())
+}
+
+/// Instruments every export has with the same definition, in the first export's order
+/// (indices into the first export's instruments).
+fn common_instruments(trials: &[(String, Trial)]) -> Vec<usize> {
+    let first = &trials[0].1;
+    (0..first.instruments.len())
         .filter(|&i| {
             trials[1..]
                 .iter()
                 .all(|(_, t)| t.instruments.iter().any(|x| x == &first.instruments[i]))
         })
-        .collect();
-    let common_extra = |get: fn(&Trial) -> &Vec<ExtraColumn>| -> Vec<String> {
-        get(first)
-            .iter()
-            .map(|c| c.name.clone())
-            .filter(|n| n != "study")
-            .filter(|n| {
-                trials[1..]
-                    .iter()
-                    .all(|(_, t)| get(t).iter().any(|c| &c.name == n))
-            })
-            .collect()
-    };
-    let p_extra = common_extra(|t| &t.participant_extra);
-    let s_extra = common_extra(|t| &t.site_extra);
+        .collect()
+}
 
+/// Names of the extra columns (other than `study`) that every export has, in the first
+/// export's order.
+fn common_extra(trials: &[(String, Trial)], get: fn(&Trial) -> &Vec<ExtraColumn>) -> Vec<String> {
+    let first = &trials[0].1;
+    get(first)
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|n| n != "study")
+        .filter(|n| {
+            trials[1..]
+                .iter()
+                .all(|(_, t)| get(t).iter().any(|c| &c.name == n))
+        })
+        .collect()
+}
+
+/// Empty extra columns with these names, then `study`.
+fn extra_columns_with_study(names: &[String]) -> Vec<ExtraColumn> {
+    names
+        .iter()
+        .map(|n| ExtraColumn {
+            name: n.clone(),
+            values: Vec::new(),
+        })
+        .chain(std::iter::once(ExtraColumn {
+            name: "study".into(),
+            values: Vec::new(),
+        }))
+        .collect()
+}
+
+/// The pooled trial before any export is appended: the first export's study with the pooled
+/// name and common instruments, item matrices sized for every assessment, the common extra
+/// columns.
+fn empty_pool(trials: &[(String, Trial)], instruments: &[usize]) -> Trial {
+    let first = &trials[0].1;
+    let p_extra = common_extra(trials, |t| &t.participant_extra);
+    let s_extra = common_extra(trials, |t| &t.site_extra);
     let mut study = first.study.clone();
     study.name = format!(
         "Pooled: {}",
@@ -148,7 +197,7 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
         .map(|&i| first.instruments[i].name.clone())
         .collect();
     let n_assess: usize = trials.iter().map(|(_, t)| t.assessments.len()).sum();
-    let mut out = Trial {
+    Trial {
         study,
         instruments: instruments
             .iter()
@@ -171,114 +220,102 @@ pub fn pool_trials_labelled(trials: Vec<(String, Trial)>) -> Result<Trial, PoolE
             .collect(),
         admissions: Vec::new(),
         admissions_collected: trials.iter().any(|(_, t)| t.admissions_collected),
-        participant_extra: p_extra
-            .iter()
-            .map(|n| ExtraColumn {
-                name: n.clone(),
-                values: Vec::new(),
-            })
-            .chain(std::iter::once(ExtraColumn {
-                name: "study".into(),
-                values: Vec::new(),
-            }))
-            .collect(),
-        site_extra: s_extra
-            .iter()
-            .map(|n| ExtraColumn {
-                name: n.clone(),
-                values: Vec::new(),
-            })
-            .chain(std::iter::once(ExtraColumn {
-                name: "study".into(),
-                values: Vec::new(),
-            }))
-            .collect(),
+        participant_extra: extra_columns_with_study(&p_extra),
+        site_extra: extra_columns_with_study(&s_extra),
         exclusions: Vec::new(),
-    };
-    for (label, t) in &trials {
-        let site0 = out.sites.len() as u32;
-        let group0 = out.groups.len() as u32;
-        let part0 = out.participants.len() as u32;
-        let assess0 = out.assessments.len();
-        let pre = |id: &String| format!("{label}:{id}");
-        out.sites.extend(t.sites.iter().map(|s| Site {
-            id: pre(&s.id),
-            name: s.name.clone(),
-            row: s.row,
+    }
+}
+
+/// Appends one export to the pooled trial: ids prefixed with `label`, references shifted
+/// by the rows already pooled, its items, pre-scored values, extra columns and exclusions.
+fn append_trial(out: &mut Trial, first: &Trial, instruments: &[usize], label: &str, t: &Trial) {
+    let site0 = out.sites.len() as u32;
+    let group0 = out.groups.len() as u32;
+    let part0 = out.participants.len() as u32;
+    let assess0 = out.assessments.len();
+    let pre = |id: &String| format!("{label}:{id}");
+    out.sites.extend(t.sites.iter().map(|s| Site {
+        id: pre(&s.id),
+        name: s.name.clone(),
+        row: s.row,
+    }));
+    out.groups.extend(t.groups.iter().map(|g| Group {
+        id: pre(&g.id),
+        site: g.site.map(|s| SiteId(s.0 + site0)),
+        fidelity: g.fidelity,
+        row: g.row,
+    }));
+    out.participants
+        .extend(t.participants.iter().map(|p| Participant {
+            id: pre(&p.id),
+            site: SiteId(p.site.0 + site0),
+            team: p.team.as_ref().map(pre),
+            arm: p.arm,
+            group: p.group.map(|g| GroupId(g.0 + group0)),
+            randomized_on: p.randomized_on,
+            age: p.age,
+            sex: p.sex.clone(),
+            diagnosis: p.diagnosis.clone(),
+            sessions_attended: p.sessions_attended,
+            row: p.row,
         }));
-        out.groups.extend(t.groups.iter().map(|g| Group {
-            id: pre(&g.id),
-            site: g.site.map(|s| SiteId(s.0 + site0)),
-            fidelity: g.fidelity,
-            row: g.row,
+    out.assessments
+        .extend(t.assessments.iter().map(|a| Assessment {
+            participant: ParticipantId(a.participant.0 + part0),
+            wave: a.wave,
+            assessed_on: a.assessed_on,
+            row: a.row,
         }));
-        out.participants
-            .extend(t.participants.iter().map(|p| Participant {
-                id: pre(&p.id),
-                site: SiteId(p.site.0 + site0),
-                team: p.team.as_ref().map(pre),
-                arm: p.arm,
-                group: p.group.map(|g| GroupId(g.0 + group0)),
-                randomized_on: p.randomized_on,
-                age: p.age,
-                sex: p.sex.clone(),
-                diagnosis: p.diagnosis.clone(),
-                sessions_attended: p.sessions_attended,
-                row: p.row,
-            }));
-        out.assessments
-            .extend(t.assessments.iter().map(|a| Assessment {
-                participant: ParticipantId(a.participant.0 + part0),
-                wave: a.wave,
-                assessed_on: a.assessed_on,
-                row: a.row,
-            }));
-        for (k, &i) in instruments.iter().enumerate() {
-            let name = &first.instruments[i].name;
-            let Some(j) = t.instrument_index(name) else {
-                continue;
-            };
-            if let (Some(src), Some(dst)) = (t.prescored.get(j), out.prescored.get_mut(k)) {
-                let n = t.assessments.len();
-                append_prescored(&mut dst.total, src.total.as_ref(), assess0, n);
-                for (s, d) in dst.subscales.iter_mut().enumerate() {
-                    append_prescored(d, src.subscales.get(s).and_then(Option::as_ref), assess0, n);
-                }
+    append_scores(out, first, instruments, t, assess0);
+    out.admissions
+        .extend(t.admissions.iter().map(|a| Admission {
+            participant: ParticipantId(a.participant.0 + part0),
+            admitted_on: a.admitted_on,
+            discharged_on: a.discharged_on,
+            involuntary: a.involuntary,
+            row: a.row,
+        }));
+    append_extra(
+        &mut out.participant_extra,
+        &t.participant_extra,
+        t.participants.len(),
+        label,
+    );
+    append_extra(&mut out.site_extra, &t.site_extra, t.sites.len(), label);
+    out.exclusions
+        .extend(t.exclusions.iter().map(|e| crate::ingest::Exclusion {
+            table: format!("{label}:{}", e.table),
+            row: e.row,
+            reason: e.reason.clone(),
+        }));
+}
+
+/// Copies one export's pre-scored values and item values of the common instruments into
+/// the pooled columns, its assessments starting at row `assess0`.
+fn append_scores(out: &mut Trial, first: &Trial, instruments: &[usize], t: &Trial, assess0: usize) {
+    for (k, &i) in instruments.iter().enumerate() {
+        let name = &first.instruments[i].name;
+        let Some(j) = t.instrument_index(name) else {
+            continue;
+        };
+        if let (Some(src), Some(dst)) = (t.prescored.get(j), out.prescored.get_mut(k)) {
+            let n = t.assessments.len();
+            append_prescored(&mut dst.total, src.total.as_ref(), assess0, n);
+            for (s, d) in dst.subscales.iter_mut().enumerate() {
+                append_prescored(d, src.subscales.get(s).and_then(Option::as_ref), assess0, n);
             }
-            let (Some(src), Some(dst)) = (t.items.get(j), out.items.get_mut(k)) else {
-                continue;
-            };
-            for a in 0..t.assessments.len() {
-                for (item, v) in src.row(a).iter().enumerate() {
-                    if !v.is_nan() {
-                        dst.set(assess0 + a, item, *v);
-                    }
+        }
+        let (Some(src), Some(dst)) = (t.items.get(j), out.items.get_mut(k)) else {
+            continue;
+        };
+        for a in 0..t.assessments.len() {
+            for (item, v) in src.row(a).iter().enumerate() {
+                if !v.is_nan() {
+                    dst.set(assess0 + a, item, *v);
                 }
             }
         }
-        out.admissions
-            .extend(t.admissions.iter().map(|a| Admission {
-                participant: ParticipantId(a.participant.0 + part0),
-                admitted_on: a.admitted_on,
-                discharged_on: a.discharged_on,
-                involuntary: a.involuntary,
-                row: a.row,
-            }));
-        append_extra(
-            &mut out.participant_extra,
-            &t.participant_extra,
-            t.participants.len(),
-            label,
-        );
-        append_extra(&mut out.site_extra, &t.site_extra, t.sites.len(), label);
-        out.exclusions
-            .extend(t.exclusions.iter().map(|e| crate::ingest::Exclusion {
-                table: format!("{label}:{}", e.table),
-                row: e.row,
-                reason: e.reason.clone(),
-            }));
     }
-    Ok(out)
 }
 
 /// Appends one export's pre-scored column (`None`: it has none) to the pooled one, which

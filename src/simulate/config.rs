@@ -721,6 +721,22 @@ impl SimConfig {
 
     /// Checks every parameter; the error names the field, the value and what was expected.
     pub fn validate(&self) -> Result<(), SimError> {
+        self.check_study()?;
+        self.check_sites()?;
+        self.check_recruitment()?;
+        self.check_groups_and_sessions()?;
+        self.check_demographics()?;
+        self.check_latent()?;
+        self.check_effects_paths_clinician()?;
+        self.check_instruments()?;
+        self.check_missing_and_dropout()?;
+        self.check_admissions_and_truth()?;
+        Ok(())
+    }
+
+    /// `[study]`: two distinct arms with the intervention second, participants, allocation
+    /// weights and the waves (increasing months from 0, unique labels).
+    fn check_study(&self) -> Result<(), SimError> {
         let st = &self.study;
         if st.arms.len() != 2 {
             return Err(invalid(
@@ -783,6 +799,11 @@ impl SimConfig {
                 "0 for the baseline wave",
             ));
         }
+        Ok(())
+    }
+
+    /// `[[sites]]`: at least one, unique ids, teams, weights with a positive sum.
+    fn check_sites(&self) -> Result<(), SimError> {
         if self.sites.is_empty() {
             return Err(invalid("sites", "[]", "at least one site"));
         }
@@ -809,6 +830,11 @@ impl SimConfig {
                 "weights with a positive sum",
             ));
         }
+        Ok(())
+    }
+
+    /// `[recruitment]`: start date, jitter, missing dates, the baseline window.
+    fn check_recruitment(&self) -> Result<(), SimError> {
         dates::parse_date(&self.recruitment.start).ok_or_else(|| {
             invalid(
                 "recruitment.start",
@@ -831,6 +857,11 @@ impl SimConfig {
                 "at least 1",
             ));
         }
+        Ok(())
+    }
+
+    /// `[groups]` (sizes, fidelity, effects) and `[sessions]` (offered, attendance, dose).
+    fn check_groups_and_sessions(&self) -> Result<(), SimError> {
         let g = &self.groups;
         if g.size_min == 0 || g.size_max < g.size_min {
             return Err(invalid(
@@ -856,6 +887,11 @@ impl SimConfig {
         check_prob("sessions.missing_share", se.missing_share)?;
         check_prob("sessions.dose_weight", se.dose_weight)?;
         check_finite("sessions.fidelity_slope", se.fidelity_slope)?;
+        Ok(())
+    }
+
+    /// `[demographics]`: age and the sex and diagnosis categories.
+    fn check_demographics(&self) -> Result<(), SimError> {
         let d = &self.demographics;
         check_finite("demographics.age_mean", d.age_mean)?;
         check_nonneg("demographics.age_sd", d.age_sd)?;
@@ -868,6 +904,12 @@ impl SimConfig {
         }
         check_categories("demographics.sex", &d.sex)?;
         check_categories("demographics.diagnosis", &d.diagnosis)?;
+        Ok(())
+    }
+
+    /// `[latent]`: each latent variable's mean, time course and SDs, and the 5 x 5 person
+    /// correlation matrix (symmetric, unit diagonal, positive definite).
+    fn check_latent(&self) -> Result<(), SimError> {
         let nw = self.n_waves();
         let l = &self.latent;
         for (name, s) in [
@@ -913,6 +955,12 @@ impl SimConfig {
                 "a positive definite correlation matrix",
             ));
         }
+        Ok(())
+    }
+
+    /// `[effects]` per wave, the `[paths]` coefficients and the `[clinician]` rating parameters.
+    fn check_effects_paths_clinician(&self) -> Result<(), SimError> {
+        let nw = self.n_waves();
         let e = &self.effects;
         check_per_wave("effects.self_management", &e.self_management, nw)?;
         check_per_wave("effects.clinical", &e.clinical, nw)?;
@@ -946,6 +994,11 @@ impl SimConfig {
         check_finite("clinician.shift", self.clinician.shift)?;
         check_nonneg("clinician.person_sd", self.clinician.person_sd)?;
         check_nonneg("clinician.occasion_sd", self.clinician.occasion_sd)?;
+        Ok(())
+    }
+
+    /// `[instruments]`: item offsets, ranges, noise and decimals; HoNOS below its not-known code 9.
+    fn check_instruments(&self) -> Result<(), SimError> {
         let ins = &self.instruments;
         for (name, it, min_items) in [
             ("instruments.imrs_client", &ins.imrs_client, 13),
@@ -986,6 +1039,12 @@ impl SimConfig {
                 "below the not-known code 9",
             ));
         }
+        Ok(())
+    }
+
+    /// `[missing]` shares and `[dropout]` targets per wave (0 at baseline) and slopes.
+    fn check_missing_and_dropout(&self) -> Result<(), SimError> {
+        let nw = self.n_waves();
         let m = &self.missing;
         check_prob("missing.item_rate", m.item_rate)?;
         check_prob("missing.sloppy_share", m.sloppy_share)?;
@@ -1013,6 +1072,11 @@ impl SimConfig {
         }
         check_finite("dropout.slope_baseline_imrs", dr.slope_baseline_imrs)?;
         check_finite("dropout.previous_missed", dr.previous_missed)?;
+        Ok(())
+    }
+
+    /// `[admissions]` rates and lengths of stay, and the `[truth]` sample size.
+    fn check_admissions_and_truth(&self) -> Result<(), SimError> {
         let a = &self.admissions;
         check_nonneg("admissions.rate_per_year", a.rate_per_year)?;
         if !(a.nb_k.is_finite() && a.nb_k > 0.0) {

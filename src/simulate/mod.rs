@@ -329,206 +329,19 @@ pub fn simulate(cfg: &SimConfig, seed: u64) -> Result<SimulatedTrial, SimError> 
     let observed_scale = observed::cached_observed_scale(cfg);
     let design = design::draw_design(cfg, seed);
     let latent = model::draw_latent(cfg, &design, seed);
-    let nw = cfg.n_waves();
-    let n = design.persons.len();
-    let mut item_rng = rng::Rng::new(seed, rng::Stream::Items);
-    let mut items: Vec<Vec<model::RowItems>> = Vec::with_capacity(n);
-    for (i, waves) in latent.waves.iter().enumerate() {
-        let profile = latent.sfs_profile.get(i).map_or(&[][..], |p| p.as_slice());
-        let mut rows = Vec::with_capacity(nw);
-        for lat in waves {
-            let mut row = model::empty_row();
-            model::draw_items(cfg, lat, profile, &mut item_rng, &mut row);
-            rows.push(row);
-        }
-        items.push(rows);
-    }
+    let mut items = draw_all_items(cfg, &latent, seed);
     let miss = missing::apply(cfg, &design, &mut items, seed);
     let adm = admissions::draw(cfg, &design, &latent.z_honos, seed);
     let counts = model::item_counts(cfg);
-
-    // realised summaries
-    let arm_n = |a: usize| design.persons.iter().filter(|p| p.arm == a).count();
-    let arms = cfg
-        .study
-        .arms
-        .iter()
-        .enumerate()
-        .map(|(a, l)| Count {
-            label: l.clone(),
-            n: arm_n(a),
-        })
-        .collect();
-    let sites = cfg
-        .sites
-        .iter()
-        .enumerate()
-        .map(|(si, s)| SiteRealised {
-            site_id: s.site_id.clone(),
-            n_control: design
-                .persons
-                .iter()
-                .filter(|p| p.site == si && p.arm == 0)
-                .count(),
-            n_intervention: design
-                .persons
-                .iter()
-                .filter(|p| p.site == si && p.arm == 1)
-                .count(),
-            effects: latent.site_effects.get(si).copied().unwrap_or([0.0; 5]),
-        })
-        .collect();
-    let groups = design
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(gi, g)| GroupRealised {
-            group_id: g.id.clone(),
-            site_id: cfg
-                .sites
-                .get(g.site)
-                .map_or(String::new(), |s| s.site_id.clone()),
-            arm: cfg.study.arms.get(g.arm).cloned().unwrap_or_default(),
-            size: g.size,
-            fidelity: g.fidelity,
-            effect: latent.group_effects.get(gi).copied().unwrap_or(0.0),
-            intercept: latent.group_intercepts.get(gi).copied().unwrap_or(0.0),
-        })
-        .collect();
-    let imr: Vec<usize> = (0..n).filter(|&i| design.persons[i].arm == 1).collect();
-    let sessions: Vec<u32> = imr
-        .iter()
-        .filter_map(|&i| design.persons[i].sessions)
-        .collect();
-    let half = f64::from(cfg.sessions.offered) / 2.0;
-    let waves = cfg
-        .study
-        .waves
-        .iter()
-        .enumerate()
-        .map(|(t, w)| {
-            let st = |s: WaveStatus| miss.status.iter().filter(|r| r.get(t) == Some(&s)).count();
-            let absent = st(WaveStatus::Absent);
-            let empty = st(WaveStatus::EmptyRow);
-            WaveRealised {
-                wave: w.label.clone(),
-                share_missed: share(absent + empty, n),
-                rows_absent: absent,
-                rows_all_empty: empty,
-                dropout_intercept: miss.dropout_intercepts.get(t).copied().flatten(),
-            }
-        })
-        .collect();
-    let mut cells = 0usize;
-    let mut empty_cells = 0usize;
-    let mut not_known = 0usize;
-    let mut scores: Vec<ScoreRealised> = INSTRUMENTS
-        .iter()
-        .map(|i| ScoreRealised {
-            instrument: i.to_string(),
-            below_80_percent: 0,
-            valid: 0,
-        })
-        .collect();
-    for (i, rows) in items.iter().enumerate() {
-        for (t, row) in rows.iter().enumerate() {
-            if miss.status.get(i).and_then(|r| r.get(t)) != Some(&WaveStatus::Present) {
-                continue;
-            }
-            for (k, inst) in row.iter().enumerate() {
-                cells += inst.len();
-                empty_cells += inst.iter().filter(|x| x.is_nan()).count();
-                if k == 5 {
-                    not_known += inst
-                        .iter()
-                        .filter(|&&x| x == model::HONOS_NOT_KNOWN)
-                        .count();
-                }
-                if model::score(k, inst).is_some() {
-                    scores[k].valid += 1;
-                } else {
-                    scores[k].below_80_percent += 1;
-                }
-            }
-        }
-    }
-    let follow_up_days =
-        (cfg.study.waves.last().map_or(0.0, |w| w.months) * 30.4375).round() as i64;
-    let rel = |a: &admissions::Admission| {
-        a.admitted_on - design.persons.get(a.person).map_or(0, |p| p.randomized_on)
+    let drawn = Drawn {
+        cfg,
+        design: &design,
+        latent: &latent,
+        items: &items,
+        miss: &miss,
+        adm: &adm,
     };
-    let mut los: Vec<f64> = adm
-        .iter()
-        .filter_map(|a| a.discharged_on.map(|d| (d - a.admitted_on) as f64))
-        .collect();
-    los.sort_by(f64::total_cmp);
-    let median = if los.is_empty() {
-        None
-    } else if los.len() % 2 == 1 {
-        Some(los[los.len() / 2])
-    } else {
-        Some(0.5 * (los[los.len() / 2 - 1] + los[los.len() / 2]))
-    };
-    let in_fu = adm
-        .iter()
-        .filter(|a| (1..=follow_up_days).contains(&rel(a)))
-        .count();
-    let py = n as f64 * follow_up_days as f64 / 365.25;
-    let admissions = AdmissionsRealised {
-        episodes: adm.len(),
-        before_randomization: adm.iter().filter(|a| rel(a) < 0).count(),
-        after_randomization: adm.iter().filter(|a| rel(a) > 0).count(),
-        follow_up_days,
-        episodes_in_follow_up: in_fu,
-        person_years_follow_up: py,
-        rate_per_person_year_follow_up: if py > 0.0 { in_fu as f64 / py } else { 0.0 },
-        in_prior_year: adm.iter().filter(|a| (-365..=-1).contains(&rel(a))).count(),
-        still_admitted_at_export: adm.iter().filter(|a| a.discharged_on.is_none()).count(),
-        median_length_of_stay_days: median,
-        involuntary: adm.iter().filter(|a| a.involuntary).count(),
-    };
-    let realised = Realised {
-        n_participants: n,
-        arms,
-        sites,
-        groups,
-        export_date: dates::format_date(design.export_day),
-        sessions_none_share_intervention: share(
-            sessions.iter().filter(|&&s| s == 0).count(),
-            sessions.len(),
-        ),
-        sessions_half_or_more_share_intervention: share(
-            sessions.iter().filter(|&&s| f64::from(s) >= half).count(),
-            sessions.len(),
-        ),
-        sessions_mean_intervention: if sessions.is_empty() {
-            0.0
-        } else {
-            sessions.iter().map(|&s| f64::from(s)).sum::<f64>() / sessions.len() as f64
-        },
-        sessions_not_recorded: imr
-            .iter()
-            .filter(|&&i| !design.persons[i].sessions_recorded)
-            .count(),
-        mean_effect_multiplier_intervention: if imr.is_empty() {
-            0.0
-        } else {
-            imr.iter()
-                .map(|&i| latent.multiplier.get(i).copied().unwrap_or(1.0))
-                .sum::<f64>()
-                / imr.len() as f64
-        },
-        waves,
-        item_cells_empty_share_assessed_rows: share(empty_cells, cells),
-        honos_not_known_cells: not_known,
-        imrs_item13_not_applicable_participants: miss
-            .item13_not_applicable
-            .iter()
-            .filter(|&&x| x)
-            .count(),
-        scores,
-        admissions,
-    };
+    let realised = drawn.realised();
     let truth = Truth {
         generator: "herstel simulate".into(),
         herstel_version: env!("CARGO_PKG_VERSION").into(),
@@ -559,6 +372,277 @@ pub fn simulate(cfg: &SimConfig, seed: u64) -> Result<SimulatedTrial, SimError> 
         admissions_csv: export::admissions_csv(&design, &adm),
         truth,
     })
+}
+
+/// The complete items `[person][wave]` of every participant (stream `Items`), before
+/// missingness.
+fn draw_all_items(
+    cfg: &SimConfig,
+    latent: &model::LatentDraws,
+    seed: u64,
+) -> Vec<Vec<model::RowItems>> {
+    let nw = cfg.n_waves();
+    let mut item_rng = rng::Rng::new(seed, rng::Stream::Items);
+    let mut items: Vec<Vec<model::RowItems>> = Vec::with_capacity(latent.waves.len());
+    for (i, waves) in latent.waves.iter().enumerate() {
+        let profile = latent.sfs_profile.get(i).map_or(&[][..], |p| p.as_slice());
+        let mut rows = Vec::with_capacity(nw);
+        for lat in waves {
+            let mut row = model::empty_row();
+            model::draw_items(cfg, lat, profile, &mut item_rng, &mut row);
+            rows.push(row);
+        }
+        items.push(rows);
+    }
+    items
+}
+
+/// Everything drawn for one trial, from which the realised summaries are taken.
+struct Drawn<'d> {
+    cfg: &'d SimConfig,
+    design: &'d design::TrialDesign,
+    latent: &'d model::LatentDraws,
+    items: &'d [Vec<model::RowItems>],
+    miss: &'d missing::Missingness,
+    adm: &'d [admissions::Admission],
+}
+
+/// Item cells of the assessed rows: counts and the scores' validity per instrument.
+struct CellCounts {
+    cells: usize,
+    empty_cells: usize,
+    not_known: usize,
+    scores: Vec<ScoreRealised>,
+}
+
+impl Drawn<'_> {
+    /// What this trial turned out to be (truth.json `realised`).
+    fn realised(&self) -> Realised {
+        let (cfg, design, latent, miss) = (self.cfg, self.design, self.latent, self.miss);
+        let n = design.persons.len();
+        let imr: Vec<usize> = (0..n).filter(|&i| design.persons[i].arm == 1).collect();
+        let sessions: Vec<u32> = imr
+            .iter()
+            .filter_map(|&i| design.persons[i].sessions)
+            .collect();
+        let half = f64::from(cfg.sessions.offered) / 2.0;
+        let cc = self.cell_counts();
+        Realised {
+            n_participants: n,
+            arms: self.arm_counts(),
+            sites: self.sites_realised(),
+            groups: self.groups_realised(),
+            export_date: dates::format_date(design.export_day),
+            sessions_none_share_intervention: share(
+                sessions.iter().filter(|&&s| s == 0).count(),
+                sessions.len(),
+            ),
+            sessions_half_or_more_share_intervention: share(
+                sessions.iter().filter(|&&s| f64::from(s) >= half).count(),
+                sessions.len(),
+            ),
+            sessions_mean_intervention: if sessions.is_empty() {
+                0.0
+            } else {
+                sessions.iter().map(|&s| f64::from(s)).sum::<f64>() / sessions.len() as f64
+            },
+            sessions_not_recorded: imr
+                .iter()
+                .filter(|&&i| !design.persons[i].sessions_recorded)
+                .count(),
+            mean_effect_multiplier_intervention: if imr.is_empty() {
+                0.0
+            } else {
+                imr.iter()
+                    .map(|&i| latent.multiplier.get(i).copied().unwrap_or(1.0))
+                    .sum::<f64>()
+                    / imr.len() as f64
+            },
+            waves: self.waves_realised(),
+            item_cells_empty_share_assessed_rows: share(cc.empty_cells, cc.cells),
+            honos_not_known_cells: cc.not_known,
+            imrs_item13_not_applicable_participants: miss
+                .item13_not_applicable
+                .iter()
+                .filter(|&&x| x)
+                .count(),
+            scores: cc.scores,
+            admissions: self.admissions_realised(),
+        }
+    }
+
+    /// Participants per arm.
+    fn arm_counts(&self) -> Vec<Count> {
+        let arm_n = |a: usize| self.design.persons.iter().filter(|p| p.arm == a).count();
+        self.cfg
+            .study
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(a, l)| Count {
+                label: l.clone(),
+                n: arm_n(a),
+            })
+            .collect()
+    }
+
+    /// Participants per site and arm, and the site effects.
+    fn sites_realised(&self) -> Vec<SiteRealised> {
+        let design = self.design;
+        self.cfg
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(si, s)| SiteRealised {
+                site_id: s.site_id.clone(),
+                n_control: design
+                    .persons
+                    .iter()
+                    .filter(|p| p.site == si && p.arm == 0)
+                    .count(),
+                n_intervention: design
+                    .persons
+                    .iter()
+                    .filter(|p| p.site == si && p.arm == 1)
+                    .count(),
+                effects: self
+                    .latent
+                    .site_effects
+                    .get(si)
+                    .copied()
+                    .unwrap_or([0.0; 5]),
+            })
+            .collect()
+    }
+
+    /// Every IMR group with its site, arm, size, fidelity and effects.
+    fn groups_realised(&self) -> Vec<GroupRealised> {
+        let (cfg, latent) = (self.cfg, self.latent);
+        self.design
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| GroupRealised {
+                group_id: g.id.clone(),
+                site_id: cfg
+                    .sites
+                    .get(g.site)
+                    .map_or(String::new(), |s| s.site_id.clone()),
+                arm: cfg.study.arms.get(g.arm).cloned().unwrap_or_default(),
+                size: g.size,
+                fidelity: g.fidelity,
+                effect: latent.group_effects.get(gi).copied().unwrap_or(0.0),
+                intercept: latent.group_intercepts.get(gi).copied().unwrap_or(0.0),
+            })
+            .collect()
+    }
+
+    /// Per wave: missed rows (absent or all empty) and the dropout intercept.
+    fn waves_realised(&self) -> Vec<WaveRealised> {
+        let miss = self.miss;
+        let n = self.design.persons.len();
+        self.cfg
+            .study
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(t, w)| {
+                let st =
+                    |s: WaveStatus| miss.status.iter().filter(|r| r.get(t) == Some(&s)).count();
+                let absent = st(WaveStatus::Absent);
+                let empty = st(WaveStatus::EmptyRow);
+                WaveRealised {
+                    wave: w.label.clone(),
+                    share_missed: share(absent + empty, n),
+                    rows_absent: absent,
+                    rows_all_empty: empty,
+                    dropout_intercept: miss.dropout_intercepts.get(t).copied().flatten(),
+                }
+            })
+            .collect()
+    }
+
+    /// Counts the item cells of the present rows (empty, HoNOS not known) and whether each
+    /// instrument's score is valid (at least 80 % of items).
+    fn cell_counts(&self) -> CellCounts {
+        let mut cc = CellCounts {
+            cells: 0,
+            empty_cells: 0,
+            not_known: 0,
+            scores: INSTRUMENTS
+                .iter()
+                .map(|i| ScoreRealised {
+                    instrument: i.to_string(),
+                    below_80_percent: 0,
+                    valid: 0,
+                })
+                .collect(),
+        };
+        for (i, rows) in self.items.iter().enumerate() {
+            for (t, row) in rows.iter().enumerate() {
+                if self.miss.status.get(i).and_then(|r| r.get(t)) != Some(&WaveStatus::Present) {
+                    continue;
+                }
+                for (k, inst) in row.iter().enumerate() {
+                    cc.cells += inst.len();
+                    cc.empty_cells += inst.iter().filter(|x| x.is_nan()).count();
+                    if k == 5 {
+                        cc.not_known += inst
+                            .iter()
+                            .filter(|&&x| x == model::HONOS_NOT_KNOWN)
+                            .count();
+                    }
+                    if model::score(k, inst).is_some() {
+                        cc.scores[k].valid += 1;
+                    } else {
+                        cc.scores[k].below_80_percent += 1;
+                    }
+                }
+            }
+        }
+        cc
+    }
+
+    /// Admission episodes relative to randomization and the follow-up, lengths of stay.
+    fn admissions_realised(&self) -> AdmissionsRealised {
+        let (cfg, design, adm) = (self.cfg, self.design, self.adm);
+        let n = design.persons.len();
+        let follow_up_days =
+            (cfg.study.waves.last().map_or(0.0, |w| w.months) * 30.4375).round() as i64;
+        let rel = |a: &admissions::Admission| {
+            a.admitted_on - design.persons.get(a.person).map_or(0, |p| p.randomized_on)
+        };
+        let mut los: Vec<f64> = adm
+            .iter()
+            .filter_map(|a| a.discharged_on.map(|d| (d - a.admitted_on) as f64))
+            .collect();
+        los.sort_by(f64::total_cmp);
+        let median = if los.is_empty() {
+            None
+        } else if los.len() % 2 == 1 {
+            Some(los[los.len() / 2])
+        } else {
+            Some(0.5 * (los[los.len() / 2 - 1] + los[los.len() / 2]))
+        };
+        let in_fu = adm
+            .iter()
+            .filter(|a| (1..=follow_up_days).contains(&rel(a)))
+            .count();
+        let py = n as f64 * follow_up_days as f64 / 365.25;
+        AdmissionsRealised {
+            episodes: adm.len(),
+            before_randomization: adm.iter().filter(|a| rel(a) < 0).count(),
+            after_randomization: adm.iter().filter(|a| rel(a) > 0).count(),
+            follow_up_days,
+            episodes_in_follow_up: in_fu,
+            person_years_follow_up: py,
+            rate_per_person_year_follow_up: if py > 0.0 { in_fu as f64 / py } else { 0.0 },
+            in_prior_year: adm.iter().filter(|a| (-365..=-1).contains(&rel(a))).count(),
+            still_admitted_at_export: adm.iter().filter(|a| a.discharged_on.is_none()).count(),
+            median_length_of_stay_days: median,
+            involuntary: adm.iter().filter(|a| a.involuntary).count(),
+        }
+    }
 }
 
 impl SimulatedTrial {

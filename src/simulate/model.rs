@@ -23,7 +23,7 @@
 //! Items: `clamp(round(latent_per_item + offset_j + noise))` where latent_per_item is S (IMRS
 //! client), S + clinician shift + rater terms (IMRS clinician), B (BSI), M / items (MHRM),
 //! H / items (HoNOS), F + person x subscale profile (SFS, one decimal).
-use super::config::{Design, ItemSim, SimConfig};
+use super::config::{Design, ItemSim, ScaleParams, SimConfig};
 use super::design::TrialDesign;
 use super::rng::{Rng, Stream};
 
@@ -146,29 +146,8 @@ pub fn draw_latent(cfg: &SimConfig, design: &TrialDesign, seed: u64) -> LatentDr
         &l.personal,
         &l.honos,
     ];
-    let site_effects: Vec<[f64; 5]> = cfg
-        .sites
-        .iter()
-        .map(|_| {
-            let mut e = [0.0; 5];
-            for (k, sc) in scales.iter().enumerate() {
-                e[k] = rng.normal(0.0, sc.site_sd);
-            }
-            e
-        })
-        .collect();
-    let mut group_effects = Vec::with_capacity(design.groups.len());
-    let mut group_intercepts = Vec::with_capacity(design.groups.len());
-    for g in &design.groups {
-        let v = rng.normal(0.0, cfg.groups.effect_sd);
-        let c = rng.normal(0.0, cfg.groups.cluster_intercept_sd);
-        group_effects.push(if g.arm == 1 { v } else { 0.0 });
-        group_intercepts.push(if cfg.study.design == Design::Cluster {
-            c
-        } else {
-            0.0
-        });
-    }
+    let site_effects = draw_site_effects(cfg, &scales, &mut rng);
+    let (group_effects, group_intercepts) = draw_group_effects(cfg, design, &mut rng);
     let chol = cholesky5(&l.person_cor).unwrap_or([
         [1.0, 0.0, 0.0, 0.0, 0.0],
         [0.0, 1.0, 0.0, 0.0, 0.0],
@@ -180,10 +159,13 @@ pub fn draw_latent(cfg: &SimConfig, design: &TrialDesign, seed: u64) -> LatentDr
         let w = cfg.sessions.dose_weight;
         (1.0 - w) + w * super::design::expected_sessions(cfg) / f64::from(cfg.sessions.offered)
     };
-    let p = &cfg.paths;
-    let e = &cfg.effects;
-    let nw = cfg.n_waves();
-    let n_sfs = cfg.instruments.sfs.offsets.len();
+    let model = LatentModel {
+        cfg,
+        design,
+        scales,
+        chol,
+        expected_dose,
+    };
     let n = design.persons.len();
     let mut out = LatentDraws {
         site_effects,
@@ -197,10 +179,84 @@ pub fn draw_latent(cfg: &SimConfig, design: &TrialDesign, seed: u64) -> LatentDr
         waves: Vec::with_capacity(n),
     };
     for person in &design.persons {
+        model.draw_person(person, &mut rng, &mut out);
+    }
+    out
+}
+
+/// Site effects `[site][scale]`, one normal draw per site and scale.
+fn draw_site_effects(cfg: &SimConfig, scales: &[&ScaleParams; 5], rng: &mut Rng) -> Vec<[f64; 5]> {
+    cfg.sites
+        .iter()
+        .map(|_| {
+            let mut e = [0.0; 5];
+            for (k, sc) in scales.iter().enumerate() {
+                e[k] = rng.normal(0.0, sc.site_sd);
+            }
+            e
+        })
+        .collect()
+}
+
+/// Per group: the IMR group effect on S at follow-up (intervention groups only) and the
+/// cluster-design intercept on S (0 in the individual design); both are drawn for every
+/// group so that the stream does not depend on the design.
+fn draw_group_effects(
+    cfg: &SimConfig,
+    design: &TrialDesign,
+    rng: &mut Rng,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut group_effects = Vec::with_capacity(design.groups.len());
+    let mut group_intercepts = Vec::with_capacity(design.groups.len());
+    for g in &design.groups {
+        let v = rng.normal(0.0, cfg.groups.effect_sd);
+        let c = rng.normal(0.0, cfg.groups.cluster_intercept_sd);
+        group_effects.push(if g.arm == 1 { v } else { 0.0 });
+        group_intercepts.push(if cfg.study.design == Design::Cluster {
+            c
+        } else {
+            0.0
+        });
+    }
+    (group_effects, group_intercepts)
+}
+
+/// The parameters every person's draws share.
+struct LatentModel<'c> {
+    cfg: &'c SimConfig,
+    design: &'c TrialDesign,
+    /// S, B, F, M, H.
+    scales: [&'c ScaleParams; 5],
+    /// Cholesky factor of the person correlation matrix.
+    chol: [[f64; 5]; 5],
+    /// The dose multiplier of the expected number of sessions (rescales to mean 1).
+    expected_dose: f64,
+}
+
+/// One person's draws that the waves use.
+struct PersonDraw {
+    /// Stable part of each scale.
+    stable: [f64; 5],
+    /// Clinician rater deviation.
+    rater: f64,
+    /// In the intervention arm.
+    imr: bool,
+    /// Effect multiplier m_i.
+    multiplier: f64,
+    /// The person's group effect on S (0 without a group).
+    v_g: f64,
+}
+
+impl LatentModel<'_> {
+    /// Draws one person (correlated person effects, rater, SFS profile, then every wave) and
+    /// appends them to `out`.
+    fn draw_person(&self, person: &super::design::Person, rng: &mut Rng, out: &mut LatentDraws) {
+        let cfg = self.cfg;
         let mut z = [0.0; 5];
         for zk in z.iter_mut() {
             *zk = rng.std_normal();
         }
+        let chol = &self.chol;
         let mut corr = [0.0; 5];
         for i in 0..5 {
             corr[i] = (0..=i).map(|j| chol[i][j] * z[j]).sum();
@@ -217,30 +273,17 @@ pub fn draw_latent(cfg: &SimConfig, design: &TrialDesign, seed: u64) -> LatentDr
             .unwrap_or(0.0);
         let mut stable = [0.0; 5];
         for k in 0..5 {
-            stable[k] = scales[k].mean + site[k] + scales[k].person_sd * corr[k];
+            stable[k] = self.scales[k].mean + site[k] + self.scales[k].person_sd * corr[k];
         }
         stable[S] += intercept;
         let rater = rng.normal(0.0, cfg.clinician.person_sd);
+        let n_sfs = cfg.instruments.sfs.offsets.len();
         let profile: Vec<f64> = (0..n_sfs)
             .map(|_| rng.normal(0.0, cfg.instruments.sfs.profile_sd))
             .collect();
         let imr = person.arm == 1;
         let multiplier = if imr {
-            let w = cfg.sessions.dose_weight;
-            let dose = (1.0 - w)
-                + w * f64::from(person.sessions.unwrap_or(0)) / f64::from(cfg.sessions.offered);
-            let fid = person
-                .group
-                .and_then(|g| design.groups.get(g))
-                .and_then(|g| g.fidelity);
-            let fid_mult = fid.map_or(1.0, |f| {
-                1.0 + cfg.sessions.fidelity_slope * (f - cfg.groups.fidelity_mean)
-            });
-            if expected_dose > 0.0 {
-                dose / expected_dose * fid_mult
-            } else {
-                fid_mult
-            }
+            self.effect_multiplier(person)
         } else {
             1.0
         };
@@ -249,46 +292,17 @@ pub fn draw_latent(cfg: &SimConfig, design: &TrialDesign, seed: u64) -> LatentDr
             .and_then(|g| out.group_effects.get(g))
             .copied()
             .unwrap_or(0.0);
+        let pd = PersonDraw {
+            stable,
+            rater,
+            imr,
+            multiplier,
+            v_g,
+        };
+        let nw = cfg.n_waves();
         let mut waves = Vec::with_capacity(nw);
         for t in 0..nw {
-            let mut eps = [0.0; 6];
-            for (k, sc) in scales.iter().enumerate() {
-                eps[k] = rng.normal(0.0, sc.occasion_sd);
-            }
-            eps[5] = rng.normal(0.0, cfg.clinician.occasion_sd);
-            let arm = if imr { 1.0 } else { 0.0 };
-            let at = |v: &Vec<f64>| v.get(t).copied().unwrap_or(0.0);
-            let ws = at(&scales[S].time)
-                + eps[S]
-                + arm * (at(&e.self_management) * multiplier + if t > 0 { v_g } else { 0.0 });
-            let wb = at(&scales[B].time)
-                + p.a1_clinical_on_self_management * ws
-                + eps[B]
-                + arm * at(&e.clinical);
-            let wf = at(&scales[F].time)
-                + p.a2_functional_on_self_management * ws
-                + eps[F]
-                + arm * at(&e.functional);
-            let wm = at(&scales[M].time)
-                + p.c_personal_on_self_management * ws
-                + p.b1_personal_on_clinical * wb
-                + p.b2_personal_on_functional * wf
-                + eps[M]
-                + arm * at(&e.personal);
-            let wh = at(&scales[H].time)
-                + p.honos_on_self_management * ws
-                + p.honos_on_clinical * wb
-                + eps[H]
-                + arm * at(&e.honos);
-            let s_val = stable[S] + ws;
-            waves.push([
-                s_val,
-                stable[B] + wb,
-                stable[F] + wf,
-                stable[M] + wm,
-                stable[H] + wh,
-                s_val + cfg.clinician.shift + rater + eps[5],
-            ]);
+            waves.push(self.draw_wave(&pd, t, rng));
         }
         out.stable.push(stable);
         out.z_honos.push(corr[H]);
@@ -297,7 +311,75 @@ pub fn draw_latent(cfg: &SimConfig, design: &TrialDesign, seed: u64) -> LatentDr
         out.sfs_profile.push(profile);
         out.waves.push(waves);
     }
-    out
+
+    /// The effect multiplier of an intervention participant: the dose (sessions attended)
+    /// over the expected dose, times the group fidelity's multiplier.
+    fn effect_multiplier(&self, person: &super::design::Person) -> f64 {
+        let cfg = self.cfg;
+        let w = cfg.sessions.dose_weight;
+        let dose = (1.0 - w)
+            + w * f64::from(person.sessions.unwrap_or(0)) / f64::from(cfg.sessions.offered);
+        let fid = person
+            .group
+            .and_then(|g| self.design.groups.get(g))
+            .and_then(|g| g.fidelity);
+        let fid_mult = fid.map_or(1.0, |f| {
+            1.0 + cfg.sessions.fidelity_slope * (f - cfg.groups.fidelity_mean)
+        });
+        if self.expected_dose > 0.0 {
+            dose / self.expected_dose * fid_mult
+        } else {
+            fid_mult
+        }
+    }
+
+    /// One wave's latent values S, B, F, M, H and the clinician's view of S: occasion
+    /// noise, the within-person paths S -> B, F -> M (and S, B -> H) and the arm effects.
+    fn draw_wave(&self, pd: &PersonDraw, t: usize, rng: &mut Rng) -> [f64; 6] {
+        let cfg = self.cfg;
+        let scales = &self.scales;
+        let p = &cfg.paths;
+        let e = &cfg.effects;
+        let stable = &pd.stable;
+        let mut eps = [0.0; 6];
+        for (k, sc) in scales.iter().enumerate() {
+            eps[k] = rng.normal(0.0, sc.occasion_sd);
+        }
+        eps[5] = rng.normal(0.0, cfg.clinician.occasion_sd);
+        let arm = if pd.imr { 1.0 } else { 0.0 };
+        let at = |v: &Vec<f64>| v.get(t).copied().unwrap_or(0.0);
+        let ws = at(&scales[S].time)
+            + eps[S]
+            + arm * (at(&e.self_management) * pd.multiplier + if t > 0 { pd.v_g } else { 0.0 });
+        let wb = at(&scales[B].time)
+            + p.a1_clinical_on_self_management * ws
+            + eps[B]
+            + arm * at(&e.clinical);
+        let wf = at(&scales[F].time)
+            + p.a2_functional_on_self_management * ws
+            + eps[F]
+            + arm * at(&e.functional);
+        let wm = at(&scales[M].time)
+            + p.c_personal_on_self_management * ws
+            + p.b1_personal_on_clinical * wb
+            + p.b2_personal_on_functional * wf
+            + eps[M]
+            + arm * at(&e.personal);
+        let wh = at(&scales[H].time)
+            + p.honos_on_self_management * ws
+            + p.honos_on_clinical * wb
+            + eps[H]
+            + arm * at(&e.honos);
+        let s_val = stable[S] + ws;
+        [
+            s_val,
+            stable[B] + wb,
+            stable[F] + wf,
+            stable[M] + wm,
+            stable[H] + wh,
+            s_val + cfg.clinician.shift + pd.rater + eps[5],
+        ]
+    }
 }
 
 fn round_to(x: f64, decimals: u32) -> f64 {

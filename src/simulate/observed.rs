@@ -220,13 +220,63 @@ fn product(a: Estimate, b: Estimate) -> Estimate {
     }
 }
 
+/// Scores of the large trial: `scores[k][t][i]` for instrument `k` (in [`INSTRUMENTS`]
+/// order), wave `t` and participant `i`.
+type Scores = Vec<Vec<Vec<f64>>>;
+
 /// Simulates the large trial and computes the observed-scale truths.
 pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
     let mut big = cfg.clone();
     big.study.n_participants = cfg.truth.n_participants;
     let seed = cfg.truth.seed;
     let design = draw_design(&big, seed);
-    let latent = draw_latent(&big, &design, seed);
+    let scores = score_large_trial(&big, &design, seed)?;
+    let nw = big.n_waves();
+    let n = design.persons.len();
+    let arm: Vec<usize> = design.persons.iter().map(|p| p.arm).collect();
+    let arm_effects = arm_effects(&big, &scores, &arm);
+    // within-person paths: persons with every score at every wave
+    let complete: Vec<usize> = (0..n)
+        .filter(|&i| (0..6).all(|k| (0..nw).all(|t| !scores[k][t][i].is_nan())))
+        .collect();
+    if complete.len() < 10 {
+        return None;
+    }
+    let within_person = within_person_paths(&scores, &complete, nw)?;
+    let change_score_mediation = change_score_paths(&scores, &complete, nw)?;
+    let icc_group = group_icc(&design, &scores[0][nw - 1], big.sites.len());
+    Some(ObservedScale {
+        description: format!(
+            "One simulated trial of {} participants with the same parameters (seed {seed}, no missing waves or \
+             items), scored with the reference rules (IMRS mean, MHRM and HoNOS prorated sums, BSI GSI, SFS mean); \
+             arm effects are differences of arm means (what y ~ arm * wave with a participant random intercept \
+             estimates with complete data), within-person paths are OLS on person- and wave-mean-centred scores. \
+             `se` is the Monte Carlo standard error at this size. Compare estimates from scored data with these, \
+             not with the latent values in implied_effects.",
+            n
+        ),
+        n_participants: n,
+        seed,
+        arm_effects,
+        within_person,
+        change_score_mediation,
+        descriptives: Descriptives {
+            baseline: baseline_means(&scores),
+            baseline_cor: baseline_correlations(&scores, n),
+            icc_person: person_iccs(&scores, &complete, &arm, nw),
+            icc_group_imrs_client_last_wave: icc_group,
+        },
+    })
+}
+
+/// Draws the latent model and the items of every participant at every wave (no missing
+/// data) and scores them with the reference rules.
+fn score_large_trial(
+    big: &SimConfig,
+    design: &super::design::TrialDesign,
+    seed: u64,
+) -> Option<Scores> {
+    let latent = draw_latent(big, design, seed);
     let nw = big.n_waves();
     let n = design.persons.len();
     let mut rng = Rng::new(seed, Stream::Items);
@@ -236,14 +286,19 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
     for i in 0..n {
         for t in 0..nw {
             let lat = latent.waves.get(i)?.get(t)?;
-            draw_items(&big, lat, latent.sfs_profile.get(i)?, &mut rng, &mut row);
+            draw_items(big, lat, latent.sfs_profile.get(i)?, &mut rng, &mut row);
             for (k, sk) in scores.iter_mut().enumerate() {
                 sk[t][i] = score(k, &row[k]).unwrap_or(f64::NAN);
             }
         }
     }
-    let arm: Vec<usize> = design.persons.iter().map(|p| p.arm).collect();
-    // arm effects
+    Some(scores)
+}
+
+/// Arm effects per instrument and wave: differences of arm means and of mean change from
+/// baseline, and the difference over the pooled baseline SD.
+fn arm_effects(big: &SimConfig, scores: &Scores, arm: &[usize]) -> Vec<InstrumentEffects> {
+    let n = arm.len();
     let mut arm_effects = Vec::new();
     for (k, name) in INSTRUMENTS.iter().enumerate() {
         let by_arm = |t: usize, a: usize| -> Vec<f64> {
@@ -266,22 +321,11 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
         let pooled_sd = (((b0.len() as f64 - 1.0) * v0 + (b1.len() as f64 - 1.0) * v1)
             / (b0.len() + b1.len()).saturating_sub(2).max(1) as f64)
             .sqrt();
-        let diff = |x0: &[f64], x1: &[f64]| {
-            let (m0, v0) = mean_var(x0);
-            let (m1, v1) = mean_var(x1);
-            (
-                m0,
-                m1,
-                Estimate {
-                    estimate: m1 - m0,
-                    se: (v0 / x0.len() as f64 + v1 / x1.len() as f64).sqrt(),
-                },
-            )
-        };
         let mut waves = Vec::new();
         for (t, w) in big.study.waves.iter().enumerate() {
-            let (m0, m1, d) = diff(&by_arm(t, 0), &by_arm(t, 1));
-            let change_difference = (t > 0).then(|| diff(&change(t, 0), &change(t, 1)).2);
+            let (m0, m1, d) = mean_difference(&by_arm(t, 0), &by_arm(t, 1));
+            let change_difference =
+                (t > 0).then(|| mean_difference(&change(t, 0), &change(t, 1)).2);
             waves.push(WaveEffect {
                 wave: w.label.clone(),
                 months: w.months,
@@ -297,14 +341,27 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
             waves,
         });
     }
-    // within-person paths: persons with every score at every wave
-    let complete: Vec<usize> = (0..n)
-        .filter(|&i| (0..6).all(|k| (0..nw).all(|t| !scores[k][t][i].is_nan())))
-        .collect();
+    arm_effects
+}
+
+/// The two means and their difference `x1 - x0` with its (unpooled) standard error.
+fn mean_difference(x0: &[f64], x1: &[f64]) -> (f64, f64, Estimate) {
+    let (m0, v0) = mean_var(x0);
+    let (m1, v1) = mean_var(x1);
+    (
+        m0,
+        m1,
+        Estimate {
+            estimate: m1 - m0,
+            se: (v0 / x0.len() as f64 + v1 / x1.len() as f64).sqrt(),
+        },
+    )
+}
+
+/// Within-person paths: OLS on scores centred on the person and wave means of the complete
+/// participants (the within estimator, Zhang, Zyphur & Preacher 2009).
+fn within_person_paths(scores: &Scores, complete: &[usize], nw: usize) -> Option<WithinPaths> {
     let nc = complete.len();
-    if nc < 10 {
-        return None;
-    }
     let demeaned = |k: usize| -> Vec<f64> {
         let pm: Vec<f64> = complete
             .iter()
@@ -336,7 +393,7 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
     let h = ols(&[&imrs], &honos, base_df - 1.0)?[0];
     let ind1 = product(a1, bm[1]);
     let ind2 = product(a2, bm[2]);
-    let within_person = WithinPaths {
+    Some(WithinPaths {
         description: "OLS on scores centred on person and wave means (within estimator), participants with every \
                       score at every wave; SEs are OLS SEs and measure Monte Carlo precision"
             .into(),
@@ -355,8 +412,13 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
             estimate: ind1.estimate + ind2.estimate,
             se: (ind1.se.powi(2) + ind2.se.powi(2)).sqrt(),
         },
-    };
-    // change-score mediation (complete participants)
+    })
+}
+
+/// Change-score mediation of the complete participants: last wave - baseline, every
+/// baseline level as covariate, OLS with intercept.
+fn change_score_paths(scores: &Scores, complete: &[usize], nw: usize) -> Option<ChangePaths> {
+    let nc = complete.len();
     let last = nw - 1;
     let d = |k: usize| -> Vec<f64> {
         complete
@@ -373,7 +435,7 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
     let ca2 = ols(&[&d_s, &s0, &f0, &ones], &d_f, df(4))?[0];
     let cb = ols(&[&d_s, &d_b, &d_f, &s0, &bb0, &f0, &m0, &ones], &d_m, df(8))?;
     let cc = ols(&[&d_s, &s0, &m0, &ones], &d_m, df(4))?[0];
-    let change_score_mediation = ChangePaths {
+    Some(ChangePaths {
         description: "change scores last wave - baseline of imrs_client (X), bsi (M1), sfs (M2), mhrm (Y), pooled over \
                       arms, OLS with every baseline level as covariate (the reference mediation_change models)"
             .into(),
@@ -386,8 +448,11 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
         c: cc,
         indirect_a1b1: product(ca1, cb[1]),
         indirect_a2b2: product(ca2, cb[2]),
-    };
-    // descriptives
+    })
+}
+
+/// Baseline mean and SD of each instrument's score.
+fn baseline_means(scores: &Scores) -> Vec<MeanSd> {
     let mut baseline = Vec::new();
     for (k, name) in INSTRUMENTS.iter().enumerate() {
         let xs: Vec<f64> = scores[k][0]
@@ -402,6 +467,11 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
             sd: v.sqrt(),
         });
     }
+    baseline
+}
+
+/// Baseline correlations of every pair of instruments (pairwise complete).
+fn baseline_correlations(scores: &Scores, n: usize) -> Vec<Correlation> {
     let mut baseline_cor = Vec::new();
     for k1 in 0..6 {
         for k2 in (k1 + 1)..6 {
@@ -422,12 +492,19 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
             });
         }
     }
+    baseline_cor
+}
+
+/// One-way ANOVA ICC of participants over all waves per instrument, on the residuals from
+/// the arm x wave means of the complete participants.
+fn person_iccs(scores: &Scores, complete: &[usize], arm: &[usize], nw: usize) -> Vec<Icc> {
+    let nc = complete.len();
     let mut icc_person = Vec::new();
     for (k, name) in INSTRUMENTS.iter().enumerate() {
         // residuals from arm x wave means, complete participants
         let mut cell = vec![[0.0f64; 2]; nw];
         let mut cnt = vec![[0usize; 2]; nw];
-        for &i in &complete {
+        for &i in complete {
             for t in 0..nw {
                 cell[t][arm[i]] += scores[k][t][i];
                 cnt[t][arm[i]] += 1;
@@ -435,7 +512,7 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
         }
         let mut msb = 0.0;
         let mut msw = 0.0;
-        for &i in &complete {
+        for &i in complete {
             let r: Vec<f64> = (0..nw)
                 .map(|t| scores[k][t][i] - cell[t][arm[i]] / cnt[t][arm[i]].max(1) as f64)
                 .collect();
@@ -450,29 +527,7 @@ pub fn observed_scale(cfg: &SimConfig) -> Option<ObservedScale> {
             icc: (msb - msw) / (msb + (nw as f64 - 1.0) * msw),
         });
     }
-    let icc_group = group_icc(&design, &scores[0][nw - 1], big.sites.len());
-    Some(ObservedScale {
-        description: format!(
-            "One simulated trial of {} participants with the same parameters (seed {seed}, no missing waves or \
-             items), scored with the reference rules (IMRS mean, MHRM and HoNOS prorated sums, BSI GSI, SFS mean); \
-             arm effects are differences of arm means (what y ~ arm * wave with a participant random intercept \
-             estimates with complete data), within-person paths are OLS on person- and wave-mean-centred scores. \
-             `se` is the Monte Carlo standard error at this size. Compare estimates from scored data with these, \
-             not with the latent values in implied_effects.",
-            n
-        ),
-        n_participants: n,
-        seed,
-        arm_effects,
-        within_person,
-        change_score_mediation,
-        descriptives: Descriptives {
-            baseline,
-            baseline_cor,
-            icc_person,
-            icc_group_imrs_client_last_wave: icc_group,
-        },
-    })
+    icc_person
 }
 
 /// ANOVA ICC(1) of intervention-arm groups for one wave's scores, after removing site means.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::bind::{closest_hint, BoundSource, Role};
 use super::log::{source_row, Action, ImportLog, LogEntry};
-use super::map::{Field, InstrumentMap, LoadedMap};
+use super::map::{Field, InstrumentMap, Key, LoadedMap};
 use super::problems::Problems;
 use super::source::{num_text, Cell};
 use super::values::{date_cell, date_shape, num_cell, shape_format, text_cell, NumCell, TextCell};
@@ -270,173 +270,216 @@ pub fn assemble(sources: &[BoundSource], lm: &LoadedMap, schema: &Schema) -> Ass
 
 /// Id and wave of every row; participants in order; duplicates and strays logged.
 fn index_rows(cx: &mut Ctx<'_>) {
-    let lm = cx.lm;
-    let any_wide = cx.sources.iter().any(|s| s.role == Role::Wide);
-    let mut known: HashMap<String, usize> = HashMap::new();
-    let mut pending_strays: Vec<(usize, usize, String)> = Vec::new();
+    let mut ix = RowIndex {
+        any_wide: cx.sources.iter().any(|s| s.role == Role::Wide),
+        known: HashMap::new(),
+        pending_strays: Vec::new(),
+    };
+    // wide sources first, then per-wave, long and admission sources
     let passes = [0u8, 1, 2, 3];
     for pass in passes {
         for si in 0..cx.sources.len() {
-            let s = &cx.sources[si];
-            let this_pass = match s.role {
-                Role::Wide => 0,
-                Role::Wave(_) => 1,
-                Role::Long { .. } => 2,
-                Role::Admissions => 3,
-            };
-            if this_pass != pass {
-                continue;
-            }
-            let id_name = match s.role {
-                Role::Admissions => lm
-                    .map
-                    .admissions
-                    .as_ref()
-                    .map(|a| a.participant_id.column.clone())
-                    .unwrap_or_else(|| lm.map.participants.id.column.clone()),
-                _ => s
-                    .spec
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| lm.map.participants.id.column.clone()),
-            };
-            let Some(id_col) = s.table.column_index(&id_name) else {
-                let key = format!("participant id of {}", s.name);
-                cx.missing_column(&key, &id_name);
-                continue;
-            };
-            cx.mark(Loc {
-                src: si,
-                col: id_col,
-            });
-            let wave_col = match s.role {
-                Role::Long { wave_col } => {
-                    cx.mark(Loc {
-                        src: si,
-                        col: wave_col,
-                    });
-                    Some(wave_col)
-                }
-                _ => None,
-            };
-            for i in 0..s.table.n_rows {
-                let row = source_row(&s.table, i);
-                let Some(id) = id_of(s.table.cell(i, id_col)) else {
-                    cx.out.log.push(LogEntry {
-                        source: s.name.clone(),
-                        row: Some(row),
-                        column: Some(id_name.clone()),
-                        value: None,
-                        action: Action::UnmatchedRow,
-                        export: String::new(),
-                        reason: "no participant id: the row is left out".into(),
-                        count: 1,
-                    });
-                    cx.out.problems.warning(
-                        &s.name,
-                        Some(&id_name),
-                        Some(row),
-                        Some(""),
-                        "have no participant id; those rows are left out (see import-log.csv)",
-                        "",
-                    );
-                    continue;
-                };
-                if s.role == Role::Admissions {
-                    // admissions may repeat ids; strays are checked when the table is built
-                    continue;
-                }
-                let dup = if let Some(wc) = wave_col {
-                    let Some(w) = wave_of(cx, si, wc, i) else {
-                        continue;
-                    };
-                    let key = (id.clone(), w);
-                    match cx.long_rows[si].entry(key) {
-                        std::collections::hash_map::Entry::Occupied(_) => true,
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            v.insert(i);
-                            false
-                        }
-                    }
-                } else if cx.rows[si].contains_key(&id) {
-                    true
-                } else {
-                    cx.rows[si].insert(id.clone(), i);
-                    false
-                };
-                if dup {
-                    let first = match wave_col {
-                        Some(_) => None,
-                        None => cx.rows[si].get(&id).map(|&r| source_row(&s.table, r)),
-                    };
-                    cx.out.log.push(LogEntry {
-                        source: s.name.clone(),
-                        row: Some(row),
-                        column: Some(id_name.clone()),
-                        value: Some(id.clone()),
-                        action: Action::DuplicateDropped,
-                        export: String::new(),
-                        reason: match first {
-                            Some(f) => {
-                                format!("participant {id} already at row {f}; this row is left out")
-                            }
-                            None => format!(
-                                "participant {id} at this wave already seen; this row is left out"
-                            ),
-                        },
-                        count: 1,
-                    });
-                    cx.out.problems.warning(
-                        &s.name,
-                        Some(&id_name),
-                        Some(row),
-                        Some(&id),
-                        "repeat a participant id (the first row is kept, the others are in import-log.csv)",
-                        "remove the duplicates in the source if they are not intended",
-                    );
-                    continue;
-                }
-                let defines = s.role == Role::Wide || !any_wide;
-                if defines {
-                    if !known.contains_key(&id) {
-                        known.insert(id.clone(), cx.ids.len());
-                        cx.ids.push(id);
-                    }
-                } else if !known.contains_key(&id) {
-                    pending_strays.push((si, i, id));
-                }
+            if index_pass(cx.sources[si].role) == pass {
+                index_source(cx, &mut ix, si);
             }
         }
     }
-    for (si, i, id) in pending_strays {
-        let s = &cx.sources[si];
-        let row = source_row(&s.table, i);
-        cx.out.log.push(LogEntry {
-            source: s.name.clone(),
-            row: Some(row),
-            column: None,
-            value: Some(id.clone()),
-            action: Action::UnmatchedRow,
-            export: String::new(),
-            reason: format!(
-                "participant {id} is in no participant-level source; the row is left out"
-            ),
-            count: 1,
-        });
-        cx.out.problems.warning(
-            &s.name,
-            None,
-            Some(row),
-            Some(&id),
-            "belong to participants that are in no participant-level source; left out (see import-log.csv)",
-            "check the participant ids of both files",
-        );
-        // keep the row out of the lookups
-        match s.role {
-            Role::Long { .. } => cx.long_rows[si].retain(|k, _| k.0 != id),
-            _ => {
-                cx.rows[si].remove(&id);
+    for (si, i, id) in std::mem::take(&mut ix.pending_strays) {
+        drop_stray(cx, si, i, &id);
+    }
+}
+
+/// What `index_rows` carries from source to source.
+struct RowIndex {
+    /// Whether some source is wide (then only wide sources define participants).
+    any_wide: bool,
+    /// Participant id -> its index in `cx.ids`.
+    known: HashMap<String, usize>,
+    /// Rows (source, row, id) of participants no participant-level source has (yet).
+    pending_strays: Vec<(usize, usize, String)>,
+}
+
+/// The pass of `index_rows` in which a source is indexed.
+fn index_pass(role: Role) -> u8 {
+    match role {
+        Role::Wide => 0,
+        Role::Wave(_) => 1,
+        Role::Long { .. } => 2,
+        Role::Admissions => 3,
+    }
+}
+
+/// The participant id column named for source `s` (the admissions' own, or the source's,
+/// else the map's).
+fn id_column_name(lm: &LoadedMap, s: &BoundSource) -> String {
+    match s.role {
+        Role::Admissions => lm
+            .map
+            .admissions
+            .as_ref()
+            .map(|a| a.participant_id.column.clone())
+            .unwrap_or_else(|| lm.map.participants.id.column.clone()),
+        _ => s
+            .spec
+            .id
+            .clone()
+            .unwrap_or_else(|| lm.map.participants.id.column.clone()),
+    }
+}
+
+/// Indexes the rows of source `si`: marks its id (and wave) column, logs rows without an
+/// id and repeated ids, and registers the participants it defines.
+fn index_source(cx: &mut Ctx<'_>, ix: &mut RowIndex, si: usize) {
+    let s = &cx.sources[si];
+    let id_name = id_column_name(cx.lm, s);
+    let Some(id_col) = s.table.column_index(&id_name) else {
+        let key = format!("participant id of {}", s.name);
+        cx.missing_column(&key, &id_name);
+        return;
+    };
+    cx.mark(Loc {
+        src: si,
+        col: id_col,
+    });
+    let wave_col = match s.role {
+        Role::Long { wave_col } => {
+            cx.mark(Loc {
+                src: si,
+                col: wave_col,
+            });
+            Some(wave_col)
+        }
+        _ => None,
+    };
+    for i in 0..s.table.n_rows {
+        let Some(id) = id_of(s.table.cell(i, id_col)) else {
+            log_row_without_id(cx, si, i, &id_name);
+            continue;
+        };
+        if s.role == Role::Admissions {
+            // admissions may repeat ids; strays are checked when the table is built
+            continue;
+        }
+        let dup = if let Some(wc) = wave_col {
+            let Some(w) = wave_of(cx, si, wc, i) else {
+                continue;
+            };
+            let key = (id.clone(), w);
+            match cx.long_rows[si].entry(key) {
+                std::collections::hash_map::Entry::Occupied(_) => true,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                    false
+                }
             }
+        } else if cx.rows[si].contains_key(&id) {
+            true
+        } else {
+            cx.rows[si].insert(id.clone(), i);
+            false
+        };
+        if dup {
+            log_duplicate_row(cx, si, i, &id_name, &id, wave_col.is_some());
+            continue;
+        }
+        let defines = s.role == Role::Wide || !ix.any_wide;
+        if defines {
+            if !ix.known.contains_key(&id) {
+                ix.known.insert(id.clone(), cx.ids.len());
+                cx.ids.push(id);
+            }
+        } else if !ix.known.contains_key(&id) {
+            ix.pending_strays.push((si, i, id));
+        }
+    }
+}
+
+/// Logs (and warns about) row `i` of source `si`, which has no participant id.
+fn log_row_without_id(cx: &mut Ctx<'_>, si: usize, i: usize, id_name: &str) {
+    let s = &cx.sources[si];
+    let row = source_row(&s.table, i);
+    cx.out.log.push(LogEntry {
+        source: s.name.clone(),
+        row: Some(row),
+        column: Some(id_name.to_string()),
+        value: None,
+        action: Action::UnmatchedRow,
+        export: String::new(),
+        reason: "no participant id: the row is left out".into(),
+        count: 1,
+    });
+    cx.out.problems.warning(
+        &s.name,
+        Some(id_name),
+        Some(row),
+        Some(""),
+        "have no participant id; those rows are left out (see import-log.csv)",
+        "",
+    );
+}
+
+/// Logs (and warns about) row `i` of source `si`, which repeats participant `id` (at the
+/// same wave, for a long source); the first row is kept.
+fn log_duplicate_row(cx: &mut Ctx<'_>, si: usize, i: usize, id_name: &str, id: &str, long: bool) {
+    let s = &cx.sources[si];
+    let row = source_row(&s.table, i);
+    let first = match long {
+        true => None,
+        false => cx.rows[si].get(id).map(|&r| source_row(&s.table, r)),
+    };
+    cx.out.log.push(LogEntry {
+        source: s.name.clone(),
+        row: Some(row),
+        column: Some(id_name.to_string()),
+        value: Some(id.to_string()),
+        action: Action::DuplicateDropped,
+        export: String::new(),
+        reason: match first {
+            Some(f) => {
+                format!("participant {id} already at row {f}; this row is left out")
+            }
+            None => format!("participant {id} at this wave already seen; this row is left out"),
+        },
+        count: 1,
+    });
+    cx.out.problems.warning(
+        &s.name,
+        Some(id_name),
+        Some(row),
+        Some(id),
+        "repeat a participant id (the first row is kept, the others are in import-log.csv)",
+        "remove the duplicates in the source if they are not intended",
+    );
+}
+
+/// Logs a row of a participant that is in no participant-level source, and takes it out
+/// of the row lookups.
+fn drop_stray(cx: &mut Ctx<'_>, si: usize, i: usize, id: &str) {
+    let s = &cx.sources[si];
+    let row = source_row(&s.table, i);
+    cx.out.log.push(LogEntry {
+        source: s.name.clone(),
+        row: Some(row),
+        column: None,
+        value: Some(id.to_string()),
+        action: Action::UnmatchedRow,
+        export: String::new(),
+        reason: format!("participant {id} is in no participant-level source; the row is left out"),
+        count: 1,
+    });
+    cx.out.problems.warning(
+        &s.name,
+        None,
+        Some(row),
+        Some(id),
+        "belong to participants that are in no participant-level source; left out (see import-log.csv)",
+        "check the participant ids of both files",
+    );
+    // keep the row out of the lookups
+    match s.role {
+        Role::Long { .. } => cx.long_rows[si].retain(|k, _| k.0 != id),
+        _ => {
+            cx.rows[si].remove(id);
         }
     }
 }
@@ -1286,41 +1329,10 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
     let plans = plan_instruments(cx, schema);
     let waves = cx.lm.map.waves.clone();
     let assess_missing = cx.lm.map.assessments.missing.clone();
-    // assessed_on per wave
     let date_field = cx.lm.map.assessments.assessed_on.clone();
-    let mut date_locs: Vec<Option<Loc>> = vec![None; waves.len()];
-    if let Some(f) = &date_field {
-        let has_wave = f.column.contains("{wave}");
-        for (w, slot) in date_locs.iter_mut().enumerate() {
-            *slot = find_wave_column(cx, &|code| f.column.replace("{wave}", code), has_wave, w);
-        }
-        if date_locs.iter().all(Option::is_none) {
-            let c = f.column.clone();
-            cx.missing_column("assessments.assessed_on", &c);
-        }
-        for l in date_locs.iter().flatten() {
-            cx.mark(*l);
-        }
-    }
-    let mut pid_col = Vec::new();
-    let mut wave_col = Vec::new();
-    let mut date_col: Vec<Option<String>> = Vec::new();
-    // item values as numbers (integers for integer instruments), 16 bytes a cell
-    let mut item_cols: Vec<Vec<Vec<Option<f64>>>> = plans
-        .iter()
-        .map(|p| vec![Vec::with_capacity(cx.ids.len() * waves.len()); p.inst.items])
-        .collect();
+    let date_locs = assessment_date_locs(cx, date_field.as_ref(), waves.len());
+    let mut b = AssessBuild::new(&plans, cx.ids.len() * waves.len());
     let ids = cx.ids.clone();
-    let mut row_vals: Vec<Vec<Option<f64>>> =
-        plans.iter().map(|p| vec![None; p.inst.items]).collect();
-    // pre-scored values: [plan][score] -> column, and this row's values
-    let mut score_cols: Vec<Vec<Vec<Option<f64>>>> = plans
-        .iter()
-        .map(|p| vec![Vec::new(); p.scores.len()])
-        .collect();
-    let mut score_vals: Vec<Vec<Option<f64>>> =
-        plans.iter().map(|p| vec![None; p.scores.len()]).collect();
-    let mut kept_valid_codes: std::collections::HashSet<(String, String)> = Default::default();
     let n_sources = cx.sources.len();
     let mut src_rows: Vec<Option<usize>> = vec![None; n_sources];
     for id in &ids {
@@ -1334,303 +1346,488 @@ fn assessments_table(cx: &mut Ctx<'_>, schema: &Schema) -> ((Vec<String>, Vec<Ou
                 matches!(cx.sources[si].role, Role::Long { .. } | Role::Wave(_))
                     && src_rows[si].is_some()
             });
-            let mut date = None;
-            if let (Some(f), Some(l)) = (&date_field, date_locs[w]) {
-                if let Some(i) = src_rows[l.src] {
-                    let t = &cx.sources[l.src].table;
-                    match date_cell(t.cell(i, l.col), f) {
-                        Ok(d) => date = d.map(|d| d.to_string()),
-                        Err(v) => {
-                            let row = source_row(t, i);
-                            let col = t.columns[l.col].name.clone();
-                            date_problem(cx, l.src, &col, row, &v, "assessments.assessed_on");
-                        }
-                    }
-                }
-            }
+            let date = match (&date_field, date_locs[w]) {
+                (Some(f), Some(l)) => assessment_date(cx, f, l, &src_rows),
+                _ => None,
+            };
             any |= date.is_some();
+            let at = AssessRow {
+                id,
+                wave: &wave.label,
+                w,
+                src_rows: &src_rows,
+                assess_missing: &assess_missing,
+            };
             for (pi, p) in plans.iter().enumerate() {
-                let inst_missing_where = "missing of the instrument";
-                for (n, slot) in row_vals[pi].iter_mut().enumerate() {
-                    *slot = None;
-                    let Some(l) = p.locs[w][n] else {
-                        continue;
-                    };
-                    let Some(i) = src_rows[l.src] else {
-                        continue;
-                    };
-                    let s = &cx.sources[l.src];
-                    let col = &s.table.columns[l.col];
-                    let cell = s.table.cell(i, l.col);
-                    let v = num_cell(
-                        &s.table,
-                        col,
-                        cell,
-                        &[
-                            (&p.map.missing, inst_missing_where),
-                            (&assess_missing, "[assessments] missing"),
-                        ],
-                    );
-                    let row = source_row(&s.table, i);
-                    match v {
-                        NumCell::Empty => {}
-                        NumCell::Missing(why) => {
-                            cx.out.log.push(missing_code_entry(
-                                s,
-                                row,
-                                &col.name,
-                                tagged_text(cell),
-                                format!(
-                                    "assessments {id} {} {}",
-                                    wave.label,
-                                    p.inst.item_column(n + 1)
-                                ),
-                                why.describe(),
-                            ));
-                        }
-                        NumCell::NotANumber(t) => {
-                            cx.out.problems.error(
-                                &s.name,
-                                Some(&col.name),
-                                Some(row),
-                                Some(&t),
-                                format!("are not numbers ({} items)", p.inst.name),
-                                format!("list such codes in `missing` of [[instruments]] {} in the map, or correct them", p.inst.name),
-                            );
-                        }
-                        NumCell::Value(x) => {
-                            let y = x + p.map.offset;
-                            let ok = p.inst.is_not_known(y) || (y >= p.inst.min && y <= p.inst.max);
-                            if !ok {
-                                let off = if p.map.offset != 0.0 {
-                                    format!(" after offset {}", num_text(p.map.offset))
-                                } else {
-                                    String::new()
-                                };
-                                cx.out.problems.error(
-                                    &s.name,
-                                    Some(&col.name),
-                                    Some(row),
-                                    Some(&num_text(x)),
-                                    format!(
-                                        "are outside {}'s range {}-{}{off}",
-                                        p.inst.name,
-                                        num_text(p.inst.min),
-                                        num_text(p.inst.max)
-                                    ),
-                                    format!(
-                                        "if they are missing codes, list them in `missing` of [[instruments]] {}; if the coding differs, set its `offset`",
-                                        p.inst.name
-                                    ),
-                                );
-                                cx.out.log.push(LogEntry {
-                                    source: s.name.clone(),
-                                    row: Some(row),
-                                    column: Some(col.name.clone()),
-                                    value: Some(num_text(x)),
-                                    action: Action::InvalidValue,
-                                    export: format!(
-                                        "assessments {id} {} {}",
-                                        wave.label,
-                                        p.inst.item_column(n + 1)
-                                    ),
-                                    reason: "outside the instrument's range".into(),
-                                    count: 1,
-                                });
-                            } else {
-                                *slot = Some(y);
-                            }
-                            any = true;
-                        }
-                    }
-                }
+                any |= read_items(cx, p, &at, &mut b.row_vals[pi]);
             }
             for (pi, p) in plans.iter().enumerate() {
-                let items: Vec<f64> = row_vals[pi].iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-                for (k, sp) in p.scores.iter().enumerate() {
-                    score_vals[pi][k] = None;
-                    let Some(l) = sp.locs[w] else {
-                        continue;
-                    };
-                    let Some(i) = src_rows[l.src] else {
-                        continue;
-                    };
-                    let s = &cx.sources[l.src];
-                    let col = &s.table.columns[l.col];
-                    let cell = s.table.cell(i, l.col);
-                    let row = source_row(&s.table, i);
-                    let export = format!("assessments {id} {} {}", wave.label, sp.export);
-                    // the column's own codes always; the instrument's and [assessments] codes
-                    // only where they cannot be a score (99 may be a valid total)
-                    let v = num_cell(
-                        &s.table,
-                        col,
-                        cell,
-                        &[(&sp.field.missing, "missing of the column")],
-                    );
-                    let (lo, hi) = sp.range;
-                    let listed = |x: f64| {
-                        p.map.missing.iter().any(|k| k.num() == Some(x))
-                            || assess_missing.iter().any(|k| k.num() == Some(x))
-                    };
-                    let v = match v {
-                        NumCell::Value(x) if (x < lo || x > hi) && listed(x) => {
-                            NumCell::Missing(super::values::MissingWhy::Map(
-                                "missing of the instrument or [assessments] missing",
-                            ))
-                        }
-                        other => other,
-                    };
-                    match v {
-                        NumCell::Empty => {}
-                        NumCell::Missing(why) => {
-                            cx.out.log.push(missing_code_entry(
-                                s,
-                                row,
-                                &col.name,
-                                tagged_text(cell),
-                                export,
-                                why.describe(),
-                            ));
-                        }
-                        NumCell::NotANumber(t) => {
-                            cx.out.problems.error(
-                                &s.name,
-                                Some(&col.name),
-                                Some(row),
-                                Some(&t),
-                                format!("are not numbers ({})", sp.export),
-                                format!(
-                                    "list such codes in `missing` of the column in the map ({{ column = \"{}\", missing = [...] }}), or correct them",
-                                    sp.field.column
-                                ),
-                            );
-                        }
-                        NumCell::Value(x) if x < lo || x > hi => {
-                            cx.out.problems.error(
-                                &s.name,
-                                Some(&col.name),
-                                Some(row),
-                                Some(&num_text(x)),
-                                format!(
-                                    "are outside the score range {}-{} of {} ({})",
-                                    num_text(lo),
-                                    num_text(hi),
-                                    sp.export,
-                                    sp.what
-                                ),
-                                format!(
-                                    "if they are missing codes, list them in `missing` of the column or of [[instruments]] {}; else check that the column holds {}",
-                                    p.inst.name, sp.what
-                                ),
-                            );
-                            cx.out.log.push(LogEntry {
-                                source: s.name.clone(),
-                                row: Some(row),
-                                column: Some(col.name.clone()),
-                                value: Some(num_text(x)),
-                                action: Action::InvalidValue,
-                                export,
-                                reason: "outside the score range".into(),
-                                count: 1,
-                            });
-                        }
-                        NumCell::Value(x) => {
-                            if listed(x)
-                                && kept_valid_codes.insert((sp.export.clone(), num_text(x)))
-                            {
-                                cx.out.notes.push(format!(
-                                    "{} is listed as a missing code for {} but is a valid {} ({}-{}): kept as a score",
-                                    num_text(x),
-                                    p.inst.name,
-                                    sp.export,
-                                    num_text(lo),
-                                    num_text(hi)
-                                ));
-                            }
-                            score_vals[pi][k] = Some(x);
-                            any = true;
-                            // with items: the given score against the one the items give
-                            let computed = if p.has_items {
-                                match sp.subscale.and_then(|j| p.inst.subscales.get(j)) {
-                                    None => p.inst.total_of(&items),
-                                    Some(sub) => p.inst.subscale_of(sub, &items),
-                                }
-                            } else {
-                                None
-                            };
-                            if let Some(c) = computed.filter(|c| (c - x).abs() > TOTAL_TOLERANCE) {
-                                cx.out.problems.warning(
-                                    &s.name,
-                                    Some(&col.name),
-                                    Some(row),
-                                    Some(&format!(
-                                        "{} (the items give {})",
-                                        num_text(x),
-                                        num_text((c * 1e4).round() / 1e4)
-                                    )),
-                                    format!(
-                                        "differ from the {} computed from the items ({})",
-                                        sp.export, sp.what
-                                    ),
-                                    "the items are scored and this column is used only where no item is answered; check the column, the items' `offset` and the instrument's reverse-keyed items",
-                                );
-                            }
-                        }
-                    }
-                }
+                any |= read_scores(cx, p, &at, &mut b, pi);
             }
-            if !any {
-                continue;
-            }
-            pid_col.push(Some(id.clone()));
-            wave_col.push(Some(wave.label.clone()));
-            date_col.push(date);
-            for (pi, vals) in row_vals.iter_mut().enumerate() {
-                for (n, v) in vals.iter_mut().enumerate() {
-                    item_cols[pi][n].push(v.take());
-                }
-            }
-            for (pi, vals) in score_vals.iter_mut().enumerate() {
-                for (k, v) in vals.iter_mut().enumerate() {
-                    score_cols[pi][k].push(v.take());
-                }
+            if any {
+                b.push_row(id, &wave.label, date);
             }
         }
     }
-    let n = pid_col.len();
-    let mut cols = vec![
-        OutColumn::new("participant_id", OutValues::Text(pid_col)),
-        OutColumn::new("wave", OutValues::Text(wave_col)),
-        OutColumn::new("assessed_on", OutValues::Text(date_col)),
-    ];
-    let mut names = Vec::new();
-    for ((p, items), scores) in plans.iter().zip(item_cols).zip(score_cols) {
-        names.push(p.inst.name.clone());
-        let integer = p.inst.value_type == crate::schema::ValueType::Integer;
-        for (k, v) in items.into_iter().enumerate().filter(|_| p.has_items) {
-            let values = if integer && v.iter().flatten().all(|x| x.fract() == 0.0) {
-                OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
-            } else {
-                OutValues::Float(v)
-            };
-            cols.push(OutColumn::new(p.inst.item_column(k + 1), values));
-        }
-        for (sp, v) in p.scores.iter().zip(scores) {
-            // whole-number scores (a BDI sum) are written as integers
-            let values = if v
+    b.into_columns(&plans)
+}
+
+/// The columns of assessments.csv while they are built, and the current row's values.
+struct AssessBuild {
+    pid_col: Vec<Option<String>>,
+    wave_col: Vec<Option<String>>,
+    date_col: Vec<Option<String>>,
+    /// Item values as numbers (integers for integer instruments), 16 bytes a cell:
+    /// [plan][item] -> column.
+    item_cols: Vec<Vec<Vec<Option<f64>>>>,
+    /// This row's item values: [plan][item].
+    row_vals: Vec<Vec<Option<f64>>>,
+    /// Pre-scored values: [plan][score] -> column.
+    score_cols: Vec<Vec<Vec<Option<f64>>>>,
+    /// This row's pre-scored values: [plan][score].
+    score_vals: Vec<Vec<Option<f64>>>,
+    /// (score, value) pairs already noted as a missing code kept as a valid score.
+    kept_valid_codes: std::collections::HashSet<(String, String)>,
+}
+
+impl AssessBuild {
+    /// Empty columns for the plans, item columns with room for `capacity` rows.
+    fn new(plans: &[InstrumentPlan], capacity: usize) -> Self {
+        AssessBuild {
+            pid_col: Vec::new(),
+            wave_col: Vec::new(),
+            date_col: Vec::new(),
+            item_cols: plans
                 .iter()
-                .flatten()
-                .all(|x| x.fract() == 0.0 && x.abs() < 1e15)
-            {
-                OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
-            } else {
-                OutValues::Float(v)
-            };
-            cols.push(OutColumn::new(sp.export.clone(), values));
+                .map(|p| vec![Vec::with_capacity(capacity); p.inst.items])
+                .collect(),
+            row_vals: plans.iter().map(|p| vec![None; p.inst.items]).collect(),
+            score_cols: plans
+                .iter()
+                .map(|p| vec![Vec::new(); p.scores.len()])
+                .collect(),
+            score_vals: plans.iter().map(|p| vec![None; p.scores.len()]).collect(),
+            kept_valid_codes: Default::default(),
         }
     }
-    ((names, cols), n)
+
+    /// Appends the current row (id, wave, date and the row's item and score values).
+    fn push_row(&mut self, id: &str, wave: &str, date: Option<String>) {
+        self.pid_col.push(Some(id.to_string()));
+        self.wave_col.push(Some(wave.to_string()));
+        self.date_col.push(date);
+        for (pi, vals) in self.row_vals.iter_mut().enumerate() {
+            for (n, v) in vals.iter_mut().enumerate() {
+                self.item_cols[pi][n].push(v.take());
+            }
+        }
+        for (pi, vals) in self.score_vals.iter_mut().enumerate() {
+            for (k, v) in vals.iter_mut().enumerate() {
+                self.score_cols[pi][k].push(v.take());
+            }
+        }
+    }
+
+    /// The export columns (items as integers where the instrument is integer and every
+    /// value whole; whole-number scores as integers), the instrument names and row count.
+    #[allow(clippy::type_complexity)]
+    fn into_columns(self, plans: &[InstrumentPlan]) -> ((Vec<String>, Vec<OutColumn>), usize) {
+        let n = self.pid_col.len();
+        let mut cols = vec![
+            OutColumn::new("participant_id", OutValues::Text(self.pid_col)),
+            OutColumn::new("wave", OutValues::Text(self.wave_col)),
+            OutColumn::new("assessed_on", OutValues::Text(self.date_col)),
+        ];
+        let mut names = Vec::new();
+        for ((p, items), scores) in plans.iter().zip(self.item_cols).zip(self.score_cols) {
+            names.push(p.inst.name.clone());
+            let integer = p.inst.value_type == crate::schema::ValueType::Integer;
+            for (k, v) in items.into_iter().enumerate().filter(|_| p.has_items) {
+                let values = if integer && v.iter().flatten().all(|x| x.fract() == 0.0) {
+                    OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
+                } else {
+                    OutValues::Float(v)
+                };
+                cols.push(OutColumn::new(p.inst.item_column(k + 1), values));
+            }
+            for (sp, v) in p.scores.iter().zip(scores) {
+                // whole-number scores (a BDI sum) are written as integers
+                let values = if v
+                    .iter()
+                    .flatten()
+                    .all(|x| x.fract() == 0.0 && x.abs() < 1e15)
+                {
+                    OutValues::Int(v.into_iter().map(|x| x.map(|x| x as i64)).collect())
+                } else {
+                    OutValues::Float(v)
+                };
+                cols.push(OutColumn::new(sp.export.clone(), values));
+            }
+        }
+        ((names, cols), n)
+    }
+}
+
+/// One participant x wave of the assessments loop.
+struct AssessRow<'r> {
+    id: &'r str,
+    /// The wave's label.
+    wave: &'r str,
+    /// The wave's index.
+    w: usize,
+    /// The row of this participant x wave in each source.
+    src_rows: &'r [Option<usize>],
+    /// `[assessments] missing` of the map.
+    assess_missing: &'r [Key],
+}
+
+/// The `assessed_on` column of each wave (none without `assessments.assessed_on`); marks
+/// them used and reports a date field found at no wave.
+fn assessment_date_locs(
+    cx: &mut Ctx<'_>,
+    date_field: Option<&Field>,
+    n_waves: usize,
+) -> Vec<Option<Loc>> {
+    let mut date_locs: Vec<Option<Loc>> = vec![None; n_waves];
+    if let Some(f) = date_field {
+        let has_wave = f.column.contains("{wave}");
+        for (w, slot) in date_locs.iter_mut().enumerate() {
+            *slot = find_wave_column(cx, &|code| f.column.replace("{wave}", code), has_wave, w);
+        }
+        if date_locs.iter().all(Option::is_none) {
+            let c = f.column.clone();
+            cx.missing_column("assessments.assessed_on", &c);
+        }
+        for l in date_locs.iter().flatten() {
+            cx.mark(*l);
+        }
+    }
+    date_locs
+}
+
+/// The assessment date of this row from column `l` (a problem reported if it is not a date).
+fn assessment_date(
+    cx: &mut Ctx<'_>,
+    f: &Field,
+    l: Loc,
+    src_rows: &[Option<usize>],
+) -> Option<String> {
+    let i = src_rows[l.src]?;
+    let t = &cx.sources[l.src].table;
+    match date_cell(t.cell(i, l.col), f) {
+        Ok(d) => d.map(|d| d.to_string()),
+        Err(v) => {
+            let row = source_row(t, i);
+            let col = t.columns[l.col].name.clone();
+            date_problem(cx, l.src, &col, row, &v, "assessments.assessed_on");
+            None
+        }
+    }
+}
+
+/// Reads this row's items of one instrument into `row_vals` (codes logged, values outside
+/// the range reported and left empty); true when some item has a value.
+fn read_items(
+    cx: &mut Ctx<'_>,
+    p: &InstrumentPlan,
+    at: &AssessRow<'_>,
+    row_vals: &mut [Option<f64>],
+) -> bool {
+    let inst_missing_where = "missing of the instrument";
+    let mut any = false;
+    for (n, slot) in row_vals.iter_mut().enumerate() {
+        *slot = None;
+        let Some(l) = p.locs[at.w][n] else {
+            continue;
+        };
+        let Some(i) = at.src_rows[l.src] else {
+            continue;
+        };
+        let s = &cx.sources[l.src];
+        let col = &s.table.columns[l.col];
+        let cell = s.table.cell(i, l.col);
+        let v = num_cell(
+            &s.table,
+            col,
+            cell,
+            &[
+                (&p.map.missing, inst_missing_where),
+                (at.assess_missing, "[assessments] missing"),
+            ],
+        );
+        let row = source_row(&s.table, i);
+        match v {
+            NumCell::Empty => {}
+            NumCell::Missing(why) => {
+                cx.out.log.push(missing_code_entry(
+                    s,
+                    row,
+                    &col.name,
+                    tagged_text(cell),
+                    format!(
+                        "assessments {} {} {}",
+                        at.id,
+                        at.wave,
+                        p.inst.item_column(n + 1)
+                    ),
+                    why.describe(),
+                ));
+            }
+            NumCell::NotANumber(t) => {
+                cx.out.problems.error(
+                    &s.name,
+                    Some(&col.name),
+                    Some(row),
+                    Some(&t),
+                    format!("are not numbers ({} items)", p.inst.name),
+                    format!("list such codes in `missing` of [[instruments]] {} in the map, or correct them", p.inst.name),
+                );
+            }
+            NumCell::Value(x) => {
+                let y = x + p.map.offset;
+                let ok = p.inst.is_not_known(y) || (y >= p.inst.min && y <= p.inst.max);
+                if !ok {
+                    item_out_of_range(cx, p, at, n, l, i, x);
+                } else {
+                    *slot = Some(y);
+                }
+                any = true;
+            }
+        }
+    }
+    any
+}
+
+/// Reports and logs item `n` of an instrument whose value `x` (row `i` of column `l`) is
+/// outside the instrument's range after the offset.
+fn item_out_of_range(
+    cx: &mut Ctx<'_>,
+    p: &InstrumentPlan,
+    at: &AssessRow<'_>,
+    n: usize,
+    l: Loc,
+    i: usize,
+    x: f64,
+) {
+    let s = &cx.sources[l.src];
+    let col = &s.table.columns[l.col];
+    let row = source_row(&s.table, i);
+    let off = if p.map.offset != 0.0 {
+        format!(" after offset {}", num_text(p.map.offset))
+    } else {
+        String::new()
+    };
+    cx.out.problems.error(
+        &s.name,
+        Some(&col.name),
+        Some(row),
+        Some(&num_text(x)),
+        format!(
+            "are outside {}'s range {}-{}{off}",
+            p.inst.name,
+            num_text(p.inst.min),
+            num_text(p.inst.max)
+        ),
+        format!(
+            "if they are missing codes, list them in `missing` of [[instruments]] {}; if the coding differs, set its `offset`",
+            p.inst.name
+        ),
+    );
+    cx.out.log.push(LogEntry {
+        source: s.name.clone(),
+        row: Some(row),
+        column: Some(col.name.clone()),
+        value: Some(num_text(x)),
+        action: Action::InvalidValue,
+        export: format!(
+            "assessments {} {} {}",
+            at.id,
+            at.wave,
+            p.inst.item_column(n + 1)
+        ),
+        reason: "outside the instrument's range".into(),
+        count: 1,
+    });
+}
+
+/// Reads this row's pre-scored totals and subscales of plan `pi` into `b.score_vals`
+/// (codes logged, out-of-range values reported); true when some score has a value.
+fn read_scores(
+    cx: &mut Ctx<'_>,
+    p: &InstrumentPlan,
+    at: &AssessRow<'_>,
+    b: &mut AssessBuild,
+    pi: usize,
+) -> bool {
+    let items: Vec<f64> = b.row_vals[pi]
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
+    let mut any = false;
+    for (k, sp) in p.scores.iter().enumerate() {
+        b.score_vals[pi][k] = None;
+        let Some(l) = sp.locs[at.w] else {
+            continue;
+        };
+        let Some(i) = at.src_rows[l.src] else {
+            continue;
+        };
+        let s = &cx.sources[l.src];
+        let col = &s.table.columns[l.col];
+        let cell = s.table.cell(i, l.col);
+        let row = source_row(&s.table, i);
+        let export = format!("assessments {} {} {}", at.id, at.wave, sp.export);
+        // the column's own codes always; the instrument's and [assessments] codes
+        // only where they cannot be a score (99 may be a valid total)
+        let v = num_cell(
+            &s.table,
+            col,
+            cell,
+            &[(&sp.field.missing, "missing of the column")],
+        );
+        let (lo, hi) = sp.range;
+        let listed = |x: f64| {
+            p.map.missing.iter().any(|k| k.num() == Some(x))
+                || at.assess_missing.iter().any(|k| k.num() == Some(x))
+        };
+        let v = match v {
+            NumCell::Value(x) if (x < lo || x > hi) && listed(x) => {
+                NumCell::Missing(super::values::MissingWhy::Map(
+                    "missing of the instrument or [assessments] missing",
+                ))
+            }
+            other => other,
+        };
+        match v {
+            NumCell::Empty => {}
+            NumCell::Missing(why) => {
+                cx.out.log.push(missing_code_entry(
+                    s,
+                    row,
+                    &col.name,
+                    tagged_text(cell),
+                    export,
+                    why.describe(),
+                ));
+            }
+            NumCell::NotANumber(t) => {
+                cx.out.problems.error(
+                    &s.name,
+                    Some(&col.name),
+                    Some(row),
+                    Some(&t),
+                    format!("are not numbers ({})", sp.export),
+                    format!(
+                        "list such codes in `missing` of the column in the map ({{ column = \"{}\", missing = [...] }}), or correct them",
+                        sp.field.column
+                    ),
+                );
+            }
+            NumCell::Value(x) if x < lo || x > hi => {
+                score_out_of_range(cx, p, sp, l, i, x, export);
+            }
+            NumCell::Value(x) => {
+                if listed(x) && b.kept_valid_codes.insert((sp.export.clone(), num_text(x))) {
+                    cx.out.notes.push(format!(
+                        "{} is listed as a missing code for {} but is a valid {} ({}-{}): kept as a score",
+                        num_text(x),
+                        p.inst.name,
+                        sp.export,
+                        num_text(lo),
+                        num_text(hi)
+                    ));
+                }
+                b.score_vals[pi][k] = Some(x);
+                any = true;
+                check_score_against_items(cx, p, sp, l, i, x, &items);
+            }
+        }
+    }
+    any
+}
+
+/// Reports and logs a pre-scored value `x` (row `i` of column `l`) outside the score range.
+fn score_out_of_range(
+    cx: &mut Ctx<'_>,
+    p: &InstrumentPlan,
+    sp: &ScorePlan,
+    l: Loc,
+    i: usize,
+    x: f64,
+    export: String,
+) {
+    let s = &cx.sources[l.src];
+    let col = &s.table.columns[l.col];
+    let row = source_row(&s.table, i);
+    let (lo, hi) = sp.range;
+    cx.out.problems.error(
+        &s.name,
+        Some(&col.name),
+        Some(row),
+        Some(&num_text(x)),
+        format!(
+            "are outside the score range {}-{} of {} ({})",
+            num_text(lo),
+            num_text(hi),
+            sp.export,
+            sp.what
+        ),
+        format!(
+            "if they are missing codes, list them in `missing` of the column or of [[instruments]] {}; else check that the column holds {}",
+            p.inst.name, sp.what
+        ),
+    );
+    cx.out.log.push(LogEntry {
+        source: s.name.clone(),
+        row: Some(row),
+        column: Some(col.name.clone()),
+        value: Some(num_text(x)),
+        action: Action::InvalidValue,
+        export,
+        reason: "outside the score range".into(),
+        count: 1,
+    });
+}
+
+/// With items: warns when the given score `x` differs from the one the items give.
+fn check_score_against_items(
+    cx: &mut Ctx<'_>,
+    p: &InstrumentPlan,
+    sp: &ScorePlan,
+    l: Loc,
+    i: usize,
+    x: f64,
+    items: &[f64],
+) {
+    let computed = if p.has_items {
+        match sp.subscale.and_then(|j| p.inst.subscales.get(j)) {
+            None => p.inst.total_of(items),
+            Some(sub) => p.inst.subscale_of(sub, items),
+        }
+    } else {
+        None
+    };
+    let Some(c) = computed.filter(|c| (c - x).abs() > TOTAL_TOLERANCE) else {
+        return;
+    };
+    let s = &cx.sources[l.src];
+    let col = &s.table.columns[l.col];
+    let row = source_row(&s.table, i);
+    cx.out.problems.warning(
+        &s.name,
+        Some(&col.name),
+        Some(row),
+        Some(&format!(
+            "{} (the items give {})",
+            num_text(x),
+            num_text((c * 1e4).round() / 1e4)
+        )),
+        format!(
+            "differ from the {} computed from the items ({})",
+            sp.export, sp.what
+        ),
+        "the items are scored and this column is used only where no item is answered; check the column, the items' `offset` and the instrument's reverse-keyed items",
+    );
 }
 
 /// admissions.csv from the admissions source, if the map has one.

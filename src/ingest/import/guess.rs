@@ -130,19 +130,138 @@ struct Guess {
     recode: Vec<(String, String)>,
 }
 
-/// Writes a draft map for the sources.
-pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<String>) {
-    let mut placed: BTreeSet<(usize, usize)> = BTreeSet::new();
-    // items
-    struct Found {
-        instrument: String,
-        pattern: String,
-        waves: Vec<String>,
-        src: usize,
+/// Items of one instrument found in a source: the map's `items` pattern and its waves.
+struct Found {
+    instrument: String,
+    pattern: String,
+    waves: Vec<String>,
+    src: usize,
+}
+
+/// A scored total (`bdi_pre`, `IMRS_tot_T1`) of an instrument of the schema.
+struct FoundTotal {
+    instrument: String,
+    pattern: String,
+    waves: Vec<String>,
+    src: usize,
+    columns: Vec<usize>,
+    word: bool,
+}
+
+/// A wave of the draft: its label and the codes that name it in the sources.
+type WaveDraft = (String, Vec<String>);
+
+/// Participant fields and the words that name their columns, in the order they are looked for.
+const PARTICIPANT_RULES: [(&str, &[&str]); 11] = [
+    (
+        "id",
+        &["respnr", "participant", "deelnemer", "subject", "pid", "id"],
+    ),
+    (
+        "wave_column",
+        &["meting", "wave", "visit", "tijdstip", "meetmoment"],
+    ),
+    (
+        "arm",
+        &[
+            "conditie",
+            "arm",
+            "condition",
+            "treatment",
+            "randomisatie",
+            "interventie",
+        ],
+    ),
+    (
+        "site",
+        &["instelling", "site", "centrum", "center", "locatie"],
+    ),
+    ("team", &["team"]),
+    ("group", &["groep", "group"]),
+    (
+        "randomized_on",
+        &["randdatum", "randomis", "randomiz", "rand_dat"],
+    ),
+    ("age", &["leeftijd", "age"]),
+    ("sex", &["geslacht", "sex", "gender"]),
+    ("diagnosis", &["diagnose", "diagnosis"]),
+    (
+        "sessions_attended",
+        &["sessies", "sessions", "bijeenkomsten"],
+    ),
+];
+
+/// A value label's code as the map writes it (`1`, `T0`).
+fn code_text(code: &Code) -> String {
+    match code {
+        Code::Num(x) => num_text(*x),
+        Code::Text(s) => s.clone(),
     }
-    let mut found: Vec<Found> = Vec::new();
-    let mut wave_codes: Vec<String> = Vec::new();
-    for (si, s) in sources.iter().enumerate() {
+}
+
+/// Appends `w` to `codes` unless it is already there (first-seen order).
+fn push_new(codes: &mut Vec<String>, w: &str) {
+    if !codes.iter().any(|c| c == w) {
+        codes.push(w.to_string());
+    }
+}
+
+/// Everything the draft map says, found in the sources before any text is written.
+struct Draft<'a> {
+    sources: &'a [BoundSource],
+    schema: &'a Schema,
+    /// (source, column) pairs taken by some guess.
+    placed: BTreeSet<(usize, usize)>,
+    found: Vec<Found>,
+    totals: Vec<FoundTotal>,
+    /// Wave codes in first-seen order (item suffixes, then totals').
+    wave_codes: Vec<String>,
+    guesses: Vec<Guess>,
+    arms: Vec<String>,
+    /// The assessment date column: source and pattern (`datum_{wave}`).
+    date_col: Option<(usize, String)>,
+    wave_col: Option<String>,
+    wave_defs: Vec<WaveDraft>,
+    group_fid: Option<String>,
+    site_fid: Option<String>,
+}
+
+impl<'a> Draft<'a> {
+    /// Finds items, totals, participant fields, dates, waves and fidelity columns, in that
+    /// order (each step sees only the columns the earlier ones left unplaced).
+    fn analyse(sources: &'a [BoundSource], schema: &'a Schema) -> Self {
+        let mut d = Draft {
+            sources,
+            schema,
+            placed: BTreeSet::new(),
+            found: Vec::new(),
+            totals: Vec::new(),
+            wave_codes: Vec::new(),
+            guesses: Vec::new(),
+            arms: Vec::new(),
+            date_col: None,
+            wave_col: None,
+            wave_defs: Vec::new(),
+            group_fid: None,
+            site_fid: None,
+        };
+        for si in 0..sources.len() {
+            d.find_items(si);
+        }
+        d.find_totals();
+        for (key, keys) in PARTICIPANT_RULES {
+            d.guess_participant_field(key, keys);
+        }
+        d.find_date_column();
+        d.guess_waves();
+        d.find_fidelity_columns();
+        d
+    }
+
+    /// Item columns of source `si`: per schema instrument, the first stem with exactly the
+    /// instrument's number of distinct item numbers.
+    fn find_items(&mut self, si: usize) {
+        let s = &self.sources[si];
         type Items = Vec<(usize, usize, Option<String>, bool)>;
         let mut by_stem: BTreeMap<String, Items> = BTreeMap::new();
         for (ci, c) in s.table.columns.iter().enumerate() {
@@ -150,7 +269,7 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
                 by_stem.entry(stem).or_default().push((ci, n, wave, pad));
             }
         }
-        for inst in &schema.instruments {
+        for inst in &self.schema.instruments {
             let st = stems(&inst.name);
             let Some((stem, cols)) = by_stem.iter().find(|(k, v)| {
                 st.contains(k) && v.iter().map(|x| x.1).collect::<BTreeSet<_>>().len() == inst.items
@@ -170,9 +289,7 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
             let mut waves: Vec<String> = Vec::new();
             for c in cols {
                 if let Some(w) = &c.2 {
-                    if !waves.contains(w) {
-                        waves.push(w.clone());
-                    }
+                    push_new(&mut waves, w);
                 }
             }
             let pattern = if waves.is_empty() {
@@ -181,14 +298,12 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
                 format!("{prefix}{num}_{{wave}}")
             };
             for w in &waves {
-                if !wave_codes.contains(w) {
-                    wave_codes.push(w.clone());
-                }
+                push_new(&mut self.wave_codes, w);
             }
             for c in cols {
-                placed.insert((si, c.0));
+                self.placed.insert((si, c.0));
             }
-            found.push(Found {
+            self.found.push(Found {
                 instrument: inst.name.clone(),
                 pattern,
                 waves,
@@ -196,125 +311,83 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
             });
         }
     }
-    // scored totals (`bdi_pre`, `IMRS_tot_T1`) of instruments of the schema
-    struct FoundTotal {
-        instrument: String,
-        pattern: String,
-        waves: Vec<String>,
-        src: usize,
-        columns: Vec<usize>,
-        word: bool,
-    }
-    let mut totals: Vec<FoundTotal> = Vec::new();
-    for (si, s) in sources.iter().enumerate() {
-        for (ci, c) in s.table.columns.iter().enumerate() {
-            if placed.contains(&(si, ci)) {
-                continue;
-            }
-            let Some((stem, head, wave, word)) = split_total(&c.name) else {
-                continue;
-            };
-            let Some(inst) = schema
-                .instruments
-                .iter()
-                .find(|i| stems(&i.name).contains(&stem))
-            else {
-                continue;
-            };
-            let pattern = match &wave {
-                Some(_) => format!("{head}_{{wave}}"),
-                None => head.clone(),
-            };
-            let slot = match totals
-                .iter_mut()
-                .position(|t| t.src == si && t.pattern == pattern)
-            {
-                Some(k) => &mut totals[k],
-                None => {
-                    totals.push(FoundTotal {
-                        instrument: inst.name.clone(),
-                        pattern,
-                        waves: Vec::new(),
-                        src: si,
-                        columns: Vec::new(),
-                        word,
-                    });
-                    let k = totals.len() - 1;
-                    &mut totals[k]
+
+    /// Scored totals (`bdi_pre`, `IMRS_tot_T1`) of instruments of the schema among the
+    /// columns not taken by items; groups them by pattern and keeps the credible ones.
+    fn find_totals(&mut self) {
+        let mut totals: Vec<FoundTotal> = Vec::new();
+        for (si, s) in self.sources.iter().enumerate() {
+            for (ci, c) in s.table.columns.iter().enumerate() {
+                if self.placed.contains(&(si, ci)) {
+                    continue;
                 }
-            };
-            if let Some(w) = wave {
-                if !slot.waves.contains(&w) {
-                    slot.waves.push(w);
+                let Some((stem, head, wave, word)) = split_total(&c.name) else {
+                    continue;
+                };
+                let Some(inst) = self
+                    .schema
+                    .instruments
+                    .iter()
+                    .find(|i| stems(&i.name).contains(&stem))
+                else {
+                    continue;
+                };
+                let pattern = match &wave {
+                    Some(_) => format!("{head}_{{wave}}"),
+                    None => head.clone(),
+                };
+                let slot = match totals
+                    .iter_mut()
+                    .position(|t| t.src == si && t.pattern == pattern)
+                {
+                    Some(k) => &mut totals[k],
+                    None => {
+                        totals.push(FoundTotal {
+                            instrument: inst.name.clone(),
+                            pattern,
+                            waves: Vec::new(),
+                            src: si,
+                            columns: Vec::new(),
+                            word,
+                        });
+                        let k = totals.len() - 1;
+                        &mut totals[k]
+                    }
+                };
+                if let Some(w) = wave {
+                    if !slot.waves.contains(&w) {
+                        slot.waves.push(w);
+                    }
                 }
-            }
-            slot.columns.push(ci);
-        }
-    }
-    // without a total word, `<instrument>_<x>` is a total only when x is a wave code of the
-    // items or the pattern repeats over at least two waves (not `honos_date`)
-    totals
-        .retain(|t| t.word || t.waves.len() >= 2 || t.waves.iter().any(|w| wave_codes.contains(w)));
-    for t in &totals {
-        for &ci in &t.columns {
-            placed.insert((t.src, ci));
-        }
-        for w in &t.waves {
-            if !wave_codes.contains(w) {
-                wave_codes.push(w.clone());
+                slot.columns.push(ci);
             }
         }
+        // without a total word, `<instrument>_<x>` is a total only when x is a wave code of the
+        // items or the pattern repeats over at least two waves (not `honos_date`)
+        let wave_codes = &self.wave_codes;
+        totals.retain(|t| {
+            t.word || t.waves.len() >= 2 || t.waves.iter().any(|w| wave_codes.contains(w))
+        });
+        for t in &totals {
+            for &ci in &t.columns {
+                self.placed.insert((t.src, ci));
+            }
+            for w in &t.waves {
+                push_new(&mut self.wave_codes, w);
+            }
+        }
+        self.totals = totals;
     }
-    // participant fields
-    let rules: [(&'static str, &[&str]); 11] = [
-        (
-            "id",
-            &["respnr", "participant", "deelnemer", "subject", "pid", "id"],
-        ),
-        (
-            "wave_column",
-            &["meting", "wave", "visit", "tijdstip", "meetmoment"],
-        ),
-        (
-            "arm",
-            &[
-                "conditie",
-                "arm",
-                "condition",
-                "treatment",
-                "randomisatie",
-                "interventie",
-            ],
-        ),
-        (
-            "site",
-            &["instelling", "site", "centrum", "center", "locatie"],
-        ),
-        ("team", &["team"]),
-        ("group", &["groep", "group"]),
-        (
-            "randomized_on",
-            &["randdatum", "randomis", "randomiz", "rand_dat"],
-        ),
-        ("age", &["leeftijd", "age"]),
-        ("sex", &["geslacht", "sex", "gender"]),
-        ("diagnosis", &["diagnose", "diagnosis"]),
-        (
-            "sessions_attended",
-            &["sessies", "sessions", "bijeenkomsten"],
-        ),
-    ];
-    let mut guesses: Vec<Guess> = Vec::new();
-    let mut arms: Vec<String> = Vec::new();
-    for (key, keys) in rules {
-        // names first, then variable labels (not for ids and wave columns)
+
+    /// The first unplaced column whose name (then, except for ids and wave columns, whose
+    /// variable label) contains one of `keys`; arm and wave columns must have few values.
+    fn participant_column(&self, key: &str, keys: &[&str]) -> Option<(usize, usize)> {
         let few = |t: &SourceTable, ci: usize| distinct_codes(t, ci, 12).len() <= 12;
-        let mut hit = None;
         for by_label in [false, true] {
             if by_label && matches!(key, "id" | "wave_column") {
                 continue;
             }
-            hit = sources.iter().enumerate().find_map(|(si, s)| {
+            let hit = self.sources.iter().enumerate().find_map(|(si, s)| {
                 s.table.columns.iter().enumerate().find_map(|(ci, c)| {
                     let text = if by_label {
                         c.label.as_deref().unwrap_or("").to_lowercase()
@@ -325,19 +398,25 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
                         "arm" | "wave_column" => few(&s.table, ci),
                         _ => true,
                     };
-                    (has_any(&text, keys) && fits && !placed.contains(&(si, ci)))
+                    (has_any(&text, keys) && fits && !self.placed.contains(&(si, ci)))
                         .then_some((si, ci))
                 })
             });
             if hit.is_some() {
-                break;
+                return hit;
             }
         }
-        let Some((si, ci)) = hit else {
-            continue;
+        None
+    }
+
+    /// Guesses the column of one participant field (names first, then variable labels),
+    /// with the arm's and sex's recodes.
+    fn guess_participant_field(&mut self, key: &'static str, keys: &[&str]) {
+        let Some((si, ci)) = self.participant_column(key, keys) else {
+            return;
         };
-        placed.insert((si, ci));
-        let t = &sources[si].table;
+        self.placed.insert((si, ci));
+        let t = &self.sources[si].table;
         let c = &t.columns[ci];
         let mut g = Guess {
             key,
@@ -353,124 +432,195 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         };
         match key {
             "arm" => {
-                let labels: Vec<(String, String)> = if c.value_labels.is_empty() {
-                    distinct_codes(t, ci, 6)
-                        .into_iter()
-                        .map(|v| (v.clone(), v))
-                        .collect()
-                } else {
-                    c.value_labels
-                        .iter()
-                        .map(|(code, l)| {
-                            let k = match code {
-                                Code::Num(x) => num_text(*x),
-                                Code::Text(s) => s.clone(),
-                            };
-                            (k, l.clone())
-                        })
-                        .collect()
-                };
-                let control = [
-                    "tau",
-                    "cau",
-                    "control",
-                    "usual",
-                    "gebruikelijk",
-                    "wachtlijst",
-                ];
-                let mut sorted = labels.clone();
-                sorted.sort_by_key(|(_, l)| !has_any(&l.to_lowercase(), &control));
-                arms = sorted.iter().map(|(_, l)| l.clone()).collect();
+                let (labels, arms) = arm_labels(t, ci);
+                self.arms = arms;
                 g.recode = labels;
                 g.why.push_str(
                     "; arms from its value labels, the control arm (TAU/CAU/control) first",
                 );
             }
-            "sex" => {
-                for (code, l) in &c.value_labels {
-                    let k = match code {
-                        Code::Num(x) => num_text(*x),
-                        Code::Text(s) => s.clone(),
-                    };
-                    let to = match l.to_lowercase().as_str() {
-                        "vrouw" | "v" | "female" | "f" | "woman" => "female",
-                        "man" | "m" | "male" => "male",
-                        _ => "other",
-                    };
-                    g.recode.push((k, to.to_string()));
-                }
-            }
+            "sex" => g.recode = sex_recode(&c.value_labels),
             _ => {}
         }
-        guesses.push(g);
-    }
-    // assessment dates
-    let date_col = sources.iter().enumerate().find_map(|(si, s)| {
-        s.table.columns.iter().enumerate().find_map(|(ci, c)| {
-            let n = c.name.to_lowercase();
-            let is_date =
-                n.starts_with("datum") || n.starts_with("date") || n.starts_with("assessed");
-            (is_date && !placed.contains(&(si, ci))).then(|| {
-                let pattern = match n.rsplit_once('_') {
-                    Some((h, w)) if wave_codes.iter().any(|x| x.eq_ignore_ascii_case(w)) => {
-                        format!("{}_{{wave}}", c.name.get(..h.len()).unwrap_or(h))
-                    }
-                    _ => c.name.clone(),
-                };
-                (si, pattern)
-            })
-        })
-    });
-    if let Some((si, p)) = &date_col {
-        for (ci, c) in sources[*si].table.columns.iter().enumerate() {
-            let n = c.name.to_lowercase();
-            if p.contains("{wave}")
-                && wave_codes
-                    .iter()
-                    .any(|w| n == p.to_lowercase().replace("{wave}", &w.to_lowercase()))
-                || &c.name == p
-            {
-                placed.insert((*si, ci));
-            }
-        }
-    }
-    // waves from a wave column's labels
-    let wave_col = guesses
-        .iter()
-        .find(|g| g.key == "wave_column")
-        .map(|g| g.column.clone());
-    let mut wave_defs: Vec<(String, Vec<String>)> = Vec::new();
-    if let Some(wc) = &wave_col {
-        if let Some((s, ci)) = sources
-            .iter()
-            .find_map(|s| s.table.column_index(wc).map(|ci| (s, ci)))
-        {
-            let c = &s.table.columns[ci];
-            if c.value_labels.is_empty() {
-                for v in distinct_codes(&s.table, ci, 20) {
-                    wave_defs.push((v.clone(), vec![v]));
-                }
-            } else {
-                for (code, l) in &c.value_labels {
-                    let k = match code {
-                        Code::Num(x) => num_text(*x),
-                        Code::Text(t) => t.clone(),
-                    };
-                    wave_defs.push((l.clone(), vec![k]));
-                }
-            }
-        }
-    } else {
-        for w in &wave_codes {
-            wave_defs.push((w.clone(), vec![w.clone()]));
-        }
-    }
-    if wave_defs.is_empty() {
-        wave_defs.push(("T0".into(), vec!["T0".into()]));
+        self.guesses.push(g);
     }
 
-    // the text
+    /// The assessment date column (`datum`, `date...`, `assessed...`), as a `{wave}`
+    /// pattern when its suffix is a wave code; marks every column of that pattern placed.
+    fn find_date_column(&mut self) {
+        let wave_codes = &self.wave_codes;
+        let placed = &self.placed;
+        let date_col = self.sources.iter().enumerate().find_map(|(si, s)| {
+            s.table.columns.iter().enumerate().find_map(|(ci, c)| {
+                let n = c.name.to_lowercase();
+                let is_date =
+                    n.starts_with("datum") || n.starts_with("date") || n.starts_with("assessed");
+                (is_date && !placed.contains(&(si, ci))).then(|| {
+                    let pattern = match n.rsplit_once('_') {
+                        Some((h, w)) if wave_codes.iter().any(|x| x.eq_ignore_ascii_case(w)) => {
+                            format!("{}_{{wave}}", c.name.get(..h.len()).unwrap_or(h))
+                        }
+                        _ => c.name.clone(),
+                    };
+                    (si, pattern)
+                })
+            })
+        });
+        if let Some((si, p)) = &date_col {
+            for (ci, c) in self.sources[*si].table.columns.iter().enumerate() {
+                let n = c.name.to_lowercase();
+                if p.contains("{wave}")
+                    && self
+                        .wave_codes
+                        .iter()
+                        .any(|w| n == p.to_lowercase().replace("{wave}", &w.to_lowercase()))
+                    || &c.name == p
+                {
+                    self.placed.insert((*si, ci));
+                }
+            }
+        }
+        self.date_col = date_col;
+    }
+
+    /// The waves: from the wave column's value labels (or values), else from the wave codes
+    /// of the column names, else one wave `T0`.
+    fn guess_waves(&mut self) {
+        self.wave_col = self
+            .guesses
+            .iter()
+            .find(|g| g.key == "wave_column")
+            .map(|g| g.column.clone());
+        let mut wave_defs: Vec<WaveDraft> = Vec::new();
+        if let Some(wc) = &self.wave_col {
+            if let Some((s, ci)) = self
+                .sources
+                .iter()
+                .find_map(|s| s.table.column_index(wc).map(|ci| (s, ci)))
+            {
+                let c = &s.table.columns[ci];
+                if c.value_labels.is_empty() {
+                    for v in distinct_codes(&s.table, ci, 20) {
+                        wave_defs.push((v.clone(), vec![v]));
+                    }
+                } else {
+                    for (code, l) in &c.value_labels {
+                        wave_defs.push((l.clone(), vec![code_text(code)]));
+                    }
+                }
+            }
+        } else {
+            for w in &self.wave_codes {
+                wave_defs.push((w.clone(), vec![w.clone()]));
+            }
+        }
+        if wave_defs.is_empty() {
+            wave_defs.push(("T0".into(), vec!["T0".into()]));
+        }
+        self.wave_defs = wave_defs;
+    }
+
+    /// Fidelity ratings of groups and sites: the first unplaced `fid` column naming a group,
+    /// and the first naming a site.
+    fn find_fidelity_columns(&mut self) {
+        for (si, s) in self.sources.iter().enumerate() {
+            for (ci, c) in s.table.columns.iter().enumerate() {
+                let n = c.name.to_lowercase();
+                if self.placed.contains(&(si, ci)) || !n.contains("fid") {
+                    continue;
+                }
+                if has_any(&n, &["groep", "group"]) && self.group_fid.is_none() {
+                    self.group_fid = Some(c.name.clone());
+                    self.placed.insert((si, ci));
+                } else if has_any(&n, &["instelling", "site", "centrum", "center"])
+                    && self.site_fid.is_none()
+                {
+                    self.site_fid = Some(c.name.clone());
+                    self.placed.insert((si, ci));
+                }
+            }
+        }
+    }
+
+    /// `source: column` for every column no guess took, in source and column order.
+    fn unplaced(&self) -> Vec<String> {
+        let mut unplaced = Vec::new();
+        for (si, s) in self.sources.iter().enumerate() {
+            for (ci, c) in s.table.columns.iter().enumerate() {
+                if !self.placed.contains(&(si, ci)) {
+                    unplaced.push(format!("{}: {}", s.name, c.name));
+                }
+            }
+        }
+        unplaced
+    }
+}
+
+/// The arm column's recode (code -> label, from value labels or else the values) and the
+/// arms with the control arm (TAU/CAU/control/...) first.
+fn arm_labels(t: &SourceTable, ci: usize) -> (Vec<(String, String)>, Vec<String>) {
+    let c = &t.columns[ci];
+    let labels: Vec<(String, String)> = if c.value_labels.is_empty() {
+        distinct_codes(t, ci, 6)
+            .into_iter()
+            .map(|v| (v.clone(), v))
+            .collect()
+    } else {
+        c.value_labels
+            .iter()
+            .map(|(code, l)| (code_text(code), l.clone()))
+            .collect()
+    };
+    let control = [
+        "tau",
+        "cau",
+        "control",
+        "usual",
+        "gebruikelijk",
+        "wachtlijst",
+    ];
+    let mut sorted = labels.clone();
+    sorted.sort_by_key(|(_, l)| !has_any(&l.to_lowercase(), &control));
+    let arms = sorted.iter().map(|(_, l)| l.clone()).collect();
+    (labels, arms)
+}
+
+/// The sex column's recode from its value labels (`vrouw` -> `female`, `man` -> `male`,
+/// anything else -> `other`).
+fn sex_recode(value_labels: &[(Code, String)]) -> Vec<(String, String)> {
+    value_labels
+        .iter()
+        .map(|(code, l)| {
+            let to = match l.to_lowercase().as_str() {
+                "vrouw" | "v" | "female" | "f" | "woman" => "female",
+                "man" | "m" | "male" => "male",
+                _ => "other",
+            };
+            (code_text(code), to.to_string())
+        })
+        .collect()
+}
+
+/// Writes a draft map for the sources.
+pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<String>) {
+    let mut d = Draft::analyse(sources, schema);
+    let unplaced = d.unplaced();
     let mut t = String::new();
+    write_preamble(&mut t, &unplaced);
+    d.write_study(&mut t);
+    d.write_waves(&mut t);
+    d.write_sources(&mut t);
+    d.write_participants(&mut t);
+    d.write_groups_sites_assessments(&mut t);
+    for f in &d.found {
+        d.write_item_instrument(&mut t, f);
+    }
+    d.write_total_only_instruments(&mut t);
+    (t, unplaced)
+}
+
+/// The draft's opening comment and the `unplaced` list.
+fn write_preamble(t: &mut String, unplaced: &[String]) {
     let _ = writeln!(
         t,
         "# Draft import map written by `herstel import --guess`: review every line marked"
@@ -480,34 +630,6 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         "# `guess:` before importing. Keys are explained in the README (herstel import)."
     );
     let _ = writeln!(t);
-    // fidelity ratings of groups and sites
-    let mut group_fid: Option<String> = None;
-    let mut site_fid: Option<String> = None;
-    for (si, s) in sources.iter().enumerate() {
-        for (ci, c) in s.table.columns.iter().enumerate() {
-            let n = c.name.to_lowercase();
-            if placed.contains(&(si, ci)) || !n.contains("fid") {
-                continue;
-            }
-            if has_any(&n, &["groep", "group"]) && group_fid.is_none() {
-                group_fid = Some(c.name.clone());
-                placed.insert((si, ci));
-            } else if has_any(&n, &["instelling", "site", "centrum", "center"])
-                && site_fid.is_none()
-            {
-                site_fid = Some(c.name.clone());
-                placed.insert((si, ci));
-            }
-        }
-    }
-    let mut unplaced = Vec::new();
-    for (si, s) in sources.iter().enumerate() {
-        for (ci, c) in s.table.columns.iter().enumerate() {
-            if !placed.contains(&(si, ci)) {
-                unplaced.push(format!("{}: {}", s.name, c.name));
-            }
-        }
-    }
     let _ = writeln!(
         t,
         "# Columns not placed (carry any of them with participants.covariates):"
@@ -522,175 +644,205 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
             .join(", ")
     );
     let _ = writeln!(t);
-    let _ = writeln!(t, "[study]");
-    let _ = writeln!(t, "name = \"Imported trial\"");
-    if arms.len() < 2 {
-        arms = vec!["control".into(), "IMR".into()];
-        let _ = writeln!(
-            t,
-            "# guess: no arm column recognised; name the arms and map participants.arm"
-        );
-    } else {
-        let _ = writeln!(
-            t,
-            "# guess: arms from the value labels of the arm column; the first is the reference arm"
-        );
-    }
-    let _ = writeln!(
-        t,
-        "arms = [{}]",
-        arms.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", ")
-    );
-    let _ = writeln!(
-        t,
-        "intervention = {}",
-        quote(arms.last().map(String::as_str).unwrap_or("IMR"))
-    );
-    for (k, (label, codes)) in wave_defs.iter().enumerate() {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "[[waves]]");
-        let _ = writeln!(t, "label = {}", quote(label));
-        let _ = writeln!(
-            t,
-            "months = {k}  # guess: set the nominal months since randomization"
-        );
-        let _ = writeln!(
-            t,
-            "codes = [{}]",
-            codes
-                .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    for s in sources {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "[[sources]]");
-        let _ = writeln!(t, "file = {}", quote(&s.name));
-        if let (Some(wc), true) = (
-            &wave_col,
-            s.table
-                .column_index(wave_col.as_deref().unwrap_or(""))
-                .is_some(),
-        ) {
+}
+
+impl Draft<'_> {
+    /// `[study]`: name, arms (placeholders when no arm column was recognised), intervention.
+    fn write_study(&mut self, t: &mut String) {
+        let _ = writeln!(t, "[study]");
+        let _ = writeln!(t, "name = \"Imported trial\"");
+        if self.arms.len() < 2 {
+            self.arms = vec!["control".into(), "IMR".into()];
             let _ = writeln!(
                 t,
-                "wave_column = {}  # guess: one row per participant and wave",
-                quote(wc)
+                "# guess: no arm column recognised; name the arms and map participants.arm"
             );
-        }
-        if let super::source::SourceFormat::Csv(d) = &s.table.format {
-            let _ = writeln!(t, "# detected: {}", d.describe());
-            let sep = match d.separator {
-                '\t' => "\\t".to_string(),
-                c => c.to_string(),
-            };
-            let _ = writeln!(t, "separator = {}", quote(&sep));
+        } else {
             let _ = writeln!(
                 t,
-                "decimal = {}",
-                quote(if d.decimal_comma { "," } else { "." })
+                "# guess: arms from the value labels of the arm column; the first is the reference arm"
             );
-            let _ = writeln!(t, "encoding = {}", quote(&d.encoding));
+        }
+        let arms = &self.arms;
+        let _ = writeln!(
+            t,
+            "arms = [{}]",
+            arms.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", ")
+        );
+        let _ = writeln!(
+            t,
+            "intervention = {}",
+            quote(arms.last().map(String::as_str).unwrap_or("IMR"))
+        );
+    }
+
+    /// One `[[waves]]` table per wave, months as placeholders 0, 1, 2, ...
+    fn write_waves(&self, t: &mut String) {
+        for (k, (label, codes)) in self.wave_defs.iter().enumerate() {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "[[waves]]");
+            let _ = writeln!(t, "label = {}", quote(label));
+            let _ = writeln!(
+                t,
+                "months = {k}  # guess: set the nominal months since randomization"
+            );
+            let _ = writeln!(
+                t,
+                "codes = [{}]",
+                codes
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
-    let _ = writeln!(t);
-    let _ = writeln!(t, "[participants]");
-    for g in &guesses {
-        if g.key == "wave_column" {
-            continue;
-        }
-        let _ = writeln!(t, "# {}", g.why);
-        if g.recode.is_empty() {
-            if let Some(fmt) = (g.key == "randomized_on")
-                .then(|| text_date_format(sources, &g.column))
-                .flatten()
-            {
+
+    /// One `[[sources]]` table per source: the wave column if it has it, the detected CSV
+    /// dialect.
+    fn write_sources(&self, t: &mut String) {
+        let wave_col = &self.wave_col;
+        for s in self.sources {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "[[sources]]");
+            let _ = writeln!(t, "file = {}", quote(&s.name));
+            if let (Some(wc), true) = (
+                wave_col,
+                s.table
+                    .column_index(wave_col.as_deref().unwrap_or(""))
+                    .is_some(),
+            ) {
                 let _ = writeln!(
                     t,
-                    "{} = {{ column = {}, format = {} }}  # guess: the dates look like that",
+                    "wave_column = {}  # guess: one row per participant and wave",
+                    quote(wc)
+                );
+            }
+            if let super::source::SourceFormat::Csv(d) = &s.table.format {
+                let _ = writeln!(t, "# detected: {}", d.describe());
+                let sep = match d.separator {
+                    '\t' => "\\t".to_string(),
+                    c => c.to_string(),
+                };
+                let _ = writeln!(t, "separator = {}", quote(&sep));
+                let _ = writeln!(
+                    t,
+                    "decimal = {}",
+                    quote(if d.decimal_comma { "," } else { "." })
+                );
+                let _ = writeln!(t, "encoding = {}", quote(&d.encoding));
+            }
+        }
+    }
+
+    /// `[participants]`: one line per guessed field (with recode or date format), and
+    /// placeholders for a missing id or arm.
+    fn write_participants(&self, t: &mut String) {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "[participants]");
+        for g in &self.guesses {
+            if g.key == "wave_column" {
+                continue;
+            }
+            let _ = writeln!(t, "# {}", g.why);
+            if g.recode.is_empty() {
+                if let Some(fmt) = (g.key == "randomized_on")
+                    .then(|| text_date_format(self.sources, &g.column))
+                    .flatten()
+                {
+                    let _ = writeln!(
+                        t,
+                        "{} = {{ column = {}, format = {} }}  # guess: the dates look like that",
+                        g.key,
+                        quote(&g.column),
+                        quote(&fmt)
+                    );
+                } else {
+                    let _ = writeln!(t, "{} = {}", g.key, quote(&g.column));
+                }
+            } else {
+                let rec: Vec<String> = g
+                    .recode
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                    .collect();
+                let _ = writeln!(
+                    t,
+                    "{} = {{ column = {}, recode = {{ {} }} }}",
                     g.key,
                     quote(&g.column),
-                    quote(&fmt)
+                    rec.join(", ")
                 );
-            } else {
-                let _ = writeln!(t, "{} = {}", g.key, quote(&g.column));
             }
-        } else {
-            let rec: Vec<String> = g
-                .recode
-                .iter()
-                .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
-                .collect();
+        }
+        if !self.guesses.iter().any(|g| g.key == "id") {
+            let _ = writeln!(t, "# guess: no id column recognised: name it here");
+            let _ = writeln!(t, "id = \"id\"");
+        }
+        if !self.guesses.iter().any(|g| g.key == "arm") {
             let _ = writeln!(
                 t,
-                "{} = {{ column = {}, recode = {{ {} }} }}",
-                g.key,
-                quote(&g.column),
-                rec.join(", ")
+                "arm = \"arm\"  # guess: no arm column recognised: name it here"
             );
         }
     }
-    if !guesses.iter().any(|g| g.key == "id") {
-        let _ = writeln!(t, "# guess: no id column recognised: name it here");
-        let _ = writeln!(t, "id = \"id\"");
-    }
-    if !guesses.iter().any(|g| g.key == "arm") {
-        let _ = writeln!(
-            t,
-            "arm = \"arm\"  # guess: no arm column recognised: name it here"
-        );
-    }
-    if let Some(g) = &group_fid {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "[groups]");
-        let _ = writeln!(
-            t,
-            "fidelity = {}  # guess: the groups' fidelity rating",
-            quote(g)
-        );
-    }
-    if let Some(g) = &site_fid {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "[sites]");
-        let _ = writeln!(
-            t,
-            "columns = {{ fidelity = {} }}  # guess: the sites' fidelity rating",
-            quote(g)
-        );
-    }
-    if let Some((_, p)) = &date_col {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "[assessments]");
-        let _ = writeln!(t, "# guess: assessment date per wave");
-        let first = wave_defs
-            .first()
-            .and_then(|w| w.1.first())
-            .map(|c| p.replace("{wave}", c))
-            .unwrap_or_else(|| p.clone());
-        match text_date_format(sources, &first) {
-            Some(fmt) => {
-                let _ = writeln!(
-                    t,
-                    "assessed_on = {{ column = {}, format = {} }}",
-                    quote(p),
-                    quote(&fmt)
-                );
-            }
-            None => {
-                let _ = writeln!(t, "assessed_on = {}", quote(p));
+
+    /// `[groups]` and `[sites]` fidelity columns and `[assessments]` date, when found.
+    fn write_groups_sites_assessments(&self, t: &mut String) {
+        if let Some(g) = &self.group_fid {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "[groups]");
+            let _ = writeln!(
+                t,
+                "fidelity = {}  # guess: the groups' fidelity rating",
+                quote(g)
+            );
+        }
+        if let Some(g) = &self.site_fid {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "[sites]");
+            let _ = writeln!(
+                t,
+                "columns = {{ fidelity = {} }}  # guess: the sites' fidelity rating",
+                quote(g)
+            );
+        }
+        if let Some((_, p)) = &self.date_col {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "[assessments]");
+            let _ = writeln!(t, "# guess: assessment date per wave");
+            let first = self
+                .wave_defs
+                .first()
+                .and_then(|w| w.1.first())
+                .map(|c| p.replace("{wave}", c))
+                .unwrap_or_else(|| p.clone());
+            match text_date_format(self.sources, &first) {
+                Some(fmt) => {
+                    let _ = writeln!(
+                        t,
+                        "assessed_on = {{ column = {}, format = {} }}",
+                        quote(p),
+                        quote(&fmt)
+                    );
+                }
+                None => {
+                    let _ = writeln!(t, "assessed_on = {}", quote(p));
+                }
             }
         }
     }
-    for f in &found {
+
+    /// `[[instruments]]` for items found: pattern, the total beside them, and guessed
+    /// missing codes and offset.
+    fn write_item_instrument(&self, t: &mut String, f: &Found) {
         let _ = writeln!(t);
         let _ = writeln!(t, "[[instruments]]");
         let _ = writeln!(
             t,
             "# guess: {} items in {}{}",
             f.instrument,
-            sources[f.src].name,
+            self.sources[f.src].name,
             if f.waves.is_empty() {
                 String::new()
             } else {
@@ -699,96 +851,115 @@ pub fn guess_map(sources: &[BoundSource], schema: &Schema) -> (String, Vec<Strin
         );
         let _ = writeln!(t, "name = {}", quote(&f.instrument));
         let _ = writeln!(t, "items = {}", quote(&f.pattern));
-        for tot in totals.iter().filter(|x| x.instrument == f.instrument) {
+        for tot in self.totals.iter().filter(|x| x.instrument == f.instrument) {
             let _ = writeln!(
                 t,
                 "total = {}  # guess: the scored total beside the items (checked against them)",
                 quote(&tot.pattern)
             );
         }
-        if let Some(inst) = schema.instrument(&f.instrument) {
-            let src = &sources[f.src].table;
-            let dc = super::values::decimal_comma(src);
-            let mut values: Vec<f64> = Vec::new();
-            for c in src.columns.iter().filter(|c| {
-                split_item(&c.name).is_some_and(|x| stems(&f.instrument).contains(&x.0))
-            }) {
-                match &c.data {
-                    ColumnData::Num(v) => values.extend(
-                        v.iter()
-                            .filter(|x| !x.is_nan() && !c.user_missing.contains_num(**x))
-                            .copied(),
-                    ),
-                    ColumnData::Text(v) => values.extend(
-                        v.iter()
-                            .flatten()
-                            .filter_map(|s| super::dialect::parse_number(s, dc)),
-                    ),
-                }
-            }
-            let outside: BTreeSet<i64> = values
-                .iter()
-                .filter(|&&x| (x < inst.min || x > inst.max) && !inst.is_not_known(x))
-                .map(|&x| x as i64)
-                .collect();
-            let usual = [-99, -9, -1, 7, 8, 9, 77, 88, 99, 777, 888, 999, 9999];
-            if !outside.is_empty() && outside.iter().all(|x| usual.contains(x)) {
-                let codes: Vec<String> = outside.iter().map(|x| x.to_string()).collect();
-                let _ = writeln!(
-                    t,
-                    "missing = [{}]  # guess: values outside {}-{} that look like missing codes",
-                    codes.join(", "),
-                    num_text(inst.min),
-                    num_text(inst.max)
-                );
-            } else if !outside.is_empty() {
-                let shown: Vec<String> = outside.iter().take(8).map(|x| x.to_string()).collect();
-                let _ = writeln!(
-                    t,
-                    "# guess: values outside {}-{} ({}): missing codes (`missing = [...]`) or another coding (`offset`)?",
-                    num_text(inst.min),
-                    num_text(inst.max),
-                    shown.join(", ")
-                );
-            }
-            let lo = values
-                .iter()
-                .filter(|x| !outside.contains(&(**x as i64)))
-                .copied()
-                .reduce(f64::min);
-            if let Some(lo) = lo {
-                if lo > inst.min && lo - inst.min == 1.0 {
-                    let _ = writeln!(
-                        t,
-                        "offset = -1  # guess: the lowest value is {}, the instrument starts at {}",
-                        num_text(lo),
-                        num_text(inst.min)
-                    );
-                }
-            }
+        if let Some(inst) = self.schema.instrument(&f.instrument) {
+            let values = item_values(&self.sources[f.src].table, &f.instrument);
+            write_coding_guesses(t, inst, &values);
         }
     }
-    for tot in totals
+
+    /// `[[instruments]]` for totals whose instrument has no item columns.
+    fn write_total_only_instruments(&self, t: &mut String) {
+        for tot in self
+            .totals
+            .iter()
+            .filter(|x| !self.found.iter().any(|f| f.instrument == x.instrument))
+        {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "[[instruments]]");
+            let _ = writeln!(
+                t,
+                "# guess: the scored total of {} in {}{} (no item columns)",
+                tot.instrument,
+                self.sources[tot.src].name,
+                if tot.waves.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at waves {}", tot.waves.join(", "))
+                }
+            );
+            let _ = writeln!(t, "name = {}", quote(&tot.instrument));
+            let _ = writeln!(t, "total = {}", quote(&tot.pattern));
+        }
+    }
+}
+
+/// Every non-missing value of an instrument's item columns in a source (numbers, or text
+/// parsed with the source's decimal mark), user-missing codes left out.
+fn item_values(src: &SourceTable, instrument: &str) -> Vec<f64> {
+    let dc = super::values::decimal_comma(src);
+    let mut values: Vec<f64> = Vec::new();
+    for c in src
+        .columns
         .iter()
-        .filter(|x| !found.iter().any(|f| f.instrument == x.instrument))
+        .filter(|c| split_item(&c.name).is_some_and(|x| stems(instrument).contains(&x.0)))
     {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "[[instruments]]");
+        match &c.data {
+            ColumnData::Num(v) => values.extend(
+                v.iter()
+                    .filter(|x| !x.is_nan() && !c.user_missing.contains_num(**x))
+                    .copied(),
+            ),
+            ColumnData::Text(v) => values.extend(
+                v.iter()
+                    .flatten()
+                    .filter_map(|s| super::dialect::parse_number(s, dc)),
+            ),
+        }
+    }
+    values
+}
+
+/// `missing = [...]` when the values outside the instrument's range all look like missing
+/// codes (else a comment listing them), and `offset = -1` when the values start one above
+/// the instrument's minimum.
+fn write_coding_guesses(t: &mut String, inst: &crate::schema::Instrument, values: &[f64]) {
+    let outside: BTreeSet<i64> = values
+        .iter()
+        .filter(|&&x| (x < inst.min || x > inst.max) && !inst.is_not_known(x))
+        .map(|&x| x as i64)
+        .collect();
+    let usual = [-99, -9, -1, 7, 8, 9, 77, 88, 99, 777, 888, 999, 9999];
+    if !outside.is_empty() && outside.iter().all(|x| usual.contains(x)) {
+        let codes: Vec<String> = outside.iter().map(|x| x.to_string()).collect();
         let _ = writeln!(
             t,
-            "# guess: the scored total of {} in {}{} (no item columns)",
-            tot.instrument,
-            sources[tot.src].name,
-            if tot.waves.is_empty() {
-                String::new()
-            } else {
-                format!(" at waves {}", tot.waves.join(", "))
-            }
+            "missing = [{}]  # guess: values outside {}-{} that look like missing codes",
+            codes.join(", "),
+            num_text(inst.min),
+            num_text(inst.max)
         );
-        let _ = writeln!(t, "name = {}", quote(&tot.instrument));
-        let _ = writeln!(t, "total = {}", quote(&tot.pattern));
+    } else if !outside.is_empty() {
+        let shown: Vec<String> = outside.iter().take(8).map(|x| x.to_string()).collect();
+        let _ = writeln!(
+            t,
+            "# guess: values outside {}-{} ({}): missing codes (`missing = [...]`) or another coding (`offset`)?",
+            num_text(inst.min),
+            num_text(inst.max),
+            shown.join(", ")
+        );
     }
-    (t, unplaced)
+    let lo = values
+        .iter()
+        .filter(|x| !outside.contains(&(**x as i64)))
+        .copied()
+        .reduce(f64::min);
+    if let Some(lo) = lo {
+        if lo > inst.min && lo - inst.min == 1.0 {
+            let _ = writeln!(
+                t,
+                "offset = -1  # guess: the lowest value is {}, the instrument starts at {}",
+                num_text(lo),
+                num_text(inst.min)
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -199,15 +199,28 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reads the whole file: the dictionary, then the cases.
     fn parse(mut self) -> Result<SourceTable, ImportError> {
-        let mut records: Vec<VarRecord> = Vec::new();
-        // value label sets: (labels, 1-based record indices)
-        type LabelSet = (Vec<([u8; 8], Vec<u8>)>, Vec<usize>);
-        let mut label_sets: Vec<LabelSet> = Vec::new();
-        let mut long_names: Vec<u8> = Vec::new();
-        let mut very_long: Vec<u8> = Vec::new();
-        let mut encoding_name: Option<String> = None;
-        let mut character_code: Option<i32> = None;
+        let dict = self.read_dictionary()?;
+        let encoding = pick_encoding(dict.encoding_name.as_deref(), dict.character_code);
+        let (vars, case_units) = dictionary_vars(dict, encoding);
+        let (cols, n_rows) = self.read_cases(&vars, case_units, encoding)?;
+        let columns = source_columns(&vars, cols, self.c.big_endian, encoding);
+        Ok(SourceTable {
+            path: self.path.to_path_buf(),
+            format: if self.zlib {
+                SourceFormat::Zsav
+            } else {
+                SourceFormat::Sav
+            },
+            columns,
+            n_rows,
+        })
+    }
+
+    /// Reads the dictionary records up to and including the terminator (999).
+    fn read_dictionary(&mut self) -> Result<Dictionary, ImportError> {
+        let mut dict = Dictionary::default();
         loop {
             let rec = self
                 .c
@@ -218,103 +231,71 @@ impl<'a> Parser<'a> {
                     let r = self
                         .var_record()
                         .ok_or_else(|| self.bad("truncated variable record"))?;
-                    records.push(r);
+                    dict.records.push(r);
                 }
                 3 => {
                     let set = self
                         .value_labels()
                         .ok_or_else(|| self.bad("truncated value labels"))?;
-                    label_sets.push(set);
+                    dict.label_sets.push(set);
                 }
-                6 => {
-                    let n = self.c.i32().ok_or_else(|| self.bad("truncated document"))?;
-                    let len = usize::try_from(n).map_err(|_| self.bad("negative document size"))?;
-                    self.c
-                        .take(len.saturating_mul(80))
-                        .ok_or_else(|| self.bad("truncated document"))?;
-                }
-                7 => {
-                    let (sub, data) = self
-                        .extension()
-                        .ok_or_else(|| self.bad("truncated extension record"))?;
-                    match sub {
-                        // machine integer info: the 8th integer is the character code
-                        3 if data.len() >= 32 => {
-                            let s = &data[28..32];
-                            let v = [s[0], s[1], s[2], s[3]];
-                            character_code = Some(if self.c.big_endian {
-                                i32::from_be_bytes(v)
-                            } else {
-                                i32::from_le_bytes(v)
-                            });
-                        }
-                        13 => long_names = data.to_vec(),
-                        14 => very_long = data.to_vec(),
-                        20 => {
-                            encoding_name = Some(String::from_utf8_lossy(data).trim().to_string())
-                        }
-                        _ => {}
-                    }
-                }
+                6 => self.skip_document()?,
+                7 => self.extension_into(&mut dict)?,
                 999 => {
                     self.c
                         .i32()
                         .ok_or_else(|| self.bad("truncated dictionary terminator"))?;
-                    break;
+                    return Ok(dict);
                 }
                 other => return Err(self.bad(format!("unknown record type {other}"))),
             }
         }
-        let encoding = pick_encoding(encoding_name.as_deref(), character_code);
-        let dec = |b: &[u8]| decode(encoding, b);
+    }
 
-        // dictionary variables with their units in the case
-        let mut vars: Vec<Var> = Vec::new();
-        let mut unit = 0usize;
-        for (i, r) in records.iter().enumerate() {
-            if r.width < 0 {
-                continue;
-            }
-            let units = if r.width == 0 {
-                1
-            } else {
-                (r.width as usize).div_ceil(8)
-            };
-            vars.push(Var {
-                record_index: i + 1,
-                width: r.width,
-                name: r.short_name.clone(),
-                label: r.label.clone(),
-                missing_n: r.missing_n,
-                missing: r.missing.clone(),
-                print_format: r.print_format,
-                segments: vec![(unit, units, r.width.max(8) as usize)],
-                value_labels: Vec::new(),
-            });
-            unit += units;
-        }
-        let case_units = unit;
-        for (labels, indices) in label_sets {
-            for idx in indices {
-                if let Some(v) = vars.iter_mut().find(|v| v.record_index == idx) {
-                    v.value_labels.extend(labels.iter().cloned());
-                }
-            }
-        }
-        merge_very_long_strings(&mut vars, &dec(&very_long));
-        // long variable names: SHORT=Long pairs separated by tabs
-        for pair in dec(&long_names).split('\t') {
-            if let Some((short, long)) = pair.split_once('=') {
-                if let Some(v) = vars
-                    .iter_mut()
-                    .find(|v| v.name.eq_ignore_ascii_case(short.trim()))
-                {
-                    v.name = long.trim_end_matches('\0').to_string();
-                }
-            }
-        }
+    /// Skips a document record (type 6): a count of 80-byte lines.
+    fn skip_document(&mut self) -> Result<(), ImportError> {
+        let n = self.c.i32().ok_or_else(|| self.bad("truncated document"))?;
+        let len = usize::try_from(n).map_err(|_| self.bad("negative document size"))?;
+        self.c
+            .take(len.saturating_mul(80))
+            .ok_or_else(|| self.bad("truncated document"))?;
+        Ok(())
+    }
 
-        // the cases
+    /// Reads an extension record (type 7) and keeps what the dictionary needs of it:
+    /// the character code (subtype 3), long names (13), very long strings (14) and the
+    /// encoding name (20).
+    fn extension_into(&mut self, dict: &mut Dictionary) -> Result<(), ImportError> {
+        let (sub, data) = self
+            .extension()
+            .ok_or_else(|| self.bad("truncated extension record"))?;
+        match sub {
+            // machine integer info: the 8th integer is the character code
+            3 if data.len() >= 32 => {
+                let s = &data[28..32];
+                let v = [s[0], s[1], s[2], s[3]];
+                dict.character_code = Some(if self.c.big_endian {
+                    i32::from_be_bytes(v)
+                } else {
+                    i32::from_le_bytes(v)
+                });
+            }
+            13 => dict.long_names = data.to_vec(),
+            14 => dict.very_long = data.to_vec(),
+            20 => dict.encoding_name = Some(String::from_utf8_lossy(data).trim().to_string()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the cases (raw, bytecode or zlib) into one builder per variable; returns them
+    /// and the number of cases.
+    fn read_cases(
+        &mut self,
+        vars: &[Var],
+        case_units: usize,
+        encoding: &'static Encoding,
+    ) -> Result<(Vec<Builder>, usize), ImportError> {
         let data_start = self.c.pos;
         let stream: std::borrow::Cow<'_, [u8]> = if self.zlib {
             std::borrow::Cow::Owned(self.inflate(data_start)?)
@@ -373,96 +354,10 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            for (v, col) in vars.iter().zip(cols.iter_mut()) {
-                match col {
-                    Builder::Num(x) => {
-                        let u = v
-                            .segments
-                            .first()
-                            .and_then(|s| case.get(s.0))
-                            .copied()
-                            .unwrap_or([0; 8]);
-                        let f = f64_of(u, big);
-                        x.push(if f == SYSMIS || f.is_nan() {
-                            f64::NAN
-                        } else {
-                            f
-                        });
-                    }
-                    Builder::Text(x) if v.width == 0 => {
-                        // a date
-                        let u = v
-                            .segments
-                            .first()
-                            .and_then(|s| case.get(s.0))
-                            .copied()
-                            .unwrap_or([0; 8]);
-                        let f = f64_of(u, big);
-                        x.push(if f == SYSMIS {
-                            None
-                        } else {
-                            spss_date(f).map(|d| d.to_string())
-                        });
-                    }
-                    Builder::Text(x) => {
-                        let mut raw: Vec<u8> = Vec::with_capacity(v.width as usize);
-                        for &(first, n, used) in &v.segments {
-                            let mut seg: Vec<u8> = Vec::with_capacity(n * 8);
-                            for u in case.get(first..first + n).unwrap_or(&[]) {
-                                seg.extend_from_slice(u);
-                            }
-                            seg.truncate(used);
-                            raw.extend_from_slice(&seg);
-                        }
-                        let s = dec(&raw);
-                        let s = s.trim_end_matches([' ', '\0']);
-                        x.push((!s.trim().is_empty()).then(|| s.to_string()));
-                    }
-                }
-            }
+            push_case(vars, &mut cols, &case, big, encoding);
             n_rows += 1;
         }
-
-        let columns = vars
-            .iter()
-            .zip(cols)
-            .map(|(v, b)| {
-                let numeric = v.width == 0;
-                let value_labels = v
-                    .value_labels
-                    .iter()
-                    .map(|(val, lab)| {
-                        let code = if numeric {
-                            Code::Num(f64_of(*val, big))
-                        } else {
-                            Code::Text(dec(val).trim_end().to_string())
-                        };
-                        (code, dec(lab).trim_end().to_string())
-                    })
-                    .collect();
-                SourceColumn {
-                    name: v.name.clone(),
-                    label: v.label.as_deref().map(dec).filter(|l| !l.is_empty()),
-                    data: match b {
-                        Builder::Num(x) => ColumnData::Num(x),
-                        Builder::Text(x) => ColumnData::Text(x),
-                    },
-                    value_labels,
-                    user_missing: user_missing(v, big, &dec),
-                    tagged_missing: Vec::new(),
-                }
-            })
-            .collect();
-        Ok(SourceTable {
-            path: self.path.to_path_buf(),
-            format: if self.zlib {
-                SourceFormat::Zsav
-            } else {
-                SourceFormat::Sav
-            },
-            columns,
-            n_rows,
-        })
+        Ok((cols, n_rows))
     }
 
     fn var_record(&mut self) -> Option<VarRecord> {
@@ -573,6 +468,170 @@ impl<'a> Parser<'a> {
         }
         Ok(out)
     }
+}
+
+/// A value label set: (labels, 1-based record indices).
+type LabelSet = (Vec<([u8; 8], Vec<u8>)>, Vec<usize>);
+
+/// What the dictionary records say, before the variables are put together.
+#[derive(Default)]
+struct Dictionary {
+    records: Vec<VarRecord>,
+    label_sets: Vec<LabelSet>,
+    long_names: Vec<u8>,
+    very_long: Vec<u8>,
+    encoding_name: Option<String>,
+    character_code: Option<i32>,
+}
+
+/// The dictionary variables with their units in the case (continuation records skipped),
+/// their value labels, very long strings merged and long names; returns them and the
+/// number of 8-byte units per case.
+fn dictionary_vars(dict: Dictionary, encoding: &'static Encoding) -> (Vec<Var>, usize) {
+    let dec = |b: &[u8]| decode(encoding, b);
+    let mut vars: Vec<Var> = Vec::new();
+    let mut unit = 0usize;
+    for (i, r) in dict.records.iter().enumerate() {
+        if r.width < 0 {
+            continue;
+        }
+        let units = if r.width == 0 {
+            1
+        } else {
+            (r.width as usize).div_ceil(8)
+        };
+        vars.push(Var {
+            record_index: i + 1,
+            width: r.width,
+            name: r.short_name.clone(),
+            label: r.label.clone(),
+            missing_n: r.missing_n,
+            missing: r.missing.clone(),
+            print_format: r.print_format,
+            segments: vec![(unit, units, r.width.max(8) as usize)],
+            value_labels: Vec::new(),
+        });
+        unit += units;
+    }
+    let case_units = unit;
+    for (labels, indices) in dict.label_sets {
+        for idx in indices {
+            if let Some(v) = vars.iter_mut().find(|v| v.record_index == idx) {
+                v.value_labels.extend(labels.iter().cloned());
+            }
+        }
+    }
+    merge_very_long_strings(&mut vars, &dec(&dict.very_long));
+    // long variable names: SHORT=Long pairs separated by tabs
+    for pair in dec(&dict.long_names).split('\t') {
+        if let Some((short, long)) = pair.split_once('=') {
+            if let Some(v) = vars
+                .iter_mut()
+                .find(|v| v.name.eq_ignore_ascii_case(short.trim()))
+            {
+                v.name = long.trim_end_matches('\0').to_string();
+            }
+        }
+    }
+    (vars, case_units)
+}
+
+/// Appends one case's values to the builders: numbers (system-missing as NaN), dates as
+/// ISO text, strings decoded and right-trimmed (blank as empty).
+fn push_case(
+    vars: &[Var],
+    cols: &mut [Builder],
+    case: &[[u8; 8]],
+    big: bool,
+    encoding: &'static Encoding,
+) {
+    for (v, col) in vars.iter().zip(cols.iter_mut()) {
+        match col {
+            Builder::Num(x) => {
+                let u = v
+                    .segments
+                    .first()
+                    .and_then(|s| case.get(s.0))
+                    .copied()
+                    .unwrap_or([0; 8]);
+                let f = f64_of(u, big);
+                x.push(if f == SYSMIS || f.is_nan() {
+                    f64::NAN
+                } else {
+                    f
+                });
+            }
+            Builder::Text(x) if v.width == 0 => {
+                // a date
+                let u = v
+                    .segments
+                    .first()
+                    .and_then(|s| case.get(s.0))
+                    .copied()
+                    .unwrap_or([0; 8]);
+                let f = f64_of(u, big);
+                x.push(if f == SYSMIS {
+                    None
+                } else {
+                    spss_date(f).map(|d| d.to_string())
+                });
+            }
+            Builder::Text(x) => {
+                let mut raw: Vec<u8> = Vec::with_capacity(v.width as usize);
+                for &(first, n, used) in &v.segments {
+                    let mut seg: Vec<u8> = Vec::with_capacity(n * 8);
+                    for u in case.get(first..first + n).unwrap_or(&[]) {
+                        seg.extend_from_slice(u);
+                    }
+                    seg.truncate(used);
+                    raw.extend_from_slice(&seg);
+                }
+                let s = decode(encoding, &raw);
+                let s = s.trim_end_matches([' ', '\0']);
+                x.push((!s.trim().is_empty()).then(|| s.to_string()));
+            }
+        }
+    }
+}
+
+/// The source columns: each variable's data with its decoded label, value labels and
+/// user-missing values.
+fn source_columns(
+    vars: &[Var],
+    cols: Vec<Builder>,
+    big: bool,
+    encoding: &'static Encoding,
+) -> Vec<SourceColumn> {
+    let dec = |b: &[u8]| decode(encoding, b);
+    vars.iter()
+        .zip(cols)
+        .map(|(v, b)| {
+            let numeric = v.width == 0;
+            let value_labels = v
+                .value_labels
+                .iter()
+                .map(|(val, lab)| {
+                    let code = if numeric {
+                        Code::Num(f64_of(*val, big))
+                    } else {
+                        Code::Text(dec(val).trim_end().to_string())
+                    };
+                    (code, dec(lab).trim_end().to_string())
+                })
+                .collect();
+            SourceColumn {
+                name: v.name.clone(),
+                label: v.label.as_deref().map(dec).filter(|l| !l.is_empty()),
+                data: match b {
+                    Builder::Num(x) => ColumnData::Num(x),
+                    Builder::Text(x) => ColumnData::Text(x),
+                },
+                value_labels,
+                user_missing: user_missing(v, big, &dec),
+                tagged_missing: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 enum Builder {
