@@ -99,6 +99,9 @@ impl Factor {
         }
     }
 
+    // A named numerical kernel (kept in one piece, over the ~150-line guideline): the blocked
+    // PLS update of lme4's `updateL` and the profiled deviance, whose phases share the factor
+    // workspaces and whose loop order is what the benchmark measures.
     fn update_inner(
         &mut self,
         bp: &BlockedProducts,

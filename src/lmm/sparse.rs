@@ -210,6 +210,9 @@ impl SparseTrailing {
     /// ordered supernodal factorization needs at most `max_flops` of the dense one's
     /// floating-point work (default [`SPARSE_MAX_FLOPS`]). `None` otherwise (or when
     /// faer's symbolic analysis fails: the dense path is always available).
+    ///
+    /// A named numerical kernel (one piece: the ordering, the symbolic analysis and the
+    /// gather maps it builds depend on each other's index arrays).
     pub fn build(bp: &BlockedProducts, min_rand: usize, max_flops: f64) -> Option<SparseTrailing> {
         let m = bp.m;
         let qr = bp.q_rest;

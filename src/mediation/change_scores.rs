@@ -249,11 +249,120 @@ pub fn run(
     let fits =
         fit_all(&table).map_err(|(model, e)| MediationError::least_squares(ANALYSIS, model, e))?;
     let level = spec.conf_level;
+    let cp = change_paths(&table, &fits, spec)?;
+    let (a, b) = (&cp.a, &cp.b);
+    let (est, std_est, sob) = cp.point_effects();
+    // Bootstrap over participants of the complete-case table.
+    let reps = indirect::bootstrap(
+        table.len(),
+        spec.bootstrap_resamples,
+        seed,
+        tags::CHANGE_BOOT,
+        progress,
+        |idx| {
+            let sub = table.subset(idx);
+            let f = fit_all(&sub).ok()?;
+            let (a, b, _, _) = estimates(&sub, &f);
+            let mut v: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
+            if k > 1 {
+                v.push(v.iter().sum());
+            }
+            Some(v)
+        },
+    );
+    let failed = reps.iter().filter(|r| r.is_none()).count();
+    let mc = if spec.monte_carlo_draws > 0 {
+        indirect::monte_carlo(
+            a,
+            &cp.se_a,
+            b,
+            &cp.vcov_b,
+            spec.monte_carlo_draws,
+            seed,
+            tags::CHANGE_MC,
+        )
+    } else {
+        Vec::new()
+    };
+    let (indirect_rows, sobel_p) = indirect::indirect_rows(
+        &effect_names(k),
+        &est,
+        &std_est,
+        &sob,
+        (spec.bootstrap_resamples > 0).then_some(&reps[..]),
+        &mc,
+        level,
+    );
+    let mut warnings = Vec::new();
+    if failed > 0 {
+        warnings.push(format!(
+            "{failed} of {} bootstrap resamples could not be fitted (collinear resample) and were left out",
+            spec.bootstrap_resamples
+        ));
+    }
+    let total_indirect = est.last().copied().unwrap_or(f64::NAN);
+    let (prop, warn) =
+        proportion_mediated(total_indirect, cp.cp, cp.c, cp.se_c, spec.proportion_min_z);
+    warnings.extend(warn);
+    let mut sds = vec![cp.sd_x];
+    sds.extend(&cp.sd_m);
+    sds.push(cp.sd_y);
+    let result = MediationResult {
+        analysis: ANALYSIS.into(),
+        x: spec.x.clone(),
+        mediators: spec.mediators.clone(),
+        y: spec.y.clone(),
+        n_used: table.len() as u64,
+        n_excluded: (table.n_participants - table.len()) as u64,
+        paths: cp.paths,
+        between_paths: Vec::new(),
+        indirect: indirect_rows,
+        proportion_mediated: prop,
+        bootstrap_resamples: (spec.bootstrap_resamples > 0)
+            .then_some(spec.bootstrap_resamples as u64),
+        monte_carlo_draws: (spec.monte_carlo_draws > 0).then_some(spec.monte_carlo_draws as u64),
+        warnings,
+    };
+    Ok(ChangeOutput {
+        result,
+        table,
+        fits,
+        sds,
+        sobel_p,
+    })
+}
+
+/// The path rows of the change-score models and what the indirect effects need of them.
+struct ChangePaths {
+    paths: Vec<crate::results::PathRow>,
+    a: Vec<f64>,
+    se_a: Vec<f64>,
+    b: Vec<f64>,
+    se_b: Vec<f64>,
+    /// Covariance of the b paths (one model), `k x k` row-major.
+    vcov_b: Vec<f64>,
+    cp: f64,
+    c: f64,
+    se_c: f64,
+    sd_x: f64,
+    sd_m: Vec<f64>,
+    sd_y: f64,
+}
+
+/// The a, b, c' and c paths (OLS t tests on the change scores), standardized by the SDs of
+/// the changes.
+fn change_paths(
+    table: &ChangeTable,
+    fits: &ChangeFits,
+    spec: &MediationSpec,
+) -> Result<ChangePaths, MediationError> {
+    let k = spec.mediators.len();
+    let level = spec.conf_level;
     let dx = format!("d_{}", spec.x);
     let sd_x = sd(&table.dx);
     let sd_m: Vec<f64> = table.dm.iter().map(|v| sd(v)).collect();
     let sd_y = sd(&table.dy);
-    let (a, b, cp, c) = estimates(&table, &fits);
+    let (a, b, cp, c) = estimates(table, fits);
     let mut paths = Vec::new();
     let mut se_a = Vec::new();
     let row_of = |name: &str, m: &OlsFit, term: &str, std: f64| {
@@ -295,7 +404,6 @@ pub fn run(
         .push(row_of("c_prime", &fits.b_model, &dx, cp * sd_x / sd_y).ok_or_else(|| missing(&dx))?);
     paths.push(row_of("c", &fits.total_model, &dx, c * sd_x / sd_y).ok_or_else(|| missing(&dx))?);
     let se_c = fits.total_model.get(&dx).map_or(f64::NAN, |v| v.1);
-    // Covariance of the b paths (one model).
     let mut vcov_b = vec![0.0; k * k];
     for i in 0..k {
         for j in 0..k {
@@ -308,95 +416,40 @@ pub fn run(
                 .unwrap_or(f64::NAN);
         }
     }
-    let std_a: Vec<f64> = (0..k).map(|j| a[j] * sd_x / sd_m[j]).collect();
-    let std_b: Vec<f64> = (0..k).map(|j| b[j] * sd_m[j] / sd_y).collect();
-    // Effects: a_k b_k, then the sum.
-    let names = effect_names(k);
-    let mut est: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
-    let mut std_est: Vec<f64> = (0..k).map(|j| std_a[j] * std_b[j]).collect();
-    let mut sob: Vec<f64> = (0..k)
-        .map(|j| indirect::sobel_se(a[j], se_a[j], b[j], se_b[j]))
-        .collect();
-    if k > 1 {
-        est.push(est.iter().sum());
-        std_est.push(std_est.iter().sum());
-        sob.push(indirect::sobel_se_sum(&a, &se_a, &b, &vcov_b));
-    }
-    // Bootstrap over participants of the complete-case table.
-    let reps = indirect::bootstrap(
-        table.len(),
-        spec.bootstrap_resamples,
-        seed,
-        tags::CHANGE_BOOT,
-        progress,
-        |idx| {
-            let sub = table.subset(idx);
-            let f = fit_all(&sub).ok()?;
-            let (a, b, _, _) = estimates(&sub, &f);
-            let mut v: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
-            if k > 1 {
-                v.push(v.iter().sum());
-            }
-            Some(v)
-        },
-    );
-    let failed = reps.iter().filter(|r| r.is_none()).count();
-    let mc = if spec.monte_carlo_draws > 0 {
-        indirect::monte_carlo(
-            &a,
-            &se_a,
-            &b,
-            &vcov_b,
-            spec.monte_carlo_draws,
-            seed,
-            tags::CHANGE_MC,
-        )
-    } else {
-        Vec::new()
-    };
-    let (indirect_rows, sobel_p) = indirect::indirect_rows(
-        &names,
-        &est,
-        &std_est,
-        &sob,
-        (spec.bootstrap_resamples > 0).then_some(&reps[..]),
-        &mc,
-        level,
-    );
-    let mut warnings = Vec::new();
-    if failed > 0 {
-        warnings.push(format!(
-            "{failed} of {} bootstrap resamples could not be fitted (collinear resample) and were left out",
-            spec.bootstrap_resamples
-        ));
-    }
-    let total_indirect = est.last().copied().unwrap_or(f64::NAN);
-    let (prop, warn) = proportion_mediated(total_indirect, cp, c, se_c, spec.proportion_min_z);
-    warnings.extend(warn);
-    let mut sds = vec![sd_x];
-    sds.extend(&sd_m);
-    sds.push(sd_y);
-    let result = MediationResult {
-        analysis: ANALYSIS.into(),
-        x: spec.x.clone(),
-        mediators: spec.mediators.clone(),
-        y: spec.y.clone(),
-        n_used: table.len() as u64,
-        n_excluded: (table.n_participants - table.len()) as u64,
+    Ok(ChangePaths {
         paths,
-        between_paths: Vec::new(),
-        indirect: indirect_rows,
-        proportion_mediated: prop,
-        bootstrap_resamples: (spec.bootstrap_resamples > 0)
-            .then_some(spec.bootstrap_resamples as u64),
-        monte_carlo_draws: (spec.monte_carlo_draws > 0).then_some(spec.monte_carlo_draws as u64),
-        warnings,
-    };
-    Ok(ChangeOutput {
-        result,
-        table,
-        fits,
-        sds,
-        sobel_p,
+        a,
+        se_a,
+        b,
+        se_b,
+        vcov_b,
+        cp,
+        c,
+        se_c,
+        sd_x,
+        sd_m,
+        sd_y,
     })
+}
+
+impl ChangePaths {
+    /// The indirect effects `a_j b_j`, their standardized values and Sobel SEs, with the
+    /// total (sum) appended when there are several mediators.
+    fn point_effects(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let k = self.a.len();
+        let (a, b) = (&self.a, &self.b);
+        let std_a: Vec<f64> = (0..k).map(|j| a[j] * self.sd_x / self.sd_m[j]).collect();
+        let std_b: Vec<f64> = (0..k).map(|j| b[j] * self.sd_m[j] / self.sd_y).collect();
+        let mut est: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
+        let mut std_est: Vec<f64> = (0..k).map(|j| std_a[j] * std_b[j]).collect();
+        let mut sob: Vec<f64> = (0..k)
+            .map(|j| indirect::sobel_se(a[j], self.se_a[j], b[j], self.se_b[j]))
+            .collect();
+        if k > 1 {
+            est.push(est.iter().sum());
+            std_est.push(std_est.iter().sum());
+            sob.push(indirect::sobel_se_sum(a, &self.se_a, b, &self.vcov_b));
+        }
+        (est, std_est, sob)
+    }
 }

@@ -727,6 +727,51 @@ fn sd_of(v: impl Iterator<Item = f64>) -> f64 {
     super::sd(&x)
 }
 
+/// The start of [`NativeFitter`]: the ratio of the residual SDs (Y over M equation, from the
+/// raw SDs of the responses) and the scales of the random effects in units of `sigma_m`
+/// (intercepts; slopes per SD of their predictor), so that the optimizer works on parameters
+/// of order one.
+fn start_scales(data: &StackedData) -> (f64, Vec<f64>) {
+    let p = data.p();
+    let eq_sd = |e: usize| {
+        sd_of(
+            (0..data.n())
+                .filter(|&i| data.equation[i] == e)
+                .map(|i| data.z[i]),
+        )
+    };
+    let rho0 = (eq_sd(1) / eq_sd(0)).abs();
+    let rho0 = if rho0.is_finite() && rho0 > 0.0 {
+        rho0
+    } else {
+        1.0
+    };
+    let col_sd = |c: usize| {
+        let s = sd_of(
+            (0..data.n())
+                .filter(|&i| data.x[i * p + c] != 0.0)
+                .map(|i| data.x[i * p + c]),
+        );
+        if s.is_finite() && s > 0.0 {
+            1.0 / s
+        } else {
+            1.0
+        }
+    };
+    let scale: Vec<f64> = data
+        .random
+        .iter()
+        .map(|&c| match data.x_names[c].as_str() {
+            "m_int" => 1.0,
+            "y_int" => rho0,
+            "a_x" => col_sd(c),
+            "b_m" => rho0 * col_sd(c),
+            _ => 1.0,
+        })
+        .collect();
+    (rho0, scale)
+}
+
 impl StackedFitter for NativeFitter {
     fn fit(&self, data: &StackedData, reml: bool) -> Result<StackedFit, StackedFitError> {
         use bobyqa::{Bobyqa, Config};
@@ -737,44 +782,7 @@ impl StackedFitter for NativeFitter {
             return Err(StackedFitError::TooFewRows(data.n()));
         }
         let gd = gls_data(data).ok_or(StackedFitError::SingularDesign)?;
-        let eq_sd = |e: usize| {
-            sd_of(
-                (0..data.n())
-                    .filter(|&i| data.equation[i] == e)
-                    .map(|i| data.z[i]),
-            )
-        };
-        let rho0 = (eq_sd(1) / eq_sd(0)).abs();
-        let rho0 = if rho0.is_finite() && rho0 > 0.0 {
-            rho0
-        } else {
-            1.0
-        };
-        // Scales of the random effects in units of sigma_m (intercepts; slopes per SD of
-        // their predictor).
-        let col_sd = |c: usize| {
-            let s = sd_of(
-                (0..data.n())
-                    .filter(|&i| data.x[i * p + c] != 0.0)
-                    .map(|i| data.x[i * p + c]),
-            );
-            if s.is_finite() && s > 0.0 {
-                1.0 / s
-            } else {
-                1.0
-            }
-        };
-        let scale: Vec<f64> = data
-            .random
-            .iter()
-            .map(|&c| match data.x_names[c].as_str() {
-                "m_int" => 1.0,
-                "y_int" => rho0,
-                "a_x" => col_sd(c),
-                "b_m" => rho0 * col_sd(c),
-                _ => 1.0,
-            })
-            .collect();
+        let (rho0, scale) = start_scales(data);
         let g_star = |th: &[f64]| -> Vec<f64> {
             // L lower triangular (row-wise packed), G* = D L L' D.
             let mut l = vec![0.0; q * q];

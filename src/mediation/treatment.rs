@@ -88,41 +88,8 @@ pub fn run(
             panel.waves.get(last).cloned().unwrap_or_default()
         )));
     }
-    let control = panel.arm_levels.first().cloned().unwrap_or_default();
-    let treated = panel
-        .intervention_arm
-        .clone()
-        .or_else(|| panel.arm_levels.get(1).cloned())
-        .ok_or_else(|| MediationError::Data {
-            analysis: ANALYSIS.into(),
-            message: "the study needs a control and an intervention arm".into(),
-        })?;
-    let m = panel.score(&ts.mediator, ANALYSIS)?;
-    let y = panel.score(&ts.outcome, ANALYSIS)?;
-    let at = |c: &[Option<f64>], p: usize, w: usize| c.get(p * nw + w).copied().flatten();
-    let mut t = Table {
-        arm: Vec::new(),
-        dm: Vec::new(),
-        m0: Vec::new(),
-        dy: Vec::new(),
-        y0: Vec::new(),
-    };
-    for p in 0..panel.n() {
-        let arm = match panel.arms.get(p) {
-            Some(a) if *a == treated => 1.0,
-            Some(a) if *a == control => 0.0,
-            _ => continue,
-        };
-        if let (Some(m0), Some(me), Some(y0), Some(yl)) =
-            (at(m, p, 0), at(m, p, eot), at(y, p, 0), at(y, p, last))
-        {
-            t.arm.push(arm);
-            t.m0.push(m0);
-            t.dm.push(me - m0);
-            t.y0.push(y0);
-            t.dy.push(yl - y0);
-        }
-    }
+    let (control, treated) = arms(panel)?;
+    let t = treatment_table(panel, ts, (eot, last), (&control, &treated))?;
     let n_used = t.arm.len();
     let names = [
         format!("arm{treated}"),
@@ -178,29 +145,7 @@ pub fn run(
         },
     );
     let failed = reps.iter().filter(|r| r.is_none()).count();
-    let bootstrap = (spec.bootstrap_resamples > 0).then(|| {
-        let (lo, hi) = percentile_interval(&indirect::column(&reps, 0), level);
-        Interval {
-            conf_low: lo,
-            conf_high: hi,
-        }
-    });
-    let monte_carlo = (spec.monte_carlo_draws > 0).then(|| {
-        let d = indirect::monte_carlo(
-            &[a],
-            &[se_a],
-            &[b],
-            &[se_b * se_b],
-            spec.monte_carlo_draws,
-            seed,
-            tags::TREATMENT_MC,
-        );
-        let (lo, hi) = quantile_interval(d.first().map_or(&[][..], |v| v), level);
-        Interval {
-            conf_low: lo,
-            conf_high: hi,
-        }
-    });
+    let (bootstrap, monte_carlo) = intervals(&reps, (a, se_a), (b, se_b), spec, seed);
     let mut warnings = Vec::new();
     if failed > 0 {
         warnings.push(format!(
@@ -233,4 +178,92 @@ pub fn run(
         monte_carlo_draws: (spec.monte_carlo_draws > 0).then_some(spec.monte_carlo_draws as u64),
         warnings,
     })
+}
+
+/// The control (first) and the intervention arm of the panel.
+fn arms(panel: &Panel) -> Result<(String, String), MediationError> {
+    let control = panel.arm_levels.first().cloned().unwrap_or_default();
+    let treated = panel
+        .intervention_arm
+        .clone()
+        .or_else(|| panel.arm_levels.get(1).cloned())
+        .ok_or_else(|| MediationError::Data {
+            analysis: ANALYSIS.into(),
+            message: "the study needs a control and an intervention arm".into(),
+        })?;
+    Ok((control, treated))
+}
+
+/// One row per participant of the two arms with the mediator at baseline and end of
+/// treatment and the outcome at baseline and the last wave (`waves = (eot, last)`): arm
+/// indicator, change of M, baseline M, change of Y, baseline Y.
+fn treatment_table(
+    panel: &Panel,
+    ts: &super::TreatmentSpec,
+    (eot, last): (usize, usize),
+    (control, treated): (&str, &str),
+) -> Result<Table, MediationError> {
+    let nw = panel.waves.len();
+    let m = panel.score(&ts.mediator, ANALYSIS)?;
+    let y = panel.score(&ts.outcome, ANALYSIS)?;
+    let at = |c: &[Option<f64>], p: usize, w: usize| c.get(p * nw + w).copied().flatten();
+    let mut t = Table {
+        arm: Vec::new(),
+        dm: Vec::new(),
+        m0: Vec::new(),
+        dy: Vec::new(),
+        y0: Vec::new(),
+    };
+    for p in 0..panel.n() {
+        let arm = match panel.arms.get(p) {
+            Some(a) if *a == treated => 1.0,
+            Some(a) if *a == control => 0.0,
+            _ => continue,
+        };
+        if let (Some(m0), Some(me), Some(y0), Some(yl)) =
+            (at(m, p, 0), at(m, p, eot), at(y, p, 0), at(y, p, last))
+        {
+            t.arm.push(arm);
+            t.m0.push(m0);
+            t.dm.push(me - m0);
+            t.y0.push(y0);
+            t.dy.push(yl - y0);
+        }
+    }
+    Ok(t)
+}
+
+/// The bootstrap percentile and Monte Carlo intervals of `ab` (each `None` when switched off).
+fn intervals(
+    reps: &[Option<Vec<f64>>],
+    (a, se_a): (f64, f64),
+    (b, se_b): (f64, f64),
+    spec: &MediationSpec,
+    seed: u64,
+) -> (Option<Interval>, Option<Interval>) {
+    let level = spec.conf_level;
+    let bootstrap = (spec.bootstrap_resamples > 0).then(|| {
+        let (lo, hi) = percentile_interval(&indirect::column(reps, 0), level);
+        Interval {
+            conf_low: lo,
+            conf_high: hi,
+        }
+    });
+    let monte_carlo = (spec.monte_carlo_draws > 0).then(|| {
+        let d = indirect::monte_carlo(
+            &[a],
+            &[se_a],
+            &[b],
+            &[se_b * se_b],
+            spec.monte_carlo_draws,
+            seed,
+            tags::TREATMENT_MC,
+        );
+        let (lo, hi) = quantile_interval(d.first().map_or(&[][..], |v| v), level);
+        Interval {
+            conf_low: lo,
+            conf_high: hi,
+        }
+    });
+    (bootstrap, monte_carlo)
 }

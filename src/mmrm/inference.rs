@@ -209,6 +209,9 @@ fn pattern_derivatives(
 
 impl Derivatives {
     /// Computes the derivatives. `eval` must be the evaluation at `gamma`.
+    ///
+    /// A named numerical kernel (one piece: the first and second derivatives of `V_i` per
+    /// pattern are accumulated in one pass over the patterns).
     pub fn compute(
         data: &MmrmData,
         gamma: &[f64],

@@ -34,7 +34,7 @@ use crate::meta::{self, MetaOptions};
 use crate::progress::ProgressSink;
 use crate::results::{
     ExcludedSite, FunnelDetails, LeaveOneOutRow, MetaAnalysis, MetaDetails, PerSiteRow, RankRow,
-    SiteDetails, SiteMethodRow, SiteResult,
+    ShrunkenRow, SiteDetails, SiteMethodRow, SiteResult,
 };
 pub use crate::results::{
     FidelityBandRow, FidelityModerator, FidelityResult, RoutineResult, ShrinkageModel,
@@ -327,7 +327,6 @@ pub fn analyse_outcome_data(
     seed: u64,
     stream: u64,
 ) -> (Vec<SiteResult>, Vec<SiteDetails>, Vec<String>) {
-    let mut warnings = Vec::new();
     let formula = spec.formula.replace("{outcome}", "y");
     let (fits, excluded) = per_site_fits(
         data,
@@ -336,22 +335,86 @@ pub fn analyse_outcome_data(
         spec.conf_level,
         spec.min_participants,
     );
-    for e in &excluded {
+    let mut warnings = per_site_warnings(outcome, &fits, &excluded);
+    let (shrink, shrunken, shrink_model) = fit_shrinkage(outcome, data, spec, &mut warnings);
+    let ranks = site_ranks(&shrunken, spec, seed, stream);
+    let column_of = |wave: &str| -> usize {
+        shrink
+            .wave_columns
+            .iter()
+            .position(|w| w.as_deref() == Some(wave))
+            .unwrap_or(0)
+    };
+    let mut results = Vec::new();
+    let mut details = Vec::new();
+    let mopt = spec.meta_options();
+    for wave in waves {
+        let (per_site, methods, wave_excluded) = wave_rows(&fits, &excluded, wave);
+        let meta = meta_of_wave(&per_site, &mopt);
+        warnings.extend(
+            meta.warnings
+                .iter()
+                .map(|w| format!("{outcome} at {wave}: {w}")),
+        );
+        results.push(SiteResult {
+            outcome: outcome.to_string(),
+            wave: wave.clone(),
+            per_site,
+            meta_analysis: meta.summary,
+            shrunken: shrunken.get(column_of(wave)).cloned().unwrap_or_default(),
+            ranks: ranks.get(column_of(wave)).cloned().unwrap_or_default(),
+            leave_one_out: meta.leave_one_out,
+        });
+        details.push(SiteDetails {
+            outcome: outcome.to_string(),
+            wave: wave.clone(),
+            per_site_model: spec.formula.replace("{outcome}", outcome),
+            per_site_methods: methods,
+            excluded_sites: wave_excluded,
+            meta: meta.details,
+            funnel: meta.funnel,
+            shrinkage_model: shrink_model.clone().map(|mut m| {
+                m.formula = spec.shrinkage_formula.replace("{outcome}", outcome);
+                m
+            }),
+            rank_draws: spec.rank_draws as u64,
+        });
+    }
+    (results, details, warnings)
+}
+
+/// A warning per site left out of the per-site analyses and per note of a site's fit.
+fn per_site_warnings(outcome: &str, fits: &[SiteFit], excluded: &[ExcludedSite]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for e in excluded {
         warnings.push(format!(
             "{outcome}: site {} left out of the per-site analyses: {}",
             e.site_id, e.reason
         ));
     }
-    for f in &fits {
+    for f in fits {
         for n in &f.fit.notes {
             warnings.push(format!("{outcome}: site {}: {n}", f.site_id));
         }
     }
+    warnings
+}
 
-    // Shrinkage model over all sites.
+/// The shrinkage model over all sites: its setup, the shrunken site effects per site-level
+/// column and the model summary (`None` with a warning when it cannot be fitted).
+fn fit_shrinkage(
+    outcome: &str,
+    data: &OutcomeData,
+    spec: &SitesSpec,
+    warnings: &mut Vec<String>,
+) -> (
+    ShrinkageSetup,
+    Vec<Vec<ShrunkenRow>>,
+    Option<ShrinkageModel>,
+) {
     let shrink = shrinkage_setup(data, spec);
     let frame = shrink.frame.as_ref().unwrap_or(&data.frame);
-    let (shrunken, shrink_model) =
+    let (shrunken, model) =
         match shrinkage::shrunken_effects(frame, &shrink.formula, "site_id", &shrink.columns) {
             Ok((rows, model)) => {
                 for w in &model.warnings {
@@ -364,8 +427,18 @@ pub fn analyse_outcome_data(
                 (Vec::new(), None)
             }
         };
-    // Ranks per site-level column (one column: the same ranks at every wave).
-    let ranks: Vec<Vec<RankRow>> = shrunken
+    (shrink, shrunken, model)
+}
+
+/// Simulated ranks of the shrunken effects per site-level column (one column: the same ranks
+/// at every wave); `stream` separates outcomes, the column index the columns.
+fn site_ranks(
+    shrunken: &[Vec<ShrunkenRow>],
+    spec: &SitesSpec,
+    seed: u64,
+    stream: u64,
+) -> Vec<Vec<RankRow>> {
+    shrunken
         .iter()
         .enumerate()
         .map(|(c, rows)| {
@@ -385,135 +458,121 @@ pub fn analyse_outcome_data(
                 stream * 256 + c as u64,
             )
         })
-        .collect();
-    let column_of = |wave: &str| -> usize {
-        shrink
-            .wave_columns
-            .iter()
-            .position(|w| w.as_deref() == Some(wave))
-            .unwrap_or(0)
-    };
+        .collect()
+}
 
-    let mut results = Vec::new();
-    let mut details = Vec::new();
-    let mopt = spec.meta_options();
-    for wave in waves {
-        let mut per_site = Vec::new();
-        let mut methods = Vec::new();
-        let mut wave_excluded = excluded.clone();
-        for f in &fits {
-            match f.fit.contrasts.iter().find(|c| &c.wave == wave) {
-                Some(c) if c.estimate.is_finite() && c.std_error > 0.0 => {
-                    per_site.push(PerSiteRow {
-                        site_id: f.site_id.clone(),
-                        n_participants: f.fit.n_participants as u64,
-                        estimate: c.estimate,
-                        std_error: c.std_error,
-                        df: c.df,
-                        conf_low: c.conf_low,
-                        conf_high: c.conf_high,
-                    });
-                    methods.push(SiteMethodRow {
-                        site_id: f.site_id.clone(),
-                        method: f.fit.method,
-                        singular: f.fit.singular,
-                        n_observations: f.fit.n_observations as u64,
-                        statistic: c.statistic,
-                        p_value: c.p_value,
-                    });
-                }
-                _ => wave_excluded.push(ExcludedSite {
+/// The per-site contrasts at `wave`, the fitting method per site, and the sites left out
+/// (those excluded overall and those without an estimable contrast at this wave).
+fn wave_rows(
+    fits: &[SiteFit],
+    excluded: &[ExcludedSite],
+    wave: &str,
+) -> (Vec<PerSiteRow>, Vec<SiteMethodRow>, Vec<ExcludedSite>) {
+    let mut per_site = Vec::new();
+    let mut methods = Vec::new();
+    let mut wave_excluded = excluded.to_vec();
+    for f in fits {
+        match f.fit.contrasts.iter().find(|c| c.wave == wave) {
+            Some(c) if c.estimate.is_finite() && c.std_error > 0.0 => {
+                per_site.push(PerSiteRow {
                     site_id: f.site_id.clone(),
-                    reason: format!("no estimable contrast at {wave} (an arm not observed)"),
-                }),
-            }
-        }
-        let yi: Vec<f64> = per_site.iter().map(|p| p.estimate).collect();
-        let sei: Vec<f64> = per_site.iter().map(|p| p.std_error).collect();
-        let labels: Vec<String> = per_site.iter().map(|p| p.site_id.clone()).collect();
-        let mut meta_analysis = None;
-        let mut meta_details = None;
-        let mut funnel = None;
-        let mut leave_one_out = Vec::new();
-        match meta::rma(&yi, &sei, &labels, &mopt) {
-            Ok(m) => {
-                meta_analysis = Some(MetaAnalysis {
-                    k: m.k as u64,
-                    estimate: m.estimate,
-                    std_error: m.std_error,
-                    conf_low: m.conf_low,
-                    conf_high: m.conf_high,
-                    tau2: m.tau2,
-                    i2: m.i2,
-                    q: m.q,
-                    q_p_value: m.q_p_value,
-                    pi_low: m.pi_low,
-                    pi_high: m.pi_high,
+                    n_participants: f.fit.n_participants as u64,
+                    estimate: c.estimate,
+                    std_error: c.std_error,
+                    df: c.df,
+                    conf_low: c.conf_low,
+                    conf_high: c.conf_high,
                 });
-                meta_details = Some(MetaDetails {
-                    statistic: m.statistic,
-                    df: m.df.unwrap_or(f64::INFINITY),
-                    p_value: m.p_value,
-                    se_tau2: m.se_tau2,
-                    h2: m.h2,
-                    s2w: m.s2w,
-                    iterations: m.iterations as u64,
-                    threshold: mopt.threshold,
-                    weights_percent: m.weights_percent.clone(),
+                methods.push(SiteMethodRow {
+                    site_id: f.site_id.clone(),
+                    method: f.fit.method,
+                    singular: f.fit.singular,
+                    n_observations: f.fit.n_observations as u64,
+                    statistic: c.statistic,
+                    p_value: c.p_value,
                 });
-                if let Ok(fd) = meta::funnel_data(&yi, &sei, &labels, &m) {
-                    funnel = Some(FunnelDetails {
-                        center: fd.center,
-                        z_crit: fd.z_crit,
-                        se_max: fd.se_max,
-                    });
-                }
-                if yi.len() >= 3 {
-                    match meta::leave_one_out(&yi, &sei, &labels, &mopt) {
-                        Ok(l) => {
-                            leave_one_out = l
-                                .into_iter()
-                                .map(|x| LeaveOneOutRow {
-                                    site_id: x.omitted,
-                                    estimate: x.fit.estimate,
-                                    conf_low: x.fit.conf_low,
-                                    conf_high: x.fit.conf_high,
-                                })
-                                .collect()
-                        }
-                        Err(e) => warnings.push(format!("{outcome} at {wave}: leave-one-out: {e}")),
-                    }
-                }
             }
-            Err(e) => warnings.push(format!(
-                "{outcome} at {wave}: no meta-analysis of the site contrasts: {e}"
-            )),
-        }
-        results.push(SiteResult {
-            outcome: outcome.to_string(),
-            wave: wave.clone(),
-            per_site,
-            meta_analysis,
-            shrunken: shrunken.get(column_of(wave)).cloned().unwrap_or_default(),
-            ranks: ranks.get(column_of(wave)).cloned().unwrap_or_default(),
-            leave_one_out,
-        });
-        details.push(SiteDetails {
-            outcome: outcome.to_string(),
-            wave: wave.clone(),
-            per_site_model: spec.formula.replace("{outcome}", outcome),
-            per_site_methods: methods,
-            excluded_sites: wave_excluded,
-            meta: meta_details,
-            funnel,
-            shrinkage_model: shrink_model.clone().map(|mut m| {
-                m.formula = spec.shrinkage_formula.replace("{outcome}", outcome);
-                m
+            _ => wave_excluded.push(ExcludedSite {
+                site_id: f.site_id.clone(),
+                reason: format!("no estimable contrast at {wave} (an arm not observed)"),
             }),
-            rank_draws: spec.rank_draws as u64,
+        }
+    }
+    (per_site, methods, wave_excluded)
+}
+
+/// The random-effects meta-analysis of the site contrasts of one wave (metafor's `rma`), its
+/// funnel and leave-one-out analyses, and warnings (without the outcome and wave prefix).
+#[derive(Default)]
+struct WaveMeta {
+    summary: Option<MetaAnalysis>,
+    details: Option<MetaDetails>,
+    funnel: Option<FunnelDetails>,
+    leave_one_out: Vec<LeaveOneOutRow>,
+    warnings: Vec<String>,
+}
+
+fn meta_of_wave(per_site: &[PerSiteRow], mopt: &MetaOptions) -> WaveMeta {
+    let yi: Vec<f64> = per_site.iter().map(|p| p.estimate).collect();
+    let sei: Vec<f64> = per_site.iter().map(|p| p.std_error).collect();
+    let labels: Vec<String> = per_site.iter().map(|p| p.site_id.clone()).collect();
+    let mut out = WaveMeta::default();
+    let m = match meta::rma(&yi, &sei, &labels, mopt) {
+        Ok(m) => m,
+        Err(e) => {
+            out.warnings
+                .push(format!("no meta-analysis of the site contrasts: {e}"));
+            return out;
+        }
+    };
+    out.summary = Some(MetaAnalysis {
+        k: m.k as u64,
+        estimate: m.estimate,
+        std_error: m.std_error,
+        conf_low: m.conf_low,
+        conf_high: m.conf_high,
+        tau2: m.tau2,
+        i2: m.i2,
+        q: m.q,
+        q_p_value: m.q_p_value,
+        pi_low: m.pi_low,
+        pi_high: m.pi_high,
+    });
+    out.details = Some(MetaDetails {
+        statistic: m.statistic,
+        df: m.df.unwrap_or(f64::INFINITY),
+        p_value: m.p_value,
+        se_tau2: m.se_tau2,
+        h2: m.h2,
+        s2w: m.s2w,
+        iterations: m.iterations as u64,
+        threshold: mopt.threshold,
+        weights_percent: m.weights_percent.clone(),
+    });
+    if let Ok(fd) = meta::funnel_data(&yi, &sei, &labels, &m) {
+        out.funnel = Some(FunnelDetails {
+            center: fd.center,
+            z_crit: fd.z_crit,
+            se_max: fd.se_max,
         });
     }
-    (results, details, warnings)
+    if yi.len() >= 3 {
+        match meta::leave_one_out(&yi, &sei, &labels, mopt) {
+            Ok(l) => {
+                out.leave_one_out = l
+                    .into_iter()
+                    .map(|x| LeaveOneOutRow {
+                        site_id: x.omitted,
+                        estimate: x.fit.estimate,
+                        conf_low: x.fit.conf_low,
+                        conf_high: x.fit.conf_high,
+                    })
+                    .collect()
+            }
+            Err(e) => out.warnings.push(format!("leave-one-out: {e}")),
+        }
+    }
+    out
 }
 
 /// The shrinkage model as fitted: its formula, the frame (when columns were added) and the

@@ -42,11 +42,73 @@ pub fn routine_site_means(
         .score(&spec.outcome)
         .ok_or_else(|| err(format!("no score `{}` in the export", spec.outcome)))?;
     let waves: Vec<String> = trial.study.waves.iter().map(|w| w.label.clone()).collect();
+    let (b, f) = routine_waves(&waves, spec)?;
+    let cm = change_frame(trial, scored, values, spec, (b, f))?;
+    let frame = &cm.frame;
+    let rhs = cm.terms.join(" + ");
+    let formula = format!("change ~ {rhs} + (1 | site_id)");
+    let mf = model_frame(frame, &formula)?;
+    let n = mf.n();
+    let ols = ols_xy(&mf.x, &mf.y, &mf.x_names).map_err(|e| err(format!("case-mix model: {e}")))?;
+    let overall = mf.y.iter().sum::<f64>() / n as f64;
+    let site_codes: Vec<u32> = match frame.column("site_id") {
+        Some(Column::Factor { codes, .. }) => {
+            mf.rows.iter().map(|&r| codes[r].unwrap_or(0)).collect()
+        }
+        _ => return Err(err("site_id column missing".into())),
+    };
+    let site_levels = match frame.column("site_id") {
+        Some(Column::Factor { levels, .. }) => levels.clone(),
+        _ => Vec::new(),
+    };
+    // per site: participants, sum of observed change, sum of case-mix expected change
+    let mut by: HashMap<u32, (u64, f64, f64)> = HashMap::new();
+    for (i, &code) in site_codes.iter().enumerate().take(n) {
+        let e = by.entry(code).or_insert((0, 0.0, 0.0));
+        e.0 += 1;
+        e.1 += mf.y[i];
+        e.2 += mf.y[i] - ols.residuals[i];
+    }
+    let (shrunk, site_sd, warnings) = shrunken_sites(mf);
+    let limits = Limits {
+        overall,
+        sigma: ols.sigma,
+        z95: qnorm(1.0 - (1.0 - level) / 2.0),
+        z998: qnorm(0.999),
+    };
+    let rows = site_levels
+        .iter()
+        .enumerate()
+        .filter_map(|(code, id)| {
+            let &(cnt, sum_y, sum_fit) = by.get(&(code as u32))?;
+            let (sh, csd) = shrunk.get(id).copied().unwrap_or((f64::NAN, f64::NAN));
+            Some(limits.row(id, cnt, sum_y, sum_fit, (sh, csd)))
+        })
+        .collect();
+    let label = |w: usize| waves.get(w).cloned().unwrap_or_default();
+    Ok(RoutineResult {
+        outcome: spec.outcome.clone(),
+        baseline_wave: label(b),
+        wave: label(f),
+        model: format!("lm(change ~ {rhs})"),
+        shrinkage_model: format!("lmer(change ~ {rhs} + (1 | site_id))"),
+        n_participants: n as u64,
+        n_excluded: (cm.n_kept - n) as u64,
+        overall_mean_change: overall,
+        residual_sd: ols.sigma,
+        site_sd,
+        rows,
+        warnings,
+    })
+}
+
+/// The baseline and follow-up wave positions of the spec (default the first and the last).
+fn routine_waves(waves: &[String], spec: &RoutineSpec) -> Result<(usize, usize), RoutineError> {
     let find = |w: &Option<String>, default: usize| -> Result<usize, RoutineError> {
         match w {
             None => Ok(default),
             Some(l) => waves.iter().position(|x| x == l).ok_or_else(|| {
-                err(format!(
+                RoutineError::Routine(format!(
                     "wave `{l}` is not a study wave ({})",
                     waves.join(", ")
                 ))
@@ -56,8 +118,30 @@ pub fn routine_site_means(
     let b = find(&spec.baseline_wave, 0)?;
     let f = find(&spec.wave, waves.len().saturating_sub(1))?;
     if f == b {
-        return Err(err("the follow-up wave is the baseline wave".into()));
+        return Err(RoutineError::Routine(
+            "the follow-up wave is the baseline wave".into(),
+        ));
     }
+    Ok((b, f))
+}
+
+/// The case-mix frame: one row per participant of the chosen arm with `change`,
+/// `baseline`, `site_id` and the covariates; `terms` the fixed terms of the case-mix model.
+struct ChangeFrame {
+    frame: Frame,
+    terms: Vec<String>,
+    /// Participants in the frame (of the chosen arm), with or without a change score.
+    n_kept: usize,
+}
+
+fn change_frame(
+    trial: &Trial,
+    scored: &Scored,
+    values: &[Option<f64>],
+    spec: &RoutineSpec,
+    (b, f): (usize, usize),
+) -> Result<ChangeFrame, RoutineError> {
+    let err = |m: String| RoutineError::Routine(m);
     let arm = match &spec.arm {
         None => None,
         Some(a) => Some(
@@ -114,34 +198,21 @@ pub fn routine_site_means(
         }?;
         terms.push(c.clone());
     }
-    let rhs = terms.join(" + ");
-    let formula = format!("change ~ {rhs} + (1 | site_id)");
-    let mf = model_frame(&frame, &formula)?;
-    let n = mf.n();
-    let ols = ols_xy(&mf.x, &mf.y, &mf.x_names).map_err(|e| err(format!("case-mix model: {e}")))?;
-    let overall = mf.y.iter().sum::<f64>() / n as f64;
-    let site_codes: Vec<u32> = match frame.column("site_id") {
-        Some(Column::Factor { codes, .. }) => {
-            mf.rows.iter().map(|&r| codes[r].unwrap_or(0)).collect()
-        }
-        _ => return Err(err("site_id column missing".into())),
-    };
-    let site_levels = match frame.column("site_id") {
-        Some(Column::Factor { levels, .. }) => levels.clone(),
-        _ => Vec::new(),
-    };
-    let mut by: HashMap<u32, (u64, f64, f64)> = HashMap::new();
-    for (i, &code) in site_codes.iter().enumerate().take(n) {
-        let e = by.entry(code).or_insert((0, 0.0, 0.0));
-        e.0 += 1;
-        e.1 += mf.y[i];
-        e.2 += mf.y[i] - ols.residuals[i];
-    }
-    let z95 = qnorm(1.0 - (1.0 - level) / 2.0);
-    let z998 = qnorm(0.999);
+    Ok(ChangeFrame {
+        frame,
+        terms,
+        n_kept: keep.len(),
+    })
+}
+
+/// The shrinkage model `lmer(change ~ case mix + (1 | site_id))`: per site its conditional
+/// mode and SD, the site SD, and warnings (singular or not fitted).
+fn shrunken_sites(
+    mf: crate::formula::ModelFrame,
+) -> (HashMap<String, (f64, f64)>, f64, Vec<String>) {
     let mut warnings = Vec::new();
     let lmm = fit_model_frame(mf, &LmmOptions::default());
-    let (shrunk, site_sd): (HashMap<String, (f64, f64)>, f64) = match &lmm {
+    let (shrunk, site_sd) = match &lmm {
         Ok(fit) => {
             if fit.singular {
                 warnings
@@ -166,16 +237,35 @@ pub fn routine_site_means(
             (HashMap::new(), f64::NAN)
         }
     };
-    let mut rows = Vec::new();
-    for (code, id) in site_levels.iter().enumerate() {
-        let Some(&(cnt, sum_y, sum_fit)) = by.get(&(code as u32)) else {
-            continue;
-        };
+    (shrunk, site_sd, warnings)
+}
+
+/// The funnel-plot control limits around the overall mean change: `overall +- z SE` with
+/// `SE = sigma / sqrt(n)` of the case-mix model (Spiegelhalter 2005, Stat Med 24).
+struct Limits {
+    overall: f64,
+    sigma: f64,
+    z95: f64,
+    z998: f64,
+}
+
+impl Limits {
+    /// One site's row from its count and sums of observed and expected change.
+    fn row(
+        &self,
+        id: &str,
+        cnt: u64,
+        sum_y: f64,
+        sum_fit: f64,
+        (shrunken, conditional_sd): (f64, f64),
+    ) -> RoutineSiteRow {
+        let overall = self.overall;
+        let (z95, z998) = (self.z95, self.z998);
         let nn = cnt as f64;
         let observed = sum_y / nn;
         let expected = sum_fit / nn;
         let adjusted = overall + observed - expected;
-        let se = ols.sigma / nn.sqrt();
+        let se = self.sigma / nn.sqrt();
         let funnel = if adjusted > overall + z998 * se {
             "above 99.8%"
         } else if adjusted > overall + z95 * se {
@@ -187,9 +277,8 @@ pub fn routine_site_means(
         } else {
             "within"
         };
-        let (sh, csd) = shrunk.get(id).copied().unwrap_or((f64::NAN, f64::NAN));
-        rows.push(RoutineSiteRow {
-            site_id: id.clone(),
+        RoutineSiteRow {
+            site_id: id.to_string(),
             n: cnt,
             observed,
             expected,
@@ -200,25 +289,10 @@ pub fn routine_site_means(
             limit998_low: overall - z998 * se,
             limit998_high: overall + z998 * se,
             funnel: funnel.into(),
-            shrunken: sh,
-            conditional_sd: csd,
-        });
+            shrunken,
+            conditional_sd,
+        }
     }
-    let label = |w: usize| waves.get(w).cloned().unwrap_or_default();
-    Ok(RoutineResult {
-        outcome: spec.outcome.clone(),
-        baseline_wave: label(b),
-        wave: label(f),
-        model: format!("lm(change ~ {rhs})"),
-        shrinkage_model: format!("lmer(change ~ {rhs} + (1 | site_id))"),
-        n_participants: n as u64,
-        n_excluded: (keep.len() - n) as u64,
-        overall_mean_change: overall,
-        residual_sd: ols.sigma,
-        site_sd,
-        rows,
-        warnings,
-    })
 }
 
 enum Cov {
