@@ -2,11 +2,11 @@
 //! (study.toml, sites.csv, groups.csv, participants.csv, assessments.csv, admissions.csv) and
 //! truth.json with the observed-scale truths (cached for the default parameters, else computed
 //! from one large simulated trial, which takes seconds). The model: `herstel::simulate`.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::CmdResult;
-use crate::simulate::{read_config, simulate, SimConfig};
+use crate::simulate::{simulate, SimConfig, SimError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -51,4 +51,18 @@ pub fn run(args: Args) -> CmdResult {
         args.seed
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a configuration file (TOML; any subset of the fields).
+fn read_config(path: &Path) -> Result<SimConfig, SimError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SimConfig::from_toml_str(&text).map_err(|e| match e {
+        SimError::ConfigParse { message } => SimError::ConfigParse {
+            message: format!("{}: {message}", path.display()),
+        },
+        other => other,
+    })
 }

@@ -369,6 +369,20 @@ pub fn read_export(dir: &Path, schema: &Schema, options: &ValidateOptions) -> In
     build::read_export(dir, schema, options)
 }
 
+/// Writes the named files of an export (e.g. [`crate::simulate::SimulatedTrial::files`]) into
+/// `dir`, created if needed; the error names the path that failed.
+pub fn write_export_files<S: AsRef<str>>(
+    dir: &Path,
+    files: &[(&str, S)],
+) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    std::fs::create_dir_all(dir).map_err(|e| (dir.to_path_buf(), e))?;
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text.as_ref()).map_err(|e| (path, e))?;
+    }
+    Ok(())
+}
+
 /// Reads an export and returns the trial only when there are no errors.
 // The report is the error on purpose (every problem, located); it is built once per run.
 #[allow(clippy::result_large_err)]

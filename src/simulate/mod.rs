@@ -681,30 +681,10 @@ impl SimulatedTrial {
         ])
     }
 
-    /// Writes the export and truth.json into `dir` (created if needed).
+    /// Writes the export and truth.json into `dir` (created if needed), through
+    /// [`crate::ingest::write_export_files`].
     pub fn write(&self, dir: &Path) -> Result<(), SimError> {
-        std::fs::create_dir_all(dir).map_err(|source| SimError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        for (name, text) in self.files()? {
-            let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|source| SimError::Write { path, source })?;
-        }
-        Ok(())
+        crate::ingest::write_export_files(dir, &self.files()?)
+            .map_err(|(path, source)| SimError::Write { path, source })
     }
-}
-
-/// Reads a configuration file (TOML; any subset of the fields).
-pub fn read_config(path: &Path) -> Result<SimConfig, SimError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    SimConfig::from_toml_str(&text).map_err(|e| match e {
-        SimError::ConfigParse { message } => SimError::ConfigParse {
-            message: format!("{}: {message}", path.display()),
-        },
-        other => other,
-    })
 }
