@@ -30,8 +30,8 @@ type SigmaDerivatives = (Vec<DMatrix<f64>>, Vec<DMatrix<f64>>);
 
 use super::fit::{sub, CovParams, Evaluation, MmrmData, Pattern, Residual};
 use super::structures::CovKind;
-use crate::lmm::inference::kenward_roger::KrAdjusted;
-use crate::lmm::inference::satterthwaite::Satterthwaite;
+use crate::lmm::inference::kenward_roger::{kr_from_sums, KrAdjusted};
+use crate::lmm::inference::satterthwaite::{lmertest_a, Satterthwaite};
 
 /// First and second derivatives of `Sigma_g` in its gamma (t x t each).
 fn sigma_derivatives(kind: CovKind, t: usize, gamma: &[f64]) -> Option<SigmaDerivatives> {
@@ -375,29 +375,7 @@ impl Derivatives {
     /// Satterthwaite ingredients in the shape of [`crate::lmm::inference::satterthwaite`]:
     /// `A = 2 H^+` (eigenvalues above 1e-8, lmerTest's rule) and `dC/dgamma_k`.
     pub fn satterthwaite(&self) -> Satterthwaite {
-        let k = self.k;
-        let eig = self.hessian.clone().symmetric_eigen();
-        let tol = 1e-8;
-        let mut warnings = Vec::new();
-        let neg = eig.eigenvalues.iter().filter(|e| **e < -tol).count();
-        let zero = eig.eigenvalues.iter().filter(|e| e.abs() <= tol).count();
-        if neg > 0 {
-            warnings.push(format!(
-                "Model failed to converge with {neg} negative eigenvalue(s) of the Hessian"
-            ));
-        }
-        if zero > 0 {
-            warnings.push(format!(
-                "Model may not have converged with {zero} eigenvalue(s) close to zero"
-            ));
-        }
-        let mut hinv = DMatrix::zeros(k, k);
-        for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
-            if ev > tol {
-                let v = eig.eigenvectors.column(idx);
-                hinv += (v * v.transpose()) / ev;
-            }
-        }
+        let (a, warnings) = lmertest_a(&self.hessian);
         let jac = self
             .qx
             .iter()
@@ -406,64 +384,14 @@ impl Derivatives {
         Satterthwaite {
             vcov: self.vcov.clone(),
             jac,
-            a: hinv * 2.0,
+            a,
             warnings,
         }
     }
 
     /// Kenward-Roger adjusted covariance (pbkrtest `vcovAdj16_internal`, summed by pattern).
     pub fn kenward_roger(&self) -> Result<KrAdjusted, String> {
-        let k = self.k;
-        let phi = &self.vcov;
         let pp: Vec<DMatrix<f64>> = self.qx.iter().map(|m| -m).collect();
-        let mut ie2 = DMatrix::<f64>::zeros(k, k);
-        for i in 0..k {
-            let phi_pi = phi * &pp[i];
-            for j in i..k {
-                let v = self.ktrace[(i, j)] - 2.0 * phi.component_mul(&self.rx[i * k + j]).sum()
-                    + phi_pi.component_mul(&(&pp[j] * phi)).sum();
-                ie2[(i, j)] = v;
-                ie2[(j, i)] = v;
-            }
-        }
-        let eig = ie2.clone().symmetric_eigen();
-        let condi = eig
-            .eigenvalues
-            .iter()
-            .fold(f64::INFINITY, |a, v| a.min(v.abs()));
-        let w = if condi > 1e-10 {
-            ie2.try_inverse()
-                .ok_or("the information matrix of the covariance parameters is singular")?
-                * 2.0
-        } else {
-            let tol =
-                f64::EPSILON.sqrt() * eig.eigenvalues.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            let mut g = DMatrix::zeros(k, k);
-            for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
-                if ev.abs() > tol {
-                    let v = eig.eigenvectors.column(idx);
-                    g += (v * v.transpose()) / ev;
-                }
-            }
-            g * 2.0
-        };
-        let p = phi.nrows();
-        let mut uu = DMatrix::<f64>::zeros(p, p);
-        for i in 0..k {
-            for j in i + 1..k {
-                uu += (&self.rx[i * k + j] - &pp[i] * phi * &pp[j]) * w[(i, j)];
-            }
-        }
-        uu = &uu + uu.transpose();
-        for i in 0..k {
-            uu += (&self.rx[i * k + i] - &pp[i] * phi * &pp[i]) * w[(i, i)];
-        }
-        let phi_a = phi + (phi * uu * phi) * 2.0;
-        Ok(KrAdjusted {
-            phi: phi.clone(),
-            phi_a,
-            p: pp,
-            w,
-        })
+        kr_from_sums(&self.vcov, pp, &self.rx, &self.ktrace)
     }
 }

@@ -68,6 +68,21 @@ pub fn kr_adjust(blocks: &[KrBlock], phi: &DMatrix<f64>) -> Result<KrAdjusted, S
             }
         }
     }
+    kr_from_sums(phi, pp, &qq, &ktrace)
+}
+
+/// The adjustment from the summed ingredients (pbkrtest `vcovAdj16_internal` after the sums
+/// over blocks or patterns): `P_r = -X'V^-1 G_r V^-1 X` (`pp`), `Q_rs = X'V^-1 G_r V^-1 G_s
+/// V^-1 X` (`qq[r * nr + s]`, `s >= r`) and `tr(V^-1 G_r V^-1 G_s)` (`ktrace`). Shared by the
+/// LMM ([`kr_adjust`]) and the MMRM (`crate::mmrm::inference`).
+pub fn kr_from_sums(
+    phi: &DMatrix<f64>,
+    pp: Vec<DMatrix<f64>>,
+    qq: &[DMatrix<f64>],
+    ktrace: &DMatrix<f64>,
+) -> Result<KrAdjusted, String> {
+    let nr = pp.len();
+    let p = phi.nrows();
     let mut ie2 = DMatrix::<f64>::zeros(nr, nr);
     for i in 0..nr {
         let phi_pi = phi * &pp[i];

@@ -37,6 +37,36 @@ pub struct Satterthwaite {
     pub warnings: Vec<String>,
 }
 
+/// lmerTest's `A = 2 H^+`: twice the pseudo-inverse of the deviance Hessian over its
+/// eigenvalues above 1e-8, with lmerTest's convergence warnings for negative and near-zero
+/// eigenvalues. Shared by the LMM and the MMRM.
+pub fn lmertest_a(hm: &DMatrix<f64>) -> (DMatrix<f64>, Vec<String>) {
+    let k = hm.nrows();
+    let eig = hm.clone().symmetric_eigen();
+    let tol = 1e-8;
+    let mut warnings = Vec::new();
+    let neg = eig.eigenvalues.iter().filter(|e| **e < -tol).count();
+    let zero = eig.eigenvalues.iter().filter(|e| e.abs() <= tol).count();
+    if neg > 0 {
+        warnings.push(format!(
+            "Model failed to converge with {neg} negative eigenvalue(s) of the Hessian"
+        ));
+    }
+    if zero > 0 {
+        warnings.push(format!(
+            "Model may not have converged with {zero} eigenvalue(s) close to zero"
+        ));
+    }
+    let mut hinv = DMatrix::zeros(k, k);
+    for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
+        if ev > tol {
+            let v = eig.eigenvectors.column(idx);
+            hinv += (v * v.transpose()) / ev;
+        }
+    }
+    (hinv * 2.0, warnings)
+}
+
 impl Satterthwaite {
     /// Computes the Hessian of the deviance and the Jacobian of vcov(beta) numerically.
     pub fn compute<M: VarianceParameterModel + ?Sized>(model: &M) -> Result<Self, String> {
@@ -49,29 +79,8 @@ impl Satterthwaite {
         if !hm.iter().all(|v| v.is_finite()) {
             return Err("the Hessian of the deviance is not finite".into());
         }
-        let eig = hm.clone().symmetric_eigen();
-        let tol = 1e-8;
-        let mut warnings = Vec::new();
-        let neg = eig.eigenvalues.iter().filter(|e| **e < -tol).count();
-        let zero = eig.eigenvalues.iter().filter(|e| e.abs() <= tol).count();
-        if neg > 0 {
-            warnings.push(format!(
-                "Model failed to converge with {neg} negative eigenvalue(s) of the Hessian"
-            ));
-        }
-        if zero > 0 {
-            warnings.push(format!(
-                "Model may not have converged with {zero} eigenvalue(s) close to zero"
-            ));
-        }
-        let mut hinv = DMatrix::zeros(k, k);
-        for (idx, &ev) in eig.eigenvalues.iter().enumerate() {
-            if ev > tol {
-                let v = eig.eigenvectors.column(idx);
-                hinv += (v * v.transpose()) / ev;
-            }
-        }
-        let a = hinv * 2.0;
+        let (a, warnings) = lmertest_a(&hm);
+
         let jac_rows = numderiv::jacobian(
             |x| {
                 let c = model.vcov_at(x);
