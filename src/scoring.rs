@@ -505,7 +505,8 @@ fn score_instrument(
     let data = InstrumentData::of(trial, inst);
     let mut scores = InstrumentScores::new(inst, rows.len());
     let mut log = ScoreLog::default();
-    for r in 0..rows.len() {
+    // `empty_row` has one entry per row of `rows`
+    for (r, &empty) in empty_row.iter().enumerate() {
         let at = RowLabel {
             participant: trial
                 .participants
@@ -523,7 +524,7 @@ fn score_instrument(
             at,
             assessment: a,
             source_row: trial.assessments.get(a).map(|x| x.row).unwrap_or(0),
-            empty: empty_row[r],
+            empty,
         };
         scores.key_items(&data, m.row(a));
         scores.score_row(&data, &row, &mut log);
