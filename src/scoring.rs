@@ -345,6 +345,7 @@ impl LongRows {
         rows
     }
 
+    /// Number of rows.
     fn len(&self) -> usize {
         self.participant.len()
     }
