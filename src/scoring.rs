@@ -11,7 +11,7 @@
 //! that value is the score, `<instrument>_n_answered` stays empty and [`Scored::prescored`]
 //! lists it.
 
-use crate::ingest::{Arm, GroupId, ParticipantId, SiteId, Trial, Wave};
+use crate::ingest::{Arm, GroupId, ItemMatrix, ParticipantId, PreScored, SiteId, Trial, Wave};
 use crate::schema::instrument::scale_score;
 use crate::schema::{IndexKind, Instrument};
 use crate::table::{OutColumn, OutValues};
@@ -246,8 +246,6 @@ fn keyed(inst: &Instrument, reverse: &[bool], item: usize, v: f64) -> f64 {
     }
 }
 
-/// Scores every instrument in `instruments` (matched by name to the trial's item matrices)
-/// for every participant x wave.
 /// The exclusion log that `herstel score --log` and `herstel run` write: the missing-score
 /// columns `participant_id, wave, score, reason` (from [`Scored::exclusion_columns`] or
 /// [`Scored::take_exclusion_columns`]) followed by every input row left out of the trial
@@ -269,282 +267,499 @@ pub fn exclusion_log(trial: &Trial, mut cols: Vec<OutColumn>) -> Vec<OutColumn> 
     cols
 }
 
+/// Scores every instrument in `instruments` (matched by name to the trial's item matrices)
+/// for every participant x wave.
 pub fn score(trial: &Trial, instruments: &[Instrument]) -> Scored {
-    let n_waves = trial.study.waves.len();
-    let n = trial.participants.len() * n_waves;
-    let lookup = trial.assessment_lookup();
-
-    let mut participant = Vec::with_capacity(n);
-    let mut wave = Vec::with_capacity(n);
-    let mut arm = Vec::with_capacity(n);
-    let mut site = Vec::with_capacity(n);
-    let mut group = Vec::with_capacity(n);
-    let mut months = Vec::with_capacity(n);
-    let mut assessment = Vec::with_capacity(n);
-    for (pi, p) in trial.participants.iter().enumerate() {
-        for (wi, w) in trial.study.waves.iter().enumerate() {
-            let pid = ParticipantId(pi as u32);
-            let wv = Wave(wi as u16);
-            participant.push(pid);
-            wave.push(wv);
-            arm.push(p.arm);
-            site.push(p.site);
-            group.push(p.group);
-            months.push(w.months);
-            assessment.push(lookup.get(&(pid, wv)).copied());
-        }
-    }
-
-    // rows whose assessment has no answered item at all: a missed wave
-    let empty_row: Vec<bool> = assessment
-        .iter()
-        .map(|a| match a {
-            None => true,
-            Some(a) => !trial.assessment_has_data(*a),
-        })
-        .collect();
+    let rows = LongRows::of(trial);
+    let empty_row = missed_rows(trial, &rows.assessment);
 
     // instruments in parallel (rayon keeps their order): the columns and the exclusion log
     // come out exactly as from a sequential loop
-    type PerInstrument = (
-        ScoreColumn,
-        Vec<ScoreColumn>,
-        Vec<ScoreExclusion>,
-        Vec<ScoreExclusion>,
-    );
-    let per_instrument: Vec<PerInstrument> = {
+    let per_instrument: Vec<InstrumentColumns> = {
         use rayon::prelude::*;
         instruments
             .par_iter()
-            .map(|inst| {
-                let mut exclusions = Vec::new();
-                let mut prescored_log = Vec::new();
-                let mut details = Vec::new();
-                let prescored = trial
-                    .instrument_index(&inst.name)
-                    .and_then(|i| trial.prescored.get(i))
-                    .filter(|p| !p.is_empty());
-                let matrix = trial
-                    .instrument_index(&inst.name)
-                    .and_then(|i| trial.items.get(i))
-                    .filter(|m| m.n_items() == inst.items);
-                let mut reverse = vec![false; inst.items];
-                for &r in &inst.reverse {
-                    if let Some(slot) = reverse.get_mut(r.wrapping_sub(1)) {
-                        *slot = true;
-                    }
-                }
-                let mut total = vec![None; n];
-                let mut n_answered = vec![None; n];
-                let mut subs: Vec<Vec<Option<f64>>> = vec![vec![None; n]; inst.subscales.len()];
-                let mut idx: Vec<Vec<Option<f64>>> = vec![vec![None; n]; inst.indices.len()];
-                let mut buf = vec![f64::NAN; inst.items];
-                for r in 0..n {
-                    let (pid_text, wave_text) = (
-                        trial
-                            .participants
-                            .get(participant[r].index())
-                            .map(|p| p.id.as_str())
-                            .unwrap_or(""),
-                        trial.wave_label(wave[r]),
-                    );
-                    let mut log = |score: &str, reason: String| {
-                        exclusions.push(ScoreExclusion {
-                            participant_id: pid_text.to_string(),
-                            wave: wave_text.to_string(),
-                            score: score.to_string(),
-                            reason,
-                        })
-                    };
-                    let (Some(a), Some(m)) = (assessment[r], matrix) else {
-                        let reason = match (assessment[r], matrix) {
-                            (None, _) => "wave missed: no assessment row".to_string(),
-                            _ => format!("instrument {} has no item data in the trial", inst.name),
-                        };
-                        log(&inst.name, reason.clone());
-                        for s in &inst.subscales {
-                            log(&format!("{}_{}", inst.name, s.name), reason.clone());
-                        }
-                        continue;
-                    };
-                    for (j, (slot, &v)) in buf.iter_mut().zip(m.row(a)).enumerate() {
-                        *slot = if v.is_nan() {
-                            f64::NAN
-                        } else {
-                            keyed(inst, &reverse, j, v)
-                        };
-                    }
-                    let row_row = trial.assessments.get(a).map(|x| x.row).unwrap_or(0);
-                    let (k, value) = scale_score(buf.iter().copied(), inst.items, inst.total);
-                    // no item answered, a pre-scored value: the value is the score (n_answered
-                    // stays empty: no item was there to count)
-                    if let Some(p) = prescored.filter(|p| k == 0 && p.any(a)) {
-                        let mut note = |score: String, column: String| {
-                            prescored_log.push(ScoreExclusion {
-                                participant_id: pid_text.to_string(),
-                                wave: wave_text.to_string(),
-                                score,
-                                reason: format!(
-                                    "pre-scored: assessments column {column} (row {row_row}); no item answered"
-                                ),
-                            })
-                        };
-                        match p.total(a) {
-                            Some(t) => {
-                                total[r] = Some(t);
-                                note(inst.name.clone(), inst.total_column());
-                            }
-                            None => log(
-                                &inst.name,
-                                format!(
-                                    "no item answered and {} is empty (assessments row {row_row})",
-                                    inst.total_column()
-                                ),
-                            ),
-                        }
-                        for (si, (slot, s)) in subs.iter_mut().zip(&inst.subscales).enumerate() {
-                            let name = format!("{}_{}", inst.name, s.name);
-                            match p.subscale(si, a) {
-                                Some(v) => {
-                                    slot[r] = Some(v);
-                                    note(name, inst.subscale_column(s));
-                                }
-                                None => log(
-                                    &name,
-                                    format!(
-                                        "no item answered and no pre-scored {} (assessments row {row_row})",
-                                        inst.subscale_column(s)
-                                    ),
-                                ),
-                            }
-                        }
-                        continue;
-                    }
-                    n_answered[r] = Some(k as f64);
-                    let missed_reason =
-                        || format!("wave missed: all items empty (assessments row {row_row})");
-                    let valid = inst.min_answered_share.met(k, inst.items) && k > 0;
-                    if valid {
-                        total[r] = Some(value);
-                        let sum_answered: f64 = buf.iter().filter(|v| !v.is_nan()).sum();
-                        let pst = buf.iter().filter(|&&v| !v.is_nan() && v > inst.min).count();
-                        for (slot, kind) in idx.iter_mut().zip(&inst.indices) {
-                            slot[r] = match kind {
-                                IndexKind::Pst => Some(pst as f64),
-                                IndexKind::Psdi => {
-                                    if pst > 0 {
-                                        Some(sum_answered / pst as f64)
-                                    } else {
-                                        log(
-                                            &format!("{}_psdi", inst.name),
-                                            "PST = 0 (no item above the minimum)".into(),
-                                        );
-                                        None
-                                    }
-                                }
-                                IndexKind::SumAnswered => Some(sum_answered),
-                                IndexKind::TotalProrated => {
-                                    Some(sum_answered / k as f64 * inst.items as f64)
-                                }
-                            };
-                        }
-                    } else if empty_row[r] {
-                        log(&inst.name, missed_reason());
-                    } else {
-                        log(
-                            &inst.name,
-                            format!(
-                                "too few items answered: {k} of {} (needs {})",
-                                inst.items,
-                                inst.min_answered()
-                            ),
-                        );
-                    }
-                    for (slot, s) in subs.iter_mut().zip(&inst.subscales) {
-                        let (ks, v) = scale_score(
-                            s.items
-                                .iter()
-                                .map(|&i| buf.get(i.wrapping_sub(1)).copied().unwrap_or(f64::NAN)),
-                            s.items.len(),
-                            s.rule,
-                        );
-                        let share = s.min_answered_share.unwrap_or(inst.min_answered_share);
-                        if ks > 0 && share.met(ks, s.items.len()) {
-                            slot[r] = Some(v);
-                        } else if empty_row[r] {
-                            log(&format!("{}_{}", inst.name, s.name), missed_reason());
-                        } else {
-                            log(
-                                &format!("{}_{}", inst.name, s.name),
-                                format!(
-                                    "too few items answered: {ks} of {} (needs {})",
-                                    s.items.len(),
-                                    share.min_items(s.items.len())
-                                ),
-                            );
-                        }
-                    }
-                }
-                let total_column = ScoreColumn {
-                    name: inst.name.clone(),
-                    instrument: inst.name.clone(),
-                    kind: ScoreKind::Total,
-                    values: total,
-                };
-                details.push(ScoreColumn {
-                    name: format!("{}_n_answered", inst.name),
-                    instrument: inst.name.clone(),
-                    kind: ScoreKind::NAnswered,
-                    values: n_answered,
-                });
-                for (s, values) in inst.subscales.iter().zip(subs) {
-                    details.push(ScoreColumn {
-                        name: format!("{}_{}", inst.name, s.name),
-                        instrument: inst.name.clone(),
-                        kind: ScoreKind::Subscale(s.name.clone()),
-                        values,
-                    });
-                }
-                for (kind, values) in inst.indices.iter().zip(idx) {
-                    details.push(ScoreColumn {
-                        name: format!("{}_{}", inst.name, kind.suffix()),
-                        instrument: inst.name.clone(),
-                        kind: ScoreKind::Index(*kind),
-                        values,
-                    });
-                }
-                (total_column, details, exclusions, prescored_log)
-            })
+            .map(|inst| score_instrument(trial, inst, &rows, &empty_row))
             .collect()
     };
-    let mut totals = Vec::with_capacity(instruments.len());
-    let mut details = Vec::new();
-    let mut exclusions = Vec::new();
-    let mut prescored = Vec::new();
-    for (total, det, exc, pre) in per_instrument {
-        totals.push(total);
-        details.extend(det);
-        exclusions.extend(exc);
-        prescored.extend(pre);
-    }
-    totals.extend(details);
+    let (columns, log) = concat_instruments(per_instrument);
 
     Scored {
-        participant,
-        wave,
-        arm,
-        site,
-        group,
-        months,
-        assessment,
+        participant: rows.participant,
+        wave: rows.wave,
+        arm: rows.arm,
+        site: rows.site,
+        group: rows.group,
+        months: rows.months,
+        assessment: rows.assessment,
         participant_ids: trial.participants.iter().map(|p| p.id.clone()).collect(),
         site_ids: trial.sites.iter().map(|s| s.id.clone()).collect(),
         group_ids: trial.groups.iter().map(|g| g.id.clone()).collect(),
         arm_labels: trial.study.arms.clone(),
         wave_labels: trial.study.waves.iter().map(|w| w.label.clone()).collect(),
-        columns: totals,
-        exclusions,
-        prescored,
+        columns,
+        exclusions: log.exclusions,
+        prescored: log.prescored,
+    }
+}
+
+/// The participant x wave rows of the long table (participants in file order, waves in
+/// study order) with each row's assessment, if any.
+struct LongRows {
+    participant: Vec<ParticipantId>,
+    wave: Vec<Wave>,
+    arm: Vec<Arm>,
+    site: Vec<SiteId>,
+    group: Vec<Option<GroupId>>,
+    months: Vec<f64>,
+    assessment: Vec<Option<usize>>,
+}
+
+impl LongRows {
+    /// One row per participant and wave of the trial.
+    fn of(trial: &Trial) -> LongRows {
+        let n = trial.participants.len() * trial.study.waves.len();
+        let lookup = trial.assessment_lookup();
+        let mut rows = LongRows {
+            participant: Vec::with_capacity(n),
+            wave: Vec::with_capacity(n),
+            arm: Vec::with_capacity(n),
+            site: Vec::with_capacity(n),
+            group: Vec::with_capacity(n),
+            months: Vec::with_capacity(n),
+            assessment: Vec::with_capacity(n),
+        };
+        for (pi, p) in trial.participants.iter().enumerate() {
+            for (wi, w) in trial.study.waves.iter().enumerate() {
+                let pid = ParticipantId(pi as u32);
+                let wv = Wave(wi as u16);
+                rows.participant.push(pid);
+                rows.wave.push(wv);
+                rows.arm.push(p.arm);
+                rows.site.push(p.site);
+                rows.group.push(p.group);
+                rows.months.push(w.months);
+                rows.assessment.push(lookup.get(&(pid, wv)).copied());
+            }
+        }
+        rows
+    }
+
+    /// Number of rows.
+    fn len(&self) -> usize {
+        self.participant.len()
+    }
+}
+
+/// Rows whose assessment has no answered item at all: a missed wave.
+fn missed_rows(trial: &Trial, assessment: &[Option<usize>]) -> Vec<bool> {
+    assessment
+        .iter()
+        .map(|a| match a {
+            None => true,
+            Some(a) => !trial.assessment_has_data(*a),
+        })
+        .collect()
+}
+
+/// The score columns of one instrument (the total apart, as it comes first in the table)
+/// and its part of the logs.
+struct InstrumentColumns {
+    total: ScoreColumn,
+    details: Vec<ScoreColumn>,
+    log: ScoreLog,
+}
+
+/// Totals of all instruments first, then each instrument's other columns; the logs in
+/// instrument order.
+fn concat_instruments(per_instrument: Vec<InstrumentColumns>) -> (Vec<ScoreColumn>, ScoreLog) {
+    let mut totals = Vec::with_capacity(per_instrument.len());
+    let mut details = Vec::new();
+    let mut log = ScoreLog::default();
+    for c in per_instrument {
+        totals.push(c.total);
+        details.extend(c.details);
+        log.exclusions.extend(c.log.exclusions);
+        log.prescored.extend(c.log.prescored);
+    }
+    totals.extend(details);
+    (totals, log)
+}
+
+/// The missing scores and the scores taken pre-scored, in the order they were met.
+#[derive(Default)]
+struct ScoreLog {
+    exclusions: Vec<ScoreExclusion>,
+    prescored: Vec<ScoreExclusion>,
+}
+
+/// Where a log line points: the participant's id and the wave's label.
+struct RowLabel<'a> {
+    participant: &'a str,
+    wave: &'a str,
+}
+
+/// A row of the long table that has an assessment, as one instrument's scoring sees it.
+struct RowContext<'a> {
+    /// Row of the long table.
+    r: usize,
+    at: RowLabel<'a>,
+    /// Index into `Trial::assessments`.
+    assessment: usize,
+    /// The assessment's row in assessments.csv (for the log).
+    source_row: usize,
+    /// The assessment has no answered item of any instrument (a missed wave).
+    empty: bool,
+}
+
+impl RowContext<'_> {
+    /// The reason a score is missing on a missed wave.
+    fn missed_reason(&self) -> String {
+        format!(
+            "wave missed: all items empty (assessments row {})",
+            self.source_row
+        )
+    }
+}
+
+impl ScoreLog {
+    /// Logs a missing score.
+    fn missing(&mut self, at: &RowLabel<'_>, score: &str, reason: String) {
+        self.exclusions.push(ScoreExclusion {
+            participant_id: at.participant.to_string(),
+            wave: at.wave.to_string(),
+            score: score.to_string(),
+            reason,
+        })
+    }
+
+    /// Logs a score taken from the pre-scored assessments column `column`.
+    fn prescored(&mut self, row: &RowContext<'_>, score: String, column: String) {
+        self.prescored.push(ScoreExclusion {
+            participant_id: row.at.participant.to_string(),
+            wave: row.at.wave.to_string(),
+            score,
+            reason: format!(
+                "pre-scored: assessments column {column} (row {}); no item answered",
+                row.source_row
+            ),
+        })
+    }
+
+    /// Logs the total and every subscale of a row that cannot be scored: no assessment row,
+    /// or no item data of the instrument in the trial.
+    fn unscored_row(&mut self, inst: &Instrument, at: &RowLabel<'_>, no_assessment: bool) {
+        let reason = if no_assessment {
+            "wave missed: no assessment row".to_string()
+        } else {
+            format!("instrument {} has no item data in the trial", inst.name)
+        };
+        self.missing(at, &inst.name, reason.clone());
+        for s in &inst.subscales {
+            self.missing(at, &format!("{}_{}", inst.name, s.name), reason.clone());
+        }
+    }
+}
+
+/// One instrument's inputs from the trial: its item matrix (when the item count matches),
+/// its pre-scored columns (when the export has any), and which items are reverse keyed.
+struct InstrumentData<'a> {
+    inst: &'a Instrument,
+    matrix: Option<&'a ItemMatrix>,
+    prescored: Option<&'a PreScored>,
+    reverse: Vec<bool>,
+}
+
+impl<'a> InstrumentData<'a> {
+    /// Finds the instrument's data in the trial.
+    fn of(trial: &'a Trial, inst: &'a Instrument) -> InstrumentData<'a> {
+        let prescored = trial
+            .instrument_index(&inst.name)
+            .and_then(|i| trial.prescored.get(i))
+            .filter(|p| !p.is_empty());
+        let matrix = trial
+            .instrument_index(&inst.name)
+            .and_then(|i| trial.items.get(i))
+            .filter(|m| m.n_items() == inst.items);
+        let mut reverse = vec![false; inst.items];
+        for &r in &inst.reverse {
+            if let Some(slot) = reverse.get_mut(r.wrapping_sub(1)) {
+                *slot = true;
+            }
+        }
+        InstrumentData {
+            inst,
+            matrix,
+            prescored,
+            reverse,
+        }
+    }
+}
+
+/// Scores one instrument on every row of the long table.
+fn score_instrument(
+    trial: &Trial,
+    inst: &Instrument,
+    rows: &LongRows,
+    empty_row: &[bool],
+) -> InstrumentColumns {
+    let data = InstrumentData::of(trial, inst);
+    let mut scores = InstrumentScores::new(inst, rows.len());
+    let mut log = ScoreLog::default();
+    // `empty_row` has one entry per row of `rows`
+    for (r, &empty) in empty_row.iter().enumerate() {
+        let at = RowLabel {
+            participant: trial
+                .participants
+                .get(rows.participant[r].index())
+                .map(|p| p.id.as_str())
+                .unwrap_or(""),
+            wave: trial.wave_label(rows.wave[r]),
+        };
+        let (Some(a), Some(m)) = (rows.assessment[r], data.matrix) else {
+            log.unscored_row(inst, &at, rows.assessment[r].is_none());
+            continue;
+        };
+        let row = RowContext {
+            r,
+            at,
+            assessment: a,
+            source_row: trial.assessments.get(a).map(|x| x.row).unwrap_or(0),
+            empty,
+        };
+        scores.key_items(&data, m.row(a));
+        scores.score_row(&data, &row, &mut log);
+    }
+    scores.into_columns(inst, log)
+}
+
+/// The columns of one instrument, filled row by row.
+struct InstrumentScores {
+    total: Vec<Option<f64>>,
+    n_answered: Vec<Option<f64>>,
+    subs: Vec<Vec<Option<f64>>>,
+    idx: Vec<Vec<Option<f64>>>,
+    /// The keyed items of the current row (`NaN` = not answered); reused across rows.
+    buf: Vec<f64>,
+}
+
+impl InstrumentScores {
+    /// Empty columns for `n` rows.
+    fn new(inst: &Instrument, n: usize) -> InstrumentScores {
+        InstrumentScores {
+            total: vec![None; n],
+            n_answered: vec![None; n],
+            subs: vec![vec![None; n]; inst.subscales.len()],
+            idx: vec![vec![None; n]; inst.indices.len()],
+            buf: vec![f64::NAN; inst.items],
+        }
+    }
+
+    /// Puts one assessment's items, reverse keyed, into the row buffer.
+    fn key_items(&mut self, data: &InstrumentData<'_>, items: &[f64]) {
+        for (j, (slot, &v)) in self.buf.iter_mut().zip(items).enumerate() {
+            *slot = if v.is_nan() {
+                f64::NAN
+            } else {
+                keyed(data.inst, &data.reverse, j, v)
+            };
+        }
+    }
+
+    /// Scores the row in the buffer: from the pre-scored columns when no item was answered
+    /// and the export has a pre-scored value, else the total, indices and subscales from
+    /// the items.
+    fn score_row(&mut self, data: &InstrumentData<'_>, row: &RowContext<'_>, log: &mut ScoreLog) {
+        let inst = data.inst;
+        let (k, value) = scale_score(self.buf.iter().copied(), inst.items, inst.total);
+        // no item answered, a pre-scored value: the value is the score (n_answered
+        // stays empty: no item was there to count)
+        if let Some(p) = data.prescored.filter(|p| k == 0 && p.any(row.assessment)) {
+            self.take_prescored(inst, p, row, log);
+            return;
+        }
+        self.n_answered[row.r] = Some(k as f64);
+        self.score_total(inst, row, (k, value), log);
+        self.score_subscales(inst, row, log);
+    }
+
+    /// Takes the pre-scored total and subscales of a row without answered items; a value
+    /// the export lacks is logged as missing.
+    fn take_prescored(
+        &mut self,
+        inst: &Instrument,
+        p: &PreScored,
+        row: &RowContext<'_>,
+        log: &mut ScoreLog,
+    ) {
+        let (r, a, row_row) = (row.r, row.assessment, row.source_row);
+        match p.total(a) {
+            Some(t) => {
+                self.total[r] = Some(t);
+                log.prescored(row, inst.name.clone(), inst.total_column());
+            }
+            None => log.missing(
+                &row.at,
+                &inst.name,
+                format!(
+                    "no item answered and {} is empty (assessments row {row_row})",
+                    inst.total_column()
+                ),
+            ),
+        }
+        for (si, (slot, s)) in self.subs.iter_mut().zip(&inst.subscales).enumerate() {
+            let name = format!("{}_{}", inst.name, s.name);
+            match p.subscale(si, a) {
+                Some(v) => {
+                    slot[r] = Some(v);
+                    log.prescored(row, name, inst.subscale_column(s));
+                }
+                None => log.missing(
+                    &row.at,
+                    &name,
+                    format!(
+                        "no item answered and no pre-scored {} (assessments row {row_row})",
+                        inst.subscale_column(s)
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// The total (`k` items answered, `value` by the instrument's rule) and, when it is
+    /// valid, the indices; else the reason it is missing.
+    fn score_total(
+        &mut self,
+        inst: &Instrument,
+        row: &RowContext<'_>,
+        (k, value): (usize, f64),
+        log: &mut ScoreLog,
+    ) {
+        let valid = inst.min_answered_share.met(k, inst.items) && k > 0;
+        if valid {
+            self.total[row.r] = Some(value);
+            self.score_indices(inst, row, k, log);
+        } else if row.empty {
+            log.missing(&row.at, &inst.name, row.missed_reason());
+        } else {
+            log.missing(
+                &row.at,
+                &inst.name,
+                format!(
+                    "too few items answered: {k} of {} (needs {})",
+                    inst.items,
+                    inst.min_answered()
+                ),
+            );
+        }
+    }
+
+    /// The indices of a valid total (`k` items answered): PST, PSDI, the sum of the answered
+    /// items, the prorated total.
+    fn score_indices(
+        &mut self,
+        inst: &Instrument,
+        row: &RowContext<'_>,
+        k: usize,
+        log: &mut ScoreLog,
+    ) {
+        let sum_answered: f64 = self.buf.iter().filter(|v| !v.is_nan()).sum();
+        let pst = self
+            .buf
+            .iter()
+            .filter(|&&v| !v.is_nan() && v > inst.min)
+            .count();
+        for (slot, kind) in self.idx.iter_mut().zip(&inst.indices) {
+            slot[row.r] = match kind {
+                IndexKind::Pst => Some(pst as f64),
+                IndexKind::Psdi => {
+                    if pst > 0 {
+                        Some(sum_answered / pst as f64)
+                    } else {
+                        log.missing(
+                            &row.at,
+                            &format!("{}_psdi", inst.name),
+                            "PST = 0 (no item above the minimum)".into(),
+                        );
+                        None
+                    }
+                }
+                IndexKind::SumAnswered => Some(sum_answered),
+                IndexKind::TotalProrated => Some(sum_answered / k as f64 * inst.items as f64),
+            };
+        }
+    }
+
+    /// Each subscale from its items, by its own rule and share (default: the instrument's);
+    /// else the reason it is missing.
+    fn score_subscales(&mut self, inst: &Instrument, row: &RowContext<'_>, log: &mut ScoreLog) {
+        let buf = &self.buf;
+        for (slot, s) in self.subs.iter_mut().zip(&inst.subscales) {
+            let (ks, v) = scale_score(
+                s.items
+                    .iter()
+                    .map(|&i| buf.get(i.wrapping_sub(1)).copied().unwrap_or(f64::NAN)),
+                s.items.len(),
+                s.rule,
+            );
+            let share = s.min_answered_share.unwrap_or(inst.min_answered_share);
+            if ks > 0 && share.met(ks, s.items.len()) {
+                slot[row.r] = Some(v);
+            } else if row.empty {
+                log.missing(
+                    &row.at,
+                    &format!("{}_{}", inst.name, s.name),
+                    row.missed_reason(),
+                );
+            } else {
+                log.missing(
+                    &row.at,
+                    &format!("{}_{}", inst.name, s.name),
+                    format!(
+                        "too few items answered: {ks} of {} (needs {})",
+                        s.items.len(),
+                        share.min_items(s.items.len())
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The finished columns: the total, then answered items, subscales and indices.
+    fn into_columns(self, inst: &Instrument, log: ScoreLog) -> InstrumentColumns {
+        let total = ScoreColumn {
+            name: inst.name.clone(),
+            instrument: inst.name.clone(),
+            kind: ScoreKind::Total,
+            values: self.total,
+        };
+        let mut details = vec![ScoreColumn {
+            name: format!("{}_n_answered", inst.name),
+            instrument: inst.name.clone(),
+            kind: ScoreKind::NAnswered,
+            values: self.n_answered,
+        }];
+        for (s, values) in inst.subscales.iter().zip(self.subs) {
+            details.push(ScoreColumn {
+                name: format!("{}_{}", inst.name, s.name),
+                instrument: inst.name.clone(),
+                kind: ScoreKind::Subscale(s.name.clone()),
+                values,
+            });
+        }
+        for (kind, values) in inst.indices.iter().zip(self.idx) {
+            details.push(ScoreColumn {
+                name: format!("{}_{}", inst.name, kind.suffix()),
+                instrument: inst.name.clone(),
+                kind: ScoreKind::Index(*kind),
+                values,
+            });
+        }
+        InstrumentColumns {
+            total,
+            details,
+            log,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     count_analysis, per_participant, trial_analysis, AdmissionRules, AdmissionsError,
-    RandomizedParticipant, Stay,
+    CountAnalysis, ParticipantAdmissions, RandomizedParticipant, Stay, TrialAdmissionAnalysis,
 };
 use crate::glm::GlmControl;
 use crate::ingest::Trial;
@@ -72,6 +72,45 @@ pub fn analyse(
     level: f64,
 ) -> Result<Admissions, AdmissionsError> {
     let study = &trial.study;
+    let rules = admission_rules(trial, spec)?;
+    let rows = per_participant(&randomized_participants(trial), &stays(trial), &rules)?;
+    let reference = study.arms.first().cloned().unwrap_or_default();
+    let intervention = study
+        .arms
+        .get(study.intervention)
+        .cloned()
+        .unwrap_or_default();
+    let control = GlmControl::default();
+    let mut out = Admissions {
+        followup_window: format!(
+            "admissions starting 1-{} days after randomization",
+            rules.follow_up_days.floor()
+        ),
+        prior_window: format!(
+            "admissions starting {}-1 days before randomization",
+            spec.prior_days
+        ),
+        by_arm: admissions_by_arm(&study.arms, &rows, spec.prior_days),
+        ..Default::default()
+    };
+    let c = count_analysis(&rows, &reference, &intervention, level, &control)
+        .map_err(|e| AdmissionsError::CountModels(Box::new(e)))?;
+    out.negative_binomial = Some(negative_binomial_model(&c));
+    out.poisson = Some(poisson_model(&c));
+    if let Ok(t) = trial_analysis(&rows, &reference, &intervention, level, &control) {
+        out.logistic = Some(logistic_result(&t, &study.arms, &rows));
+        out.bed_days = Some(bed_days_result(&t, &study.arms, &rows));
+    }
+    Ok(out)
+}
+
+/// The windows of the spec: follow-up to the last wave (end of treatment at the second
+/// wave) unless `followup_days` is set, and `prior_days` of history before randomization.
+fn admission_rules(
+    trial: &Trial,
+    spec: &AdmissionsSpec,
+) -> Result<AdmissionRules, AdmissionsError> {
+    let study = &trial.study;
     let last = study.waves.last().map_or(0.0, |w| w.months);
     let eot = study.waves.get(1).map_or(last, |w| w.months);
     let mut rules = AdmissionRules::from_months(last, eot, None)?;
@@ -80,7 +119,12 @@ pub fn analyse(
     if let Some(d) = spec.followup_days {
         rules.follow_up_days = f64::from(d);
     }
-    let parts: Vec<RandomizedParticipant> = trial
+    Ok(rules)
+}
+
+/// Every participant with the label of their arm and their randomization day (0 when unknown).
+fn randomized_participants(trial: &Trial) -> Vec<RandomizedParticipant> {
+    trial
         .participants
         .iter()
         .map(|p| RandomizedParticipant {
@@ -88,8 +132,13 @@ pub fn analyse(
             arm: trial.arm_label(p.arm).to_string(),
             randomized_on: p.randomized_on.map_or(0, |d| d.days()),
         })
-        .collect();
-    let stays: Vec<Stay> = trial
+        .collect()
+}
+
+/// The admissions of the trial as stays of participant ids (admissions of unknown
+/// participants left out).
+fn stays(trial: &Trial) -> Vec<Stay> {
+    trial
         .admissions
         .iter()
         .filter_map(|a| {
@@ -100,18 +149,16 @@ pub fn analyse(
                 row: a.row,
             })
         })
-        .collect();
-    let rows = per_participant(&parts, &stays, &rules)?;
-    let reference = study.arms.first().cloned().unwrap_or_default();
-    let intervention = study
-        .arms
-        .get(study.intervention)
-        .cloned()
-        .unwrap_or_default();
-    let control = GlmControl::default();
-    let by_arm: Vec<AdmissionsByArm> = study
-        .arms
-        .iter()
+        .collect()
+}
+
+/// Admissions, bed days and exposure summed per arm (in study order).
+fn admissions_by_arm(
+    arms: &[String],
+    rows: &[ParticipantAdmissions],
+    prior_days: i32,
+) -> Vec<AdmissionsByArm> {
+    arms.iter()
         .map(|a| {
             let r: Vec<_> = rows.iter().filter(|x| &x.arm == a).collect();
             AdmissionsByArm {
@@ -121,103 +168,107 @@ pub fn analyse(
                 admissions_followup: r.iter().map(|x| u64::from(x.count)).sum(),
                 bed_days_prior: r.iter().map(|x| u64::from(x.bed_days_prior)).sum(),
                 bed_days_followup: r.iter().map(|x| u64::from(x.bed_days_follow_up)).sum(),
-                exposure_years_prior: r.len() as f64 * f64::from(spec.prior_days) / 365.25,
+                exposure_years_prior: r.len() as f64 * f64::from(prior_days) / 365.25,
                 exposure_years_followup: r.iter().map(|x| x.exposure).sum(),
             }
         })
+        .collect()
+}
+
+/// The negative-binomial count model (MASS::glm.nb) as reported.
+fn negative_binomial_model(c: &CountAnalysis) -> CountModel {
+    CountModel {
+        model: format!("MASS::glm.nb({})", c.formula),
+        rate_ratio: c.negative_binomial_rate_ratio.ratio,
+        conf_low: c.negative_binomial_rate_ratio.conf_low,
+        conf_high: c.negative_binomial_rate_ratio.conf_high,
+        p_value: c.negative_binomial_rate_ratio.p_value,
+        theta: Some(c.negative_binomial.theta),
+        dispersion: None,
+        coefficients: term_rows(&c.negative_binomial.glm.coefficients),
+    }
+}
+
+/// The Poisson count model as reported, with its overdispersion.
+fn poisson_model(c: &CountAnalysis) -> CountModel {
+    CountModel {
+        model: format!("glm({}, family = poisson)", c.formula),
+        rate_ratio: c.poisson_rate_ratio.ratio,
+        conf_low: c.poisson_rate_ratio.conf_low,
+        conf_high: c.poisson_rate_ratio.conf_high,
+        p_value: c.poisson_rate_ratio.p_value,
+        theta: None,
+        dispersion: Some(c.overdispersion.dispersion),
+        coefficients: term_rows(&c.poisson.coefficients),
+    }
+}
+
+/// The logistic regression of any admission after randomization, with the risk per arm and
+/// the risk difference.
+fn logistic_result(
+    t: &TrialAdmissionAnalysis,
+    arms: &[String],
+    rows: &[ParticipantAdmissions],
+) -> LogisticResult {
+    let risks = arms
+        .iter()
+        .map(|a| {
+            let r: Vec<_> = rows.iter().filter(|x| &x.arm == a).collect();
+            ArmRisk {
+                arm: a.clone(),
+                events: r.iter().filter(|x| x.any_after).count() as u64,
+                n: r.len() as u64,
+            }
+        })
         .collect();
-    let mut out = Admissions {
-        followup_window: format!(
-            "admissions starting 1-{} days after randomization",
-            rules.follow_up_days.floor()
-        ),
-        prior_window: format!(
-            "admissions starting {}-1 days before randomization",
-            spec.prior_days
-        ),
-        by_arm,
-        ..Default::default()
-    };
-    match count_analysis(&rows, &reference, &intervention, level, &control) {
-        Ok(c) => {
-            out.negative_binomial = Some(CountModel {
-                model: format!("MASS::glm.nb({})", c.formula),
-                rate_ratio: c.negative_binomial_rate_ratio.ratio,
-                conf_low: c.negative_binomial_rate_ratio.conf_low,
-                conf_high: c.negative_binomial_rate_ratio.conf_high,
-                p_value: c.negative_binomial_rate_ratio.p_value,
-                theta: Some(c.negative_binomial.theta),
-                dispersion: None,
-                coefficients: term_rows(&c.negative_binomial.glm.coefficients),
-            });
-            out.poisson = Some(CountModel {
-                model: format!("glm({}, family = poisson)", c.formula),
-                rate_ratio: c.poisson_rate_ratio.ratio,
-                conf_low: c.poisson_rate_ratio.conf_low,
-                conf_high: c.poisson_rate_ratio.conf_high,
-                p_value: c.poisson_rate_ratio.p_value,
-                theta: None,
-                dispersion: Some(c.overdispersion.dispersion),
-                coefficients: term_rows(&c.poisson.coefficients),
-            });
-        }
-        Err(e) => return Err(AdmissionsError::CountModels(Box::new(e))),
+    LogisticResult {
+        model: format!("glm({}, family = binomial)", t.formula),
+        odds_ratio: t.odds_ratio.ratio,
+        conf_low: t.odds_ratio.conf_low,
+        conf_high: t.odds_ratio.conf_high,
+        p_value: t.odds_ratio.p_value,
+        risks,
+        risk_difference: Some(t.risk_difference.estimate),
+        rd_conf_low: Some(t.risk_difference.conf_low),
+        rd_conf_high: Some(t.risk_difference.conf_high),
     }
-    if let Ok(t) = trial_analysis(&rows, &reference, &intervention, level, &control) {
-        let risks = study
-            .arms
-            .iter()
-            .map(|a| {
-                let r: Vec<_> = rows.iter().filter(|x| &x.arm == a).collect();
-                ArmRisk {
-                    arm: a.clone(),
-                    events: r.iter().filter(|x| x.any_after).count() as u64,
-                    n: r.len() as u64,
-                }
-            })
-            .collect();
-        out.logistic = Some(LogisticResult {
-            model: format!("glm({}, family = binomial)", t.formula),
-            odds_ratio: t.odds_ratio.ratio,
-            conf_low: t.odds_ratio.conf_low,
-            conf_high: t.odds_ratio.conf_high,
-            p_value: t.odds_ratio.p_value,
-            risks,
-            risk_difference: Some(t.risk_difference.estimate),
-            rd_conf_low: Some(t.risk_difference.conf_low),
-            rd_conf_high: Some(t.risk_difference.conf_high),
-        });
-        let dist = study
-            .arms
-            .iter()
-            .map(|a| {
-                let mut v: Vec<f64> = rows
-                    .iter()
-                    .filter(|x| &x.arm == a)
-                    .map(|x| x.bed_days_change as f64)
-                    .collect();
-                v.sort_by(f64::total_cmp);
-                let n = v.len();
-                ArmDistribution {
-                    arm: a.clone(),
-                    n: n as u64,
-                    mean: if n > 0 {
-                        v.iter().sum::<f64>() / n as f64
-                    } else {
-                        f64::NAN
-                    },
-                    median: quantile_type7(&v, 0.5),
-                    q1: quantile_type7(&v, 0.25),
-                    q3: quantile_type7(&v, 0.75),
-                }
-            })
-            .collect();
-        out.bed_days = Some(BedDays {
-            test: "Mann-Whitney U (wilcox.test, normal approximation with continuity correction) of the change in bed days".into(),
-            u: t.bed_days_test.w,
-            p_value: t.bed_days_test.p_value,
-            by_arm: dist,
-        });
+}
+
+/// The Mann-Whitney U test of the change in bed days, with the distribution of the change
+/// per arm (mean, and median and quartiles as R's type-7 quantiles).
+fn bed_days_result(
+    t: &TrialAdmissionAnalysis,
+    arms: &[String],
+    rows: &[ParticipantAdmissions],
+) -> BedDays {
+    let dist = arms
+        .iter()
+        .map(|a| {
+            let mut v: Vec<f64> = rows
+                .iter()
+                .filter(|x| &x.arm == a)
+                .map(|x| x.bed_days_change as f64)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            ArmDistribution {
+                arm: a.clone(),
+                n: n as u64,
+                mean: if n > 0 {
+                    v.iter().sum::<f64>() / n as f64
+                } else {
+                    f64::NAN
+                },
+                median: quantile_type7(&v, 0.5),
+                q1: quantile_type7(&v, 0.25),
+                q3: quantile_type7(&v, 0.75),
+            }
+        })
+        .collect();
+    BedDays {
+        test: "Mann-Whitney U (wilcox.test, normal approximation with continuity correction) of the change in bed days".into(),
+        u: t.bed_days_test.w,
+        p_value: t.bed_days_test.p_value,
+        by_arm: dist,
     }
-    Ok(out)
 }

@@ -891,161 +891,285 @@ fn build_participants(
     built_groups: &mut GroupsBuilt,
     exclusions: &mut Vec<Exclusion>,
 ) -> ParticipantsBuilt {
-    let empty_schema = empty_schema();
-    let (sites, site_index) = (&built_sites.sites, &built_sites.index);
-    let explicit_groups = built_groups.explicit;
-    let groups = &mut built_groups.groups;
-    let group_index = &mut built_groups.index;
-    let mut participants: Vec<Participant> = Vec::new();
-    let mut participant_index: HashMap<String, ParticipantId> = HashMap::new();
-    let mut excluded_participant_rows: HashMap<String, usize> = HashMap::new();
-    let mut participant_extra = Vec::new();
-    if let Some(t) = tables.get("participants") {
-        let mut fl = take_flags(flags, "participants", t.n_rows());
-        let col = |n: &str| t.column_index(n);
-        let (c_id, c_site, c_team, c_arm, c_group) = (
-            col("participant_id"),
-            col("site_id"),
-            col("team_id"),
-            col("arm"),
-            col("group_id"),
-        );
-        let (c_rand, c_age, c_sex, c_diag, c_sess) = (
-            col("randomized_on"),
-            col("age"),
-            col("sex"),
-            col("diagnosis"),
-            col("sessions_attended"),
-        );
-        let mut kept = Vec::new();
-        for i in 0..t.n_rows() {
-            let arm = cell(t, c_arm, i).and_then(|a| study.arm_index(a));
-            let group_text = cell(t, c_group, i);
-            // group rules by design
-            if let Some(arm) = arm {
-                match (study.design, group_text) {
-                    (Design::Individual, Some(g)) if arm != study.intervention => {
-                        cx.row_error(
-                            &mut fl,
-                            ProblemKind::GroupOnControl,
-                            "participants",
-                            i,
-                            Some("group_id"),
-                            Some(g),
-                            format!(
-                                "no group for a participant of arm {} in an individually randomized trial",
-                                study.arms.get(arm).map(String::as_str).unwrap_or("")
-                            ),
-                        );
-                    }
-                    (Design::Cluster, None) => {
-                        cx.row_error(
-                            &mut fl,
-                            ProblemKind::MissingGroup,
-                            "participants",
-                            i,
-                            Some("group_id"),
-                            None,
-                            "a group_id for every participant of a cluster-randomized trial",
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            let id = cell(t, c_id, i);
-            let site = match c_site {
-                Some(_) => cell(t, c_site, i).and_then(|s| site_index.get(s).copied()),
-                None => Some(SiteId(0)),
-            };
-            // without the column, times come from the waves' nominal months
-            let rand = match c_rand {
-                Some(_) => cell(t, c_rand, i).and_then(Date::parse).map(Some),
-                None => Some(None),
-            };
-            let ok = (fl.reason(i), id, site, arm, rand);
-            let (None, Some(id), Some(site), Some(arm), Some(randomized_on)) = ok else {
-                let reason = match ok.0 {
-                    Some(r) => r.to_string(),
-                    None if site.is_none() => {
-                        format!("site {} is excluded", cell(t, c_site, i).unwrap_or(""))
-                    }
-                    None => "incomplete row".to_string(),
-                };
-                if let Some(id) = id {
-                    excluded_participant_rows
-                        .entry(id.to_string())
-                        .or_insert(file_row(i));
-                }
-                exclusions.push(Exclusion {
-                    table: "participants".into(),
-                    row: file_row(i),
-                    reason,
-                });
-                continue;
-            };
-            let group = match group_text {
-                None => None,
-                Some(g) => match group_index.get(g) {
-                    Some(&gid) => Some(gid),
-                    None if !explicit_groups => {
-                        let gid = GroupId(groups.len() as u32);
-                        groups.push(Group {
-                            id: g.to_string(),
-                            site: Some(site),
-                            fidelity: None,
-                            row: None,
-                        });
-                        group_index.insert(g.to_string(), gid);
-                        Some(gid)
-                    }
-                    // the group row itself was excluded (its error is reported)
-                    None => None,
-                },
-            };
-            if let Some(gid) = group {
-                if let Some(gsite) = groups.get(gid.index()).and_then(|g| g.site) {
-                    if gsite != site {
-                        cx.warn(
-                            ProblemKind::GroupSiteMismatch,
-                            "participants",
-                            Some(file_row(i)),
-                            Some("group_id"),
-                            group_text,
-                            format!(
-                                "a group of the participant's site {}",
-                                sites.get(site.index()).map(|s| s.id.as_str()).unwrap_or("")
-                            ),
-                        );
-                    }
-                }
-            }
-            participant_index.insert(id.to_string(), ParticipantId(participants.len() as u32));
-            participants.push(Participant {
-                id: id.to_string(),
-                site,
-                team: cell(t, c_team, i).map(str::to_string),
-                arm: Arm(arm as u16),
-                group,
-                randomized_on,
-                age: cell(t, c_age, i).and_then(parse_int),
-                sex: cell(t, c_sex, i).map(str::to_string),
-                diagnosis: cell(t, c_diag, i).map(str::to_string),
-                sessions_attended: cell(t, c_sess, i).and_then(parse_int),
-                row: file_row(i),
-            });
-            kept.push(i);
+    let mut built = ParticipantsBuilt {
+        participants: Vec::new(),
+        index: HashMap::new(),
+        excluded_rows: HashMap::new(),
+        extra: Vec::new(),
+    };
+    let Some(t) = tables.get("participants") else {
+        return built;
+    };
+    let mut fl = take_flags(flags, "participants", t.n_rows());
+    let pt = ParticipantsTable::of(t);
+    let mut kept = Vec::new();
+    for i in 0..t.n_rows() {
+        let arm = pt.cell(pt.arm, i).and_then(|a| study.arm_index(a));
+        let group_text = pt.cell(pt.group, i);
+        if let Some(arm) = arm {
+            check_group_rule(cx, &mut fl, study, i, arm, group_text);
         }
-        participant_extra = extra_columns(
-            t,
-            schema.table("participants").unwrap_or(&empty_schema),
-            &kept,
+        let row = match pt.row(i, fl.reason(i), arm, &built_sites.index) {
+            Ok(row) => row,
+            Err(reason) => {
+                built.exclude(pt.cell(pt.id, i), i, reason, exclusions);
+                continue;
+            }
+        };
+        let group = resolve_group(built_groups, group_text, row.site);
+        if let Some(gid) = group {
+            check_group_site(cx, &row, gid, built_groups, built_sites);
+        }
+        built.keep(&pt, &row, group);
+        kept.push(i);
+    }
+    let empty_schema = empty_schema();
+    built.extra = extra_columns(
+        t,
+        schema.table("participants").unwrap_or(&empty_schema),
+        &kept,
+    );
+    built
+}
+
+/// participants.csv with the indices of its columns (`None`: no such column).
+struct ParticipantsTable<'t> {
+    table: &'t RawTable,
+    id: Option<usize>,
+    site: Option<usize>,
+    team: Option<usize>,
+    arm: Option<usize>,
+    group: Option<usize>,
+    randomized_on: Option<usize>,
+    age: Option<usize>,
+    sex: Option<usize>,
+    diagnosis: Option<usize>,
+    sessions: Option<usize>,
+}
+
+/// A participants row that is kept: its id, site, arm (index into the study's arms),
+/// randomization date (`None` without the column) and group text.
+struct ParticipantRow<'t> {
+    /// Data row (0-based).
+    i: usize,
+    id: &'t str,
+    site: SiteId,
+    arm: usize,
+    randomized_on: Option<Date>,
+    group_text: Option<&'t str>,
+}
+
+impl<'t> ParticipantsTable<'t> {
+    /// Looks the columns up by name.
+    fn of(table: &'t RawTable) -> ParticipantsTable<'t> {
+        let col = |n: &str| table.column_index(n);
+        ParticipantsTable {
+            table,
+            id: col("participant_id"),
+            site: col("site_id"),
+            team: col("team_id"),
+            arm: col("arm"),
+            group: col("group_id"),
+            randomized_on: col("randomized_on"),
+            age: col("age"),
+            sex: col("sex"),
+            diagnosis: col("diagnosis"),
+            sessions: col("sessions_attended"),
+        }
+    }
+
+    /// The cell of data row `i` in column `col`, if any.
+    fn cell(&self, col: Option<usize>, i: usize) -> Option<&'t str> {
+        cell(self.table, col, i)
+    }
+
+    /// Data row `i` as a kept participant, or why it is excluded: the row's first error
+    /// (`flagged`), an excluded or unknown site, or a missing id, arm or date.
+    fn row(
+        &self,
+        i: usize,
+        flagged: Option<&str>,
+        arm: Option<usize>,
+        site_index: &HashMap<String, SiteId>,
+    ) -> Result<ParticipantRow<'t>, String> {
+        let id = self.cell(self.id, i);
+        let site = match self.site {
+            Some(_) => self
+                .cell(self.site, i)
+                .and_then(|s| site_index.get(s).copied()),
+            None => Some(SiteId(0)),
+        };
+        // without the column, times come from the waves' nominal months
+        let rand = match self.randomized_on {
+            Some(_) => self
+                .cell(self.randomized_on, i)
+                .and_then(Date::parse)
+                .map(Some),
+            None => Some(None),
+        };
+        let ok = (flagged, id, site, arm, rand);
+        let (None, Some(id), Some(site), Some(arm), Some(randomized_on)) = ok else {
+            return Err(match ok.0 {
+                Some(r) => r.to_string(),
+                None if site.is_none() => {
+                    format!("site {} is excluded", self.cell(self.site, i).unwrap_or(""))
+                }
+                None => "incomplete row".to_string(),
+            });
+        };
+        Ok(ParticipantRow {
+            i,
+            id,
+            site,
+            arm,
+            randomized_on,
+            group_text: self.cell(self.group, i),
+        })
+    }
+}
+
+/// The design's group rules on data row `i` of a participant of arm `arm`: no group in the
+/// control arm of an individually randomized trial, a group for everyone in a cluster trial.
+fn check_group_rule(
+    cx: &mut Ctx,
+    fl: &mut RowFlags,
+    study: &Study,
+    i: usize,
+    arm: usize,
+    group_text: Option<&str>,
+) {
+    match (study.design, group_text) {
+        (Design::Individual, Some(g)) if arm != study.intervention => {
+            cx.row_error(
+                fl,
+                ProblemKind::GroupOnControl,
+                "participants",
+                i,
+                Some("group_id"),
+                Some(g),
+                format!(
+                    "no group for a participant of arm {} in an individually randomized trial",
+                    study.arms.get(arm).map(String::as_str).unwrap_or("")
+                ),
+            );
+        }
+        (Design::Cluster, None) => {
+            cx.row_error(
+                fl,
+                ProblemKind::MissingGroup,
+                "participants",
+                i,
+                Some("group_id"),
+                None,
+                "a group_id for every participant of a cluster-randomized trial",
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The group a participant names: a known group, else (without groups.csv) a new group at the
+/// participant's site; `None` when the group row itself was excluded.
+fn resolve_group(
+    built_groups: &mut GroupsBuilt,
+    group_text: Option<&str>,
+    site: SiteId,
+) -> Option<GroupId> {
+    let g = group_text?;
+    match built_groups.index.get(g) {
+        Some(&gid) => Some(gid),
+        None if !built_groups.explicit => {
+            let gid = GroupId(built_groups.groups.len() as u32);
+            built_groups.groups.push(Group {
+                id: g.to_string(),
+                site: Some(site),
+                fidelity: None,
+                row: None,
+            });
+            built_groups.index.insert(g.to_string(), gid);
+            Some(gid)
+        }
+        // the group row itself was excluded (its error is reported)
+        None => None,
+    }
+}
+
+/// Warns when the participant's group belongs to another site than the participant.
+fn check_group_site(
+    cx: &mut Ctx,
+    row: &ParticipantRow<'_>,
+    gid: GroupId,
+    built_groups: &GroupsBuilt,
+    built_sites: &SitesBuilt,
+) {
+    let Some(gsite) = built_groups.groups.get(gid.index()).and_then(|g| g.site) else {
+        return;
+    };
+    if gsite != row.site {
+        cx.warn(
+            ProblemKind::GroupSiteMismatch,
+            "participants",
+            Some(file_row(row.i)),
+            Some("group_id"),
+            row.group_text,
+            format!(
+                "a group of the participant's site {}",
+                built_sites
+                    .sites
+                    .get(row.site.index())
+                    .map(|s| s.id.as_str())
+                    .unwrap_or("")
+            ),
         );
     }
-    ParticipantsBuilt {
-        participants,
-        index: participant_index,
-        excluded_rows: excluded_participant_rows,
-        extra: participant_extra,
+}
+
+impl ParticipantsBuilt {
+    /// Logs data row `i` as excluded (and remembers the first excluded row of its id).
+    fn exclude(
+        &mut self,
+        id: Option<&str>,
+        i: usize,
+        reason: String,
+        exclusions: &mut Vec<Exclusion>,
+    ) {
+        if let Some(id) = id {
+            self.excluded_rows
+                .entry(id.to_string())
+                .or_insert(file_row(i));
+        }
+        exclusions.push(Exclusion {
+            table: "participants".into(),
+            row: file_row(i),
+            reason,
+        });
+    }
+
+    /// Adds a kept participant with the rest of its row.
+    fn keep(
+        &mut self,
+        pt: &ParticipantsTable<'_>,
+        row: &ParticipantRow<'_>,
+        group: Option<GroupId>,
+    ) {
+        let i = row.i;
+        self.index.insert(
+            row.id.to_string(),
+            ParticipantId(self.participants.len() as u32),
+        );
+        self.participants.push(Participant {
+            id: row.id.to_string(),
+            site: row.site,
+            team: pt.cell(pt.team, i).map(str::to_string),
+            arm: Arm(row.arm as u16),
+            group,
+            randomized_on: row.randomized_on,
+            age: pt.cell(pt.age, i).and_then(parse_int),
+            sex: pt.cell(pt.sex, i).map(str::to_string),
+            diagnosis: pt.cell(pt.diagnosis, i).map(str::to_string),
+            sessions_attended: pt.cell(pt.sessions, i).and_then(parse_int),
+            row: file_row(i),
+        });
     }
 }
 

@@ -150,15 +150,34 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// The methods section: outcomes and models, analysis sets, sensitivity, admission,
+/// mediation and site analyses, then the run's warnings and exclusions.
 fn methods_html(r: &Results) -> String {
     let labels = f::Labels::of(r);
-    let s = &r.study;
     let mut out = String::new();
+    out.push_str(&outcomes_methods_html(r, &labels));
+    out.push_str(&analysis_sets_html(r));
+    out.push_str(&sensitivity_methods_html(r));
+    out.push_str(&admissions_methods_html(r));
+    out.push_str(&mediation_methods_html(r));
+    out.push_str(&sites_methods_html(r));
+    out.push_str(&warnings_html(r));
+    out.push_str(&exclusions_html(r, &labels));
+    out
+}
+
+/// The paragraph on the outcomes: primary and secondary outcomes, the main models and how
+/// they were fitted and tested, and the p-value adjustment. Empty without outcome models.
+fn outcomes_methods_html(r: &Results, labels: &f::Labels) -> String {
+    let s = &r.study;
     let mut outcomes: Vec<String> = Vec::new();
     for o in &r.outcomes {
         if !outcomes.contains(&o.outcome) {
             outcomes.push(o.outcome.clone());
         }
+    }
+    if outcomes.is_empty() {
+        return String::new();
     }
     let primary = s.primary_outcome.clone().or_else(|| {
         r.outcomes
@@ -166,66 +185,78 @@ fn methods_html(r: &Results) -> String {
             .find(|o| o.primary)
             .map(|o| o.outcome.clone())
     });
-    if !outcomes.is_empty() {
-        let secondary: Vec<String> = outcomes
-            .iter()
-            .filter(|o| Some(*o) != primary.as_ref())
-            .map(|o| esc(&labels.outcome(o)))
-            .collect();
-        let mut p = String::from("<p>");
-        if let Some(pr) = &primary {
-            p.push_str(&format!("Primary outcome: {}. ", esc(&labels.outcome(pr))));
-        }
-        if !secondary.is_empty() {
-            p.push_str(&format!("Secondary outcomes: {}. ", list_and(&secondary)));
-        }
-        let mains: Vec<String> = {
-            let mut v: Vec<String> = Vec::new();
-            for o in r.outcomes.iter().filter(|o| o.sensitivity.is_none()) {
-                let m = format!(
-                    "<code>{}</code>",
-                    esc(&o.model.replacen(&o.outcome, "score", 1))
-                );
-                if !v.contains(&m) {
-                    v.push(m);
-                }
-            }
-            v
-        };
-        let first = r.outcomes.first();
-        let est = first.map_or("REML", |o| if o.reml { "REML" } else { "ML" });
-        let df = first.map_or("Satterthwaite".to_string(), |o| {
-            f::df_method_label(&o.df_method)
-        });
+    let secondary: Vec<String> = outcomes
+        .iter()
+        .filter(|o| Some(*o) != primary.as_ref())
+        .map(|o| esc(&labels.outcome(o)))
+        .collect();
+    let mut p = String::from("<p>");
+    if let Some(pr) = &primary {
+        p.push_str(&format!("Primary outcome: {}. ", esc(&labels.outcome(pr))));
+    }
+    if !secondary.is_empty() {
+        p.push_str(&format!("Secondary outcomes: {}. ", list_and(&secondary)));
+    }
+    p.push_str(&outcome_models_sentence(r));
+    if let Some(adj) = &s.p_adjust {
         p.push_str(&format!(
-            "Each outcome was analysed with a linear mixed model {} fitted by {est} \
-             (Bates et al., 2015), with t and F tests on {df} degrees of freedom \
-             (Kuznetsova et al., 2017). Estimated marginal means per arm and wave, the \
-             intervention minus control contrast at each follow-up wave, and the arm \u{00d7} \
-             wave omnibus test are reported; Cohen's d is the contrast over the pooled baseline \
-             SD (Feingold, 2009).",
-            list_and(&mains)
+            " p-values of the secondary outcomes are adjusted with the {} method.",
+            esc(&capitalize(adj))
         ));
-        if let Some(adj) = &s.p_adjust {
-            p.push_str(&format!(
-                " p-values of the secondary outcomes are adjusted with the {} method.",
-                esc(&capitalize(adj))
-            ));
-        }
-        p.push_str("</p>\n");
-        out.push_str(&p);
     }
-    if !s.analysis_sets.is_empty() {
-        out.push_str("<p>Analysis sets:</p>\n<ul>\n");
-        for a in &s.analysis_sets {
-            out.push_str(&format!(
-                "<li><b>{}</b>: {}</li>\n",
-                esc(&f::analysis_set_label(&a.name)),
-                esc(&a.description)
-            ));
+    p.push_str("</p>\n");
+    p
+}
+
+/// The main models' formulas (outcome written as `score`, each once), the estimation method
+/// and degrees of freedom of the first model, and what is reported.
+fn outcome_models_sentence(r: &Results) -> String {
+    let mut mains: Vec<String> = Vec::new();
+    for o in r.outcomes.iter().filter(|o| o.sensitivity.is_none()) {
+        let m = format!(
+            "<code>{}</code>",
+            esc(&o.model.replacen(&o.outcome, "score", 1))
+        );
+        if !mains.contains(&m) {
+            mains.push(m);
         }
-        out.push_str("</ul>\n");
     }
+    let first = r.outcomes.first();
+    let est = first.map_or("REML", |o| if o.reml { "REML" } else { "ML" });
+    let df = first.map_or("Satterthwaite".to_string(), |o| {
+        f::df_method_label(&o.df_method)
+    });
+    format!(
+        "Each outcome was analysed with a linear mixed model {} fitted by {est} \
+         (Bates et al., 2015), with t and F tests on {df} degrees of freedom \
+         (Kuznetsova et al., 2017). Estimated marginal means per arm and wave, the \
+         intervention minus control contrast at each follow-up wave, and the arm \u{00d7} \
+         wave omnibus test are reported; Cohen's d is the contrast over the pooled baseline \
+         SD (Feingold, 2009).",
+        list_and(&mains)
+    )
+}
+
+/// The list of analysis sets with their descriptions.
+fn analysis_sets_html(r: &Results) -> String {
+    let s = &r.study;
+    if s.analysis_sets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<p>Analysis sets:</p>\n<ul>\n");
+    for a in &s.analysis_sets {
+        out.push_str(&format!(
+            "<li><b>{}</b>: {}</li>\n",
+            esc(&f::analysis_set_label(&a.name)),
+            esc(&a.description)
+        ));
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
+/// The sensitivity models, each sensitivity set once with the formula of its first model.
+fn sensitivity_methods_html(r: &Results) -> String {
     let mut sens: Vec<String> = Vec::new();
     for o in &r.outcomes {
         if let Some(sn) = &o.sensitivity {
@@ -242,66 +273,91 @@ fn methods_html(r: &Results) -> String {
             }
         }
     }
-    if !sens.is_empty() {
+    if sens.is_empty() {
+        return String::new();
+    }
+    format!("<p>Sensitivity models: {}.</p>\n", list_and(&sens))
+}
+
+/// The admission models, when a negative-binomial model was fitted.
+fn admissions_methods_html(r: &Results) -> String {
+    let Some(nb) = r
+        .admissions
+        .as_ref()
+        .and_then(|a| a.negative_binomial.as_ref())
+    else {
+        return String::new();
+    };
+    format!(
+        "<p>Admissions in the follow-up window were compared with a negative-binomial \
+         model <code>{}</code> (theta by maximum likelihood, as MASS::glm.nb) with a \
+         Poisson model beside it; any admission by logistic regression, and the change \
+         in bed days by the Mann-Whitney U test.</p>\n",
+        esc(&nb.model)
+    )
+}
+
+/// The mediation analyses that were run, with the centring and interval methods cited.
+fn mediation_methods_html(r: &Results) -> String {
+    if r.mediation.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = r
+        .mediation
+        .iter()
+        .map(|m| esc(&f::mediation_label(&m.analysis).to_lowercase()))
+        .collect();
+    format!(
+        "<p>Mediation of self-management on personal recovery through clinical and \
+         functional recovery: {} (person-mean centring after Zhang, Zyphur &amp; Preacher, \
+         2009; Monte Carlo intervals after Preacher &amp; Selig, 2012).</p>\n",
+        list_and(&names)
+    )
+}
+
+/// How sites were compared, when there is a sites analysis.
+fn sites_methods_html(r: &Results) -> String {
+    if r.sites.is_empty() {
+        return String::new();
+    }
+    "<p>Sites were compared by the intervention effect within each site, a random-effects \
+     meta-analysis of those effects (REML, Knapp-Hartung), and shrunken site-by-arm \
+     effects from one mixed model, with ranks and their 95% intervals.</p>\n"
+        .to_string()
+}
+
+/// The run's warnings as a highlighted list.
+fn warnings_html(r: &Results) -> String {
+    if r.warnings.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<div class=\"warn\"><b>Warnings</b><ul>\n");
+    for w in &r.warnings {
+        out.push_str(&format!("<li>{}</li>\n", esc(w)));
+    }
+    out.push_str("</ul></div>\n");
+    out
+}
+
+/// The exclusions: what (at which wave), how many and why.
+fn exclusions_html(r: &Results, labels: &f::Labels) -> String {
+    if r.exclusions.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h3>Exclusions</h3>\n<ul>\n");
+    for e in &r.exclusions {
         out.push_str(&format!(
-            "<p>Sensitivity models: {}.</p>\n",
-            list_and(&sens)
+            "<li>{}{}: {} ({})</li>\n",
+            esc(&labels.outcome(&e.what)),
+            e.wave
+                .as_ref()
+                .map(|w| format!(" at {}", esc(w)))
+                .unwrap_or_default(),
+            e.count,
+            esc(&e.reason)
         ));
     }
-    if let Some(a) = &r.admissions {
-        if let Some(nb) = &a.negative_binomial {
-            out.push_str(&format!(
-                "<p>Admissions in the follow-up window were compared with a negative-binomial \
-                 model <code>{}</code> (theta by maximum likelihood, as MASS::glm.nb) with a \
-                 Poisson model beside it; any admission by logistic regression, and the change \
-                 in bed days by the Mann-Whitney U test.</p>\n",
-                esc(&nb.model)
-            ));
-        }
-    }
-    if !r.mediation.is_empty() {
-        let names: Vec<String> = r
-            .mediation
-            .iter()
-            .map(|m| esc(&f::mediation_label(&m.analysis).to_lowercase()))
-            .collect();
-        out.push_str(&format!(
-            "<p>Mediation of self-management on personal recovery through clinical and \
-             functional recovery: {} (person-mean centring after Zhang, Zyphur &amp; Preacher, \
-             2009; Monte Carlo intervals after Preacher &amp; Selig, 2012).</p>\n",
-            list_and(&names)
-        ));
-    }
-    if !r.sites.is_empty() {
-        out.push_str(
-            "<p>Sites were compared by the intervention effect within each site, a random-effects \
-             meta-analysis of those effects (REML, Knapp-Hartung), and shrunken site-by-arm \
-             effects from one mixed model, with ranks and their 95% intervals.</p>\n",
-        );
-    }
-    if !r.warnings.is_empty() {
-        out.push_str("<div class=\"warn\"><b>Warnings</b><ul>\n");
-        for w in &r.warnings {
-            out.push_str(&format!("<li>{}</li>\n", esc(w)));
-        }
-        out.push_str("</ul></div>\n");
-    }
-    if !r.exclusions.is_empty() {
-        out.push_str("<h3>Exclusions</h3>\n<ul>\n");
-        for e in &r.exclusions {
-            out.push_str(&format!(
-                "<li>{}{}: {} ({})</li>\n",
-                esc(&labels.outcome(&e.what)),
-                e.wave
-                    .as_ref()
-                    .map(|w| format!(" at {}", esc(w)))
-                    .unwrap_or_default(),
-                e.count,
-                esc(&e.reason)
-            ));
-        }
-        out.push_str("</ul>\n");
-    }
+    out.push_str("</ul>\n");
     out
 }
 

@@ -7,7 +7,8 @@
 use crate::report::format as f;
 use crate::report::ReportOptions;
 use crate::results::{
-    Consort, MediationResult, OutcomeResult, Results, SiteResult, Table1, Table1Statistic,
+    Admissions, BedDays, Consort, CountModel, LogisticResult, MediationResult, OutcomeResult,
+    Results, SiteResult, Table1, Table1Statistic,
 };
 
 /// How a number is shown.
@@ -854,7 +855,16 @@ pub fn admissions_tables(results: &Results) -> Vec<Table> {
     let Some(a) = &results.admissions else {
         return Vec::new();
     };
-    let ci = conf_pct(results);
+    let mut out = vec![admissions_effects_table(a, &conf_pct(results))];
+    if !a.by_arm.is_empty() {
+        out.push(admissions_by_arm_table(a));
+    }
+    out
+}
+
+/// The table of intervention effects on admissions: one row per analysis that was run
+/// (negative binomial, Poisson, logistic with its risk difference, bed days).
+fn admissions_effects_table(a: &Admissions, ci: &str) -> Table {
     let columns = vec![
         Column::new("Analysis", "analysis"),
         Column::new("Effect", "effect"),
@@ -865,92 +875,115 @@ pub fn admissions_tables(results: &Results) -> Vec<Table> {
     ];
     let mut rows = Vec::new();
     if let Some(nb) = &a.negative_binomial {
-        rows.push(vec![
-            text("Negative binomial"),
-            text("Rate ratio"),
-            est(nb.rate_ratio),
-            Cell::Interval(nb.conf_low, nb.conf_high, NumStyle::Estimate),
-            Cell::Num(nb.p_value, NumStyle::P),
-            text(
-                nb.theta
-                    .map(|t| format!("theta = {}", f::num(t, 3)))
-                    .unwrap_or_default(),
-            ),
-        ]);
+        rows.push(count_model_row(
+            "Negative binomial",
+            nb,
+            nb.theta.map(|t| format!("theta = {}", f::num(t, 3))),
+        ));
     }
     if let Some(p) = &a.poisson {
-        rows.push(vec![
-            text("Poisson"),
-            text("Rate ratio"),
-            est(p.rate_ratio),
-            Cell::Interval(p.conf_low, p.conf_high, NumStyle::Estimate),
-            Cell::Num(p.p_value, NumStyle::P),
-            text(
-                p.dispersion
-                    .map(|d| format!("dispersion = {}", f::num(d, 2)))
-                    .unwrap_or_default(),
-            ),
-        ]);
+        rows.push(count_model_row(
+            "Poisson",
+            p,
+            p.dispersion
+                .map(|d| format!("dispersion = {}", f::num(d, 2))),
+        ));
     }
     if let Some(l) = &a.logistic {
-        let risks: Vec<String> = l
-            .risks
-            .iter()
-            .map(|r| {
-                let pct = if r.n > 0 {
-                    100.0 * r.events as f64 / r.n as f64
-                } else {
-                    f64::NAN
-                };
-                format!("{} {}/{} ({}%)", r.arm, r.events, r.n, f::num(pct, 1))
-            })
-            .collect();
-        rows.push(vec![
-            text("Logistic (any admission)"),
-            text("Odds ratio"),
-            est(l.odds_ratio),
-            Cell::Interval(l.conf_low, l.conf_high, NumStyle::Estimate),
-            Cell::Num(l.p_value, NumStyle::P),
-            text(risks.join("; ")),
-        ]);
-        if let Some(rd) = l.risk_difference {
-            rows.push(vec![
-                text("Logistic (any admission)"),
-                text("Risk difference"),
-                est(rd),
-                opt_interval(l.rd_conf_low, l.rd_conf_high, NumStyle::Estimate),
-                Cell::Empty,
-                text("intervention minus control"),
-            ]);
-        }
+        rows.extend(logistic_rows(l));
     }
     if let Some(b) = &a.bed_days {
-        let by: Vec<String> = b
-            .by_arm
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} Mdn {} [{}, {}]",
-                    d.arm,
-                    f::num(d.median, 1),
-                    f::num(d.q1, 1),
-                    f::num(d.q3, 1)
-                )
-            })
-            .collect();
-        rows.push(vec![
-            text(if b.test.is_empty() {
-                "Mann-Whitney U (change in bed days)".to_string()
+        rows.push(bed_days_row(b));
+    }
+    Table {
+        id: "admissions".into(),
+        title: "Psychiatric admissions: intervention effects".into(),
+        columns,
+        rows,
+        note: Some(admissions_note(a)),
+        group_columns: 1,
+    }
+}
+
+/// The rate-ratio row of a count model, with its details (theta or dispersion) when known.
+fn count_model_row(analysis: &str, m: &CountModel, details: Option<String>) -> Vec<Cell> {
+    vec![
+        text(analysis),
+        text("Rate ratio"),
+        est(m.rate_ratio),
+        Cell::Interval(m.conf_low, m.conf_high, NumStyle::Estimate),
+        Cell::Num(m.p_value, NumStyle::P),
+        text(details.unwrap_or_default()),
+    ]
+}
+
+/// The odds-ratio row of the logistic model (with the risk per arm), then the risk
+/// difference row when it was estimated.
+fn logistic_rows(l: &LogisticResult) -> Vec<Vec<Cell>> {
+    let risks: Vec<String> = l
+        .risks
+        .iter()
+        .map(|r| {
+            let pct = if r.n > 0 {
+                100.0 * r.events as f64 / r.n as f64
             } else {
-                b.test.clone()
-            }),
-            text("U"),
-            Cell::Num(b.u, NumStyle::Fixed(1)),
+                f64::NAN
+            };
+            format!("{} {}/{} ({}%)", r.arm, r.events, r.n, f::num(pct, 1))
+        })
+        .collect();
+    let mut rows = vec![vec![
+        text("Logistic (any admission)"),
+        text("Odds ratio"),
+        est(l.odds_ratio),
+        Cell::Interval(l.conf_low, l.conf_high, NumStyle::Estimate),
+        Cell::Num(l.p_value, NumStyle::P),
+        text(risks.join("; ")),
+    ]];
+    if let Some(rd) = l.risk_difference {
+        rows.push(vec![
+            text("Logistic (any admission)"),
+            text("Risk difference"),
+            est(rd),
+            opt_interval(l.rd_conf_low, l.rd_conf_high, NumStyle::Estimate),
             Cell::Empty,
-            Cell::Num(b.p_value, NumStyle::P),
-            text(by.join("; ")),
+            text("intervention minus control"),
         ]);
     }
+    rows
+}
+
+/// The rank test of the change in bed days, with median and quartiles per arm.
+fn bed_days_row(b: &BedDays) -> Vec<Cell> {
+    let by: Vec<String> = b
+        .by_arm
+        .iter()
+        .map(|d| {
+            format!(
+                "{} Mdn {} [{}, {}]",
+                d.arm,
+                f::num(d.median, 1),
+                f::num(d.q1, 1),
+                f::num(d.q3, 1)
+            )
+        })
+        .collect();
+    vec![
+        text(if b.test.is_empty() {
+            "Mann-Whitney U (change in bed days)".to_string()
+        } else {
+            b.test.clone()
+        }),
+        text("U"),
+        Cell::Num(b.u, NumStyle::Fixed(1)),
+        Cell::Empty,
+        Cell::Num(b.p_value, NumStyle::P),
+        text(by.join("; ")),
+    ]
+}
+
+/// The note under the effects table: the windows, the count model, and how ratios read.
+fn admissions_note(a: &Admissions) -> String {
     let mut note = String::new();
     if !a.followup_window.is_empty() {
         note.push_str(&format!("Follow-up window: {}. ", a.followup_window));
@@ -966,51 +999,45 @@ pub fn admissions_tables(results: &Results) -> Vec<Table> {
     note.push_str(
         "Rate and odds ratios are intervention over control; Wald intervals on the log scale.",
     );
-    let mut out = vec![Table {
-        id: "admissions".into(),
-        title: "Psychiatric admissions: intervention effects".into(),
+    note
+}
+
+/// Admissions, bed days and person-years per arm, before randomization and during follow-up.
+fn admissions_by_arm_table(a: &Admissions) -> Table {
+    let columns = vec![
+        Column::new("Arm", "arm"),
+        Column::new("n", "n"),
+        Column::new("Admissions, prior", "admissions_prior"),
+        Column::new("Admissions, follow-up", "admissions_followup"),
+        Column::new("Bed days, prior", "bed_days_prior"),
+        Column::new("Bed days, follow-up", "bed_days_followup"),
+        Column::new("Person-years, prior", "exposure_years_prior"),
+        Column::new("Person-years, follow-up", "exposure_years_followup"),
+    ];
+    let rows = a
+        .by_arm
+        .iter()
+        .map(|r| {
+            vec![
+                text(r.arm.clone()),
+                Cell::Int(r.n),
+                Cell::Int(r.admissions_prior),
+                Cell::Int(r.admissions_followup),
+                Cell::Int(r.bed_days_prior),
+                Cell::Int(r.bed_days_followup),
+                Cell::Num(r.exposure_years_prior, NumStyle::Fixed(1)),
+                Cell::Num(r.exposure_years_followup, NumStyle::Fixed(1)),
+            ]
+        })
+        .collect();
+    Table {
+        id: "admissions_by_arm".into(),
+        title: "Psychiatric admissions and bed days by arm".into(),
         columns,
         rows,
-        note: Some(note),
-        group_columns: 1,
-    }];
-    if !a.by_arm.is_empty() {
-        let columns = vec![
-            Column::new("Arm", "arm"),
-            Column::new("n", "n"),
-            Column::new("Admissions, prior", "admissions_prior"),
-            Column::new("Admissions, follow-up", "admissions_followup"),
-            Column::new("Bed days, prior", "bed_days_prior"),
-            Column::new("Bed days, follow-up", "bed_days_followup"),
-            Column::new("Person-years, prior", "exposure_years_prior"),
-            Column::new("Person-years, follow-up", "exposure_years_followup"),
-        ];
-        let rows = a
-            .by_arm
-            .iter()
-            .map(|r| {
-                vec![
-                    text(r.arm.clone()),
-                    Cell::Int(r.n),
-                    Cell::Int(r.admissions_prior),
-                    Cell::Int(r.admissions_followup),
-                    Cell::Int(r.bed_days_prior),
-                    Cell::Int(r.bed_days_followup),
-                    Cell::Num(r.exposure_years_prior, NumStyle::Fixed(1)),
-                    Cell::Num(r.exposure_years_followup, NumStyle::Fixed(1)),
-                ]
-            })
-            .collect();
-        out.push(Table {
-            id: "admissions_by_arm".into(),
-            title: "Psychiatric admissions and bed days by arm".into(),
-            columns,
-            rows,
-            note: None,
-            group_columns: 0,
-        });
+        note: None,
+        group_columns: 0,
     }
-    out
 }
 
 fn path_between(m: &MediationResult, path: &str, labels: &f::Labels) -> String {

@@ -239,50 +239,84 @@ fn mediation_title(a: &str) -> String {
 
 /// Every figure the results support, in report order. Sections without results give none.
 pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
-    let labels = Labels::of(results);
-    let mut jobs = Vec::new();
-    if results.consort.is_some() {
-        jobs.push(FigureJob {
-            labels: labels.clone(),
-            id: "consort_flow".into(),
-            section: "flow",
-            caption: "CONSORT flow diagram: participants randomized, followed up and analysed \
-                      per arm."
-                .into(),
-            spec: PlotSpec::Consort(results),
+    let mut jobs = JobList {
+        labels: Labels::of(results),
+        jobs: Vec::new(),
+    };
+    flow_jobs(&mut jobs, results);
+    outcome_jobs(&mut jobs, results);
+    admissions_jobs(&mut jobs, results);
+    mediation_jobs(&mut jobs, results);
+    site_jobs(&mut jobs, results);
+    diagnostics_jobs(&mut jobs, results);
+    jobs.jobs
+}
+
+/// The figures collected so far, with the labels every figure carries.
+struct JobList<'a> {
+    labels: Labels,
+    jobs: Vec<FigureJob<'a>>,
+}
+
+impl<'a> JobList<'a> {
+    /// Appends one figure (with a copy of the labels).
+    fn push(&mut self, id: String, section: &'static str, caption: String, spec: PlotSpec<'a>) {
+        self.jobs.push(FigureJob {
+            labels: self.labels.clone(),
+            id,
+            section,
+            caption,
+            spec,
         });
     }
+}
+
+/// The CONSORT flow diagram, when the results have a flow.
+fn flow_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
+    if results.consort.is_some() {
+        jobs.push(
+            "consort_flow".into(),
+            "flow",
+            "CONSORT flow diagram: participants randomized, followed up and analysed \
+             per arm."
+                .into(),
+            PlotSpec::Consort(results),
+        );
+    }
+}
+
+/// The outcome section: estimated means per main model, then observed individual
+/// trajectories per main model, then the forest plot of standardized effects.
+fn outcome_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
     for o in results.main_models() {
         if o.emmeans.is_empty() {
             continue;
         }
-        let label = labels.outcome(&o.outcome);
-        jobs.push(FigureJob {
-            labels: labels.clone(),
-            id: format!("trajectories_{}", file_safe(&o.outcome)),
-            section: "outcomes",
-            caption: format!(
+        let label = jobs.labels.outcome(&o.outcome);
+        jobs.push(
+            format!("trajectories_{}", file_safe(&o.outcome)),
+            "outcomes",
+            format!(
                 "{label}: estimated marginal means per arm and wave with 95% confidence \
                  intervals ({} analysis set, model {}).",
                 crate::report::format::analysis_set_label(&o.analysis_set),
                 o.model
             ),
-            spec: PlotSpec::Trajectories(o, results),
-        });
+            PlotSpec::Trajectories(o, results),
+        );
     }
     for o in results.main_models() {
         if o.trajectories.as_ref().is_some_and(|t| !t.is_empty()) {
-            let label = labels.outcome(&o.outcome);
-            jobs.push(FigureJob {
-                labels: labels.clone(),
-                id: format!("individual_{}", file_safe(&o.outcome)),
-                section: "outcomes",
-                caption: format!(
+            let label = jobs.labels.outcome(&o.outcome);
+            jobs.push(
+                format!("individual_{}", file_safe(&o.outcome)),
+                "outcomes",
+                format!(
                     "{label}: observed individual trajectories (thin lines) per arm, with the \
                      estimated marginal means (thick line)."
                 ),
-                spec: PlotSpec::Individual(o, results),
-            });
+                PlotSpec::Individual(o, results),
+            );
         }
     }
     if results.outcomes.iter().any(|o| {
@@ -290,141 +324,153 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
             .iter()
             .any(|c| c.cohens_d.is_some_and(f64::is_finite))
     }) {
-        jobs.push(FigureJob {
-            labels: labels.clone(),
-            id: "forest_effect_sizes".into(),
-            section: "outcomes",
-            caption: "Standardized effects (Cohen's d, intervention minus control over the \
-                      pooled baseline SD) with 95% confidence intervals, per outcome, analysis \
-                      set, model and follow-up wave."
+        jobs.push(
+            "forest_effect_sizes".into(),
+            "outcomes",
+            "Standardized effects (Cohen's d, intervention minus control over the \
+             pooled baseline SD) with 95% confidence intervals, per outcome, analysis \
+             set, model and follow-up wave."
                 .into(),
-            spec: PlotSpec::Forest(results),
-        });
+            PlotSpec::Forest(results),
+        );
     }
+}
+
+/// The admissions figure, when admissions were summarized by arm.
+fn admissions_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
     if let Some(a) = &results.admissions {
         if !a.by_arm.is_empty() {
-            jobs.push(FigureJob {
-                labels: labels.clone(),
-                id: "admissions".into(),
-                section: "admissions",
-                caption: "Psychiatric admissions and bed days per person-year by arm, before \
-                          randomization and during follow-up."
+            jobs.push(
+                "admissions".into(),
+                "admissions",
+                "Psychiatric admissions and bed days per person-year by arm, before \
+                 randomization and during follow-up."
                     .into(),
-                spec: PlotSpec::Admissions(results),
-            });
+                PlotSpec::Admissions(results),
+            );
         }
     }
+}
+
+/// One path diagram per mediation analysis with paths.
+fn mediation_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
     for m in &results.mediation {
         if m.paths.is_empty() {
             continue;
         }
-        jobs.push(FigureJob {
-            labels: labels.clone(),
-            id: format!("mediation_{}", file_safe(&m.analysis)),
-            section: "mediation",
-            caption: format!(
+        jobs.push(
+            format!("mediation_{}", file_safe(&m.analysis)),
+            "mediation",
+            format!(
                 "Mediation path diagram, {}: unstandardized estimates with 95% confidence \
                  intervals (or standard errors) on the arrows; dashed: direct effect c\u{2032}.",
                 mediation_title(&m.analysis).to_lowercase()
             ),
-            spec: PlotSpec::Mediation(m),
-        });
+            PlotSpec::Mediation(m),
+        );
     }
+}
+
+/// The sites section: per site analysis a caterpillar, forest and funnel plot (each when
+/// its data are there), then the routine-data funnel.
+fn site_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
     for s in &results.sites {
-        let stem = format!("{}_{}", file_safe(&s.outcome), file_safe(&s.wave));
-        let label = labels.outcome(&s.outcome);
-        if !s.shrunken.is_empty() || !s.per_site.is_empty() {
-            jobs.push(FigureJob {
-                labels: labels.clone(),
-                id: format!("sites_caterpillar_{stem}"),
-                section: "sites",
-                caption: if s.shrunken.is_empty() {
-                    format!(
-                        "{label} at {}: site-specific intervention effects with 95% CIs, ordered.",
-                        s.wave
-                    )
-                } else {
-                    format!(
-                        "{label} at {}: shrunken site-by-arm effects (conditional modes, deviation \
-                         from the average effect) \u{00b1} 1.96 conditional SD, ordered.",
-                        s.wave
-                    )
-                },
-                spec: PlotSpec::Caterpillar(s),
-            });
-        }
-        if !s.per_site.is_empty() {
-            jobs.push(FigureJob {
-                labels: labels.clone(),
-                id: format!("sites_forest_{stem}"),
-                section: "sites",
-                caption: format!(
-                    "{label} at {}: intervention minus control per site with 95% CIs; diamond: \
-                     random-effects pooled estimate; bar: 95% prediction interval.",
-                    s.wave
-                ),
-                spec: PlotSpec::SiteForest(s),
-            });
-        }
-        if s.meta_analysis.is_some() && s.per_site.len() >= 2 {
-            jobs.push(FigureJob {
-                labels: labels.clone(),
-                id: format!("sites_funnel_{stem}"),
-                section: "sites",
-                caption: format!(
-                    "{label} at {}: funnel plot of site contrasts against their standard error, \
-                     with the pooled estimate and pseudo 95% limits.",
-                    s.wave
-                ),
-                spec: PlotSpec::Funnel(s),
-            });
-        }
+        site_analysis_jobs(jobs, s);
     }
     if let Some(r) = &results.sites_routine {
-        jobs.push(FigureJob {
-            labels: labels.clone(),
-            id: format!("sites_routine_funnel_{}", file_safe(&r.outcome)),
-            section: "sites",
-            caption: format!(
+        jobs.push(
+            format!("sites_routine_funnel_{}", file_safe(&r.outcome)),
+            "sites",
+            format!(
                 "{}: case-mix-adjusted mean change {} to {} per site against its number of \
                  participants, with the overall mean and 95% and 99.8% funnel limits.",
-                labels.outcome(&r.outcome),
+                jobs.labels.outcome(&r.outcome),
                 r.baseline_wave,
                 r.wave
             ),
-            spec: PlotSpec::RoutineFunnel(r),
-        });
+            PlotSpec::RoutineFunnel(r),
+        );
     }
+}
+
+/// The caterpillar, forest and funnel plots of one site analysis (outcome at a wave).
+fn site_analysis_jobs<'a>(jobs: &mut JobList<'a>, s: &'a SiteResult) {
+    let stem = format!("{}_{}", file_safe(&s.outcome), file_safe(&s.wave));
+    let label = jobs.labels.outcome(&s.outcome);
+    if !s.shrunken.is_empty() || !s.per_site.is_empty() {
+        jobs.push(
+            format!("sites_caterpillar_{stem}"),
+            "sites",
+            if s.shrunken.is_empty() {
+                format!(
+                    "{label} at {}: site-specific intervention effects with 95% CIs, ordered.",
+                    s.wave
+                )
+            } else {
+                format!(
+                    "{label} at {}: shrunken site-by-arm effects (conditional modes, deviation \
+                     from the average effect) \u{00b1} 1.96 conditional SD, ordered.",
+                    s.wave
+                )
+            },
+            PlotSpec::Caterpillar(s),
+        );
+    }
+    if !s.per_site.is_empty() {
+        jobs.push(
+            format!("sites_forest_{stem}"),
+            "sites",
+            format!(
+                "{label} at {}: intervention minus control per site with 95% CIs; diamond: \
+                 random-effects pooled estimate; bar: 95% prediction interval.",
+                s.wave
+            ),
+            PlotSpec::SiteForest(s),
+        );
+    }
+    if s.meta_analysis.is_some() && s.per_site.len() >= 2 {
+        jobs.push(
+            format!("sites_funnel_{stem}"),
+            "sites",
+            format!(
+                "{label} at {}: funnel plot of site contrasts against their standard error, \
+                 with the pooled estimate and pseudo 95% limits.",
+                s.wave
+            ),
+            PlotSpec::Funnel(s),
+        );
+    }
+}
+
+/// One residual-diagnostics figure per model with residuals (sensitivity models included).
+fn diagnostics_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
     for o in &results.outcomes {
-        if let Some(d) = &o.diagnostics {
-            if d.residuals.is_empty() {
-                continue;
-            }
-            let mut id = format!(
-                "diagnostics_{}_{}",
-                file_safe(&o.outcome),
-                file_safe(&o.analysis_set)
-            );
-            if let Some(s) = &o.sensitivity {
-                id.push('_');
-                id.push_str(&file_safe(s));
-            }
-            jobs.push(FigureJob {
-                labels: labels.clone(),
-                id,
-                section: "diagnostics",
-                caption: format!(
-                    "{}, {} ({}): normal QQ plots of the conditional residuals and of the \
-                     random intercepts, and residuals against fitted values.",
-                    labels.outcome(&o.outcome),
-                    crate::report::format::analysis_set_label(&o.analysis_set),
-                    crate::report::format::sensitivity_label(o.sensitivity.as_deref())
-                ),
-                spec: PlotSpec::Diagnostics(o),
-            });
+        let Some(d) = &o.diagnostics else { continue };
+        if d.residuals.is_empty() {
+            continue;
         }
+        let mut id = format!(
+            "diagnostics_{}_{}",
+            file_safe(&o.outcome),
+            file_safe(&o.analysis_set)
+        );
+        if let Some(s) = &o.sensitivity {
+            id.push('_');
+            id.push_str(&file_safe(s));
+        }
+        jobs.push(
+            id,
+            "diagnostics",
+            format!(
+                "{}, {} ({}): normal QQ plots of the conditional residuals and of the \
+                 random intercepts, and residuals against fitted values.",
+                jobs.labels.outcome(&o.outcome),
+                crate::report::format::analysis_set_label(&o.analysis_set),
+                crate::report::format::sensitivity_label(o.sensitivity.as_deref())
+            ),
+            PlotSpec::Diagnostics(o),
+        );
     }
-    jobs
 }
 
 /// Renders one figure to `dir/<id>.svg` and, when `png` is set, `dir/<id>.png`; returns the
