@@ -208,10 +208,7 @@ impl SitesSpec {
         if self.tau2_threshold.is_nan() || self.tau2_threshold <= 0.0 {
             return bad("tau2_threshold must be positive".into());
         }
-        self.fidelity
-            .bands()
-            .check()
-            .map_err(|m| SitesError::Spec(m))?;
+        self.fidelity.bands().check().map_err(SitesError::Spec)?;
         Ok(())
     }
 
