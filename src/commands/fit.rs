@@ -31,9 +31,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::timings::{Stopwatch, Timings};
 use super::CmdResult;
+use crate::formula::{build_model_frame, ModelFormula};
 use crate::frame::Frame;
-use crate::lmm::{fit_formula, DfMethod, LmmOptions};
+use crate::lmm::{fit_model_frame, DfMethod, LmmError, LmmOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,6 +71,10 @@ pub struct Args {
     /// fixed effects differ).
     #[arg(long, value_name = "FORMULA")]
     pub compare_formula: Option<String>,
+    /// Report where the time goes (read, frame, fit, df, output) on stderr, and as `timings`
+    /// in the JSON of `--json`.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -148,9 +154,21 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
 }
 
 pub fn run(args: Args) -> CmdResult {
+    let mut clock = Stopwatch::start();
+    let mut timings = Timings::default();
     let frame = read_frame(&args)?;
+    timings.read = clock.lap();
     if args.residual.is_some() || args.weights.is_some() {
-        return run_mmrm(&args, &frame);
+        let code = run_mmrm(&args, &frame)?;
+        if args.timings {
+            timings.fit = clock.lap();
+            timings.total = clock.total();
+            eprintln!(
+                "{} (MMRM: frame, df and output are within fit)",
+                timings.to_line()
+            );
+        }
+        return Ok(code);
     }
     if args.compare_residual.is_some() || args.compare_formula.is_some() {
         return Err("--compare-residual/--compare-formula need --residual or --weights (for mixed models without them use `herstel run` LRTs)".into());
@@ -159,12 +177,27 @@ pub fn run(args: Args) -> CmdResult {
         reml: !args.ml,
         ..LmmOptions::default()
     };
-    let fit = fit_formula(&args.formula, &frame, &opts)?;
+    let formula = ModelFormula::parse(&args.formula).map_err(LmmError::from)?;
+    let mf = build_model_frame(&formula, &frame).map_err(LmmError::from)?;
+    timings.frame = clock.lap();
+    let fit = fit_model_frame(mf, &opts)?;
+    timings.fit = clock.lap();
     let summary = fit.summary(args.df)?;
+    timings.df = clock.lap();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let mut value = serde_json::to_value(&summary)?;
+        if let (true, Some(obj)) = (args.timings, value.as_object_mut()) {
+            timings.total = clock.total();
+            obj.insert("timings".into(), serde_json::to_value(&timings)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", summary.to_text());
+    }
+    if args.timings {
+        timings.output = clock.lap();
+        timings.total = clock.total();
+        eprintln!("{}", timings.to_line());
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

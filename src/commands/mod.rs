@@ -6,6 +6,7 @@ pub mod progress;
 pub mod run;
 pub mod score;
 pub mod simulate;
+pub mod timings;
 pub mod validate;
 
 /// Result of a subcommand: the process exit code, or an error printed by `main`.

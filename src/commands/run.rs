@@ -39,6 +39,10 @@ pub struct Args {
     /// Skip PNG rendering (SVG only).
     #[arg(long)]
     pub no_png: bool,
+    /// Report where the time goes on stderr: read (simulating, reading and validating the
+    /// exports), fit (scoring and every analysis), output (tables, plots, report).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -120,8 +124,9 @@ pub fn run(args: Args) -> CmdResult {
     } else {
         crate::ingest::pool::pool_trials_labelled(trials)?
     };
-    let scored = scoring::score(&trial, &trial.instruments);
+    let t_read = t0.elapsed().as_secs_f64();
     let t_start_analysis = Instant::now();
+    let scored = scoring::score(&trial, &trial.instruments);
     let progress = progress::TerminalProgress::new(args.quiet);
     let mut results = pipeline::analyse(&trial, &scored, &spec, &progress);
     let t_analysis = t_start_analysis.elapsed();
@@ -149,6 +154,16 @@ pub fn run(args: Args) -> CmdResult {
     };
     let t_report = Instant::now();
     let summary = report::write_all(&results, &args.out, &opts)?;
+    if args.timings {
+        let t = super::timings::Timings {
+            read: t_read,
+            fit: t_analysis.as_secs_f64(),
+            output: t_report.elapsed().as_secs_f64(),
+            total: t0.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        eprintln!("{}", t.to_line());
+    }
     if !args.quiet {
         eprintln!(
             "herstel: {} outcome models, {} files written to {} in {:.2} s (analysis {:.2} s, report {:.2} s); open {}",
