@@ -321,6 +321,100 @@ pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, TextColumns), FrameErr
     Ok(text_columns(&raw))
 }
 
+/// One column typed from its cells (`None` = missing) as [`Frame::from_text_columns`] types
+/// it: a factor in `order` when given, else numeric when every cell parses, else a factor
+/// with R-sorted levels. `cells` is called once or twice (numeric attempt, then factor).
+fn type_text_column<'a, I>(
+    name: &str,
+    cells: impl Fn() -> I,
+    order: Option<&Vec<String>>,
+) -> Result<Column, FrameError>
+where
+    I: Iterator<Item = Option<&'a str>>,
+{
+    if let Some(order) = order {
+        let mut seen = HashMap::new();
+        for lv in order {
+            if seen.insert(lv.as_str(), ()).is_some() {
+                return Err(FrameError::DuplicateLevel {
+                    column: name.to_string(),
+                    level: lv.clone(),
+                });
+            }
+        }
+        let index: HashMap<&str, u32> = order
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i as u32))
+            .collect();
+        let mut codes = Vec::new();
+        for (row, v) in cells().enumerate() {
+            match v {
+                None => codes.push(None),
+                Some(s) => match index.get(s) {
+                    Some(&c) => codes.push(Some(c)),
+                    None => {
+                        return Err(FrameError::UnknownLevel {
+                            column: name.to_string(),
+                            row,
+                            value: s.to_string(),
+                            levels: order.clone(),
+                        })
+                    }
+                },
+            }
+        }
+        return Ok(Column::Factor {
+            codes,
+            levels: order.clone(),
+        });
+    }
+    let mut numbers = Vec::new();
+    let mut numeric = true;
+    for v in cells() {
+        match v {
+            None => numbers.push(f64::NAN),
+            Some(s) => match s.trim().parse::<f64>() {
+                Ok(x) => numbers.push(x),
+                Err(_) => {
+                    numeric = false;
+                    break;
+                }
+            },
+        }
+    }
+    if numeric {
+        return Ok(Column::Numeric(numbers));
+    }
+    // Codes in order of first appearance, then relabelled to the R-sorted levels.
+    let mut first: HashMap<&str, u32> = HashMap::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let raw_codes: Vec<Option<u32>> = cells()
+        .map(|v| {
+            v.map(|s| {
+                *first.entry(s).or_insert_with(|| {
+                    seen.push(s);
+                    (seen.len() - 1) as u32
+                })
+            })
+        })
+        .collect();
+    let mut sorted: Vec<&str> = seen.clone();
+    sorted.sort_unstable();
+    sorted.sort_by_cached_key(|s| r_collate_key(s));
+    let mut relabel = vec![0u32; seen.len()];
+    for (new, s) in sorted.iter().enumerate() {
+        relabel[first[s] as usize] = new as u32;
+    }
+    Ok(Column::Factor {
+        codes: raw_codes
+            .into_iter()
+            .map(|c| c.map(|c| relabel[c as usize]))
+            .collect(),
+        levels: sorted.into_iter().map(str::to_string).collect(),
+    })
+}
+
 /// The cells of a table as optional text (empty = `None`).
 pub fn text_columns(raw: &crate::table::RawTable) -> (Vec<String>, TextColumns) {
     let names = raw.columns().to_vec();
@@ -350,8 +444,29 @@ impl Frame {
         raw: &crate::table::RawTable,
         level_orders: &HashMap<String, Vec<String>>,
     ) -> Result<Self, FrameError> {
-        let (names, cols) = text_columns(raw);
-        Frame::from_text_columns(&names, cols, level_orders)
+        use rayon::prelude::*;
+        // Typed straight from the table's text (no String per cell), one column per task; the
+        // same cells, types, levels and first error as `from_text_columns(text_columns(raw))`.
+        let names = raw.columns();
+        let typed: Vec<Result<Column, FrameError>> = (0..names.len())
+            .into_par_iter()
+            .map(|c| {
+                let cells = || {
+                    raw.column_cells(c).map(|v| {
+                        v.filter(|t| !t.is_empty() && !t.trim().is_empty() && t.trim() != "NA")
+                    })
+                };
+                type_text_column(&names[c], cells, level_orders.get(&names[c]))
+            })
+            .collect();
+        let mut frame = Frame::new();
+        for (name, col) in names.iter().zip(typed) {
+            let col = col?;
+            frame.check_push(name, col.len())?;
+            frame.names.push(name.clone());
+            frame.columns.push(col);
+        }
+        Ok(frame)
     }
 }
 
@@ -383,6 +498,24 @@ mod tests {
             }
             _ => panic!("g should be a factor"),
         }
+    }
+
+    /// The direct typing of a table gives the frame of the text-cell path, error included.
+    #[test]
+    fn table_typing_matches_the_text_cell_path() {
+        let csv = "y,g,mixed,w,n2,blank\n1.5,b,1, T2 ,inf,\nNA,A,x,T1,-2e3,\n3, a ,2,,+.5,NA\n,B,NA,T2,7,\n";
+        let raw = crate::table::csv_from_str("t", std::path::Path::new("t.csv"), csv).unwrap();
+        let mut orders = HashMap::new();
+        orders.insert("w".to_string(), vec!["T2".to_string(), "T1".to_string()]);
+        let (names, cols) = text_columns(&raw);
+        let via_text = Frame::from_text_columns(&names, cols, &orders).unwrap();
+        let direct = Frame::from_table(&raw, &orders).unwrap();
+        assert_eq!(format!("{via_text:?}"), format!("{direct:?}"));
+        orders.insert("g".to_string(), vec!["a".to_string()]);
+        let (names, cols) = text_columns(&raw);
+        let e1 = Frame::from_text_columns(&names, cols, &orders).unwrap_err();
+        let e2 = Frame::from_table(&raw, &orders).unwrap_err();
+        assert_eq!(e1.to_string(), e2.to_string());
     }
 
     #[test]
