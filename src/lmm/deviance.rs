@@ -6,6 +6,36 @@ use super::model::{lambda, BlockedProducts};
 use super::sparse::SparseWork;
 use crate::stats::linalg::{cholesky_in_place, lower_inverse};
 
+/// The pieces of the criterion at one theta: with them the deviance at any sigma is a formula
+/// ([`Criterion::deviance_at_sigma`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Criterion {
+    pub ok: bool,
+    pub logdet_l: f64,
+    pub logdet_rx: f64,
+    pub pwrss: f64,
+}
+
+impl Criterion {
+    /// -2 log-likelihood (REML: restricted) at sigma with beta profiled:
+    /// `log|L|^2 + pwrss / s^2 + n log(2 pi s^2)`, plus `log|R_X|^2 - p log(2 pi s^2)` for
+    /// REML; `+inf` when the factor failed.
+    pub fn deviance_at_sigma(&self, bp: &BlockedProducts, reml: bool, sigma: f64) -> f64 {
+        if !self.ok {
+            return f64::INFINITY;
+        }
+        let s2 = sigma * sigma;
+        let two_pi = 2.0 * std::f64::consts::PI;
+        let n = bp.n as f64;
+        let dev = self.logdet_l + self.pwrss / s2 + n * (two_pi * s2).ln();
+        if reml {
+            dev + self.logdet_rx - bp.p as f64 * (two_pi * s2).ln()
+        } else {
+            dev
+        }
+    }
+}
+
 /// The factor at one theta. Reused across evaluations (no allocation per evaluation).
 #[derive(Debug, Clone)]
 pub struct Factor {
@@ -410,20 +440,19 @@ impl Factor {
     /// -2 log-likelihood (ML) or -2 REML log-likelihood at a given residual SD `sigma`
     /// (not profiled): lmerTest's `devfun_vp`.
     pub fn deviance_at_sigma(&self, bp: &BlockedProducts, reml: bool, sigma: f64) -> f64 {
-        if !self.ok {
-            return f64::INFINITY;
-        }
-        let s2 = sigma * sigma;
-        let two_pi = 2.0 * std::f64::consts::PI;
-        let n = bp.n as f64;
-        let dev = self.logdet_l + self.pwrss / s2 + n * (two_pi * s2).ln();
-        if reml {
-            dev + self.logdet_rx - bp.p as f64 * (two_pi * s2).ln()
-        } else {
-            dev
-        }
+        self.criterion().deviance_at_sigma(bp, reml, sigma)
     }
 
+    /// What the criterion at the current theta needs (for evaluating many sigmas, or keeping
+    /// the values of several thetas).
+    pub fn criterion(&self) -> Criterion {
+        Criterion {
+            ok: self.ok,
+            logdet_l: self.logdet_l,
+            logdet_rx: self.logdet_rx,
+            pwrss: self.pwrss,
+        }
+    }
     /// The `p x p` lower factor `L_XX` (= R_X').
     pub fn l_xx(&self, bp: &BlockedProducts) -> Vec<f64> {
         let p = bp.p;

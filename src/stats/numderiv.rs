@@ -42,21 +42,46 @@ fn extrapolate(mut a: Vec<Vec<f64>>) -> Vec<f64> {
 
 /// Jacobian of a vector-valued `f` at `x` (`numDeriv::jacobian`): `out[i][k] = d f_k / d x_i`.
 pub fn jacobian<F: FnMut(&[f64]) -> Vec<f64>>(mut f: F, x: &[f64]) -> Vec<Vec<f64>> {
+    let values: Vec<Vec<f64>> = jacobian_points(x).iter().map(|p| f(p)).collect();
+    jacobian_from_values(x, &values)
+}
+
+/// The points at which [`jacobian`] evaluates `f`, in its order: for each coordinate `i` and
+/// each of the `r` steps `h` (halved each time), `x + h e_i` then `x - h e_i`. Evaluate them in
+/// any order or in parallel, then call [`jacobian_from_values`].
+pub fn jacobian_points(x: &[f64]) -> Vec<Vec<f64>> {
     let h0 = initial_steps(x, D_GRAD);
-    let mut out = Vec::with_capacity(x.len());
+    let mut out = Vec::with_capacity(2 * R * x.len());
     let mut xx = x.to_vec();
     for i in 0..x.len() {
         let mut h = h0[i];
-        let mut approx = Vec::with_capacity(R);
         for _ in 0..R {
             xx[i] = x[i] + h;
-            let fp = f(&xx);
+            out.push(xx.clone());
             xx[i] = x[i] - h;
-            let fm = f(&xx);
+            out.push(xx.clone());
             xx[i] = x[i];
+            h /= V;
+        }
+    }
+    out
+}
+
+/// [`jacobian`] from the values of `f` at [`jacobian_points`].
+pub fn jacobian_from_values(x: &[f64], values: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let h0 = initial_steps(x, D_GRAD);
+    let mut out = Vec::with_capacity(x.len());
+    let mut at = values.iter();
+    for &hi in h0.iter().take(x.len()) {
+        let mut h = hi;
+        let mut approx = Vec::with_capacity(R);
+        for _ in 0..R {
+            let (Some(fp), Some(fm)) = (at.next(), at.next()) else {
+                return out;
+            };
             approx.push(
                 fp.iter()
-                    .zip(&fm)
+                    .zip(fm)
                     .map(|(a, b)| (a - b) / (2.0 * h))
                     .collect(),
             );
@@ -69,26 +94,73 @@ pub fn jacobian<F: FnMut(&[f64]) -> Vec<f64>>(mut f: F, x: &[f64]) -> Vec<Vec<f6
 
 /// Hessian of a scalar `f` at `x` (`numDeriv::hessian`, i.e. `genD`).
 pub fn hessian<F: FnMut(&[f64]) -> f64>(mut f: F, x: &[f64]) -> Vec<Vec<f64>> {
+    let values: Vec<f64> = hessian_points(x).iter().map(|p| f(p)).collect();
+    hessian_from_values(x, &values)
+}
+
+/// The points at which [`hessian`] evaluates `f`, in its order: `x`; for each coordinate `i`
+/// and each of the `r` step vectors `h` (halved each time) `x + h_i e_i`, `x - h_i e_i`; then for
+/// each pair `j < i` and each step `x + h_i e_i + h_j e_j`, `x - h_i e_i - h_j e_j`. Evaluate
+/// them in any order or in parallel, then call [`hessian_from_values`].
+pub fn hessian_points(x: &[f64]) -> Vec<Vec<f64>> {
     let n = x.len();
     let h0 = initial_steps(x, D_HESS);
-    let f0 = f(x);
-    let mut hdiag = vec![0.0; n];
+    let mut out = vec![x.to_vec()];
     let mut xx = x.to_vec();
     for i in 0..n {
         let mut h = h0.clone();
-        let mut approx = Vec::with_capacity(R);
         for _ in 0..R {
             xx[i] = x[i] + h[i];
-            let f1 = f(&xx);
+            out.push(xx.clone());
             xx[i] = x[i] - h[i];
-            let f2 = f(&xx);
+            out.push(xx.clone());
             xx[i] = x[i];
+            for v in h.iter_mut() {
+                *v /= V;
+            }
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            let mut h = h0.clone();
+            for _ in 0..R {
+                xx[i] = x[i] + h[i];
+                xx[j] = x[j] + h[j];
+                out.push(xx.clone());
+                xx[i] = x[i] - h[i];
+                xx[j] = x[j] - h[j];
+                out.push(xx.clone());
+                xx[i] = x[i];
+                xx[j] = x[j];
+                for v in h.iter_mut() {
+                    *v /= V;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`hessian`] from the values of `f` at [`hessian_points`] (genD's Richardson scheme).
+pub fn hessian_from_values(x: &[f64], values: &[f64]) -> Vec<Vec<f64>> {
+    let n = x.len();
+    let h0 = initial_steps(x, D_HESS);
+    let mut at = values.iter().copied();
+    let f0 = at.next().unwrap_or(f64::NAN);
+    let mut next = || at.next().unwrap_or(f64::NAN);
+    let mut hdiag = vec![0.0; n];
+    for (i, hd) in hdiag.iter_mut().enumerate() {
+        let mut h = h0.clone();
+        let mut approx = Vec::with_capacity(R);
+        for _ in 0..R {
+            let f1 = next();
+            let f2 = next();
             approx.push(vec![(f1 - 2.0 * f0 + f2) / (h[i] * h[i])]);
             for v in h.iter_mut() {
                 *v /= V;
             }
         }
-        hdiag[i] = extrapolate(approx)[0];
+        *hd = extrapolate(approx)[0];
     }
     let mut hess = vec![vec![0.0; n]; n];
     for i in 0..n {
@@ -97,14 +169,8 @@ pub fn hessian<F: FnMut(&[f64]) -> f64>(mut f: F, x: &[f64]) -> Vec<Vec<f64>> {
             let mut h = h0.clone();
             let mut approx = Vec::with_capacity(R);
             for _ in 0..R {
-                xx[i] = x[i] + h[i];
-                xx[j] = x[j] + h[j];
-                let f1 = f(&xx);
-                xx[i] = x[i] - h[i];
-                xx[j] = x[j] - h[j];
-                let f2 = f(&xx);
-                xx[i] = x[i];
-                xx[j] = x[j];
+                let f1 = next();
+                let f2 = next();
                 approx.push(vec![
                     (f1 - 2.0 * f0 + f2 - hdiag[i] * h[i] * h[i] - hdiag[j] * h[j] * h[j])
                         / (2.0 * h[i] * h[j]),

@@ -13,7 +13,7 @@ use crate::stats::distributions::{p_two_sided_normal, p_two_sided_t, qnorm, qt};
 use nalgebra::DMatrix;
 use serde::Serialize;
 
-use super::deviance::Factor;
+use super::deviance::{Criterion, Factor};
 use super::optimize::LmmFit;
 use super::LmmError;
 use kenward_roger::{kr_adjust, KrAdjusted, KrBlock};
@@ -131,6 +131,78 @@ impl VarianceParameterModel for LmmVarPar<'_> {
         let s2 = vp[k] * vp[k];
         DMatrix::from_fn(p, p, |i, j| s2 * uv[i * p + j])
     }
+    /// The points share thetas (a step in sigma keeps theta; the Hessian's mixed theta-sigma
+    /// points have the thetas of its diagonal ones): the factor is computed once per distinct
+    /// theta, the distinct thetas in parallel (one factor per task), and the deviance at each
+    /// point's sigma is a formula of it ([`Criterion::deviance_at_sigma`]): the same values as
+    /// one [`VarianceParameterModel::deviance_at`] per point.
+    fn deviances_at(&self, points: &[Vec<f64>]) -> Vec<f64> {
+        use rayon::prelude::*;
+        let bp = &self.fit.products;
+        let (thetas, which) = distinct_thetas(points);
+        let crit: Vec<Criterion> = thetas
+            .par_iter()
+            .map_init(
+                || Factor::new(bp),
+                |f, th| {
+                    f.update_criterion(bp, th);
+                    f.criterion()
+                },
+            )
+            .collect();
+        points
+            .iter()
+            .zip(&which)
+            .map(|(p, &w)| crit[w].deviance_at_sigma(bp, self.fit.reml, p[p.len() - 1]))
+            .collect()
+    }
+    /// As [`Self::deviances_at`]: `(R_X'R_X)^-1` once per distinct theta, in parallel, times
+    /// each point's `sigma^2`.
+    fn vcovs_at(&self, points: &[Vec<f64>]) -> Vec<DMatrix<f64>> {
+        use rayon::prelude::*;
+        let bp = &self.fit.products;
+        let p = self.fit.n_fixef();
+        let (thetas, which) = distinct_thetas(points);
+        let unscaled: Vec<Vec<f64>> = thetas
+            .par_iter()
+            .map_init(
+                || Factor::new(bp),
+                |f, th| {
+                    f.update(bp, th);
+                    f.unscaled_vcov(bp)
+                },
+            )
+            .collect();
+        points
+            .iter()
+            .zip(&which)
+            .map(|(vp, &w)| {
+                let s = vp[vp.len() - 1];
+                let s2 = s * s;
+                let uv = &unscaled[w];
+                DMatrix::from_fn(p, p, |i, j| s2 * uv[i * p + j])
+            })
+            .collect()
+    }
+}
+
+/// The distinct thetas (all but the last coordinate, sigma) of `points`, in order of first
+/// appearance, and for each point the index of its theta.
+fn distinct_thetas(points: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<usize>) {
+    let mut index: std::collections::HashMap<Vec<u64>, usize> = std::collections::HashMap::new();
+    let mut thetas: Vec<Vec<f64>> = Vec::new();
+    let which = points
+        .iter()
+        .map(|p| {
+            let th = &p[..p.len().saturating_sub(1)];
+            let key: Vec<u64> = th.iter().map(|v| v.to_bits()).collect();
+            *index.entry(key).or_insert_with(|| {
+                thetas.push(th.to_vec());
+                thetas.len() - 1
+            })
+        })
+        .collect();
+    (thetas, which)
 }
 
 /// Largest independent block for Kenward-Roger (dense `n_c x n_c` per covariance parameter).

@@ -23,6 +23,15 @@ pub trait VarianceParameterModel {
     fn deviance_at(&self, varpar: &[f64]) -> f64;
     /// `vcov(beta)` at `varpar`, p x p.
     fn vcov_at(&self, varpar: &[f64]) -> DMatrix<f64>;
+    /// [`VarianceParameterModel::deviance_at`] at each of `points` (one by one here; a model
+    /// may evaluate them in parallel and share work between points).
+    fn deviances_at(&self, points: &[Vec<f64>]) -> Vec<f64> {
+        points.iter().map(|p| self.deviance_at(p)).collect()
+    }
+    /// [`VarianceParameterModel::vcov_at`] at each of `points`.
+    fn vcovs_at(&self, points: &[Vec<f64>]) -> Vec<DMatrix<f64>> {
+        points.iter().map(|p| self.vcov_at(p)).collect()
+    }
 }
 
 /// Precomputed quantities for Satterthwaite df.
@@ -74,20 +83,21 @@ impl Satterthwaite {
         let k = vp.len();
         let p = model.n_fixef();
         let vcov = model.vcov_at(&vp);
-        let h = numderiv::hessian(|x| model.deviance_at(x), &vp);
+        // The stencils' points are evaluated as one batch (in parallel where the model can).
+        let h =
+            numderiv::hessian_from_values(&vp, &model.deviances_at(&numderiv::hessian_points(&vp)));
         let hm = DMatrix::from_fn(k, k, |i, j| h[i][j]);
         if !hm.iter().all(|v| v.is_finite()) {
             return Err("the Hessian of the deviance is not finite".into());
         }
         let (a, warnings) = lmertest_a(&hm);
 
-        let jac_rows = numderiv::jacobian(
-            |x| {
-                let c = model.vcov_at(x);
-                c.iter().copied().collect()
-            },
-            &vp,
-        );
+        let jac_values: Vec<Vec<f64>> = model
+            .vcovs_at(&numderiv::jacobian_points(&vp))
+            .into_iter()
+            .map(|c| c.iter().copied().collect())
+            .collect();
+        let jac_rows = numderiv::jacobian_from_values(&vp, &jac_values);
         let jac = jac_rows
             .into_iter()
             .map(|col| DMatrix::from_column_slice(p, p, &col))
