@@ -260,9 +260,19 @@ impl RawTable {
     }
 }
 
-/// Reads a `.csv` or `.parquet` file (by extension) with every column as text, and the
-/// digest of the bytes it parsed ([`RawTable::digest`]). The table is named after the file stem.
+/// Reads a `.csv` or `.parquet` file (by extension) with every column as text. The table is
+/// named after the file stem.
 pub fn read_table_file(path: &Path) -> Result<RawTable, TableError> {
+    read_table(path, false)
+}
+
+/// As [`read_table_file`], with the SHA-256 of the bytes it parsed ([`RawTable::digest`]) for
+/// a run's manifest.
+pub fn read_table_file_hashed(path: &Path) -> Result<RawTable, TableError> {
+    read_table(path, true)
+}
+
+fn read_table(path: &Path, hashed: bool) -> Result<RawTable, TableError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -277,16 +287,17 @@ pub fn read_table_file(path: &Path) -> Result<RawTable, TableError> {
             path: path.to_path_buf(),
         });
     }
-    let (bytes, digest) = read_file_digest(path).map_err(|source| TableError::Io {
+    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    let digest = hashed.then(|| FileDigest::of(&bytes));
     let mut table = if ext.as_deref() == Some("csv") {
         csv_from_bytes(&name, path, &bytes)?
     } else {
         frame_to_table(&name, path, parquet_from_bytes(path, bytes)?)?
     };
-    table.digest = Some(digest);
+    table.digest = digest;
     Ok(table)
 }
 
@@ -496,7 +507,7 @@ fn parse_body(text: &str, n_cols: usize) -> Result<Chunk, (usize, CsvFail)> {
 /// character is split (a line feed may be inside a quoted field otherwise).
 fn split_body(body: &str, parts: usize) -> Vec<&str> {
     const MIN_CHUNK: usize = 4 << 20;
-    if parts < 2 || body.len() < 2 * MIN_CHUNK || body.contains('"') {
+    if parts < 2 || body.len() < 2 * MIN_CHUNK {
         return vec![body];
     }
     let b = body.as_bytes();
@@ -504,13 +515,25 @@ fn split_body(body: &str, parts: usize) -> Vec<&str> {
     let mut start = 0usize;
     for j in 1..parts {
         let target = (body.len() * j / parts).max(start);
-        match b[target..].iter().position(|&c| c == b'\n') {
-            Some(off) => {
-                let cut = target + off + 1;
+        // A line feed after an even number of quotes since the last cut is (in a well-formed
+        // file) outside quoted fields; `parse_csv` checks that every chunk parses to its end
+        // and parses sequentially otherwise, so a wrong guess costs time, never cells.
+        let mut inside = b[start..target].iter().filter(|&&c| c == b'"').count() % 2 == 1;
+        let mut cut = None;
+        for (off, &c) in b[target..].iter().enumerate() {
+            if c == b'"' {
+                inside = !inside;
+            } else if c == b'\n' && !inside {
+                cut = Some(target + off + 1);
+                break;
+            }
+        }
+        match cut {
+            Some(cut) if cut < body.len() => {
                 out.push(&body[start..cut]);
                 start = cut;
             }
-            None => break,
+            _ => break,
         }
     }
     out.push(&body[start..]);
@@ -548,12 +571,17 @@ fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvErr
     let body = text.get(pos.min(text.len())..).unwrap_or("");
     let chunks = split_body(body, rayon::current_num_threads());
     let n_cols = names.len();
-    let parsed: Vec<Result<Chunk, (usize, CsvFail)>> = if chunks.len() > 1 {
+    let mut parsed: Vec<Result<Chunk, (usize, CsvFail)>> = if chunks.len() > 1 {
         use rayon::prelude::*;
         chunks.par_iter().map(|c| parse_body(c, n_cols)).collect()
     } else {
         chunks.iter().map(|c| parse_body(c, n_cols)).collect()
     };
+    if chunks.len() > 1 && parsed.iter().any(|p| p.is_err()) {
+        // A cut inside a quoted field (or a genuine error): one sequential pass gives the
+        // cells and the first error with its row exactly.
+        parsed = vec![parse_body(body, n_cols)];
+    }
     let mut rows_before = 0usize;
     let mut data: Vec<TextColumn> = Vec::new();
     for (j, part) in parsed.into_iter().enumerate() {
@@ -873,6 +901,46 @@ mod tests {
             first_structure_problem(b"a,b\n1,\"2\n").map(|p| p.0),
             Some(2)
         );
+    }
+
+    #[test]
+    fn parallel_chunks_give_the_sequential_cells_with_quoted_line_feeds() {
+        // > 8 MB so that the body is cut; quoted fields with line feeds, commas and `""`
+        // around the cut points, and a stray quote inside an unquoted field (the parity guess
+        // is then wrong and the sequential fallback must take over).
+        let mut text = String::from("id,note,y\n");
+        let mut k = 0;
+        while text.len() < 9 << 20 {
+            let note = match k % 4 {
+                0 => "\"line one\nline two, \"\"quoted\"\"\"".to_string(),
+                1 => "plain".to_string(),
+                2 => String::new(),
+                _ => format!("\"{}\n\"", k),
+            };
+            text.push_str(&format!("P{k},{note},{}.5\n", k % 97));
+            k += 1;
+        }
+        let sequential = |t: &str| {
+            let body = &t[t.find('\n').unwrap() + 1..];
+            let c = parse_body(body, 3).ok().unwrap();
+            (0..c.n_rows)
+                .map(|r| {
+                    (0..3)
+                        .map(|j| c.data[j].get(r).map(str::to_string))
+                        .collect()
+                })
+                .collect::<Vec<Vec<Option<String>>>>()
+        };
+        let parallel = |t: &str| {
+            let raw = csv_from_str("t", Path::new("t.csv"), t).unwrap();
+            (0..raw.n_rows())
+                .map(|r| (0..3).map(|j| raw.cell(r, j).map(str::to_string)).collect())
+                .collect::<Vec<Vec<Option<String>>>>()
+        };
+        assert!(split_body(&text[10..], 2).len() == 2);
+        assert_eq!(parallel(&text), sequential(&text));
+        let stray = text.replacen("plain", "pl\"ain", 1);
+        assert_eq!(parallel(&stray), sequential(&stray));
     }
 
     #[test]

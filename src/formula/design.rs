@@ -385,45 +385,7 @@ fn random_term(
             spec.text
         )));
     }
-    let mut per_col = Vec::new();
-    for c in &spec.group_columns {
-        let (codes, levels) = as_factor(get_column(frame, c)?);
-        let sub: Vec<u32> = rows
-            .iter()
-            .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
-            .collect();
-        per_col.push((sub, levels));
-    }
-    let mut keys: Vec<Vec<u32>> = (0..n)
-        .map(|i| {
-            per_col
-                .iter()
-                .map(|(c, _)| c.get(i).copied().unwrap_or(0))
-                .collect()
-        })
-        .collect();
-    let mut distinct = keys.clone();
-    distinct.sort();
-    distinct.dedup();
-    let index: HashMap<Vec<u32>, u32> = distinct
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.clone(), i as u32))
-        .collect();
-    let refs: Vec<u32> = keys
-        .drain(..)
-        .map(|k| index.get(&k).copied().unwrap_or(0))
-        .collect();
-    let level_names: Vec<String> = distinct
-        .iter()
-        .map(|k| {
-            k.iter()
-                .zip(&per_col)
-                .map(|(c, (_, lv))| lv.get(*c as usize).cloned().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-        .collect();
+    let (refs, level_names) = grouping_levels(spec, frame, rows)?;
     let mut z = vec![0.0; n * q];
     for (j, col) in zcols.iter().enumerate() {
         for (i, v) in col.iter().enumerate() {
@@ -461,6 +423,69 @@ fn random_term(
         q,
         text: spec.text.clone(),
     })
+}
+
+/// The grouping factor of a random-effects term on the used rows: per row the index of its
+/// level, and the observed levels (R's interaction `a:b` of several columns, labels joined by
+/// `:`), in the order of the columns' level codes, unused combinations dropped. The level
+/// tuples are packed into one integer per row (mixed radix, so the integer order is the tuple
+/// order), sorted and deduplicated; no allocation per row.
+fn grouping_levels(
+    spec: &RandomSpec,
+    frame: &Frame,
+    rows: &[usize],
+) -> Result<(Vec<u32>, Vec<String>), FormulaError> {
+    let mut per_col: Vec<(Vec<u32>, std::borrow::Cow<'_, [String]>)> = Vec::new();
+    for c in &spec.group_columns {
+        let col = get_column(frame, c)?;
+        let sub_of = |codes: &[Option<u32>]| -> Vec<u32> {
+            rows.iter()
+                .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
+                .collect()
+        };
+        match col {
+            Column::Factor { codes, levels } => {
+                per_col.push((sub_of(codes), std::borrow::Cow::Borrowed(levels.as_slice())))
+            }
+            Column::Numeric(_) => {
+                let (codes, levels) = as_factor(col);
+                per_col.push((sub_of(&codes), std::borrow::Cow::Owned(levels)));
+            }
+        }
+    }
+    let radix: Vec<u128> = per_col
+        .iter()
+        .map(|(_, lv)| lv.len().max(1) as u128)
+        .collect();
+    let packed: Vec<u128> = (0..rows.len())
+        .map(|i| {
+            per_col.iter().zip(&radix).fold(0u128, |acc, ((c, _), &r)| {
+                acc.saturating_mul(r).saturating_add(c[i] as u128)
+            })
+        })
+        .collect();
+    let mut distinct = packed.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let refs: Vec<u32> = packed
+        .iter()
+        .map(|k| distinct.binary_search(k).map_or(0, |i| i as u32))
+        .collect();
+    let level_names: Vec<String> = distinct
+        .iter()
+        .map(|&k| {
+            // unpack the tuple, last column first
+            let mut rest = k;
+            let mut parts: Vec<&str> = vec![""; per_col.len()];
+            for (j, ((_, lv), &r)) in per_col.iter().zip(&radix).enumerate().rev() {
+                let code = (rest % r) as usize;
+                rest /= r;
+                parts[j] = lv.get(code).map_or("", String::as_str);
+            }
+            parts.join(":")
+        })
+        .collect();
+    Ok((refs, level_names))
 }
 
 fn drop_unused(codes: &[u32], levels: &[String]) -> (Vec<u32>, Vec<String>) {

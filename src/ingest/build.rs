@@ -13,7 +13,8 @@ use crate::schema::{
     TotalRule, ValueType,
 };
 use crate::table::{
-    file_row, find_table, read_file_digest, read_table_file, FileDigest, RawTable, TableError,
+    file_row, find_table, read_file_digest, read_table_file_hashed, FileDigest, RawTable,
+    TableError,
 };
 
 /// Average month length in days (365.25 / 12), for "months since randomization".
@@ -407,7 +408,7 @@ fn read_tables(
                     complete = false;
                 }
             }
-            Some(p) => match read_table_file(&p) {
+            Some(p) => match read_table_file_hashed(&p) {
                 Ok(t) => {
                     if let Some(d) = t.digest() {
                         inputs.push((p.clone(), d.clone()));
