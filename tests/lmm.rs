@@ -1095,6 +1095,18 @@ fn sparse_trailing_factor_matches_dense() {
                     "{formula} theta {th:?}: sparse {a} dense {b}"
                 );
                 assert!((fs.logdet_rx - fd.logdet_rx).abs() <= 1e-9 * fd.logdet_rx.abs().max(1.0));
+                // (R_X'R_X)^-1 from the trailing block of the sparse factor (Satterthwaite's
+                // Jacobian points) equals the dense one.
+                let vs = fs
+                    .unscaled_vcov_sparse(&sparse)
+                    .expect("X and y rows in the last supernode");
+                let vd = fd.unscaled_vcov(&dense);
+                for (x, y) in vs.iter().zip(&vd) {
+                    assert!(
+                        (x - y).abs() <= 1e-9 * y.abs().max(1e-300),
+                        "{formula} theta {th:?}: vcov sparse {x} dense {y}"
+                    );
+                }
             }
         }
         // The fitted model does not depend on the path (the default path is sparse for the

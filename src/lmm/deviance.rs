@@ -466,22 +466,30 @@ impl Factor {
         out
     }
 
-    /// `(R_X'R_X)^{-1}` (unscaled covariance of beta), `p x p` row-major.
+    /// `(R_X'R_X)^{-1}` (unscaled covariance of beta), `p x p` row-major, after
+    /// [`Factor::update`].
     pub fn unscaled_vcov(&self, bp: &BlockedProducts) -> Vec<f64> {
-        let p = bp.p;
-        let l = self.l_xx(bp);
-        let linv = lower_inverse(&l, p);
-        let mut v = vec![0.0; p * p];
-        for i in 0..p {
-            for j in 0..p {
-                let mut s = 0.0;
-                for k in i.max(j)..p {
-                    s += linv[k * p + i] * linv[k * p + j];
-                }
-                v[i * p + j] = s;
-            }
+        unscaled_vcov_of(&self.l_xx(bp), bp.p)
+    }
+
+    /// [`Factor::unscaled_vcov`] after [`Factor::update_criterion`] took the sparse path
+    /// (crossed designs): `L_XX` from the trailing block of the sparse factor, equal to the
+    /// dense one up to rounding. `None` when the last factorization was not sparse.
+    pub fn unscaled_vcov_sparse(&self, bp: &BlockedProducts) -> Option<Vec<f64>> {
+        let (Some(sp), Some(work), false) =
+            (bp.sparse.as_deref(), &self.sparse_work, self.dense_valid)
+        else {
+            return None;
+        };
+        if !self.ok {
+            return None;
         }
-        v
+        let p = bp.p;
+        let tail = sp.tail_block(work, p + 1)?;
+        let l: Vec<f64> = (0..p * p)
+            .map(|k| tail[(k / p) * (p + 1) + k % p])
+            .collect();
+        Some(unscaled_vcov_of(&l, p))
     }
 
     /// Solves for `[u; beta]` (spherical random effects per term, fixed effects).
@@ -700,6 +708,23 @@ fn chol_colmajor_small(a: &mut [f64], n: usize) -> bool {
         }
     }
     true
+}
+
+/// `(L L')^{-1}` of a lower-triangular `p x p` factor `l` (row-major): the unscaled
+/// covariance `(R_X'R_X)^{-1}` of beta.
+fn unscaled_vcov_of(l: &[f64], p: usize) -> Vec<f64> {
+    let linv = lower_inverse(l, p);
+    let mut v = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            let mut s = 0.0;
+            for k in i.max(j)..p {
+                s += linv[k * p + i] * linv[k * p + j];
+            }
+            v[i * p + j] = s;
+        }
+    }
+    v
 }
 
 #[cfg(test)]

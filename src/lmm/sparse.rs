@@ -69,6 +69,8 @@ pub struct SparseTrailing {
     pub dd_pos: Vec<u32>,
     /// Position of each column's diagonal in the factor's values (new order).
     l_diag: Vec<usize>,
+    /// First column of the last supernode (the one holding the `X` and `y` rows).
+    tail_begin: usize,
     /// Entries of the factor (supernodal storage).
     pub len_l: usize,
     /// Multiply-adds of one numeric factorization.
@@ -423,6 +425,10 @@ impl SparseTrailing {
             }
         }
         let flop_ratio = flops / ((m as f64).powi(3) / 3.0);
+        let tail_begin = (0..sn.n_supernodes())
+            .rev()
+            .find(|&s| begin[s] < m && end[s] == m)
+            .map_or(m, |s| begin[s]);
 
         if flop_ratio > max_flops {
             return None;
@@ -441,10 +447,31 @@ impl SparseTrailing {
             dd_ptr,
             dd_pos,
             l_diag,
+            tail_begin,
             len_l,
             flops,
             gather,
         })
+    }
+
+    /// The trailing `k x k` block of the last numeric factor (the rows of `X` and `y` when
+    /// `k = p + 1`: they keep their positions, so this is the block of the dense factor up to
+    /// rounding), lower triangle row-major; `None` when those columns are not all in the last
+    /// supernode. Within a supernode the values are column-major with the supernode's own
+    /// columns as its first rows, so entry `(r, c)` sits `r - c` after the diagonal of `c`.
+    pub fn tail_block(&self, work: &SparseWork, k: usize) -> Option<Vec<f64>> {
+        let m = self.m;
+        if k > m || m - k < self.tail_begin {
+            return None;
+        }
+        let mut out = vec![0.0; k * k];
+        for i in 0..k {
+            for j in 0..=i {
+                let (r, c) = (m - k + i, m - k + j);
+                out[i * k + j] = *work.l_vals.get(self.l_diag[c] + (r - c))?;
+            }
+        }
+        Some(out)
     }
 
     /// Parallelism of the numeric factorization: rayon's threads only when the work is very

@@ -157,7 +157,8 @@ impl VarianceParameterModel for LmmVarPar<'_> {
             .collect()
     }
     /// As [`Self::deviances_at`]: `(R_X'R_X)^-1` once per distinct theta, in parallel, times
-    /// each point's `sigma^2`.
+    /// each point's `sigma^2`; for crossed designs from the sparse factor (the dense trailing
+    /// factorization costs about five sparse ones there).
     fn vcovs_at(&self, points: &[Vec<f64>]) -> Vec<DMatrix<f64>> {
         use rayon::prelude::*;
         let bp = &self.fit.products;
@@ -168,6 +169,14 @@ impl VarianceParameterModel for LmmVarPar<'_> {
             .map_init(
                 || Factor::new(bp),
                 |f, th| {
+                    // Crossed designs: L_XX from the sparse factor of the criterion (equal up
+                    // to rounding); otherwise the dense factor.
+                    if bp.sparse.is_some() {
+                        f.update_criterion(bp, th);
+                        if let Some(v) = f.unscaled_vcov_sparse(bp) {
+                            return v;
+                        }
+                    }
                     f.update(bp, th);
                     f.unscaled_vcov(bp)
                 },
