@@ -375,31 +375,47 @@ enum CsvError {
     },
 }
 
-/// Reads one record starting at `*pos` (not on a blank line), calling `field(k, text)` for
-/// each field; returns the number of fields and leaves `*pos` past the record's line feed.
-/// Err: the record's quoted field is not closed before the end of the text.
+/// One record of the export dialect (`,` and `"`), see [`next_record_in`].
+#[inline]
 fn next_record(
     text: &str,
     pos: &mut usize,
     scratch: &mut String,
+    field: impl FnMut(usize, &str) -> bool,
+) -> Result<usize, CsvFail> {
+    next_record_in(text, pos, scratch, field, (b',', b'"'))
+}
+
+/// One record from `*pos` (RFC 4180 with separator `sep` and quote `quote`; a quote opens a
+/// field only as its first character, a doubled quote inside is one quote, anything between
+/// the closing quote and the separator is kept), each field passed to `field`; `*pos` ends
+/// past the record's line feed; returns the number of fields. Err: the record's quoted field
+/// is not closed before the end of the text. The one CSV tokenizer of herstel: the exports'
+/// reader and `herstel import` ([`csv_records`]) both split records with it.
+#[inline]
+fn next_record_in(
+    text: &str,
+    pos: &mut usize,
+    scratch: &mut String,
     mut field: impl FnMut(usize, &str) -> bool,
+    (sep, quote): (u8, u8),
 ) -> Result<usize, CsvFail> {
     let b = text.as_bytes();
     let n = b.len();
     let mut k = 0usize;
     loop {
-        let value: &str = if *pos < n && b[*pos] == b'"' {
+        let value: &str = if *pos < n && b[*pos] == quote {
             scratch.clear();
             *pos += 1;
             let mut seg = *pos;
             loop {
-                while *pos < n && b[*pos] != b'"' {
+                while *pos < n && b[*pos] != quote {
                     *pos += 1;
                 }
                 if *pos >= n {
                     return Err(CsvFail::Unterminated);
                 }
-                if *pos + 1 < n && b[*pos + 1] == b'"' {
+                if *pos + 1 < n && b[*pos + 1] == quote {
                     scratch.push_str(&text[seg..=*pos]);
                     *pos += 2;
                     seg = *pos;
@@ -411,14 +427,14 @@ fn next_record(
             }
             // anything between the closing quote and the separator is kept as is
             let rest = *pos;
-            while *pos < n && b[*pos] != b',' && b[*pos] != b'\n' {
+            while *pos < n && b[*pos] != sep && b[*pos] != b'\n' {
                 *pos += 1;
             }
             scratch.push_str(&text[rest..*pos]);
             scratch
         } else {
             let start = *pos;
-            while *pos < n && b[*pos] != b',' && b[*pos] != b'\n' {
+            while *pos < n && b[*pos] != sep && b[*pos] != b'\n' {
                 *pos += 1;
             }
             &text[start..*pos]
@@ -427,7 +443,7 @@ fn next_record(
             return Err(CsvFail::TooLarge(k));
         }
         k += 1;
-        let comma = *pos < n && b[*pos] == b',';
+        let comma = *pos < n && b[*pos] == sep;
         *pos += 1; // past the separator or line feed (or beyond the end)
         if !comma {
             return Ok(k);
@@ -452,6 +468,47 @@ enum CsvFail {
 
 /// If `*pos` starts a blank line (only carriage returns before a line feed or the end), moves
 /// past it and returns true.
+/// Splits `text` into records of text fields with separator `sep` and quote `quote` (the
+/// tokenizer of the exports, [`next_record_in`]; `herstel import` reads other dialects
+/// through it), at most `limit` records. Returns the records and the 1-based line each starts
+/// on, or the line of a quoted field that is never closed.
+pub fn csv_records(
+    text: &str,
+    (sep, quote): (u8, u8),
+    limit: Option<usize>,
+) -> Result<(Vec<Vec<String>>, Vec<usize>), usize> {
+    let b = text.as_bytes();
+    let mut pos = 0usize;
+    let mut line = 1usize;
+    let mut records = Vec::new();
+    let mut starts = Vec::new();
+    let mut scratch = String::new();
+    while pos < b.len() && limit.is_none_or(|l| records.len() < l) {
+        let start = pos;
+        let mut rec: Vec<String> = Vec::new();
+        let r = next_record_in(
+            text,
+            &mut pos,
+            &mut scratch,
+            |_, v| {
+                rec.push(v.to_string());
+                true
+            },
+            (sep, quote),
+        );
+        if r.is_err() {
+            return Err(line);
+        }
+        records.push(rec);
+        starts.push(line);
+        line += b[start..pos.min(b.len())]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count();
+    }
+    Ok((records, starts))
+}
+
 fn skip_blank_line(b: &[u8], pos: &mut usize) -> bool {
     let mut q = *pos;
     while q < b.len() && b[q] == b'\r' {

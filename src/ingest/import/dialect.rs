@@ -96,91 +96,25 @@ fn decode(
     }
 }
 
-/// Splits `text` into records of fields (RFC 4180 with the given separator and quote).
-/// Returns the records and, for each, its 1-based starting line. An unclosed quote is an
-/// error naming the line where the field began.
+/// Splits `text` into records of fields with the given separator and quote, by the crate's
+/// one CSV tokenizer ([`crate::table::csv_records`]: a quote opens a field only as its first
+/// character; a record ends at a line feed, a carriage return before it is trimmed with the
+/// cell). Returns the records and, for each, its 1-based starting line; trailing blank lines
+/// are dropped. An unclosed quote is an error naming the line where its record began.
 fn split_records(
     text: &str,
     sep: char,
     quote: char,
     limit: Option<usize>,
 ) -> Result<(Vec<Vec<String>>, Vec<usize>), usize> {
-    let mut records = Vec::new();
-    let mut starts = Vec::new();
-    let mut rec: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut quote_line = 0;
-    let mut line = 1usize;
-    let mut rec_line = 1usize;
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            if c == quote {
-                if chars.peek() == Some(&quote) {
-                    field.push(quote);
-                    chars.next();
-                } else {
-                    in_quotes = false;
-                }
-            } else {
-                if c == '\n' {
-                    line += 1;
-                }
-                field.push(c);
-            }
-            continue;
-        }
-        match c {
-            c if c == quote && field.trim().is_empty() => {
-                field.clear();
-                in_quotes = true;
-                quote_line = line;
-                any = true;
-            }
-            c if c == sep => {
-                rec.push(std::mem::take(&mut field));
-                any = true;
-            }
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                if any || !field.is_empty() || !rec.is_empty() {
-                    rec.push(std::mem::take(&mut field));
-                    records.push(std::mem::take(&mut rec));
-                    starts.push(rec_line);
-                } else {
-                    // a blank line: a record of one empty field (dropped below if trailing)
-                    records.push(vec![String::new()]);
-                    starts.push(rec_line);
-                }
-                any = false;
-                line += 1;
-                rec_line = line;
-                if limit.is_some_and(|l| records.len() >= l) {
-                    return Ok((records, starts));
-                }
-            }
-            c => {
-                field.push(c);
-                any = true;
-            }
-        }
-    }
-    if in_quotes {
-        return Err(quote_line);
-    }
-    if any || !field.is_empty() || !rec.is_empty() {
-        rec.push(field);
-        records.push(rec);
-        starts.push(rec_line);
-    }
+    let (Ok(sep), Ok(quote)) = (u8::try_from(sep), u8::try_from(quote)) else {
+        return Err(1);
+    };
+    let (mut records, mut starts) = crate::table::csv_records(text, (sep, quote), limit)?;
     // trailing blank lines
     while records
         .last()
-        .is_some_and(|r| r.len() == 1 && r[0].is_empty())
+        .is_some_and(|r| r.len() == 1 && r[0].trim().is_empty())
     {
         records.pop();
         starts.pop();

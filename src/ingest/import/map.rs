@@ -329,10 +329,10 @@ fn check(lm: &LoadedMap) -> Result<(), ImportError> {
             ("decimal", &s.decimal),
         ] {
             if let Some(v) = v {
-                if v.chars().count() != 1 {
+                if v.chars().count() != 1 || !v.is_ascii() {
                     return Err(lm.error_at(
                         v,
-                        format!("{key} must be one character, e.g. \";\" or \"\\t\""),
+                        format!("{key} must be one character (ASCII), e.g. \";\" or \"\\t\""),
                     ));
                 }
             }
