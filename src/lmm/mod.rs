@@ -59,6 +59,9 @@ pub enum LmmError {
     StartDim { got: usize, expected: usize },
     #[error("{0}")]
     Numerical(String),
+    /// Denominator df (Satterthwaite, Kenward-Roger) cannot be computed.
+    #[error("{0}")]
+    Df(#[from] inference::DfError),
     #[error("models are not nested or not comparable: {0}")]
     NotNested(#[from] crate::stats::lrt::LrtError),
 }

@@ -98,8 +98,10 @@ pub struct LmmFit {
     /// Human-readable notes on singular terms (which variance or correlation).
     pub singular_terms: Vec<String>,
     pub warnings: Vec<String>,
-    pub(crate) satt: OnceLock<Result<super::inference::satterthwaite::Satterthwaite, String>>,
-    pub(crate) kr: OnceLock<Result<super::inference::kenward_roger::KrAdjusted, String>>,
+    pub(crate) satt:
+        OnceLock<Result<super::inference::satterthwaite::Satterthwaite, super::inference::DfError>>,
+    pub(crate) kr:
+        OnceLock<Result<super::inference::kenward_roger::KrAdjusted, super::inference::DfError>>,
 }
 
 /// BOBYQA's final radius when the convergence check (and its Newton step) follows.

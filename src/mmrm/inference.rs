@@ -23,6 +23,7 @@
 //!   (linear) and `varIdent` ratios on a wave structure (quadratic: second derivatives
 //!   `d2V/d delta_s d delta_t` enter the Hessian exactly, and are left out of KR as above) all
 //!   enter through the per-pattern derivatives of `V`.
+use crate::lmm::inference::DfError;
 use nalgebra::DMatrix;
 
 /// First derivatives and (row-major k x k) second derivatives of `Sigma`.
@@ -217,14 +218,14 @@ impl Derivatives {
         gamma: &[f64],
         eval: &Evaluation,
         reml: bool,
-    ) -> Result<Derivatives, String> {
+    ) -> Result<Derivatives, DfError> {
         let kk = data.n_par();
         if gamma.len() != kk {
-            return Err("wrong number of covariance parameters".into());
+            return Err(DfError::WrongParameterCount);
         }
         let prm = data
             .params_from_gamma_psd(gamma)
-            .ok_or("the covariance parameters are not valid (G not positive definite?)")?;
+            .ok_or(DfError::InvalidParameters)?;
         let p = data.p;
         let q = p + 1;
         let sd: Vec<SigmaDerivatives> = match data.residual {
@@ -240,7 +241,7 @@ impl Derivatives {
                         )
                     })
                     .collect::<Option<Vec<_>>>()
-                    .ok_or("the covariance derivatives are not finite")?
+                    .ok_or(DfError::DerivativesNotFinite)?
             }
             Residual::Independent => Vec::new(),
         };
@@ -253,12 +254,10 @@ impl Derivatives {
         let mut ktrace = DMatrix::<f64>::zeros(kk, kk);
         let mut tr2 = DMatrix::<f64>::zeros(kk, kk);
         for pat in &data.patterns {
-            let v = data
-                .pattern_v(pat, &prm)
-                .ok_or("covariance of a pattern missing")?;
+            let v = data.pattern_v(pat, &prm).ok_or(DfError::MissingPattern)?;
             let vinv = v
                 .cholesky()
-                .ok_or("a covariance block is not positive definite")?
+                .ok_or(DfError::PatternNotPositiveDefinite)?
                 .inverse();
             let nsub = pat.n_subjects as f64;
             let (first, second) = pattern_derivatives(data, pat, &prm, &sd);
@@ -390,7 +389,7 @@ impl Derivatives {
     }
 
     /// Kenward-Roger adjusted covariance (pbkrtest `vcovAdj16_internal`, summed by pattern).
-    pub fn kenward_roger(&self) -> Result<KrAdjusted, String> {
+    pub fn kenward_roger(&self) -> Result<KrAdjusted, DfError> {
         let pp: Vec<DMatrix<f64>> = self.qx.iter().map(|m| -m).collect();
         kr_from_sums(&self.vcov, pp, &self.rx, &self.ktrace)
     }

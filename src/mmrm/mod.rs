@@ -234,7 +234,7 @@ pub struct MmrmFit {
     pub dropped_columns: Vec<String>,
     pub warnings: Vec<String>,
     satterthwaite: Satterthwaite,
-    kr: Result<KrAdjusted, String>,
+    kr: Result<KrAdjusted, crate::lmm::inference::DfError>,
 }
 
 /// Fits `formula` (fixed effects only) with the residual structure `spec` on `data`.
@@ -297,12 +297,12 @@ pub fn fit_model(
     let opt = fit::fit_data(&data_r, opts)?;
     let reml = opts.reml;
     let d = inference::Derivatives::compute(&data_r, &opt.gamma, &opt.evaluation, reml)
-        .map_err(MmrmError::Numerical)?;
+        .map_err(|e| MmrmError::Numerical(e.to_string()))?;
     let satterthwaite = d.satterthwaite();
     let kr = if reml {
         d.kenward_roger()
     } else {
-        Err("Kenward-Roger needs a REML fit (as lmerTest/pbkrtest); refit without --ml".into())
+        Err(crate::lmm::inference::DfError::NeedsReml)
     };
     let q_re = rows.q_re;
     let mut warnings = mf.warnings.clone();
@@ -677,7 +677,7 @@ impl MmrmFit {
 
     /// Kenward-Roger adjusted covariance (REML fits only).
     pub fn kenward_roger(&self) -> Result<&KrAdjusted, LmmError> {
-        self.kr.as_ref().map_err(|e| LmmError::Numerical(e.clone()))
+        self.kr.as_ref().map_err(|e| LmmError::Df(e.clone()))
     }
 
     /// Satterthwaite ingredients.

@@ -8,6 +8,7 @@
 //! sites, subjects in an MMRM), `V` is block-diagonal over them and every quantity pbkrtest
 //! needs (`X'V^-1 X`, `P_r`, `Q_rs`, `tr(G_r V^-1 G_s V^-1)`) is a sum over blocks. Any model
 //! that can describe its marginal covariance this way ([`KrBlock`]) can use it.
+use crate::lmm::inference::DfError;
 use nalgebra::DMatrix;
 
 /// One independent block of observations.
@@ -35,9 +36,9 @@ pub struct KrAdjusted {
 }
 
 /// Computes the Kenward-Roger adjustment from the blocks; `phi` is `vcov(beta)` of the fit.
-pub fn kr_adjust(blocks: &[KrBlock], phi: &DMatrix<f64>) -> Result<KrAdjusted, String> {
+pub fn kr_adjust(blocks: &[KrBlock], phi: &DMatrix<f64>) -> Result<KrAdjusted, DfError> {
     let Some(first) = blocks.first() else {
-        return Err("no observations".into());
+        return Err(DfError::NoObservations);
     };
     let p = first.x.ncols();
     let nr = first.dv.len();
@@ -49,7 +50,7 @@ pub fn kr_adjust(blocks: &[KrBlock], phi: &DMatrix<f64>) -> Result<KrAdjusted, S
             .v
             .clone()
             .cholesky()
-            .ok_or("a block of the marginal covariance V is not positive definite")?;
+            .ok_or(DfError::BlockNotPositiveDefinite)?;
         let vinv = chol.inverse();
         let t = &vinv * &blk.x;
         let hh: Vec<DMatrix<f64>> = blk.dv.iter().map(|g| g * &vinv).collect();
@@ -80,7 +81,7 @@ pub fn kr_from_sums(
     pp: Vec<DMatrix<f64>>,
     qq: &[DMatrix<f64>],
     ktrace: &DMatrix<f64>,
-) -> Result<KrAdjusted, String> {
+) -> Result<KrAdjusted, DfError> {
     let nr = pp.len();
     let p = phi.nrows();
     let mut ie2 = DMatrix::<f64>::zeros(nr, nr);
@@ -101,7 +102,7 @@ pub fn kr_from_sums(
     let w = if condi > 1e-10 {
         ie2.clone()
             .try_inverse()
-            .ok_or("the information matrix of the covariance parameters is singular")?
+            .ok_or(DfError::SingularInformation)?
             * 2.0
     } else {
         // Moore-Penrose inverse (MASS::ginv tolerance).
@@ -145,11 +146,9 @@ fn div_zero(x: f64, y: f64) -> f64 {
 
 impl KrAdjusted {
     /// The A1, A2 statistics of Kenward & Roger for restriction matrix `l` (q x p).
-    fn a1_a2(&self, l: &DMatrix<f64>) -> Result<(f64, f64), String> {
+    fn a1_a2(&self, l: &DMatrix<f64>) -> Result<(f64, f64), DfError> {
         let lpl = l * &self.phi * l.transpose();
-        let inv = lpl
-            .try_inverse()
-            .ok_or("L vcov L' is singular (linearly dependent contrast rows?)")?;
+        let inv = lpl.try_inverse().ok_or(DfError::SingularContrast)?;
         let theta = l.transpose() * inv * l;
         let theta_phi = &theta * &self.phi;
         let nr = self.p.len();
@@ -173,7 +172,7 @@ impl KrAdjusted {
     }
 
     /// Kenward-Roger denominator df for `L beta` (pbkrtest `Lb_ddf`, q = number of rows).
-    pub fn df(&self, l: &DMatrix<f64>) -> Result<f64, String> {
+    pub fn df(&self, l: &DMatrix<f64>) -> Result<f64, DfError> {
         let q = l.nrows() as f64;
         let (a1, a2) = self.a1_a2(l)?;
         Ok(ddf_from_a(q, a1, a2).0)
@@ -185,13 +184,13 @@ impl KrAdjusted {
         &self,
         l: &DMatrix<f64>,
         beta: &nalgebra::DVector<f64>,
-    ) -> Result<(f64, f64, f64, f64), String> {
+    ) -> Result<(f64, f64, f64, f64), DfError> {
         let q = l.nrows() as f64;
         let (a1, a2) = self.a1_a2(l)?;
         let (df2, scaling) = ddf_from_a(q, a1, a2);
         let lb = l * beta;
         let lpl = l * &self.phi_a * l.transpose();
-        let inv = lpl.try_inverse().ok_or("L vcovAdj L' is singular")?;
+        let inv = lpl.try_inverse().ok_or(DfError::SingularAdjustedContrast)?;
         let wald = (lb.transpose() * inv * &lb)[(0, 0)];
         let fu = wald / q;
         Ok((scaling * fu, q, df2, fu))

@@ -214,6 +214,39 @@ fn distinct_thetas(points: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<usize>) {
     (thetas, which)
 }
 
+/// Why denominator df (Satterthwaite, Kenward-Roger) or their ingredients cannot be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DfError {
+    #[error("the Hessian of the deviance is not finite")]
+    HessianNotFinite,
+    #[error("the contrast matrix has rank 0")]
+    RankZero,
+    #[error("no observations")]
+    NoObservations,
+    #[error("a block of the marginal covariance V is not positive definite")]
+    BlockNotPositiveDefinite,
+    #[error("the information matrix of the covariance parameters is singular")]
+    SingularInformation,
+    #[error("L vcov L' is singular (linearly dependent contrast rows?)")]
+    SingularContrast,
+    #[error("L vcovAdj L' is singular")]
+    SingularAdjustedContrast,
+    #[error("wrong number of covariance parameters")]
+    WrongParameterCount,
+    #[error("the covariance parameters are not valid (G not positive definite?)")]
+    InvalidParameters,
+    #[error("the covariance derivatives are not finite")]
+    DerivativesNotFinite,
+    #[error("covariance of a pattern missing")]
+    MissingPattern,
+    #[error("a covariance block is not positive definite")]
+    PatternNotPositiveDefinite,
+    #[error("Kenward-Roger needs the marginal covariance by independent blocks, but {n} observations are linked through the grouping factors (limit {KR_MAX_BLOCK}); use Satterthwaite")]
+    BlockTooLarge { n: usize },
+    #[error("Kenward-Roger needs a REML fit (as lmerTest/pbkrtest); refit without --ml")]
+    NeedsReml,
+}
+
 /// Largest independent block for Kenward-Roger (dense `n_c x n_c` per covariance parameter).
 pub const KR_MAX_BLOCK: usize = 6_000;
 
@@ -229,7 +262,7 @@ impl LmmFit {
                 Satterthwaite::compute(&m)
             })
             .as_ref()
-            .map_err(|e| LmmError::Numerical(e.clone()))
+            .map_err(|e| LmmError::Df(e.clone()))
     }
 
     /// Kenward-Roger adjustment (computed once, then cached).
@@ -240,13 +273,13 @@ impl LmmFit {
                 kr_adjust(&blocks, &self.vcov)
             })
             .as_ref()
-            .map_err(|e| LmmError::Numerical(e.clone()))
+            .map_err(|e| LmmError::Df(e.clone()))
     }
 
     /// The marginal covariance split into independent blocks (connected components of the
     /// grouping factors), with derivatives in pbkrtest's parameters: per term the distinct
     /// elements of its covariance matrix, then the residual variance.
-    pub fn kr_blocks(&self) -> Result<Vec<KrBlock>, String> {
+    pub fn kr_blocks(&self) -> Result<Vec<KrBlock>, DfError> {
         let mf = &self.frame;
         let n = mf.n();
         let p = mf.p();
@@ -286,9 +319,7 @@ impl LmmFit {
         for obs in comps.values() {
             let nc = obs.len();
             if nc > KR_MAX_BLOCK {
-                return Err(format!(
-                    "Kenward-Roger needs the marginal covariance by independent blocks, but {nc} observations are linked through the grouping factors (limit {KR_MAX_BLOCK}); use Satterthwaite"
-                ));
+                return Err(DfError::BlockTooLarge { n: nc });
             }
             let x = DMatrix::from_fn(nc, p, |a, c| mf.x[obs[a] * p + c]);
             let mut v = DMatrix::<f64>::identity(nc, nc) * s2;

@@ -9,6 +9,7 @@
 //! Written against [`VarianceParameterModel`], so any model with a likelihood in a vector of
 //! variance parameters (an LMM's `(theta, sigma)`, an MMRM's residual covariance parameters)
 //! gets the same df machinery.
+use crate::lmm::inference::DfError;
 use nalgebra::{DMatrix, DVector};
 
 use crate::stats::numderiv;
@@ -78,7 +79,7 @@ pub fn lmertest_a(hm: &DMatrix<f64>) -> (DMatrix<f64>, Vec<String>) {
 
 impl Satterthwaite {
     /// Computes the Hessian of the deviance and the Jacobian of vcov(beta) numerically.
-    pub fn compute<M: VarianceParameterModel + ?Sized>(model: &M) -> Result<Self, String> {
+    pub fn compute<M: VarianceParameterModel + ?Sized>(model: &M) -> Result<Self, DfError> {
         let vp = model.varpar();
         let k = vp.len();
         let p = model.n_fixef();
@@ -88,7 +89,7 @@ impl Satterthwaite {
             numderiv::hessian_from_values(&vp, &model.deviances_at(&numderiv::hessian_points(&vp)));
         let hm = DMatrix::from_fn(k, k, |i, j| h[i][j]);
         if !hm.iter().all(|v| v.is_finite()) {
-            return Err("the Hessian of the deviance is not finite".into());
+            return Err(DfError::HessianNotFinite);
         }
         let (a, warnings) = lmertest_a(&hm);
 
@@ -123,7 +124,11 @@ impl Satterthwaite {
     }
 
     /// F test of `L beta = 0` (lmerTest `contestMD`): returns (F, numerator df, denominator df).
-    pub fn f_test(&self, l: &DMatrix<f64>, beta: &DVector<f64>) -> Result<(f64, f64, f64), String> {
+    pub fn f_test(
+        &self,
+        l: &DMatrix<f64>,
+        beta: &DVector<f64>,
+    ) -> Result<(f64, f64, f64), DfError> {
         let vl = l * &self.vcov * l.transpose();
         let eig = vl.symmetric_eigen();
         // Sort eigenvalues decreasingly as R's eigen does.
@@ -137,7 +142,7 @@ impl Satterthwaite {
             .collect();
         let q = pos.len();
         if q == 0 {
-            return Err("the contrast matrix has rank 0".into());
+            return Err(DfError::RankZero);
         }
         let mut t2 = 0.0;
         let mut nus = Vec::with_capacity(q);

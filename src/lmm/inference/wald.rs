@@ -63,7 +63,7 @@ pub fn contrast_rows<F: FixedEffects + ?Sized>(
             }
             DfMethod::KenwardRoger => {
                 let kr = fit.kenward_roger_parts()?;
-                let df = kr.df(&lr).map_err(LmmError::Numerical)?;
+                let df = kr.df(&lr).map_err(LmmError::Df)?;
                 ((&lr * &kr.phi_a * lr.transpose())[(0, 0)], df)
             }
             DfMethod::Asymptotic => ((&lr * vcov * lr.transpose())[(0, 0)], f64::INFINITY),
@@ -97,13 +97,13 @@ pub fn f_test<F: FixedEffects + ?Sized>(
             let (f, q, ddf) = fit
                 .satterthwaite_parts()?
                 .f_test(l, &beta)
-                .map_err(LmmError::Numerical)?;
+                .map_err(LmmError::Df)?;
             (f, q, ddf, f)
         }
         DfMethod::KenwardRoger => fit
             .kenward_roger_parts()?
             .f_test(l, &beta)
-            .map_err(LmmError::Numerical)?,
+            .map_err(LmmError::Df)?,
         DfMethod::Asymptotic => {
             let lb = l * &beta;
             let inv = (l * fit.coef_vcov() * l.transpose())
