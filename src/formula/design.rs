@@ -127,17 +127,28 @@ pub fn build_model_frame(
             "{n_dropped} row(s) with missing values in the model variables dropped (na.omit)"
         ));
     }
-    let fixed = fixed_effects(formula, &vdata, n);
-    warnings.extend(fixed.warning);
-    let rd_design = rank_deficient_design(formula, &vdata, n);
+    // The three designs are independent: built in parallel (1,000,000 rows: most of the
+    // model frame's time goes to allocating and filling these columns).
+    let (fixed, rd_design) = rayon::join(
+        || fixed_effects(formula, &vdata, n),
+        || rank_deficient_design(formula, &vdata, n),
+    );
+    let mut fixed = fixed;
+    warnings.extend(fixed.warning.take());
     let var_is_factor: Vec<bool> = vdata
         .iter()
         .map(|v| matches!(v, VarData::Factor { .. }))
         .collect();
-    let mut re_terms = Vec::new();
-    for spec in &formula.random {
-        re_terms.push(random_term(formula, spec, frame, &rows, &vdata)?);
-    }
+    let mut re_terms = {
+        use rayon::prelude::*;
+        formula
+            .random
+            .par_iter()
+            .map(|spec| random_term(formula, spec, frame, &rows, &vdata))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()? // the first term's error, as sequentially
+    };
     // lme4: order terms by decreasing number of levels (stable).
     re_terms.sort_by_key(|t| std::cmp::Reverse(t.n_levels()));
     // Unique names as VarCorr prints them (make.unique: Subject, Subject.1, ...).
@@ -268,10 +279,14 @@ struct FixedEffectsMatrix {
 }
 
 fn fixed_effects(formula: &ModelFormula, vdata: &[VarData], n: usize) -> FixedEffectsMatrix {
-    let (mut xcols, mut x_names, mut x_terms) =
-        model_matrix(formula, &formula.fixed, vdata, n, false);
-    let (scols, _, sterms) = model_matrix(formula, &formula.fixed, vdata, n, true);
-    let skeep = rank_columns(&scols, n);
+    let ((mut xcols, mut x_names, mut x_terms), (scols, sterms, skeep)) = rayon::join(
+        || model_matrix(formula, &formula.fixed, vdata, n, false),
+        || {
+            let (scols, _, sterms) = model_matrix(formula, &formula.fixed, vdata, n, true);
+            let skeep = rank_columns(&scols, n);
+            (scols, sterms, skeep)
+        },
+    );
     let x_sum_terms: Vec<Option<usize>> = skeep
         .iter()
         .filter_map(|&j| sterms.get(j).copied())
@@ -453,6 +468,27 @@ fn grouping_levels(
             }
         }
     }
+    if let [(codes, levels)] = per_col.as_slice() {
+        // One grouping column: its codes already follow the level order; keep the observed.
+        let mut new_of = vec![u32::MAX; levels.len().max(1)];
+        for &c in codes {
+            if let Some(slot) = new_of.get_mut(c as usize) {
+                *slot = 0;
+            }
+        }
+        let mut level_names = Vec::new();
+        for (c, slot) in new_of.iter_mut().enumerate() {
+            if *slot == 0 {
+                *slot = level_names.len() as u32;
+                level_names.push(levels.get(c).cloned().unwrap_or_default());
+            }
+        }
+        let refs = codes
+            .iter()
+            .map(|&c| new_of.get(c as usize).copied().unwrap_or(0))
+            .collect();
+        return Ok((refs, level_names));
+    }
     let radix: Vec<u128> = per_col
         .iter()
         .map(|(_, lv)| lv.len().max(1) as u128)
@@ -583,7 +619,8 @@ fn model_matrix(
             }
         }
         // Combine: first variable varies fastest.
-        let mut combos: Vec<(String, Vec<f64>)> = vec![(String::new(), vec![1.0; n])];
+        // `None`: the empty product (a column of ones).
+        let mut combos: Vec<(String, Option<Vec<f64>>)> = vec![(String::new(), None)];
         for p in &pieces {
             let mut next = Vec::new();
             for (pname, pcol) in p {
@@ -593,15 +630,19 @@ fn model_matrix(
                     } else {
                         format!("{cname}:{pname}")
                     };
-                    let col: Vec<f64> = ccol.iter().zip(pcol).map(|(a, b)| a * b).collect();
-                    next.push((name, col));
+                    // the first variable's columns as they are (1 * x = x exactly)
+                    let col: Vec<f64> = match ccol {
+                        None => pcol.clone(),
+                        Some(ccol) => ccol.iter().zip(pcol).map(|(a, b)| a * b).collect(),
+                    };
+                    next.push((name, Some(col)));
                 }
             }
             combos = next;
         }
         for (name, col) in combos {
             names.push(name);
-            cols.push(col);
+            cols.push(col.unwrap_or_else(|| vec![1.0; n]));
             term_of.push(Some(ti));
         }
     }
