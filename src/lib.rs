@@ -27,6 +27,7 @@ pub mod emmeans;
 pub mod formula;
 pub mod frame;
 pub mod glm;
+pub mod glmm;
 pub mod ingest;
 pub mod lmm;
 pub mod mediation;

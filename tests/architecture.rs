@@ -14,7 +14,9 @@ const LAYERS: &[&[&str]] = &[
     &["frame"],
     &["formula", "ingest"],
     // models and scoring
-    &["lmm", "glm", "meta", "nonparam", "scoring", "simulate"],
+    &[
+        "lmm", "glm", "glmm", "meta", "nonparam", "scoring", "simulate",
+    ],
     &["mmrm", "trial_data"],
     // analyses: peers
     &["analysis", "admissions", "mediation", "sites"],

@@ -75,6 +75,91 @@ pub struct Args {
     /// in the JSON of `--json`.
     #[arg(long)]
     pub timings: bool,
+    /// A generalized linear mixed model (lme4's glmer) instead of a linear one: `poisson`,
+    /// `binomial` (logit), `binomial-probit`, `binomial-cloglog`; one random intercept
+    /// `(1 | group)`.
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Option<String>,
+    /// Binomial: the column with the number of trials (the response counts the successes);
+    /// without it the response is 0/1.
+    #[arg(long, value_name = "COLUMN")]
+    pub trials: Option<String>,
+    /// A column added to the linear predictor as is (e.g. log exposure for rates).
+    #[arg(long, value_name = "COLUMN")]
+    pub offset: Option<String>,
+    /// Quadrature points of the GLMM: 1 = Laplace (default), up to 25 (adaptive Gauss-Hermite).
+    #[arg(long, default_value_t = 1)]
+    pub nagq: usize,
+}
+
+fn run_glmm(args: &Args, frame: &Frame, family: &str) -> CmdResult {
+    use crate::glmm::family::{Family, Link};
+    use crate::glmm::{fit_glmm, glmm_data, GlmmOptions};
+    let fam = match family {
+        "poisson" => Family::Poisson,
+        "binomial" | "binomial-logit" => Family::Binomial(Link::Logit),
+        "binomial-probit" => Family::Binomial(Link::Probit),
+        "binomial-cloglog" => Family::Binomial(Link::Cloglog),
+        other => {
+            return Err(format!(
+                "--family `{other}`: use poisson, binomial, binomial-probit or binomial-cloglog"
+            )
+            .into())
+        }
+    };
+    let formula = ModelFormula::parse(&args.formula).map_err(LmmError::from)?;
+    let mf = build_model_frame(&formula, frame).map_err(LmmError::from)?;
+    let column = |name: &str| -> Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
+        match frame.column(name) {
+            Some(crate::frame::Column::Numeric(v)) => Ok(mf.rows.iter().map(|&r| v[r]).collect()),
+            Some(_) => Err(format!("column `{name}` is not numeric").into()),
+            None => Err(format!("no column `{name}` in {}", args.data.display()).into()),
+        }
+    };
+    let trials = args.trials.as_deref().map(column).transpose()?;
+    let offset = args.offset.as_deref().map(column).transpose()?;
+    let data = glmm_data(&mf, trials, offset, fam)?;
+    let fit = fit_glmm(
+        &data,
+        &GlmmOptions {
+            family: fam,
+            n_agq: args.nagq,
+            level: 0.95,
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&fit)?);
+    } else {
+        print!("{}", glmm_text(&fit, &args.formula));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The printed summary of a GLMM (as lme4's `summary(glmer(...))`).
+fn glmm_text(f: &crate::glmm::GlmmFit, formula: &str) -> String {
+    let approx = if f.n_agq == 1 {
+        "Laplace Approximation".to_string()
+    } else {
+        format!("Adaptive Gauss-Hermite Quadrature (nAGQ = {})", f.n_agq)
+    };
+    let mut s = format!(
+        "Generalized linear mixed model fit by maximum likelihood ({approx})\n Family: {} ( {} )\nFormula: {formula}\n\n      AIC       BIC    logLik -2*log(L)\n{:9.4} {:9.4} {:9.4} {:9.4}\n\nRandom effects:\n Groups {} (Intercept) Std.Dev. {:.6}\nNumber of obs: {}, groups: {}, {}\n\nFixed effects:\n",
+        f.family, f.link, f.aic, f.bic, f.loglik, f.minus_two_loglik, f.group, f.sd, f.n_obs, f.group, f.n_groups
+    );
+    s.push_str(&format!(
+        "{:<20} {:>12} {:>12} {:>9} {:>12}\n",
+        "", "Estimate", "Std. Error", "z value", "Pr(>|z|)"
+    ));
+    for t in &f.fixed_effects {
+        s.push_str(&format!(
+            "{:<20} {:>12.6} {:>12.6} {:>9.3} {:>12.4e}\n",
+            t.term, t.estimate, t.std_error, t.statistic, t.p_value
+        ));
+    }
+    for w in &f.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    s
 }
 
 #[derive(serde::Serialize)]
@@ -158,6 +243,9 @@ pub fn run(args: Args) -> CmdResult {
     let mut timings = Timings::default();
     let frame = read_frame(&args)?;
     timings.read = clock.lap();
+    if let Some(family) = args.family.clone() {
+        return run_glmm(&args, &frame, &family);
+    }
     if args.residual.is_some() || args.weights.is_some() {
         let code = run_mmrm(&args, &frame)?;
         if args.timings {

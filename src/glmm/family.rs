@@ -1,0 +1,139 @@
+//! Conditional distributions and links of a GLMM (R's `binomial(link)`, `poisson()`), with
+//! the log-density including every constant (`log choose(n, y)`, `-log y!`), as the
+//! log-likelihoods of `lme4::glmer` and glmmTMB are reported.
+use crate::stats::distributions::{ln_gamma, pnorm};
+
+/// Link function `eta = g(mu)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    Logit,
+    Probit,
+    Cloglog,
+    Log,
+}
+
+/// The conditional distribution of a response given the random effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Successes out of `n` trials (0/1 data: `n = 1`).
+    Binomial(Link),
+    /// Counts, log link.
+    Poisson,
+}
+
+/// Smallest and largest mean of a binomial proportion (R's `binomial()$linkinv` keeps it in
+/// `(eps, 1 - eps)`).
+const EPS: f64 = f64::EPSILON;
+
+impl Link {
+    /// `mu = g^-1(eta)`.
+    pub fn inverse(self, eta: f64) -> f64 {
+        match self {
+            Link::Logit => (1.0 / (1.0 + (-eta).exp())).clamp(EPS, 1.0 - EPS),
+            Link::Probit => pnorm(eta).clamp(EPS, 1.0 - EPS),
+            Link::Cloglog => (-(-eta.exp()).exp_m1()).clamp(EPS, 1.0 - EPS),
+            Link::Log => eta.exp().max(EPS),
+        }
+    }
+
+    /// `d mu / d eta`.
+    pub fn mu_eta(self, eta: f64) -> f64 {
+        match self {
+            Link::Logit => {
+                let e = (-eta.abs()).exp();
+                (e / ((1.0 + e) * (1.0 + e))).max(EPS)
+            }
+            Link::Probit => {
+                ((-0.5 * eta * eta).exp() / (2.0 * std::f64::consts::PI).sqrt()).max(EPS)
+            }
+            Link::Cloglog => {
+                let e = eta.min(700.0).exp();
+                (e * (-e).exp()).max(EPS)
+            }
+            Link::Log => eta.exp().max(EPS),
+        }
+    }
+
+    /// The name R prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Logit => "logit",
+            Link::Probit => "probit",
+            Link::Cloglog => "cloglog",
+            Link::Log => "log",
+        }
+    }
+}
+
+impl Family {
+    pub fn link(self) -> Link {
+        match self {
+            Family::Binomial(l) => l,
+            Family::Poisson => Link::Log,
+        }
+    }
+
+    /// The name R prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Binomial(_) => "binomial",
+            Family::Poisson => "poisson",
+        }
+    }
+
+    /// Variance function of one trial's mean (`mu (1 - mu)`, `mu`).
+    pub fn variance(self, mu: f64) -> f64 {
+        match self {
+            Family::Binomial(_) => mu * (1.0 - mu),
+            Family::Poisson => mu,
+        }
+    }
+
+    /// `log f(y | mu)` with its constants; `n` is the number of trials (binomial; `y` is the
+    /// number of successes) and ignored for Poisson.
+    pub fn log_density(self, y: f64, n: f64, mu: f64) -> f64 {
+        match self {
+            Family::Binomial(_) => {
+                let lchoose = ln_gamma(n + 1.0) - ln_gamma(y + 1.0) - ln_gamma(n - y + 1.0);
+                let a = if y > 0.0 { y * mu.ln() } else { 0.0 };
+                let b = if n - y > 0.0 {
+                    (n - y) * (1.0 - mu).ln()
+                } else {
+                    0.0
+                };
+                lchoose + a + b
+            }
+            Family::Poisson => {
+                let a = if y > 0.0 { y * mu.ln() } else { 0.0 };
+                a - mu - ln_gamma(y + 1.0)
+            }
+        }
+    }
+
+    /// The Fisher (working) weight of a row with linear predictor `eta`:
+    /// `n (d mu / d eta)^2 / V(mu)`, the weight of lme4's penalized IRLS.
+    pub fn weight(self, eta: f64, n: f64) -> f64 {
+        let l = self.link();
+        let mu = l.inverse(eta);
+        let d = l.mu_eta(eta);
+        let v = self.variance(mu).max(1e-300);
+        match self {
+            Family::Binomial(_) => n * d * d / v,
+            Family::Poisson => d * d / v,
+        }
+    }
+
+    /// The score `d log f / d eta` of a row: `(y - n mu) (d mu / d eta) / V(mu)`.
+    pub fn score(self, y: f64, n: f64, eta: f64) -> f64 {
+        let l = self.link();
+        let mu = l.inverse(eta);
+        let d = l.mu_eta(eta);
+        let v = self.variance(mu).max(1e-300);
+        match self {
+            Family::Binomial(_) => (y - n * mu) * d / v,
+            Family::Poisson => (y - mu) * d / v,
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Generalized linear mixed models (`lme4::glmer`) with one scalar random intercept per
+//! group, `y ~ x + (1 | g)`: binomial (logit, probit, cloglog; successes out of trials or
+//! 0/1) and Poisson, with offsets. The marginal likelihood of a group is
+//! `L_g = int prod_i f(y_i | eta_i = x_i beta + o_i + sigma u) phi(u) du`, approximated at the
+//! conditional mode `u_g` as lme4 does: the Laplace approximation (`nAGQ = 1`)
+//! `-2 log L_g = -2 sum_i log f(y_i | u_g) + u_g^2 + log(1 + sigma^2 sum_i w_i)` with the
+//! Fisher weights `w_i` of penalized IRLS, or adaptive Gauss-Hermite quadrature
+//! (`nAGQ = K`, Pinheiro & Bates 1995, J Comput Graph Stat 4): with `s = (1 + sigma^2 sum_i
+//! w_i)^(-1/2)`, `L_g = s sum_k w_k exp(h(u_g + s z_k) + z_k^2 / 2)`,
+//! `h(u) = sum_i log f(y_i | u) - u^2 / 2`. The deviance `-2 sum_g log L_g` (every constant
+//! included) is minimized jointly over `(sigma, beta)` by BOBYQA, as glmer's second stage; the
+//! covariance of beta is the beta block of `2 H^-1`, `H` the central-difference Hessian of the
+//! deviance in `(sigma, beta)` at the optimum (lme4's `vcov(use.hessian = TRUE)`, `deriv12`).
+//! Other random-effects structures are not supported yet.
+pub mod family;
+pub mod quadrature;
+
+use crate::formula::ModelFrame;
+use crate::stats::distributions::{pnorm_upper, qnorm};
+use crate::stats::numderiv;
+use family::Family;
+
+/// Why a GLMM is not fitted.
+#[derive(Debug, thiserror::Error)]
+pub enum GlmmError {
+    #[error("the GLMM needs exactly one random intercept `(1 | group)` (found {0}); other random-effects structures are not supported yet")]
+    Structure(String),
+    #[error("row {row}: {message}")]
+    BadResponse { row: usize, message: String },
+    #[error("nAGQ must be between 1 and 25 (found {0})")]
+    Quadrature(usize),
+    #[error("the optimizer failed: {0}")]
+    Optimizer(String),
+    #[error("the deviance is not finite at the start (check the response, trials and offset)")]
+    Start,
+}
+
+/// The data of a GLMM with one scalar random intercept.
+#[derive(Debug, Clone)]
+pub struct GlmmData {
+    /// Fixed-effects design, row-major `n x p`.
+    pub x: Vec<f64>,
+    pub p: usize,
+    pub names: Vec<String>,
+    /// Response: successes (binomial) or counts.
+    pub y: Vec<f64>,
+    /// Trials per row (binomial; 1 for 0/1 data and for Poisson).
+    pub trials: Vec<f64>,
+    pub offset: Vec<f64>,
+    /// Rows of each group (0-based group index per row, and the group names).
+    pub group: Vec<u32>,
+    pub group_name: String,
+    pub levels: Vec<String>,
+}
+
+/// Options of [`fit_glmm`].
+#[derive(Debug, Clone, Copy)]
+pub struct GlmmOptions {
+    pub family: Family,
+    /// Quadrature points: 1 = Laplace.
+    pub n_agq: usize,
+    /// Confidence level of the Wald intervals.
+    pub level: f64,
+}
+
+/// One fixed effect with its Wald z test (lme4's `summary`), broom's layout.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GlmmTerm {
+    pub term: String,
+    pub estimate: f64,
+    pub std_error: f64,
+    pub statistic: f64,
+    pub p_value: f64,
+    pub conf_low: f64,
+    pub conf_high: f64,
+}
+
+/// A fitted GLMM.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GlmmFit {
+    pub family: String,
+    pub link: String,
+    pub n_agq: usize,
+    pub n_obs: usize,
+    pub n_groups: usize,
+    pub group: String,
+    pub fixed_effects: Vec<GlmmTerm>,
+    /// SD of the random intercept.
+    pub sd: f64,
+    pub loglik: f64,
+    /// Parameters: fixed effects and the SD.
+    pub loglik_df: usize,
+    pub aic: f64,
+    pub bic: f64,
+    /// `-2 logLik`.
+    pub minus_two_loglik: f64,
+    pub converged: bool,
+    /// The SD is at its bound 0.
+    pub singular: bool,
+    pub n_evaluations: usize,
+    pub warnings: Vec<String>,
+    /// `vcov(beta)`, `p x p` row-major.
+    pub vcov: Vec<f64>,
+}
+
+/// The conditional mode of one group's `u` and `h(u)`, its curvature
+/// `1 + sigma^2 sum_i w_i` (Fisher weights at the mode).
+fn group_mode(
+    d: &GlmmData,
+    fam: Family,
+    rows: &[usize],
+    eta0: &[f64],
+    sigma: f64,
+) -> (f64, f64, f64) {
+    let h = |u: f64| -> f64 {
+        rows.iter()
+            .zip(eta0)
+            .map(|(&i, &e)| {
+                let mu = fam.link().inverse(e + sigma * u);
+                fam.log_density(d.y[i], d.trials[i], mu)
+            })
+            .sum::<f64>()
+            - 0.5 * u * u
+    };
+    let mut u = 0.0f64;
+    let mut hu = h(u);
+    // Fisher scoring on u (penalized IRLS of one group), step-halving on h.
+    for _ in 0..100 {
+        let (mut g, mut info) = (-u, 1.0);
+        for (&i, &e) in rows.iter().zip(eta0) {
+            let eta = e + sigma * u;
+            g += sigma * fam.score(d.y[i], d.trials[i], eta);
+            info += sigma * sigma * fam.weight(eta, d.trials[i]);
+        }
+        let mut step = g / info;
+        let mut accepted = false;
+        for _ in 0..30 {
+            let cand = u + step;
+            let hc = h(cand);
+            if hc.is_finite() && hc >= hu - 1e-12 * hu.abs() {
+                u = cand;
+                hu = hc;
+                accepted = true;
+                break;
+            }
+            step /= 2.0;
+        }
+        if !accepted || step.abs() < 1e-10 * (1.0 + u.abs()) {
+            break;
+        }
+    }
+    let curv = 1.0
+        + rows
+            .iter()
+            .zip(eta0)
+            .map(|(&i, &e)| sigma * sigma * fam.weight(e + sigma * u, d.trials[i]))
+            .sum::<f64>();
+    (u, h(u), curv)
+}
+
+/// `-2 log L` at `(sigma, beta)` (Laplace for `rule` of one node, else adaptive GHQ).
+pub fn deviance(
+    d: &GlmmData,
+    fam: Family,
+    rule: &[(f64, f64)],
+    by_group: &[Vec<usize>],
+    sigma: f64,
+    beta: &[f64],
+) -> f64 {
+    let mut total = 0.0;
+    for rows in by_group {
+        let eta0: Vec<f64> = rows
+            .iter()
+            .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
+            .collect();
+        let (u, hu, curv) = group_mode(d, fam, rows, &eta0, sigma);
+        if !hu.is_finite() || !curv.is_finite() {
+            return f64::INFINITY;
+        }
+        if rule.len() == 1 {
+            total += -2.0 * hu + curv.ln();
+            continue;
+        }
+        let s = curv.powf(-0.5);
+        // log sum_k w_k exp(h(u + s z_k) + z_k^2 / 2), relative to h(u) for stability
+        let mut acc = 0.0;
+        for &(z, w) in rule {
+            let uu = u + s * z;
+            let hz: f64 = rows
+                .iter()
+                .zip(&eta0)
+                .map(|(&i, &e)| {
+                    let mu = fam.link().inverse(e + sigma * uu);
+                    fam.log_density(d.y[i], d.trials[i], mu)
+                })
+                .sum::<f64>()
+                - 0.5 * uu * uu;
+            acc += w * (hz - hu + 0.5 * z * z).exp();
+        }
+        total += -2.0 * (s.ln() + hu + acc.ln());
+    }
+    total
+}
+
+/// The GLMM data of a model frame with one random intercept; `trials` and `offset` on the
+/// model frame's rows (`None`: 1 and 0).
+pub fn glmm_data(
+    mf: &ModelFrame,
+    trials: Option<Vec<f64>>,
+    offset: Option<Vec<f64>>,
+    family: Family,
+) -> Result<GlmmData, GlmmError> {
+    let [t] = mf.re_terms.as_slice() else {
+        return Err(GlmmError::Structure(format!("{} terms", mf.re_terms.len())));
+    };
+    if t.q != 1 || t.col_names.first().map(String::as_str) != Some("(Intercept)") {
+        return Err(GlmmError::Structure(format!("`{}`", t.text)));
+    }
+    let n = mf.y.len();
+    let trials = trials.unwrap_or_else(|| vec![1.0; n]);
+    let offset = offset.unwrap_or_else(|| vec![0.0; n]);
+    for i in 0..n {
+        let (y, m) = (mf.y[i], trials[i]);
+        let bad = |message: String| GlmmError::BadResponse {
+            row: i + 1,
+            message,
+        };
+        if !offset[i].is_finite() {
+            return Err(bad("the offset is missing or not finite".into()));
+        }
+        match family {
+            Family::Binomial(_) => {
+                if !(m.is_finite() && m >= 1.0 && m.fract() == 0.0) {
+                    return Err(bad(format!(
+                        "trials must be a positive whole number, found {m}"
+                    )));
+                }
+                if !(y >= 0.0 && y <= m && y.fract() == 0.0) {
+                    return Err(bad(format!("successes must be a whole number between 0 and the trials ({m}), found {y}")));
+                }
+            }
+            Family::Poisson => {
+                if !(y >= 0.0 && y.fract() == 0.0) {
+                    return Err(bad(format!(
+                        "a count must be a whole number >= 0, found {y}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(GlmmData {
+        x: mf.x.clone(),
+        p: mf.x_names.len(),
+        names: mf.x_names.clone(),
+        y: mf.y.clone(),
+        trials,
+        offset,
+        group: t.refs.clone(),
+        group_name: t.group_name.clone(),
+        levels: t.level_names.clone(),
+    })
+}
+
+/// Fits the GLMM (see the module documentation).
+pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> {
+    if opts.n_agq == 0 || opts.n_agq > 25 {
+        return Err(GlmmError::Quadrature(opts.n_agq));
+    }
+    let fam = opts.family;
+    let rule = quadrature::gauss_hermite(opts.n_agq);
+    let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); d.levels.len()];
+    for (i, &g) in d.group.iter().enumerate() {
+        by_group[g as usize].push(i);
+    }
+    let p = d.p;
+    let dev = |par: &[f64]| -> f64 {
+        let v = deviance(d, fam, &rule, &by_group, par[0], &par[1..]);
+        if v.is_finite() {
+            v
+        } else {
+            1e300
+        }
+    };
+    // Start: beta of the GLM without the random effect (IRLS), sigma 1.
+    let mut start = vec![1.0];
+    start.extend(glm_start(d, fam));
+    if dev(&start) >= 1e300 {
+        return Err(GlmmError::Start);
+    }
+    let (par, best, n_eval) = minimize(&dev, start)?;
+    let converged = best < 1e300;
+    let sigma = par[0];
+    let singular = sigma < 1e-4;
+    let vcov = beta_vcov(&dev, &par, singular)?;
+    let mut warnings = Vec::new();
+    if singular {
+        warnings.push("boundary (singular) fit: the random-intercept SD is estimated as 0".into());
+    }
+    if vcov
+        .iter()
+        .step_by(p + 1)
+        .any(|v| v.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater))
+    {
+        warnings
+            .push("the Hessian is not positive definite: standard errors are unreliable".into());
+    }
+    let zq = qnorm(1.0 - (1.0 - opts.level) / 2.0);
+    let fixed_effects = (0..p)
+        .map(|j| {
+            let est = par[1 + j];
+            let se = vcov[j * p + j].max(0.0).sqrt();
+            let z = est / se;
+            GlmmTerm {
+                term: d.names[j].clone(),
+                estimate: est,
+                std_error: se,
+                statistic: z,
+                p_value: 2.0 * pnorm_upper(z.abs()),
+                conf_low: est - zq * se,
+                conf_high: est + zq * se,
+            }
+        })
+        .collect();
+    let n = d.y.len();
+    let df = p + 1;
+    let loglik = -best / 2.0;
+    Ok(GlmmFit {
+        family: fam.name().into(),
+        link: fam.link().name().into(),
+        n_agq: opts.n_agq,
+        n_obs: n,
+        n_groups: by_group.iter().filter(|g| !g.is_empty()).count(),
+        group: d.group_name.clone(),
+        fixed_effects,
+        sd: sigma,
+        loglik,
+        loglik_df: df,
+        aic: best + 2.0 * df as f64,
+        bic: best + (n as f64).ln() * df as f64,
+        minus_two_loglik: best,
+        converged,
+        singular,
+        n_evaluations: n_eval,
+        warnings,
+        vcov,
+    })
+}
+
+/// BOBYQA over `(sigma >= 0, beta)` from `start`, restarted with smaller radii until the
+/// deviance stops improving: the optimum, its deviance and the number of evaluations.
+fn minimize(
+    dev: &impl Fn(&[f64]) -> f64,
+    start: Vec<f64>,
+) -> Result<(Vec<f64>, f64, usize), GlmmError> {
+    use bobyqa::{Bobyqa, Config};
+    let k = start.len();
+    let mut lower = vec![f64::NEG_INFINITY; k];
+    lower[0] = 0.0;
+    let upper = vec![f64::INFINITY; k];
+    let mut par = start;
+    let mut n_eval = 0;
+    let mut best = dev(&par);
+    // BOBYQA, restarted from its optimum until the deviance stops improving.
+    for rho_begin in [0.2, 0.02, 0.002] {
+        let mut cfg = Config::new(k);
+        cfg.rho_begin = rho_begin;
+        cfg.rho_end = 1e-10;
+        cfg.max_fun = 20_000;
+        let mut solver = Bobyqa::new(k, cfg).map_err(|e| GlmmError::Optimizer(e.to_string()))?;
+        let mut x = par.clone();
+        let out = solver.minimize(dev, &mut x, &lower, &upper);
+        n_eval += out.n_eval;
+        let f = dev(&x);
+        let gain = best - f;
+        if f <= best {
+            par = x;
+            best = f;
+        }
+        if gain < 1e-9 {
+            break;
+        }
+    }
+    Ok((par, best, n_eval))
+}
+
+/// `vcov(beta)`: the beta block of `2 H^-1`, `H` the central-difference Hessian of the
+/// deviance in `(sigma, beta)` with lme4's `deriv12` step 1e-4 (at a boundary fit, the Hessian
+/// in beta alone).
+fn beta_vcov(
+    dev: &impl Fn(&[f64]) -> f64,
+    par: &[f64],
+    singular: bool,
+) -> Result<Vec<f64>, GlmmError> {
+    let k = par.len();
+    let p = k - 1;
+    let h = vec![1e-4; k];
+    let mut centre = par.to_vec();
+    if centre[0] < h[0] {
+        centre[0] = h[0]; // a central difference needs sigma - h >= 0 (boundary fit)
+    }
+    let vals: Vec<f64> = numderiv::central_stencil(&centre, &h)
+        .iter()
+        .map(|x| dev(x))
+        .collect();
+    let (_, hess) = numderiv::central_derivatives(&vals, &h);
+    let hm = nalgebra::DMatrix::from_row_slice(k, k, &hess);
+    let full = if singular {
+        // at the boundary the beta block comes from the Hessian in beta alone
+        hm.view((1, 1), (p, p)).into_owned().try_inverse().map(|m| {
+            let mut out = nalgebra::DMatrix::zeros(k, k);
+            out.view_mut((1, 1), (p, p)).copy_from(&m);
+            out
+        })
+    } else {
+        hm.clone().try_inverse()
+    };
+    let Some(inv) = full else {
+        return Err(GlmmError::Optimizer(
+            "the Hessian of the deviance is singular".into(),
+        ));
+    };
+    let vcov: Vec<f64> = (0..p * p)
+        .map(|t| 2.0 * inv[(1 + t / p, 1 + t % p)])
+        .collect();
+    Ok(vcov)
+}
+
+/// Start values of beta: a few Fisher-scoring steps of the GLM without the random effect
+/// (weighted least squares on the working response).
+fn glm_start(d: &GlmmData, fam: Family) -> Vec<f64> {
+    let (n, p) = (d.y.len(), d.p);
+    let link = fam.link();
+    // eta from the data, kept inside the support
+    let mut eta: Vec<f64> = (0..n)
+        .map(|i| {
+            let m = d.trials[i];
+            let r = match fam {
+                Family::Binomial(_) => ((d.y[i] + 0.5) / (m + 1.0)).clamp(1e-6, 1.0 - 1e-6),
+                Family::Poisson => d.y[i] + 0.1,
+            };
+            let e = match link {
+                family::Link::Logit => (r / (1.0 - r)).ln(),
+                family::Link::Probit => qnorm(r),
+                family::Link::Cloglog => (-(1.0 - r).ln()).ln(),
+                family::Link::Log => r.ln(),
+            };
+            e - d.offset[i]
+        })
+        .collect();
+    let mut beta = vec![0.0; p];
+    for _ in 0..25 {
+        let mut xtwx = vec![0.0; p * p];
+        let mut xtwz = vec![0.0; p];
+        for (i, &eta_i) in eta.iter().enumerate() {
+            let e = eta_i + d.offset[i];
+            let w = fam.weight(e, d.trials[i]).max(1e-12);
+            let z = eta_i + fam.score(d.y[i], d.trials[i], e) / w;
+            for a in 0..p {
+                let xa = d.x[i * p + a];
+                xtwz[a] += w * xa * z;
+                for b in 0..p {
+                    xtwx[a * p + b] += w * xa * d.x[i * p + b];
+                }
+            }
+        }
+        let Some(sol) = nalgebra::DMatrix::from_row_slice(p, p, &xtwx)
+            .cholesky()
+            .map(|c| c.solve(&nalgebra::DVector::from_column_slice(&xtwz)))
+        else {
+            break;
+        };
+        beta = sol.iter().copied().collect();
+        for (i, e) in eta.iter_mut().enumerate() {
+            *e = (0..p).map(|j| d.x[i * p + j] * beta[j]).sum();
+        }
+    }
+    beta
+}

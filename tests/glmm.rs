@@ -1,0 +1,322 @@
+//! Agreement of the GLMM with one random intercept (`herstel::glmm`) with lme4::glmer and
+//! glmmTMB, at the optimum: the golden values of `tests/r/glmm.R` in `tests/fixtures/glmm/`
+//! (default and tightly converged fits of both packages; the test compares with the fit of the
+//! highest log-likelihood among those whose likelihood is the one herstel computes).
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use herstel::formula::{build_model_frame, ModelFormula};
+use herstel::frame::{Column, Frame};
+use herstel::glmm::family::{Family, Link};
+use herstel::glmm::{fit_glmm, glmm_data, GlmmFit, GlmmOptions};
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/glmm")
+        .join(name)
+}
+
+fn golden(dataset: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{dataset}.json"))).unwrap())
+        .unwrap()
+}
+
+/// The data with the factor levels R used (`meta.data.factor_levels`).
+fn frame(dataset: &str, g: &Value) -> Frame {
+    let raw = herstel::table::read_table_file(&fixture(&format!("{dataset}.csv"))).unwrap();
+    let mut orders = HashMap::new();
+    if let Some(levels) = g["meta"]["data"]["factor_levels"].as_object() {
+        for (k, v) in levels {
+            let lv: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            orders.insert(k.clone(), lv);
+        }
+    }
+    Frame::from_table(&raw, &orders).unwrap()
+}
+
+struct Case<'a> {
+    dataset: &'a str,
+    model: &'a str,
+    formula: &'a str,
+    family: Family,
+    n_agq: usize,
+    trials: Option<&'a str>,
+    /// column whose log is the offset
+    log_offset: Option<&'a str>,
+    /// fits (keys of `fits`) whose likelihood is herstel's
+    references: &'a [&'a str],
+}
+
+fn numeric_on_rows(f: &Frame, col: &str, rows: &[usize]) -> Vec<f64> {
+    match f.column(col) {
+        Some(Column::Numeric(v)) => rows.iter().map(|&r| v[r]).collect(),
+        _ => panic!("{col} is not numeric"),
+    }
+}
+
+fn fit_case(c: &Case<'_>, g: &Value) -> GlmmFit {
+    let data = frame(c.dataset, g);
+    let mf = build_model_frame(&ModelFormula::parse(c.formula).unwrap(), &data).unwrap();
+    let trials = c.trials.map(|t| numeric_on_rows(&data, t, &mf.rows));
+    let offset = c.log_offset.map(|t| {
+        numeric_on_rows(&data, t, &mf.rows)
+            .iter()
+            .map(|v| v.ln())
+            .collect()
+    });
+    let d = glmm_data(&mf, trials, offset, c.family).unwrap();
+    fit_glmm(
+        &d,
+        &GlmmOptions {
+            family: c.family,
+            n_agq: c.n_agq,
+            level: 0.95,
+        },
+    )
+    .unwrap()
+}
+
+/// The reference fit: the highest log-likelihood (with all constants) among `names`.
+fn reference<'a>(g: &'a Value, c: &Case<'_>) -> (&'a Value, f64) {
+    let fits = &g["models"][c.model]["fits"];
+    let ll = |f: &Value| {
+        f["loglik_plus_saturated"]
+            .as_f64()
+            .filter(|_| c.n_agq > 1)
+            .or_else(|| f["loglik"].as_f64())
+            .unwrap_or(f64::NEG_INFINITY)
+    };
+    c.references
+        .iter()
+        .map(|n| &fits[*n])
+        .filter(|f| !f.is_null())
+        .map(|f| (f, ll(f)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+}
+
+/// Worst relative differences (estimates and SEs relative to the SE / the SE) and the
+/// log-likelihood difference herstel minus R.
+fn agreement(c: &Case<'_>) -> (f64, f64, f64, f64) {
+    let g = golden(c.dataset);
+    let fit = fit_case(c, &g);
+    let (r, r_ll) = reference(&g, c);
+    let terms = r["fixed_effects"].as_array().unwrap();
+    assert_eq!(terms.len(), fit.fixed_effects.len(), "{}", c.model);
+    let (mut est, mut se) = (0.0f64, 0.0f64);
+    for (t, h) in terms.iter().zip(&fit.fixed_effects) {
+        assert_eq!(t["term"].as_str().unwrap(), h.term, "{}", c.model);
+        let (e, s) = (t["estimate"].as_f64().unwrap(), t["se"].as_f64().unwrap());
+        est = est.max((h.estimate - e).abs() / s.max(e.abs()));
+        se = se.max((h.std_error - s).abs() / s);
+    }
+    let sd_r = r["random_effects"][0]["sd"].as_f64().unwrap();
+    let sd = (fit.sd - sd_r).abs() / sd_r.max(1e-8);
+    (est, se, sd, fit.loglik - r_ll)
+}
+
+const GLMER_TIGHT: &[&str] = &["glmer_tight_bobyqa", "glmer_tight_nloptwrap"];
+const BOTH_TIGHT: &[&str] = &[
+    "glmer_tight_bobyqa",
+    "glmer_tight_nloptwrap",
+    "glmmTMB_tight",
+    "glmmTMB_default",
+];
+
+#[test]
+fn glmm_agrees_with_glmer_and_glmmtmb_at_the_optimum() {
+    let cases = [
+        Case {
+            dataset: "cbpp",
+            model: "logit_laplace",
+            formula: "incidence ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Logit),
+            n_agq: 1,
+            trials: Some("size"),
+            log_offset: None,
+            references: BOTH_TIGHT,
+        },
+        Case {
+            dataset: "cbpp",
+            model: "logit_agq25",
+            formula: "incidence ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Logit),
+            n_agq: 25,
+            trials: Some("size"),
+            log_offset: None,
+            references: GLMER_TIGHT,
+        },
+        // non-canonical links: lme4's Laplace (Fisher weights), which herstel computes;
+        // glmmTMB's (observed information) is another approximation
+        Case {
+            dataset: "cbpp",
+            model: "probit_laplace",
+            formula: "incidence ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Probit),
+            n_agq: 1,
+            trials: Some("size"),
+            log_offset: None,
+            references: GLMER_TIGHT,
+        },
+        Case {
+            dataset: "cbpp",
+            model: "cloglog_laplace",
+            formula: "incidence ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Cloglog),
+            n_agq: 1,
+            trials: Some("size"),
+            log_offset: None,
+            references: GLMER_TIGHT,
+        },
+        Case {
+            dataset: "cbpp_binary",
+            model: "logit_laplace",
+            formula: "y ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Logit),
+            n_agq: 1,
+            trials: None,
+            log_offset: None,
+            references: BOTH_TIGHT,
+        },
+        Case {
+            dataset: "grouseticks",
+            model: "location_laplace",
+            formula: "TICKS ~ YEAR + height_z + (1 | LOCATION)",
+            family: Family::Poisson,
+            n_agq: 1,
+            trials: None,
+            log_offset: None,
+            references: BOTH_TIGHT,
+        },
+        Case {
+            dataset: "grouseticks",
+            model: "location_agq10",
+            formula: "TICKS ~ YEAR + height_z + (1 | LOCATION)",
+            family: Family::Poisson,
+            n_agq: 10,
+            trials: None,
+            log_offset: None,
+            references: GLMER_TIGHT,
+        },
+        Case {
+            dataset: "salamanders",
+            model: "poisson_mined_spp",
+            formula: "count ~ mined + spp + (1 | site)",
+            family: Family::Poisson,
+            n_agq: 1,
+            trials: None,
+            log_offset: None,
+            references: BOTH_TIGHT,
+        },
+        Case {
+            dataset: "admissions_periods",
+            model: "poisson",
+            formula: "admissions ~ arm * period + (1 | participant_id)",
+            family: Family::Poisson,
+            n_agq: 1,
+            trials: None,
+            log_offset: Some("exposure"),
+            references: BOTH_TIGHT,
+        },
+    ];
+    let mut worst = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for c in &cases {
+        let (est, se, sd, dll) = agreement(c);
+        eprintln!(
+            "{} {}: estimates {est:.1e} (of the SE), SEs {se:.1e}, SD {sd:.1e}, logLik herstel - R {dll:+.1e}",
+            c.dataset, c.model
+        );
+        // at the optimum: herstel's likelihood is not below R's best
+        assert!(dll > -1e-6, "{} {}: logLik {dll}", c.dataset, c.model);
+        assert!(
+            dll < 1e-5,
+            "{} {}: logLik above R by {dll}",
+            c.dataset,
+            c.model
+        );
+        assert!(
+            est < 1e-4 && se < 1e-4 && sd < 1e-4,
+            "{} {}",
+            c.dataset,
+            c.model
+        );
+        worst = (
+            worst.0.max(est),
+            worst.1.max(se),
+            worst.2.max(sd),
+            worst.3.max(dll.abs()),
+        );
+    }
+    eprintln!(
+        "worst: estimates {:.1e}, SEs {:.1e}, SD {:.1e}, |logLik| {:.1e}",
+        worst.0, worst.1, worst.2, worst.3
+    );
+}
+
+#[test]
+fn binary_rows_and_successes_out_of_trials_give_the_same_fit() {
+    let g1 = golden("cbpp");
+    let g2 = golden("cbpp_binary");
+    let a = fit_case(
+        &Case {
+            dataset: "cbpp",
+            model: "logit_laplace",
+            formula: "incidence ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Logit),
+            n_agq: 1,
+            trials: Some("size"),
+            log_offset: None,
+            references: BOTH_TIGHT,
+        },
+        &g1,
+    );
+    let b = fit_case(
+        &Case {
+            dataset: "cbpp_binary",
+            model: "logit_laplace",
+            formula: "y ~ period + (1 | herd)",
+            family: Family::Binomial(Link::Logit),
+            n_agq: 1,
+            trials: None,
+            log_offset: None,
+            references: BOTH_TIGHT,
+        },
+        &g2,
+    );
+    for (x, y) in a.fixed_effects.iter().zip(&b.fixed_effects) {
+        assert!((x.estimate - y.estimate).abs() < 1e-6 * x.std_error);
+    }
+    // the log-likelihoods differ by sum(lchoose(size, incidence)) (R: 185.4757)
+    assert!(
+        (b.loglik - a.loglik + 185.4757).abs() < 1e-3,
+        "{} {}",
+        a.loglik,
+        b.loglik
+    );
+}
+
+#[test]
+fn unsupported_structures_and_bad_counts_are_errors() {
+    let g = golden("grouseticks");
+    let data = frame("grouseticks", &g);
+    let two = "TICKS ~ YEAR + height_z + (1 | BROOD) + (1 | LOCATION)";
+    let mf = build_model_frame(&ModelFormula::parse(two).unwrap(), &data).unwrap();
+    let e = glmm_data(&mf, None, None, Family::Poisson).unwrap_err();
+    assert!(
+        e.to_string().contains("exactly one random intercept"),
+        "{e}"
+    );
+    let mf = build_model_frame(
+        &ModelFormula::parse("height_z ~ YEAR + (1 | LOCATION)").unwrap(),
+        &data,
+    )
+    .unwrap();
+    let e = glmm_data(&mf, None, None, Family::Poisson).unwrap_err();
+    assert!(e.to_string().contains("whole number"), "{e}");
+}
