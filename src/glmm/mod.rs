@@ -63,17 +63,8 @@ pub struct GlmmOptions {
     pub level: f64,
 }
 
-/// One fixed effect with its Wald z test (lme4's `summary`), broom's layout.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct GlmmTerm {
-    pub term: String,
-    pub estimate: f64,
-    pub std_error: f64,
-    pub statistic: f64,
-    pub p_value: f64,
-    pub conf_low: f64,
-    pub conf_high: f64,
-}
+/// One fixed effect with its Wald z test (lme4's `summary`), broom's layout: the GLM's row.
+pub use crate::results::Coefficient as GlmmTerm;
 
 /// A fitted GLMM.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -17,6 +17,22 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub mod sites;
+
+/// One row of a coefficient table of a GLM or GLMM (broom's `tidy` shape); Wald z statistic
+/// and interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Coefficient {
+    pub term: String,
+    pub estimate: f64,
+    pub std_error: f64,
+    /// z = estimate / std_error.
+    pub statistic: f64,
+    pub p_value: f64,
+    /// Wald interval `estimate -/+ qnorm((1 + level) / 2) * std_error` (R's `confint.default`).
+    pub conf_low: f64,
+    pub conf_high: f64,
+}
+
 pub use sites::{
     ExcludedSite, FidelityBandRow, FidelityModerator, FidelityResult, FitMethod, FunnelDetails,
     MetaDetails, RoutineResult, RoutineSiteRow, ShrinkageModel, SiteDetails, SiteMethodRow,
