@@ -75,9 +75,9 @@ pub struct Args {
     /// in the JSON of `--json`.
     #[arg(long)]
     pub timings: bool,
-    /// A generalized linear mixed model (lme4's glmer) instead of a linear one: `poisson`,
-    /// `binomial` (logit), `binomial-probit`, `binomial-cloglog`; one random intercept
-    /// `(1 | group)`.
+    /// A generalized linear mixed model (lme4's glmer, glmmTMB) instead of a linear one:
+    /// `poisson`, `negative-binomial` (NB2, theta estimated), `binomial` (logit),
+    /// `binomial-probit`, `binomial-cloglog`; one random intercept `(1 | group)`.
     #[arg(long, value_name = "FAMILY")]
     pub family: Option<String>,
     /// Binomial: the column with the number of trials (the response counts the successes);
@@ -100,9 +100,10 @@ fn run_glmm(args: &Args, frame: &Frame, family: &str) -> CmdResult {
         "binomial" | "binomial-logit" => Family::Binomial(Link::Logit),
         "binomial-probit" => Family::Binomial(Link::Probit),
         "binomial-cloglog" => Family::Binomial(Link::Cloglog),
+        "negative-binomial" => Family::NegativeBinomial { theta: 1.0 },
         other => {
             return Err(format!(
-                "--family `{other}`: use poisson, binomial, binomial-probit or binomial-cloglog"
+                "--family `{other}`: use poisson, negative-binomial, binomial, binomial-probit or binomial-cloglog"
             )
             .into())
         }
@@ -143,8 +144,13 @@ fn glmm_text(f: &crate::glmm::GlmmFit, formula: &str) -> String {
         format!("Adaptive Gauss-Hermite Quadrature (nAGQ = {})", f.n_agq)
     };
     let mut s = format!(
-        "Generalized linear mixed model fit by maximum likelihood ({approx})\n Family: {} ( {} )\nFormula: {formula}\n\n      AIC       BIC    logLik -2*log(L)\n{:9.4} {:9.4} {:9.4} {:9.4}\n\nRandom effects:\n Groups {} (Intercept) Std.Dev. {:.6}\nNumber of obs: {}, groups: {}, {}\n\nFixed effects:\n",
-        f.family, f.link, f.aic, f.bic, f.loglik, f.minus_two_loglik, f.group, f.sd, f.n_obs, f.group, f.n_groups
+        "Generalized linear mixed model fit by maximum likelihood ({approx})\n Family: {} ( {} ){}\nFormula: {formula}\n\n      AIC       BIC    logLik -2*log(L)\n{:9.4} {:9.4} {:9.4} {:9.4}\n\nRandom effects:\n Groups {} (Intercept) Std.Dev. {:.6}\nNumber of obs: {}, groups: {}, {}\n\nFixed effects:\n",
+        f.family,
+        f.link,
+        f.theta
+            .map(|t| format!(", theta {t:.6} (Var = mu + mu^2 / theta)"))
+            .unwrap_or_default(),
+        f.aic, f.bic, f.loglik, f.minus_two_loglik, f.group, f.sd, f.n_obs, f.group, f.n_groups
     );
     s.push_str(&format!(
         "{:<20} {:>12} {:>12} {:>9} {:>12}\n",

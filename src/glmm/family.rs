@@ -14,13 +14,16 @@ pub enum Link {
 }
 
 /// The conditional distribution of a response given the random effects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     /// Successes out of `n` trials (0/1 data: `n = 1`).
     Binomial(Link),
     /// Counts, log link.
     Poisson,
+    /// Counts, log link, variance `mu + mu^2 / theta` (NB2: glmmTMB's `nbinom2` with
+    /// `sigma = theta`, MASS's and glmer.nb's `theta`).
+    NegativeBinomial { theta: f64 },
 }
 
 /// Smallest and largest mean of a binomial proportion (R's `binomial()$linkinv` keeps it in
@@ -71,7 +74,7 @@ impl Family {
     pub fn link(self) -> Link {
         match self {
             Family::Binomial(l) => l,
-            Family::Poisson => Link::Log,
+            Family::Poisson | Family::NegativeBinomial { .. } => Link::Log,
         }
     }
 
@@ -80,6 +83,7 @@ impl Family {
         match self {
             Family::Binomial(_) => "binomial",
             Family::Poisson => "poisson",
+            Family::NegativeBinomial { .. } => "negative binomial (nbinom2)",
         }
     }
 
@@ -88,6 +92,7 @@ impl Family {
         match self {
             Family::Binomial(_) => mu * (1.0 - mu),
             Family::Poisson => mu,
+            Family::NegativeBinomial { theta } => mu + mu * mu / theta,
         }
     }
 
@@ -109,6 +114,31 @@ impl Family {
                 let a = if y > 0.0 { y * mu.ln() } else { 0.0 };
                 a - mu - ln_gamma(y + 1.0)
             }
+            Family::NegativeBinomial { theta } => {
+                let a = if y > 0.0 {
+                    y * (mu / (theta + mu)).ln()
+                } else {
+                    0.0
+                };
+                ln_gamma(y + theta) - ln_gamma(theta) - ln_gamma(y + 1.0)
+                    + theta * (theta / (theta + mu)).ln()
+                    + a
+            }
+        }
+    }
+
+    /// The weight of a row in the curvature of the Laplace approximation at `eta`: the
+    /// Fisher weight ([`Family::weight`]) as lme4's penalized IRLS uses it (binomial,
+    /// Poisson; for their canonical links it is the observed information), and the observed
+    /// information `(y + theta) theta mu / (theta + mu)^2` for the negative binomial, as
+    /// glmmTMB's Laplace approximation (the two differ for a non-canonical link).
+    pub fn curvature(self, y: f64, n: f64, eta: f64) -> f64 {
+        match self {
+            Family::NegativeBinomial { theta } => {
+                let mu = Link::Log.inverse(eta);
+                (y + theta) * theta * mu / ((theta + mu) * (theta + mu))
+            }
+            _ => self.weight(eta, n),
         }
     }
 
@@ -121,7 +151,7 @@ impl Family {
         let v = self.variance(mu).max(1e-300);
         match self {
             Family::Binomial(_) => n * d * d / v,
-            Family::Poisson => d * d / v,
+            Family::Poisson | Family::NegativeBinomial { .. } => d * d / v,
         }
     }
 
@@ -133,7 +163,7 @@ impl Family {
         let v = self.variance(mu).max(1e-300);
         match self {
             Family::Binomial(_) => (y - n * mu) * d / v,
-            Family::Poisson => (y - mu) * d / v,
+            Family::Poisson | Family::NegativeBinomial { .. } => (y - mu) * d / v,
         }
     }
 }

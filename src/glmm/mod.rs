@@ -1,10 +1,13 @@
-//! Generalized linear mixed models (`lme4::glmer`) with one scalar random intercept per
-//! group, `y ~ x + (1 | g)`: binomial (logit, probit, cloglog; successes out of trials or
-//! 0/1) and Poisson, with offsets. The marginal likelihood of a group is
+//! Generalized linear mixed models (`lme4::glmer`, glmmTMB) with one scalar random intercept
+//! per group, `y ~ x + (1 | g)`: binomial (logit, probit, cloglog; successes out of trials or
+//! 0/1), Poisson and negative binomial (NB2, theta estimated jointly as glmmTMB's `nbinom2`),
+//! with offsets. The marginal likelihood of a group is
 //! `L_g = int prod_i f(y_i | eta_i = x_i beta + o_i + sigma u) phi(u) du`, approximated at the
 //! conditional mode `u_g` as lme4 does: the Laplace approximation (`nAGQ = 1`)
 //! `-2 log L_g = -2 sum_i log f(y_i | u_g) + u_g^2 + log(1 + sigma^2 sum_i w_i)` with the
-//! Fisher weights `w_i` of penalized IRLS, or adaptive Gauss-Hermite quadrature
+//! Fisher weights `w_i` of penalized IRLS (for the negative binomial the observed information,
+//! as glmmTMB; lme4's glmer.nb uses the Fisher weights there, a slightly different
+//! approximation), or adaptive Gauss-Hermite quadrature
 //! (`nAGQ = K`, Pinheiro & Bates 1995, J Comput Graph Stat 4): with `s = (1 + sigma^2 sum_i
 //! w_i)^(-1/2)`, `L_g = s sum_k w_k exp(h(u_g + s z_k) + z_k^2 / 2)`,
 //! `h(u) = sum_i log f(y_i | u) - u^2 / 2`. The deviance `-2 sum_g log L_g` (every constant
@@ -78,8 +81,11 @@ pub struct GlmmFit {
     pub fixed_effects: Vec<GlmmTerm>,
     /// SD of the random intercept.
     pub sd: f64,
+    /// Negative binomial: `theta` of `Var = mu + mu^2 / theta` (glmmTMB's `sigma` for
+    /// `nbinom2`, MASS's and glmer.nb's `theta`), estimated jointly.
+    pub theta: Option<f64>,
     pub loglik: f64,
-    /// Parameters: fixed effects and the SD.
+    /// Parameters: fixed effects, the SD (and theta).
     pub loglik_df: usize,
     pub aic: f64,
     pub bic: f64,
@@ -144,7 +150,7 @@ fn group_mode(
         + rows
             .iter()
             .zip(eta0)
-            .map(|(&i, &e)| sigma * sigma * fam.weight(e + sigma * u, d.trials[i]))
+            .map(|(&i, &e)| sigma * sigma * fam.curvature(d.y[i], d.trials[i], e + sigma * u))
             .sum::<f64>();
     (u, h(u), curv)
 }
@@ -230,7 +236,7 @@ pub fn glmm_data(
                     return Err(bad(format!("successes must be a whole number between 0 and the trials ({m}), found {y}")));
                 }
             }
-            Family::Poisson => {
+            Family::Poisson | Family::NegativeBinomial { .. } => {
                 if !(y >= 0.0 && y.fract() == 0.0) {
                     return Err(bad(format!(
                         "a count must be a whole number >= 0, found {y}"
@@ -264,17 +270,28 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         by_group[g as usize].push(i);
     }
     let p = d.p;
+    // Parameters: sigma, beta, and log theta for the negative binomial.
+    let nb = matches!(fam, Family::NegativeBinomial { .. });
+    let fam_at = |par: &[f64]| match fam {
+        Family::NegativeBinomial { .. } => Family::NegativeBinomial {
+            theta: par[p + 1].exp(),
+        },
+        f => f,
+    };
     let dev = |par: &[f64]| -> f64 {
-        let v = deviance(d, fam, &rule, &by_group, par[0], &par[1..]);
+        let v = deviance(d, fam_at(par), &rule, &by_group, par[0], &par[1..=p]);
         if v.is_finite() {
             v
         } else {
             1e300
         }
     };
-    // Start: beta of the GLM without the random effect (IRLS), sigma 1.
+    // Start: beta of the GLM without the random effect (IRLS), sigma 1 (theta as given).
     let mut start = vec![1.0];
     start.extend(glm_start(d, fam));
+    if let Family::NegativeBinomial { theta } = fam {
+        start.push(theta.max(1e-3).ln());
+    }
     if dev(&start) >= 1e300 {
         return Err(GlmmError::Start);
     }
@@ -282,7 +299,8 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let converged = best < 1e300;
     let sigma = par[0];
     let singular = sigma < 1e-4;
-    let vcov = beta_vcov(&dev, &par, singular)?;
+    let vcov = beta_vcov(&dev, &par, p, singular)?;
+    let theta = nb.then(|| par[p + 1].exp());
     let mut warnings = Vec::new();
     if singular {
         warnings.push("boundary (singular) fit: the random-intercept SD is estimated as 0".into());
@@ -313,10 +331,11 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         })
         .collect();
     let n = d.y.len();
-    let df = p + 1;
+    let df = p + 1 + usize::from(nb);
     let loglik = -best / 2.0;
     Ok(GlmmFit {
         family: fam.name().into(),
+        theta,
         link: fam.link().name().into(),
         n_agq: opts.n_agq,
         n_obs: n,
@@ -375,15 +394,15 @@ fn minimize(
 }
 
 /// `vcov(beta)`: the beta block of `2 H^-1`, `H` the central-difference Hessian of the
-/// deviance in `(sigma, beta)` with lme4's `deriv12` step 1e-4 (at a boundary fit, the Hessian
-/// in beta alone).
+/// deviance in `(sigma, beta[, log theta])` with lme4's `deriv12` step 1e-4 (at a boundary
+/// fit, the Hessian without sigma).
 fn beta_vcov(
     dev: &impl Fn(&[f64]) -> f64,
     par: &[f64],
+    p: usize,
     singular: bool,
 ) -> Result<Vec<f64>, GlmmError> {
     let k = par.len();
-    let p = k - 1;
     let h = vec![1e-4; k];
     let mut centre = par.to_vec();
     if centre[0] < h[0] {
@@ -397,11 +416,14 @@ fn beta_vcov(
     let hm = nalgebra::DMatrix::from_row_slice(k, k, &hess);
     let full = if singular {
         // at the boundary the beta block comes from the Hessian in beta alone
-        hm.view((1, 1), (p, p)).into_owned().try_inverse().map(|m| {
-            let mut out = nalgebra::DMatrix::zeros(k, k);
-            out.view_mut((1, 1), (p, p)).copy_from(&m);
-            out
-        })
+        hm.view((1, 1), (k - 1, k - 1))
+            .into_owned()
+            .try_inverse()
+            .map(|m| {
+                let mut out = nalgebra::DMatrix::zeros(k, k);
+                out.view_mut((1, 1), (k - 1, k - 1)).copy_from(&m);
+                out
+            })
     } else {
         hm.clone().try_inverse()
     };
@@ -427,7 +449,7 @@ fn glm_start(d: &GlmmData, fam: Family) -> Vec<f64> {
             let m = d.trials[i];
             let r = match fam {
                 Family::Binomial(_) => ((d.y[i] + 0.5) / (m + 1.0)).clamp(1e-6, 1.0 - 1e-6),
-                Family::Poisson => d.y[i] + 0.1,
+                Family::Poisson | Family::NegativeBinomial { .. } => d.y[i] + 0.1,
             };
             let e = match link {
                 family::Link::Logit => (r / (1.0 - r)).ln(),
