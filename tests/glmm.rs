@@ -336,3 +336,29 @@ fn unsupported_structures_and_bad_counts_are_errors() {
     let e = glmm_data(&mf, None, None, Family::Poisson).unwrap_err();
     assert!(e.to_string().contains("whole number"), "{e}");
 }
+
+/// The Poisson overdispersion check equals lme4's `sum(residuals(m, "pearson")^2)` over
+/// `df.residual(m)` (R, tight fit of the one-random-intercept grouseticks model: 1082.3067320890
+/// on 398 df).
+#[test]
+fn poisson_overdispersion_check_matches_pearson_residuals_of_glmer() {
+    let c = Case {
+        dataset: "grouseticks",
+        model: "location_laplace",
+        formula: "TICKS ~ YEAR + height_z + (1 | LOCATION)",
+        family: Family::Poisson,
+        n_agq: 1,
+        trials: None,
+        log_offset: None,
+        references: BOTH_TIGHT,
+    };
+    let fit = fit_case(&c, &golden("grouseticks"));
+    let o = fit.overdispersion.expect("Poisson");
+    assert_eq!(o.df, 398.0);
+    assert!(
+        (o.chisq - 1082.3067320890).abs() < 1e-5 * 1082.3,
+        "{}",
+        o.chisq
+    );
+    assert!((o.ratio - 2.7193636485).abs() < 1e-5 * 2.72);
+}

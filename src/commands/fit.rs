@@ -162,6 +162,20 @@ fn glmm_text(f: &crate::glmm::GlmmFit, formula: &str) -> String {
             t.term, t.estimate, t.std_error, t.statistic, t.p_value
         ));
     }
+    if let Some(o) = &f.overdispersion {
+        s.push_str(&format!(
+            "\nOverdispersion: Pearson chi-square {:.2} on {} df, ratio {:.3}, p = {:.3e}{}\n",
+            o.chisq,
+            o.df,
+            o.ratio,
+            o.p_value,
+            if o.ratio > 1.2 && o.p_value < 0.05 {
+                " (overdispersed: consider --family negative-binomial)"
+            } else {
+                ""
+            }
+        ));
+    }
     for w in &f.warnings {
         s.push_str(&format!("warning: {w}\n"));
     }

@@ -19,7 +19,7 @@ pub mod family;
 pub mod quadrature;
 
 use crate::formula::ModelFrame;
-use crate::stats::distributions::{pnorm_upper, qnorm};
+use crate::stats::distributions::{pchisq_upper, pnorm_upper, qnorm};
 use crate::stats::numderiv;
 use family::Family;
 
@@ -69,6 +69,18 @@ pub struct GlmmOptions {
 /// One fixed effect with its Wald z test (lme4's `summary`), broom's layout: the GLM's row.
 pub use crate::results::Coefficient as GlmmTerm;
 
+/// The overdispersion check of a Poisson GLMM (as `performance::check_overdispersion`): the
+/// Pearson chi-square `sum_i (y_i - mu_i)^2 / mu_i` at the conditional modes over the residual
+/// df (observations minus parameters); a ratio well above 1 asks for the negative binomial.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Overdispersion {
+    pub chisq: f64,
+    pub df: f64,
+    pub ratio: f64,
+    /// `P(chi^2_df > chisq)`.
+    pub p_value: f64,
+}
+
 /// A fitted GLMM.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GlmmFit {
@@ -81,6 +93,8 @@ pub struct GlmmFit {
     pub fixed_effects: Vec<GlmmTerm>,
     /// SD of the random intercept.
     pub sd: f64,
+    /// Poisson: the overdispersion check.
+    pub overdispersion: Option<Overdispersion>,
     /// Negative binomial: `theta` of `Var = mu + mu^2 / theta` (glmmTMB's `sigma` for
     /// `nbinom2`, MASS's and glmer.nb's `theta`), estimated jointly.
     pub theta: Option<f64>,
@@ -301,6 +315,8 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let singular = sigma < 1e-4;
     let vcov = beta_vcov(&dev, &par, p, singular)?;
     let theta = nb.then(|| par[p + 1].exp());
+    let overdispersion =
+        matches!(fam, Family::Poisson).then(|| pearson_dispersion(d, fam, &by_group, &par, p + 1));
     let mut warnings = Vec::new();
     if singular {
         warnings.push("boundary (singular) fit: the random-intercept SD is estimated as 0".into());
@@ -336,6 +352,7 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     Ok(GlmmFit {
         family: fam.name().into(),
         theta,
+        overdispersion,
         link: fam.link().name().into(),
         n_agq: opts.n_agq,
         n_obs: n,
@@ -436,6 +453,38 @@ fn beta_vcov(
         .map(|t| 2.0 * inv[(1 + t / p, 1 + t % p)])
         .collect();
     Ok(vcov)
+}
+
+/// The Pearson chi-square of the fit at the conditional modes (see [`Overdispersion`]);
+/// `n_par` parameters.
+fn pearson_dispersion(
+    d: &GlmmData,
+    fam: Family,
+    by_group: &[Vec<usize>],
+    par: &[f64],
+    n_par: usize,
+) -> Overdispersion {
+    let (sigma, beta) = (par[0], &par[1..=d.p]);
+    let mut chisq = 0.0;
+    for rows in by_group {
+        let eta0: Vec<f64> = rows
+            .iter()
+            .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
+            .collect();
+        let (u, _, _) = group_mode(d, fam, rows, &eta0, sigma);
+        for (&i, &e) in rows.iter().zip(&eta0) {
+            let mu = fam.link().inverse(e + sigma * u) * d.trials[i];
+            let v = fam.variance(mu / d.trials[i]) * d.trials[i];
+            chisq += (d.y[i] - mu) * (d.y[i] - mu) / v;
+        }
+    }
+    let df = (d.y.len() - n_par) as f64;
+    Overdispersion {
+        chisq,
+        df,
+        ratio: chisq / df,
+        p_value: pchisq_upper(chisq, df),
+    }
 }
 
 /// Start values of beta: a few Fisher-scoring steps of the GLM without the random effect
