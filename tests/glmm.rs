@@ -362,3 +362,40 @@ fn poisson_overdispersion_check_matches_pearson_residuals_of_glmer() {
     );
     assert!((o.ratio - 2.7193636485).abs() < 1e-5 * 2.72);
 }
+
+/// `herstel fit --family ... --compare-formula`: the likelihood-ratio test of the two GLMMs
+/// (lme4's `anova(m_small, m)`) on the same rows.
+#[test]
+fn compare_formula_gives_the_likelihood_ratio_test() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+        .args(["fit", "--data"])
+        .arg(fixture("grouseticks.csv"))
+        .args([
+            "--formula",
+            "TICKS ~ YEAR + height_z + (1 | LOCATION)",
+            "--family",
+            "poisson",
+            "--levels",
+            "YEAR=95,96,97",
+            "--compare-formula",
+            "TICKS ~ YEAR + (1 | LOCATION)",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ll = v["loglik"].as_f64().unwrap();
+    let c = &v["comparison"];
+    let chisq = c["chisq"].as_f64().unwrap();
+    assert!((chisq - 2.0 * (ll - c["loglik"].as_f64().unwrap())).abs() < 1e-9);
+    assert_eq!(c["df"].as_f64().unwrap(), 1.0);
+    // the larger model is glmer's (tight) fit: logLik -1133.5209439
+    assert!((ll + 1133.5209439).abs() < 1e-6, "{ll}");
+    let p = c["p_value"].as_f64().unwrap();
+    assert!(p > 0.0 && p < 1e-6, "{p}");
+}

@@ -119,19 +119,65 @@ fn run_glmm(args: &Args, frame: &Frame, family: &str) -> CmdResult {
     };
     let trials = args.trials.as_deref().map(column).transpose()?;
     let offset = args.offset.as_deref().map(column).transpose()?;
-    let data = glmm_data(&mf, trials, offset, fam)?;
-    let fit = fit_glmm(
-        &data,
-        &GlmmOptions {
-            family: fam,
-            n_agq: args.nagq,
-            level: 0.95,
-        },
-    )?;
+    let data = glmm_data(&mf, trials.clone(), offset.clone(), fam)?;
+    let opts = GlmmOptions {
+        family: fam,
+        n_agq: args.nagq,
+        level: 0.95,
+    };
+    let fit = fit_glmm(&data, &opts)?;
+    // --compare-formula: the second model on the same rows, and the likelihood-ratio test
+    // (anova(m1, m2) of lme4: the smaller model first).
+    let comparison = match &args.compare_formula {
+        None => None,
+        Some(f2) => {
+            let formula2 = ModelFormula::parse(f2).map_err(LmmError::from)?;
+            let mf2 = build_model_frame(&formula2, frame).map_err(LmmError::from)?;
+            crate::stats::lrt::check_same_rows(&mf.rows, &mf2.rows)?;
+            let fit2 = fit_glmm(&glmm_data(&mf2, trials, offset, fam)?, &opts)?;
+            let (small, large) = if fit2.loglik_df < fit.loglik_df {
+                (&fit2, &fit)
+            } else {
+                (&fit, &fit2)
+            };
+            let lrt = crate::stats::lrt::lr_test(
+                small.minus_two_loglik,
+                small.loglik_df,
+                large.minus_two_loglik,
+                large.loglik_df,
+            )?;
+            Some(serde_json::json!({
+                "formula": f2,
+                "aic": fit2.aic,
+                "bic": fit2.bic,
+                "loglik": fit2.loglik,
+                "loglik_df": fit2.loglik_df,
+                "chisq": lrt.chisq,
+                "df": lrt.df,
+                "p_value": lrt.p_value,
+            }))
+        }
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&fit)?);
+        let mut value = serde_json::to_value(&fit)?;
+        if let (Some(c), Some(obj)) = (comparison, value.as_object_mut()) {
+            obj.insert("comparison".into(), c);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", glmm_text(&fit, &args.formula));
+        if let Some(c) = comparison {
+            print!(
+                "\nModel comparison with {}: AIC {:.4}, BIC {:.4}, logLik {:.4}; Chisq {:.4} on {} df, Pr(>Chisq) = {:.4e}\n",
+                c["formula"].as_str().unwrap_or(""),
+                c["aic"].as_f64().unwrap_or(f64::NAN),
+                c["bic"].as_f64().unwrap_or(f64::NAN),
+                c["loglik"].as_f64().unwrap_or(f64::NAN),
+                c["chisq"].as_f64().unwrap_or(f64::NAN),
+                c["df"].as_f64().unwrap_or(f64::NAN),
+                c["p_value"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
