@@ -97,32 +97,48 @@ impl Family {
     }
 
     /// `log f(y | mu)` with its constants; `n` is the number of trials (binomial; `y` is the
-    /// number of successes) and ignored for Poisson.
+    /// number of successes) and ignored for the counts:
+    /// [`Family::constant`] + [`Family::kernel`].
     pub fn log_density(self, y: f64, n: f64, mu: f64) -> f64 {
+        self.kernel_mu(y, n, mu) + self.constant(y, n)
+    }
+
+    /// The part of `log f` free of `mu`: `log choose(n, y)`, `-log y!`, and for the negative
+    /// binomial `lgamma(y + theta) - lgamma(theta) - log y! + theta log theta`.
+    pub fn constant(self, y: f64, n: f64) -> f64 {
+        match self {
+            Family::Binomial(_) => ln_gamma(n + 1.0) - ln_gamma(y + 1.0) - ln_gamma(n - y + 1.0),
+            Family::Poisson => -ln_gamma(y + 1.0),
+            Family::NegativeBinomial { theta } => {
+                ln_gamma(y + theta) - ln_gamma(theta) - ln_gamma(y + 1.0) + theta * theta.ln()
+            }
+        }
+    }
+
+    /// `log f - constant` at the linear predictor `eta` (the part the conditional modes and
+    /// the quadrature need).
+    pub fn kernel(self, y: f64, n: f64, eta: f64) -> f64 {
+        self.kernel_mu(y, n, self.link().inverse(eta))
+    }
+
+    fn kernel_mu(self, y: f64, n: f64, mu: f64) -> f64 {
         match self {
             Family::Binomial(_) => {
-                let lchoose = ln_gamma(n + 1.0) - ln_gamma(y + 1.0) - ln_gamma(n - y + 1.0);
                 let a = if y > 0.0 { y * mu.ln() } else { 0.0 };
                 let b = if n - y > 0.0 {
                     (n - y) * (1.0 - mu).ln()
                 } else {
                     0.0
                 };
-                lchoose + a + b
+                a + b
             }
             Family::Poisson => {
                 let a = if y > 0.0 { y * mu.ln() } else { 0.0 };
-                a - mu - ln_gamma(y + 1.0)
+                a - mu
             }
             Family::NegativeBinomial { theta } => {
-                let a = if y > 0.0 {
-                    y * (mu / (theta + mu)).ln()
-                } else {
-                    0.0
-                };
-                ln_gamma(y + theta) - ln_gamma(theta) - ln_gamma(y + 1.0)
-                    + theta * (theta / (theta + mu)).ln()
-                    + a
+                let a = if y > 0.0 { y * mu.ln() } else { 0.0 };
+                a - (theta + y) * (theta + mu).ln()
             }
         }
     }

@@ -114,26 +114,25 @@ pub struct GlmmFit {
     pub vcov: Vec<f64>,
 }
 
-/// The conditional mode of one group's `u` and `h(u)`, its curvature
-/// `1 + sigma^2 sum_i w_i` (Fisher weights at the mode).
+/// The conditional mode of one group's `u` (Fisher scoring from `u0`, the previous mode),
+/// `h(u)` without the constants of the density, and the curvature `1 + sigma^2 sum_i w_i`
+/// ([`Family::curvature`] at the mode).
 fn group_mode(
     d: &GlmmData,
     fam: Family,
     rows: &[usize],
     eta0: &[f64],
     sigma: f64,
+    u0: f64,
 ) -> (f64, f64, f64) {
     let h = |u: f64| -> f64 {
         rows.iter()
             .zip(eta0)
-            .map(|(&i, &e)| {
-                let mu = fam.link().inverse(e + sigma * u);
-                fam.log_density(d.y[i], d.trials[i], mu)
-            })
+            .map(|(&i, &e)| fam.kernel(d.y[i], d.trials[i], e + sigma * u))
             .sum::<f64>()
             - 0.5 * u * u
     };
-    let mut u = 0.0f64;
+    let mut u = if u0.is_finite() { u0 } else { 0.0 };
     let mut hu = h(u);
     // Fisher scoring on u (penalized IRLS of one group), step-halving on h.
     for _ in 0..100 {
@@ -156,7 +155,7 @@ fn group_mode(
             }
             step /= 2.0;
         }
-        if !accepted || step.abs() < 1e-10 * (1.0 + u.abs()) {
+        if !accepted || step.abs() < 1e-13 * (1.0 + u.abs()) {
             break;
         }
     }
@@ -169,48 +168,63 @@ fn group_mode(
     (u, h(u), curv)
 }
 
-/// `-2 log L` at `(sigma, beta)` (Laplace for `rule` of one node, else adaptive GHQ).
+/// `-2 log L` at `sigma_beta = (sigma, beta)` (Laplace for `rule` of one node, else adaptive GHQ), the
+/// groups in parallel; `modes` holds each group's conditional mode, the start of the next
+/// evaluation (warm start); `constants` is [`density_constants`]. The sum over groups runs in group order, so the value does not
+/// depend on the threads.
 pub fn deviance(
     d: &GlmmData,
     fam: Family,
     rule: &[(f64, f64)],
     by_group: &[Vec<usize>],
-    sigma: f64,
-    beta: &[f64],
+    sigma_beta: &[f64],
+    modes: &mut [f64],
+    constants: f64,
 ) -> f64 {
-    let mut total = 0.0;
-    for rows in by_group {
-        let eta0: Vec<f64> = rows
-            .iter()
-            .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
-            .collect();
-        let (u, hu, curv) = group_mode(d, fam, rows, &eta0, sigma);
-        if !hu.is_finite() || !curv.is_finite() {
-            return f64::INFINITY;
-        }
-        if rule.len() == 1 {
-            total += -2.0 * hu + curv.ln();
-            continue;
-        }
-        let s = curv.powf(-0.5);
-        // log sum_k w_k exp(h(u + s z_k) + z_k^2 / 2), relative to h(u) for stability
-        let mut acc = 0.0;
-        for &(z, w) in rule {
-            let uu = u + s * z;
-            let hz: f64 = rows
+    use rayon::prelude::*;
+    let (sigma, beta) = (sigma_beta[0], &sigma_beta[1..=d.p]);
+    let per_group: Vec<f64> = by_group
+        .par_iter()
+        .zip(modes.par_iter_mut())
+        .with_min_len(64)
+        .map(|(rows, u0)| {
+            let eta0: Vec<f64> = rows
                 .iter()
-                .zip(&eta0)
-                .map(|(&i, &e)| {
-                    let mu = fam.link().inverse(e + sigma * uu);
-                    fam.log_density(d.y[i], d.trials[i], mu)
-                })
-                .sum::<f64>()
-                - 0.5 * uu * uu;
-            acc += w * (hz - hu + 0.5 * z * z).exp();
-        }
-        total += -2.0 * (s.ln() + hu + acc.ln());
-    }
-    total
+                .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
+                .collect();
+            let (u, hu, curv) = group_mode(d, fam, rows, &eta0, sigma, *u0);
+            *u0 = u;
+            if !hu.is_finite() || !curv.is_finite() {
+                return f64::INFINITY;
+            }
+            if rule.len() == 1 {
+                return -2.0 * hu + curv.ln();
+            }
+            let s = curv.powf(-0.5);
+            // log sum_k w_k exp(h(u + s z_k) + z_k^2 / 2), relative to h(u) for stability
+            let mut acc = 0.0;
+            for &(z, w) in rule {
+                let uu = u + s * z;
+                let hz: f64 = rows
+                    .iter()
+                    .zip(&eta0)
+                    .map(|(&i, &e)| fam.kernel(d.y[i], d.trials[i], e + sigma * uu))
+                    .sum::<f64>()
+                    - 0.5 * uu * uu;
+                acc += w * (hz - hu + 0.5 * z * z).exp();
+            }
+            -2.0 * (s.ln() + hu + acc.ln())
+        })
+        .collect();
+    per_group.iter().sum::<f64>() - 2.0 * constants
+}
+
+/// `sum_i` [`Family::constant`]: the part of the log-likelihood free of the parameters (for
+/// the negative binomial it depends on theta).
+pub fn density_constants(d: &GlmmData, fam: Family) -> f64 {
+    (0..d.y.len())
+        .map(|i| fam.constant(d.y[i], d.trials[i]))
+        .sum()
 }
 
 /// The GLMM data of a model frame with one random intercept; `trials` and `offset` on the
@@ -292,8 +306,13 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         },
         f => f,
     };
+    let modes = std::sync::Mutex::new(vec![0.0; by_group.len()]);
+    let fixed_constants = (!nb).then(|| density_constants(d, fam));
     let dev = |par: &[f64]| -> f64 {
-        let v = deviance(d, fam_at(par), &rule, &by_group, par[0], &par[1..=p]);
+        let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
+        let f = fam_at(par);
+        let c = fixed_constants.unwrap_or_else(|| density_constants(d, f));
+        let v = deviance(d, f, &rule, &by_group, &par[..=p], &mut m, c);
         if v.is_finite() {
             v
         } else {
@@ -471,7 +490,7 @@ fn pearson_dispersion(
             .iter()
             .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
             .collect();
-        let (u, _, _) = group_mode(d, fam, rows, &eta0, sigma);
+        let (u, _, _) = group_mode(d, fam, rows, &eta0, sigma, 0.0);
         for (&i, &e) in rows.iter().zip(&eta0) {
             let mu = fam.link().inverse(e + sigma * u) * d.trials[i];
             let v = fam.variance(mu / d.trials[i]) * d.trials[i];
