@@ -333,8 +333,27 @@ fn unsupported_structures_and_bad_counts_are_errors() {
         &data,
     )
     .unwrap();
-    let e = glmm_data(&mf, None, None, Family::Poisson).unwrap_err();
-    assert!(e.to_string().contains("whole number"), "{e}");
+    let e = glmm_data(&mf, None, None, Family::Poisson)
+        .unwrap_err()
+        .to_string();
+    // one grouped message: the column, how many rows, the first file rows and their values
+    assert!(e.contains("whole number") && e.contains("height_z"), "{e}");
+    assert!(e.contains("row(s)") && e.contains("file rows 2: "), "{e}");
+    // a zero exposure gives an infinite log offset
+    let mf = build_model_frame(
+        &ModelFormula::parse("TICKS ~ YEAR + (1 | LOCATION)").unwrap(),
+        &data,
+    )
+    .unwrap();
+    let mut offset = vec![0.0; mf.y.len()];
+    offset[3] = f64::NEG_INFINITY;
+    let e = glmm_data(&mf, None, Some(offset), Family::Poisson)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("offset: 1 row(s)") && e.contains("file rows 5: -inf"),
+        "{e}"
+    );
 }
 
 /// The Poisson overdispersion check equals lme4's `sum(residuals(m, "pearson")^2)` over

@@ -28,8 +28,15 @@ use family::Family;
 pub enum GlmmError {
     #[error("the GLMM needs exactly one random intercept `(1 | group)` (found {0}); other random-effects structures are not supported yet")]
     Structure(String),
-    #[error("row {row}: {message}")]
-    BadResponse { row: usize, message: String },
+    /// Rows that cannot be modelled, grouped by problem: the column, how many rows, the
+    /// first file rows (header = row 1) with their values, and what is expected.
+    #[error("{column}: {count} row(s) {expected} (file rows {examples}); correct or remove them")]
+    BadRows {
+        column: String,
+        count: usize,
+        examples: String,
+        expected: String,
+    },
     #[error("nAGQ must be between 1 and 25 (found {0})")]
     Quadrature(usize),
     #[error("the optimizer failed: {0}")]
@@ -244,34 +251,39 @@ pub fn glmm_data(
     let n = mf.y.len();
     let trials = trials.unwrap_or_else(|| vec![1.0; n]);
     let offset = offset.unwrap_or_else(|| vec![0.0; n]);
-    for i in 0..n {
-        let (y, m) = (mf.y[i], trials[i]);
-        let bad = |message: String| GlmmError::BadResponse {
-            row: i + 1,
-            message,
-        };
-        if !offset[i].is_finite() {
-            return Err(bad("the offset is missing or not finite".into()));
+    let response = mf.formula.response.as_str();
+    let (y, m, o) = (&mf.y, &trials, &offset);
+    check_rows(
+        mf,
+        "offset",
+        "have a missing or infinite offset (log of a zero exposure?)",
+        |i| !o[i].is_finite(),
+        |i| o[i],
+    )?;
+    match family {
+        Family::Binomial(_) => {
+            check_rows(
+                mf,
+                "trials",
+                "have a number of trials that is not a whole number >= 1",
+                |i| !(m[i].is_finite() && m[i] >= 1.0 && m[i].fract() == 0.0),
+                |i| m[i],
+            )?;
+            check_rows(
+                mf,
+                response,
+                "are not whole numbers between 0 and the trials (0/1 without --trials)",
+                |i| !(y[i] >= 0.0 && y[i] <= m[i] && y[i].fract() == 0.0),
+                |i| y[i],
+            )?;
         }
-        match family {
-            Family::Binomial(_) => {
-                if !(m.is_finite() && m >= 1.0 && m.fract() == 0.0) {
-                    return Err(bad(format!(
-                        "trials must be a positive whole number, found {m}"
-                    )));
-                }
-                if !(y >= 0.0 && y <= m && y.fract() == 0.0) {
-                    return Err(bad(format!("successes must be a whole number between 0 and the trials ({m}), found {y}")));
-                }
-            }
-            Family::Poisson | Family::NegativeBinomial { .. } => {
-                if !(y >= 0.0 && y.fract() == 0.0) {
-                    return Err(bad(format!(
-                        "a count must be a whole number >= 0, found {y}"
-                    )));
-                }
-            }
-        }
+        Family::Poisson | Family::NegativeBinomial { .. } => check_rows(
+            mf,
+            response,
+            "are not counts (whole numbers >= 0)",
+            |i| !(y[i] >= 0.0 && y[i].fract() == 0.0),
+            |i| y[i],
+        )?,
     }
     Ok(GlmmData {
         x: mf.x.clone(),
@@ -283,6 +295,36 @@ pub fn glmm_data(
         group: t.refs.clone(),
         group_name: t.group_name.clone(),
         levels: t.level_names.clone(),
+    })
+}
+
+/// The rows of the model frame where `is_bad`, as one grouped error naming the column, the
+/// count and the first five file rows (header = row 1) with their values.
+fn check_rows(
+    mf: &ModelFrame,
+    column: &str,
+    expected: &str,
+    is_bad: impl Fn(usize) -> bool,
+    value: impl Fn(usize) -> f64,
+) -> Result<(), GlmmError> {
+    let bad: Vec<usize> = (0..mf.y.len()).filter(|&i| is_bad(i)).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let examples = bad
+        .iter()
+        .take(5)
+        .map(|&i| {
+            let file_row = mf.rows.get(i).map_or(i + 2, |r| r + 2);
+            format!("{file_row}: {}", value(i))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(GlmmError::BadRows {
+        column: column.to_string(),
+        count: bad.len(),
+        examples,
+        expected: expected.to_string(),
     })
 }
 
