@@ -53,6 +53,18 @@ struct Case<'a> {
     references: &'a [&'a str],
 }
 
+/// The fields most cases share (Laplace, no trials, no offset, both packages' tight fits).
+const BASE: Case<'static> = Case {
+    dataset: "",
+    model: "",
+    formula: "",
+    family: Family::Poisson,
+    n_agq: 1,
+    trials: None,
+    log_offset: None,
+    references: BOTH_TIGHT,
+};
+
 fn numeric_on_rows(f: &Frame, col: &str, rows: &[usize]) -> Vec<f64> {
     match f.column(col) {
         Some(Column::Numeric(v)) => rows.iter().map(|&r| v[r]).collect(),
@@ -142,10 +154,8 @@ fn glmm_agrees_with_glmer_and_glmmtmb_at_the_optimum() {
             model: "logit_laplace",
             formula: "incidence ~ period + (1 | herd)",
             family: Family::Binomial(Link::Logit),
-            n_agq: 1,
             trials: Some("size"),
-            log_offset: None,
-            references: BOTH_TIGHT,
+            ..BASE
         },
         Case {
             dataset: "cbpp",
@@ -154,8 +164,8 @@ fn glmm_agrees_with_glmer_and_glmmtmb_at_the_optimum() {
             family: Family::Binomial(Link::Logit),
             n_agq: 25,
             trials: Some("size"),
-            log_offset: None,
             references: GLMER_TIGHT,
+            ..BASE
         },
         // non-canonical links: lme4's Laplace (Fisher weights), which herstel computes;
         // glmmTMB's (observed information) is another approximation
@@ -164,40 +174,32 @@ fn glmm_agrees_with_glmer_and_glmmtmb_at_the_optimum() {
             model: "probit_laplace",
             formula: "incidence ~ period + (1 | herd)",
             family: Family::Binomial(Link::Probit),
-            n_agq: 1,
             trials: Some("size"),
-            log_offset: None,
             references: GLMER_TIGHT,
+            ..BASE
         },
         Case {
             dataset: "cbpp",
             model: "cloglog_laplace",
             formula: "incidence ~ period + (1 | herd)",
             family: Family::Binomial(Link::Cloglog),
-            n_agq: 1,
             trials: Some("size"),
-            log_offset: None,
             references: GLMER_TIGHT,
+            ..BASE
         },
         Case {
             dataset: "cbpp_binary",
             model: "logit_laplace",
             formula: "y ~ period + (1 | herd)",
             family: Family::Binomial(Link::Logit),
-            n_agq: 1,
-            trials: None,
-            log_offset: None,
-            references: BOTH_TIGHT,
+            ..BASE
         },
         Case {
             dataset: "grouseticks",
             model: "location_laplace",
             formula: "TICKS ~ YEAR + height_z + (1 | LOCATION)",
             family: Family::Poisson,
-            n_agq: 1,
-            trials: None,
-            log_offset: None,
-            references: BOTH_TIGHT,
+            ..BASE
         },
         Case {
             dataset: "grouseticks",
@@ -205,19 +207,15 @@ fn glmm_agrees_with_glmer_and_glmmtmb_at_the_optimum() {
             formula: "TICKS ~ YEAR + height_z + (1 | LOCATION)",
             family: Family::Poisson,
             n_agq: 10,
-            trials: None,
-            log_offset: None,
             references: GLMER_TIGHT,
+            ..BASE
         },
         Case {
             dataset: "salamanders",
             model: "poisson_mined_spp",
             formula: "count ~ mined + spp + (1 | site)",
             family: Family::Poisson,
-            n_agq: 1,
-            trials: None,
-            log_offset: None,
-            references: BOTH_TIGHT,
+            ..BASE
         },
         // NB2 with theta: glmmTMB's Laplace (observed information), which herstel computes
         Case {
@@ -225,20 +223,16 @@ fn glmm_agrees_with_glmer_and_glmmtmb_at_the_optimum() {
             model: "nb_mined",
             formula: "count ~ mined + (1 | site)",
             family: Family::NegativeBinomial { theta: 1.0 },
-            n_agq: 1,
-            trials: None,
-            log_offset: None,
             references: &["glmmTMB_tight", "glmmTMB_tight_from_glmer_nb_start"],
+            ..BASE
         },
         Case {
             dataset: "admissions_periods",
             model: "poisson",
             formula: "admissions ~ arm * period + (1 | participant_id)",
             family: Family::Poisson,
-            n_agq: 1,
-            trials: None,
             log_offset: Some("exposure"),
-            references: BOTH_TIGHT,
+            ..BASE
         },
     ];
     let mut worst = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -285,10 +279,8 @@ fn binary_rows_and_successes_out_of_trials_give_the_same_fit() {
             model: "logit_laplace",
             formula: "incidence ~ period + (1 | herd)",
             family: Family::Binomial(Link::Logit),
-            n_agq: 1,
             trials: Some("size"),
-            log_offset: None,
-            references: BOTH_TIGHT,
+            ..BASE
         },
         &g1,
     );
@@ -298,10 +290,7 @@ fn binary_rows_and_successes_out_of_trials_give_the_same_fit() {
             model: "logit_laplace",
             formula: "y ~ period + (1 | herd)",
             family: Family::Binomial(Link::Logit),
-            n_agq: 1,
-            trials: None,
-            log_offset: None,
-            references: BOTH_TIGHT,
+            ..BASE
         },
         &g2,
     );
@@ -366,10 +355,7 @@ fn poisson_overdispersion_check_matches_pearson_residuals_of_glmer() {
         model: "location_laplace",
         formula: "TICKS ~ YEAR + height_z + (1 | LOCATION)",
         family: Family::Poisson,
-        n_agq: 1,
-        trials: None,
-        log_offset: None,
-        references: BOTH_TIGHT,
+        ..BASE
     };
     let fit = fit_case(&c, &golden("grouseticks"));
     let o = fit.overdispersion.expect("Poisson");
