@@ -404,3 +404,63 @@ fn compare_formula_gives_the_likelihood_ratio_test() {
     let p = c["p_value"].as_f64().unwrap();
     assert!(p > 0.0 && p < 1e-6, "{p}");
 }
+
+/// Warnings instead of silent nonsense: separation (a period whose responses are all 0) and a
+/// negative-binomial theta at the Poisson limit (trial-small's admissions, where the random
+/// intercept takes all the overdispersion; glmmTMB and glmer.nb fail there too).
+#[test]
+fn separation_and_a_theta_at_the_poisson_limit_are_warned() {
+    let g = golden("cbpp_binary");
+    let mut data = frame("cbpp_binary", &g);
+    let (Some(Column::Factor { codes, levels }), Some(Column::Numeric(y))) =
+        (data.column("period").cloned(), data.column("y").cloned())
+    else {
+        panic!("columns")
+    };
+    let four = levels.iter().position(|l| l == "4").unwrap() as u32;
+    let y0: Vec<Option<f64>> = y
+        .iter()
+        .zip(&codes)
+        .map(|(&v, c)| Some(if *c == Some(four) { 0.0 } else { v }))
+        .collect();
+    data.push_numeric("y0", y0).unwrap();
+    let mf = build_model_frame(
+        &ModelFormula::parse("y0 ~ period + (1 | herd)").unwrap(),
+        &data,
+    )
+    .unwrap();
+    let fam = Family::Binomial(Link::Logit);
+    let d = glmm_data(&mf, None, None, fam).unwrap();
+    let fit = fit_glmm(
+        &d,
+        &GlmmOptions {
+            family: fam,
+            n_agq: 1,
+            level: 0.95,
+        },
+    )
+    .unwrap();
+    assert!(
+        fit.warnings
+            .iter()
+            .any(|w| w.contains("`period4`") && w.contains("separation")),
+        "{:?}",
+        fit.warnings
+    );
+
+    let c = Case {
+        dataset: "admissions_periods",
+        model: "nb",
+        formula: "admissions ~ arm * period + (1 | participant_id)",
+        family: Family::NegativeBinomial { theta: 1.0 },
+        log_offset: Some("exposure"),
+        ..BASE
+    };
+    let fit = fit_case(&c, &golden("admissions_periods"));
+    assert!(fit.theta.unwrap() > herstel::glmm::THETA_POISSON_LIMIT);
+    assert!(
+        fit.warnings.iter().any(|w| w.contains("Poisson limit")),
+        "{:?}",
+        fit.warnings
+    );
+}

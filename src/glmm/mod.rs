@@ -298,6 +298,36 @@ pub fn glmm_data(
     })
 }
 
+/// Largest theta taken as a finite overdispersion: beyond it the negative binomial is at its
+/// Poisson limit (glmmTMB then stops with "false convergence", glmer.nb at its bound).
+pub const THETA_POISSON_LIMIT: f64 = 1e4;
+
+/// Warnings on the estimates: a fixed effect beyond 10 on the link scale with an SE above 1 (or
+/// none, the Hessian not positive definite)
+/// (a level or combination whose responses are all 0, or all successes: separation; the
+/// estimate and its test are then meaningless), and a theta at the Poisson limit.
+fn estimate_warnings(fixed: &[GlmmTerm], theta: Option<f64>) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in fixed {
+        if t.estimate.abs() > 10.0
+            && (t.std_error > 1.0 || t.std_error.is_nan() || t.std_error == 0.0)
+        {
+            out.push(format!(
+                "`{}` is {:.1} on the link scale (SE {:.1}): separation (a level or combination with only zeros or only successes); its estimate and test are unreliable",
+                t.term, t.estimate, t.std_error
+            ));
+        }
+    }
+    if let Some(th) = theta {
+        if !th.is_finite() || th > THETA_POISSON_LIMIT {
+            out.push(format!(
+                "theta is {th:.0}: no overdispersion beyond the random intercept; the negative binomial is at its Poisson limit (use --family poisson)"
+            ));
+        }
+    }
+    out
+}
+
 /// The rows of the model frame where `is_bad`, as one grouped error naming the column, the
 /// count and the first five file rows (header = row 1) with their values.
 fn check_rows(
@@ -406,7 +436,8 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
                 conf_high: est + zq * se,
             }
         })
-        .collect();
+        .collect::<Vec<GlmmTerm>>();
+    warnings.extend(estimate_warnings(&fixed_effects, theta));
     let n = d.y.len();
     let df = p + 1 + usize::from(nb);
     let loglik = -best / 2.0;
