@@ -116,9 +116,37 @@ impl Family {
     }
 
     /// `log f - constant` at the linear predictor `eta` (the part the conditional modes and
-    /// the quadrature need).
+    /// the quadrature need); for the log link `y log mu = y eta` (no logarithm per row).
     pub fn kernel(self, y: f64, n: f64, eta: f64) -> f64 {
+        match self {
+            Family::Poisson => {
+                let mu = eta.exp();
+                if mu > EPS {
+                    return y * eta - mu;
+                }
+            }
+            Family::NegativeBinomial { theta } => {
+                let mu = eta.exp();
+                if mu > EPS {
+                    return y * eta - (theta + y) * (theta + mu).ln();
+                }
+            }
+            Family::Binomial(_) => {}
+        }
         self.kernel_mu(y, n, self.link().inverse(eta))
+    }
+
+    /// [`Family::score`] and [`Family::weight`] together (one evaluation of the inverse
+    /// link).
+    pub fn score_weight(self, y: f64, n: f64, eta: f64) -> (f64, f64) {
+        let l = self.link();
+        let mu = l.inverse(eta);
+        let d = if l == Link::Log { mu } else { l.mu_eta(eta) };
+        let v = self.variance(mu).max(1e-300);
+        match self {
+            Family::Binomial(_) => ((y - n * mu) * d / v, n * d * d / v),
+            Family::Poisson | Family::NegativeBinomial { .. } => ((y - mu) * d / v, d * d / v),
+        }
     }
 
     fn kernel_mu(self, y: f64, n: f64, mu: f64) -> f64 {

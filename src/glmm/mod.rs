@@ -19,7 +19,7 @@ pub mod family;
 pub mod quadrature;
 
 use crate::formula::ModelFrame;
-use crate::stats::distributions::{pchisq_upper, pnorm_upper, qnorm};
+use crate::stats::distributions::{ln_gamma, pchisq_upper, pnorm_upper, qnorm};
 use crate::stats::numderiv;
 use family::Family;
 
@@ -145,9 +145,9 @@ fn group_mode(
     for _ in 0..100 {
         let (mut g, mut info) = (-u, 1.0);
         for (&i, &e) in rows.iter().zip(eta0) {
-            let eta = e + sigma * u;
-            g += sigma * fam.score(d.y[i], d.trials[i], eta);
-            info += sigma * sigma * fam.weight(eta, d.trials[i]);
+            let (sc, w) = fam.score_weight(d.y[i], d.trials[i], e + sigma * u);
+            g += sigma * sc;
+            info += sigma * sigma * w;
         }
         let mut step = g / info;
         let mut accepted = false;
@@ -298,6 +298,20 @@ pub fn glmm_data(
     })
 }
 
+/// The distinct values of `y` and how often each occurs (as f64), in increasing order.
+fn count_table(y: &[f64]) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<f64> = y.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for v in sorted {
+        match out.last_mut() {
+            Some((last, k)) if last.to_bits() == v.to_bits() => *k += 1.0,
+            _ => out.push((v, 1.0)),
+        }
+    }
+    out
+}
+
 /// Largest theta taken as a finite overdispersion: beyond it the negative binomial is at its
 /// Poisson limit (glmmTMB then stops with "false convergence", glmer.nb at its bound).
 pub const THETA_POISSON_LIMIT: f64 = 1e4;
@@ -380,10 +394,22 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     };
     let modes = std::sync::Mutex::new(vec![0.0; by_group.len()]);
     let fixed_constants = (!nb).then(|| density_constants(d, fam));
+    // NB: the theta-dependent constants from the distinct counts (few) instead of every row.
+    let counts = count_table(&d.y);
+    let log_factorials: f64 = d.y.iter().map(|&y| ln_gamma(y + 1.0)).sum();
     let dev = |par: &[f64]| -> f64 {
         let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
         let f = fam_at(par);
-        let c = fixed_constants.unwrap_or_else(|| density_constants(d, f));
+        let c = fixed_constants.unwrap_or_else(|| match f {
+            Family::NegativeBinomial { theta } => {
+                counts
+                    .iter()
+                    .map(|&(y, k)| k * (ln_gamma(y + theta) - ln_gamma(theta) + theta * theta.ln()))
+                    .sum::<f64>()
+                    - log_factorials
+            }
+            _ => density_constants(d, f),
+        });
         let v = deviance(d, f, &rule, &by_group, &par[..=p], &mut m, c);
         if v.is_finite() {
             v
