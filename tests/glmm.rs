@@ -464,3 +464,30 @@ fn separation_and_a_theta_at_the_poisson_limit_are_warned() {
         fit.warnings
     );
 }
+
+/// Options that do not fit together are errors, not ignored.
+#[test]
+fn glmm_options_without_family_or_with_linear_model_options_are_errors() {
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+            .args(["fit", "--data"])
+            .arg(fixture("cbpp.csv"))
+            .args(["--formula", "incidence ~ period + (1 | herd)"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--trials", "size"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --family"));
+    let out = run(&[
+        "--family",
+        "binomial",
+        "--trials",
+        "size",
+        "--weights",
+        "ident(period)",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for linear models"));
+}

@@ -310,7 +310,13 @@ pub fn run(args: Args) -> CmdResult {
     let frame = read_frame(&args)?;
     timings.read = clock.lap();
     if let Some(family) = args.family.clone() {
+        if args.residual.is_some() || args.weights.is_some() || args.compare_residual.is_some() {
+            return Err("--family fits a generalized linear mixed model (Wald z tests, one random intercept); --residual, --weights and --compare-residual are for linear models (prior weights for GLMMs are not there yet)".into());
+        }
         return run_glmm(&args, &frame, &family);
+    }
+    if args.trials.is_some() || args.offset.is_some() || args.nagq != 1 {
+        return Err("--trials, --offset and --nagq belong to a GLMM: add --family (poisson, negative-binomial, binomial, ...)".into());
     }
     if args.residual.is_some() || args.weights.is_some() {
         let code = run_mmrm(&args, &frame)?;
