@@ -633,6 +633,55 @@ fn missing_code_entry(
     }
 }
 
+/// Where a numeric cell is read from, for its log line or error.
+struct NumAt<'s> {
+    s: &'s BoundSource,
+    row: usize,
+    column: &'s str,
+    /// The cell as the log shows it.
+    logged: Option<String>,
+}
+
+/// The number of a numeric cell, or `None`: empty; a user-missing code, logged with
+/// `export()` (where the value would have gone); text that is not a number, an error with
+/// `not_a_number() = (what, fix)`. The one place the three numeric readers (participant
+/// fields, items, pre-scored totals) report these.
+fn number_or_report(
+    out: &mut Assembled,
+    at: NumAt<'_>,
+    v: NumCell,
+    export: impl FnOnce() -> String,
+    not_a_number: impl FnOnce() -> (String, String),
+) -> Option<f64> {
+    match v {
+        NumCell::Empty => None,
+        NumCell::Value(x) => Some(x),
+        NumCell::Missing(why) => {
+            out.log.push(missing_code_entry(
+                at.s,
+                at.row,
+                at.column,
+                at.logged,
+                export(),
+                why.describe(),
+            ));
+            None
+        }
+        NumCell::NotANumber(t) => {
+            let (what, fix) = not_a_number();
+            out.problems.error(
+                &at.s.name,
+                Some(at.column),
+                Some(at.row),
+                Some(&t),
+                what,
+                fix,
+            );
+            None
+        }
+    }
+}
+
 /// A categorical field for every participant: export values.
 fn categorical(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<String>>> {
     let loc = participant_column(cx, key, field)?;
@@ -694,37 +743,31 @@ fn numeric(cx: &mut Ctx<'_>, key: &str, field: &Field) -> Option<Vec<Option<Stri
             continue;
         };
         let row = source_row(&s.table, i);
-        match num_cell(
+        let v = num_cell(
             &s.table,
             col,
             s.table.cell(i, loc.col),
             &[(&field.missing, "the field's missing")],
-        ) {
-            NumCell::Empty => out.push(None),
-            NumCell::Value(v) => out.push(Some(num_text(v))),
-            NumCell::Missing(why) => {
-                cx.out.log.push(missing_code_entry(
-                    s,
-                    row,
-                    &col.name,
-                    id_of(s.table.cell(i, loc.col)),
-                    format!("participants {id} {key}"),
-                    why.describe(),
-                ));
-                out.push(None);
-            }
-            NumCell::NotANumber(t) => {
-                cx.out.problems.error(
-                    &s.name,
-                    Some(&col.name),
-                    Some(row),
-                    Some(&t),
+        );
+        let at = NumAt {
+            s,
+            row,
+            column: &col.name,
+            logged: id_of(s.table.cell(i, loc.col)),
+        };
+        let x = number_or_report(
+            &mut cx.out,
+            at,
+            v,
+            || format!("participants {id} {key}"),
+            || {
+                (
                     format!("are not numbers ({key})"),
                     format!("list such codes in `missing` of participants.{key} in the map, or correct them"),
-                );
-                out.push(None);
-            }
-        }
+                )
+            },
+        );
+        out.push(x.map(num_text));
     }
     Some(out)
 }
@@ -1556,44 +1599,41 @@ fn read_items(
             ],
         );
         let row = source_row(&s.table, i);
-        match v {
-            NumCell::Empty => {}
-            NumCell::Missing(why) => {
-                cx.out.log.push(missing_code_entry(
-                    s,
-                    row,
-                    &col.name,
-                    tagged_text(cell),
-                    format!(
-                        "assessments {} {} {}",
-                        at.id,
-                        at.wave,
-                        p.inst.item_column(n + 1)
-                    ),
-                    why.describe(),
-                ));
-            }
-            NumCell::NotANumber(t) => {
-                cx.out.problems.error(
-                    &s.name,
-                    Some(&col.name),
-                    Some(row),
-                    Some(&t),
+        let item = NumAt {
+            s,
+            row,
+            column: &col.name,
+            logged: tagged_text(cell),
+        };
+        let Some(x) = number_or_report(
+            &mut cx.out,
+            item,
+            v,
+            || {
+                format!(
+                    "assessments {} {} {}",
+                    at.id,
+                    at.wave,
+                    p.inst.item_column(n + 1)
+                )
+            },
+            || {
+                (
                     format!("are not numbers ({} items)", p.inst.name),
                     format!("list such codes in `missing` of [[instruments]] {} in the map, or correct them", p.inst.name),
-                );
-            }
-            NumCell::Value(x) => {
-                let y = x + p.map.offset;
-                let ok = p.inst.is_not_known(y) || (y >= p.inst.min && y <= p.inst.max);
-                if !ok {
-                    item_out_of_range(cx, p, at, n, l, i, x);
-                } else {
-                    *slot = Some(y);
-                }
-                any = true;
-            }
+                )
+            },
+        ) else {
+            continue;
+        };
+        let y = x + p.map.offset;
+        let ok = p.inst.is_not_known(y) || (y >= p.inst.min && y <= p.inst.max);
+        if !ok {
+            item_out_of_range(cx, p, at, n, l, i, x);
+        } else {
+            *slot = Some(y);
         }
+        any = true;
     }
     any
 }
@@ -1698,50 +1738,46 @@ fn read_scores(
             }
             other => other,
         };
-        match v {
-            NumCell::Empty => {}
-            NumCell::Missing(why) => {
-                cx.out.log.push(missing_code_entry(
-                    s,
-                    row,
-                    &col.name,
-                    tagged_text(cell),
-                    export,
-                    why.describe(),
-                ));
-            }
-            NumCell::NotANumber(t) => {
-                cx.out.problems.error(
-                    &s.name,
-                    Some(&col.name),
-                    Some(row),
-                    Some(&t),
+        let score = NumAt {
+            s,
+            row,
+            column: &col.name,
+            logged: tagged_text(cell),
+        };
+        let Some(x) = number_or_report(
+            &mut cx.out,
+            score,
+            v,
+            || export.clone(),
+            || {
+                (
                     format!("are not numbers ({})", sp.export),
                     format!(
                         "list such codes in `missing` of the column in the map ({{ column = \"{}\", missing = [...] }}), or correct them",
                         sp.field.column
                     ),
-                );
-            }
-            NumCell::Value(x) if x < lo || x > hi => {
-                score_out_of_range(cx, p, sp, l, i, x, export);
-            }
-            NumCell::Value(x) => {
-                if listed(x) && b.kept_valid_codes.insert((sp.export.clone(), num_text(x))) {
-                    cx.out.notes.push(format!(
-                        "{} is listed as a missing code for {} but is a valid {} ({}-{}): kept as a score",
-                        num_text(x),
-                        p.inst.name,
-                        sp.export,
-                        num_text(lo),
-                        num_text(hi)
-                    ));
-                }
-                b.score_vals[pi][k] = Some(x);
-                any = true;
-                check_score_against_items(cx, p, sp, l, i, x, &items);
-            }
+                )
+            },
+        ) else {
+            continue;
+        };
+        if x < lo || x > hi {
+            score_out_of_range(cx, p, sp, l, i, x, export);
+            continue;
         }
+        if listed(x) && b.kept_valid_codes.insert((sp.export.clone(), num_text(x))) {
+            cx.out.notes.push(format!(
+                "{} is listed as a missing code for {} but is a valid {} ({}-{}): kept as a score",
+                num_text(x),
+                p.inst.name,
+                sp.export,
+                num_text(lo),
+                num_text(hi)
+            ));
+        }
+        b.score_vals[pi][k] = Some(x);
+        any = true;
+        check_score_against_items(cx, p, sp, l, i, x, &items);
     }
     any
 }
