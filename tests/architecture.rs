@@ -14,10 +14,9 @@ const LAYERS: &[&[&str]] = &[
     &["frame"],
     &["formula", "ingest"],
     // models and scoring
-    &[
-        "lmm", "glm", "glmm", "meta", "nonparam", "scoring", "simulate",
-    ],
-    &["mmrm", "trial_data"],
+    &["lmm", "glm", "meta", "nonparam", "scoring", "simulate"],
+    // models built on them (the GLMM starts from the GLM)
+    &["mmrm", "trial_data", "glmm"],
     // analyses: peers
     &["analysis", "admissions", "mediation", "sites"],
     &["pipeline"],

@@ -1,6 +1,9 @@
 //! Conditional distributions and links of a GLMM (R's `binomial(link)`, `poisson()`), with
 //! the log-density including every constant (`log choose(n, y)`, `-log y!`), as the
-//! log-likelihoods of `lme4::glmer` and glmmTMB are reported.
+//! log-likelihoods of `lme4::glmer` and glmmTMB are reported. Separate from
+//! [`crate::glm::Family`], which reproduces `glm.fit`'s logit thresholds exactly (its numbers
+//! are checked against R's `glm` and `MASS::glm.nb`) and has no probit or cloglog link; here the
+//! mean is kept in `(eps, 1 - eps)` as `binomial()$linkinv` does.
 use crate::stats::distributions::{ln_gamma, pnorm};
 
 /// Link function `eta = g(mu)`.

@@ -605,54 +605,30 @@ fn pearson_dispersion(
     }
 }
 
-/// Start values of beta: a few Fisher-scoring steps of the GLM without the random effect
-/// (weighted least squares on the working response).
+/// Start values of beta: the GLM without the random effect (`stats::glm`, by
+/// [`crate::glm::fit_glm`]); probit and cloglog start from the logit fit, the negative
+/// binomial from the Poisson one. Zeros when that GLM cannot be fitted (the optimizer starts
+/// anywhere).
 fn glm_start(d: &GlmmData, fam: Family) -> Vec<f64> {
+    use crate::glm::{fit_glm, Family as GlmFamily, GlmControl};
     let (n, p) = (d.y.len(), d.p);
-    let link = fam.link();
-    // eta from the data, kept inside the support
-    let mut eta: Vec<f64> = (0..n)
-        .map(|i| {
-            let m = d.trials[i];
-            let r = match fam {
-                Family::Binomial(_) => ((d.y[i] + 0.5) / (m + 1.0)).clamp(1e-6, 1.0 - 1e-6),
-                Family::Poisson | Family::NegativeBinomial { .. } => d.y[i] + 0.1,
-            };
-            let e = match link {
-                family::Link::Logit => (r / (1.0 - r)).ln(),
-                family::Link::Probit => qnorm(r),
-                family::Link::Cloglog => (-(1.0 - r).ln()).ln(),
-                family::Link::Log => r.ln(),
-            };
-            e - d.offset[i]
-        })
-        .collect();
-    let mut beta = vec![0.0; p];
-    for _ in 0..25 {
-        let mut xtwx = vec![0.0; p * p];
-        let mut xtwz = vec![0.0; p];
-        for (i, &eta_i) in eta.iter().enumerate() {
-            let e = eta_i + d.offset[i];
-            let w = fam.weight(e, d.trials[i]).max(1e-12);
-            let z = eta_i + fam.score(d.y[i], d.trials[i], e) / w;
-            for a in 0..p {
-                let xa = d.x[i * p + a];
-                xtwz[a] += w * xa * z;
-                for b in 0..p {
-                    xtwx[a * p + b] += w * xa * d.x[i * p + b];
-                }
-            }
-        }
-        let Some(sol) = nalgebra::DMatrix::from_row_slice(p, p, &xtwx)
-            .cholesky()
-            .map(|c| c.solve(&nalgebra::DVector::from_column_slice(&xtwz)))
-        else {
-            break;
-        };
-        beta = sol.iter().copied().collect();
-        for (i, e) in eta.iter_mut().enumerate() {
-            *e = (0..p).map(|j| d.x[i * p + j] * beta[j]).sum();
-        }
-    }
-    beta
+    let x = nalgebra::DMatrix::from_row_slice(n, p, &d.x);
+    let (y, family): (Vec<f64>, GlmFamily) = match fam {
+        Family::Binomial(_) => (
+            d.y.iter().zip(&d.trials).map(|(y, m)| y / m).collect(),
+            GlmFamily::Binomial,
+        ),
+        Family::Poisson | Family::NegativeBinomial { .. } => (d.y.clone(), GlmFamily::Poisson),
+    };
+    fit_glm(
+        &x,
+        &d.names,
+        &y,
+        Some(&d.offset),
+        Some(&d.trials),
+        family,
+        &GlmControl::r_default(),
+    )
+    .map(|g| g.coefficients.iter().map(|c| c.estimate).collect())
+    .unwrap_or_else(|_| vec![0.0; p])
 }
