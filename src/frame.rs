@@ -228,27 +228,16 @@ impl Frame {
     ) -> Result<Self, FrameError> {
         let mut frame = Frame::new();
         for (name, cells) in names.iter().zip(columns) {
-            let cells: Vec<Option<String>> = cells
-                .into_iter()
-                .map(|c| c.filter(|s| !s.trim().is_empty() && s.trim() != "NA"))
-                .collect();
-            if let Some(order) = level_orders.get(name) {
-                frame.push_factor(name, cells, Some(order.clone()))?;
-                continue;
-            }
-            let parsed: Vec<Option<f64>> = cells
-                .iter()
-                .map(|c| c.as_ref().and_then(|s| s.trim().parse::<f64>().ok()))
-                .collect();
-            let numeric = cells
-                .iter()
-                .zip(&parsed)
-                .all(|(c, p)| c.is_none() || p.is_some());
-            if numeric {
-                frame.push_numeric(name, parsed)?;
-            } else {
-                frame.push_factor(name, cells, None)?;
-            }
+            let text = || {
+                cells.iter().map(|c| {
+                    c.as_deref()
+                        .filter(|s| !s.trim().is_empty() && s.trim() != "NA")
+                })
+            };
+            let col = type_text_column(name, text, level_orders.get(name))?;
+            frame.check_push(name, col.len())?;
+            frame.names.push(name.clone());
+            frame.columns.push(col);
         }
         Ok(frame)
     }
