@@ -19,6 +19,8 @@
 //! * Trial windows: before = days -365..=-1; after = the 365.25 days after the
 //!   end-of-treatment wave's nominal day `m` (`m < d <= m + 365.25`, days 366..=730 for 12
 //!   months). "Any admission" in a window = at least one bed day in it.
+pub mod period_models;
+pub mod periods;
 pub mod trial;
 
 pub use trial::AdmissionsSpec;
@@ -208,12 +210,13 @@ pub struct ParticipantAdmissions {
     pub admissions_started_after: u32,
 }
 
-/// Counts, bed days and exposure per participant (participants in input order).
-pub fn per_participant(
+/// Every stay located on its participant: `(participant index, admission day, discharge day)`
+/// relative to randomization, in the order of `stays`; unknown participants, duplicate
+/// participant ids and discharges before admission are errors naming the row.
+pub(crate) fn check_stays(
     participants: &[RandomizedParticipant],
     stays: &[Stay],
-    rules: &AdmissionRules,
-) -> Result<Vec<ParticipantAdmissions>, AdmissionsError> {
+) -> Result<Vec<(usize, i32, Option<i32>)>, AdmissionsError> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(participants.len());
     for (i, p) in participants.iter().enumerate() {
         if index.insert(p.id.as_str(), i).is_some() {
@@ -222,6 +225,44 @@ pub fn per_participant(
             });
         }
     }
+    stays
+        .iter()
+        .map(|s| {
+            let Some((i, p)) = index
+                .get(s.participant_id.as_str())
+                .and_then(|&i| Some((i, participants.get(i)?)))
+            else {
+                return Err(AdmissionsError::UnknownParticipant {
+                    row: s.row,
+                    participant: s.participant_id.clone(),
+                });
+            };
+            if let Some(d) = s.discharged_on {
+                if d < s.admitted_on {
+                    return Err(AdmissionsError::DischargeBeforeAdmission {
+                        row: s.row,
+                        participant: s.participant_id.clone(),
+                        admitted: s.admitted_on,
+                        discharged: d,
+                    });
+                }
+            }
+            Ok((
+                i,
+                s.admitted_on - p.randomized_on,
+                s.discharged_on.map(|d| d - p.randomized_on),
+            ))
+        })
+        .collect()
+}
+
+/// Counts, bed days and exposure per participant (participants in input order).
+pub fn per_participant(
+    participants: &[RandomizedParticipant],
+    stays: &[Stay],
+    rules: &AdmissionRules,
+) -> Result<Vec<ParticipantAdmissions>, AdmissionsError> {
+    let located = check_stays(participants, stays)?;
     let w = rules.follow_up_days;
     let fu_window = rules.follow_up_window();
     let mut out: Vec<ParticipantAdmissions> = participants
@@ -249,28 +290,10 @@ pub fn per_participant(
             }
         })
         .collect();
-    for s in stays {
-        let Some(&i) = index.get(s.participant_id.as_str()) else {
-            return Err(AdmissionsError::UnknownParticipant {
-                row: s.row,
-                participant: s.participant_id.clone(),
-            });
-        };
-        if let Some(d) = s.discharged_on {
-            if d < s.admitted_on {
-                return Err(AdmissionsError::DischargeBeforeAdmission {
-                    row: s.row,
-                    participant: s.participant_id.clone(),
-                    admitted: s.admitted_on,
-                    discharged: d,
-                });
-            }
-        }
-        let (Some(p), Some(r)) = (participants.get(i), out.get_mut(i)) else {
+    for (i, a, e) in located {
+        let Some(r) = out.get_mut(i) else {
             continue;
         };
-        let a = s.admitted_on - p.randomized_on;
-        let e = s.discharged_on.map(|d| d - p.randomized_on);
         if rules.prior.contains(a) {
             r.prior += 1;
         }

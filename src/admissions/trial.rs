@@ -4,6 +4,8 @@
 //! [`Admissions`] result.
 use serde::{Deserialize, Serialize};
 
+use super::period_models::{analyse_periods, ArmLabels};
+use super::periods::{per_period, periods_between, Period, PeriodData};
 use super::{
     count_analysis, per_participant, trial_analysis, AdmissionRules, AdmissionsError,
     CountAnalysis, ParticipantAdmissions, RandomizedParticipant, Stay, TrialAdmissionAnalysis,
@@ -28,6 +30,21 @@ pub struct AdmissionsSpec {
     /// History window before randomization in days.
     #[serde(default = "default_prior")]
     pub prior_days: i32,
+    /// `per_period` (default): the whole-follow-up analyses and, beside them, the mixed models
+    /// of admissions per period between waves; `whole_follow_up`: only the former.
+    #[serde(default)]
+    pub model: AdmissionModel,
+}
+
+/// Which admission analyses run (`[admissions] model`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AdmissionModel {
+    /// One count per participant over the whole follow-up only.
+    WholeFollowUp,
+    /// Also counts per period between waves with the NB and logistic GLMMs.
+    #[default]
+    PerPeriod,
 }
 
 fn default_prior() -> i32 {
@@ -40,6 +57,7 @@ impl Default for AdmissionsSpec {
             enabled: true,
             followup_days: None,
             prior_days: default_prior(),
+            model: AdmissionModel::default(),
         }
     }
 }
@@ -73,7 +91,9 @@ pub fn analyse(
 ) -> Result<Admissions, AdmissionsError> {
     let study = &trial.study;
     let rules = admission_rules(trial, spec)?;
-    let rows = per_participant(&randomized_participants(trial), &stays(trial), &rules)?;
+    let participants = randomized_participants(trial);
+    let stays = stays(trial);
+    let rows = per_participant(&participants, &stays, &rules)?;
     let reference = study.arms.first().cloned().unwrap_or_default();
     let intervention = study
         .arms
@@ -101,7 +121,51 @@ pub fn analyse(
         out.logistic = Some(logistic_result(&t, &study.arms, &rows));
         out.bed_days = Some(bed_days_result(&t, &study.arms, &rows));
     }
+    if spec.model == AdmissionModel::PerPeriod {
+        let (periods, data) = period_rows(trial, &participants, &stays, rules.prior)?;
+        out.per_period = Some(analyse_periods(
+            &participants,
+            &data,
+            &periods,
+            ArmLabels {
+                arms: &study.arms,
+                intervention: &intervention,
+            },
+            level,
+        ));
+    }
     Ok(out)
+}
+
+/// The participant-period rows of the trial (see [`super::periods`]) for the prior-count
+/// window `prior`, with the periods between the study's waves.
+fn period_rows(
+    trial: &Trial,
+    participants: &[RandomizedParticipant],
+    stays: &[Stay],
+    prior: super::DayWindow,
+) -> Result<(Vec<Period>, PeriodData), AdmissionsError> {
+    let waves: Vec<(String, f64)> = trial
+        .study
+        .waves
+        .iter()
+        .map(|w| (w.label.clone(), w.months))
+        .collect();
+    let periods = periods_between(&waves)?;
+    let data = per_period(participants, stays, &periods, prior)?;
+    Ok((periods, data))
+}
+
+/// The per-period rows of a trial with the spec's prior window: the participants (in
+/// participants.csv order), the periods and the rows (the data of the per-period models).
+pub fn per_period_data(
+    trial: &Trial,
+    spec: &AdmissionsSpec,
+) -> Result<(Vec<RandomizedParticipant>, Vec<Period>, PeriodData), AdmissionsError> {
+    let rules = admission_rules(trial, spec)?;
+    let participants = randomized_participants(trial);
+    let (periods, data) = period_rows(trial, &participants, &stays(trial), rules.prior)?;
+    Ok((participants, periods, data))
 }
 
 /// The windows of the spec: follow-up to the last wave (end of treatment at the second

@@ -703,6 +703,136 @@ pub struct Admissions {
     /// Descriptive totals per arm (for the admissions plot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_arm: Vec<AdmissionsByArm>,
+    /// Admissions per period between waves (`[admissions] model = "per_period"`): counts,
+    /// days at risk and the mixed models over the periods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_period: Option<PerPeriodAdmissions>,
+}
+
+/// Admissions in each interval between consecutive waves, per participant, with the negative
+/// binomial and logistic mixed models over the periods (issue 15).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PerPeriodAdmissions {
+    /// The periods in order.
+    pub periods: Vec<AdmissionPeriod>,
+    /// Participant-period rows analysed.
+    pub n_rows: u64,
+    /// Participants with at least one analysed period.
+    pub n_participants: u64,
+    /// Participant-period rows left out, grouped by reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedRows>,
+    /// Observed counts, bed days and days at risk per arm and period.
+    pub observed: Vec<PeriodArmSummary>,
+    /// The negative-binomial GLMM of admissions per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_binomial: Option<PeriodModel>,
+    /// The logistic GLMM of any admission per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logistic: Option<PeriodModel>,
+    /// Models that could not be fitted, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// One interval between waves: days `first..=last` after randomization.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AdmissionPeriod {
+    /// The level of `period` in the models: the waves that start and end it (`T1_T2`).
+    pub label: String,
+    /// The wave that starts it.
+    pub from_wave: String,
+    pub first_day: i32,
+    pub last_day: i32,
+}
+
+/// Rows left out of an analysis for one reason.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExcludedRows {
+    pub reason: String,
+    pub count: u64,
+    /// The first few, as `participant period`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+}
+
+/// Observed admissions in one arm and period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeriodArmSummary {
+    pub arm: String,
+    pub period: String,
+    /// Participants analysed in the period.
+    pub n: u64,
+    pub admissions: u64,
+    pub bed_days: u64,
+    /// Person-years at risk (days outside hospital / 365.25).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub person_years: f64,
+    /// Participants with at least one admission starting in the period.
+    pub with_admission: u64,
+}
+
+/// A GLMM over the periods: its coefficients, the arm effect per period and overall, and the
+/// model-based marginal rates or risks per arm and period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeriodModel {
+    /// The model in R syntax (`glmmTMB(..., family = nbinom2)`).
+    pub model: String,
+    /// `rate_ratio` or `odds_ratio`.
+    pub ratio: String,
+    /// Fixed effects (log scale), R's term names.
+    pub coefficients: Vec<TermRow>,
+    /// SD of the participant random intercept.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub sd_participant: f64,
+    /// Negative binomial: theta (`Var = mu + mu^2 / theta`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theta: Option<f64>,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub loglik: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub aic: f64,
+    pub converged: bool,
+    pub singular: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Intervention over control per period, then `overall` (the mean of the log ratios over
+    /// the periods, as emmeans averages over `period`).
+    pub effects: Vec<PeriodEffect>,
+    /// Logistic: the marginal risk difference (intervention minus control) per period, then
+    /// overall.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_differences: Vec<PeriodEffect>,
+    /// Model-based marginal rate per person-year (count model) or risk (logistic) per arm
+    /// and period, averaged over the participants' covariates and the random intercept.
+    pub marginal: Vec<PeriodMarginal>,
+}
+
+/// An effect in one period (or `overall`) with its Wald interval and z test.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeriodEffect {
+    pub period: String,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub estimate: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_high: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub p_value: f64,
+}
+
+/// A model-based marginal rate or risk of one arm in one period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeriodMarginal {
+    pub arm: String,
+    pub period: String,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub estimate: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_high: f64,
 }
 
 /// A count model's arm effect as a rate ratio.
