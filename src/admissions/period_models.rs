@@ -57,6 +57,7 @@ pub fn analyse_periods(
             .map(|p| AdmissionPeriod {
                 label: p.label.clone(),
                 from_wave: p.from_wave.clone(),
+                to_wave: p.to_wave.clone(),
                 first_day: p.window.first,
                 last_day: p.window.last,
             })

@@ -22,6 +22,7 @@ use super::{check_stays, DayWindow, RandomizedParticipant, Stay, DAYS_PER_YEAR};
 pub struct Period {
     pub label: String,
     pub from_wave: String,
+    pub to_wave: String,
     pub window: DayWindow,
 }
 
@@ -54,6 +55,7 @@ pub fn periods_between(waves: &[(String, f64)]) -> Result<Vec<Period>, Admission
             Ok(Period {
                 label: format!("{}_{}", from.0, to.0),
                 from_wave: from.0.clone(),
+                to_wave: to.0.clone(),
                 window,
             })
         })

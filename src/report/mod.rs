@@ -7,6 +7,7 @@
 pub mod format;
 pub mod html;
 pub mod json;
+pub mod period_tables;
 pub mod plots;
 pub mod tables;
 

@@ -420,6 +420,13 @@ pub struct OutcomeResult {
     /// Observed scores per participant for the individual-trajectory plot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trajectories: Option<Vec<Trajectory>>,
+    /// A GLMM (`[model] family`): family and link (`binomial (logit)`); marginal means are
+    /// then on the response scale and contrasts are odds or rate ratios. Absent for the LMM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Negative-binomial GLMM: theta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theta: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -742,6 +749,8 @@ pub struct AdmissionPeriod {
     pub label: String,
     /// The wave that starts it.
     pub from_wave: String,
+    /// The wave that ends it.
+    pub to_wave: String,
     pub first_day: i32,
     pub last_day: i32,
 }

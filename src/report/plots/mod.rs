@@ -9,6 +9,7 @@
 //!
 //! Each figure is a [`PlotSpec`]: the data it shows (borrowed from the results) and a `draw`
 //! generic over the backend, so the SVG and the PNG come from the same code.
+mod admission_periods;
 mod admissions;
 mod diagnostics;
 mod diagrams;
@@ -138,6 +139,8 @@ pub enum PlotSpec<'a> {
     Mediation(&'a MediationResult),
     /// Admissions and bed days per person-year by arm.
     Admissions(&'a Results),
+    /// Observed and model-based admission rates and risks per period and arm.
+    AdmissionPeriods(&'a crate::results::PerPeriodAdmissions, &'a [String]),
     /// QQ plots and residuals vs fitted of one model.
     Diagnostics(&'a OutcomeResult),
     /// Caterpillar plot of site effects.
@@ -160,6 +163,7 @@ impl PlotSpec<'_> {
             PlotSpec::Consort(r) => diagrams::consort_size(r),
             PlotSpec::Mediation(_) => (1500, 1020),
             PlotSpec::Admissions(_) => (1600, 720),
+            PlotSpec::AdmissionPeriods(..) => (1600, 760),
             PlotSpec::Diagnostics(_) => (2000, 700),
             PlotSpec::Caterpillar(s) => (
                 1000,
@@ -185,6 +189,7 @@ impl PlotSpec<'_> {
             PlotSpec::Consort(r) => diagrams::draw_consort(root, r),
             PlotSpec::Mediation(m) => diagrams::draw_mediation(root, m, labels),
             PlotSpec::Admissions(r) => admissions::draw(root, r),
+            PlotSpec::AdmissionPeriods(pp, arms) => admission_periods::draw(root, pp, arms),
             PlotSpec::Diagnostics(o) => diagnostics::draw(root, o, labels),
             PlotSpec::Caterpillar(s) => sites::draw_caterpillar(root, s, labels),
             PlotSpec::SiteForest(s) => sites::draw_forest(root, s, labels),
@@ -347,6 +352,17 @@ fn admissions_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
                  randomization and during follow-up."
                     .into(),
                 PlotSpec::Admissions(results),
+            );
+        }
+        if let Some(pp) = &a.per_period {
+            jobs.push(
+                "admissions_per_period".into(),
+                "admissions",
+                "Psychiatric admissions per period between waves: observed (open circles) and \
+                 model-based marginal rates per person-year at risk (negative binomial GLMM) and \
+                 risks of any admission (logistic GLMM) per arm, with 95% confidence intervals."
+                    .into(),
+                PlotSpec::AdmissionPeriods(pp, &results.study.arms),
             );
         }
     }
