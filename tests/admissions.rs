@@ -227,3 +227,71 @@ fn per_period_models_agree_with_glmer_and_emmeans() {
     );
     println!("per-period admissions: worst relative error against R {worst:.2e}");
 }
+
+/// Coverage of the per-period rate-ratio intervals over simulated trials with known
+/// per-period truth (`admissions.rate_ratio_by_period`): 94-96% for every period and overall.
+/// Heavy (1,000 trials of 400 participants): `cargo test --release --test admissions --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
+    use herstel::admissions::period_models::{analyse_periods, ArmLabels};
+    use herstel::simulate::{simulate, SimConfig};
+    use rayon::prelude::*;
+    let truth = [0.6, 0.85];
+    let mut cfg = SimConfig::default();
+    cfg.study.n_participants = 400;
+    cfg.admissions.rate_ratio_by_period = truth.to_vec();
+    let overall = (truth.iter().map(|r: &f64| r.ln()).sum::<f64>() / truth.len() as f64).exp();
+    let want = [truth[0], truth[1], overall];
+    // HERSTEL_COVERAGE_TRIALS overrides the number of trials (a quick look; the band needs 1,000)
+    let n_trials: u64 = std::env::var("HERSTEL_COVERAGE_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let schema = Schema::embedded().unwrap();
+    let per_trial: Vec<Option<[bool; 3]>> = (0..n_trials)
+        .into_par_iter()
+        .map(|seed| {
+            let sim = simulate(&cfg, 7_000 + seed).ok()?;
+            let dir = tempfile::tempdir().ok()?;
+            sim.write(dir.path()).ok()?;
+            let (trial, _) = load_trial(dir.path(), &schema, &ValidateOptions::default()).ok()?;
+            let spec = AdmissionsSpec::default();
+            let (people, periods, data) = per_period_data(&trial, &spec).ok()?;
+            let arms = &trial.study.arms;
+            let intervention = arms.get(trial.study.intervention)?.clone();
+            let pp = analyse_periods(
+                &people,
+                &data,
+                &periods,
+                ArmLabels {
+                    arms,
+                    intervention: &intervention,
+                },
+                0.95,
+            );
+            let nb = pp.negative_binomial?;
+            let mut hit = [false; 3];
+            for (h, (e, w)) in hit.iter_mut().zip(nb.effects.iter().zip(want)) {
+                *h = e.conf_low <= w && w <= e.conf_high;
+            }
+            Some(hit)
+        })
+        .collect();
+    let fitted: Vec<[bool; 3]> = per_trial.iter().flatten().copied().collect();
+    let failed = per_trial.len() - fitted.len();
+    assert!(failed <= 5, "{failed} trials not analysed");
+    for (j, label) in ["T1_T2", "T2_T3", "overall"].iter().enumerate() {
+        let cover = fitted.iter().filter(|h| h[j]).count() as f64 / fitted.len() as f64;
+        println!(
+            "rate ratio {label}: coverage {:.1}% over {} trials (truth {:.3})",
+            100.0 * cover,
+            fitted.len(),
+            want[j]
+        );
+        if n_trials >= 1000 {
+            assert!((0.94..=0.96).contains(&cover), "{label}: {cover}");
+        }
+    }
+}

@@ -23,6 +23,62 @@ pub struct Admission {
     pub involuntary: bool,
 }
 
+/// The rate ratio of the intervention arm in period `k` (between waves `k` and `k + 1`):
+/// `rate_ratio_by_period[k]`, or `rate_ratio` when that is empty.
+pub fn period_rate_ratio(cfg: &SimConfig, k: usize) -> f64 {
+    let a = &cfg.admissions;
+    a.rate_ratio_by_period
+        .get(k)
+        .or(a.rate_ratio_by_period.last())
+        .copied()
+        .unwrap_or(a.rate_ratio)
+}
+
+/// The piecewise-constant admission rate of one participant as `(start day, rate per day)`
+/// segments, the first from minus infinity: `base` before randomization, then `base` times
+/// the period's rate ratio (intervention arm) from randomization and from each wave's
+/// nominal day (`months x 365.25 / 12` after randomization) on.
+fn rate_segments(cfg: &SimConfig, base: f64, rand_day: f64, intervention: bool) -> Vec<(f64, f64)> {
+    let a = &cfg.admissions;
+    let mut out = vec![(f64::NEG_INFINITY, base)];
+    if !intervention {
+        out.push((rand_day, base));
+    } else if a.rate_ratio_by_period.is_empty() {
+        out.push((rand_day, base * a.rate_ratio));
+    } else {
+        let periods = cfg.study.waves.len().saturating_sub(1);
+        for (k, w) in cfg.study.waves.iter().take(periods).enumerate() {
+            let start = rand_day + w.months * 365.25 / 12.0;
+            out.push((start, base * period_rate_ratio(cfg, k)));
+        }
+    }
+    out
+}
+
+/// The time of the next event after `t` for the unit exponential draw `e`: the rate is
+/// integrated over the segments until it reaches `e` (the exponential's memorylessness lets
+/// the rate change at a segment boundary); infinity when a zero rate runs to the end.
+fn next_event(segments: &[(f64, f64)], mut t: f64, mut e: f64) -> f64 {
+    let mut s = segments.iter().rposition(|seg| seg.0 <= t).unwrap_or(0);
+    loop {
+        let rate = segments[s].1;
+        let Some(&(boundary, _)) = segments.get(s + 1) else {
+            return if rate > 0.0 {
+                t + e / rate
+            } else {
+                f64::INFINITY
+            };
+        };
+        let to_boundary = boundary - t;
+        if rate > 0.0 && e / rate < to_boundary {
+            return t + e / rate;
+        }
+        e -= to_boundary * rate;
+        t = boundary;
+        s += 1;
+    }
+}
+
 /// Draws every participant's admissions; `z_honos` is the standardized person HoNOS effect.
 pub fn draw(cfg: &SimConfig, design: &TrialDesign, z_honos: &[f64], seed: u64) -> Vec<Admission> {
     let mut rng = Rng::new(seed, Stream::Admissions);
@@ -34,37 +90,12 @@ pub fn draw(cfg: &SimConfig, design: &TrialDesign, z_honos: &[f64], seed: u64) -
         let z = z_honos.get(pi).copied().unwrap_or(0.0);
         let s = a.honos_log_slope;
         let base = a.rate_per_year / 365.25 * frailty * (s * z - 0.5 * s * s).exp();
-        let after = if person.arm == 1 {
-            base * a.rate_ratio
-        } else {
-            base
-        };
         let rand_day = person.randomized_on as f64;
+        let segments = rate_segments(cfg, base, rand_day, person.arm == 1);
         let mut t = (person.randomized_on - i64::from(a.history_days)) as f64;
         let end = design.export_day as f64;
         loop {
-            // waiting time with a rate that changes at randomization
-            let mut e = rng.exp1();
-            if t < rand_day {
-                let to_boundary = rand_day - t;
-                if base > 0.0 && e / base < to_boundary {
-                    t += e / base;
-                } else {
-                    e -= to_boundary * base;
-                    t = rand_day;
-                    t = if after > 0.0 {
-                        t + e / after
-                    } else {
-                        f64::INFINITY
-                    };
-                }
-            } else {
-                t = if after > 0.0 {
-                    t + e / after
-                } else {
-                    f64::INFINITY
-                };
-            }
+            t = next_event(&segments, t, rng.exp1());
             let los_draw = rng.normal(log_median, a.los_sdlog).exp().round();
             let inv_u = rng.uniform();
             if t >= end {

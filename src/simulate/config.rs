@@ -319,6 +319,12 @@ pub struct AdmissionsConfig {
     pub nb_k: f64,
     /// Intervention / control rate ratio after randomization.
     pub rate_ratio: f64,
+    /// Intervention / control rate ratio in each period between consecutive waves (one per
+    /// period; the last continues after the last wave), in place of `rate_ratio` (which must
+    /// then stay 1): the per-period truth of the admission GLMMs. Empty = `rate_ratio` in every
+    /// period.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_ratio_by_period: Vec<f64>,
     /// Admission history generated from this many days before randomization.
     pub history_days: u32,
     /// Log rate per SD of the person HoNOS effect (mean-preserving).
@@ -576,6 +582,7 @@ impl Default for AdmissionsConfig {
             rate_per_year: 0.27,
             nb_k: 0.4,
             rate_ratio: 1.0,
+            rate_ratio_by_period: Vec::new(),
             history_days: 730,
             honos_log_slope: 0.3,
             los_median_days: 25.0,
@@ -1083,6 +1090,26 @@ impl SimConfig {
             return Err(invalid("admissions.nb_k", a.nb_k, "a number > 0"));
         }
         check_nonneg("admissions.rate_ratio", a.rate_ratio)?;
+        if !a.rate_ratio_by_period.is_empty() {
+            let periods = self.study.waves.len().saturating_sub(1);
+            if a.rate_ratio_by_period.len() != periods {
+                return Err(invalid(
+                    "admissions.rate_ratio_by_period",
+                    format!("{} values", a.rate_ratio_by_period.len()),
+                    &format!("one per period between waves ({periods})"),
+                ));
+            }
+            if a.rate_ratio != 1.0 {
+                return Err(invalid(
+                    "admissions.rate_ratio",
+                    a.rate_ratio,
+                    "1 when rate_ratio_by_period is given (set one of them)",
+                ));
+            }
+            for &r in &a.rate_ratio_by_period {
+                check_nonneg("admissions.rate_ratio_by_period", r)?;
+            }
+        }
         check_finite("admissions.honos_log_slope", a.honos_log_slope)?;
         if !(a.los_median_days.is_finite() && a.los_median_days > 0.0) {
             return Err(invalid(

@@ -93,6 +93,17 @@ pub struct ImpliedEffects {
     /// Latent baseline variance shares of S: person, site, occasion (item noise excluded).
     pub self_management_variance_shares: [f64; 3],
     pub admissions_rate_ratio: f64,
+    /// The intervention / control admission rate ratio per period between waves (`T1_T2`).
+    #[serde(default)]
+    pub admissions_rate_ratio_by_period: Vec<PeriodRateRatio>,
+}
+
+/// The true admission rate ratio of one period between waves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeriodRateRatio {
+    /// `T1_T2`: the waves that start and end the period.
+    pub period: String,
+    pub rate_ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -310,6 +321,16 @@ fn implied(cfg: &SimConfig) -> ImpliedEffects {
         expected_sessions: design::expected_sessions(cfg),
         self_management_variance_shares: [share(s.person_sd), share(s.site_sd), share(s.occasion_sd)],
         admissions_rate_ratio: cfg.admissions.rate_ratio,
+        admissions_rate_ratio_by_period: cfg
+            .study
+            .waves
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| PeriodRateRatio {
+                period: format!("{}_{}", w[0].label, w[1].label),
+                rate_ratio: admissions::period_rate_ratio(cfg, k),
+            })
+            .collect(),
     }
 }
 
