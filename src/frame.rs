@@ -37,6 +37,8 @@ pub enum FrameError {
     DuplicateLevel { column: String, level: String },
     #[error("CSV line {line}: {message}")]
     Csv { line: usize, message: String },
+    #[error("no column `{0}`")]
+    UnknownColumn(String),
 }
 
 /// One modelling column.
@@ -240,6 +242,28 @@ impl Frame {
             frame.columns.push(col);
         }
         Ok(frame)
+    }
+
+    /// Replaces a numeric column's values (same length; `None` = missing).
+    pub fn replace_numeric(
+        &mut self,
+        name: &str,
+        values: Vec<Option<f64>>,
+    ) -> Result<(), FrameError> {
+        let n = self.n_rows();
+        if values.len() != n {
+            return Err(FrameError::LengthMismatch {
+                name: name.to_string(),
+                got: values.len(),
+                expected: n,
+            });
+        }
+        let Some(i) = self.names.iter().position(|c| c == name) else {
+            return Err(FrameError::UnknownColumn(name.to_string()));
+        };
+        self.columns[i] =
+            Column::Numeric(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect());
+        Ok(())
     }
 
     /// Number of rows (0 for a frame without columns).

@@ -21,6 +21,23 @@ pub struct OutcomeData {
     pub baseline_sd: Option<f64>,
 }
 
+impl OutcomeData {
+    /// The outcome as 0/1: 1 where the score is at least `threshold` (a binary outcome for a
+    /// logistic GLMM); the baseline SD (for Cohen's d) no longer applies.
+    pub fn dichotomized(mut self, threshold: f64) -> Result<OutcomeData, crate::frame::FrameError> {
+        let y: Vec<Option<f64>> = match self.frame.column("y") {
+            Some(crate::frame::Column::Numeric(v)) => v
+                .iter()
+                .map(|&x| (!x.is_nan()).then(|| f64::from(u8::from(x >= threshold))))
+                .collect(),
+            _ => return Err(crate::frame::FrameError::UnknownColumn("y".into())),
+        };
+        self.frame.replace_numeric("y", y)?;
+        self.baseline_sd = None;
+        Ok(self)
+    }
+}
+
 /// Fidelity bands of the training groups by their IMR Fidelity Scale mean: high `>= high`,
 /// moderate in `[moderate, high)`. `[sensitivity.fidelity]` of an analysis spec; the sites
 /// analysis (`[sites.fidelity]`) uses the same bands.

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod describe;
+pub mod glmm_outcome;
 pub mod outcomes;
 pub mod padjust;
 pub mod spec;
@@ -19,7 +20,7 @@ use crate::scoring::Scored;
 use crate::trial_data::{outcome_data, DataSupport, OutcomeData, SetFilter};
 pub use outcomes::OutcomeError;
 use outcomes::{analyse_outcome, compare_random_slope, summarise_fit, ModelRequest};
-use spec::{OutcomeRole, OutcomesPlan, PAdjustMethod};
+use spec::{ModelFamily, OutcomeRole, OutcomesPlan, PAdjustMethod};
 
 /// One model to fit: the request, its data, and for the random-slope sensitivity model the
 /// intercept-only model it is compared with.
@@ -104,8 +105,13 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
                        filter: SetFilter,
                        diag: bool,
                        slope_from: Option<Formula>| {
-            match outcome_data(trial, scored, &o.name, &filter) {
-                Some(data) => out.jobs.push(OutcomeJob {
+            let data = outcome_data(trial, scored, &o.name, &filter).map(|d| match o.at_least {
+                Some(t) => d.dichotomized(t),
+                None => Ok(d),
+            });
+            match data {
+                Some(Err(e)) => out.notes.push(format!("{}: {e}", o.name)),
+                Some(Ok(data)) => out.jobs.push(OutcomeJob {
                     req: ModelRequest {
                         outcome: o.name.clone(),
                         analysis_set: set.into(),
@@ -118,6 +124,8 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
                         keep_diagnostics: diag,
                         residual: plan.model.residual.clone(),
                         weights: plan.model.weights.clone(),
+                        family: plan.model.family,
+                        nagq: plan.model.nagq,
                     },
                     data,
                     slope_from,
@@ -133,14 +141,19 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
             add("itt", None, base.clone(), SetFilter::All, true, None);
             let mut s = plan.sensitivity.clone();
             let marginal = plan.model.residual.is_some() || plan.model.weights.is_some();
-            if marginal && (s.site || s.groups || s.random_slope) {
+            let glmm = plan.model.family != ModelFamily::Gaussian;
+            if (marginal || glmm) && (s.site || s.groups || s.random_slope) {
                 if primary {
-                    sensitivity_note = Some(
+                    sensitivity_note = Some(if glmm {
+                        "site, group and random-slope sensitivity models are not fitted with a GLMM \
+                         ([model] family): the GLMM has one random intercept (the participant) so far"
+                            .to_string()
+                    } else {
                         "site, group and random-slope sensitivity models are not fitted with a residual \
                          covariance structure ([model] residual/weights): they need random effects beyond \
                          the participant"
-                            .to_string(),
-                    );
+                            .to_string()
+                    });
                 }
                 s.site = false;
                 s.groups = false;

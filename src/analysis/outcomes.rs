@@ -40,6 +40,12 @@ pub enum OutcomeError {
     /// The random-slope model and its intercept-only model cannot be compared.
     #[error(transparent)]
     Comparison(#[from] crate::stats::lrt::LrtError),
+    /// The GLMM (`[model] family`) failed.
+    #[error(transparent)]
+    Glmm(#[from] crate::glmm::GlmmError),
+    /// The GLMM's model frame could not be built.
+    #[error(transparent)]
+    Formula(#[from] crate::formula::FormulaError),
 }
 
 impl OutcomeError {
@@ -68,6 +74,10 @@ pub struct ModelRequest {
     pub residual: Option<String>,
     /// `ident(column)`: a residual variance per level (nlme's varIdent).
     pub weights: Option<String>,
+    /// Gaussian (LMM/MMRM) or a GLMM family ([`super::glmm_outcome`]).
+    pub family: super::spec::ModelFamily,
+    /// GLMM quadrature points (1 = Laplace).
+    pub nagq: usize,
 }
 
 impl ModelRequest {
@@ -253,17 +263,23 @@ pub fn analyse_outcome(
     let res = match &fit {
         FittedModel::Lmm(f) => summarise_fit(data, req, f.as_ref())?,
         FittedModel::Mmrm(f) => summarise_fit(data, req, f.as_ref())?,
+        FittedModel::Glmm(f) => super::glmm_outcome::summarise_glmm(data, req, f.as_ref())?,
     };
     Ok((res, fit))
 }
 
-/// A fitted outcome model of either kind.
+/// A fitted outcome model of any kind.
 pub enum FittedModel {
     Lmm(Box<LmmFit>),
     Mmrm(Box<MmrmFit>),
+    Glmm(Box<super::glmm_outcome::GlmmOutcomeFit>),
 }
 
 fn fit_request(data: &OutcomeData, req: &ModelRequest) -> Result<FittedModel, OutcomeError> {
+    if req.family != super::spec::ModelFamily::Gaussian {
+        return super::glmm_outcome::fit_glmm_request(data, req)
+            .map(|f| FittedModel::Glmm(Box::new(f)));
+    }
     if req.residual.is_none() && req.weights.is_none() {
         let opts = LmmOptions {
             reml: req.reml,
@@ -434,6 +450,8 @@ pub fn summarise_fit<F: LinearModelFit>(
         warnings,
         diagnostics,
         trajectories: None,
+        family: None,
+        theta: None,
     })
 }
 

@@ -19,6 +19,10 @@ pub struct OutcomeSpec {
     /// Display label; defaults to the instrument's label.
     #[serde(default)]
     pub label: Option<String>,
+    /// A binary outcome from the score: 1 when the score is at least this value, else 0
+    /// (missing stays missing); for `[model] family = "binomial"`.
+    #[serde(default)]
+    pub at_least: Option<f64>,
 }
 
 /// Role of an outcome in the analysis plan.
@@ -52,6 +56,34 @@ pub struct ModelSpec {
     /// `ident(column)`: one residual variance per level of the column (nlme's varIdent).
     #[serde(default)]
     pub weights: Option<String>,
+    /// `gaussian` (the LMM, default), or a GLMM with the participant random intercept:
+    /// `binomial` (logit; 0/1 outcomes, e.g. from `at_least`), `poisson` or
+    /// `negative_binomial` (counts), fitted by Laplace (or `nagq` quadrature points) with
+    /// marginal means on the response scale and odds or rate ratios per wave.
+    #[serde(default)]
+    pub family: ModelFamily,
+    /// Quadrature points of a GLMM (1 = Laplace, as glmer's default; up to 25).
+    #[serde(default = "default_nagq")]
+    pub nagq: usize,
+}
+
+fn default_nagq() -> usize {
+    1
+}
+
+/// The outcome model's family (`[model] family`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFamily {
+    /// The linear mixed model (or MMRM).
+    #[default]
+    Gaussian,
+    /// Logistic GLMM (binomial, logit link).
+    Binomial,
+    /// Poisson GLMM (log link).
+    Poisson,
+    /// Negative-binomial GLMM (NB2, log link, theta estimated).
+    NegativeBinomial,
 }
 
 fn default_formula() -> String {
@@ -69,6 +101,8 @@ impl Default for ModelSpec {
             df: DfSpec::default(),
             residual: None,
             weights: None,
+            family: ModelFamily::default(),
+            nagq: default_nagq(),
         }
     }
 }

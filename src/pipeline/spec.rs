@@ -67,12 +67,14 @@ fn default_outcomes() -> Vec<OutcomeSpec> {
         name: "imrs_client".into(),
         role: OutcomeRole::Primary,
         label: None,
+        at_least: None,
     }];
     for name in ["imrs_clinician", "mhrm", "bsi", "sfs", "honos"] {
         v.push(OutcomeSpec {
             name: name.into(),
             role: OutcomeRole::Secondary,
             label: None,
+            at_least: None,
         });
     }
     v

@@ -99,14 +99,14 @@ pub struct Column {
 }
 
 impl Column {
-    fn new(header: &str, key: &str) -> Self {
+    pub(super) fn new(header: &str, key: &str) -> Self {
         Column {
             header: header.into(),
             key: key.into(),
             interval: false,
         }
     }
-    fn ci(header: &str, key: &str) -> Self {
+    pub(super) fn ci(header: &str, key: &str) -> Self {
         Column {
             header: header.into(),
             key: key.into(),
@@ -384,23 +384,23 @@ pub fn html_escape(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Builders: Results -> tables
 
-fn text(s: impl Into<String>) -> Cell {
+pub(super) fn text(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
 }
-fn est(x: f64) -> Cell {
+pub(super) fn est(x: f64) -> Cell {
     Cell::Num(x, NumStyle::Estimate)
 }
 fn opt_num(x: Option<f64>, style: NumStyle) -> Cell {
     x.map_or(Cell::Empty, |v| Cell::Num(v, style))
 }
-fn opt_interval(lo: Option<f64>, hi: Option<f64>, style: NumStyle) -> Cell {
+pub(super) fn opt_interval(lo: Option<f64>, hi: Option<f64>, style: NumStyle) -> Cell {
     match (lo, hi) {
         (Some(l), Some(h)) => Cell::Interval(l, h, style),
         _ => Cell::Empty,
     }
 }
 
-fn conf_pct(results: &Results) -> String {
+pub(super) fn conf_pct(results: &Results) -> String {
     let level = results.study.conf_level;
     let level = if level > 0.0 && level < 1.0 {
         level
@@ -608,11 +608,18 @@ fn model_label(o: &OutcomeResult) -> (String, String) {
 fn outcome_note(results: &Results, extra: &str) -> String {
     let mut methods: Vec<String> = Vec::new();
     for o in &results.outcomes {
-        let m = format!(
-            "{} estimation with {} degrees of freedom",
-            if o.reml { "REML" } else { "ML" },
-            f::df_method_label(&o.df_method)
-        );
+        let m = match &o.family {
+            Some(fam) => format!(
+                "generalized linear mixed model, {fam}, Laplace approximation, Wald z tests; \
+                 marginal means on the response scale and ratios (odds or rate ratios) as \
+                 emmeans type = \"response\""
+            ),
+            None => format!(
+                "{} estimation with {} degrees of freedom",
+                if o.reml { "REML" } else { "ML" },
+                f::df_method_label(&o.df_method)
+            ),
+        };
         if !methods.contains(&m) {
             methods.push(m);
         }
@@ -627,8 +634,13 @@ fn outcome_note(results: &Results, extra: &str) -> String {
         }
         v
     };
+    let kind = if results.outcomes.iter().all(|o| o.family.is_some()) {
+        "Mixed models"
+    } else {
+        "Linear mixed models"
+    };
     let mut note = format!(
-        "Linear mixed models {}; {}. {} confidence intervals.",
+        "{kind} {}; {}. {} confidence intervals.",
         formulas.join("; "),
         methods.join("; "),
         conf_pct(results)
@@ -858,6 +870,12 @@ pub fn admissions_tables(results: &Results) -> Vec<Table> {
     let mut out = vec![admissions_effects_table(a, &conf_pct(results))];
     if !a.by_arm.is_empty() {
         out.push(admissions_by_arm_table(a));
+    }
+    if let Some(pp) = &a.per_period {
+        out.extend(super::period_tables::per_period_tables(
+            pp,
+            &conf_pct(results),
+        ));
     }
     out
 }

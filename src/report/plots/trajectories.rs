@@ -152,7 +152,11 @@ pub fn draw_means<DB: DrawingBackend>(
         .y_desc(format!(
             "{} ({})",
             labels.outcome(&o.outcome),
-            labels.unit(&o.outcome)
+            match o.family.as_deref() {
+                Some(f) if f.starts_with("binomial") => "probability".to_string(),
+                Some(_) => "rate".to_string(),
+                None => labels.unit(&o.outcome),
+            }
         ))
         .label_style(font(TICK))
         .axis_desc_style(font(AXIS))
