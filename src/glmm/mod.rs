@@ -15,9 +15,13 @@
 //! covariance of beta is the beta block of `2 H^-1`, `H` the central-difference Hessian of the
 //! deviance in `(sigma, beta)` at the optimum (lme4's `vcov(use.hessian = TRUE)`, `deriv12`;
 //! glmmTMB's `sdreport` is the exact Hessian of the same deviance).
-//! Other random-effects structures are not supported yet.
+//!
+//! A vector-valued term of one grouping factor, `(1 + t | g)`, is fitted by the Laplace
+//! approximation in [`vector`] over lme4's `theta` (the relative Cholesky factor) and beta.
+//! Several grouping factors (crossed or nested terms) are not supported yet.
 pub mod family;
 pub mod quadrature;
+pub mod vector;
 
 use crate::formula::ModelFrame;
 use crate::stats::distributions::{ln_gamma, pchisq_upper, pnorm_upper, qnorm};
@@ -27,8 +31,10 @@ use family::Family;
 /// Why a GLMM is not fitted.
 #[derive(Debug, thiserror::Error)]
 pub enum GlmmError {
-    #[error("the GLMM needs exactly one random intercept `(1 | group)` (found {0}); other random-effects structures are not supported yet")]
+    #[error("the GLMM needs exactly one random-effects term of one grouping factor, `(1 | group)` or `(1 + x | group)` (found {0}); several grouping factors (crossed or nested) are not supported yet")]
     Structure(String),
+    #[error("adaptive quadrature (nAGQ = {0}) needs one scalar random intercept, as in lme4; use nAGQ = 1 (Laplace) with `{1}`")]
+    QuadratureNeedsScalar(usize, String),
     /// Rows that cannot be modelled, grouped by problem: the column, how many rows, the
     /// first file rows (header = row 1) with their values, and what is expected.
     #[error("{column}: {count} row(s) {expected} (file rows {examples}); correct or remove them")]
@@ -62,6 +68,18 @@ pub struct GlmmData {
     pub group: Vec<u32>,
     pub group_name: String,
     pub levels: Vec<String>,
+    /// The random-effects model matrix of the term, row-major `n x q` (a column of ones for
+    /// `(1 | g)`), and its column names (`(Intercept)`, `time`).
+    pub z: Vec<f64>,
+    pub q: usize,
+    pub re_names: Vec<String>,
+}
+
+impl GlmmData {
+    /// One random intercept `(1 | g)`: the scalar path with adaptive quadrature.
+    pub fn is_scalar_intercept(&self) -> bool {
+        self.q == 1 && self.z.iter().all(|&v| v == 1.0)
+    }
 }
 
 /// Options of [`fit_glmm`].
@@ -99,8 +117,13 @@ pub struct GlmmFit {
     pub n_groups: usize,
     pub group: String,
     pub fixed_effects: Vec<GlmmTerm>,
-    /// SD of the random intercept.
+    /// SD of the random intercept (the first random effect).
     pub sd: f64,
+    /// SDs of the random effects in the term's column order (`re_names`).
+    pub re_sds: Vec<f64>,
+    pub re_names: Vec<String>,
+    /// Their correlations, row-major `q x q` (`[1]` for one random intercept).
+    pub re_corr: Vec<f64>,
     /// Poisson: the overdispersion check.
     pub overdispersion: Option<Overdispersion>,
     /// Negative binomial: `theta` of `Var = mu + mu^2 / theta` (glmmTMB's `sigma` for
@@ -120,9 +143,10 @@ pub struct GlmmFit {
     pub warnings: Vec<String>,
     /// `vcov(beta)`, `p x p` row-major.
     pub vcov: Vec<f64>,
-    /// The covariance of `(sd, beta)`, `(p + 1) x (p + 1)` row-major (the same block of
-    /// `2 H^-1`; the `sd` row and column are 0 at a boundary fit), for delta-method intervals
-    /// of quantities that depend on the SD (marginal rates and risks).
+    /// The covariance of `(theta, beta)`, `(nt + p)` square row-major (the same block of
+    /// `2 H^-1`; rows and columns of parameters on their bound are 0), for delta-method
+    /// intervals of quantities that depend on the random-effect SD (marginal rates and
+    /// risks). For one random intercept `theta` is its SD.
     #[serde(skip)]
     pub vcov_sd_beta: Vec<f64>,
 }
@@ -251,9 +275,6 @@ pub fn glmm_data(
     let [t] = mf.re_terms.as_slice() else {
         return Err(GlmmError::Structure(format!("{} terms", mf.re_terms.len())));
     };
-    if t.q != 1 || t.col_names.first().map(String::as_str) != Some("(Intercept)") {
-        return Err(GlmmError::Structure(format!("`{}`", t.text)));
-    }
     let n = mf.y.len();
     let trials = trials.unwrap_or_else(|| vec![1.0; n]);
     let offset = offset.unwrap_or_else(|| vec![0.0; n]);
@@ -301,6 +322,9 @@ pub fn glmm_data(
         group: t.refs.clone(),
         group_name: t.group_name.clone(),
         levels: t.level_names.clone(),
+        z: t.z.clone(),
+        q: t.q,
+        re_names: t.col_names.clone(),
     })
 }
 
@@ -384,21 +408,31 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         return Err(GlmmError::Quadrature(opts.n_agq));
     }
     let fam = opts.family;
+    let q = d.q.max(1);
+    let scalar = d.is_scalar_intercept();
+    if !scalar && opts.n_agq > 1 {
+        return Err(GlmmError::QuadratureNeedsScalar(
+            opts.n_agq,
+            d.re_names.join(" + "),
+        ));
+    }
+    let nt = vector::n_theta(q);
     let rule = quadrature::gauss_hermite(opts.n_agq);
     let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); d.levels.len()];
     for (i, &g) in d.group.iter().enumerate() {
         by_group[g as usize].push(i);
     }
     let p = d.p;
-    // Parameters: sigma, beta, and log theta for the negative binomial.
+    // Parameters: theta (sigma for one random intercept), beta, and log theta for the
+    // negative binomial.
     let nb = matches!(fam, Family::NegativeBinomial { .. });
     let fam_at = |par: &[f64]| match fam {
         Family::NegativeBinomial { .. } => Family::NegativeBinomial {
-            theta: par[p + 1].exp(),
+            theta: par[nt + p].exp(),
         },
         f => f,
     };
-    let modes = std::sync::Mutex::new(vec![0.0; by_group.len()]);
+    let modes = std::sync::Mutex::new(vec![0.0; by_group.len() * q]);
     let fixed_constants = (!nb).then(|| density_constants(d, fam));
     // NB: the theta-dependent constants from the distinct counts (few) instead of every row.
     let counts = count_table(&d.y);
@@ -416,15 +450,22 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
             }
             _ => density_constants(d, f),
         });
-        let v = deviance(d, f, &rule, &by_group, &par[..=p], &mut m, c);
+        let v = if scalar {
+            deviance(d, f, &rule, &by_group, &par[..=p], &mut m, c)
+        } else {
+            vector::deviance(d, f, &by_group, &par[..nt + p], &mut m, c)
+        };
         if v.is_finite() {
             v
         } else {
             1e300
         }
     };
-    // Start: beta of the GLM without the random effect (IRLS), sigma 1 (theta as given).
-    let mut start = vec![1.0];
+    // Start: beta of the GLM without the random effect (IRLS), Lambda = I (sigma 1; lme4's
+    // start), the NB theta as given.
+    let mut start: Vec<f64> = (0..nt)
+        .map(|k| if vector::is_diagonal(q, k) { 1.0 } else { 0.0 })
+        .collect();
     start.extend(glm_start(d, fam));
     if let Family::NegativeBinomial { theta } = fam {
         start.push(theta.max(1e-3).ln());
@@ -432,22 +473,40 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     if dev(&start) >= 1e300 {
         return Err(GlmmError::Start);
     }
-    let (par, best, n_eval) = minimize(&dev, start)?;
-    let converged = best < 1e300;
-    let sigma = par[0];
-    let singular = sigma < 1e-4;
-    let theta_at_limit =
-        nb && par[p + 1].exp().partial_cmp(&THETA_POISSON_LIMIT) != Some(std::cmp::Ordering::Less);
-    let vcov_sd_beta = sd_beta_vcov(&dev, &par, p, singular, theta_at_limit)?;
-    let vcov: Vec<f64> = (0..p * p)
-        .map(|t| vcov_sd_beta[(1 + t / p) * (p + 1) + 1 + t % p])
+    let lower: Vec<f64> = (0..start.len())
+        .map(|k| {
+            if k < nt && vector::is_diagonal(q, k) {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
         .collect();
-    let theta = nb.then(|| par[p + 1].exp());
-    let overdispersion =
-        matches!(fam, Family::Poisson).then(|| pearson_dispersion(d, fam, &by_group, &par, p + 1));
+    let (par, best, n_eval) = minimize(&dev, start, &lower)?;
+    let converged = best < 1e300;
+    // lme4's isSingular: a diagonal element of Lambda at (near) 0
+    let at_bound: Vec<bool> = (0..nt)
+        .map(|k| vector::is_diagonal(q, k) && par[k] < 1e-4)
+        .collect();
+    let singular = at_bound.iter().any(|&b| b);
+    let theta_at_limit =
+        nb && par[nt + p].exp().partial_cmp(&THETA_POISSON_LIMIT) != Some(std::cmp::Ordering::Less);
+    let vcov_sd_beta = sd_beta_vcov(&dev, &par, nt, p, &at_bound, theta_at_limit)?;
+    let k = nt + p;
+    let vcov: Vec<f64> = (0..p * p)
+        .map(|t| vcov_sd_beta[(nt + t / p) * k + nt + t % p])
+        .collect();
+    let theta = nb.then(|| par[nt + p].exp());
+    let overdispersion = matches!(fam, Family::Poisson)
+        .then(|| pearson_dispersion(d, fam, &by_group, &par, nt, nt + p));
+    let (re_sds, re_corr) = vector::sd_corr(q, &par[..nt]);
     let mut warnings = Vec::new();
     if singular {
-        warnings.push("boundary (singular) fit: the random-intercept SD is estimated as 0".into());
+        warnings.push(if scalar {
+            "boundary (singular) fit: the random-intercept SD is estimated as 0".to_string()
+        } else {
+            "boundary (singular) fit: the random-effects covariance is singular (an SD at 0 or a correlation at +-1)".to_string()
+        });
     }
     if vcov
         .iter()
@@ -460,7 +519,7 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let zq = qnorm(1.0 - (1.0 - opts.level) / 2.0);
     let fixed_effects = (0..p)
         .map(|j| {
-            let est = par[1 + j];
+            let est = par[nt + j];
             let se = vcov[j * p + j].max(0.0).sqrt();
             let z = est / se;
             GlmmTerm {
@@ -476,7 +535,7 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         .collect::<Vec<GlmmTerm>>();
     warnings.extend(estimate_warnings(&fixed_effects, theta));
     let n = d.y.len();
-    let df = p + 1 + usize::from(nb);
+    let df = p + nt + usize::from(nb);
     let loglik = -best / 2.0;
     Ok(GlmmFit {
         family: fam.name().into(),
@@ -488,7 +547,10 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         n_groups: by_group.iter().filter(|g| !g.is_empty()).count(),
         group: d.group_name.clone(),
         fixed_effects,
-        sd: sigma,
+        sd: re_sds.first().copied().unwrap_or(f64::NAN),
+        re_sds,
+        re_names: d.re_names.clone(),
+        re_corr,
         loglik,
         loglik_df: df,
         aic: best + 2.0 * df as f64,
@@ -503,16 +565,15 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     })
 }
 
-/// BOBYQA over `(sigma >= 0, beta)` from `start`, restarted with smaller radii until the
+/// BOBYQA over `(theta, beta)` within `lower` (the diagonal of Lambda `>= 0`) from `start`, restarted with smaller radii until the
 /// deviance stops improving: the optimum, its deviance and the number of evaluations.
 fn minimize(
     dev: &impl Fn(&[f64]) -> f64,
     start: Vec<f64>,
+    lower: &[f64],
 ) -> Result<(Vec<f64>, f64, usize), GlmmError> {
     use bobyqa::{Bobyqa, Config};
     let k = start.len();
-    let mut lower = vec![f64::NEG_INFINITY; k];
-    lower[0] = 0.0;
     let upper = vec![f64::INFINITY; k];
     let mut par = start;
     let mut n_eval = 0;
@@ -525,7 +586,7 @@ fn minimize(
         cfg.max_fun = 20_000;
         let mut solver = Bobyqa::new(k, cfg).map_err(|e| GlmmError::Optimizer(e.to_string()))?;
         let mut x = par.clone();
-        let out = solver.minimize(dev, &mut x, &lower, &upper);
+        let out = solver.minimize(dev, &mut x, lower, &upper);
         n_eval += out.n_eval;
         let f = dev(&x);
         let gain = best - f;
@@ -551,15 +612,18 @@ fn minimize(
 fn sd_beta_vcov(
     dev: &impl Fn(&[f64]) -> f64,
     par: &[f64],
+    nt: usize,
     p: usize,
-    singular: bool,
+    at_bound: &[bool],
     theta_at_limit: bool,
 ) -> Result<Vec<f64>, GlmmError> {
     let k = par.len();
     let h = vec![1e-3; k];
     let mut centre = par.to_vec();
-    if centre[0] < h[0] {
-        centre[0] = h[0]; // a central difference needs sigma - h >= 0 (boundary fit)
+    for (j, &b) in at_bound.iter().enumerate() {
+        if b && centre[j] < h[j] {
+            centre[j] = h[j]; // a central difference needs theta_j - h >= 0 (boundary fit)
+        }
     }
     let vals: Vec<f64> = numderiv::central_stencil(&centre, &h)
         .iter()
@@ -567,7 +631,9 @@ fn sd_beta_vcov(
         .collect();
     let (_, hess) = numderiv::central_derivatives(&vals, &h);
     let free: Vec<usize> = (0..k)
-        .filter(|&j| !((j == 0 && singular) || (j == p + 1 && theta_at_limit)))
+        .filter(|&j| {
+            !(at_bound.get(j).copied().unwrap_or(false) || (j == nt + p && theta_at_limit))
+        })
         .collect();
     let m = free.len();
     let hm = nalgebra::DMatrix::from_fn(m, m, |a, b| hess[free[a] * k + free[b]]);
@@ -576,7 +642,7 @@ fn sd_beta_vcov(
             "the Hessian of the deviance is singular".into(),
         ));
     };
-    let q = p + 1;
+    let q = nt + p;
     let mut out = vec![0.0; q * q];
     for (a, &i) in free.iter().enumerate() {
         for (b, &j) in free.iter().enumerate() {
@@ -595,20 +661,33 @@ fn pearson_dispersion(
     fam: Family,
     by_group: &[Vec<usize>],
     par: &[f64],
+    nt: usize,
     n_par: usize,
 ) -> Overdispersion {
-    let (sigma, beta) = (par[0], &par[1..=d.p]);
     let mut chisq = 0.0;
-    for rows in by_group {
-        let eta0: Vec<f64> = rows
-            .iter()
-            .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
-            .collect();
-        let (u, _, _) = group_mode(d, fam, rows, &eta0, sigma, 0.0);
-        for (&i, &e) in rows.iter().zip(&eta0) {
-            let mu = fam.link().inverse(e + sigma * u) * d.trials[i];
-            let v = fam.variance(mu / d.trials[i]) * d.trials[i];
-            chisq += (d.y[i] - mu) * (d.y[i] - mu) / v;
+    let mut add = |i: usize, eta: f64| {
+        let mu = fam.link().inverse(eta) * d.trials[i];
+        let v = fam.variance(mu / d.trials[i]) * d.trials[i];
+        chisq += (d.y[i] - mu) * (d.y[i] - mu) / v;
+    };
+    if !d.is_scalar_intercept() {
+        for (i, e) in vector::fitted_eta(d, fam, by_group, &par[..nt + d.p])
+            .into_iter()
+            .enumerate()
+        {
+            add(i, e);
+        }
+    } else {
+        let (sigma, beta) = (par[0], &par[1..=d.p]);
+        for rows in by_group {
+            let eta0: Vec<f64> = rows
+                .iter()
+                .map(|&i| d.offset[i] + (0..d.p).map(|j| d.x[i * d.p + j] * beta[j]).sum::<f64>())
+                .collect();
+            let (u, _, _) = group_mode(d, fam, rows, &eta0, sigma, 0.0);
+            for (&i, &e) in rows.iter().zip(&eta0) {
+                add(i, e + sigma * u);
+            }
         }
     }
     let df = (d.y.len() - n_par) as f64;
