@@ -616,3 +616,89 @@ fn random_slopes_agree_with_glmer_and_glmmtmb() {
     .unwrap_err();
     assert!(e.to_string().contains("one scalar random intercept"), "{e}");
 }
+
+/// Prior weights multiply each row's log-likelihood (glmmTMB's `weights`): non-integer weights
+/// agree with glmmTMB (tests/r/glmm_weights.R) to 1e-4, and integer weights give the fit of
+/// the data with each row repeated that many times.
+#[test]
+fn prior_weights_agree_with_glmmtmb_and_with_repeated_rows() {
+    use herstel::glmm::glmm_data_weighted;
+    let g = golden("grouseticks");
+    let data = frame("grouseticks", &g);
+    let f = ModelFormula::parse("TICKS ~ YEAR + height_z + (1 | LOCATION)").unwrap();
+    let mf = build_model_frame(&f, &data).unwrap();
+    let opts = GlmmOptions {
+        family: Family::Poisson,
+        n_agq: 1,
+        level: 0.95,
+    };
+    let w: Vec<f64> = mf
+        .rows
+        .iter()
+        .map(|&r| 0.5 + (r % 4) as f64 / 2.0)
+        .collect();
+    let d = glmm_data_weighted(&mf, None, None, Some(w), Family::Poisson).unwrap();
+    let fit = fit_glmm(&d, &opts).unwrap();
+    let want = golden("grouseticks_weights");
+    for (t, x) in fit
+        .fixed_effects
+        .iter()
+        .zip(want["fixed_effects"].as_array().unwrap())
+    {
+        assert_eq!(t.term, x["term"].as_str().unwrap());
+        let se = x["se"].as_f64().unwrap();
+        assert!(
+            (t.estimate - x["estimate"].as_f64().unwrap()).abs() < 1e-4 * se,
+            "{}",
+            t.term
+        );
+        assert!((t.std_error - se).abs() < 1e-4 * se, "{} SE", t.term);
+    }
+    assert!((fit.sd - want["sd"].as_f64().unwrap()).abs() < 1e-4 * fit.sd);
+    assert!(
+        fit.loglik >= want["loglik"].as_f64().unwrap() - 1e-6,
+        "{}",
+        fit.loglik
+    );
+
+    // integer weights = repeated rows
+    let k: Vec<usize> = mf.rows.iter().map(|&r| 1 + r % 3).collect();
+    let dw = glmm_data_weighted(
+        &mf,
+        None,
+        None,
+        Some(k.iter().map(|&v| v as f64).collect()),
+        Family::Poisson,
+    )
+    .unwrap();
+    let mut dr = glmm_data(&mf, None, None, Family::Poisson).unwrap();
+    let (n, p) = (dr.y.len(), dr.p);
+    let (mut x, mut y, mut grp, mut z) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, &ki) in k.iter().enumerate().take(n) {
+        for _ in 0..ki {
+            x.extend_from_slice(&dr.x[i * p..(i + 1) * p]);
+            y.push(dr.y[i]);
+            grp.push(dr.group[i]);
+            z.push(1.0);
+        }
+    }
+    let m = y.len();
+    dr.x = x;
+    dr.y = y;
+    dr.group = grp;
+    dr.z = z;
+    dr.trials = vec![1.0; m];
+    dr.offset = vec![0.0; m];
+    dr.weights = vec![1.0; m];
+    let (a, b) = (fit_glmm(&dw, &opts).unwrap(), fit_glmm(&dr, &opts).unwrap());
+    assert!(
+        (a.loglik - b.loglik).abs() < 1e-8,
+        "{} {}",
+        a.loglik,
+        b.loglik
+    );
+    for (s, t) in a.fixed_effects.iter().zip(&b.fixed_effects) {
+        assert!((s.estimate - t.estimate).abs() < 1e-4 * t.std_error);
+        assert!((s.std_error - t.std_error).abs() < 1e-4 * t.std_error);
+    }
+}

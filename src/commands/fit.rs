@@ -94,7 +94,7 @@ pub struct Args {
 
 fn run_glmm(args: &Args, frame: &Frame, family: &str) -> CmdResult {
     use crate::glmm::family::{Family, Link};
-    use crate::glmm::{fit_glmm, glmm_data, GlmmOptions};
+    use crate::glmm::{fit_glmm, glmm_data_weighted, GlmmOptions};
     let fam = match family {
         "poisson" => Family::Poisson,
         "binomial" | "binomial-logit" => Family::Binomial(Link::Logit),
@@ -119,7 +119,8 @@ fn run_glmm(args: &Args, frame: &Frame, family: &str) -> CmdResult {
     };
     let trials = args.trials.as_deref().map(column).transpose()?;
     let offset = args.offset.as_deref().map(column).transpose()?;
-    let data = glmm_data(&mf, trials.clone(), offset.clone(), fam)?;
+    let weights = args.weights.as_deref().map(column).transpose()?;
+    let data = glmm_data_weighted(&mf, trials.clone(), offset.clone(), weights.clone(), fam)?;
     let opts = GlmmOptions {
         family: fam,
         n_agq: args.nagq,
@@ -134,7 +135,10 @@ fn run_glmm(args: &Args, frame: &Frame, family: &str) -> CmdResult {
             let formula2 = ModelFormula::parse(f2).map_err(LmmError::from)?;
             let mf2 = build_model_frame(&formula2, frame).map_err(LmmError::from)?;
             crate::stats::lrt::check_same_rows(&mf.rows, &mf2.rows)?;
-            let fit2 = fit_glmm(&glmm_data(&mf2, trials, offset, fam)?, &opts)?;
+            let fit2 = fit_glmm(
+                &glmm_data_weighted(&mf2, trials, offset, weights, fam)?,
+                &opts,
+            )?;
             let (small, large) = if fit2.loglik_df < fit.loglik_df {
                 (&fit2, &fit)
             } else {
@@ -330,8 +334,11 @@ pub fn run(args: Args) -> CmdResult {
     let frame = read_frame(&args)?;
     timings.read = clock.lap();
     if let Some(family) = args.family.clone() {
-        if args.residual.is_some() || args.weights.is_some() || args.compare_residual.is_some() {
-            return Err("--family fits a generalized linear mixed model (Wald z tests, one random intercept); --residual, --weights and --compare-residual are for linear models (prior weights for GLMMs are not there yet)".into());
+        if args.residual.is_some() || args.compare_residual.is_some() {
+            return Err("--family fits a generalized linear mixed model (Wald z tests); --residual and --compare-residual are for linear models".into());
+        }
+        if args.weights.as_deref().is_some_and(|w| w.contains('(')) {
+            return Err("with --family, --weights names a column of prior weights (each row's log-likelihood times its weight, as glmmTMB's weights); `ident(...)` residual variances are for linear models".into());
         }
         return run_glmm(&args, &frame, &family);
     }

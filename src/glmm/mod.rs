@@ -64,6 +64,9 @@ pub struct GlmmData {
     /// Trials per row (binomial; 1 for 0/1 data and for Poisson).
     pub trials: Vec<f64>,
     pub offset: Vec<f64>,
+    /// Prior weights: each row's log-likelihood contribution is multiplied by its weight
+    /// (glmmTMB's `weights`; an integer weight k is the row repeated k times); 1 by default.
+    pub weights: Vec<f64>,
     /// Rows of each group (0-based group index per row, and the group names).
     pub group: Vec<u32>,
     pub group_name: String,
@@ -165,7 +168,7 @@ fn group_mode(
     let h = |u: f64| -> f64 {
         rows.iter()
             .zip(eta0)
-            .map(|(&i, &e)| fam.kernel(d.y[i], d.trials[i], e + sigma * u))
+            .map(|(&i, &e)| d.weights[i] * fam.kernel(d.y[i], d.trials[i], e + sigma * u))
             .sum::<f64>()
             - 0.5 * u * u
     };
@@ -176,8 +179,8 @@ fn group_mode(
         let (mut g, mut info) = (-u, 1.0);
         for (&i, &e) in rows.iter().zip(eta0) {
             let (sc, w) = fam.score_weight(d.y[i], d.trials[i], e + sigma * u);
-            g += sigma * sc;
-            info += sigma * sigma * w;
+            g += d.weights[i] * sigma * sc;
+            info += d.weights[i] * sigma * sigma * w;
         }
         let mut step = g / info;
         let mut accepted = false;
@@ -200,7 +203,9 @@ fn group_mode(
         + rows
             .iter()
             .zip(eta0)
-            .map(|(&i, &e)| sigma * sigma * fam.curvature(d.y[i], d.trials[i], e + sigma * u))
+            .map(|(&i, &e)| {
+                d.weights[i] * sigma * sigma * fam.curvature(d.y[i], d.trials[i], e + sigma * u)
+            })
             .sum::<f64>();
     (u, h(u), curv)
 }
@@ -245,7 +250,7 @@ pub fn deviance(
                 let hz: f64 = rows
                     .iter()
                     .zip(&eta0)
-                    .map(|(&i, &e)| fam.kernel(d.y[i], d.trials[i], e + sigma * uu))
+                    .map(|(&i, &e)| d.weights[i] * fam.kernel(d.y[i], d.trials[i], e + sigma * uu))
                     .sum::<f64>()
                     - 0.5 * uu * uu;
                 acc += w * (hz - hu + 0.5 * z * z).exp();
@@ -260,7 +265,7 @@ pub fn deviance(
 /// the negative binomial it depends on theta).
 pub fn density_constants(d: &GlmmData, fam: Family) -> f64 {
     (0..d.y.len())
-        .map(|i| fam.constant(d.y[i], d.trials[i]))
+        .map(|i| d.weights[i] * fam.constant(d.y[i], d.trials[i]))
         .sum()
 }
 
@@ -272,6 +277,18 @@ pub fn glmm_data(
     offset: Option<Vec<f64>>,
     family: Family,
 ) -> Result<GlmmData, GlmmError> {
+    glmm_data_weighted(mf, trials, offset, None, family)
+}
+
+/// [`glmm_data`] with prior weights on the model frame's rows (`None`: 1); a missing,
+/// negative or infinite weight is an error naming the rows.
+pub fn glmm_data_weighted(
+    mf: &ModelFrame,
+    trials: Option<Vec<f64>>,
+    offset: Option<Vec<f64>>,
+    weights: Option<Vec<f64>>,
+    family: Family,
+) -> Result<GlmmData, GlmmError> {
     let [t] = mf.re_terms.as_slice() else {
         return Err(GlmmError::Structure(format!("{} terms", mf.re_terms.len())));
     };
@@ -279,6 +296,14 @@ pub fn glmm_data(
     let trials = trials.unwrap_or_else(|| vec![1.0; n]);
     let offset = offset.unwrap_or_else(|| vec![0.0; n]);
     let response = mf.formula.response.as_str();
+    let weights = weights.unwrap_or_else(|| vec![1.0; n]);
+    check_rows(
+        mf,
+        "weights",
+        "have a missing, negative or infinite weight",
+        |i| !(weights[i].is_finite() && weights[i] >= 0.0),
+        |i| weights[i],
+    )?;
     let (y, m, o) = (&mf.y, &trials, &offset);
     check_rows(
         mf,
@@ -319,6 +344,7 @@ pub fn glmm_data(
         y: mf.y.clone(),
         trials,
         offset,
+        weights,
         group: t.refs.clone(),
         group_name: t.group_name.clone(),
         levels: t.level_names.clone(),
@@ -328,15 +354,15 @@ pub fn glmm_data(
     })
 }
 
-/// The distinct values of `y` and how often each occurs (as f64), in increasing order.
-fn count_table(y: &[f64]) -> Vec<(f64, f64)> {
-    let mut sorted: Vec<f64> = y.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
+/// The distinct values of `y` and their summed weights, in increasing order of `y`.
+fn count_table(y: &[f64], w: &[f64]) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<(f64, f64)> = y.iter().copied().zip(w.iter().copied()).collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out: Vec<(f64, f64)> = Vec::new();
-    for v in sorted {
+    for (v, wi) in sorted {
         match out.last_mut() {
-            Some((last, k)) if last.to_bits() == v.to_bits() => *k += 1.0,
-            _ => out.push((v, 1.0)),
+            Some((last, k)) if last.to_bits() == v.to_bits() => *k += wi,
+            _ => out.push((v, wi)),
         }
     }
     out
@@ -435,8 +461,12 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let modes = std::sync::Mutex::new(vec![0.0; by_group.len() * q]);
     let fixed_constants = (!nb).then(|| density_constants(d, fam));
     // NB: the theta-dependent constants from the distinct counts (few) instead of every row.
-    let counts = count_table(&d.y);
-    let log_factorials: f64 = d.y.iter().map(|&y| ln_gamma(y + 1.0)).sum();
+    let counts = count_table(&d.y, &d.weights);
+    let log_factorials: f64 =
+        d.y.iter()
+            .zip(&d.weights)
+            .map(|(&y, &w)| w * ln_gamma(y + 1.0))
+            .sum();
     let dev = |par: &[f64]| -> f64 {
         let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
         let f = fam_at(par);
@@ -668,7 +698,7 @@ fn pearson_dispersion(
     let mut add = |i: usize, eta: f64| {
         let mu = fam.link().inverse(eta) * d.trials[i];
         let v = fam.variance(mu / d.trials[i]) * d.trials[i];
-        chisq += (d.y[i] - mu) * (d.y[i] - mu) / v;
+        chisq += d.weights[i] * (d.y[i] - mu) * (d.y[i] - mu) / v;
     };
     if !d.is_scalar_intercept() {
         for (i, e) in vector::fitted_eta(d, fam, by_group, &par[..nt + d.p])

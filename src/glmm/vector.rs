@@ -92,7 +92,7 @@ pub fn group_mode(
     let h = |u: &DVector<f64>| -> f64 {
         rows.iter()
             .zip(eta_at(u))
-            .map(|(&i, e)| fam.kernel(d.y[i], d.trials[i], e))
+            .map(|(&i, e)| d.weights[i] * fam.kernel(d.y[i], d.trials[i], e))
             .sum::<f64>()
             - 0.5 * u.norm_squared()
     };
@@ -107,8 +107,8 @@ pub fn group_mode(
         let mut info = DMatrix::<f64>::identity(q, q);
         for ((&i, e), a) in rows.iter().zip(eta_at(&u)).zip(&zl) {
             let (sc, w) = fam.score_weight(d.y[i], d.trials[i], e);
-            g += a * sc;
-            info += a * a.transpose() * w;
+            g += a * (d.weights[i] * sc);
+            info += a * a.transpose() * (d.weights[i] * w);
         }
         let Some(chol) = info.cholesky() else {
             break;
@@ -132,7 +132,7 @@ pub fn group_mode(
     }
     let mut curv = DMatrix::<f64>::identity(q, q);
     for ((&i, e), a) in rows.iter().zip(eta_at(&u)).zip(&zl) {
-        curv += a * a.transpose() * fam.curvature(d.y[i], d.trials[i], e);
+        curv += a * a.transpose() * (d.weights[i] * fam.curvature(d.y[i], d.trials[i], e));
     }
     let logdet = match curv.cholesky() {
         Some(c) => 2.0 * c.l().diagonal().iter().map(|v| v.ln()).sum::<f64>(),
