@@ -33,6 +33,16 @@ pub enum Family {
 /// `(eps, 1 - eps)`).
 const EPS: f64 = f64::EPSILON;
 
+/// A row's log-density kernel, score, Fisher weight and Laplace curvature weight at one
+/// linear predictor ([`Family::eval`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RowEval {
+    pub kernel: f64,
+    pub score: f64,
+    pub weight: f64,
+    pub curvature: f64,
+}
+
 impl Link {
     /// `mu = g^-1(eta)`.
     pub fn inverse(self, eta: f64) -> f64 {
@@ -136,6 +146,44 @@ impl Family {
             Family::Binomial(_) => {}
         }
         self.kernel_mu(y, n, self.link().inverse(eta))
+    }
+
+    /// [`Family::kernel`], [`Family::score`], [`Family::weight`] and [`Family::curvature`]
+    /// of one row at `eta` in one pass (one exponential for the log link): the inner loop of
+    /// the conditional modes.
+    pub fn eval(self, y: f64, n: f64, eta: f64) -> RowEval {
+        if let Family::Poisson | Family::NegativeBinomial { .. } = self {
+            let mu = eta.exp();
+            if mu > EPS {
+                let (kernel, v, curvature) = match self {
+                    Family::NegativeBinomial { theta } => (
+                        y * eta - (theta + y) * (mu / theta).ln_1p(),
+                        mu + mu * mu / theta,
+                        (y + theta) * theta * mu / ((theta + mu) * (theta + mu)),
+                    ),
+                    _ => (y * eta - mu, mu, f64::NAN),
+                };
+                let v = v.max(1e-300);
+                let weight = mu * mu / v;
+                return RowEval {
+                    kernel,
+                    score: (y - mu) * mu / v,
+                    weight,
+                    curvature: if curvature.is_nan() {
+                        weight
+                    } else {
+                        curvature
+                    },
+                };
+            }
+        }
+        let (score, weight) = self.score_weight(y, n, eta);
+        RowEval {
+            kernel: self.kernel(y, n, eta),
+            score,
+            weight,
+            curvature: self.curvature(y, n, eta),
+        }
     }
 
     /// [`Family::score`] and [`Family::weight`] together (one evaluation of the inverse

@@ -165,31 +165,34 @@ fn group_mode(
     sigma: f64,
     u0: f64,
 ) -> (f64, f64, f64) {
-    let h = |u: f64| -> f64 {
-        rows.iter()
-            .zip(eta0)
-            .map(|(&i, &e)| d.weights[i] * fam.kernel(d.y[i], d.trials[i], e + sigma * u))
-            .sum::<f64>()
-            - 0.5 * u * u
+    // One pass over the rows at `u`: h(u), and the sums of the weighted scores, Fisher weights
+    // and curvature weights (the Newton step and the Laplace curvature at the same point).
+    let pass = |u: f64| -> (f64, f64, f64, f64) {
+        let (mut h, mut g, mut w, mut c) = (-0.5 * u * u, 0.0, 0.0, 0.0);
+        for (&i, &e) in rows.iter().zip(eta0) {
+            let r = fam.eval(d.y[i], d.trials[i], e + sigma * u);
+            let wi = d.weights[i];
+            h += wi * r.kernel;
+            g += wi * r.score;
+            w += wi * r.weight;
+            c += wi * r.curvature;
+        }
+        (h, g, w, c)
     };
     let mut u = if u0.is_finite() { u0 } else { 0.0 };
-    let mut hu = h(u);
+    let mut at = pass(u);
     // Fisher scoring on u (penalized IRLS of one group), step-halving on h.
     for _ in 0..100 {
-        let (mut g, mut info) = (-u, 1.0);
-        for (&i, &e) in rows.iter().zip(eta0) {
-            let (sc, w) = fam.score_weight(d.y[i], d.trials[i], e + sigma * u);
-            g += d.weights[i] * sigma * sc;
-            info += d.weights[i] * sigma * sigma * w;
-        }
+        let g = -u + sigma * at.1;
+        let info = 1.0 + sigma * sigma * at.2;
         let mut step = g / info;
         let mut accepted = false;
         for _ in 0..30 {
             let cand = u + step;
-            let hc = h(cand);
-            if hc.is_finite() && hc >= hu - 1e-12 * hu.abs() {
+            let next = pass(cand);
+            if next.0.is_finite() && next.0 >= at.0 - 1e-12 * at.0.abs() {
                 u = cand;
-                hu = hc;
+                at = next;
                 accepted = true;
                 break;
             }
@@ -199,15 +202,7 @@ fn group_mode(
             break;
         }
     }
-    let curv = 1.0
-        + rows
-            .iter()
-            .zip(eta0)
-            .map(|(&i, &e)| {
-                d.weights[i] * sigma * sigma * fam.curvature(d.y[i], d.trials[i], e + sigma * u)
-            })
-            .sum::<f64>();
-    (u, h(u), curv)
+    (u, at.0, 1.0 + sigma * sigma * at.3)
 }
 
 /// `-2 log L` at `sigma_beta = (sigma, beta)` (Laplace for `rule` of one node, else adaptive GHQ), the
