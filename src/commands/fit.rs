@@ -213,14 +213,33 @@ fn glmm_text(f: &crate::glmm::GlmmFit, formula: &str) -> String {
             corr.join(" ")
         ));
     }
+    for t in &f.other_terms {
+        let q = t.sds.len();
+        for (i, (name, sd)) in t.names.iter().zip(&t.sds).enumerate() {
+            let corr: Vec<String> = (0..i)
+                .map(|j| format!("{:6.3}", t.corr.get(i * q + j).copied().unwrap_or(f64::NAN)))
+                .collect();
+            re.push_str(&format!(
+                " {:<16} {:<12} {:9.6} {}\n",
+                if i == 0 { t.group.as_str() } else { "" },
+                name,
+                sd,
+                corr.join(" ")
+            ));
+        }
+    }
     let mut s = format!(
-        "Generalized linear mixed model fit by maximum likelihood ({approx})\n Family: {} ( {} ){}\nFormula: {formula}\n\n      AIC       BIC    logLik -2*log(L)\n{:9.4} {:9.4} {:9.4} {:9.4}\n\nRandom effects:\n{re}Number of obs: {}, groups: {}, {}\n\nFixed effects:\n",
+        "Generalized linear mixed model fit by maximum likelihood ({approx})\n Family: {} ( {} ){}\nFormula: {formula}\n\n      AIC       BIC    logLik -2*log(L)\n{:9.4} {:9.4} {:9.4} {:9.4}\n\nRandom effects:\n{re}Number of obs: {}, groups: {}, {}{}\n\nFixed effects:\n",
         f.family,
         f.link,
         f.theta
             .map(|t| format!(", theta {t:.6} (Var = mu + mu^2 / theta)"))
             .unwrap_or_default(),
-        f.aic, f.bic, f.loglik, f.minus_two_loglik, f.n_obs, f.group, f.n_groups
+        f.aic, f.bic, f.loglik, f.minus_two_loglik, f.n_obs, f.group, f.n_groups,
+        f.other_terms
+            .iter()
+            .map(|t| format!("; {}, {}", t.group, t.n_groups))
+            .collect::<String>()
     );
     s.push_str(&format!(
         "{:<20} {:>12} {:>12} {:>9} {:>12}\n",

@@ -17,9 +17,10 @@
 //! glmmTMB's `sdreport` is the exact Hessian of the same deviance).
 //!
 //! A vector-valued term of one grouping factor, `(1 + t | g)`, is fitted by the Laplace
-//! approximation in [`vector`] over lme4's `theta` (the relative Cholesky factor) and beta.
-//! Several grouping factors (crossed or nested terms) are not supported yet.
+//! approximation in [`vector`] over lme4's `theta` (the relative Cholesky factor) and beta;
+//! several terms (crossed or nested grouping factors) with their joint modes in [`multi`].
 pub mod family;
+pub mod multi;
 pub mod quadrature;
 pub mod vector;
 
@@ -76,12 +77,14 @@ pub struct GlmmData {
     pub z: Vec<f64>,
     pub q: usize,
     pub re_names: Vec<String>,
+    /// Further random-effects terms (crossed or nested factors), after the largest one above.
+    pub other_terms: Vec<multi::ReTerm>,
 }
 
 impl GlmmData {
     /// One random intercept `(1 | g)`: the scalar path with adaptive quadrature.
     pub fn is_scalar_intercept(&self) -> bool {
-        self.q == 1 && self.z.iter().all(|&v| v == 1.0)
+        self.other_terms.is_empty() && self.q == 1 && self.z.iter().all(|&v| v == 1.0)
     }
 }
 
@@ -110,6 +113,17 @@ pub struct Overdispersion {
     pub p_value: f64,
 }
 
+/// A random-effects term after the first: its group, SDs and correlations.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OtherTermFit {
+    pub group: String,
+    pub n_groups: usize,
+    pub names: Vec<String>,
+    pub sds: Vec<f64>,
+    /// Row-major `q x q`.
+    pub corr: Vec<f64>,
+}
+
 /// A fitted GLMM.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GlmmFit {
@@ -127,6 +141,8 @@ pub struct GlmmFit {
     pub re_names: Vec<String>,
     /// Their correlations, row-major `q x q` (`[1]` for one random intercept).
     pub re_corr: Vec<f64>,
+    /// The further random-effects terms (crossed or nested factors), lme4's order.
+    pub other_terms: Vec<OtherTermFit>,
     /// Poisson: the overdispersion check.
     pub overdispersion: Option<Overdispersion>,
     /// Negative binomial: `theta` of `Var = mu + mu^2 / theta` (glmmTMB's `sigma` for
@@ -284,9 +300,28 @@ pub fn glmm_data_weighted(
     weights: Option<Vec<f64>>,
     family: Family,
 ) -> Result<GlmmData, GlmmError> {
-    let [t] = mf.re_terms.as_slice() else {
-        return Err(GlmmError::Structure(format!("{} terms", mf.re_terms.len())));
+    let Some(t) = mf.re_terms.first() else {
+        return Err(GlmmError::Structure("no random-effects term".into()));
     };
+    let other_terms: Vec<multi::ReTerm> = mf.re_terms[1..]
+        .iter()
+        .map(|r| multi::ReTerm {
+            group: r.refs.clone(),
+            levels: r.level_names.clone(),
+            group_name: r.group_name.clone(),
+            z: r.z.clone(),
+            q: r.q,
+            re_names: r.col_names.clone(),
+        })
+        .collect();
+    let n_other: usize = other_terms.iter().map(|r| r.levels.len() * r.q).sum();
+    if n_other > multi::MAX_OTHER_EFFECTS {
+        return Err(GlmmError::Structure(format!(
+            "{n_other} random effects beyond the largest term `{}` (at most {}: a second large crossed factor)",
+            t.text,
+            multi::MAX_OTHER_EFFECTS
+        )));
+    }
     let n = mf.y.len();
     let trials = trials.unwrap_or_else(|| vec![1.0; n]);
     let offset = offset.unwrap_or_else(|| vec![0.0; n]);
@@ -346,6 +381,7 @@ pub fn glmm_data_weighted(
         z: t.z.clone(),
         q: t.q,
         re_names: t.col_names.clone(),
+        other_terms,
     })
 }
 
@@ -431,13 +467,20 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let fam = opts.family;
     let q = d.q.max(1);
     let scalar = d.is_scalar_intercept();
+    let terms = multi::terms(d);
+    let several = terms.len() > 1;
     if !scalar && opts.n_agq > 1 {
         return Err(GlmmError::QuadratureNeedsScalar(
             opts.n_agq,
             d.re_names.join(" + "),
         ));
     }
-    let nt = vector::n_theta(q);
+    let nt = multi::n_theta_all(&terms);
+    // theta_k is a diagonal element of its term's Lambda (bounded below by 0)
+    let diagonal: Vec<bool> = terms
+        .iter()
+        .flat_map(|t| (0..vector::n_theta(t.q)).map(move |k| vector::is_diagonal(t.q, k)))
+        .collect();
     let rule = quadrature::gauss_hermite(opts.n_agq);
     let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); d.levels.len()];
     for (i, &g) in d.group.iter().enumerate() {
@@ -453,7 +496,13 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         },
         f => f,
     };
-    let modes = std::sync::Mutex::new(vec![0.0; by_group.len() * q]);
+    let n_modes = if several {
+        let (a, r) = multi::sizes(&terms);
+        a + r
+    } else {
+        by_group.len() * q
+    };
+    let modes = std::sync::Mutex::new(vec![0.0; n_modes]);
     let fixed_constants = (!nb).then(|| density_constants(d, fam));
     // NB: the theta-dependent constants from the distinct counts (few) instead of every row.
     let counts = count_table(&d.y, &d.weights);
@@ -477,6 +526,8 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         });
         let v = if scalar {
             deviance(d, f, &rule, &by_group, &par[..=p], &mut m, c)
+        } else if several {
+            multi::deviance(d, f, &terms, &par[..nt + p], &mut m, c)
         } else {
             vector::deviance(d, f, &by_group, &par[..nt + p], &mut m, c)
         };
@@ -488,8 +539,9 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     };
     // Start: beta of the GLM without the random effect (IRLS), Lambda = I (sigma 1; lme4's
     // start), the NB theta as given.
-    let mut start: Vec<f64> = (0..nt)
-        .map(|k| if vector::is_diagonal(q, k) { 1.0 } else { 0.0 })
+    let mut start: Vec<f64> = diagonal
+        .iter()
+        .map(|&dg| if dg { 1.0 } else { 0.0 })
         .collect();
     start.extend(glm_start(d, fam));
     if let Family::NegativeBinomial { theta } = fam {
@@ -500,7 +552,7 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     }
     let lower: Vec<f64> = (0..start.len())
         .map(|k| {
-            if k < nt && vector::is_diagonal(q, k) {
+            if k < nt && diagonal[k] {
                 0.0
             } else {
                 f64::NEG_INFINITY
@@ -510,9 +562,7 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let (par, best, n_eval) = minimize(&dev, start, &lower)?;
     let converged = best < 1e300;
     // lme4's isSingular: a diagonal element of Lambda at (near) 0
-    let at_bound: Vec<bool> = (0..nt)
-        .map(|k| vector::is_diagonal(q, k) && par[k] < 1e-4)
-        .collect();
+    let at_bound: Vec<bool> = (0..nt).map(|k| diagonal[k] && par[k] < 1e-4).collect();
     let singular = at_bound.iter().any(|&b| b);
     let theta_at_limit =
         nb && par[nt + p].exp().partial_cmp(&THETA_POISSON_LIMIT) != Some(std::cmp::Ordering::Less);
@@ -522,9 +572,26 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         .map(|t| vcov_sd_beta[(nt + t / p) * k + nt + t % p])
         .collect();
     let theta = nb.then(|| par[nt + p].exp());
-    let overdispersion = matches!(fam, Family::Poisson)
+    let overdispersion = (matches!(fam, Family::Poisson) && !several)
         .then(|| pearson_dispersion(d, fam, &by_group, &par, nt, nt + p));
-    let (re_sds, re_corr) = vector::sd_corr(q, &par[..nt]);
+    let nt0 = vector::n_theta(q);
+    let (re_sds, re_corr) = vector::sd_corr(q, &par[..nt0]);
+    let mut off = nt0;
+    let other_terms: Vec<OtherTermFit> = terms[1..]
+        .iter()
+        .map(|t| {
+            let k = vector::n_theta(t.q);
+            let (sds, corr) = vector::sd_corr(t.q, &par[off..off + k]);
+            off += k;
+            OtherTermFit {
+                group: t.group_name.clone(),
+                n_groups: t.levels.len(),
+                names: t.re_names.clone(),
+                sds,
+                corr,
+            }
+        })
+        .collect();
     let mut warnings = Vec::new();
     if singular {
         warnings.push(if scalar {
@@ -576,6 +643,7 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         re_sds,
         re_names: d.re_names.clone(),
         re_corr,
+        other_terms,
         loglik,
         loglik_df: df,
         aic: best + 2.0 * df as f64,
