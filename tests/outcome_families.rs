@@ -230,12 +230,22 @@ fn binary_outcome_through_the_pipeline_agrees_with_glmmtmb() {
     assert_eq!(itt.family.as_deref(), Some("binomial (logit)"));
     assert!(itt.contrasts[0].contrast.contains("odds ratio"));
     compare(itt, &reference()["binary"], "binary (HoNOS >= 12)");
-    assert!(results.outcomes.iter().all(|o| o.sensitivity.is_none()));
+    // the site and training-group GLMMs (two grouping factors) are fitted; the random slope
+    // (an AIC comparison of linear models) is not, with a note
+    for sens in ["site", "groups"] {
+        let m = results
+            .outcomes
+            .iter()
+            .find(|o| o.sensitivity.as_deref() == Some(sens))
+            .unwrap_or_else(|| panic!("no {sens} model"));
+        assert_eq!(m.family.as_deref(), Some("binomial (logit)"));
+        assert_eq!(m.random_effects.len(), 2, "{:?}", m.random_effects);
+    }
     assert!(
         results
             .warnings
             .iter()
-            .any(|w| w.contains("not fitted with a GLMM")),
+            .any(|w| w.contains("random-slope sensitivity model is not fitted with a GLMM")),
         "{:?}",
         results.warnings
     );

@@ -158,11 +158,24 @@ impl LinearModelFit for GlmmOutcomeFit {
         w
     }
     fn variance_rows(&self) -> Vec<RandomEffectRow> {
-        vec![RandomEffectRow {
-            group: self.fit.group.clone(),
-            term: "(Intercept)".into(),
-            sd: self.fit.sd,
-        }]
+        let f = &self.fit;
+        let first = f
+            .re_names
+            .iter()
+            .zip(&f.re_sds)
+            .map(|(n, sd)| RandomEffectRow {
+                group: f.group.clone(),
+                term: n.clone(),
+                sd: *sd,
+            });
+        let others = f.other_terms.iter().flat_map(|t| {
+            t.names.iter().zip(&t.sds).map(|(n, sd)| RandomEffectRow {
+                group: t.group.clone(),
+                term: n.clone(),
+                sd: *sd,
+            })
+        });
+        first.chain(others).collect()
     }
     fn diagnostics(&self) -> Option<ModelDiagnostics> {
         None

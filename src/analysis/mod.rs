@@ -142,18 +142,24 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
             let mut s = plan.sensitivity.clone();
             let marginal = plan.model.residual.is_some() || plan.model.weights.is_some();
             let glmm = plan.model.family != ModelFamily::Gaussian;
-            if (marginal || glmm) && (s.site || s.groups || s.random_slope) {
+            if glmm && s.random_slope {
                 if primary {
-                    sensitivity_note = Some(if glmm {
-                        "site, group and random-slope sensitivity models are not fitted with a GLMM \
-                         ([model] family): the GLMM has one random intercept (the participant) so far"
-                            .to_string()
-                    } else {
+                    sensitivity_note = Some(
+                        "the random-slope sensitivity model is not fitted with a GLMM ([model] family): \
+                         its AIC comparison is written for the linear model so far"
+                            .to_string(),
+                    );
+                }
+                s.random_slope = false;
+            }
+            if marginal && (s.site || s.groups || s.random_slope) {
+                if primary {
+                    sensitivity_note = Some(
                         "site, group and random-slope sensitivity models are not fitted with a residual \
                          covariance structure ([model] residual/weights): they need random effects beyond \
                          the participant"
-                            .to_string()
-                    });
+                            .to_string(),
+                    );
                 }
                 s.site = false;
                 s.groups = false;
