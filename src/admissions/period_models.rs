@@ -31,7 +31,7 @@ use crate::glmm::quadrature::gauss_hermite;
 use crate::glmm::{fit_glmm, glmm_data, GlmmFit, GlmmOptions};
 use crate::results::{
     AdmissionPeriod, ExcludedRows, PerPeriodAdmissions, PeriodArmSummary, PeriodEffect,
-    PeriodMarginal, PeriodModel, TermRow,
+    PeriodMarginal, PeriodModel,
 };
 use crate::stats::distributions::{pnorm_upper, qnorm};
 
@@ -372,20 +372,7 @@ fn report_model(
             format!("glmmTMB::glmmTMB({with_offset}, family = nbinom2)")
         },
         ratio: if binomial { "odds_ratio" } else { "rate_ratio" }.into(),
-        coefficients: fit
-            .fixed_effects
-            .iter()
-            .map(|c| TermRow {
-                term: c.term.clone(),
-                estimate: c.estimate,
-                std_error: c.std_error,
-                statistic: c.statistic,
-                df: f64::INFINITY,
-                p_value: c.p_value,
-                conf_low: c.conf_low,
-                conf_high: c.conf_high,
-            })
-            .collect(),
+        coefficients: super::trial::term_rows(&fit.fixed_effects),
         sd_participant: fit.sd,
         theta: fit.theta,
         loglik: fit.loglik,

@@ -66,7 +66,8 @@ fn default_enabled() -> bool {
     true
 }
 
-fn term_rows(coefs: &[crate::glm::Coefficient]) -> Vec<TermRow> {
+/// Coefficients as broom rows with `df = Inf` (z tests).
+pub(crate) fn term_rows(coefs: &[crate::glm::Coefficient]) -> Vec<TermRow> {
     coefs
         .iter()
         .map(|c| TermRow {

@@ -193,38 +193,25 @@ fn glmm_text(f: &crate::glmm::GlmmFit, formula: &str) -> String {
     } else {
         format!("Adaptive Gauss-Hermite Quadrature (nAGQ = {})", f.n_agq)
     };
-    // Random effects as lme4 prints them: name, SD, correlations with the earlier terms.
-    let q = f.re_sds.len();
+    // Random effects as lme4 prints them: group, name, SD, correlations with the earlier terms.
     let mut re = String::from(" Groups           Name         Std.Dev.  Corr\n");
-    for (i, (name, sd)) in f.re_names.iter().zip(&f.re_sds).enumerate() {
-        let corr: Vec<String> = (0..i)
-            .map(|j| {
-                format!(
-                    "{:6.3}",
-                    f.re_corr.get(i * q + j).copied().unwrap_or(f64::NAN)
-                )
-            })
-            .collect();
-        re.push_str(&format!(
-            " {:<16} {:<12} {:9.6} {}\n",
-            if i == 0 { f.group.as_str() } else { "" },
-            name,
-            sd,
-            corr.join(" ")
-        ));
-    }
-    for t in &f.other_terms {
-        let q = t.sds.len();
-        for (i, (name, sd)) in t.names.iter().zip(&t.sds).enumerate() {
-            let corr: Vec<String> = (0..i)
-                .map(|j| format!("{:6.3}", t.corr.get(i * q + j).copied().unwrap_or(f64::NAN)))
+    let terms = std::iter::once((f.group.as_str(), &f.re_names, &f.re_sds, &f.re_corr)).chain(
+        f.other_terms
+            .iter()
+            .map(|t| (t.group.as_str(), &t.names, &t.sds, &t.corr)),
+    );
+    for (group, names, sds, corr) in terms {
+        let q = sds.len();
+        for (i, (name, sd)) in names.iter().zip(sds).enumerate() {
+            let c: Vec<String> = (0..i)
+                .map(|j| format!("{:6.3}", corr.get(i * q + j).copied().unwrap_or(f64::NAN)))
                 .collect();
             re.push_str(&format!(
                 " {:<16} {:<12} {:9.6} {}\n",
-                if i == 0 { t.group.as_str() } else { "" },
+                if i == 0 { group } else { "" },
                 name,
                 sd,
-                corr.join(" ")
+                c.join(" ")
             ));
         }
     }

@@ -4,7 +4,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{arm_color, bold, de, draw_marker, font, legend_row, AXIS, TICK, TITLE};
+use super::{
+    arm_color, bold, category_chart, de, draw_marker, error_bar, font, legend_row, TICK, TITLE,
+};
 use crate::results::{PerPeriodAdmissions, PeriodModel};
 
 /// One panel's points per arm: `(period index, observed, model, low, high)`.
@@ -92,25 +94,7 @@ pub fn draw<DB: DrawingBackend>(
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max);
         let ymax = if ymax > 0.0 { ymax * 1.12 } else { 1.0 };
-        let mut chart = ChartBuilder::on(panel)
-            .margin_right(30)
-            .x_label_area_size(90)
-            .y_label_area_size(120)
-            .build_cartesian_2d(-0.5..(k as f64 - 0.5), 0.0..ymax)
-            .map_err(de)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_labels(6)
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(230, 230, 230))
-            .y_desc(ylab)
-            .label_style(font(TICK))
-            .axis_desc_style(font(AXIS))
-            .axis_style(BLACK.stroke_width(2))
-            .draw()
-            .map_err(de)?;
+        let mut chart = category_chart(panel, -0.5..(k as f64 - 0.5), ymax, ylab, 90)?;
         let (ox, oy) = panel.get_base_pixel();
         let n = arms.len().max(1) as f64;
         for (i, series) in pts.iter().enumerate() {
@@ -130,19 +114,7 @@ pub fn draw<DB: DrawingBackend>(
             for p in series {
                 let x = p.0 as f64 + off;
                 if p.3.is_finite() && p.4.is_finite() {
-                    let (bx, lo) = chart.backend_coord(&(x, p.3));
-                    let (_, hi) = chart.backend_coord(&(x, p.4));
-                    let (bx, lo, hi) = (bx - ox, lo - oy, hi - oy);
-                    let st = color.stroke_width(3);
-                    panel
-                        .draw(&PathElement::new(vec![(bx, lo), (bx, hi)], st))
-                        .map_err(de)?;
-                    panel
-                        .draw(&PathElement::new(vec![(bx - 9, lo), (bx + 9, lo)], st))
-                        .map_err(de)?;
-                    panel
-                        .draw(&PathElement::new(vec![(bx - 9, hi), (bx + 9, hi)], st))
-                        .map_err(de)?;
+                    error_bar(panel, &chart, x, (p.3, p.4), color)?;
                 }
                 if p.2.is_finite() {
                     let (px, py) = chart.backend_coord(&(x, p.2));

@@ -3,7 +3,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{arm_color, bold, de, font, legend_row, AXIS, TICK, TITLE};
+use super::{arm_color, bold, de, font, legend_row, TICK, TITLE};
 use crate::results::Results;
 
 /// Two panels of grouped bars: admissions per person-year and bed days per person-year.
@@ -65,25 +65,7 @@ pub fn draw<DB: DrawingBackend>(
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max);
         let ymax = if ymax > 0.0 { ymax * 1.15 } else { 1.0 };
-        let mut chart = ChartBuilder::on(panel)
-            .margin_right(30)
-            .x_label_area_size(70)
-            .y_label_area_size(120)
-            .build_cartesian_2d(0.0..2.0, 0.0..ymax)
-            .map_err(de)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_labels(6)
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(230, 230, 230))
-            .y_desc(ylab)
-            .label_style(font(TICK))
-            .axis_desc_style(font(AXIS))
-            .axis_style(BLACK.stroke_width(2))
-            .draw()
-            .map_err(de)?;
+        let mut chart = super::category_chart(panel, 0.0..2.0, ymax, ylab, 70)?;
         let k = a.by_arm.len().max(1) as f64;
         let bw = 0.7 / k;
         for (i, v) in values.iter().enumerate() {

@@ -543,6 +543,71 @@ pub(crate) fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64) -> (
     (lo - pad * span, hi + pad * span)
 }
 
+/// A chart for grouped categories (x from `x.start` to `x.end`, no x ticks or grid) from 0 to
+/// `ymax`, with the house axis style and the y-axis title `ylab`.
+pub(crate) fn category_chart<'a, DB: DrawingBackend + 'a>(
+    panel: &'a DrawingArea<DB, Shift>,
+    x: std::ops::Range<f64>,
+    ymax: f64,
+    ylab: &str,
+    x_label_area: u32,
+) -> Result<
+    ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    let mut chart = ChartBuilder::on(panel)
+        .margin_right(30)
+        .x_label_area_size(x_label_area)
+        .y_label_area_size(120)
+        .build_cartesian_2d(x, 0.0..ymax)
+        .map_err(de)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(6)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(230, 230, 230))
+        .y_desc(ylab)
+        .label_style(font(TICK))
+        .axis_desc_style(font(AXIS))
+        .axis_style(BLACK.stroke_width(2))
+        .draw()
+        .map_err(de)?;
+    Ok(chart)
+}
+
+/// A confidence interval at `x` from `lo` to `hi` as a vertical line with caps, in pixels on
+/// `area` (so the caps keep their width whatever the scale).
+pub(crate) fn error_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    x: f64,
+    (lo, hi): (f64, f64),
+    color: RGBColor,
+) -> Result<(), String> {
+    let (ox, oy) = area.get_base_pixel();
+    let (bx, l) = chart.backend_coord(&(x, lo));
+    let (_, h) = chart.backend_coord(&(x, hi));
+    let (bx, l, h) = (bx - ox, l - oy, h - oy);
+    let st = color.stroke_width(3);
+    area.draw(&PathElement::new(vec![(bx, l), (bx, h)], st))
+        .map_err(de)?;
+    area.draw(&PathElement::new(vec![(bx - 9, l), (bx + 9, l)], st))
+        .map_err(de)?;
+    area.draw(&PathElement::new(vec![(bx - 9, h), (bx + 9, h)], st))
+        .map_err(de)?;
+    Ok(())
+}
+
 /// Draws a marker of the i-th arm (circle, triangle, square, diamond, cross) at pixel `p`.
 pub(crate) fn draw_marker<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,

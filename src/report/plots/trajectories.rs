@@ -189,19 +189,9 @@ pub fn draw_means<DB: DrawingBackend>(
                 color.stroke_width(4),
             ))
             .map_err(de)?;
-        // Error bars: the CI as a vertical line with caps (pixels, so caps keep their width).
-        let (ox, oy) = body.get_base_pixel();
+        // Error bars: the CI as a vertical line with caps.
         for p in pts.iter().filter(|p| p.2.is_finite() && p.3.is_finite()) {
-            let (bx, lo) = chart.backend_coord(&(p.0, p.2));
-            let (_, hi) = chart.backend_coord(&(p.0, p.3));
-            let (bx, lo, hi) = (bx - ox, lo - oy, hi - oy);
-            let st = color.stroke_width(3);
-            body.draw(&PathElement::new(vec![(bx, lo), (bx, hi)], st))
-                .map_err(de)?;
-            body.draw(&PathElement::new(vec![(bx - 9, lo), (bx + 9, lo)], st))
-                .map_err(de)?;
-            body.draw(&PathElement::new(vec![(bx - 9, hi), (bx + 9, hi)], st))
-                .map_err(de)?;
+            super::error_bar(&body, &chart, p.0, (p.2, p.3), color)?;
         }
         for p in &pts {
             let px = chart.backend_coord(&(p.0, p.1));
