@@ -137,8 +137,9 @@ impl Analysis {
     /// Prepares the analysis of a validated plan.
     pub fn of_plan(plan: &Plan) -> Result<Analysis, String> {
         let formula = match &plan.analysis.formula {
-            Some(text) => Formula::parse(text)
-                .map_err(|e| format!("analysis.formula = {text:?}: {e}"))?,
+            Some(text) => {
+                Formula::parse(text).map_err(|e| format!("analysis.formula = {text:?}: {e}"))?
+            }
             None => default_formula(plan).map_err(|e| format!("default formula: {e}"))?,
         };
         let fitter = match plan.analysis.model {
@@ -217,9 +218,14 @@ impl Analysis {
                 arm.push(Some(self.arms[p.arm].clone()));
                 wave.push(Some(self.waves[t].clone()));
                 site.push(Some(format!("s{}", p.site)));
+                // Participants outside groups share one level `none`: with
+                // `(0 + imr_fu | group_id)` their random-effect column is 0, so this gives the
+                // same likelihood as the trial analysis' singleton groups (an effect without
+                // data adds nothing to the REML criterion) with one level instead of one per
+                // control participant, which keeps the fit on the fast dense path.
                 group.push(Some(match p.group {
                     Some(g) => format!("g{g}"),
-                    None => format!("single:p{i}"),
+                    None => "none".to_string(),
                 }));
                 let treated = if p.arm == 1 { 1.0 } else { 0.0 };
                 imr.push(Some(treated));
@@ -228,12 +234,17 @@ impl Analysis {
                 baseline.push(Some(b));
             }
         }
-        let levels: Vec<String> = self.model_waves.iter().map(|&t| self.waves[t].clone()).collect();
+        let levels: Vec<String> = self
+            .model_waves
+            .iter()
+            .map(|&t| self.waves[t].clone())
+            .collect();
         let mut f = Frame::new();
         let e = |e: crate::frame::FrameError| e.to_string();
         f.push_numeric("y", y).map_err(e)?;
         f.push_factor("participant_id", pid, None).map_err(e)?;
-        f.push_factor("arm", arm, Some(self.arms.clone())).map_err(e)?;
+        f.push_factor("arm", arm, Some(self.arms.clone()))
+            .map_err(e)?;
         f.push_factor("wave", wave, Some(levels)).map_err(e)?;
         f.push_factor("site_id", site, None).map_err(e)?;
         f.push_factor("group_id", group, None).map_err(e)?;
@@ -246,12 +257,18 @@ impl Analysis {
 
     /// The contrast row `L` on the fit's coefficient names.
     pub fn contrast_row(&self, names: &[String], frame: &Frame) -> Result<Vec<f64>, String> {
-        let wave_levels: Vec<String> =
-            self.model_waves.iter().map(|&t| self.waves[t].clone()).collect();
+        let wave_levels: Vec<String> = self
+            .model_waves
+            .iter()
+            .map(|&t| self.waves[t].clone())
+            .collect();
         let covariates: Vec<(String, f64)> = names
             .iter()
             .filter(|n| {
-                !n.contains(':') && *n != "(Intercept)" && !n.starts_with("arm") && !n.starts_with("wave")
+                !n.contains(':')
+                    && *n != "(Intercept)"
+                    && !n.starts_with("arm")
+                    && !n.starts_with("wave")
             })
             .filter_map(|n| match frame.column(n) {
                 Some(Column::Numeric(v)) => {
@@ -365,8 +382,8 @@ impl Analysis {
                     reml: self.reml,
                     ..MmrmOptions::default()
                 };
-                let fit = fit_model(&text, Some(res), None, &frame, &opts)
-                    .map_err(|e| e.to_string())?;
+                let fit =
+                    fit_model(&text, Some(res), None, &frame, &opts).map_err(|e| e.to_string())?;
                 let l = self.contrast_row(fit.fixef_names(), &frame)?;
                 let lm = DMatrix::from_row_slice(1, l.len(), &l);
                 let r = fit

@@ -8,11 +8,13 @@
 //! * [`summary`]: power with Monte Carlo CIs, type I error, bias, CI width, fit outcomes, the
 //!   interpolated sample size.
 //! * [`shard`]: a reproducible part of the simulations and the merge of the parts.
+//! * [`pilot`]: outcome parameters estimated from an earlier trial's data (`--from`).
 //!
 //! Where R users run `simr::powerSim` (refit `lmer` per simulated trial), this is
 //! [`run_trials`] + [`summarise`]. No I/O here: the command reads the plan and writes files.
 pub mod analyse;
 pub mod design;
+pub mod pilot;
 pub mod plan;
 pub mod shard;
 pub mod summary;

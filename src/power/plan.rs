@@ -553,8 +553,7 @@ impl Plan {
                 ),
             ));
         }
-        if !(o.autocorrelation.is_finite() && o.autocorrelation > -1.0 && o.autocorrelation < 1.0)
-        {
+        if !(o.autocorrelation.is_finite() && o.autocorrelation > -1.0 && o.autocorrelation < 1.0) {
             return Err(invalid(
                 "outcome.autocorrelation",
                 o.autocorrelation,
@@ -654,7 +653,10 @@ impl Plan {
                     return Err(invalid(
                         &key,
                         v,
-                        format!("an effect on a wave that does not exist (waves: {:?})", w.labels),
+                        format!(
+                            "an effect on a wave that does not exist (waves: {:?})",
+                            w.labels
+                        ),
                     ))
                 }
                 Some(0) if w.labels.len() > 1 => {
@@ -685,7 +687,9 @@ impl Plan {
                     return Err(invalid(
                         &key,
                         r,
-                        format!("dropout is cumulative (monotone): below the {last} of an earlier wave"),
+                        format!(
+                            "dropout is cumulative (monotone): below the {last} of an earlier wave"
+                        ),
                     ));
                 }
                 last = r;
@@ -719,7 +723,10 @@ impl Plan {
                     return Err(invalid(
                         "analysis.test",
                         t,
-                        format!("a wave that does not exist (waves: {:?}, or \"average\")", w.labels),
+                        format!(
+                            "a wave that does not exist (waves: {:?}, or \"average\")",
+                            w.labels
+                        ),
                     ))
                 }
                 Some(0) if w.labels.len() > 1 => {
@@ -765,7 +772,10 @@ impl Plan {
             _ => (
                 "sample_size.participants",
                 &self.sample_size.participants,
-                ("sample_size.groups_per_arm", &self.sample_size.groups_per_arm),
+                (
+                    "sample_size.groups_per_arm",
+                    &self.sample_size.groups_per_arm,
+                ),
             ),
         };
         if !other.1.is_empty() {

@@ -71,7 +71,10 @@ pub fn merge(files: Vec<ShardFile>) -> Result<(Plan, Vec<TrialRecord>), String> 
     let mut seen = vec![false; count];
     for f in &files {
         if f.format != SHARD_FORMAT {
-            return Err(format!("shard {}: format {:?}, expected {SHARD_FORMAT:?}", f.shard.index, f.format));
+            return Err(format!(
+                "shard {}: format {:?}, expected {SHARD_FORMAT:?}",
+                f.shard.index, f.format
+            ));
         }
         if f.plan != plan {
             return Err(format!(

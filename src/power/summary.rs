@@ -44,7 +44,11 @@ pub struct Proportion {
 /// Wilson score interval (R's `prop.test(correct = FALSE)$conf.int`).
 pub fn proportion(successes: usize, trials: usize) -> Proportion {
     let n = trials as f64;
-    let p = if trials > 0 { successes as f64 / n } else { f64::NAN };
+    let p = if trials > 0 {
+        successes as f64 / n
+    } else {
+        f64::NAN
+    };
     let z = qnorm(0.975);
     let z2 = z * z;
     let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
@@ -174,9 +178,24 @@ pub fn summarise_size(size: usize, true_effect: f64, records: &[&TrialRecord]) -
     let emp = sd(&est);
     SizeSummary {
         size,
-        mean_participants: mean(&records.iter().map(|r| r.n_participants as f64).collect::<Vec<_>>()),
-        mean_groups: mean(&records.iter().map(|r| r.n_groups as f64).collect::<Vec<_>>()),
-        mean_observations: mean(&records.iter().map(|r| r.n_observations as f64).collect::<Vec<_>>()),
+        mean_participants: mean(
+            &records
+                .iter()
+                .map(|r| r.n_participants as f64)
+                .collect::<Vec<_>>(),
+        ),
+        mean_groups: mean(
+            &records
+                .iter()
+                .map(|r| r.n_groups as f64)
+                .collect::<Vec<_>>(),
+        ),
+        mean_observations: mean(
+            &records
+                .iter()
+                .map(|r| r.n_observations as f64)
+                .collect::<Vec<_>>(),
+        ),
         simulations: n,
         power: proportion(records.iter().filter(|r| r.alt.reject).count(), n),
         type1_error: proportion(records.iter().filter(|r| r.null.reject).count(), n),
