@@ -432,11 +432,12 @@ impl Analysis {
 
     /// OLS (`lm`) with the t test of the contrast on `n - p` df.
     fn ols(&self, frame: &Frame, level: f64) -> Result<ContrastRow, String> {
-        // The model-frame builder wants a random term: a helper `(1 | participant_id)` that
-        // only makes the column part of the complete cases (as the MMRM does).
+        // The model-frame builder wants a random term: a helper `(1 | arm)` (two levels,
+        // never missing) whose only effect is on the complete cases, which it leaves as they
+        // are; the fit is OLS on the fixed-effects matrix.
         let aug = self
             .formula
-            .add_random("1", "participant_id")
+            .add_random("1", "arm")
             .map_err(|e| e.to_string())?;
         let mf = build_model_frame(
             &ModelFormula::parse(&aug.to_string()).map_err(|e| e.to_string())?,
