@@ -495,3 +495,36 @@ fn relabel_none(frame: &herstel::frame::Frame) -> herstel::frame::Frame {
     }
     out
 }
+
+/// Writes simulated data sets of a plan as CSV for checking a fit in R:
+/// `POWER_PLAN=plan.toml POWER_TRIALS=0,1,2 POWER_OUT=dir cargo test --test power -- --ignored dump_trials`.
+#[test]
+#[ignore]
+fn dump_trials() {
+    let plan = plan(&std::fs::read_to_string(std::env::var("POWER_PLAN").unwrap()).unwrap());
+    let out = std::path::PathBuf::from(std::env::var("POWER_OUT").unwrap());
+    std::fs::create_dir_all(&out).unwrap();
+    let an = Analysis::of_plan(&plan).unwrap();
+    for j in std::env::var("POWER_TRIALS").unwrap().split(',') {
+        let j: usize = j.parse().unwrap();
+        let trial = design::draw_trial(&plan, 0, plan.sizes()[0], j);
+        let frame = an.frame(&trial, &trial.null).unwrap();
+        let mut csv = frame.names().join(",") + "\n";
+        for i in 0..frame.n_rows() {
+            let cells: Vec<String> = frame
+                .names()
+                .iter()
+                .map(|n| match frame.column(n).unwrap() {
+                    herstel::frame::Column::Numeric(v) => format!("{:?}", v[i]),
+                    herstel::frame::Column::Factor { codes, levels } => {
+                        levels[codes[i].unwrap() as usize].clone()
+                    }
+                })
+                .collect();
+            csv += &(cells.join(",") + "\n");
+        }
+        std::fs::write(out.join(format!("trial_{j}.csv")), csv).unwrap();
+        let r = an.test(&trial, &trial.null);
+        eprintln!("trial {j}: {:?} est {:?} se {:?} df {:?} p {:?}", r.status, r.estimate, r.std_error, r.df, r.p_value);
+    }
+}
