@@ -525,6 +525,90 @@ fn dump_trials() {
         }
         std::fs::write(out.join(format!("trial_{j}.csv")), csv).unwrap();
         let r = an.test(&trial, &trial.null);
-        eprintln!("trial {j}: {:?} est {:?} se {:?} df {:?} p {:?}", r.status, r.estimate, r.std_error, r.df, r.p_value);
+        eprintln!(
+            "trial {j}: {:?} est {:?} se {:?} df {:?} p {:?}",
+            r.status, r.estimate, r.std_error, r.df, r.p_value
+        );
     }
+}
+
+/// The command line: `herstel power --shard i/n` three times and `herstel power merge` write
+/// the same files, byte for byte (PNG included), as one unsharded run.
+#[test]
+fn cli_shards_and_merge_give_the_bytes_of_an_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan_path,
+        BASE.replace("simulations = 12", "simulations = 5"),
+    )
+    .unwrap();
+    let exe = env!("CARGO_BIN_EXE_herstel");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(exe).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let p = plan_path.to_str().unwrap();
+    let full = dir.path().join("full");
+    let shards = dir.path().join("shards");
+    let merged = dir.path().join("merged");
+    let stdout = run(&["power", p, "--out", full.to_str().unwrap(), "--quiet"]);
+    assert!(stdout.contains("smallest size for 0.8 power"), "{stdout}");
+    for i in 1..=3 {
+        run(&[
+            "power",
+            p,
+            "--out",
+            shards.to_str().unwrap(),
+            "--shard",
+            &format!("{i}/3"),
+            "--quiet",
+        ]);
+    }
+    run(&[
+        "power",
+        "merge",
+        shards.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    let mut n = 0;
+    for f in [
+        "power.json",
+        "trials.csv",
+        "report.html",
+        "tables/power.csv",
+        "tables/power.md",
+        "tables/power.tex",
+        "tables/power.html",
+        "plots/power_curve.svg",
+        "plots/power_curve.png",
+    ] {
+        let a = std::fs::read(full.join(f)).unwrap();
+        let b = std::fs::read(merged.join(f)).unwrap();
+        assert!(a == b, "{f} differs");
+        n += 1;
+    }
+    assert_eq!(n, 9);
+    // A bad plan is an error naming the key, with the file.
+    std::fs::write(
+        &plan_path,
+        BASE.replace("icc_group = 0.05", "icc_group = 1.2"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["power", p, "--out", full.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("outcome.icc_group = 1.2: an ICC must be in [0, 1)"),
+        "{err}"
+    );
 }

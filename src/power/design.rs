@@ -322,3 +322,95 @@ pub fn draw_trial(plan: &Plan, size_index: usize, size: usize, trial: usize) -> 
         alt,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_sizes_add_up_and_every_group_has_someone() {
+        let mut rng = trial_rng(1, 0, 0);
+        for (n, g, cv) in [(60, 8, 0.5), (10, 10, 1.0), (101, 7, 0.0)] {
+            let s = split_groups(n, g, cv, &mut rng);
+            assert_eq!(s.len(), g);
+            assert_eq!(s.iter().sum::<usize>(), n);
+            assert!(s.iter().all(|&x| x >= 1));
+        }
+        assert_eq!(split_groups(12, 3, 0.0, &mut rng), vec![4, 4, 4]);
+    }
+
+    #[test]
+    fn mar_intercept_gives_the_rate() {
+        let a = mar_intercept(0.2, 0.0);
+        assert!((1.0 / (1.0 + (-a).exp()) - 0.2).abs() < 1e-9);
+        assert!(
+            mar_intercept(0.2, 1.0) < a,
+            "with gamma the intercept is lower (convexity)"
+        );
+    }
+
+    fn plan(design: &str, outcome: &str) -> Plan {
+        Plan::from_toml_str(&format!(
+            "seed = 3\n[arms]\nlabels = [\"C\", \"T\"]\n[design]\n{design}\n\
+             [waves]\nlabels = [\"T0\", \"T1\", \"T2\"]\n[outcome]\nbaseline_mean = 2\n\
+             baseline_sd = 2\n{outcome}\n[effect]\nvalues = {{ T2 = 1.0 }}\n\
+             [sample_size]\nparticipants = [20000]\n"
+        ))
+        .unwrap()
+    }
+
+    fn moments(trial: &SimTrial, arm: usize, t: usize, s: usize) -> (f64, f64, f64) {
+        let tn = trial.n_waves;
+        let rows: Vec<usize> = (0..trial.persons.len())
+            .filter(|&i| trial.persons[i].arm == arm)
+            .collect();
+        let n = rows.len() as f64;
+        let m = |w: usize| rows.iter().map(|&i| trial.alt[i * tn + w]).sum::<f64>() / n;
+        let (mt, ms) = (m(t), m(s));
+        let v = |w: usize, mw: f64| {
+            rows.iter()
+                .map(|&i| (trial.alt[i * tn + w] - mw).powi(2))
+                .sum::<f64>()
+                / n
+        };
+        let c = rows
+            .iter()
+            .map(|&i| (trial.alt[i * tn + t] - mt) * (trial.alt[i * tn + s] - ms))
+            .sum::<f64>()
+            / n;
+        (mt, v(t, mt), c / (v(t, mt) * v(s, ms)).sqrt())
+    }
+
+    /// The generator's means, variances and correlations are the plan's.
+    #[test]
+    fn draws_have_the_planned_moments() {
+        let p = plan(
+            "type = \"individual\"",
+            "icc_participant = 0.5\nautocorrelation = 0.3",
+        );
+        let t = draw_trial(&p, 0, 20000, 0);
+        let (m0, v0, r01) = moments(&t, 0, 0, 1);
+        assert!(
+            (m0 - 2.0).abs() < 0.05 && (v0 - 4.0).abs() < 0.15,
+            "{m0} {v0}"
+        );
+        assert!((r01 - 0.65).abs() < 0.02, "{r01}");
+        let (_, _, r02) = moments(&t, 0, 0, 2);
+        assert!((r02 - (0.5 + 0.5 * 0.09)).abs() < 0.02, "{r02}");
+        let (m2, _, _) = moments(&t, 1, 2, 0);
+        assert!((m2 - 3.0).abs() < 0.06, "effect 1 at T2: {m2}");
+        // Partially nested: the treated arm's follow-up variance includes tau^2 =
+        // icc / (1 - icc) sigma^2; baseline and controls do not.
+        let p = plan(
+            "type = \"partially_nested\"\ngroup_size = 10",
+            "icc_participant = 0.5\nicc_group = 0.2",
+        );
+        let t = draw_trial(&p, 0, 20000, 0);
+        let (_, v_treat_fu, _) = moments(&t, 1, 2, 0);
+        let (_, v_treat_base, _) = moments(&t, 1, 0, 1);
+        let (_, v_ctrl_fu, _) = moments(&t, 0, 2, 0);
+        assert!((v_treat_fu - 4.0 / 0.8).abs() < 0.3, "{v_treat_fu}");
+        assert!((v_treat_base - 4.0).abs() < 0.2, "{v_treat_base}");
+        assert!((v_ctrl_fu - 4.0).abs() < 0.2, "{v_ctrl_fu}");
+    }
+}

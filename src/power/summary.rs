@@ -116,6 +116,10 @@ pub struct Required {
     pub size_high: Option<f64>,
     /// The smallest grid size with power >= target.
     pub first_grid_size: Option<usize>,
+    /// Mean participants and groups (all arms) at the interpolated size (interpolated the same
+    /// way between the two bracketing grid points).
+    pub participants: Option<f64>,
+    pub groups: Option<f64>,
     pub note: String,
 }
 
@@ -240,6 +244,18 @@ pub fn required_size(sizes: &[SizeSummary], target: f64, unit: &str) -> Required
     let size = crossing(&x, &p, target);
     let size_low = crossing(&x, &hi, target);
     let size_high = crossing(&x, &lo, target);
+    // The same interpolation of the mean participants and groups.
+    let at = |v: &dyn Fn(&SizeSummary) -> f64| -> Option<f64> {
+        let n = size?;
+        let k = x.iter().position(|&xi| xi >= n)?;
+        if k == 0 {
+            return Some(v(&sizes[0]));
+        }
+        let w = (n - x[k - 1]) / (x[k] - x[k - 1]);
+        Some(v(&sizes[k - 1]) + w * (v(&sizes[k]) - v(&sizes[k - 1])))
+    };
+    let participants = at(&|s| s.mean_participants);
+    let groups = at(&|s| s.mean_groups);
     let note = match (first, size) {
         (None, _) => format!(
             "the target power {target} is not reached in the grid (largest {unit} {}): extend sample_size",
@@ -250,8 +266,13 @@ pub fn required_size(sizes: &[SizeSummary], target: f64, unit: &str) -> Required
         ),
         (Some(_), Some(s)) => {
             let fmt = |v: Option<f64>, open: &str| v.map_or(open.to_string(), |v| format!("{v:.1}"));
+            let with = match (unit, participants, groups) {
+                ("groups_per_arm", Some(p), _) => format!(", about {p:.0} participants"),
+                (_, _, Some(g)) if g > 0.0 => format!(", about {g:.0} groups"),
+                _ => String::new(),
+            };
             format!(
-                "{unit} {s:.1} (Monte Carlo 95% range {} to {})",
+                "{unit} {s:.1} (Monte Carlo 95% range {} to {}){with}",
                 fmt(size_low, "below the grid"),
                 fmt(size_high, "beyond the grid")
             )
@@ -263,6 +284,56 @@ pub fn required_size(sizes: &[SizeSummary], target: f64, unit: &str) -> Required
         size_low,
         size_high,
         first_grid_size: first,
+        participants,
+        groups,
         note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_interval_matches_prop_test() {
+        // R: prop.test(x, n, correct = FALSE)$conf.int
+        for (x, n, lo, hi) in [
+            (8, 10, 0.4901624715, 0.9433178485),
+            (0, 50, 0.0, 0.07134759913),
+            (803, 1000, 0.7772091461, 0.8264718383),
+        ] {
+            let p = proportion(x, n);
+            assert!((p.conf_low - lo).abs() < 1e-8, "{x}/{n}: {}", p.conf_low);
+            assert!((p.conf_high - hi).abs() < 1e-8, "{x}/{n}: {}", p.conf_high);
+        }
+    }
+
+    fn size(n: usize, power: usize, participants: f64) -> SizeSummary {
+        let mut s = summarise_size(n, 0.0, &[]);
+        s.power = proportion(power, 1000);
+        s.mean_participants = participants;
+        s.mean_groups = participants / 10.0;
+        s
+    }
+
+    #[test]
+    fn required_size_interpolates_between_the_bracketing_sizes() {
+        let sizes = vec![
+            size(100, 500, 100.0),
+            size(200, 700, 200.0),
+            size(300, 900, 300.0),
+        ];
+        let r = required_size(&sizes, 0.8, "participants");
+        let n = r.size.unwrap();
+        assert!((n - 250.0).abs() < 1e-9, "{n}");
+        assert_eq!(r.first_grid_size, Some(300));
+        assert!(r.size_low.unwrap() < n && r.size_high.unwrap() > n);
+        assert!((r.participants.unwrap() - 250.0).abs() < 1e-9);
+        assert!((r.groups.unwrap() - 25.0).abs() < 1e-9);
+        // Not reached, and reached at once.
+        assert!(required_size(&sizes, 0.95, "participants").size.is_none());
+        let r = required_size(&sizes, 0.3, "participants");
+        assert!(r.size.is_none() && r.first_grid_size == Some(100));
+        assert!(r.note.contains("already reached"));
     }
 }
