@@ -200,7 +200,9 @@ pub fn draw_curve<DB: DrawingBackend>(
             )))
             .map_err(de)?;
     }
-    let series: [(&str, usize, Vec<(f64, f64, f64)>); 2] = [
+    // (label, colour index, (estimate, CI low, CI high) per size)
+    type Series<'a> = (&'a str, usize, Vec<(f64, f64, f64)>);
+    let series: [Series; 2] = [
         (
             "power",
             0,
