@@ -295,6 +295,14 @@ fn theory_plan(p: &Point, sims: usize, seed: u64) -> Plan {
             format!("participants = [{}]", p.n0 + p.n1),
             format!("[{}, {}]", p.n0, p.n1),
         ),
+        "individual_one_sided" => (
+            "type = \"individual\"".to_string(),
+            one_wave.to_string(),
+            String::new(),
+            "sided = \"one\"".to_string(),
+            format!("participants = [{}]", p.n0 + p.n1),
+            format!("[{}, {}]", p.n0, p.n1),
+        ),
         "cluster" => (
             format!("type = \"cluster\"\ngroup_size = {}", p.m),
             one_wave.to_string(),
@@ -365,7 +373,7 @@ fn theory_plan(p: &Point, sims: usize, seed: u64) -> Plan {
 /// cluster fits also make the LMM's test a little liberal).
 fn allowance(design: &str) -> f64 {
     match design {
-        "individual" => 0.01,
+        "individual" | "individual_one_sided" => 0.01,
         "cluster" | "partially_nested" => 0.03,
         _ => 0.02,
     }
@@ -611,4 +619,64 @@ fn cli_shards_and_merge_give_the_bytes_of_an_unsharded_run() {
         err.contains("outcome.icc_group = 1.2: an ICC must be in [0, 1)"),
         "{err}"
     );
+}
+
+/// `--from EXPORT`: the pilot's estimates replace the plan's outcome parameters, and the plan
+/// as run (with them) is in power.json.
+#[test]
+fn cli_from_export_takes_the_outcome_parameters_from_the_pilot() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("pilot");
+    herstel::simulate::simulate(&herstel::simulate::SimConfig::default(), 5)
+        .unwrap()
+        .write(&export)
+        .unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    let text = BASE
+        .replace("simulations = 12", "simulations = 3")
+        .replace("[outcome]\n", "[outcome]\nname = \"imrs_client\"\n");
+    std::fs::write(&plan_path, text).unwrap();
+    let out = dir.path().join("out");
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+        .args([
+            "power",
+            plan_path.to_str().unwrap(),
+            "--from",
+            export.to_str().unwrap(),
+        ])
+        .args(["--out", out.to_str().unwrap(), "--quiet", "--no-png"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    assert!(
+        err.contains("pilot") && err.contains("ICC participant"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("power.json")).unwrap()).unwrap();
+    let o = &json["plan"]["outcome"];
+    let mean = o["baseline_mean"].as_f64().unwrap();
+    let icc = o["icc_participant"].as_f64().unwrap();
+    assert!(mean != 3.4 && mean > 1.0 && mean < 5.0, "{o}");
+    assert!(icc != 0.5 && icc > 0.0 && icc < 1.0, "{o}");
+    assert_eq!(o["autocorrelation"].as_f64(), Some(0.0));
+    // An outcome the export does not have is an error naming it.
+    std::fs::write(
+        &plan_path,
+        BASE.replace("[outcome]\n", "[outcome]\nname = \"nope\"\n"),
+    )
+    .unwrap();
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+        .args([
+            "power",
+            plan_path.to_str().unwrap(),
+            "--from",
+            export.to_str().unwrap(),
+        ])
+        .args(["--out", out.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("outcome.name = \"nope\""));
 }

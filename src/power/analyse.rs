@@ -86,6 +86,8 @@ pub struct Analysis {
     pub target: TestTarget,
     pub contrast: ContrastKind,
     pub baseline: BaselineUse,
+    /// +1 or -1: the direction of a one-sided test (the sign of the planned contrast).
+    pub direction: f64,
     pub arms: Vec<String>,
     pub waves: Vec<String>,
     /// Waves in the model frame (all, or the follow-up waves with a baseline covariate).
@@ -167,7 +169,7 @@ impl Analysis {
             BaselineUse::Covariate => (1..n_waves).collect(),
             BaselineUse::Outcome => (0..n_waves).collect(),
         };
-        Ok(Analysis {
+        let mut a = Analysis {
             formula,
             fitter,
             df: plan.analysis.df.into(),
@@ -181,7 +183,12 @@ impl Analysis {
             waves: plan.waves.labels.clone(),
             model_waves,
             months: plan.months(),
-        })
+            direction: 1.0,
+        };
+        if a.true_contrast(&plan.effect_by_wave()) < 0.0 {
+            a.direction = -1.0;
+        }
+        Ok(a)
     }
 
     /// A label of the fitted model (`lmer`, `lm`, `gls us(wave | participant_id)`).
@@ -403,10 +410,11 @@ impl Analysis {
         let p = match self.sided {
             Sided::Two => row.p_value,
             Sided::One => {
+                let t = self.direction * row.statistic;
                 if row.df.is_finite() {
-                    crate::stats::distributions::pt_upper(row.statistic, row.df)
+                    crate::stats::distributions::pt_upper(t, row.df)
                 } else {
-                    crate::stats::distributions::pnorm_upper(row.statistic)
+                    crate::stats::distributions::pnorm_upper(t)
                 }
             }
         };

@@ -381,6 +381,27 @@ mod tests {
         (mt, v(t, mt), c / (v(t, mt) * v(s, ms)).sqrt())
     }
 
+    #[test]
+    fn item_level_scores_are_item_means_in_range() {
+        let p = plan(
+            "type = \"individual\"",
+            "icc_participant = 0.5\nlevel = \"item\"\n[outcome.items]\ncount = 4\nmin = 1\nmax = 5\nnoise_sd = 0.5",
+        );
+        let t = draw_trial(&p, 0, 2000, 0);
+        for &v in t.alt.iter().chain(&t.null).filter(|v| !v.is_nan()) {
+            assert!((1.0..=5.0).contains(&v), "{v}");
+            assert!(
+                ((v * 4.0) - (v * 4.0).round()).abs() < 1e-9,
+                "{v} is not a mean of 4 items"
+            );
+        }
+        // The effect of 1 score unit survives, attenuated by the ceiling at 5.
+        let (m_alt, _, _) = moments(&t, 1, 2, 0);
+        let (m_ctl, _, _) = moments(&t, 0, 2, 0);
+        let diff = m_alt - m_ctl;
+        assert!(diff > 0.5 && diff < 1.0, "{diff}");
+    }
+
     /// The generator's means, variances and correlations are the plan's.
     #[test]
     fn draws_have_the_planned_moments() {

@@ -251,7 +251,8 @@ pub enum ModelKind {
     Mmrm,
 }
 
-/// Two-sided or one-sided (intervention better: larger scores) test.
+/// Two-sided or one-sided test; one-sided tests in the direction of the planned effect (its
+/// sign at the tested contrast; positive when it is 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Sided {
@@ -349,6 +350,14 @@ pub struct SampleSizePlan {
     pub groups_per_arm: Vec<usize>,
 }
 
+/// Most simulated trials per size and sizes per plan: a trial's random stream index is
+/// `size << 28 | trial` below the 2^40 streams of one tag ([`crate::stats::rng::substream`]).
+pub const MAX_SIMULATIONS: usize = 1 << 28;
+/// See [`MAX_SIMULATIONS`].
+pub const MAX_SIZES: usize = 1 << 12;
+/// Most participants in one simulated trial.
+pub const MAX_PARTICIPANTS: usize = 1_000_000;
+
 /// What the test is on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum TestTarget {
@@ -377,6 +386,14 @@ impl Plan {
         match self.design.kind {
             DesignKind::Cluster => "groups_per_arm",
             _ => "participants",
+        }
+    }
+
+    /// The plan key of the sample-size grid.
+    pub fn size_unit_key(&self) -> &'static str {
+        match self.design.kind {
+            DesignKind::Cluster => "sample_size.groups_per_arm",
+            _ => "sample_size.participants",
         }
     }
 
@@ -456,8 +473,19 @@ impl Plan {
 
     /// Checks every key; the first problem is returned, naming its key.
     pub fn validate(&self) -> Result<(), PlanError> {
-        if self.simulations == 0 {
-            return Err(invalid("simulations", 0, "at least one simulated trial"));
+        if self.simulations == 0 || self.simulations > MAX_SIMULATIONS {
+            return Err(invalid(
+                "simulations",
+                self.simulations,
+                format!("from 1 to {MAX_SIMULATIONS} simulated trials per size"),
+            ));
+        }
+        if self.sizes().len() > MAX_SIZES {
+            return Err(invalid(
+                self.size_unit_key(),
+                self.sizes().len(),
+                format!("at most {MAX_SIZES} sample sizes"),
+            ));
         }
         if !(self.target_power > 0.0 && self.target_power < 1.0) {
             return Err(invalid(
@@ -794,6 +822,17 @@ impl Plan {
             }
         }
         for &n in sizes {
+            let expected = match d.kind {
+                DesignKind::Cluster => 2.0 * n as f64 * d.group_size.unwrap_or(1.0),
+                _ => n as f64,
+            };
+            if expected > MAX_PARTICIPANTS as f64 {
+                return Err(invalid(
+                    key,
+                    n,
+                    format!("about {expected:.0} participants per simulated trial (at most {MAX_PARTICIPANTS})"),
+                ));
+            }
             match d.kind {
                 DesignKind::Cluster => {
                     if n < 2 {

@@ -2,13 +2,14 @@
 # Run from the repository root:  Rscript tests/r/power_theory.R   (< 1 s)
 # Writes tests/fixtures/power/power_theory.json.
 #
-# Every point is a two-sided test at alpha = 0.05 with total SD sigma = 1 (so effects are d).
+# Every point is a two-sided test (1b: one-sided) at alpha = 0.05 with total SD sigma = 1 (so effects are d).
 # Power of a t test with df nu and noncentrality lambda = delta / SE (exact noncentral t):
 #   P(|T'| > qt(0.975, nu)),  T' ~ t(nu, lambda)
 # (pwr::pwr.t.test / pwr.t2n.test for the two-sample t test, identical by construction).
 #
 # 1. two-sample t test (post-test only, individually randomized):       SE^2 = 1/n1 + 1/n0,
-#    nu = n1 + n0 - 2 (pwr::pwr.t2n.test).
+#    nu = n1 + n0 - 2 (pwr::pwr.t2n.test); one-sided in the direction of the effect
+#    (alternative = "greater" / "less").
 # 2. cluster randomized, k groups of m per arm, ICC rho (design effect 1 + (m - 1) rho;
 #    Donner & Klar 2000):  SE^2 = 2 (1 + (m - 1) rho) / (k m),  nu = 2k - 2.
 # 3. partially nested (Moerbeek & Wong 2008, Stat Med 27; Baldwin, Bauer, Stice & Rohde 2011,
@@ -48,6 +49,15 @@ for (x in list(c(30, 30, 0.5), c(64, 64, 0.5), c(20, 40, 0.6))) {
   add(name = sprintf("ttest_n%d_%d_d%.1f", n0, n1, d), design = "individual",
       n0 = n0, n1 = n1, d = d, rho = 0, power = p, df = n0 + n1 - 2,
       method = "pwr::pwr.t2n.test (noncentral t)")
+}
+# 1b. one-sided t test (alpha 0.05, in the direction of the effect)
+for (x in list(c(30, 30, 0.5), c(30, 30, -0.5))) {
+  n0 <- x[1]; n1 <- x[2]; d <- x[3]
+  p <- pwr.t2n.test(n1 = n1, n2 = n0, d = d, sig.level = 0.05,
+                    alternative = if (d > 0) "greater" else "less")$power
+  add(name = sprintf("ttest_one_sided_n%d_%d_d%.1f", n0, n1, d), design = "individual_one_sided",
+      n0 = n0, n1 = n1, d = d, rho = 0, power = p, df = n0 + n1 - 2,
+      method = "pwr::pwr.t2n.test(alternative = greater / less) (noncentral t)")
 }
 # 2. cluster
 for (x in list(c(10, 10, 0.05, 0.4), c(6, 20, 0.10, 0.5), c(15, 8, 0.02, 0.35))) {
