@@ -56,9 +56,9 @@ participants = [80, 160, 240, 320, 400]
 TOML
 
 echo "== herstel power: 1000 trials x 5 sizes (10,000 LMM fits), $(nproc) cores"
-/usr/bin/time -f "%e %M" -o "$WORK/herstel_time.txt" "$HERSTEL" power "$WORK/bench-plan.toml" \
+/usr/bin/time -f "%e %M %U %S" -o "$WORK/herstel_time.txt" "$HERSTEL" power "$WORK/bench-plan.toml" \
   --out "$WORK/herstel-out" --no-png | tee "$WORK/herstel_stdout.txt"
-read -r H_SECS H_KB < "$WORK/herstel_time.txt"
+read -r H_SECS H_KB H_USER H_SYS < "$WORK/herstel_time.txt"
 
 if [ "${SKIP_R:-0}" != 1 ]; then
 echo "== R: simulate + lmerTest::lmer + contest, $R_TRIALS trials x 5 sizes (x2 fits), one core"
@@ -80,7 +80,7 @@ sim_trial <- function(n, delta) {
 }
 L <- matrix(c(0, 1, 0, 0, 0, 1), nrow = 1)   # ERH - CAU at T2: armERH + armERH:waveT2
 set.seed(1)
-t0 <- proc.time()[["elapsed"]]
+t0 <- proc.time()
 rej <- 0; fits <- 0
 for (n in c(80, 160, 240, 320, 400)) for (i in seq_len(trials)) for (delta in c(1, 0)) {
   m <- lmer(y ~ arm * wave + (1 | id), data = sim_trial(n, delta))
@@ -88,19 +88,24 @@ for (n in c(80, 160, 240, 320, 400)) for (i in seq_len(trials)) for (delta in c(
   ct <- contest(m, L, ddf = "Satterthwaite")
   rej <- rej + (delta == 1 && ct[["Pr(>F)"]] < 0.05); fits <- fits + 1
 }
-el <- proc.time()[["elapsed"]] - t0
-cat(sprintf("%.3f %d %d\n", el, fits, trials), file = file.path(work, "r_time.txt"))
+pt <- proc.time() - t0
+el <- pt[["elapsed"]]; cpu <- pt[["user.self"]] + pt[["sys.self"]]
+cat(sprintf("%.3f %d %d %.3f\n", el, fits, trials, cpu), file = file.path(work, "r_time.txt"))
 cat(sprintf("R: %d fits in %.1f s (%.1f ms per fit); power at the last sizes pooled %.2f\n",
             fits, el, 1000 * el / fits, rej / (fits / 2)))
 RS
 fi
-read -r R_SECS R_FITS R_N < "$WORK/r_time.txt"
-python3 - "$H_SECS" "$H_KB" "$R_SECS" "$R_FITS" "$R_N" <<'PY'
+read -r R_SECS R_FITS R_N R_CPU < "$WORK/r_time.txt"
+python3 - "$H_SECS" "$H_KB" "$R_SECS" "$R_FITS" "$R_N" "$H_USER" "$H_SYS" "$R_CPU" "$(cat /proc/loadavg | cut -d' ' -f1)" <<'PY'
 import sys
 h, kb, r, rf, rn = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+h_cpu, r_cpu, load = float(sys.argv[6]) + float(sys.argv[7]), float(sys.argv[8]), sys.argv[9]
 r_full = r * 10000 / rf
 print(f"herstel: 10,000 fits in {h:.1f} s wall ({1000*h/10000:.2f} ms per fit, peak {kb/1024:.0f} MB)")
 print(f"R (lmerTest::lmer + contest, one core): {rf} fits in {r:.1f} s = {1000*r/rf:.1f} ms per fit; "
       f"extrapolated to 10,000 fits: {r_full:.0f} s ({r_full/60:.1f} min)")
-print(f"ratio (R extrapolated / herstel): {r_full / h:.0f}x  (herstel on all cores, R on one)")
+print(f"ratio (R extrapolated / herstel): {r_full / h:.0f}x wall (herstel on all cores, R on one)")
+r_cpu_full = r_cpu * 10000 / rf
+print(f"CPU time: herstel {h_cpu:.1f} s, R {r_cpu:.1f} s for {rf} fits = {r_cpu_full:.0f} s extrapolated; "
+      f"ratio {r_cpu_full / h_cpu:.0f}x (load average at the end: {load})")
 PY

@@ -31,8 +31,9 @@ pub struct Args {
     /// Run part i of n of the simulations (1 <= i <= n) and write only its shard file.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Estimate the outcome's baseline mean, SD, ICCs and autocorrelation from an earlier
-    /// trial's export (the pilot), as simr takes them from a fitted model.
+    /// Estimate the outcome's baseline mean, SD and ICCs (participant, site, group) from an
+    /// earlier trial's export (the pilot), as simr takes them from a fitted model; the
+    /// autocorrelation is set to 0.
     #[arg(long = "from")]
     pub from: Option<PathBuf>,
     /// Data schema folder for `--from` (as `herstel run --schema`).
