@@ -171,6 +171,14 @@ fn a_trial_does_not_depend_on_sharding_and_merged_outputs_are_the_same_bytes() {
     assert!(shard::merge(other)
         .unwrap_err()
         .contains("another plan or seed"));
+    let mut bad = files.clone();
+    bad[0].shard.index = 0;
+    assert!(shard::merge(bad).unwrap_err().contains("index must be"));
+    let mut bad = files.clone();
+    bad[0].records[0].size_index = usize::MAX;
+    assert!(shard::merge(bad)
+        .unwrap_err()
+        .contains("missing or duplicated"));
     let e = summarise(&p, &all[..10]).unwrap_err().to_string();
     assert!(e.contains("10 records"), "{e}");
 }

@@ -102,7 +102,7 @@ pub fn summarise(plan: &Plan, records: &[TrialRecord]) -> Result<PowerResults, P
         || records
             .iter()
             .enumerate()
-            .any(|(g, r)| r.size_index * sims + r.trial != g)
+            .any(|(g, r)| (r.size_index, r.trial) != (g / sims.max(1), g % sims.max(1)))
     {
         return Err(PowerError::Merge(format!(
             "{} records for {} sizes x {sims} trials: run every shard and merge them",

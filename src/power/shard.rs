@@ -24,11 +24,12 @@ impl Shard {
 
     /// Parses `i/n` (1 <= i <= n).
     pub fn parse(text: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard {text}: expected i/n with 1 <= i <= n (e.g. 3/10)");
+        let bad =
+            || format!("--shard {text}: expected i/n with 1 <= i <= n <= {MAX_SHARDS} (e.g. 3/10)");
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index == 0 || index > count {
+        if count == 0 || index == 0 || index > count || count > MAX_SHARDS {
             return Err(bad());
         }
         Ok(Shard { index, count })
@@ -50,6 +51,9 @@ pub struct ShardFile {
     pub records: Vec<TrialRecord>,
 }
 
+/// Most shards of one run.
+pub const MAX_SHARDS: usize = 1_000_000;
+
 /// The format tag of shard files.
 pub const SHARD_FORMAT: &str = "herstel-power-shard/1";
 
@@ -68,6 +72,9 @@ pub fn merge(files: Vec<ShardFile>) -> Result<(Plan, Vec<TrialRecord>), String> 
     };
     let plan = first.plan.clone();
     let count = first.shard.count;
+    if count == 0 || count > MAX_SHARDS {
+        return Err(format!("a split into {count} shards (1 to {MAX_SHARDS})"));
+    }
     let mut seen = vec![false; count];
     for f in &files {
         if f.format != SHARD_FORMAT {
@@ -86,6 +93,12 @@ pub fn merge(files: Vec<ShardFile>) -> Result<(Plan, Vec<TrialRecord>), String> 
             return Err(format!(
                 "shard {}/{} does not belong to a split into {count}",
                 f.shard.index, f.shard.count
+            ));
+        }
+        if f.shard.index == 0 || f.shard.index > count {
+            return Err(format!(
+                "shard {}/{count}: the index must be in 1..={count}",
+                f.shard.index
             ));
         }
         let k = f.shard.index - 1;
@@ -114,7 +127,7 @@ pub fn merge(files: Vec<ShardFile>) -> Result<(Plan, Vec<TrialRecord>), String> 
         ));
     }
     for (g, r) in records.iter().enumerate() {
-        if r.size_index * sims + r.trial != g {
+        if (r.size_index, r.trial) != (g / sims.max(1), g % sims.max(1)) {
             return Err(format!(
                 "trial {} of size {} is missing or duplicated",
                 g % sims,
