@@ -688,3 +688,78 @@ fn cli_from_export_takes_the_outcome_parameters_from_the_pilot() {
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("outcome.name = \"nope\""));
 }
+
+/// Random plans (mostly valid, some keys out of range) are either rejected with an error or
+/// run; no input panics, and every simulated trial is counted.
+#[test]
+fn any_plan_is_an_error_or_runs() {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let mut valid = 0;
+    let mut rejected = 0;
+    for case in 0..80 {
+        let mut u = |lo: f64, hi: f64| lo + (hi - lo) * rng.random::<f64>();
+        let kind = (u(0.0, 3.0) as usize).min(2);
+        let design = ["individual", "partially_nested", "cluster"][kind];
+        let waves = (u(1.0, 4.0) as usize).clamp(1, 3);
+        let labels: Vec<String> = (0..waves).map(|t| format!("\"T{t}\"")).collect();
+        let last = format!("T{}", waves - 1);
+        let n = u(0.0, 70.0) as usize;
+        let size = if kind == 2 {
+            format!("groups_per_arm = [{}]", n / 10)
+        } else {
+            format!("participants = [{n}]")
+        };
+        let iccg = if kind == 0 && case % 4 != 0 {
+            0.0
+        } else {
+            u(-0.05, 0.6)
+        };
+        let text = format!(
+            "seed = {case}\nsimulations = 2\n[arms]\nlabels = [\"C\", \"T\"]\nallocation = [{}, 1]\n\
+             [design]\ntype = \"{design}\"\ngroup_size = {}\ngroup_size_cv = {}\nsites = {}\n\
+             [waves]\nlabels = [{}]\n[outcome]\nbaseline_mean = 1\nbaseline_sd = {}\n\
+             icc_participant = {}\nicc_group = {iccg}\nicc_site = {}\nautocorrelation = {}\n\
+             [effect]\nvalues = {{ {last} = 0.5 }}\n[dropout]\nmechanism = \"{}\"\nrates = {{ {last} = {} }}\n\
+             [analysis]\ndf = \"{}\"\nbaseline = \"{}\"\n[sample_size]\n{size}\n",
+            u(-0.2, 3.0),
+            u(0.5, 9.0),
+            u(-0.1, 1.5),
+            u(0.0, 4.0) as usize,
+            labels.join(", "),
+            u(-0.1, 2.0),
+            u(-0.05, 0.95),
+            u(-0.02, 0.3),
+            u(-1.05, 0.95),
+            if case % 2 == 0 { "MAR" } else { "MCAR" },
+            u(-0.1, 1.0),
+            if case % 3 == 0 { "kenward-roger" } else { "satterthwaite" },
+            if case % 5 == 0 { "covariate" } else { "outcome" },
+        );
+        let plan = match Plan::from_toml_str(&text) {
+            Ok(p) => p,
+            Err(_) => {
+                rejected += 1;
+                continue;
+            }
+        };
+        if plan.validate().is_err() {
+            rejected += 1;
+            continue;
+        }
+        let records = run_trials(&plan, Shard::ALL, &Silent).unwrap();
+        let r = summarise(&plan, &records).unwrap();
+        let z = &r.summary.sizes[0];
+        assert_eq!(
+            z.fits.ok + z.fits.singular + z.fits.non_converged + z.fits.failed,
+            2,
+            "{text}"
+        );
+        valid += 1;
+    }
+    assert!(
+        valid >= 10 && rejected >= 10,
+        "{valid} valid, {rejected} rejected"
+    );
+    eprintln!("{valid} plans ran, {rejected} rejected");
+}
