@@ -114,6 +114,14 @@ fn bad_plans_are_errors_naming_the_key() {
         "groups_per_arm = [4]",
     ));
     assert!(e.contains("sample_size.groups_per_arm"), "{e}");
+    let cluster = with(BASE, "type = \"partially_nested\"", "type = \"cluster\"")
+        .replace("participants = [60, 120]", "groups_per_arm = [4, 6]");
+    plan(&cluster).validate().unwrap();
+    let e = error_of(&with(&cluster, "[arms]\n", "[arms]\nallocation = [1, 2]\n"));
+    assert!(
+        e.contains("arms.allocation") && e.contains("equal weights"),
+        "{e}"
+    );
     plan(BASE).validate().unwrap();
 }
 

@@ -659,6 +659,13 @@ impl Plan {
                 }
             }
         }
+        if d.kind == DesignKind::Cluster && a.allocation[0] != a.allocation[1] {
+            return Err(invalid(
+                "arms.allocation",
+                format!("{:?}", a.allocation),
+                "a cluster plan randomizes sample_size.groups_per_arm groups to each arm: use equal weights",
+            ));
+        }
         if d.kind == DesignKind::Cluster && d.groups.is_some() {
             return Err(invalid(
                 "design.groups",
