@@ -26,6 +26,8 @@ pub enum Command {
     Fit(commands::fit::Args),
     /// Turn SPSS, Stata, CSV or Parquet files into a trial export through a map file.
     Import(commands::import::Args),
+    /// Power and sample size of a planned trial by simulation (`herstel power merge` combines shards).
+    Power(commands::power::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -37,5 +39,6 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Fit(a) => commands::fit::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Import(a) => commands::import::run(a),
+        Command::Power(a) => commands::power::run(a),
     }
 }

@@ -35,6 +35,7 @@ pub mod meta;
 pub mod mmrm;
 pub mod nonparam;
 pub mod pipeline;
+pub mod power;
 pub mod progress;
 pub mod report;
 pub mod results;

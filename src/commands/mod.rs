@@ -2,6 +2,7 @@
 
 pub mod fit;
 pub mod import;
+pub mod power;
 pub mod progress;
 pub mod run;
 pub mod score;

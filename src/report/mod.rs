@@ -9,6 +9,7 @@ pub mod html;
 pub mod json;
 pub mod period_tables;
 pub mod plots;
+pub mod power;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

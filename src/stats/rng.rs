@@ -36,6 +36,9 @@ pub mod tags {
     pub const SLOPES_MC: u64 = 7;
     /// Ranks of shrunken site effects.
     pub const SITE_RANKS: u64 = 21;
+    /// Power by simulation: one stream per simulated trial (index = sample-size index << 28
+    /// | trial index).
+    pub const POWER: u64 = 22;
 }
 
 #[cfg(test)]
