@@ -229,9 +229,12 @@ fn per_period_models_agree_with_glmer_and_emmeans() {
 }
 
 /// Coverage of the per-period rate-ratio intervals over simulated trials with known
-/// per-period truth (`admissions.rate_ratio_by_period`): 94-96% for every period and overall.
-/// Heavy (1,000 trials of 400 participants): `cargo test --release --test admissions --
-/// --ignored --nocapture`.
+/// per-period truth (`admissions.rate_ratio_by_period`), the person frailty lognormal (the
+/// GLMM's normal random intercept holds): 94-96% for every period and overall. Heavy (1,000
+/// trials of 400 participants): `cargo test --release --test admissions -- --ignored
+/// --nocapture`. `HERSTEL_COVERAGE_FRAILTY=gamma` uses the default simulator's gamma frailty
+/// instead (the model's random intercept then misspecified: 96.6% for the first period over
+/// 1,000 trials, conservative), and reports without the band.
 #[test]
 #[ignore]
 fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
@@ -242,6 +245,10 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
     let mut cfg = SimConfig::default();
     cfg.study.n_participants = 400;
     cfg.admissions.rate_ratio_by_period = truth.to_vec();
+    let gamma = std::env::var("HERSTEL_COVERAGE_FRAILTY").is_ok_and(|v| v == "gamma");
+    if !gamma {
+        cfg.admissions.frailty = herstel::simulate::config::Frailty::Lognormal;
+    }
     let overall = (truth.iter().map(|r: &f64| r.ln()).sum::<f64>() / truth.len() as f64).exp();
     let want = [truth[0], truth[1], overall];
     // HERSTEL_COVERAGE_TRIALS overrides the number of trials (a quick look; the band needs 1,000)
@@ -290,7 +297,7 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
             fitted.len(),
             want[j]
         );
-        if n_trials >= 1000 {
+        if n_trials >= 1000 && !gamma {
             assert!((0.94..=0.96).contains(&cover), "{label}: {cover}");
         }
     }

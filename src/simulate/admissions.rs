@@ -86,7 +86,13 @@ pub fn draw(cfg: &SimConfig, design: &TrialDesign, z_honos: &[f64], seed: u64) -
     let mut out = Vec::new();
     let log_median = a.los_median_days.ln();
     for (pi, person) in design.persons.iter().enumerate() {
-        let frailty = rng.gamma(a.nb_k, 1.0 / a.nb_k);
+        let frailty = match a.frailty {
+            super::config::Frailty::Gamma => rng.gamma(a.nb_k, 1.0 / a.nb_k),
+            super::config::Frailty::Lognormal => {
+                let s = (1.0 / a.nb_k).ln_1p().sqrt();
+                (s * rng.normal(0.0, 1.0) - 0.5 * s * s).exp()
+            }
+        };
         let z = z_honos.get(pi).copied().unwrap_or(0.0);
         let s = a.honos_log_slope;
         let base = a.rate_per_year / 365.25 * frailty * (s * z - 0.5 * s * s).exp();

@@ -317,6 +317,12 @@ pub struct AdmissionsConfig {
     pub rate_per_year: f64,
     /// Negative-binomial size k (gamma frailty shape); smaller = more overdispersed.
     pub nb_k: f64,
+    /// The person frailty's distribution: `gamma` (shape and rate `nb_k`: whole-follow-up
+    /// counts negative binomial, default) or `lognormal` (`exp(s Z - s^2 / 2)` with the same
+    /// variance `1 / nb_k`, `s^2 = log(1 + 1 / nb_k)`: the normal random intercept of the
+    /// per-period GLMMs holds exactly).
+    #[serde(skip_serializing_if = "Frailty::is_gamma")]
+    pub frailty: Frailty,
     /// Intervention / control rate ratio after randomization.
     pub rate_ratio: f64,
     /// Intervention / control rate ratio in each period between consecutive waves (one per
@@ -338,6 +344,21 @@ pub struct AdmissionsConfig {
     /// P(involuntary) = logistic(involuntary_logit + involuntary_honos x z_H).
     pub involuntary_logit: f64,
     pub involuntary_honos: f64,
+}
+
+/// The distribution of the admission frailty (`admissions.frailty`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Frailty {
+    #[default]
+    Gamma,
+    Lognormal,
+}
+
+impl Frailty {
+    fn is_gamma(&self) -> bool {
+        *self == Frailty::Gamma
+    }
 }
 
 /// How the observed-scale truths are computed (one very large trial).
@@ -581,6 +602,7 @@ impl Default for AdmissionsConfig {
         AdmissionsConfig {
             rate_per_year: 0.27,
             nb_k: 0.4,
+            frailty: Frailty::Gamma,
             rate_ratio: 1.0,
             rate_ratio_by_period: Vec::new(),
             history_days: 730,
