@@ -1,0 +1,387 @@
+//! Reference-based conditional mean imputation with jackknife (issue 17) against the R reference
+//! written from the formulas (`tests/r/missing_reference.R`, `tests/fixtures/missing/`): the
+//! imputation model, every imputed cell, the estimates, jackknife SEs, CIs and p-values per
+//! strategy and wave, every leave-one-out estimate, the delta grid and the tipping points, to
+//! 1e-6 relative; the MAR conditional mean against the MMRM.
+use std::cell::RefCell;
+
+use herstel::missing::{
+    analyse_condmean, CondMeanOptions, CondMeanOutput, ImputationModel, Strategy, WideData,
+};
+use herstel::progress::Silent;
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    let p = format!(
+        "{}/tests/fixtures/missing/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// The fixture's long CSV as wide data (participants sorted by id, TAU = reference).
+fn wide() -> WideData {
+    let text = fixture("data.csv");
+    let waves = vec!["T1".to_string(), "T2".to_string(), "T3".to_string()];
+    let arms = vec!["TAU".to_string(), "IMR".to_string()];
+    let mut d = WideData {
+        ids: Vec::new(),
+        arms: arms.clone(),
+        arm: Vec::new(),
+        waves: waves.clone(),
+        baseline: Vec::new(),
+        y: Vec::new(),
+    };
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').map(|s| s.trim_matches('"')).collect();
+        let (id, arm, wave, y, b) = (f[0], f[1], f[2], f[3], f[4]);
+        if d.ids.last().map(String::as_str) != Some(id) {
+            d.ids.push(id.to_string());
+            d.arm.push(arms.iter().position(|a| a == arm).unwrap());
+            d.baseline.push(b.parse().unwrap());
+            d.y.push(vec![None; 3]);
+        }
+        let w = waves.iter().position(|x| x == wave).unwrap();
+        d.y.last_mut().unwrap()[w] = (!y.is_empty()).then(|| y.parse().unwrap());
+    }
+    d
+}
+
+fn reference() -> Value {
+    serde_json::from_str(&fixture("reference.json")).unwrap()
+}
+
+fn options(deltas: Vec<f64>) -> CondMeanOptions {
+    CondMeanOptions {
+        reference: 0,
+        deltas,
+        delta_strategies: vec![Strategy::J2r, Strategy::Mar],
+        delta_arms: vec![1],
+        delta_wave: 2,
+        ..CondMeanOptions::default()
+    }
+}
+
+fn grid() -> Vec<f64> {
+    (0..41).map(|k| -15.0 + 0.5 * k as f64).collect()
+}
+
+/// Records the worst relative error of every comparison and fails above 1e-6.
+struct Check {
+    worst: RefCell<(f64, String)>,
+    failures: RefCell<Vec<String>>,
+}
+
+impl Check {
+    fn new() -> Check {
+        Check {
+            worst: RefCell::new((0.0, String::new())),
+            failures: RefCell::new(Vec::new()),
+        }
+    }
+    fn rel(&self, what: &str, got: f64, want: f64) {
+        let e = (got - want).abs() / want.abs().max(1e-300);
+        let e = if got == want { 0.0 } else { e };
+        if e > self.worst.borrow().0 || e.is_nan() {
+            *self.worst.borrow_mut() = (e, what.to_string());
+        }
+        if !(e <= 1e-6) {
+            self.failures.borrow_mut().push(format!(
+                "{what}: got {got:.15e}, R {want:.15e} (rel {e:.2e})"
+            ));
+        }
+    }
+    fn finish(&self, label: &str) {
+        let (w, at) = self.worst.borrow().clone();
+        eprintln!("{label}: worst relative error {w:.3e} at {at}");
+        let f = self.failures.borrow();
+        assert!(f.is_empty(), "{} mismatches:\n{}", f.len(), f.join("\n"));
+    }
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn r_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::J2r => "JR",
+        other => other.name(),
+    }
+}
+
+fn run() -> (WideData, CondMeanOutput) {
+    let d = wide();
+    let out = analyse_condmean(&d, &options(grid()), &Silent).unwrap();
+    (d, out)
+}
+
+#[test]
+fn data_counts_match_the_reference() {
+    let (_, out) = run();
+    let r = reference();
+    let c = &out.counts;
+    assert_eq!(c.n, 200);
+    assert_eq!(
+        c.no_followup,
+        r["data"]["patterns"]["---"].as_u64().unwrap() as usize
+    );
+    assert_eq!(c.intermittent_cells, 10);
+    assert_eq!(c.post_ice_cells, 85);
+    let with_ice: usize = c.by_arm.iter().map(|a| a.with_ice).sum();
+    assert_eq!(
+        with_ice,
+        r["data"]["participants_with_ice"].as_u64().unwrap() as usize
+    );
+    for row in r["data"]["ice_visit_counts"].as_array().unwrap() {
+        let arm = c.by_arm.iter().find(|a| a.arm == row["arm"]).unwrap();
+        let n = row["Freq"].as_u64().unwrap() as usize;
+        match row["ice_visit"].as_str().unwrap() {
+            "none" => assert_eq!(arm.n - arm.with_ice, n),
+            w => assert_eq!(arm.ice_at_wave[w[1..].parse::<usize>().unwrap() - 1], n),
+        }
+    }
+    // Every jackknife sample is a refit except those without follow-up.
+    assert_eq!(out.refits, 200 - c.no_followup);
+}
+
+#[test]
+fn matches_the_r_reference_to_1e_6() {
+    let (d, out) = run();
+    let r = reference();
+    let ck = Check::new();
+    // Imputation model: coefficients (polished REML optimum) and covariance.
+    let coefs = r["mmrm"]["coefficients"].as_array().unwrap();
+    for (k, c) in coefs.iter().enumerate() {
+        assert_eq!(out.x_names[k], c["term"].as_str().unwrap());
+        ck.rel(
+            &format!("beta {}", out.x_names[k]),
+            out.fit.beta[k],
+            num(&c["estimate"]),
+        );
+    }
+    let sig = r["mmrm"]["covariance"]["matrix"].as_array().unwrap();
+    for a in 0..3 {
+        for b in 0..3 {
+            ck.rel(
+                &format!("Sigma[{a},{b}]"),
+                out.fit.sigma[(a, b)],
+                num(&sig[a][b]),
+            );
+        }
+    }
+    // The MMRM contrasts (Satterthwaite df from the accurate linear-parametrization record).
+    let lin = r["mmrm"]["linear_inference"]["contrasts_satterthwaite"]
+        .as_array()
+        .unwrap();
+    for (w, row) in lin.iter().enumerate() {
+        let m = &out.mmrm[w];
+        ck.rel(
+            &format!("mmrm estimate {w}"),
+            m.estimate,
+            num(&row["estimate"]),
+        );
+        ck.rel(&format!("mmrm se {w}"), m.std_error, num(&row["se"]));
+        ck.rel(&format!("mmrm df {w}"), m.df, num(&row["df"]));
+        ck.rel(&format!("mmrm p {w}"), m.p_value, num(&row["p"]));
+    }
+    // Every imputed cell under every strategy.
+    let imputed = r["imputed"].as_array().unwrap();
+    assert_eq!(imputed.len(), 95);
+    for cell in imputed {
+        let i = d
+            .ids
+            .iter()
+            .position(|x| x == &cell["participant_id"])
+            .unwrap();
+        let w = d.waves.iter().position(|x| x == &cell["wave"]).unwrap();
+        assert!(d.y[i][w].is_none());
+        let post = out.ice[i].is_some_and(|t| w >= t);
+        assert_eq!(post, cell["post_ice"].as_bool().unwrap());
+        for (si, s) in Strategy::ALL.iter().enumerate() {
+            ck.rel(
+                &format!("imputed {} {} {s}", d.ids[i], d.waves[w]),
+                out.completed[si][i][w],
+                num(&cell[r_name(*s)]),
+            );
+        }
+    }
+    // Named participants: the marginal imputation means mu~.
+    for p in r["named_participants"].as_array().unwrap() {
+        let i = d
+            .ids
+            .iter()
+            .position(|x| x == &p["participant_id"])
+            .unwrap();
+        for (si, s) in Strategy::ALL.iter().enumerate() {
+            let m = p["strategies"][r_name(*s)]["mu_tilde"].as_array().unwrap();
+            for w in 0..3 {
+                ck.rel(
+                    &format!("mu~ {} {s} {w}", d.ids[i]),
+                    out.means[si][i][w],
+                    num(&m[w]),
+                );
+            }
+        }
+    }
+    // Estimates, jackknife SEs, CIs, z, p, lsmeans per strategy and wave.
+    for (si, s) in Strategy::ALL.iter().enumerate() {
+        let rows = r["estimates"][r_name(*s)].as_array().unwrap();
+        for (w, row) in rows.iter().enumerate() {
+            let e = &out.results[si].waves[w];
+            let at = |f: &str| format!("{s} {} {f}", e.wave);
+            ck.rel(&at("estimate"), e.estimate, num(&row["estimate"]));
+            ck.rel(&at("se"), e.std_error, num(&row["se_jackknife"]));
+            ck.rel(&at("lower"), e.conf_low, num(&row["lower_95"]));
+            ck.rel(&at("upper"), e.conf_high, num(&row["upper_95"]));
+            ck.rel(&at("z"), e.statistic, num(&row["z"]));
+            ck.rel(&at("p"), e.p_value, num(&row["p"]));
+            ck.rel(
+                &at("jackknife mean"),
+                e.jackknife_mean,
+                num(&row["jackknife_mean"]),
+            );
+            ck.rel(&at("se naive"), e.std_error_naive, num(&row["se_lm_naive"]));
+            ck.rel(&at("lsm ref"), e.lsm_reference, num(&row["lsm_ref"]));
+            ck.rel(
+                &at("lsm ref se"),
+                e.lsm_reference_se,
+                num(&row["lsm_ref_se_jackknife"]),
+            );
+            ck.rel(&at("lsm alt"), e.lsm_active, num(&row["lsm_alt"]));
+            ck.rel(
+                &at("lsm alt se"),
+                e.lsm_active_se,
+                num(&row["lsm_alt_se_jackknife"]),
+            );
+            // Every leave-one-out estimate.
+            let th = r["jackknife"]["estimates"][r_name(*s)][&e.wave]
+                .as_array()
+                .unwrap();
+            let ids = r["jackknife"]["left_out"].as_array().unwrap();
+            for (k, v) in th.iter().enumerate() {
+                let i = d.ids.iter().position(|x| x == &ids[k]).unwrap();
+                ck.rel(
+                    &format!("theta_-{} {s} {}", d.ids[i], e.wave),
+                    out.jackknife_estimates[si][w][i],
+                    num(v),
+                );
+            }
+        }
+    }
+    // Delta grid and tipping points.
+    for tp in &out.tipping {
+        let rr = &r["delta"][if tp.strategy == "J2R" {
+            "JR"
+        } else {
+            &tp.strategy
+        }];
+        assert_eq!(tp.wave, rr["wave"].as_str().unwrap());
+        let table = rr["table"].as_array().unwrap();
+        assert_eq!(table.len(), tp.grid.len());
+        for (g, row) in tp.grid.iter().zip(table) {
+            assert_eq!(g.delta, num(&row["delta"]));
+            let at = |f: &str| format!("delta {} {} {f}", tp.strategy, g.delta);
+            ck.rel(&at("estimate"), g.estimate, num(&row["estimate"]));
+            ck.rel(&at("se"), g.std_error, num(&row["se_jackknife"]));
+            ck.rel(&at("lower"), g.conf_low, num(&row["lower_95"]));
+            ck.rel(&at("upper"), g.conf_high, num(&row["upper_95"]));
+            ck.rel(&at("p"), g.p_value, num(&row["p"]));
+        }
+        ck.rel(
+            &format!("tipping {} interpolated", tp.strategy),
+            tp.tipping_delta.unwrap(),
+            num(&rr["tipping_delta_interpolated"]),
+        );
+        ck.rel(
+            &format!("tipping {} exact", tp.strategy),
+            tp.tipping_delta_exact.unwrap(),
+            num(&rr["tipping_delta_exact"]),
+        );
+    }
+    assert_eq!(out.tipping.len(), 2);
+    assert!(out.max_abs_gradient < 1e-6, "{}", out.max_abs_gradient);
+    ck.finish("missing reference");
+}
+
+#[test]
+fn mar_conditional_mean_equals_the_mmrm_with_visit_specific_baseline() {
+    let d = wide();
+    let r = reference();
+    let chk = &r["mar_equals_mmrm_check"];
+    // y ~ baseline * wave + arm * wave: the same regressors at every wave, so the ANCOVA of the
+    // MAR-completed data is the MMRM contrast exactly (README, "MAR conditional mean vs MMRM").
+    let opts = CondMeanOptions {
+        model: ImputationModel {
+            rhs: "baseline * wave + arm * wave".into(),
+        },
+        strategies: vec![Strategy::Mar],
+        ..options(Vec::new())
+    };
+    let out = analyse_condmean(&d, &opts, &Silent).unwrap();
+    let ck = Check::new();
+    let coefs = chk["visit_specific_baseline"]["coefficients"]
+        .as_object()
+        .unwrap();
+    for (k, name) in out.x_names.iter().enumerate() {
+        // R names the interaction baseline:waveT2 and waveT2:armIMR the same way.
+        ck.rel(&format!("beta {name}"), out.fit.beta[k], num(&coefs[name]));
+    }
+    for w in 0..3 {
+        let mar = out.results[0].waves[w].estimate;
+        assert!(
+            (mar - out.mmrm[w].estimate).abs() < 1e-9,
+            "wave {w}: MAR conditional mean {mar} vs MMRM {}",
+            out.mmrm[w].estimate
+        );
+        let row = &chk["visit_specific_baseline"]["table"][w];
+        ck.rel(
+            &format!("MMRM {w}"),
+            out.mmrm[w].estimate,
+            num(&row["mmrm"]),
+        );
+        ck.rel(
+            &format!("ANCOVA {w}"),
+            mar,
+            num(&row["condmean_mar_ancova"]),
+        );
+    }
+    ck.finish("MAR = MMRM (baseline * wave)");
+    // The shared baseline slope: close, not equal (differences as R's).
+    let (_, main) = run();
+    for (w, row) in chk["main_model"]["table"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let diff = main.results[0].waves[w].estimate - main.mmrm[w].estimate;
+        assert!(
+            (diff - num(&row["difference"])).abs() < 1e-8,
+            "wave {w}: {diff}"
+        );
+        assert!(diff.abs() > 1e-4);
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let mut d = wide();
+    let opts = options(grid());
+    let mut three = d.clone();
+    three.arms.push("X".into());
+    assert!(analyse_condmean(&three, &opts, &Silent).is_err());
+    d.baseline[3] = f64::NAN;
+    let e = analyse_condmean(&d, &opts, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("P004") && e.contains("baseline"), "{e}");
+    let mut empty = wide();
+    for row in &mut empty.y {
+        row[2] = None;
+    }
+    let e = analyse_condmean(&empty, &opts, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("T3"), "{e}");
+}
