@@ -385,3 +385,84 @@ fn bad_inputs_are_errors_not_panics() {
         .to_string();
     assert!(e.contains("T3"), "{e}");
 }
+
+/// A simulated trial: `n` participants (half per arm), `j` follow-up waves, baseline N(50, 10),
+/// AR-like correlated errors, arm effect growing to `effect` at the last wave, monotone MAR
+/// dropout on the last observed value (~8% per wave) and 3% without any follow-up.
+fn simulate(n: usize, j: usize, effect: f64, seed: u64) -> WideData {
+    use rand::RngExt;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = herstel::stats::rng::substream(seed, 99, 0);
+    let arms = vec!["CAU".to_string(), "IMR".to_string()];
+    let waves: Vec<String> = (1..=j).map(|w| format!("T{w}")).collect();
+    let mut d = WideData {
+        ids: Vec::new(),
+        arms,
+        arm: Vec::new(),
+        waves,
+        baseline: Vec::new(),
+        y: Vec::new(),
+    };
+    for i in 0..n {
+        let arm = usize::from(i % 2 == 1);
+        let zb: f64 = StandardNormal.sample(&mut rng);
+        let b = 50.0 + 10.0 * zb;
+        let mut e = 0.0f64;
+        let mut row = Vec::with_capacity(j);
+        let mut dropped = rng.random::<f64>() < 0.03;
+        for w in 0..j {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            e = 0.7 * e + (1.0 - 0.49f64).sqrt() * 8.0 * z;
+            let mu = 52.0
+                + w as f64
+                + 0.6 * (b - 50.0)
+                + if arm == 1 {
+                    effect * (w + 1) as f64 / j as f64
+                } else {
+                    0.0
+                };
+            let y = mu + e;
+            if dropped {
+                row.push(None);
+                continue;
+            }
+            row.push(Some(y));
+            let h = 1.0 / (1.0 + (2.4 + 0.05 * (y - 55.0)).exp());
+            if w + 1 < j && rng.random::<f64>() < h {
+                dropped = true;
+            }
+        }
+        d.ids.push(format!("S{i:04}"));
+        d.arm.push(arm);
+        d.baseline.push(b);
+        d.y.push(row);
+    }
+    d
+}
+
+/// Issue 17 point 6: the default sensitivity set (MAR, J2R, CR, CIR by conditional mean with
+/// jackknife and a 21-point delta grid) for 400 participants x 4 waves in under 5 s. Run with
+/// `cargo test --release --test missing -- --ignored --nocapture timing` (debug builds are
+/// slower; the time is printed).
+#[test]
+#[ignore]
+fn timing_default_set_400_by_4() {
+    let d = simulate(400, 4, 4.0, 17);
+    let opts = CondMeanOptions {
+        deltas: (0..21).map(|k| -10.0 + 0.5 * k as f64).collect(),
+        delta_strategies: Strategy::ALL.to_vec(),
+        delta_wave: 3,
+        ..options(Vec::new())
+    };
+    let t = std::time::Instant::now();
+    let out = analyse_condmean(&d, &opts, &Silent).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "conditional mean + jackknife, 4 strategies, 21 deltas, n = 400, J = 4: {secs:.2} s ({} refits, max |gradient| {:.1e}, {} threads)",
+        out.refits,
+        out.max_abs_gradient,
+        rayon::current_num_threads()
+    );
+    assert!(out.max_abs_gradient < 1e-6);
+    assert!(secs < 5.0, "{secs} s");
+}
