@@ -24,6 +24,8 @@ pub mod ancova;
 pub mod impute;
 pub mod jackknife;
 pub mod model;
+pub mod spec;
+pub mod trial;
 
 use std::fmt;
 
