@@ -8,6 +8,7 @@ pub mod format;
 pub mod html;
 pub mod json;
 pub mod plots;
+pub mod sensitivity;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

@@ -99,14 +99,14 @@ pub struct Column {
 }
 
 impl Column {
-    fn new(header: &str, key: &str) -> Self {
+    pub(crate) fn new(header: &str, key: &str) -> Self {
         Column {
             header: header.into(),
             key: key.into(),
             interval: false,
         }
     }
-    fn ci(header: &str, key: &str) -> Self {
+    pub(crate) fn ci(header: &str, key: &str) -> Self {
         Column {
             header: header.into(),
             key: key.into(),
@@ -434,6 +434,7 @@ pub fn build_all(results: &Results) -> Vec<Table> {
             tables.push(outcome_fixed_effects(results));
         }
     }
+    tables.extend(crate::report::sensitivity::tables(results));
     if results.admissions.is_some() {
         tables.extend(admissions_tables(results));
     }
