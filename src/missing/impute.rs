@@ -77,6 +77,40 @@ pub fn conditional_mean(y: &[Option<f64>], m: &[f64], sigma: &DMatrix<f64>) -> O
     Some(out)
 }
 
+/// A draw from the conditional distribution of the missing values of `y` given the observed
+/// ones, `N(mu~_m + Sigma_mo Sigma_oo^-1 (y_o - mu~_o), Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om)`
+/// (rbmi's imputation step of `method_approxbayes`), with the standard normal deviates `z`
+/// (one per missing value, in wave order). `None` when a covariance is not positive definite.
+pub fn conditional_draw(
+    y: &[Option<f64>],
+    m: &[f64],
+    sigma: &DMatrix<f64>,
+    z: &[f64],
+) -> Option<Vec<f64>> {
+    let obs: Vec<usize> = (0..y.len()).filter(|&w| y[w].is_some()).collect();
+    let mis: Vec<usize> = (0..y.len()).filter(|&w| y[w].is_none()).collect();
+    let mut out = conditional_mean(y, m, sigma)?;
+    if mis.is_empty() {
+        return Some(out);
+    }
+    let smm = DMatrix::from_fn(mis.len(), mis.len(), |a, b| sigma[(mis[a], mis[b])]);
+    let cond = if obs.is_empty() {
+        smm
+    } else {
+        let soo = DMatrix::from_fn(obs.len(), obs.len(), |a, b| sigma[(obs[a], obs[b])]);
+        let som = DMatrix::from_fn(obs.len(), mis.len(), |a, b| sigma[(obs[a], mis[b])]);
+        let sol = soo.cholesky()?.solve(&som);
+        smm - som.transpose() * sol
+    };
+    let l = cond.cholesky()?.l();
+    for (a, &w) in mis.iter().enumerate() {
+        out[w] += (0..=a)
+            .map(|b| l[(a, b)] * z.get(b).copied().unwrap_or(0.0))
+            .sum::<f64>();
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +138,16 @@ mod tests {
         assert!((out[1] - (5.0 + 0.5 * 2.0)).abs() < 1e-14);
         let none = conditional_mean(&[None, None], &[1.0, 5.0], &sigma).unwrap();
         assert_eq!(none, vec![1.0, 5.0]);
+    }
+
+    #[test]
+    fn conditional_draw_uses_the_conditional_variance() {
+        // var(y2 | y1) = 9 - 2^2 / 4 = 8: a deviate z gives mean + sqrt(8) z.
+        let sigma = DMatrix::from_row_slice(2, 2, &[4.0, 2.0, 2.0, 9.0]);
+        let out = conditional_draw(&[Some(3.0), None], &[1.0, 5.0], &sigma, &[1.5]).unwrap();
+        assert!((out[1] - (6.0 + 8f64.sqrt() * 1.5)).abs() < 1e-12);
+        // Nothing observed: the marginal Cholesky factor.
+        let both = conditional_draw(&[None, None], &[0.0, 0.0], &sigma, &[1.0, 0.0]).unwrap();
+        assert!((both[0] - 2.0).abs() < 1e-12 && (both[1] - 1.0).abs() < 1e-12);
     }
 }

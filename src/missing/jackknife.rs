@@ -522,21 +522,7 @@ fn tipping_point(
     // The direction of delta that moves the estimate towards zero.
     let dir = if a * b > 0.0 { -1.0 } else { 1.0 };
     let p: Vec<f64> = tp.grid.iter().map(|r| r.p_value).collect();
-    let dl = &opts.deltas;
-    let mut k = k0;
-    loop {
-        let next = if dir < 0.0 {
-            k.checked_sub(1)
-        } else {
-            Some(k + 1).filter(|&x| x < dl.len())
-        };
-        let Some(kn) = next else { break };
-        if (p[k] - alpha) * (p[kn] - alpha) <= 0.0 && p[k] != p[kn] {
-            tp.tipping_delta = Some(dl[k] + (alpha - p[k]) * (dl[kn] - dl[k]) / (p[kn] - p[k]));
-            break;
-        }
-        k = kn;
-    }
+    tp.tipping_delta = interpolate_tipping(&opts.deltas, &p, k0, alpha, dir);
     // Exact: (a + b d)^2 = z^2 (n - 1) / n (S_aa + 2 S_ab d + S_bb d^2).
     let n = ai.len() as f64;
     let (ma, mb) = (ai.iter().sum::<f64>() / n, bi.iter().sum::<f64>() / n);
@@ -576,6 +562,29 @@ fn tipping_point(
         tp.note = Some("significance is not lost within the delta grid".into());
     }
     tp
+}
+
+/// Going from `dl[k0]` (delta = 0) in direction `dir` (-1 or 1), the first grid interval where
+/// `p` crosses `alpha`, by linear interpolation in p (as `tests/r/missing_reference.R`'s `tip`).
+pub(crate) fn interpolate_tipping(
+    dl: &[f64],
+    p: &[f64],
+    k0: usize,
+    alpha: f64,
+    dir: f64,
+) -> Option<f64> {
+    let mut k = k0;
+    loop {
+        let kn = if dir < 0.0 {
+            k.checked_sub(1)?
+        } else {
+            Some(k + 1).filter(|&x| x < dl.len().min(p.len()))?
+        };
+        if (p[k] - alpha) * (p[kn] - alpha) <= 0.0 && p[k] != p[kn] {
+            return Some(dl[k] + (alpha - p[k]) * (dl[kn] - dl[k]) / (p[kn] - p[k]));
+        }
+        k = kn;
+    }
 }
 
 /// The J x J covariance as rows (for records).

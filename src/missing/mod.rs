@@ -23,6 +23,7 @@
 pub mod ancova;
 pub mod impute;
 pub mod jackknife;
+pub mod mi;
 pub mod model;
 pub mod spec;
 pub mod trial;

@@ -213,26 +213,38 @@ impl Design {
     }
 }
 
-/// Fits the imputation model to the observed values of the participants in `keep` (all when
-/// `None` ... every participant but `skip`), warm-started from `start` (natural parameters).
+/// Fits the imputation model to the observed values of every participant but `skip`,
+/// warm-started from `start` (natural covariance parameters).
 pub fn fit(
     design: &Design,
     data: &WideData,
     skip: Option<usize>,
     start: Option<&[f64]>,
 ) -> Result<ModelFit, crate::mmrm::MmrmError> {
+    let who: Vec<usize> = (0..data.ids.len()).filter(|&i| Some(i) != skip).collect();
+    fit_participants(design, data, &who, start)
+}
+
+/// Fits the imputation model to the participants `who` (indices into `data`; a participant
+/// listed twice, as in a bootstrap sample, counts as two independent participants).
+pub fn fit_participants(
+    design: &Design,
+    data: &WideData,
+    who: &[usize],
+    start: Option<&[f64]>,
+) -> Result<ModelFit, crate::mmrm::MmrmError> {
     let j = data.waves.len();
     let p = design.p;
     let (mut x, mut y, mut subject, mut wave) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (i, row) in data.y.iter().enumerate() {
-        if Some(i) == skip {
-            continue;
-        }
+    let mut names = Vec::with_capacity(who.len());
+    for (k, &i) in who.iter().enumerate() {
+        names.push(data.ids.get(i).cloned().unwrap_or_default());
+        let Some(row) = data.y.get(i) else { continue };
         for (w, v) in row.iter().enumerate() {
             if let Some(v) = v {
                 x.extend_from_slice(&design.x_own[(i * j + w) * p..(i * j + w + 1) * p]);
                 y.push(*v);
-                subject.push(i as u32);
+                subject.push(k as u32);
                 wave.push(w);
             }
         }
@@ -252,7 +264,7 @@ pub fn fit(
             n_waves: j,
             n_groups: 1,
             n_strata: 1,
-            subject_names: &data.ids,
+            subject_names: &names,
         },
         Residual::Waves(CovKind::Us),
     )?;

@@ -198,6 +198,7 @@ pub fn analyse_trial(
             .collect(),
         strategies: out.results,
         tipping_point: out.tipping,
+        multiple_imputation: None,
         jackknife_refits: out.refits,
         max_abs_gradient: out.max_abs_gradient,
         warnings,

@@ -68,6 +68,9 @@ pub struct SensitivityMissing {
     pub strategies: Vec<StrategyResult>,
     /// Delta-adjusted (tipping-point) analyses.
     pub tipping_point: Vec<TippingPoint>,
+    /// Approximate Bayesian multiple imputation (`[sensitivity_missing.approximate_bayes]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiple_imputation: Option<MultipleImputation>,
     /// Leave-one-out refits: count, and the largest absolute REML gradient over all fits.
     pub jackknife_refits: usize,
     #[serde(deserialize_with = "nan_if_null")]
@@ -205,6 +208,92 @@ pub struct DeltaRow {
     pub estimate: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub std_error: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_high: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub p_value: f64,
+}
+
+/// Approximate Bayesian multiple imputation (rbmi `method_approxbayes`): M bootstrap fits of
+/// the imputation model, one random imputation from each, pooled by Rubin's rules with the
+/// Barnard-Rubin df.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MultipleImputation {
+    pub m: usize,
+    pub seed: u64,
+    /// Bootstrap samples whose fit failed and were drawn again.
+    pub failed_fits: usize,
+    pub strategies: Vec<MiStrategy>,
+    /// Delta-adjusted MI analyses at the tipping-point wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tipping_point: Vec<MiTippingPoint>,
+}
+
+/// One strategy's pooled contrasts per wave.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MiStrategy {
+    pub strategy: String,
+    pub waves: Vec<PooledEstimate>,
+}
+
+/// Rubin's rules (as `mice::pool`): `qbar` the mean of the M estimates, `ubar` the mean
+/// within-imputation variance, `b` the between-imputation variance, `t = ubar + (1 + 1/M) b`,
+/// the Barnard-Rubin df, `riv = (1 + 1/M) b / ubar`, `lambda = (1 + 1/M) b / t`,
+/// `fmi = (riv + 2 / (df + 3)) / (1 + riv)`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PooledEstimate {
+    pub wave: String,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub estimate: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub std_error: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub df: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub conf_high: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub p_value: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ubar: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub b: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub riv: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub lambda: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub fmi: f64,
+}
+
+/// The MI delta grid of one strategy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MiTippingPoint {
+    pub strategy: String,
+    pub wave: String,
+    pub delta_units: String,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub delta_scale: f64,
+    pub grid: Vec<MiDeltaRow>,
+    /// First crossing of p = 1 - conf_level from delta = 0 towards the side that shrinks the
+    /// contrast, linear interpolation in p.
+    pub tipping_delta: Option<f64>,
+}
+
+/// One delta of an MI grid.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MiDeltaRow {
+    #[serde(deserialize_with = "nan_if_null")]
+    pub delta: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub estimate: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub std_error: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub df: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub conf_low: f64,
     #[serde(deserialize_with = "nan_if_null")]

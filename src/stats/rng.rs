@@ -36,6 +36,10 @@ pub mod tags {
     pub const SLOPES_MC: u64 = 7;
     /// Ranks of shrunken site effects.
     pub const SITE_RANKS: u64 = 21;
+    /// Missing-data MI (issue 17): bootstrap samples of the imputation model (index m << 8 | attempt).
+    pub const MISSING_BOOTSTRAP: u64 = 170;
+    /// Missing-data MI: the imputation draws (index m << 8 | strategy).
+    pub const MISSING_DRAW: u64 = 171;
 }
 
 #[cfg(test)]
