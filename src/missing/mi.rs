@@ -313,15 +313,30 @@ pub fn analyse_approx_bayes(
                     }
                 })
                 .collect();
-            let tip = opts.deltas.iter().position(|d| *d == 0.0).and_then(|k0| {
-                let e0 = grid[k0].estimate;
-                let slope = grid.last().map_or(0.0, |g| g.estimate) - grid[0].estimate;
-                let p: Vec<f64> = grid.iter().map(|g| g.p_value).collect();
-                (p[k0] < alpha && slope != 0.0).then(|| {
-                    let dir = if e0 * slope > 0.0 { -1.0 } else { 1.0 };
-                    interpolate_tipping(&opts.deltas, &p, k0, alpha, dir)
-                })?
-            });
+            let mut note = None;
+            let mut tip = None;
+            match opts.deltas.iter().position(|d| *d == 0.0) {
+                None => note = Some("the delta grid has no zero".to_string()),
+                Some(k0) => {
+                    let e0 = grid[k0].estimate;
+                    let slope = grid.last().map_or(0.0, |g| g.estimate) - grid[0].estimate;
+                    let p: Vec<f64> = grid.iter().map(|g| g.p_value).collect();
+                    if !(p[k0] < alpha) {
+                        note = Some(format!(
+                            "not significant at delta = 0 (p = {:.4}): no tipping point",
+                            p[k0]
+                        ));
+                    } else if slope == 0.0 {
+                        note = Some("delta does not move the estimate".to_string());
+                    } else {
+                        let dir = if e0 * slope > 0.0 { -1.0 } else { 1.0 };
+                        tip = interpolate_tipping(&opts.deltas, &p, k0, alpha, dir);
+                        if tip.is_none() {
+                            note = Some("significance is not lost within the delta grid".into());
+                        }
+                    }
+                }
+            }
             tipping.push(MiTippingPoint {
                 strategy: s.name().to_string(),
                 wave: data.waves[delta_wave].clone(),
@@ -329,6 +344,7 @@ pub fn analyse_approx_bayes(
                 delta_scale: opts.delta_scale,
                 grid,
                 tipping_delta: tip,
+                note,
             });
         }
     }

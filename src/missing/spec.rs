@@ -123,6 +123,24 @@ pub struct SensitivityMissingSpec {
     pub ice: IceDefinition,
     #[serde(default)]
     pub delta: DeltaSpec,
+    /// Approximate Bayesian multiple imputation beside the conditional mean
+    /// (`[sensitivity_missing.approximate_bayes]`); absent = not run.
+    #[serde(default)]
+    pub approximate_bayes: Option<ApproximateBayesSpec>,
+}
+
+/// `[sensitivity_missing.approximate_bayes]`: M bootstrap fits of the imputation model, one
+/// imputation each, Rubin's rules (rbmi `method_approxbayes`); seeded by the spec's `seed`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApproximateBayesSpec {
+    /// Number of imputations M.
+    #[serde(default = "default_m")]
+    pub m: usize,
+}
+
+fn default_m() -> usize {
+    100
 }
 
 fn default_true() -> bool {
@@ -146,6 +164,7 @@ impl Default for SensitivityMissingSpec {
             imputation_model: default_imputation_model(),
             ice: IceDefinition::default(),
             delta: DeltaSpec::default(),
+            approximate_bayes: None,
         }
     }
 }
@@ -378,6 +397,14 @@ impl SensitivityMissingSpec {
         }
         self.delta.values()?;
         self.model_rhs()?;
+        if let Some(ab) = &self.approximate_bayes {
+            if !(2..=100_000).contains(&ab.m) {
+                return Err(format!(
+                    "sensitivity_missing.approximate_bayes.m = {}: between 2 and 100000 imputations",
+                    ab.m
+                ));
+            }
+        }
         Ok(())
     }
 

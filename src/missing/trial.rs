@@ -76,6 +76,7 @@ pub fn analyse_trial(
     outcome: &str,
     target_wave: Option<&str>,
     conf_level: f64,
+    seed: u64,
     progress: &dyn ProgressSink,
 ) -> Result<SensitivityMissing, MissingError> {
     let (data, no_baseline) = wide_data(trial, scored, outcome)?;
@@ -151,6 +152,12 @@ pub fn analyse_trial(
         delta_wave,
     };
     let out = analyse_condmean(&data, &opts, progress)?;
+    let multiple_imputation = match &spec.approximate_bayes {
+        Some(ab) => {
+            Some(super::mi::analyse_approx_bayes(&data, &opts, ab.m, seed, progress)?.result)
+        }
+        None => None,
+    };
     let mut counts = out.counts.clone();
     counts.excluded_no_baseline = no_baseline.iter().sum();
     for (a, k) in counts.by_arm.iter_mut().zip(&no_baseline) {
@@ -198,7 +205,7 @@ pub fn analyse_trial(
             .collect(),
         strategies: out.results,
         tipping_point: out.tipping,
-        multiple_imputation: None,
+        multiple_imputation,
         jackknife_refits: out.refits,
         max_abs_gradient: out.max_abs_gradient,
         warnings,

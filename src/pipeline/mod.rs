@@ -281,6 +281,7 @@ fn sensitivity_missing(
         outcome,
         wave,
         spec.conf_level,
+        spec.seed,
         progress,
     ) {
         Ok(r) => {

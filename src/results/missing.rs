@@ -281,6 +281,9 @@ pub struct MiTippingPoint {
     /// First crossing of p = 1 - conf_level from delta = 0 towards the side that shrinks the
     /// contrast, linear interpolation in p.
     pub tipping_delta: Option<f64>,
+    /// Why there is no tipping point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One delta of an MI grid.
