@@ -671,3 +671,169 @@ fn timing_mi_500_imputations() {
     );
     assert!(secs < 30.0, "{secs} s");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The spec and the pipeline.
+
+fn trial_small() -> (herstel::ingest::Trial, herstel::scoring::Scored) {
+    let schema = herstel::ingest::load_schema(None).unwrap();
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trial-small/export");
+    let (trial, _) = herstel::ingest::load_trial(&dir, &schema, &Default::default())
+        .unwrap_or_else(|r| panic!("trial-small does not validate:\n{r}"));
+    let scored = herstel::scoring::score(&trial, &trial.instruments);
+    (trial, scored)
+}
+
+const SPEC: &str = r#"
+[[outcomes]]
+name = "imrs_client"
+role = "primary"
+[analysis_sets.per_protocol]
+enabled = false
+[sensitivity]
+site = false
+groups = false
+random_slope = false
+[sensitivity.fidelity]
+enabled = false
+[admissions]
+enabled = false
+[estimand]
+[sensitivity_missing]
+[sensitivity_missing.delta]
+units = "score"
+from = -2.0
+to = 1.0
+step = 0.25
+"#;
+
+#[test]
+fn the_pipeline_reports_the_estimand_and_the_sensitivity_analyses() {
+    use herstel::pipeline::{self, spec::AnalysisSpec};
+    let (trial, scored) = trial_small();
+    let spec = AnalysisSpec::from_toml(SPEC, "test").unwrap();
+    spec.check_for_trial(&trial, "test").unwrap();
+    let r = pipeline::analyse(&trial, &scored, &spec, &Silent);
+    let e = r.estimand.as_ref().expect("estimand");
+    assert_eq!(e.outcome, "imrs_client");
+    assert_eq!(e.intercurrent_events.len(), 2);
+    let s = &r.sensitivity_missing[0];
+    let arms = &trial.study.arms;
+    assert_eq!(s.active_arm, arms[trial.study.intervention]);
+    assert_eq!(s.term, format!("arm{}", s.active_arm));
+    assert_eq!(s.strategies.len(), 4);
+    // Nobody is lost: analysed + left out without baseline = randomized, per arm.
+    for a in &s.counts.by_arm {
+        let randomized = trial
+            .participants
+            .iter()
+            .filter(|p| arms[p.arm.index()] == a.arm)
+            .count();
+        assert_eq!(a.n + a.excluded_no_baseline, randomized, "{}", a.arm);
+    }
+    let t = &s.tipping_point[0];
+    assert_eq!(t.delta_units, "score");
+    assert_eq!(t.grid.len(), 13);
+    assert_eq!(t.delta_scale, 1.0);
+    // The delta-0 row is the unshifted analysis of its strategy at the target wave.
+    let w = s.waves.iter().position(|x| *x == t.wave).unwrap();
+    let st = s
+        .strategies
+        .iter()
+        .find(|x| x.strategy == t.strategy)
+        .unwrap();
+    let g0 = t.grid.iter().find(|g| g.delta == 0.0).unwrap();
+    assert!((g0.estimate - st.waves[w].estimate).abs() < 1e-12);
+    assert!((g0.std_error - st.waves[w].std_error).abs() < 1e-12);
+    // results.json round trip.
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.contains("\"sensitivity_missing\"") && json.contains("\"estimand\""));
+    let back: herstel::results::Results = serde_json::from_str(&json).unwrap();
+    // (serde_json parses floats to within an ulp, not exactly.)
+    let b = &back.sensitivity_missing[0];
+    for (x, y) in b.strategies.iter().zip(&s.strategies) {
+        for (u, v) in x.waves.iter().zip(&y.waves) {
+            assert!((u.estimate - v.estimate).abs() <= 1e-15 * v.estimate.abs());
+            assert!((u.p_value - v.p_value).abs() <= 1e-15 * v.p_value.abs());
+        }
+    }
+    assert_eq!(b.counts, s.counts);
+}
+
+#[test]
+fn bad_specs_are_errors_that_name_the_key() {
+    use herstel::pipeline::spec::AnalysisSpec;
+    let err = |extra: &str| {
+        AnalysisSpec::from_toml(&format!("{SPEC}{extra}"), "t.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("grid = [-1.0, -0.5]\n");
+    assert!(
+        e.contains("sensitivity_missing.delta.grid = [-1, -0.5]: the grid must contain 0"),
+        "{e}"
+    );
+    let e = AnalysisSpec::from_toml(
+        &SPEC.replace(
+            "[sensitivity_missing]\n",
+            "[sensitivity_missing]\nimputation_model = \"baseline + arm * wave\"\n",
+        ),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("sensitivity_missing.imputation_model") && e.contains("not a formula"),
+        "{e}"
+    );
+    let e = AnalysisSpec::from_toml(
+        &SPEC.replace(
+            "[sensitivity_missing]\n",
+            "[sensitivity_missing]\nimputation_model = \"y ~ baseline + arm * wave\"\n",
+        ),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("the outcome is missing"), "{e}");
+    let e = AnalysisSpec::from_toml(
+        &SPEC.replace(
+            "[sensitivity_missing]\n",
+            "[sensitivity_missing]\nstrategies = [\"MAR\", \"LOCF\"]\n",
+        ),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("sensitivity_missing.strategies") && e.contains("LOCF"),
+        "{e}"
+    );
+    let e = AnalysisSpec::from_toml(
+        &SPEC.replace("[estimand]\n", "[estimand]\nwaev = \"T3\"\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("waev"), "{e}");
+    // Against the trial: the reference arm must exist.
+    let (trial, _) = trial_small();
+    let spec = AnalysisSpec::from_toml(
+        &SPEC.replace(
+            "[sensitivity_missing]\n",
+            "[sensitivity_missing]\nreference_arm = \"XYZ\"\n",
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let e = spec
+        .check_for_trial(&trial, "t.toml")
+        .unwrap_err()
+        .to_string();
+    let arms = trial.study.arms.join(", ");
+    assert_eq!(
+        e,
+        format!("analysis spec t.toml: sensitivity_missing.reference_arm = \"XYZ\": no such arm (arms: {arms})")
+    );
+}
