@@ -384,6 +384,33 @@ fn bad_inputs_are_errors_not_panics() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("T3"), "{e}");
+    // One arm without participants: an error from both methods, not a panic.
+    let mut one_arm = wide();
+    for a in &mut one_arm.arm {
+        *a = 0;
+    }
+    let e = analyse_condmean(&one_arm, &opts, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("arm IMR"), "{e}");
+    let e = herstel::missing::mi::analyse_approx_bayes(&one_arm, &opts, 5, 1, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("arm IMR"), "{e}");
+    // Observed values after an explicit ICE are refused.
+    let mut ice = wide().ice_last_observed();
+    ice[0] = Some(1);
+    let o = CondMeanOptions {
+        ice: Some(ice),
+        ..options(grid())
+    };
+    let e = analyse_condmean(&wide(), &o, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("P001") && e.contains("after the intercurrent event"),
+        "{e}"
+    );
 }
 
 /// A simulated trial: `n` participants (half per arm), `j` follow-up waves, baseline N(50, 10),

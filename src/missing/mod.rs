@@ -166,6 +166,14 @@ impl WideData {
                 ));
             }
         }
+        for (a, name) in self.arms.iter().enumerate() {
+            let k = self.arm.iter().filter(|&&x| x == a).count();
+            if k < 2 {
+                return bad(format!(
+                    "arm {name} has {k} participant(s) with a baseline value (at least 2 needed)"
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -23,7 +23,7 @@ pub struct EstimandSpec {
     /// The wave of the variable (default: the last wave).
     #[serde(default)]
     pub wave: Option<String>,
-    /// Default: the difference in baseline-adjusted means at the wave.
+    /// Default: the difference in means at the wave (intervention - control).
     #[serde(default)]
     pub summary: Option<String>,
     #[serde(default = "default_events")]

@@ -261,8 +261,9 @@ pub fn estimand_result(
                 handling: e.handling.clone().unwrap_or_default(),
             })
             .collect(),
-        summary: spec.summary.clone().unwrap_or_else(|| {
-            format!("difference in baseline-adjusted means at {wave} ({active} - {control})")
-        }),
+        summary: spec
+            .summary
+            .clone()
+            .unwrap_or_else(|| format!("difference in means at {wave} ({active} - {control})")),
     }
 }

@@ -59,7 +59,12 @@ pub fn tables(r: &Results) -> Vec<Table> {
         });
     }
     for s in &r.sensitivity_missing {
-        out.push(strategies_table(s, &labels));
+        // The primary analysis of the same outcome (ITT, main model) beside the imputations.
+        let primary = r
+            .outcomes
+            .iter()
+            .find(|o| o.outcome == s.outcome && o.sensitivity.is_none() && o.analysis_set == "itt");
+        out.push(strategies_table(s, primary, &labels));
         if !s.tipping_point.is_empty() {
             out.push(tipping_table(s, &labels));
         }
@@ -70,8 +75,27 @@ pub fn tables(r: &Results) -> Vec<Table> {
     out
 }
 
-fn strategies_table(s: &SensitivityMissing, labels: &f::Labels) -> Table {
+fn strategies_table(
+    s: &SensitivityMissing,
+    primary: Option<&crate::results::OutcomeResult>,
+    labels: &f::Labels,
+) -> Table {
     let mut rows = Vec::new();
+    for c in primary.iter().flat_map(|o| o.contrasts.iter()) {
+        if !s.waves.contains(&c.wave) {
+            continue;
+        }
+        rows.push(vec![
+            Cell::Text("Primary analysis (mixed model, MAR)".into()),
+            Cell::Text(c.wave.clone()),
+            Cell::Empty,
+            Cell::Empty,
+            Cell::Num(c.estimate, NumStyle::Estimate),
+            Cell::Num(c.std_error, NumStyle::Estimate),
+            Cell::Interval(c.conf_low, c.conf_high, NumStyle::Estimate),
+            Cell::Num(c.p_value, NumStyle::P),
+        ]);
+    }
     for m in &s.mmrm {
         rows.push(vec![
             Cell::Text("MMRM (MAR, hypothetical)".into()),
@@ -125,7 +149,7 @@ fn strategies_table(s: &SensitivityMissing, labels: &f::Labels) -> Table {
              waves imputed under MAR). Conditional mean imputation with jackknife SEs and normal CIs \
              (Wolbers et al. 2022), analysis {}; means at the mean baseline. Reference arm {}. \
              n = {} ({} with dropout, {} without any follow-up; {} randomized without baseline left out); \
-             {} post-dropout and {} intermittent missing values imputed. MMRM rows: Satterthwaite df.",
+             {} post-dropout and {} intermittent missing values imputed. MMRM rows: Satterthwaite df.{}",
             s.imputation_model,
             s.analysis_model,
             s.reference_arm,
@@ -134,7 +158,11 @@ fn strategies_table(s: &SensitivityMissing, labels: &f::Labels) -> Table {
             c.no_followup,
             c.excluded_no_baseline,
             c.post_ice_cells,
-            c.intermittent_cells
+            c.intermittent_cells,
+            primary.map_or(String::new(), |o| format!(
+                " Primary analysis: {} ({}, baseline as a wave, all observed assessments; not adjusted for baseline, unlike the ANCOVA and MMRM rows, so its estimate differs from theirs by more than the handling of missing data).",
+                o.model, o.analysis_set
+            ))
         )),
         group_columns: 1,
     }
