@@ -137,6 +137,9 @@ fn jack(point: f64, th: &[f64], zq: f64) -> Jack {
     }
 }
 
+/// `(mu~, completed)` per participant of a sample, each J values.
+type Completed = (Vec<Vec<f64>>, Vec<Vec<f64>>);
+
 /// Completes the data of the participants `sel` under `strategy` with the fit `fit`.
 #[allow(clippy::too_many_arguments)]
 fn complete(
@@ -147,7 +150,7 @@ fn complete(
     ice: &[Option<usize>],
     reference: usize,
     sel: &[usize],
-) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>), MissingError> {
+) -> Result<Completed, MissingError> {
     let j = data.waves.len();
     let mut means = Vec::with_capacity(sel.len());
     let mut out = Vec::with_capacity(sel.len());
@@ -509,7 +512,7 @@ fn tipping_point(
         return tp;
     };
     let p0 = tp.grid[k0].p_value;
-    if !(p0 < alpha) {
+    if p0.partial_cmp(&alpha) != Some(std::cmp::Ordering::Less) {
         tp.note = Some(format!(
             "not significant at delta = 0 (p = {p0:.4}): no tipping point"
         ));

@@ -188,10 +188,10 @@ pub fn analyse_approx_bayes(
                 ((m as u64) << 8) | strategy_code(s),
             );
             let mut completed = Vec::with_capacity(n);
-            for i in 0..n {
+            for (i, &t) in ice.iter().enumerate() {
                 let own = design.means(&fit.beta, i, j, false);
                 let rf = design.means(&fit.beta, i, j, true);
-                let mu = strategy_mean(s, &own, &rf, ice[i], data.arm[i] == opts.reference);
+                let mu = strategy_mean(s, &own, &rf, t, data.arm[i] == opts.reference);
                 let k = data.y[i].iter().filter(|v| v.is_none()).count();
                 let z: Vec<f64> = (0..k).map(|_| StandardNormal.sample(&mut rng)).collect();
                 completed.push(conditional_draw(&data.y[i], &mu, &fit.sigma, &z).ok_or_else(
@@ -321,7 +321,7 @@ pub fn analyse_approx_bayes(
                     let e0 = grid[k0].estimate;
                     let slope = grid.last().map_or(0.0, |g| g.estimate) - grid[0].estimate;
                     let p: Vec<f64> = grid.iter().map(|g| g.p_value).collect();
-                    if !(p[k0] < alpha) {
+                    if p[k0].partial_cmp(&alpha) != Some(std::cmp::Ordering::Less) {
                         note = Some(format!(
                             "not significant at delta = 0 (p = {:.4}): no tipping point",
                             p[k0]

@@ -274,7 +274,8 @@ impl DeltaSpec {
         let g = match &self.grid {
             Some(g) => g.clone(),
             None => {
-                if !(self.step > 0.0) || !(self.to >= self.from) {
+                let ordered = self.step > 0.0 && self.to >= self.from;
+                if !ordered {
                     return Err(format!(
                         "sensitivity_missing.delta: from = {}, to = {}, step = {}: need from <= to and step > 0",
                         self.from, self.to, self.step

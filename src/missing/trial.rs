@@ -67,18 +67,32 @@ pub fn wide_data(
     Ok((d, no_baseline))
 }
 
-/// Runs `[sensitivity_missing]` on `outcome` at the estimand's wave `target_wave` (default:
-/// the last wave).
+/// What the run's spec fixes beyond `[sensitivity_missing]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The outcome analysed.
+    pub outcome: &'a str,
+    /// The estimand's wave (default: the last wave).
+    pub wave: Option<&'a str>,
+    pub conf_level: f64,
+    /// The run's seed (multiple imputation).
+    pub seed: u64,
+}
+
+/// Runs `[sensitivity_missing]` on the target's outcome at the estimand's wave.
 pub fn analyse_trial(
     trial: &Trial,
     scored: &Scored,
     spec: &SensitivityMissingSpec,
-    outcome: &str,
-    target_wave: Option<&str>,
-    conf_level: f64,
-    seed: u64,
+    target: Target<'_>,
     progress: &dyn ProgressSink,
 ) -> Result<SensitivityMissing, MissingError> {
+    let Target {
+        outcome,
+        wave: target_wave,
+        conf_level,
+        seed,
+    } = target;
     let (data, no_baseline) = wide_data(trial, scored, outcome)?;
     spec.validate_for(&data.arms, &data.waves)
         .map_err(MissingError::Data)?;

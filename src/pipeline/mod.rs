@@ -274,16 +274,13 @@ fn sensitivity_missing(
         return Vec::new();
     }
     let wave = spec.estimand.as_ref().and_then(|e| e.wave.as_deref());
-    match crate::missing::trial::analyse_trial(
-        trial,
-        scored,
-        sm,
+    let target = crate::missing::trial::Target {
         outcome,
         wave,
-        spec.conf_level,
-        spec.seed,
-        progress,
-    ) {
+        conf_level: spec.conf_level,
+        seed: spec.seed,
+    };
+    match crate::missing::trial::analyse_trial(trial, scored, sm, target, progress) {
         Ok(r) => {
             for w in &r.warnings {
                 note(format!("missing-data sensitivity ({outcome}): {w}"));
