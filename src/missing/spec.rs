@@ -262,8 +262,21 @@ impl DeltaUnits {
     }
 }
 
+/// `[-1.5, -1.45, 0]`: at most 9 decimals, so that a computed grid prints without the
+/// rounding noise of `from + k step`.
 fn list(v: &[f64]) -> String {
-    let s: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
+    let s: Vec<String> = v
+        .iter()
+        .map(|x| {
+            let t = format!("{x:.9}");
+            let t = t.trim_end_matches('0').trim_end_matches('.');
+            if t == "-0" {
+                "0".to_string()
+            } else {
+                t.to_string()
+            }
+        })
+        .collect();
     format!("[{}]", s.join(", "))
 }
 
