@@ -865,3 +865,47 @@ fn bad_specs_are_errors_that_name_the_key() {
         format!("analysis spec t.toml: sensitivity_missing.reference_arm = \"XYZ\": no such arm (arms: {arms})")
     );
 }
+
+#[test]
+fn the_report_shows_the_estimand_first_and_the_sensitivity_after_the_primary_analysis() {
+    use herstel::pipeline::{self, spec::AnalysisSpec};
+    use herstel::report::{write_all, ReportOptions};
+    let (trial, scored) = trial_small();
+    let spec = AnalysisSpec::from_toml(
+        &format!("{SPEC}[sensitivity_missing.approximate_bayes]\nm = 10\n"),
+        "test",
+    )
+    .unwrap();
+    let r = pipeline::analyse(&trial, &scored, &spec, &Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ReportOptions {
+        png: false,
+        ..ReportOptions::default()
+    };
+    write_all(&r, dir.path(), &opts).unwrap();
+    for f in [
+        "tables/estimand.csv",
+        "tables/sensitivity_missing_imrs_client.md",
+        "tables/sensitivity_missing_tipping_imrs_client.tex",
+        "tables/sensitivity_missing_mi_imrs_client.html",
+        "plots/tipping_point_imrs_client.svg",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let at = |s: &str| {
+        html.find(s)
+            .unwrap_or_else(|| panic!("{s} not in report.html"))
+    };
+    let outcomes = at("<section id=\"outcomes\">");
+    let estimand = at("Estimand of the primary analysis");
+    let contrasts = at("Intervention minus control by wave");
+    let sens = at("missing-data sensitivity analyses, ");
+    let tipping = at("id=\"fig-tipping_point_imrs_client\"");
+    assert!(outcomes < estimand && estimand < contrasts && contrasts < sens && sens < tipping);
+    // The methods text follows from the estimand.
+    let methods = at("<section id=\"methods\">");
+    let text = at("Estimand (ICH E9(R1)): in all randomized participants");
+    assert!(methods < text && text < outcomes);
+    assert!(html.contains("Jump to reference (J2R)"));
+}

@@ -268,8 +268,11 @@ pub fn fit_participants(
         },
         Residual::Waves(CovKind::Us),
     )?;
+    // A warm start (leave-one-out, bootstrap) is polished by Newton steps directly; BOBYQA
+    // runs only when they do not converge.
     let opts = MmrmOptions {
         start_gamma: start.map(<[f64]>::to_vec),
+        newton_from_start: start.is_some(),
         ..MmrmOptions::default()
     };
     let opt = fit_data(&md, &opts)?;
