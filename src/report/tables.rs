@@ -99,14 +99,14 @@ pub struct Column {
 }
 
 impl Column {
-    pub(crate) fn new(header: &str, key: &str) -> Self {
+    pub(super) fn new(header: &str, key: &str) -> Self {
         Column {
             header: header.into(),
             key: key.into(),
             interval: false,
         }
     }
-    pub(crate) fn ci(header: &str, key: &str) -> Self {
+    pub(super) fn ci(header: &str, key: &str) -> Self {
         Column {
             header: header.into(),
             key: key.into(),
