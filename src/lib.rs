@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod lmm;
 pub mod mediation;
 pub mod meta;
+pub mod missing;
 pub mod mmrm;
 pub mod nonparam;
 pub mod pipeline;

@@ -124,6 +124,7 @@ pub fn run(args: Args) -> CmdResult {
     } else {
         crate::ingest::pool::pool_trials_labelled(trials)?
     };
+    spec.check_for_trial(&trial, &spec_name)?;
     let t_read = t0.elapsed().as_secs_f64();
     let t_start_analysis = Instant::now();
     let scored = scoring::score(&trial, &trial.instruments);

@@ -696,6 +696,9 @@ pub struct MmrmOptions {
     /// Start (natural parameters gamma) instead of the default start, e.g. the estimates of a
     /// fit to the full data when refitting a bootstrap sample.
     pub start_gamma: Option<Vec<f64>>,
+    /// With `start_gamma`: Newton steps from the start first, BOBYQA only when they do not
+    /// reach a vanishing gradient (refits of slightly changed data, e.g. leave-one-out).
+    pub newton_from_start: bool,
 }
 
 impl Default for MmrmOptions {
@@ -705,6 +708,7 @@ impl Default for MmrmOptions {
             rho_end: 1e-3,
             max_evals: 20_000,
             start_gamma: None,
+            newton_from_start: false,
         }
     }
 }
@@ -829,6 +833,25 @@ pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmErro
         .start_gamma
         .as_ref()
         .and_then(|g| data.params_from_gamma_psd(g));
+    let small = |g: f64, dev: f64| g.is_finite() && g < 1e-6 * dev.abs().max(1.0);
+    if let (true, Some(prm)) = (opts.newton_from_start, warm.as_ref()) {
+        if let Some(mut eval) = data.evaluate(prm, reml) {
+            let mut gamma = data.gamma_from_params(prm);
+            let (steps, g) = newton(data, &mut gamma, &mut eval, reml);
+            if small(g, eval.deviance) {
+                if let Some(params) = data.params_from_gamma_psd(&gamma) {
+                    return Ok(Optimum {
+                        gamma,
+                        params,
+                        evaluation: eval,
+                        n_evaluations: 0,
+                        newton_steps: steps,
+                        max_abs_gradient: g,
+                    });
+                }
+            }
+        }
+    }
     let rho_begin = if warm.is_some() { 0.05 } else { 0.2 };
     let start = match warm {
         Some(p) => p,
@@ -863,7 +886,6 @@ pub fn fit_data(data: &MmrmData, opts: &MmrmOptions) -> Result<Optimum, MmrmErro
     let (prm, mut eval) = at_theta(&theta)?;
     let mut gamma = data.gamma_from_params(&prm);
     let (mut steps, mut max_abs_gradient) = newton(data, &mut gamma, &mut eval, reml);
-    let small = |g: f64, dev: f64| g.is_finite() && g < 1e-6 * dev.abs().max(1.0);
     if !small(max_abs_gradient, eval.deviance) && data.n_par() > 0 {
         // Restarts (from the best point so far) until the deviance stops improving: a ridge or
         // a boundary (singular G), where Newton steps do not apply. On trial-small's stacked

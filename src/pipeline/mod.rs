@@ -37,6 +37,8 @@ pub enum Source {
     Admissions,
     Mediation,
     Sites,
+    /// The missing-data sensitivity analyses.
+    SensitivityMissing,
 }
 
 /// A warning or a failure of one stage, with its source.
@@ -118,6 +120,7 @@ pub struct Executed {
     pub admissions: Option<Admissions>,
     pub mediation: Vec<MediationResult>,
     pub sites: Option<SitesOutput>,
+    pub sensitivity_missing: Vec<crate::results::SensitivityMissing>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -232,12 +235,62 @@ pub fn execute(
             }
         }
     });
+    let sensitivity_missing = sensitivity_missing(trial, scored, spec, progress, &mut diagnostics);
     Executed {
         outcomes,
         admissions,
         mediation,
         sites,
+        sensitivity_missing,
         diagnostics,
+    }
+}
+
+/// `[sensitivity_missing]` on the estimand's outcome (the primary outcome by default).
+fn sensitivity_missing(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &AnalysisSpec,
+    progress: &dyn ProgressSink,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<crate::results::SensitivityMissing> {
+    let Some(sm) = spec.sensitivity_missing.as_ref().filter(|s| s.enabled) else {
+        return Vec::new();
+    };
+    let mut note = |message: String| {
+        diagnostics.push(Diagnostic {
+            source: Source::SensitivityMissing,
+            message,
+        })
+    };
+    let Some(outcome) = sm.outcome.as_deref().or(spec.estimand_outcome()) else {
+        note("missing-data sensitivity analyses skipped: no outcome".into());
+        return Vec::new();
+    };
+    if scored.score(outcome).is_none() {
+        note(format!(
+            "missing-data sensitivity analyses skipped: the export has no {outcome}"
+        ));
+        return Vec::new();
+    }
+    let wave = spec.estimand.as_ref().and_then(|e| e.wave.as_deref());
+    let target = crate::missing::trial::Target {
+        outcome,
+        wave,
+        conf_level: spec.conf_level,
+        seed: spec.seed,
+    };
+    match crate::missing::trial::analyse_trial(trial, scored, sm, target, progress) {
+        Ok(r) => {
+            for w in &r.warnings {
+                note(format!("missing-data sensitivity ({outcome}): {w}"));
+            }
+            vec![r]
+        }
+        Err(e) => {
+            note(format!("missing-data sensitivity analyses not run: {e}"));
+            Vec::new()
+        }
     }
 }
 
@@ -257,6 +310,33 @@ impl Executed {
             results.sites_details = o.details;
             results.sites_fidelity = o.fidelity;
             results.sites_routine = o.routine;
+        }
+        results.sensitivity_missing = self.sensitivity_missing;
+        if let (Some(e), Some(outcome)) = (&spec.estimand, spec.estimand_outcome()) {
+            let label = spec
+                .outcomes
+                .iter()
+                .find(|o| o.name == outcome)
+                .and_then(|o| o.label.clone())
+                .or_else(|| {
+                    trial
+                        .instruments
+                        .iter()
+                        .find(|i| i.name == outcome)
+                        .map(|i| i.label.clone())
+                })
+                .unwrap_or_else(|| outcome.to_string());
+            let reference = results
+                .sensitivity_missing
+                .first()
+                .map(|s| s.reference_arm.clone());
+            results.estimand = Some(crate::missing::trial::estimand_result(
+                trial,
+                e,
+                outcome,
+                &label,
+                reference.as_deref(),
+            ));
         }
         results.table1 = Some(baseline::table1(trial, scored, &plan));
         results.consort = Some(baseline::consort(trial, scored, &plan));

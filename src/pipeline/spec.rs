@@ -45,6 +45,13 @@ pub struct AnalysisSpec {
     /// Site comparison (`[sites]`); absent = not run.
     #[serde(default)]
     pub sites: Option<crate::sites::SitesSpec>,
+    /// The estimand of the primary analysis (`[estimand]`); absent = no estimand table.
+    #[serde(default)]
+    pub estimand: Option<crate::missing::spec::EstimandSpec>,
+    /// Missing-data sensitivity analyses of the primary outcome (`[sensitivity_missing]`):
+    /// reference-based imputation and the tipping point; absent = not run.
+    #[serde(default)]
+    pub sensitivity_missing: Option<crate::missing::spec::SensitivityMissingSpec>,
     /// Seed for everything random in the run (bootstrap, built-in simulated trial).
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -92,6 +99,8 @@ impl Default for AnalysisSpec {
             admissions: AdmissionsSpec::default(),
             mediation: None,
             sites: None,
+            estimand: None,
+            sensitivity_missing: None,
             seed: default_seed(),
             conf_level: default_level(),
         }
@@ -165,7 +174,76 @@ impl AnalysisSpec {
         if self.admissions.followup_days.is_some_and(|d| d <= 0) {
             return Err(bad("admissions.followup_days must be positive".into()));
         }
+        if let Some(m) = &self.sensitivity_missing {
+            m.validate().map_err(bad)?;
+        }
+        let listed = |o: &str| self.outcomes.iter().any(|x| x.name == o);
+        let named = [
+            (
+                "estimand.outcome",
+                self.estimand.as_ref().and_then(|e| e.outcome.as_deref()),
+            ),
+            (
+                "sensitivity_missing.outcome",
+                self.sensitivity_missing
+                    .as_ref()
+                    .and_then(|e| e.outcome.as_deref()),
+            ),
+        ];
+        for (key, o) in named {
+            if let Some(o) = o.filter(|o| !listed(o)) {
+                return Err(bad(format!(
+                    "{key} = \"{o}\": not among the outcomes ({})",
+                    self.outcomes
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The checks of the spec against the trial it is run on (arms and waves of study.toml):
+    /// `sensitivity_missing.reference_arm`, `.delta.arms`, `.delta.wave`, `estimand.wave`.
+    pub fn check_for_trial(
+        &self,
+        trial: &crate::ingest::Trial,
+        source_name: &str,
+    ) -> Result<(), SpecError> {
+        let bad = |m: String| SpecError::Invalid {
+            source_name: source_name.to_string(),
+            message: m,
+        };
+        let waves: Vec<String> = trial
+            .study
+            .waves
+            .iter()
+            .skip(1)
+            .map(|w| w.label.clone())
+            .collect();
+        if let Some(w) = self.estimand.as_ref().and_then(|e| e.wave.as_ref()) {
+            if !waves.contains(w) {
+                return Err(bad(format!(
+                    "estimand.wave = \"{w}\": not a follow-up wave (waves: {})",
+                    waves.join(", ")
+                )));
+            }
+        }
+        if let Some(m) = &self.sensitivity_missing {
+            m.validate_for(&trial.study.arms, &waves).map_err(bad)?;
+        }
+        Ok(())
+    }
+
+    /// The outcome of the estimand and of the missing-data analyses: `estimand.outcome`, else
+    /// the primary outcome.
+    pub fn estimand_outcome(&self) -> Option<&str> {
+        self.estimand
+            .as_ref()
+            .and_then(|e| e.outcome.as_deref())
+            .or_else(|| self.primary())
     }
 
     /// The primary outcome's name (the first outcome marked primary, else the first).

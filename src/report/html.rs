@@ -156,6 +156,7 @@ fn methods_html(r: &Results) -> String {
     let labels = f::Labels::of(r);
     let mut out = String::new();
     out.push_str(&outcomes_methods_html(r, &labels));
+    out.push_str(&crate::report::sensitivity::methods_html(r));
     out.push_str(&analysis_sets_html(r));
     out.push_str(&sensitivity_methods_html(r));
     out.push_str(&admissions_methods_html(r));
@@ -519,6 +520,7 @@ pub fn render(r: &Results, tables: &[Table], figures: &[Figure], opts: &ReportOp
             }
             "table1" => out.push_str(&tables_html(tables, &["table1"], opts)),
             "outcomes" => {
+                out.push_str(&tables_html(tables, &["estimand"], opts));
                 if let Some(k) = key_result(r, opts) {
                     out.push_str(&k);
                 }
@@ -531,6 +533,9 @@ pub fn render(r: &Results, tables: &[Table], figures: &[Figure], opts: &ReportOp
                     ],
                     opts,
                 ));
+                out.push_str(&crate::report::sensitivity::section_intro_html(r));
+                out.push_str(&tables_html(tables, &["sensitivity_missing"], opts));
+                figs_of("sensitivity_missing", &mut out);
                 figs_of("outcomes", &mut out);
                 out.push_str("<details><summary>Fixed effects of every model</summary>\n");
                 out.push_str(&tables_html(tables, &["outcomes_fixed_effects"], opts));

@@ -10,6 +10,7 @@ pub mod json;
 pub mod period_tables;
 pub mod plots;
 pub mod power;
+pub mod sensitivity;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

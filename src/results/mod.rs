@@ -16,6 +16,7 @@
 //! individual trajectories) is optional and omitted from JSON when absent.
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub mod missing;
 pub mod sites;
 
 /// One row of a coefficient table of a GLM or GLMM (broom's `tidy` shape); Wald z statistic
@@ -33,6 +34,7 @@ pub struct Coefficient {
     pub conf_high: f64,
 }
 
+pub use missing::{Estimand, SensitivityMissing};
 pub use sites::{
     ExcludedSite, FidelityBandRow, FidelityModerator, FidelityResult, FitMethod, FunnelDetails,
     MetaDetails, RoutineResult, RoutineSiteRow, ShrinkageModel, SiteDetails, SiteMethodRow,
@@ -116,6 +118,13 @@ pub struct Results {
     /// Routine outcome monitoring: case-mix-adjusted site means of change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites_routine: Option<RoutineResult>,
+    /// The estimand of the primary analysis (`[estimand]` of the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimand: Option<Estimand>,
+    /// Missing-data sensitivity analyses (`[sensitivity_missing]`): reference-based imputation
+    /// and the tipping point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitivity_missing: Vec<SensitivityMissing>,
 }
 
 // ---------------------------------------------------------------------------------------------

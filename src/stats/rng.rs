@@ -39,6 +39,10 @@ pub mod tags {
     /// Power by simulation: one stream per simulated trial (index = sample-size index << 28
     /// | trial index).
     pub const POWER: u64 = 22;
+    /// Missing-data MI (issue 17): bootstrap samples of the imputation model (index m << 8 | attempt).
+    pub const MISSING_BOOTSTRAP: u64 = 170;
+    /// Missing-data MI: the imputation draws (index m << 8 | strategy).
+    pub const MISSING_DRAW: u64 = 171;
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod admissions;
 mod diagnostics;
 mod diagrams;
 mod forest;
+mod sensitivity;
 mod sites;
 mod trajectories;
 
@@ -151,6 +152,8 @@ pub enum PlotSpec<'a> {
     Funnel(&'a SiteResult),
     /// Funnel plot of case-mix-adjusted site means of change (routine monitoring).
     RoutineFunnel(&'a crate::results::RoutineResult),
+    /// Tipping point: contrast with CI against delta per strategy.
+    TippingPoint(&'a crate::results::SensitivityMissing),
 }
 
 impl PlotSpec<'_> {
@@ -172,6 +175,7 @@ impl PlotSpec<'_> {
             PlotSpec::SiteForest(s) => (1000, sites::rows_height(s.per_site.len() + 2)),
             PlotSpec::Funnel(_) => (1000, 800),
             PlotSpec::RoutineFunnel(_) => (1000, 800),
+            PlotSpec::TippingPoint(_) => (1200, 860),
         }
     }
 
@@ -195,6 +199,7 @@ impl PlotSpec<'_> {
             PlotSpec::SiteForest(s) => sites::draw_forest(root, s, labels),
             PlotSpec::Funnel(s) => sites::draw_funnel(root, s, labels),
             PlotSpec::RoutineFunnel(r) => sites::draw_routine_funnel(root, r, labels),
+            PlotSpec::TippingPoint(s) => sensitivity::draw(root, s, labels),
         }
     }
 }
@@ -250,6 +255,7 @@ pub fn jobs(results: &Results) -> Vec<FigureJob<'_>> {
     };
     flow_jobs(&mut jobs, results);
     outcome_jobs(&mut jobs, results);
+    sensitivity_missing_jobs(&mut jobs, results);
     admissions_jobs(&mut jobs, results);
     mediation_jobs(&mut jobs, results);
     site_jobs(&mut jobs, results);
@@ -337,6 +343,32 @@ fn outcome_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
              set, model and follow-up wave."
                 .into(),
             PlotSpec::Forest(results),
+        );
+    }
+}
+
+/// The tipping-point plot of each missing-data sensitivity analysis with a delta grid.
+fn sensitivity_missing_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
+    for s in &results.sensitivity_missing {
+        let Some(t) = s.tipping_point.first() else {
+            continue;
+        };
+        let label = jobs.labels.outcome(&s.outcome);
+        jobs.push(
+            format!("tipping_point_{}", file_safe(&s.outcome)),
+            "sensitivity_missing",
+            format!(
+                "{label} at {}: {} minus {} with {:.0}% jackknife confidence band against delta, \
+                 the shift added to the conditional-mean imputed values after dropout in {} \
+                 (delta = 0: no shift); dashed vertical lines: tipping points, where the \
+                 difference loses significance.",
+                t.wave,
+                s.active_arm,
+                s.reference_arm,
+                100.0 * s.conf_level,
+                t.delta_arms.join(", ")
+            ),
+            PlotSpec::TippingPoint(s),
         );
     }
 }

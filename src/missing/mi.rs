@@ -1,0 +1,362 @@
+//! Approximate Bayesian multiple imputation (rbmi's `method_approxbayes`; Wolbers et al. 2022,
+//! section 3.2; Little & Rubin 2002, section 10.2.3): for m = 1..M the imputation model is
+//! refitted to a bootstrap sample of participants (stratified by arm), and the missing values
+//! of the original data are drawn once from their conditional distribution under the
+//! strategy's mean and that fit ([`super::impute::conditional_draw`]); each completed data set
+//! is analysed by the per-wave ANCOVA and the M results are pooled by Rubin's rules with the
+//! Barnard-Rubin (1999) df ([`rubin`]), as `mice::pool` and rbmi's `pool(method = "rubin")`.
+//!
+//! Randomness: bootstrap sample m draws from `substream(seed, MISSING_BOOTSTRAP, m << 8 |
+//! attempt)`, its imputations under a strategy from `substream(seed, MISSING_DRAW, m << 8 |
+//! strategy)`: results do not depend on the number of threads or on the other strategies.
+use rayon::prelude::*;
+
+use rand::RngExt;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::ancova::Ancova;
+use super::impute::{conditional_draw, strategy_mean};
+use super::jackknife::{interpolate_tipping, CondMeanOptions};
+use super::model::{self, Design, ModelFit};
+use super::{MissingError, Strategy, WideData};
+use crate::progress::ProgressSink;
+use crate::results::missing::{
+    MiDeltaRow, MiStrategy, MiTippingPoint, MultipleImputation, PooledEstimate,
+};
+use crate::stats::distributions::{p_two_sided_t, qt};
+use crate::stats::rng::{substream, tags};
+
+/// Rubin's rules for a scalar: estimates `q` and within-imputation variances `u` of the M
+/// completed data sets, complete-data df `df_com`. As `mice::pool.scalar(Q, U, n, k)`:
+/// `qbar`, `ubar`, `b` (M - 1 divisor), `t = ubar + (1 + 1/M) b`, the Barnard-Rubin df
+/// `nu = nu_old nu_obs / (nu_old + nu_obs)` with `lambda = (1 + 1/M) b / t`,
+/// `nu_old = (M - 1) / lambda^2`, `nu_obs = (df_com + 1) / (df_com + 3) df_com (1 - lambda)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pooled {
+    pub qbar: f64,
+    pub ubar: f64,
+    pub b: f64,
+    pub t: f64,
+    pub df: f64,
+    pub riv: f64,
+    pub lambda: f64,
+    pub fmi: f64,
+}
+
+/// See [`Pooled`]; the df as `mice:::barnard.rubin` (lambda floored at 1e-4 there, so `b = 0`
+/// gives a finite df).
+pub fn rubin(q: &[f64], u: &[f64], df_com: f64) -> Pooled {
+    let m = q.len() as f64;
+    let qbar = q.iter().sum::<f64>() / m;
+    let ubar = u.iter().sum::<f64>() / m;
+    let b = if q.len() > 1 {
+        q.iter().map(|x| (x - qbar).powi(2)).sum::<f64>() / (m - 1.0)
+    } else {
+        f64::NAN
+    };
+    let t = ubar + (1.0 + 1.0 / m) * b;
+    let riv = (1.0 + 1.0 / m) * b / ubar;
+    let lambda = (1.0 + 1.0 / m) * b / t;
+    let df = barnard_rubin(m, b, t, df_com);
+    let fmi = (riv + 2.0 / (df + 3.0)) / (1.0 + riv);
+    Pooled {
+        qbar,
+        ubar,
+        b,
+        t,
+        df,
+        riv,
+        lambda,
+        fmi,
+    }
+}
+
+/// `mice:::barnard.rubin(m, b, t, dfcom)`: `lambda = (1 + 1/m) b / t` (floored at 1e-4 as
+/// mice does), `dfold = (m - 1) / lambda^2`, `dfobs = (dfcom + 1) / (dfcom + 3) dfcom (1 -
+/// lambda)`, `dfold dfobs / (dfold + dfobs)`; `dfcom = Inf` gives `dfold`.
+pub fn barnard_rubin(m: f64, b: f64, t: f64, df_com: f64) -> f64 {
+    let lambda = ((1.0 + 1.0 / m) * b / t).max(1e-4);
+    let dfold = (m - 1.0) / (lambda * lambda);
+    if df_com.is_infinite() {
+        return dfold;
+    }
+    let dfobs = (df_com + 1.0) / (df_com + 3.0) * df_com * (1.0 - lambda);
+    dfold * dfobs / (dfold + dfobs)
+}
+
+/// What the MI run computed besides the results: the M estimates per strategy and wave.
+#[derive(Debug, Clone)]
+pub struct MiOutput {
+    pub result: MultipleImputation,
+    /// `[strategy][wave][m]` estimates and within-imputation variances.
+    pub estimates: Vec<Vec<Vec<f64>>>,
+    pub variances: Vec<Vec<Vec<f64>>>,
+}
+
+/// One imputation's analysis: `[strategy][wave]` (estimate, variance) and the delta grid
+/// `[strategy][delta]` (estimate, variance; empty for a strategy without a grid).
+type Imputation = (Vec<Vec<(f64, f64)>>, Vec<Vec<(f64, f64)>>);
+
+fn strategy_code(s: Strategy) -> u64 {
+    match s {
+        Strategy::Mar => 0,
+        Strategy::J2r => 1,
+        Strategy::Cr => 2,
+        Strategy::Cir => 3,
+    }
+}
+
+/// Approximate Bayesian MI of every strategy in `opts` (and the delta grid of its delta
+/// strategies at the delta wave, when it has one), M imputations.
+pub fn analyse_approx_bayes(
+    data: &WideData,
+    opts: &CondMeanOptions,
+    m_imputations: usize,
+    seed: u64,
+    progress: &dyn ProgressSink,
+) -> Result<MiOutput, MissingError> {
+    data.check()?;
+    if m_imputations < 2 {
+        return Err(MissingError::Data(format!(
+            "approximate Bayesian MI needs at least 2 imputations, got {m_imputations}"
+        )));
+    }
+    if data.arms.len() != 2 || opts.reference >= 2 {
+        return Err(MissingError::Data(
+            "reference-based imputation compares two arms".into(),
+        ));
+    }
+    let (n, j) = (data.ids.len(), data.waves.len());
+    let active = 1 - opts.reference;
+    let term = format!("arm{}", data.arms[active]);
+    let ice = opts.ice.clone().unwrap_or_else(|| data.ice_last_observed());
+    let design = Design::build(&opts.model, data, opts.reference, active)?;
+    let formula = opts.model.formula();
+    let full = model::fit(&design, data, None, None).map_err(|source| MissingError::Model {
+        formula: formula.clone(),
+        source,
+    })?;
+    let by_arm: Vec<Vec<usize>> = (0..2)
+        .map(|a| (0..n).filter(|&i| data.arm[i] == a).collect())
+        .collect();
+    let an = Ancova::new(
+        &data.arm.iter().map(|&a| a == active).collect::<Vec<_>>(),
+        &data.baseline,
+        &term,
+    );
+    let delta_wave = opts.delta_wave.min(j - 1);
+    let shift: Vec<f64> = (0..n)
+        .map(|i| {
+            let post = ice[i].is_some_and(|t| delta_wave >= t);
+            if post && opts.delta_arms.contains(&data.arm[i]) {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let bar = progress.bar(m_imputations as u64, "multiple imputation (bootstrap fits)");
+    let one = |m: usize| -> Result<(Imputation, usize), MissingError> {
+        // The bootstrap fit, redrawn when it fails (a wave without data in the sample, a
+        // covariance that is not positive definite).
+        let mut failed = 0;
+        let fit: ModelFit = loop {
+            let mut rng = substream(seed, tags::MISSING_BOOTSTRAP, ((m as u64) << 8) | failed);
+            let mut who = Vec::with_capacity(n);
+            for g in &by_arm {
+                for _ in 0..g.len() {
+                    who.push(g[rng.random_range(0..g.len())]);
+                }
+            }
+            match model::fit_participants(&design, data, &who, Some(&full.gamma)) {
+                Ok(f) => break f,
+                Err(e) if failed >= 20 => {
+                    return Err(MissingError::Model {
+                        formula: formula.clone(),
+                        source: e,
+                    })
+                }
+                Err(_) => failed += 1,
+            }
+        };
+        let mut per_strategy = Vec::with_capacity(opts.strategies.len());
+        let mut deltas = Vec::new();
+        for &s in &opts.strategies {
+            let mut rng = substream(
+                seed,
+                tags::MISSING_DRAW,
+                ((m as u64) << 8) | strategy_code(s),
+            );
+            let mut completed = Vec::with_capacity(n);
+            for (i, &t) in ice.iter().enumerate() {
+                let own = design.means(&fit.beta, i, j, false);
+                let rf = design.means(&fit.beta, i, j, true);
+                let mu = strategy_mean(s, &own, &rf, t, data.arm[i] == opts.reference);
+                let k = data.y[i].iter().filter(|v| v.is_none()).count();
+                let z: Vec<f64> = (0..k).map(|_| StandardNormal.sample(&mut rng)).collect();
+                completed.push(conditional_draw(&data.y[i], &mu, &fit.sigma, &z).ok_or_else(
+                    || {
+                        MissingError::Data(format!(
+                            "imputation {m}: the conditional covariance of participant {} is not positive definite",
+                            data.ids[i]
+                        ))
+                    },
+                )?);
+            }
+            let mut waves = Vec::with_capacity(j);
+            for w in 0..j {
+                let y: Vec<f64> = completed.iter().map(|r| r[w]).collect();
+                let f = an.fit(&y).map_err(|message| MissingError::Ancova {
+                    wave: data.waves[w].clone(),
+                    message,
+                })?;
+                waves.push((f.estimate, f.se_naive * f.se_naive));
+            }
+            per_strategy.push(waves);
+            let mut grid = Vec::new();
+            if opts.delta_strategies.contains(&s) && !opts.deltas.is_empty() {
+                let y: Vec<f64> = completed.iter().map(|r| r[delta_wave]).collect();
+                for &d in &opts.deltas {
+                    let ys: Vec<f64> = y
+                        .iter()
+                        .zip(&shift)
+                        .map(|(v, s)| v + d * opts.delta_scale * s)
+                        .collect();
+                    let f = an.fit(&ys).map_err(|message| MissingError::Ancova {
+                        wave: data.waves[delta_wave].clone(),
+                        message,
+                    })?;
+                    grid.push((f.estimate, f.se_naive * f.se_naive));
+                }
+            }
+            deltas.push(grid);
+        }
+        bar.inc(1);
+        Ok(((per_strategy, deltas), failed as usize))
+    };
+    let runs: Vec<Result<(Imputation, usize), MissingError>> =
+        (0..m_imputations).into_par_iter().map(one).collect();
+    bar.finish();
+    let runs: Vec<(Imputation, usize)> = runs.into_iter().collect::<Result<_, _>>()?;
+    let df_com = (n - 3) as f64;
+    let level = opts.conf_level;
+    let tq = |df: f64| qt(1.0 - (1.0 - level) / 2.0, df);
+    let ns = opts.strategies.len();
+    let mut estimates = vec![vec![Vec::with_capacity(m_imputations); j]; ns];
+    let mut variances = estimates.clone();
+    for ((per, _), _) in &runs {
+        for si in 0..ns {
+            for w in 0..j {
+                estimates[si][w].push(per[si][w].0);
+                variances[si][w].push(per[si][w].1);
+            }
+        }
+    }
+    let pooled_row = |q: &[f64], u: &[f64]| {
+        let p = rubin(q, u, df_com);
+        let se = p.t.sqrt();
+        let h = tq(p.df) * se;
+        (p, se, h, p_two_sided_t(p.qbar / se, p.df))
+    };
+    let strategies = opts
+        .strategies
+        .iter()
+        .enumerate()
+        .map(|(si, s)| MiStrategy {
+            strategy: s.name().to_string(),
+            waves: (0..j)
+                .map(|w| {
+                    let (p, se, h, pv) = pooled_row(&estimates[si][w], &variances[si][w]);
+                    PooledEstimate {
+                        wave: data.waves[w].clone(),
+                        estimate: p.qbar,
+                        std_error: se,
+                        df: p.df,
+                        conf_low: p.qbar - h,
+                        conf_high: p.qbar + h,
+                        p_value: pv,
+                        ubar: p.ubar,
+                        b: p.b,
+                        riv: p.riv,
+                        lambda: p.lambda,
+                        fmi: p.fmi,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let mut tipping = Vec::new();
+    if !opts.deltas.is_empty() {
+        let alpha = 1.0 - level;
+        for s in &opts.delta_strategies {
+            let Some(di) = opts.strategies.iter().position(|x| x == s) else {
+                return Err(MissingError::Data(format!(
+                    "the delta strategy {s} is not among the strategies"
+                )));
+            };
+            let grid: Vec<MiDeltaRow> = opts
+                .deltas
+                .iter()
+                .enumerate()
+                .map(|(k, &d)| {
+                    let q: Vec<f64> = runs.iter().map(|((_, g), _)| g[di][k].0).collect();
+                    let u: Vec<f64> = runs.iter().map(|((_, g), _)| g[di][k].1).collect();
+                    let (p, se, h, pv) = pooled_row(&q, &u);
+                    MiDeltaRow {
+                        delta: d,
+                        estimate: p.qbar,
+                        std_error: se,
+                        df: p.df,
+                        conf_low: p.qbar - h,
+                        conf_high: p.qbar + h,
+                        p_value: pv,
+                    }
+                })
+                .collect();
+            let mut note = None;
+            let mut tip = None;
+            match opts.deltas.iter().position(|d| *d == 0.0) {
+                None => note = Some("the delta grid has no zero".to_string()),
+                Some(k0) => {
+                    let e0 = grid[k0].estimate;
+                    let slope = grid.last().map_or(0.0, |g| g.estimate) - grid[0].estimate;
+                    let p: Vec<f64> = grid.iter().map(|g| g.p_value).collect();
+                    if p[k0].partial_cmp(&alpha) != Some(std::cmp::Ordering::Less) {
+                        note = Some(format!(
+                            "not significant at delta = 0 (p = {:.4}): no tipping point",
+                            p[k0]
+                        ));
+                    } else if slope == 0.0 {
+                        note = Some("delta does not move the estimate".to_string());
+                    } else {
+                        let dir = if e0 * slope > 0.0 { -1.0 } else { 1.0 };
+                        tip = interpolate_tipping(&opts.deltas, &p, k0, alpha, dir);
+                        if tip.is_none() {
+                            note = Some("significance is not lost within the delta grid".into());
+                        }
+                    }
+                }
+            }
+            tipping.push(MiTippingPoint {
+                strategy: s.name().to_string(),
+                wave: data.waves[delta_wave].clone(),
+                delta_units: opts.delta_units.clone(),
+                delta_scale: opts.delta_scale,
+                grid,
+                tipping_delta: tip,
+                note,
+            });
+        }
+    }
+    Ok(MiOutput {
+        result: MultipleImputation {
+            m: m_imputations,
+            seed,
+            failed_fits: runs.iter().map(|(_, f)| f).sum(),
+            strategies,
+            tipping_point: tipping,
+        },
+        estimates,
+        variances,
+    })
+}

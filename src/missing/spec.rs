@@ -1,0 +1,539 @@
+//! The spec tables `[estimand]` and `[sensitivity_missing]` (README, "Estimand and missing
+//! data"). Every key has a default; checks that need only the spec run when it is read
+//! ([`SensitivityMissingSpec::validate`]), checks against the trial (arms, waves, outcome) when
+//! the trial is known ([`SensitivityMissingSpec::validate_for`]). Each error names its key.
+use serde::{Deserialize, Serialize};
+
+use super::Strategy;
+use crate::formula::Formula;
+
+/// `[estimand]`: the estimand of the primary analysis (ICH E9(R1) addendum): population,
+/// treatment, variable, intercurrent events with their strategies, population-level summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EstimandSpec {
+    #[serde(default = "default_population")]
+    pub population: String,
+    /// Default: `<intervention> versus <control>` from study.toml.
+    #[serde(default)]
+    pub treatment: Option<String>,
+    /// The outcome (default: the primary outcome).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// The wave of the variable (default: the last wave).
+    #[serde(default)]
+    pub wave: Option<String>,
+    /// Default: the difference in means at the wave (intervention - control).
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default = "default_events")]
+    pub intercurrent_events: Vec<IntercurrentEventSpec>,
+}
+
+fn default_population() -> String {
+    "all randomized participants (intention to treat)".into()
+}
+
+fn default_events() -> Vec<IntercurrentEventSpec> {
+    vec![
+        IntercurrentEventSpec {
+            event: "discontinuation of IMR sessions".into(),
+            strategy: IceStrategy::TreatmentPolicy,
+            handling: Some("outcomes are used as observed, whether or not sessions were attended".into()),
+        },
+        IntercurrentEventSpec {
+            event: "dropout from follow-up (no further assessment)".into(),
+            strategy: IceStrategy::Hypothetical,
+            handling: Some("missing at random given the observed outcomes (mixed model); departures tested by reference-based imputation and a tipping-point analysis".into()),
+        },
+    ]
+}
+
+impl Default for EstimandSpec {
+    fn default() -> Self {
+        EstimandSpec {
+            population: default_population(),
+            treatment: None,
+            outcome: None,
+            wave: None,
+            summary: None,
+            intercurrent_events: default_events(),
+        }
+    }
+}
+
+/// One intercurrent event of the estimand.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IntercurrentEventSpec {
+    pub event: String,
+    pub strategy: IceStrategy,
+    /// How the analysis implements it (shown in the estimand table).
+    #[serde(default)]
+    pub handling: Option<String>,
+}
+
+/// The ICH E9(R1) strategies for an intercurrent event.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IceStrategy {
+    TreatmentPolicy,
+    Hypothetical,
+    WhileOnTreatment,
+    Composite,
+    PrincipalStratum,
+}
+
+impl IceStrategy {
+    pub fn name(&self) -> &'static str {
+        match self {
+            IceStrategy::TreatmentPolicy => "treatment_policy",
+            IceStrategy::Hypothetical => "hypothetical",
+            IceStrategy::WhileOnTreatment => "while_on_treatment",
+            IceStrategy::Composite => "composite",
+            IceStrategy::PrincipalStratum => "principal_stratum",
+        }
+    }
+}
+
+/// `[sensitivity_missing]`: reference-based imputation of the primary outcome after dropout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SensitivityMissingSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Default: the estimand's outcome, else the primary outcome.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub method: ImputationMethod,
+    /// `MAR`, `J2R`, `CR`, `CIR`.
+    #[serde(default = "default_strategies")]
+    pub strategies: Vec<String>,
+    /// The reference arm of J2R/CR/CIR (default: the control arm, the one that is not the
+    /// intervention in study.toml).
+    #[serde(default)]
+    pub reference_arm: Option<String>,
+    /// The imputation model (= MAR analysis model) over `baseline`, `arm`, `wave`, with an
+    /// unstructured covariance of the follow-up waves common to both arms.
+    #[serde(default = "default_imputation_model")]
+    pub imputation_model: String,
+    /// The intercurrent event: `last_observed` (every wave after the last observed value).
+    #[serde(default)]
+    pub ice: IceDefinition,
+    #[serde(default)]
+    pub delta: DeltaSpec,
+    /// Approximate Bayesian multiple imputation beside the conditional mean
+    /// (`[sensitivity_missing.approximate_bayes]`); absent = not run.
+    #[serde(default)]
+    pub approximate_bayes: Option<ApproximateBayesSpec>,
+}
+
+/// `[sensitivity_missing.approximate_bayes]`: M bootstrap fits of the imputation model, one
+/// imputation each, Rubin's rules (rbmi `method_approxbayes`); seeded by the spec's `seed`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApproximateBayesSpec {
+    /// Number of imputations M.
+    #[serde(default = "default_m")]
+    pub m: usize,
+}
+
+fn default_m() -> usize {
+    100
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_strategies() -> Vec<String> {
+    ["MAR", "J2R", "CR", "CIR"].map(String::from).to_vec()
+}
+fn default_imputation_model() -> String {
+    "{outcome} ~ baseline + arm * wave".into()
+}
+
+impl Default for SensitivityMissingSpec {
+    fn default() -> Self {
+        SensitivityMissingSpec {
+            enabled: true,
+            outcome: None,
+            method: ImputationMethod::default(),
+            strategies: default_strategies(),
+            reference_arm: None,
+            imputation_model: default_imputation_model(),
+            ice: IceDefinition::default(),
+            delta: DeltaSpec::default(),
+            approximate_bayes: None,
+        }
+    }
+}
+
+/// How the missing values are imputed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ImputationMethod {
+    /// Conditional mean imputation with jackknife (Wolbers et al. 2022; deterministic).
+    #[default]
+    ConditionalMean,
+}
+
+/// The definition of the intercurrent event.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IceDefinition {
+    /// The first wave after the last observed value (earlier missing waves are intermittent,
+    /// MAR).
+    #[default]
+    LastObserved,
+}
+
+/// `[sensitivity_missing.delta]`: the delta adjustment and tipping point.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSpec {
+    /// `score` (outcome units) or `sd` (pooled baseline SDs of the outcome).
+    #[serde(default)]
+    pub units: DeltaUnits,
+    /// An explicit grid (must contain 0); otherwise `from`, `to`, `step`.
+    #[serde(default)]
+    pub grid: Option<Vec<f64>>,
+    #[serde(default = "default_from")]
+    pub from: f64,
+    #[serde(default = "default_to")]
+    pub to: f64,
+    #[serde(default = "default_step")]
+    pub step: f64,
+    /// Strategies whose imputations are shifted (each gets a grid).
+    #[serde(default = "default_delta_strategies")]
+    pub strategies: Vec<String>,
+    /// Arms whose post-ICE imputed values are shifted (default: the non-reference arm).
+    #[serde(default)]
+    pub arms: Option<Vec<String>>,
+    /// Wave of the tipping point (default: the estimand's wave, else the last).
+    #[serde(default)]
+    pub wave: Option<String>,
+}
+
+fn default_from() -> f64 {
+    -1.5
+}
+fn default_to() -> f64 {
+    0.5
+}
+fn default_step() -> f64 {
+    0.1
+}
+fn default_delta_strategies() -> Vec<String> {
+    vec!["MAR".into(), "J2R".into()]
+}
+
+impl Default for DeltaSpec {
+    fn default() -> Self {
+        DeltaSpec {
+            units: DeltaUnits::default(),
+            grid: None,
+            from: default_from(),
+            to: default_to(),
+            step: default_step(),
+            strategies: default_delta_strategies(),
+            arms: None,
+            wave: None,
+        }
+    }
+}
+
+/// Units of delta.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeltaUnits {
+    Score,
+    /// Pooled within-arm SD of the outcome at baseline.
+    #[default]
+    Sd,
+}
+
+impl DeltaUnits {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeltaUnits::Score => "score",
+            DeltaUnits::Sd => "sd",
+        }
+    }
+}
+
+/// `[-1.5, -1.45, 0]`: at most 9 decimals, so that a computed grid prints without the
+/// rounding noise of `from + k step`.
+fn list(v: &[f64]) -> String {
+    let s: Vec<String> = v
+        .iter()
+        .map(|x| {
+            let t = format!("{x:.9}");
+            let t = t.trim_end_matches('0').trim_end_matches('.');
+            if t == "-0" {
+                "0".to_string()
+            } else {
+                t.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", s.join(", "))
+}
+
+impl DeltaSpec {
+    /// The grid: `grid`, or `from` to `to` by `step` (rounded to 1e-9 of the step so that 0 is
+    /// exactly 0).
+    pub fn values(&self) -> Result<Vec<f64>, String> {
+        let g = match &self.grid {
+            Some(g) => g.clone(),
+            None => {
+                let ordered = self.step > 0.0 && self.to >= self.from;
+                if !ordered {
+                    return Err(format!(
+                        "sensitivity_missing.delta: from = {}, to = {}, step = {}: need from <= to and step > 0",
+                        self.from, self.to, self.step
+                    ));
+                }
+                let k = ((self.to - self.from) / self.step + 1e-9).floor() as usize;
+                if k > 10_000 {
+                    return Err(format!(
+                        "sensitivity_missing.delta: {} grid points (at most 10000)",
+                        k + 1
+                    ));
+                }
+                (0..=k)
+                    .map(|i| {
+                        let v = self.from + i as f64 * self.step;
+                        let r = (v / self.step).round() * self.step;
+                        if (v - r).abs() < 1e-9 * self.step {
+                            if r == 0.0 {
+                                0.0
+                            } else {
+                                r
+                            }
+                        } else {
+                            v
+                        }
+                    })
+                    .collect()
+            }
+        };
+        if g.iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "sensitivity_missing.delta.grid = {}: every delta must be a finite number",
+                list(&g)
+            ));
+        }
+        if g.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(format!(
+                "sensitivity_missing.delta.grid = {}: the deltas must increase",
+                list(&g)
+            ));
+        }
+        if !g.contains(&0.0) {
+            let key = if self.grid.is_some() {
+                "sensitivity_missing.delta.grid"
+            } else {
+                "sensitivity_missing.delta (from, to, step)"
+            };
+            return Err(format!(
+                "{key} = {}: the grid must contain 0 (the unshifted analysis)",
+                list(&g)
+            ));
+        }
+        Ok(g)
+    }
+}
+
+impl SensitivityMissingSpec {
+    /// The strategies, parsed.
+    pub fn parsed_strategies(&self) -> Result<Vec<Strategy>, String> {
+        parse_strategies(&self.strategies, "sensitivity_missing.strategies")
+    }
+
+    /// The delta strategies, parsed.
+    pub fn parsed_delta_strategies(&self) -> Result<Vec<Strategy>, String> {
+        parse_strategies(
+            &self.delta.strategies,
+            "sensitivity_missing.delta.strategies",
+        )
+    }
+
+    /// The imputation model's right-hand side (after `{outcome} ~`).
+    pub fn model_rhs(&self) -> Result<String, String> {
+        let key = format!(
+            "sensitivity_missing.imputation_model = \"{}\"",
+            self.imputation_model
+        );
+        let Some((lhs, rhs)) = self.imputation_model.split_once('~') else {
+            return Err(format!(
+                "{key}: not a formula (write {{outcome}} ~ baseline + arm * wave)"
+            ));
+        };
+        if lhs.trim() != "{outcome}" {
+            return Err(format!(
+                "{key}: the outcome is missing: the left-hand side must be {{outcome}} (write {{outcome}} ~ {})",
+                rhs.trim()
+            ));
+        }
+        let f =
+            Formula::parse(&format!("y ~ {}", rhs.trim())).map_err(|e| format!("{key}: {e}"))?;
+        for col in ["arm", "wave"] {
+            if !f.uses_column(col) {
+                return Err(format!(
+                    "{key}: the model must contain `{col}` (arm means per wave are what the reference-based strategies copy)"
+                ));
+            }
+        }
+        if rhs.contains('|') {
+            return Err(format!(
+                "{key}: no random-effects terms (the covariance of the waves is unstructured)"
+            ));
+        }
+        Ok(rhs.trim().to_string())
+    }
+
+    /// The checks that need only the spec.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = self.parsed_strategies()?;
+        if s.is_empty() {
+            return Err(
+                "sensitivity_missing.strategies = []: name at least one of MAR, J2R, CR, CIR"
+                    .into(),
+            );
+        }
+        let d = self.parsed_delta_strategies()?;
+        if let Some(x) = d.iter().find(|x| !s.contains(x)) {
+            return Err(format!(
+                "sensitivity_missing.delta.strategies: {x} is not in sensitivity_missing.strategies ({})",
+                self.strategies.join(", ")
+            ));
+        }
+        self.delta.values()?;
+        self.model_rhs()?;
+        if let Some(ab) = &self.approximate_bayes {
+            if !(2..=100_000).contains(&ab.m) {
+                return Err(format!(
+                    "sensitivity_missing.approximate_bayes.m = {}: between 2 and 100000 imputations",
+                    ab.m
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks against the trial: the reference arm, the delta arms and wave exist.
+    pub fn validate_for(&self, arms: &[String], follow_up: &[String]) -> Result<(), String> {
+        let known = |v: &str| arms.iter().any(|a| a == v);
+        if let Some(r) = &self.reference_arm {
+            if !known(r) {
+                return Err(format!(
+                    "sensitivity_missing.reference_arm = \"{r}\": no such arm (arms: {})",
+                    arms.join(", ")
+                ));
+            }
+        }
+        for a in self.delta.arms.iter().flatten() {
+            if !known(a) {
+                return Err(format!(
+                    "sensitivity_missing.delta.arms: \"{a}\": no such arm (arms: {})",
+                    arms.join(", ")
+                ));
+            }
+        }
+        if let Some(w) = &self.delta.wave {
+            if !follow_up.iter().any(|x| x == w) {
+                return Err(format!(
+                    "sensitivity_missing.delta.wave = \"{w}\": not a follow-up wave (waves: {})",
+                    follow_up.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_strategies(v: &[String], key: &str) -> Result<Vec<Strategy>, String> {
+    v.iter()
+        .map(|s| {
+            Strategy::parse(s).ok_or_else(|| {
+                format!("{key}: unknown strategy \"{s}\" (strategies: MAR, J2R, CR, CIR)")
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_grid_has_21_points_and_an_exact_zero() {
+        let g = DeltaSpec::default().values().unwrap();
+        assert_eq!(g.len(), 21);
+        assert!(g.contains(&0.0));
+        assert_eq!(g[0], -1.5);
+    }
+
+    #[test]
+    fn a_grid_without_zero_names_the_key() {
+        let d = DeltaSpec {
+            grid: Some(vec![-2.0, -1.0]),
+            ..DeltaSpec::default()
+        };
+        let e = d.values().unwrap_err();
+        assert!(
+            e.contains("sensitivity_missing.delta.grid") && e.contains("0"),
+            "{e}"
+        );
+        let d = DeltaSpec {
+            from: -0.75,
+            to: 0.5,
+            step: 0.5,
+            ..DeltaSpec::default()
+        };
+        assert!(d.values().unwrap_err().contains("must contain 0"));
+    }
+
+    #[test]
+    fn an_imputation_model_without_the_outcome_names_the_key() {
+        let s = SensitivityMissingSpec {
+            imputation_model: "y ~ baseline + arm * wave".into(),
+            ..SensitivityMissingSpec::default()
+        };
+        let e = s.validate().unwrap_err();
+        assert!(
+            e.contains("sensitivity_missing.imputation_model") && e.contains("outcome is missing"),
+            "{e}"
+        );
+        let s = SensitivityMissingSpec {
+            imputation_model: "{outcome} ~ baseline + wave".into(),
+            ..SensitivityMissingSpec::default()
+        };
+        assert!(s.validate().unwrap_err().contains("`arm`"));
+    }
+
+    #[test]
+    fn unknown_reference_arm_names_the_key_and_the_arms() {
+        let s = SensitivityMissingSpec {
+            reference_arm: Some("XYZ".into()),
+            ..SensitivityMissingSpec::default()
+        };
+        let e = s
+            .validate_for(&["CAU".into(), "IMR".into()], &["T1".into()])
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "sensitivity_missing.reference_arm = \"XYZ\": no such arm (arms: CAU, IMR)"
+        );
+    }
+
+    #[test]
+    fn unknown_strategy_is_an_error() {
+        let s = SensitivityMissingSpec {
+            strategies: vec!["MAR".into(), "LOCF".into()],
+            ..SensitivityMissingSpec::default()
+        };
+        assert!(s.validate().unwrap_err().contains("LOCF"));
+    }
+}

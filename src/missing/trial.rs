@@ -1,0 +1,283 @@
+//! The missing-data sensitivity analysis of one outcome of a scored trial: every randomized
+//! participant (intention to treat), the first wave as the baseline covariate, the later waves
+//! as the follow-up; participants without a baseline value are left out and counted (the
+//! multiple imputation of baseline covariates is not implemented).
+use super::jackknife::{analyse_condmean, CondMeanOptions};
+use super::spec::{DeltaUnits, SensitivityMissingSpec};
+use super::{ImputationModel, MissingError, WideData};
+use crate::ingest::Trial;
+use crate::progress::ProgressSink;
+use crate::results::missing::{MmrmContrast, SensitivityMissing};
+use crate::scoring::Scored;
+use crate::trial_data::pooled_sd;
+
+/// The wide data of `outcome` and the number of randomized participants without a baseline
+/// value per arm.
+pub fn wide_data(
+    trial: &Trial,
+    scored: &Scored,
+    outcome: &str,
+) -> Result<(WideData, Vec<usize>), MissingError> {
+    let values = scored
+        .score(outcome)
+        .ok_or_else(|| MissingError::Data(format!("outcome {outcome} is not scored")))?;
+    let arms = trial.study.arms.clone();
+    let waves: Vec<String> = trial.study.waves.iter().map(|w| w.label.clone()).collect();
+    if waves.len() < 2 {
+        return Err(MissingError::Data(
+            "the study needs a baseline and at least one follow-up wave".into(),
+        ));
+    }
+    let np = trial.participants.len();
+    let mut cells: Vec<Vec<Option<f64>>> = vec![vec![None; waves.len()]; np];
+    for r in 0..scored.n_rows() {
+        let p = scored.participants()[r].index();
+        let w = scored.waves()[r].0 as usize;
+        if let (Some(row), Some(Some(v))) = (cells.get_mut(p), values.get(r)) {
+            if let Some(c) = row.get_mut(w) {
+                *c = Some(*v);
+            }
+        }
+    }
+    let mut d = WideData {
+        ids: Vec::new(),
+        arms: arms.clone(),
+        arm: Vec::new(),
+        waves: waves[1..].to_vec(),
+        baseline: Vec::new(),
+        y: Vec::new(),
+    };
+    let mut no_baseline = vec![0usize; arms.len()];
+    for (p, row) in trial.participants.iter().zip(cells) {
+        let a = p.arm.index();
+        match row[0] {
+            Some(b) if b.is_finite() => {
+                d.ids.push(p.id.clone());
+                d.arm.push(a);
+                d.baseline.push(b);
+                d.y.push(row[1..].to_vec());
+            }
+            _ => {
+                if let Some(x) = no_baseline.get_mut(a) {
+                    *x += 1;
+                }
+            }
+        }
+    }
+    Ok((d, no_baseline))
+}
+
+/// What the run's spec fixes beyond `[sensitivity_missing]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The outcome analysed.
+    pub outcome: &'a str,
+    /// The estimand's wave (default: the last wave).
+    pub wave: Option<&'a str>,
+    pub conf_level: f64,
+    /// The run's seed (multiple imputation).
+    pub seed: u64,
+}
+
+/// Runs `[sensitivity_missing]` on the target's outcome at the estimand's wave.
+pub fn analyse_trial(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &SensitivityMissingSpec,
+    target: Target<'_>,
+    progress: &dyn ProgressSink,
+) -> Result<SensitivityMissing, MissingError> {
+    let Target {
+        outcome,
+        wave: target_wave,
+        conf_level,
+        seed,
+    } = target;
+    let (data, no_baseline) = wide_data(trial, scored, outcome)?;
+    spec.validate_for(&data.arms, &data.waves)
+        .map_err(MissingError::Data)?;
+    let spec_err = MissingError::Data;
+    let strategies = spec.parsed_strategies().map_err(spec_err)?;
+    let delta_strategies = spec.parsed_delta_strategies().map_err(spec_err)?;
+    let deltas = spec.delta.values().map_err(spec_err)?;
+    let rhs = spec.model_rhs().map_err(spec_err)?;
+    let reference = match &spec.reference_arm {
+        Some(r) => data.arms.iter().position(|a| a == r).unwrap_or(0),
+        None => {
+            if data.arms.len() == 2 {
+                1 - trial.study.intervention.min(1)
+            } else {
+                0
+            }
+        }
+    };
+    let active = if data.arms.len() == 2 {
+        1 - reference
+    } else {
+        reference
+    };
+    let delta_arms: Vec<usize> = match &spec.delta.arms {
+        Some(v) => v
+            .iter()
+            .filter_map(|a| data.arms.iter().position(|x| x == a))
+            .collect(),
+        None => vec![active],
+    };
+    let wave_name = spec
+        .delta
+        .wave
+        .as_deref()
+        .or(target_wave)
+        .unwrap_or_else(|| data.waves.last().map_or("", String::as_str))
+        .to_string();
+    let delta_wave = data
+        .waves
+        .iter()
+        .position(|w| *w == wave_name)
+        .ok_or_else(|| {
+            MissingError::Data(format!(
+                "estimand.wave = \"{wave_name}\": not a follow-up wave (waves: {})",
+                data.waves.join(", ")
+            ))
+        })?;
+    let delta_scale = match spec.delta.units {
+        DeltaUnits::Score => 1.0,
+        DeltaUnits::Sd => {
+            let b: Vec<Option<f64>> = data.baseline.iter().map(|v| Some(*v)).collect();
+            pooled_sd(&b, &data.arm).ok_or_else(|| {
+                MissingError::Data(
+                    "sensitivity_missing.delta.units = \"sd\": the baseline SD is not available"
+                        .into(),
+                )
+            })?
+        }
+    };
+    let opts = CondMeanOptions {
+        model: ImputationModel { rhs },
+        strategies,
+        reference,
+        ice: None,
+        conf_level,
+        deltas,
+        delta_scale,
+        delta_units: spec.delta.units.name().to_string(),
+        delta_strategies,
+        delta_arms,
+        delta_wave,
+    };
+    let out = analyse_condmean(&data, &opts, progress)?;
+    let multiple_imputation = match &spec.approximate_bayes {
+        Some(ab) => {
+            Some(super::mi::analyse_approx_bayes(&data, &opts, ab.m, seed, progress)?.result)
+        }
+        None => None,
+    };
+    let mut counts = out.counts.clone();
+    counts.excluded_no_baseline = no_baseline.iter().sum();
+    for (a, k) in counts.by_arm.iter_mut().zip(&no_baseline) {
+        a.excluded_no_baseline = *k;
+    }
+    let mut warnings = Vec::new();
+    if counts.excluded_no_baseline > 0 {
+        warnings.push(format!(
+            "{} randomized participant(s) without a baseline {outcome} left out of the missing-data analyses (baseline covariate missing; its imputation is not implemented)",
+            counts.excluded_no_baseline
+        ));
+    }
+    if out.max_abs_gradient > 1e-4 {
+        warnings.push(format!(
+            "an imputation-model fit may not have converged (largest REML gradient {:.2e})",
+            out.max_abs_gradient
+        ));
+    }
+    Ok(SensitivityMissing {
+        outcome: outcome.to_string(),
+        method: "conditional_mean".into(),
+        imputation_model: format!("{outcome} ~ {}", opts.model.rhs),
+        analysis_model: format!("lm({outcome} ~ arm + baseline) per wave"),
+        ice_definition: "last_observed_wave".into(),
+        reference_arm: data.arms[reference].clone(),
+        active_arm: data.arms[out.active].clone(),
+        term: out.term.clone(),
+        waves: data.waves.clone(),
+        target_wave: wave_name,
+        conf_level,
+        counts,
+        mmrm: out
+            .mmrm
+            .iter()
+            .zip(&data.waves)
+            .map(|(m, w)| MmrmContrast {
+                wave: w.clone(),
+                estimate: m.estimate,
+                std_error: m.std_error,
+                df: m.df,
+                conf_low: m.conf_low,
+                conf_high: m.conf_high,
+                p_value: m.p_value,
+            })
+            .collect(),
+        strategies: out.results,
+        tipping_point: out.tipping,
+        multiple_imputation,
+        jackknife_refits: out.refits,
+        max_abs_gradient: out.max_abs_gradient,
+        warnings,
+    })
+}
+
+/// The estimand table of `[estimand]` for this trial: defaults filled from study.toml and the
+/// primary outcome (`label` is the outcome's display label).
+pub fn estimand_result(
+    trial: &Trial,
+    spec: &super::spec::EstimandSpec,
+    outcome: &str,
+    label: &str,
+    reference_arm: Option<&str>,
+) -> crate::results::Estimand {
+    let arms = &trial.study.arms;
+    let active = arms
+        .get(trial.study.intervention)
+        .cloned()
+        .unwrap_or_default();
+    let control = reference_arm
+        .map(str::to_string)
+        .or_else(|| {
+            arms.iter()
+                .enumerate()
+                .find(|(k, _)| *k != trial.study.intervention)
+                .map(|(_, a)| a.clone())
+        })
+        .unwrap_or_default();
+    let wave = spec.wave.clone().unwrap_or_else(|| {
+        trial
+            .study
+            .waves
+            .last()
+            .map(|w| w.label.clone())
+            .unwrap_or_default()
+    });
+    crate::results::Estimand {
+        population: spec.population.clone(),
+        treatment: spec
+            .treatment
+            .clone()
+            .unwrap_or_else(|| format!("{active} versus {control}")),
+        outcome: outcome.to_string(),
+        wave: wave.clone(),
+        variable: format!("{label} at {wave}"),
+        intercurrent_events: spec
+            .intercurrent_events
+            .iter()
+            .map(|e| crate::results::missing::IntercurrentEvent {
+                event: e.event.clone(),
+                strategy: e.strategy.name().to_string(),
+                handling: e.handling.clone().unwrap_or_default(),
+            })
+            .collect(),
+        summary: spec
+            .summary
+            .clone()
+            .unwrap_or_else(|| format!("difference in means at {wave} ({active} - {control})")),
+    }
+}

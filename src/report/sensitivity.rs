@@ -1,0 +1,416 @@
+//! The estimand table, the missing-data sensitivity tables and their methods text (issue 17),
+//! rendered from [`Results::estimand`] and [`Results::sensitivity_missing`]. Computes nothing.
+use crate::report::format as f;
+use crate::report::tables::{html_escape as esc, Cell, Column, NumStyle, Table};
+use crate::results::missing::{SensitivityMissing, TippingPoint};
+use crate::results::Results;
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Every table of this module, in report order.
+pub fn tables(r: &Results) -> Vec<Table> {
+    let labels = f::Labels::of(r);
+    let mut out = Vec::new();
+    if let Some(e) = &r.estimand {
+        let mut rows = vec![
+            vec![
+                Cell::Text("Population".into()),
+                Cell::Text(e.population.clone()),
+                Cell::Empty,
+            ],
+            vec![
+                Cell::Text("Treatment".into()),
+                Cell::Text(e.treatment.clone()),
+                Cell::Empty,
+            ],
+            vec![
+                Cell::Text("Variable".into()),
+                Cell::Text(e.variable.clone()),
+                Cell::Empty,
+            ],
+        ];
+        for ice in &e.intercurrent_events {
+            rows.push(vec![
+                Cell::Text(format!("Intercurrent event: {}", ice.event)),
+                Cell::Text(ice.strategy.replace('_', " ")),
+                Cell::Text(ice.handling.clone()),
+            ]);
+        }
+        rows.push(vec![
+            Cell::Text("Population-level summary".into()),
+            Cell::Text(e.summary.clone()),
+            Cell::Empty,
+        ]);
+        out.push(Table {
+            id: "estimand".into(),
+            title: format!("Estimand of the primary analysis ({})", labels.outcome(&e.outcome)),
+            columns: vec![
+                Column::new("Attribute", "attribute"),
+                Column::new("Definition / strategy", "definition"),
+                Column::new("Handling in the analysis", "handling"),
+            ],
+            rows,
+            note: Some("ICH E9(R1) addendum on estimands: strategies for intercurrent events are treatment policy, hypothetical, while on treatment, composite and principal stratum.".into()),
+            group_columns: 0,
+        });
+    }
+    for s in &r.sensitivity_missing {
+        // The primary analysis of the same outcome (ITT, main model) beside the imputations.
+        let primary = r
+            .outcomes
+            .iter()
+            .find(|o| o.outcome == s.outcome && o.sensitivity.is_none() && o.analysis_set == "itt");
+        out.push(strategies_table(s, primary, &labels));
+        if !s.tipping_point.is_empty() {
+            out.push(tipping_table(s, &labels));
+        }
+        if let Some(mi) = &s.multiple_imputation {
+            out.push(mi_table(s, mi, &labels));
+        }
+    }
+    out
+}
+
+fn strategies_table(
+    s: &SensitivityMissing,
+    primary: Option<&crate::results::OutcomeResult>,
+    labels: &f::Labels,
+) -> Table {
+    let mut rows = Vec::new();
+    for c in primary.iter().flat_map(|o| o.contrasts.iter()) {
+        if !s.waves.contains(&c.wave) {
+            continue;
+        }
+        rows.push(vec![
+            Cell::Text("Primary analysis (mixed model, MAR)".into()),
+            Cell::Text(c.wave.clone()),
+            Cell::Empty,
+            Cell::Empty,
+            Cell::Num(c.estimate, NumStyle::Estimate),
+            Cell::Num(c.std_error, NumStyle::Estimate),
+            Cell::Interval(c.conf_low, c.conf_high, NumStyle::Estimate),
+            Cell::Num(c.p_value, NumStyle::P),
+        ]);
+    }
+    for m in &s.mmrm {
+        rows.push(vec![
+            Cell::Text("MMRM (MAR, hypothetical)".into()),
+            Cell::Text(m.wave.clone()),
+            Cell::Empty,
+            Cell::Empty,
+            Cell::Num(m.estimate, NumStyle::Estimate),
+            Cell::Num(m.std_error, NumStyle::Estimate),
+            Cell::Interval(m.conf_low, m.conf_high, NumStyle::Estimate),
+            Cell::Num(m.p_value, NumStyle::P),
+        ]);
+    }
+    for st in &s.strategies {
+        for w in &st.waves {
+            rows.push(vec![
+                Cell::Text(strategy_label(&st.strategy).into()),
+                Cell::Text(w.wave.clone()),
+                Cell::Num(w.lsm_reference, NumStyle::Estimate),
+                Cell::Num(w.lsm_active, NumStyle::Estimate),
+                Cell::Num(w.estimate, NumStyle::Estimate),
+                Cell::Num(w.std_error, NumStyle::Estimate),
+                Cell::Interval(w.conf_low, w.conf_high, NumStyle::Estimate),
+                Cell::Num(w.p_value, NumStyle::P),
+            ]);
+        }
+    }
+    let c = &s.counts;
+    let ice: usize = c.by_arm.iter().map(|a| a.with_ice).sum();
+    Table {
+        id: format!("sensitivity_missing_{}", file_safe(&s.outcome)),
+        title: format!(
+            "{}: missing-data sensitivity analyses, {} minus {} per follow-up wave",
+            labels.outcome(&s.outcome),
+            s.active_arm,
+            s.reference_arm
+        ),
+        columns: vec![
+            Column::new("Analysis", "analysis"),
+            Column::new("Wave", "wave"),
+            Column::new(&format!("Mean {}", s.reference_arm), "lsm_reference"),
+            Column::new(&format!("Mean {}", s.active_arm), "lsm_active"),
+            Column::new("Difference", "estimate"),
+            Column::new("SE", "std_error"),
+            Column::ci(&format!("{:.0}% CI", 100.0 * s.conf_level), "ci"),
+            Column::new("p", "p_value"),
+        ],
+        rows,
+        note: Some(format!(
+            "Imputation model {} (unstructured covariance of the waves common to both arms, REML); \
+             intercurrent event = dropout (every wave after the last observed one; earlier missing \
+             waves imputed under MAR). Conditional mean imputation with jackknife SEs and normal CIs \
+             (Wolbers et al. 2022), analysis {}; means at the mean baseline. Reference arm {}. \
+             n = {} ({} with dropout, {} without any follow-up; {} randomized without baseline left out); \
+             {} post-dropout and {} intermittent missing values imputed. MMRM rows: Satterthwaite df.{}",
+            s.imputation_model,
+            s.analysis_model,
+            s.reference_arm,
+            c.n,
+            ice,
+            c.no_followup,
+            c.excluded_no_baseline,
+            c.post_ice_cells,
+            c.intermittent_cells,
+            primary.map_or(String::new(), |o| format!(
+                " Primary analysis: {} ({}, baseline as a wave, all observed assessments; not adjusted for baseline, unlike the ANCOVA and MMRM rows, so its estimate differs from theirs by more than the handling of missing data).",
+                o.model, o.analysis_set
+            ))
+        )),
+        group_columns: 1,
+    }
+}
+
+/// `Jump to reference (J2R)` etc.
+pub fn strategy_label(s: &str) -> &'static str {
+    match s {
+        "MAR" => "Missing at random (MAR)",
+        "J2R" => "Jump to reference (J2R)",
+        "CR" => "Copy reference (CR)",
+        "CIR" => "Copy increments in reference (CIR)",
+        _ => "other",
+    }
+}
+
+fn units_label(t: &TippingPoint) -> String {
+    match t.delta_units.as_str() {
+        "sd" => format!(
+            "pooled baseline SDs (1 SD = {:.3} score points)",
+            t.delta_scale
+        ),
+        _ => "score points".into(),
+    }
+}
+
+fn tipping_text(t: &TippingPoint) -> String {
+    match (t.tipping_delta, t.tipping_delta_exact) {
+        (Some(d), Some(x)) => format!(
+            "{}: significance lost at delta = {:.3} (interpolated; exact {:.3})",
+            t.strategy, d, x
+        ),
+        (Some(d), None) => format!("{}: significance lost at delta = {:.3}", t.strategy, d),
+        _ => format!(
+            "{}: {}",
+            t.strategy,
+            t.note.as_deref().unwrap_or("no tipping point")
+        ),
+    }
+}
+
+fn tipping_table(s: &SensitivityMissing, labels: &f::Labels) -> Table {
+    let mut rows = Vec::new();
+    for t in &s.tipping_point {
+        for g in &t.grid {
+            rows.push(vec![
+                Cell::Text(t.strategy.clone()),
+                Cell::Num(g.delta, NumStyle::Fixed(2)),
+                Cell::Num(g.delta_score, NumStyle::Fixed(3)),
+                Cell::Num(g.estimate, NumStyle::Estimate),
+                Cell::Num(g.std_error, NumStyle::Estimate),
+                Cell::Interval(g.conf_low, g.conf_high, NumStyle::Estimate),
+                Cell::Num(g.p_value, NumStyle::P),
+            ]);
+        }
+    }
+    let first = &s.tipping_point[0];
+    let tips: Vec<String> = s.tipping_point.iter().map(tipping_text).collect();
+    Table {
+        id: format!("sensitivity_missing_tipping_{}", file_safe(&s.outcome)),
+        title: format!(
+            "{} at {}: tipping-point analysis (delta added to the imputed values after dropout in {})",
+            labels.outcome(&s.outcome),
+            first.wave,
+            first.delta_arms.join(", ")
+        ),
+        columns: vec![
+            Column::new("Strategy", "strategy"),
+            Column::new("Delta", "delta"),
+            Column::new("Delta (score)", "delta_score"),
+            Column::new("Difference", "estimate"),
+            Column::new("SE", "std_error"),
+            Column::ci(&format!("{:.0}% CI", 100.0 * s.conf_level), "ci"),
+            Column::new("p", "p_value"),
+        ],
+        rows,
+        note: Some(format!(
+            "Delta in {}. {}.",
+            units_label(first),
+            tips.join("; ")
+        )),
+        group_columns: 1,
+    }
+}
+
+fn mi_table(
+    s: &SensitivityMissing,
+    mi: &crate::results::missing::MultipleImputation,
+    labels: &f::Labels,
+) -> Table {
+    let mut rows = Vec::new();
+    for st in &mi.strategies {
+        for w in &st.waves {
+            rows.push(vec![
+                Cell::Text(strategy_label(&st.strategy).into()),
+                Cell::Text(w.wave.clone()),
+                Cell::Num(w.estimate, NumStyle::Estimate),
+                Cell::Num(w.std_error, NumStyle::Estimate),
+                Cell::Num(w.df, NumStyle::Df),
+                Cell::Interval(w.conf_low, w.conf_high, NumStyle::Estimate),
+                Cell::Num(w.p_value, NumStyle::P),
+                Cell::Num(w.fmi, NumStyle::Fixed(2)),
+            ]);
+        }
+    }
+    let tips: Vec<String> = mi
+        .tipping_point
+        .iter()
+        .map(|t| match t.tipping_delta {
+            Some(d) => format!("{}: significance lost at delta = {d:.3}", t.strategy),
+            None => format!(
+                "{}: {}",
+                t.strategy,
+                t.note.as_deref().unwrap_or("no tipping point")
+            ),
+        })
+        .collect();
+    Table {
+        id: format!("sensitivity_missing_mi_{}", file_safe(&s.outcome)),
+        title: format!(
+            "{}: approximate Bayesian multiple imputation (M = {}), {} minus {}",
+            labels.outcome(&s.outcome),
+            mi.m,
+            s.active_arm,
+            s.reference_arm
+        ),
+        columns: vec![
+            Column::new("Strategy", "strategy"),
+            Column::new("Wave", "wave"),
+            Column::new("Difference", "estimate"),
+            Column::new("SE", "std_error"),
+            Column::new("df", "df"),
+            Column::ci(&format!("{:.0}% CI", 100.0 * s.conf_level), "ci"),
+            Column::new("p", "p_value"),
+            Column::new("FMI", "fmi"),
+        ],
+        rows,
+        note: Some(format!(
+            "Imputation model refitted to {} bootstrap samples (stratified by arm, seed {}; {} failed fits redrawn), one draw from the conditional distribution each; pooled by Rubin's rules with the Barnard-Rubin df; FMI = fraction of missing information (as mice::pool). Under reference-based strategies Rubin's variance exceeds the repeated-sampling variance (information anchoring; Cro et al. 2019), so these intervals are wider than the jackknife's.{}",
+            mi.m,
+            mi.seed,
+            mi.failed_fits,
+            if tips.is_empty() { String::new() } else { format!(" Tipping points: {}.", tips.join("; ")) }
+        )),
+        group_columns: 1,
+    }
+}
+
+/// The methods paragraph on the estimand and the missing-data sensitivity analyses.
+pub fn methods_html(r: &Results) -> String {
+    let mut out = String::new();
+    if let Some(e) = &r.estimand {
+        let ices: Vec<String> = e
+            .intercurrent_events
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} ({} strategy)",
+                    esc(&i.event),
+                    esc(&i.strategy.replace('_', " "))
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "<p>Estimand (ICH E9(R1)): in {}, the effect of {} on {}, summarized as the {}. \
+             Intercurrent events: {}.",
+            esc(&e.population),
+            esc(&e.treatment),
+            esc(&e.variable),
+            esc(&e.summary),
+            if ices.is_empty() {
+                "none specified".to_string()
+            } else {
+                ices.join("; ")
+            }
+        ));
+        if e.intercurrent_events
+            .iter()
+            .any(|i| i.strategy == "hypothetical")
+        {
+            out.push_str(
+                " The hypothetical strategy for dropout is estimated by the likelihood-based \
+                 mixed models, valid when data are missing at random (MAR).",
+            );
+        }
+        out.push_str("</p>\n");
+    }
+    for s in &r.sensitivity_missing {
+        let strategies: Vec<String> = s
+            .strategies
+            .iter()
+            .map(|x| strategy_label(&x.strategy).to_string())
+            .collect();
+        let mut p = format!(
+            "<p>Missing data: the departure from MAR after dropout was examined by \
+             reference-based imputation (Carpenter, Roger &amp; Kenward, 2013) of {} with {} as the \
+             reference arm: {}. The imputation model was the MMRM <code>{}</code> with an \
+             unstructured covariance of the follow-up waves common to both arms (REML); missing \
+             values were replaced by their conditional mean given the participant's observed \
+             values and inference used the jackknife over participants (Wolbers et al., 2022; \
+             rbmi's <code>method_condmean</code>), the analysis being <code>{}</code>.",
+            esc(&f::Labels::of(r).outcome(&s.outcome)),
+            esc(&s.reference_arm),
+            list(&strategies),
+            esc(&s.imputation_model),
+            esc(&s.analysis_model),
+        );
+        if let Some(t) = s.tipping_point.first() {
+            p.push_str(&format!(
+                " In a tipping-point analysis a shift delta (in {}) was added to the imputed values \
+                 after dropout in {} over a grid of {} values; the tipping point is the delta at \
+                 which the {} difference at {} loses significance.",
+                esc(&units_label(t)),
+                esc(&t.delta_arms.join(", ")),
+                t.grid.len(),
+                esc(&s.active_arm),
+                esc(&t.wave)
+            ));
+        }
+        p.push_str("</p>\n");
+        out.push_str(&p);
+    }
+    out
+}
+
+fn list(items: &[String]) -> String {
+    match items.len() {
+        0 => String::new(),
+        1 => items[0].clone(),
+        n => format!("{} and {}", items[..n - 1].join(", "), items[n - 1]),
+    }
+}
+
+/// The sentence that opens the sensitivity block of the outcomes section.
+pub fn section_intro_html(r: &Results) -> String {
+    let mut out = String::new();
+    for s in &r.sensitivity_missing {
+        let tips: Vec<String> = s.tipping_point.iter().map(tipping_text).collect();
+        out.push_str(&format!(
+            "<h3>Missing data: sensitivity of {} to the missing-at-random assumption</h3>\n",
+            esc(&f::Labels::of(r).outcome(&s.outcome))
+        ));
+        if !tips.is_empty() {
+            out.push_str(&format!(
+                "<p>Tipping point: {}.</p>\n",
+                esc(&tips.join("; "))
+            ));
+        }
+    }
+    out
+}
