@@ -238,7 +238,7 @@ fn per_period_models_agree_with_glmer_and_emmeans() {
 #[test]
 #[ignore]
 fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
-    use herstel::admissions::period_models::{analyse_periods, ArmLabels};
+    use herstel::admissions::period_models::{analyse_periods, ArmLabels, PeriodOptions};
     use herstel::simulate::{simulate, SimConfig};
     use rayon::prelude::*;
     let truth = [0.6, 0.85];
@@ -246,6 +246,8 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
     cfg.study.n_participants = 400;
     cfg.admissions.rate_ratio_by_period = truth.to_vec();
     let gamma = std::env::var("HERSTEL_COVERAGE_FRAILTY").is_ok_and(|v| v == "gamma");
+    // HERSTEL_COVERAGE_PRIOR=0: the models without the prior-year covariate
+    let prior_covariate = std::env::var("HERSTEL_COVERAGE_PRIOR").map_or(true, |v| v != "0");
     if !gamma {
         cfg.admissions.frailty = herstel::simulate::config::Frailty::Lognormal;
     }
@@ -276,7 +278,10 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
                     arms,
                     intervention: &intervention,
                 },
-                0.95,
+                PeriodOptions {
+                    level: 0.95,
+                    prior_covariate,
+                },
             );
             let nb = pp.negative_binomial?;
             let mut hit = [false; 3];

@@ -18,7 +18,14 @@ const LAYERS: &[&[&str]] = &[
     // models built on them (the GLMM starts from the GLM)
     &["mmrm", "trial_data", "glmm"],
     // analyses: peers
-    &["analysis", "admissions", "mediation", "missing", "sites", "power"],
+    &[
+        "analysis",
+        "admissions",
+        "mediation",
+        "missing",
+        "sites",
+        "power",
+    ],
     &["pipeline"],
     // the output edge
     &["report"],

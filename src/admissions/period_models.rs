@@ -42,6 +42,15 @@ pub struct ArmLabels<'a> {
     pub intervention: &'a str,
 }
 
+/// How the per-period models are fitted.
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodOptions {
+    /// Confidence level of the intervals.
+    pub level: f64,
+    /// Admissions in the year before randomization as a covariate (`+ prior`).
+    pub prior_covariate: bool,
+}
+
 /// The per-period analysis: observed summaries, both GLMMs and their effects. A model that
 /// cannot be fitted is reported in `errors`; the other is still fitted.
 pub fn analyse_periods(
@@ -49,8 +58,9 @@ pub fn analyse_periods(
     data: &PeriodData,
     periods: &[Period],
     arms: ArmLabels<'_>,
-    level: f64,
+    opts: PeriodOptions,
 ) -> PerPeriodAdmissions {
+    let level = opts.level;
     let mut out = PerPeriodAdmissions {
         periods: periods
             .iter()
@@ -79,10 +89,11 @@ pub fn analyse_periods(
             return out;
         }
     };
-    let rhs = if periods.len() > 1 {
-        "arm * period + prior"
-    } else {
-        "arm + prior"
+    let rhs = match (periods.len() > 1, opts.prior_covariate) {
+        (true, true) => "arm * period + prior",
+        (true, false) => "arm * period",
+        (false, true) => "arm + prior",
+        (false, false) => "arm",
     };
     let offset: Vec<f64> = data.rows.iter().map(|r| r.exposure_years().ln()).collect();
     let specs = [

@@ -4,7 +4,7 @@
 //! [`Admissions`] result.
 use serde::{Deserialize, Serialize};
 
-use super::period_models::{analyse_periods, ArmLabels};
+use super::period_models::{analyse_periods, ArmLabels, PeriodOptions};
 use super::periods::{per_period, periods_between, Period, PeriodData};
 use super::{
     count_analysis, per_participant, trial_analysis, AdmissionRules, AdmissionsError,
@@ -34,6 +34,9 @@ pub struct AdmissionsSpec {
     /// of admissions per period between waves; `whole_follow_up`: only the former.
     #[serde(default)]
     pub model: AdmissionModel,
+    /// The per-period models adjust for the admissions in the prior window (`+ prior`).
+    #[serde(default = "default_enabled")]
+    pub prior_covariate: bool,
 }
 
 /// Which admission analyses run (`[admissions] model`).
@@ -58,6 +61,7 @@ impl Default for AdmissionsSpec {
             followup_days: None,
             prior_days: default_prior(),
             model: AdmissionModel::default(),
+            prior_covariate: true,
         }
     }
 }
@@ -132,7 +136,10 @@ pub fn analyse(
                 arms: &study.arms,
                 intervention: &intervention,
             },
-            level,
+            PeriodOptions {
+                level,
+                prior_covariate: spec.prior_covariate,
+            },
         ));
     }
     Ok(out)
