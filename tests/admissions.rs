@@ -248,6 +248,11 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
     let gamma = std::env::var("HERSTEL_COVERAGE_FRAILTY").is_ok_and(|v| v == "gamma");
     // HERSTEL_COVERAGE_PRIOR=0: the models without the prior-year covariate
     let prior_covariate = std::env::var("HERSTEL_COVERAGE_PRIOR").map_or(true, |v| v != "0");
+    // HERSTEL_COVERAGE_NAGQ: quadrature points of the GLMMs (default 1, Laplace)
+    let n_agq: usize = std::env::var("HERSTEL_COVERAGE_NAGQ")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     if !gamma {
         cfg.admissions.frailty = herstel::simulate::config::Frailty::Lognormal;
     }
@@ -259,7 +264,7 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let schema = Schema::embedded().unwrap();
-    let per_trial: Vec<Option<[bool; 3]>> = (0..n_trials)
+    let per_trial: Vec<Option<([bool; 3], [(f64, f64); 3])>> = (0..n_trials)
         .into_par_iter()
         .map(|seed| {
             let sim = simulate(&cfg, 7_000 + seed).ok()?;
@@ -281,26 +286,51 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
                 PeriodOptions {
                     level: 0.95,
                     prior_covariate,
+                    n_agq,
                 },
             );
             let nb = pp.negative_binomial?;
             let mut hit = [false; 3];
-            for (h, (e, w)) in hit.iter_mut().zip(nb.effects.iter().zip(want)) {
-                *h = e.conf_low <= w && w <= e.conf_high;
+            let mut est = [(0.0, 0.0); 3];
+            for ((h, e), (eff, w)) in hit
+                .iter_mut()
+                .zip(est.iter_mut())
+                .zip(nb.effects.iter().zip(want))
+            {
+                *h = eff.conf_low <= w && w <= eff.conf_high;
+                // log ratio and its SE (from the Wald interval)
+                *e = (
+                    eff.estimate.ln(),
+                    (eff.conf_high.ln() - eff.conf_low.ln()) / (2.0 * 1.959964),
+                );
             }
-            Some(hit)
+            Some((hit, est))
         })
         .collect();
-    let fitted: Vec<[bool; 3]> = per_trial.iter().flatten().copied().collect();
+    let fitted: Vec<[bool; 3]> = per_trial.iter().flatten().map(|t| t.0).collect();
+    let estimates: Vec<[(f64, f64); 3]> = per_trial.iter().flatten().map(|t| t.1).collect();
     let failed = per_trial.len() - fitted.len();
     assert!(failed <= 5, "{failed} trials not analysed");
     for (j, label) in ["T1_T2", "T2_T3", "overall"].iter().enumerate() {
         let cover = fitted.iter().filter(|h| h[j]).count() as f64 / fitted.len() as f64;
+        let n = estimates.len() as f64;
+        let mean = estimates.iter().map(|e| e[j].0).sum::<f64>() / n;
+        let sd = (estimates
+            .iter()
+            .map(|e| (e[j].0 - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0))
+            .sqrt();
+        let se = estimates.iter().map(|e| e[j].1).sum::<f64>() / n;
         println!(
-            "rate ratio {label}: coverage {:.1}% over {} trials (truth {:.3})",
+            "rate ratio {label}: coverage {:.1}% over {} trials (truth {:.3}); log ratio mean {:.4} (truth {:.4}), SD over trials {:.4}, mean SE {:.4}",
             100.0 * cover,
             fitted.len(),
-            want[j]
+            want[j],
+            mean,
+            want[j].ln(),
+            sd,
+            se
         );
         if n_trials >= 1000 && !gamma {
             assert!((0.94..=0.96).contains(&cover), "{label}: {cover}");

@@ -49,6 +49,8 @@ pub struct PeriodOptions {
     pub level: f64,
     /// Admissions in the year before randomization as a covariate (`+ prior`).
     pub prior_covariate: bool,
+    /// Quadrature points (1 = Laplace, glmer's default; up to 25: adaptive Gauss-Hermite).
+    pub n_agq: usize,
 }
 
 /// The per-period analysis: observed summaries, both GLMMs and their effects. A model that
@@ -106,10 +108,13 @@ pub fn analyse_periods(
     ];
     for (response, family, offset) in specs {
         let formula = format!("{response} ~ {rhs} + (1 | participant_id)");
-        match fit_period_model(&formula, &frame, offset, family, level).and_then(|(mf, fit)| {
-            let cf = counterfactual_design(participants, data, periods, arms.arms, &formula, &mf)?;
-            Ok(report_model(&formula, &fit, &cf, periods, arms, level))
-        }) {
+        match fit_period_model(&formula, &frame, offset, family, level, opts.n_agq).and_then(
+            |(mf, fit)| {
+                let cf =
+                    counterfactual_design(participants, data, periods, arms.arms, &formula, &mf)?;
+                Ok(report_model(&formula, &fit, &cf, periods, arms, level))
+            },
+        ) {
             Ok(m) => match family {
                 Family::Binomial(_) => out.logistic = Some(m),
                 _ => out.negative_binomial = Some(m),
@@ -129,6 +134,7 @@ fn fit_period_model(
     offset: Option<Vec<f64>>,
     family: Family,
     level: f64,
+    n_agq: usize,
 ) -> Result<(ModelFrame, GlmmFit), BoxError> {
     let f = ModelFormula::parse(formula)?;
     let mf = build_model_frame(&f, frame)?;
@@ -138,7 +144,7 @@ fn fit_period_model(
         &d,
         &GlmmOptions {
             family,
-            n_agq: 1,
+            n_agq,
             level,
         },
     )?;
@@ -377,7 +383,10 @@ fn report_model(
     };
     PeriodModel {
         model: if binomial {
-            format!("lme4::glmer({formula}, family = binomial)")
+            format!(
+                "lme4::glmer({formula}, family = binomial, nAGQ = {})",
+                fit.n_agq
+            )
         } else {
             let with_offset = formula.replacen(" + (1", " + offset(log(exposure)) + (1", 1);
             format!("glmmTMB::glmmTMB({with_offset}, family = nbinom2)")

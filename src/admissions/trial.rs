@@ -37,6 +37,14 @@ pub struct AdmissionsSpec {
     /// The per-period models adjust for the admissions in the prior window (`+ prior`).
     #[serde(default = "default_enabled")]
     pub prior_covariate: bool,
+    /// Quadrature points of the per-period GLMMs: 1 = Laplace (glmer's and glmmTMB's default),
+    /// up to 25 (adaptive Gauss-Hermite).
+    #[serde(default = "default_nagq")]
+    pub nagq: usize,
+}
+
+fn default_nagq() -> usize {
+    1
 }
 
 /// Which admission analyses run (`[admissions] model`).
@@ -62,6 +70,7 @@ impl Default for AdmissionsSpec {
             prior_days: default_prior(),
             model: AdmissionModel::default(),
             prior_covariate: true,
+            nagq: default_nagq(),
         }
     }
 }
@@ -139,6 +148,7 @@ pub fn analyse(
             PeriodOptions {
                 level,
                 prior_covariate: spec.prior_covariate,
+                n_agq: spec.nagq,
             },
         ));
     }
