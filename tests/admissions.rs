@@ -264,7 +264,9 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let schema = Schema::embedded().unwrap();
-    let per_trial: Vec<Option<([bool; 3], [(f64, f64); 3])>> = (0..n_trials)
+    // per trial: whether each interval covers the truth, and (log ratio, SE)
+    type CoverageRow = ([bool; 3], [(f64, f64); 3]);
+    let per_trial: Vec<Option<CoverageRow>> = (0..n_trials)
         .into_par_iter()
         .map(|seed| {
             let sim = simulate(&cfg, 7_000 + seed).ok()?;
