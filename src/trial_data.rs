@@ -21,6 +21,40 @@ pub struct OutcomeData {
     pub baseline_sd: Option<f64>,
 }
 
+/// The covariates of an arm x wave reference grid at their means (emmeans' default): every
+/// main-effect column of `names` that is not the intercept, `arm...` or `wave...`, averaged
+/// over `rows` of `frame` (all finite values when `None`).
+pub fn grid_covariates(
+    names: &[String],
+    frame: &Frame,
+    rows: Option<&[usize]>,
+) -> Vec<(String, f64)> {
+    names
+        .iter()
+        .filter(|n| {
+            !n.contains(':')
+                && *n != "(Intercept)"
+                && !n.starts_with("arm")
+                && !n.starts_with("wave")
+        })
+        .filter_map(|n| column_mean(frame, n, rows).map(|m| (n.clone(), m)))
+        .collect()
+}
+
+/// The mean of a numeric column over `rows` (all finite values when `None`).
+pub fn column_mean(frame: &Frame, name: &str, rows: Option<&[usize]>) -> Option<f64> {
+    match frame.column(name)? {
+        crate::frame::Column::Numeric(v) => {
+            let vals: Vec<f64> = match rows {
+                Some(rows) => rows.iter().filter_map(|&r| v.get(r).copied()).collect(),
+                None => v.iter().copied().filter(|x| x.is_finite()).collect(),
+            };
+            (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+        }
+        _ => None,
+    }
+}
+
 impl OutcomeData {
     /// The outcome as 0/1: 1 where the score is at least `threshold` (a binary outcome for a
     /// logistic GLMM); the baseline SD (for Cohen's d) no longer applies.

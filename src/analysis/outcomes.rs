@@ -373,16 +373,7 @@ pub fn summarise_fit<F: LinearModelFit>(
     };
 
     // Marginal means on the arm x wave grid.
-    let covariates: Vec<(String, f64)> = names
-        .iter()
-        .filter(|n| {
-            !n.contains(':')
-                && *n != "(Intercept)"
-                && !n.starts_with("arm")
-                && !n.starts_with("wave")
-        })
-        .filter_map(|n| mean_of(&data.frame, n, fit.used_rows()).map(|m| (n.clone(), m)))
-        .collect();
+    let covariates = crate::trial_data::grid_covariates(&names, &data.frame, fit.used_rows());
     let factors = vec![
         GridFactor {
             name: "arm".into(),
@@ -609,19 +600,6 @@ fn diagnostics_of(fit: &LmmFit) -> ModelDiagnostics {
 
 /// Mean of a numeric column over the model's rows (numeric covariates at their means, as
 /// emmeans' reference grid).
-fn mean_of(frame: &Frame, name: &str, rows: Option<&[usize]>) -> Option<f64> {
-    match frame.column(name)? {
-        crate::frame::Column::Numeric(v) => {
-            let vals: Vec<f64> = match rows {
-                Some(rows) => rows.iter().filter_map(|&r| v.get(r).copied()).collect(),
-                None => v.iter().copied().filter(|x| x.is_finite()).collect(),
-            };
-            (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
-        }
-        _ => None,
-    }
-}
-
 fn count_levels(frame: &Frame, name: &str, rows: Option<&[usize]>) -> usize {
     match frame.column(name) {
         Some(crate::frame::Column::Factor { codes, .. }) => {

@@ -14,7 +14,7 @@ use super::design::{is_followup, SimTrial};
 use super::plan::{BaselineUse, ContrastKind, DesignKind, ModelKind, Plan, Sided, TestTarget};
 use crate::emmeans::{reference_grid, GridFactor};
 use crate::formula::{build_model_frame, Formula, FormulaError, ModelFormula};
-use crate::frame::{Column, Frame};
+use crate::frame::Frame;
 use crate::lmm::{fit_formula, ContrastRow, DfMethod, LmmOptions};
 use crate::mmrm::{fit_model, MmrmOptions, ResidualSpec};
 
@@ -30,6 +30,19 @@ pub enum FitStatus {
     NonConverged,
     /// No estimate (the error is recorded).
     Failed,
+}
+
+impl FitStatus {
+    /// Not converged, else singular, else ok.
+    fn of(converged: bool, singular: bool) -> FitStatus {
+        if !converged {
+            FitStatus::NonConverged
+        } else if singular {
+            FitStatus::Singular
+        } else {
+            FitStatus::Ok
+        }
+    }
 }
 
 /// The test of the planned contrast in one simulated data set.
@@ -269,22 +282,7 @@ impl Analysis {
             .iter()
             .map(|&t| self.waves[t].clone())
             .collect();
-        let covariates: Vec<(String, f64)> = names
-            .iter()
-            .filter(|n| {
-                !n.contains(':')
-                    && *n != "(Intercept)"
-                    && !n.starts_with("arm")
-                    && !n.starts_with("wave")
-            })
-            .filter_map(|n| match frame.column(n) {
-                Some(Column::Numeric(v)) => {
-                    let ok: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                    (!ok.is_empty()).then(|| (n.clone(), ok.iter().sum::<f64>() / ok.len() as f64))
-                }
-                _ => None,
-            })
-            .collect();
+        let covariates = crate::trial_data::grid_covariates(names, frame, None);
         let factors = vec![
             GridFactor {
                 name: "arm".into(),
@@ -375,14 +373,7 @@ impl Analysis {
                 let r = fit
                     .contrast_level(&lm, self.df, level)
                     .map_err(|e| e.to_string())?;
-                let status = if !fit.converged {
-                    FitStatus::NonConverged
-                } else if fit.singular {
-                    FitStatus::Singular
-                } else {
-                    FitStatus::Ok
-                };
-                (first(r)?, status)
+                (first(r)?, FitStatus::of(fit.converged, fit.singular))
             }
             Fitter::Mmrm(res) => {
                 let opts = MmrmOptions {
@@ -396,14 +387,7 @@ impl Analysis {
                 let r = fit
                     .contrast_level(&lm, self.df, level)
                     .map_err(|e| e.to_string())?;
-                let status = if !fit.converged {
-                    FitStatus::NonConverged
-                } else if fit.singular {
-                    FitStatus::Singular
-                } else {
-                    FitStatus::Ok
-                };
-                (first(r)?, status)
+                (first(r)?, FitStatus::of(fit.converged, fit.singular))
             }
             Fitter::Ols => (self.ols(&frame, level)?, FitStatus::Ok),
         };

@@ -202,23 +202,7 @@ fn contrast_rows(
     if control == design.intervention {
         return Err(SiteModelError::ReferenceArm);
     }
-    let covariates: Vec<(String, f64)> = names
-        .iter()
-        .filter(|n| {
-            !n.contains(':')
-                && *n != "(Intercept)"
-                && !n.starts_with("arm")
-                && !n.starts_with("wave")
-        })
-        .filter_map(|n| match frame.column(n) {
-            Some(Column::Numeric(v)) => {
-                let vals: Vec<f64> = rows.iter().filter_map(|&r| v.get(r).copied()).collect();
-                (!vals.is_empty())
-                    .then(|| (n.clone(), vals.iter().sum::<f64>() / vals.len() as f64))
-            }
-            _ => None,
-        })
-        .collect();
+    let covariates = crate::trial_data::grid_covariates(names, frame, Some(rows));
     // Only the arm and wave levels present in the model frame enter the grid (R drops unused
     // levels before building the design).
     let present = |lv: &str, arm: bool| {
