@@ -253,6 +253,8 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // HERSTEL_COVERAGE_FAMILY=poisson: the Poisson GLMM instead of the negative binomial
+    let poisson = std::env::var("HERSTEL_COVERAGE_FAMILY").is_ok_and(|v| v == "poisson");
     if !gamma {
         cfg.admissions.frailty = herstel::simulate::config::Frailty::Lognormal;
     }
@@ -289,6 +291,7 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
                     level: 0.95,
                     prior_covariate,
                     n_agq,
+                    poisson,
                 },
             );
             let nb = pp.negative_binomial?;

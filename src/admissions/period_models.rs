@@ -51,6 +51,9 @@ pub struct PeriodOptions {
     pub prior_covariate: bool,
     /// Quadrature points (1 = Laplace, glmer's default; up to 25: adaptive Gauss-Hermite).
     pub n_agq: usize,
+    /// The count model: the negative binomial (default) or, with `poisson`, the Poisson GLMM
+    /// (the negative binomial's limit when the random intercept holds all overdispersion).
+    pub poisson: bool,
 }
 
 /// The per-period analysis: observed summaries, both GLMMs and their effects. A model that
@@ -101,7 +104,11 @@ pub fn analyse_periods(
     let specs = [
         (
             "admissions",
-            Family::NegativeBinomial { theta: 1.0 },
+            if opts.poisson {
+                Family::Poisson
+            } else {
+                Family::NegativeBinomial { theta: 1.0 }
+            },
             Some(offset),
         ),
         ("any_admission", Family::Binomial(Link::Logit), None),
@@ -389,7 +396,14 @@ fn report_model(
             )
         } else {
             let with_offset = formula.replacen(" + (1", " + offset(log(exposure)) + (1", 1);
-            format!("glmmTMB::glmmTMB({with_offset}, family = nbinom2)")
+            if fit.family == "poisson" {
+                format!(
+                    "lme4::glmer({with_offset}, family = poisson, nAGQ = {})",
+                    fit.n_agq
+                )
+            } else {
+                format!("glmmTMB::glmmTMB({with_offset}, family = nbinom2)")
+            }
         },
         ratio: if binomial { "odds_ratio" } else { "rate_ratio" }.into(),
         coefficients: super::trial::term_rows(&fit.fixed_effects),

@@ -41,6 +41,18 @@ pub struct AdmissionsSpec {
     /// up to 25 (adaptive Gauss-Hermite).
     #[serde(default = "default_nagq")]
     pub nagq: usize,
+    /// The per-period count model: `negative_binomial` (default) or `poisson`.
+    #[serde(default)]
+    pub count_family: CountFamily,
+}
+
+/// The per-period count model (`[admissions] count_family`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CountFamily {
+    #[default]
+    NegativeBinomial,
+    Poisson,
 }
 
 fn default_nagq() -> usize {
@@ -71,6 +83,7 @@ impl Default for AdmissionsSpec {
             model: AdmissionModel::default(),
             prior_covariate: true,
             nagq: default_nagq(),
+            count_family: CountFamily::default(),
         }
     }
 }
@@ -149,6 +162,7 @@ pub fn analyse(
                 level,
                 prior_covariate: spec.prior_covariate,
                 n_agq: spec.nagq,
+                poisson: spec.count_family == CountFamily::Poisson,
             },
         ));
     }
