@@ -80,46 +80,55 @@ fn strategies_table(
     primary: Option<&crate::results::OutcomeResult>,
     labels: &f::Labels,
 ) -> Table {
+    // one row: label, wave, the two arms' adjusted means (imputation strategies only), the
+    // contrast with its SE, interval and p
+    type Estimate = (f64, f64, f64, f64, f64);
+    let row = |label: &str, wave: &str, lsm: Option<(f64, f64)>, (est, se, lo, hi, p): Estimate| {
+        let (r, a) = match lsm {
+            Some((r, a)) => (
+                Cell::Num(r, NumStyle::Estimate),
+                Cell::Num(a, NumStyle::Estimate),
+            ),
+            None => (Cell::Empty, Cell::Empty),
+        };
+        vec![
+            Cell::Text(label.into()),
+            Cell::Text(wave.into()),
+            r,
+            a,
+            Cell::Num(est, NumStyle::Estimate),
+            Cell::Num(se, NumStyle::Estimate),
+            Cell::Interval(lo, hi, NumStyle::Estimate),
+            Cell::Num(p, NumStyle::P),
+        ]
+    };
     let mut rows = Vec::new();
     for c in primary.iter().flat_map(|o| o.contrasts.iter()) {
-        if !s.waves.contains(&c.wave) {
-            continue;
+        if s.waves.contains(&c.wave) {
+            rows.push(row(
+                "Primary analysis (mixed model, MAR)",
+                &c.wave,
+                None,
+                (c.estimate, c.std_error, c.conf_low, c.conf_high, c.p_value),
+            ));
         }
-        rows.push(vec![
-            Cell::Text("Primary analysis (mixed model, MAR)".into()),
-            Cell::Text(c.wave.clone()),
-            Cell::Empty,
-            Cell::Empty,
-            Cell::Num(c.estimate, NumStyle::Estimate),
-            Cell::Num(c.std_error, NumStyle::Estimate),
-            Cell::Interval(c.conf_low, c.conf_high, NumStyle::Estimate),
-            Cell::Num(c.p_value, NumStyle::P),
-        ]);
     }
     for m in &s.mmrm {
-        rows.push(vec![
-            Cell::Text("MMRM (MAR, hypothetical)".into()),
-            Cell::Text(m.wave.clone()),
-            Cell::Empty,
-            Cell::Empty,
-            Cell::Num(m.estimate, NumStyle::Estimate),
-            Cell::Num(m.std_error, NumStyle::Estimate),
-            Cell::Interval(m.conf_low, m.conf_high, NumStyle::Estimate),
-            Cell::Num(m.p_value, NumStyle::P),
-        ]);
+        rows.push(row(
+            "MMRM (MAR, hypothetical)",
+            &m.wave,
+            None,
+            (m.estimate, m.std_error, m.conf_low, m.conf_high, m.p_value),
+        ));
     }
     for st in &s.strategies {
         for w in &st.waves {
-            rows.push(vec![
-                Cell::Text(strategy_label(&st.strategy).into()),
-                Cell::Text(w.wave.clone()),
-                Cell::Num(w.lsm_reference, NumStyle::Estimate),
-                Cell::Num(w.lsm_active, NumStyle::Estimate),
-                Cell::Num(w.estimate, NumStyle::Estimate),
-                Cell::Num(w.std_error, NumStyle::Estimate),
-                Cell::Interval(w.conf_low, w.conf_high, NumStyle::Estimate),
-                Cell::Num(w.p_value, NumStyle::P),
-            ]);
+            rows.push(row(
+                strategy_label(&st.strategy),
+                &w.wave,
+                Some((w.lsm_reference, w.lsm_active)),
+                (w.estimate, w.std_error, w.conf_low, w.conf_high, w.p_value),
+            ));
         }
     }
     let c = &s.counts;
