@@ -255,6 +255,14 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
         .unwrap_or(1);
     // HERSTEL_COVERAGE_FAMILY=poisson: the Poisson GLMM instead of the negative binomial
     let poisson = std::env::var("HERSTEL_COVERAGE_FAMILY").is_ok_and(|v| v == "poisson");
+    // HERSTEL_COVERAGE_STAYS=short: one-day stays (a diagnostic: time in hospital out of the
+    // exposure barely matters)
+    if std::env::var("HERSTEL_COVERAGE_STAYS").is_ok_and(|v| v == "short") {
+        cfg.admissions.los_median_days = 1.0;
+        cfg.admissions.los_sdlog = 0.0;
+        cfg.admissions.los_max_days = 1;
+        cfg.admissions.min_gap_days = 0;
+    }
     if !gamma {
         cfg.admissions.frailty = herstel::simulate::config::Frailty::Lognormal;
     }
@@ -267,7 +275,7 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
         .unwrap_or(1000);
     let schema = Schema::embedded().unwrap();
     // per trial: whether each interval covers the truth, and (log ratio, SE)
-    type CoverageRow = ([bool; 3], [(f64, f64); 3]);
+    type CoverageRow = ([bool; 3], [(f64, f64); 3], f64);
     let per_trial: Vec<Option<CoverageRow>> = (0..n_trials)
         .into_par_iter()
         .map(|seed| {
@@ -309,12 +317,18 @@ fn per_period_rate_ratio_intervals_cover_the_simulated_truth() {
                     (eff.conf_high.ln() - eff.conf_low.ln()) / (2.0 * 1.959964),
                 );
             }
-            Some((hit, est))
+            Some((hit, est, nb.sd_participant))
         })
         .collect();
     let fitted: Vec<[bool; 3]> = per_trial.iter().flatten().map(|t| t.0).collect();
     let estimates: Vec<[(f64, f64); 3]> = per_trial.iter().flatten().map(|t| t.1).collect();
     let failed = per_trial.len() - fitted.len();
+    let sds: Vec<f64> = per_trial.iter().flatten().map(|t| t.2).collect();
+    println!(
+        "participant SD: mean {:.4} over {} trials",
+        sds.iter().sum::<f64>() / sds.len() as f64,
+        sds.len()
+    );
     assert!(failed <= 5, "{failed} trials not analysed");
     for (j, label) in ["T1_T2", "T2_T3", "overall"].iter().enumerate() {
         let cover = fitted.iter().filter(|h| h[j]).count() as f64 / fitted.len() as f64;

@@ -20,6 +20,7 @@
 //! approximation in [`vector`] over lme4's `theta` (the relative Cholesky factor) and beta;
 //! several terms (crossed or nested grouping factors) with their joint modes in [`multi`].
 pub mod family;
+pub mod gradient;
 pub mod multi;
 pub mod quadrature;
 pub mod vector;
@@ -559,14 +560,56 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
             }
         })
         .collect();
-    let (par, best, n_eval) = minimize(&dev, start, &lower)?;
+    // The Laplace deviance of one random intercept has a closed-form gradient: Newton's
+    // method from the same start, BOBYQA where it does not apply or does not end in the
+    // interior (an SD near 0, theta at its Poisson limit).
+    let theta_limit = THETA_POISSON_LIMIT.ln();
+    let fg = |par: &[f64]| -> (f64, Vec<f64>) {
+        let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
+        let f = fam_at(par);
+        let (c, c_dpsi) = match f {
+            Family::NegativeBinomial { theta } => (
+                counts
+                    .iter()
+                    .map(|&(y, k)| k * family::nb_log_rising(y, theta))
+                    .sum::<f64>()
+                    - log_factorials,
+                theta
+                    * counts
+                        .iter()
+                        .map(|&(y, k)| k * gradient::nb_log_rising_dtheta(y, theta))
+                        .sum::<f64>(),
+            ),
+            _ => (fixed_constants.unwrap_or(0.0), 0.0),
+        };
+        let (v, g) = gradient::deviance_gradient(d, f, &by_group, par, &mut m, c, c_dpsi);
+        (if v.is_finite() { v } else { f64::INFINITY }, g)
+    };
+    let newton = (scalar && opts.n_agq == 1 && gradient::supports(fam))
+        .then(|| {
+            let feasible = |x: &[f64]| x[0] > 1e-6 && (!nb || x[nt + p] < theta_limit);
+            crate::stats::newton::minimize(&fg, start.clone(), &feasible, 1e-11, 100)
+        })
+        .flatten()
+        .filter(|r| r.par[0] > 1e-3 && (!nb || r.par[nt + p] < theta_limit - 1.0));
+    let (par, best, n_eval) = match &newton {
+        Some(r) => (r.par.clone(), r.value, r.n_eval),
+        None => minimize(&dev, start, &lower)?,
+    };
     let converged = best < 1e300;
     // lme4's isSingular: a diagonal element of Lambda at (near) 0
     let at_bound: Vec<bool> = (0..nt).map(|k| diagonal[k] && par[k] < 1e-4).collect();
     let singular = at_bound.iter().any(|&b| b);
     let theta_at_limit =
         nb && par[nt + p].exp().partial_cmp(&THETA_POISSON_LIMIT) != Some(std::cmp::Ordering::Less);
-    let vcov_sd_beta = sd_beta_vcov(&dev, &par, nt, p, &at_bound, theta_at_limit)?;
+    let hess = if newton.is_some() {
+        // central differences of the analytic gradient (step 1e-4: truncation error about
+        // 1e-8 relative, rounding noise of the gradient over h about 1e-9)
+        crate::stats::newton::hessian_of_gradient(&fg, &par, &vec![1e-4; par.len()])
+    } else {
+        deviance_hessian(&dev, &par, &at_bound)
+    };
+    let vcov_sd_beta = sd_beta_vcov(&hess, par.len(), nt, p, &at_bound, theta_at_limit)?;
     let k = nt + p;
     let vcov: Vec<f64> = (0..p * p)
         .map(|t| vcov_sd_beta[(nt + t / p) * k + nt + t % p])
@@ -694,35 +737,42 @@ fn minimize(
     Ok((par, best, n_eval))
 }
 
-/// `vcov(sigma, beta)`: the `(sigma, beta)` block of `2 H^-1`, `H` the central-difference
-/// Hessian of the deviance in `(sigma, beta[, log theta])` (lme4's `deriv12` stencil, with the
-/// step 1e-3 instead of its 1e-4: the Laplace deviance carries rounding noise from the group
-/// modes, and at 1e-4 that noise over `h^2` moved an SE by 1.5e-4 relative against glmmTMB's
-/// AD Hessian on trial-small's logistic GLMM; the truncation error at 1e-3 is about 1e-7).
-/// Parameters on a boundary are held fixed (their rows and columns dropped from `H`, zeros in
-/// the result): sigma at 0 (a singular fit) and log theta beyond [`THETA_POISSON_LIMIT`] (the
-/// Poisson limit, where the deviance is flat in theta and its curvature is rounding noise).
-fn sd_beta_vcov(
-    dev: &impl Fn(&[f64]) -> f64,
-    par: &[f64],
-    nt: usize,
-    p: usize,
-    at_bound: &[bool],
-    theta_at_limit: bool,
-) -> Result<Vec<f64>, GlmmError> {
+/// The central-difference Hessian of the deviance in `(sigma, beta[, log theta])` (lme4's
+/// `deriv12` stencil, with the step 1e-3 instead of its 1e-4: the Laplace deviance carries
+/// rounding noise from the group modes, and at 1e-4 that noise over `h^2` moved an SE by
+/// 1.5e-4 relative against glmmTMB's AD Hessian on trial-small's logistic GLMM; the truncation
+/// error at 1e-3 is about 1e-7); row-major. A parameter on its bound 0 is moved to the step
+/// (a central difference needs `theta_j - h >= 0`).
+fn deviance_hessian(dev: &impl Fn(&[f64]) -> f64, par: &[f64], at_bound: &[bool]) -> Vec<f64> {
     let k = par.len();
     let h = vec![1e-3; k];
     let mut centre = par.to_vec();
     for (j, &b) in at_bound.iter().enumerate() {
         if b && centre[j] < h[j] {
-            centre[j] = h[j]; // a central difference needs theta_j - h >= 0 (boundary fit)
+            centre[j] = h[j];
         }
     }
     let vals: Vec<f64> = numderiv::central_stencil(&centre, &h)
         .iter()
         .map(|x| dev(x))
         .collect();
-    let (_, hess) = numderiv::central_derivatives(&vals, &h);
+    numderiv::central_derivatives(&vals, &h).1
+}
+
+/// `vcov(sigma, beta)`: the `(sigma, beta)` block of `2 H^-1`, `H` the Hessian (`k x k`) of
+/// the deviance in `(sigma, beta[, log theta])` at the optimum (lme4's `vcov(use.hessian =
+/// TRUE)`). Parameters on a boundary are held fixed (their rows and columns dropped from `H`,
+/// zeros in the result): sigma at 0 (a singular fit) and log theta beyond
+/// [`THETA_POISSON_LIMIT`] (the Poisson limit, where the deviance is flat in theta and its
+/// curvature is rounding noise).
+fn sd_beta_vcov(
+    hess: &[f64],
+    k: usize,
+    nt: usize,
+    p: usize,
+    at_bound: &[bool],
+    theta_at_limit: bool,
+) -> Result<Vec<f64>, GlmmError> {
     let free: Vec<usize> = (0..k)
         .filter(|&j| {
             !(at_bound.get(j).copied().unwrap_or(false) || (j == nt + p && theta_at_limit))
