@@ -18,3 +18,4 @@ pub mod lrt;
 pub mod numderiv;
 pub mod quantile;
 pub mod rng;
+pub mod rubin;
