@@ -39,6 +39,8 @@ pub enum Source {
     Sites,
     /// The missing-data sensitivity analyses.
     SensitivityMissing,
+    /// The multiple imputation of missing covariates.
+    CovariateMi,
 }
 
 /// A warning or a failure of one stage, with its source.
@@ -121,6 +123,7 @@ pub struct Executed {
     pub mediation: Vec<MediationResult>,
     pub sites: Option<SitesOutput>,
     pub sensitivity_missing: Vec<crate::results::SensitivityMissing>,
+    pub covariate_mi: Vec<crate::results::covariate_mi::CovariateMi>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -236,14 +239,75 @@ pub fn execute(
         }
     });
     let sensitivity_missing = sensitivity_missing(trial, scored, spec, progress, &mut diagnostics);
+    let covariate_mi = covariate_mi(
+        trial,
+        scored,
+        spec,
+        &plan.outcome_jobs,
+        progress,
+        &mut diagnostics,
+    );
     Executed {
         outcomes,
         admissions,
         mediation,
         sites,
         sensitivity_missing,
+        covariate_mi,
         diagnostics,
     }
+}
+
+/// `[covariates] missing = "impute"`: the covariate MI of every outcome whose primary ITT model
+/// names a covariate with missing values (nothing when the formula names none).
+fn covariate_mi(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &AnalysisSpec,
+    jobs: &[OutcomeJob],
+    progress: &dyn ProgressSink,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<crate::results::covariate_mi::CovariateMi> {
+    use crate::analysis::covariate_mi;
+    let mut out = Vec::new();
+    let Some(first) = jobs.first() else {
+        return out;
+    };
+    if first.data.covariates.is_empty() {
+        return out;
+    }
+    let Ok(covariates) = crate::trial_data::covariates::resolve(trial, &first.req.formula) else {
+        return out;
+    };
+    for job in jobs {
+        if !covariate_mi::applies(job, &covariates, &spec.covariates) {
+            continue;
+        }
+        match covariate_mi::analyse(
+            trial,
+            scored,
+            job,
+            &covariates,
+            &spec.covariates,
+            spec.seed,
+            progress,
+        ) {
+            Ok(o) => {
+                for w in &o.result.warnings {
+                    diagnostics.push(Diagnostic {
+                        source: Source::CovariateMi,
+                        message: format!("covariate MI ({}): {w}", job.req.outcome),
+                    });
+                }
+                out.push(o.result);
+            }
+            Err(e) => diagnostics.push(Diagnostic {
+                source: Source::CovariateMi,
+                message: format!("covariate MI of {} not run: {e}", job.req.outcome),
+            }),
+        }
+    }
+    out
 }
 
 /// `[sensitivity_missing]` on the estimand's outcome (the primary outcome by default).
@@ -312,6 +376,7 @@ impl Executed {
             results.sites_routine = o.routine;
         }
         results.sensitivity_missing = self.sensitivity_missing;
+        results.covariate_mi = self.covariate_mi;
         if let (Some(e), Some(outcome)) = (&spec.estimand, spec.estimand_outcome()) {
             let label = spec
                 .outcomes
