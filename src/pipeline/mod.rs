@@ -124,6 +124,8 @@ pub struct Executed {
     pub sites: Option<SitesOutput>,
     pub sensitivity_missing: Vec<crate::results::SensitivityMissing>,
     pub covariate_mi: Vec<crate::results::covariate_mi::CovariateMi>,
+    /// Outcome rows the complete-case models leave out for a missing covariate.
+    pub covariate_exclusions: Vec<crate::results::ExclusionRow>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -247,6 +249,7 @@ pub fn execute(
         progress,
         &mut diagnostics,
     );
+    let covariate_exclusions = covariate_exclusions(&plan.outcome_jobs, &spec.covariates);
     Executed {
         outcomes,
         admissions,
@@ -254,8 +257,63 @@ pub fn execute(
         sites,
         sensitivity_missing,
         covariate_mi,
+        covariate_exclusions,
         diagnostics,
     }
+}
+
+/// The observed outcome rows of each outcome's ITT analysis that the complete-case models drop
+/// for a missing covariate, counted by the combination of covariates missing (so every row is
+/// counted once).
+fn covariate_exclusions(
+    jobs: &[OutcomeJob],
+    spec: &crate::analysis::covariate_mi::CovariatesSpec,
+) -> Vec<crate::results::ExclusionRow> {
+    use crate::analysis::covariate_mi::CovariateMissing;
+    let mut out: Vec<crate::results::ExclusionRow> = Vec::new();
+    for job in jobs
+        .iter()
+        .filter(|j| j.req.analysis_set == "itt" && j.req.sensitivity.is_none())
+    {
+        let frame = &job.data.frame;
+        for r in 0..frame.n_rows() {
+            let missing: Vec<&str> = job
+                .data
+                .covariates
+                .iter()
+                .filter(|c| frame.column(c).is_some_and(|col| col.is_missing(r)))
+                .map(String::as_str)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let reason = format!(
+                "covariate {} missing: left out of the complete-case models{}",
+                missing.join(" and "),
+                if spec.missing == CovariateMissing::Impute
+                    && job.req.family == crate::analysis::spec::ModelFamily::Gaussian
+                {
+                    " (kept, with imputed covariates, in the covariate MI)"
+                } else {
+                    ""
+                }
+            );
+            let what = format!("{} model rows", job.req.outcome);
+            match out
+                .iter_mut()
+                .find(|e| e.what == what && e.reason == reason)
+            {
+                Some(e) => e.count += 1,
+                None => out.push(crate::results::ExclusionRow {
+                    what,
+                    wave: None,
+                    reason,
+                    count: 1,
+                }),
+            }
+        }
+    }
+    out
 }
 
 /// `[covariates] missing = "impute"`: the covariate MI of every outcome whose primary ITT model
@@ -425,6 +483,7 @@ impl Executed {
             .collect();
         results.warnings = self.diagnostics.iter().map(ToString::to_string).collect();
         results.exclusions = baseline::exclusions(trial, scored);
+        results.exclusions.extend(self.covariate_exclusions);
         results
     }
 }
