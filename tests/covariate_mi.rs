@@ -417,3 +417,228 @@ fn imputations_agree_with_mice_in_distribution() {
         "the test cannot tell naive imputation from mice (z = {z:.2})"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Covariates in the models and bad input.
+
+fn spec_error(trial: &Trial, text: &str) -> String {
+    match AnalysisSpec::from_toml(text, "bad.toml") {
+        Err(e) => e.to_string(),
+        Ok(s) => s
+            .check_for_trial(trial, "bad.toml")
+            .expect_err("the spec should be refused")
+            .to_string(),
+    }
+}
+
+#[test]
+fn bad_covariate_specs_are_errors_naming_the_key_and_column() {
+    let (trial, _) = load(&fixtures().join("export"));
+    let with = |formula: &str, extra: &str| {
+        SPEC.replace(
+            "{outcome} ~ arm * wave + age + sex + (1 | participant_id)",
+            formula,
+        ) + extra
+    };
+    // An unknown column: the key, the column and the available columns.
+    let e = spec_error(
+        &trial,
+        &with("{outcome} ~ arm * wave + income + (1 | participant_id)", ""),
+    );
+    assert!(
+        e.contains("[model] formula") && e.contains("`income`"),
+        "{e}"
+    );
+    assert!(e.contains("age, sex, diagnosis"), "{e}");
+    // m < 2, an unknown method, a method that does not fit the column.
+    let e = spec_error(&trial, &SPEC.replace("m = 20", "m = 1"));
+    assert!(e.contains("covariates.m = 1"), "{e}");
+    let e = spec_error(
+        &trial,
+        &(SPEC.to_string() + "method = { age = \"norm\" }\n"),
+    );
+    assert!(
+        e.contains("covariates.method.age = \"norm\"") && e.contains("pmm, logreg, polyreg"),
+        "{e}"
+    );
+    let e = spec_error(
+        &trial,
+        &(SPEC.to_string() + "method = { age = \"logreg\" }\n"),
+    );
+    assert!(
+        e.contains("covariates.method.age") && e.contains("numeric"),
+        "{e}"
+    );
+    let e = spec_error(
+        &trial,
+        &with(
+            "{outcome} ~ arm * wave + diagnosis + (1 | participant_id)",
+            "method = { diagnosis = \"logreg\" }\n",
+        ),
+    );
+    assert!(
+        e.contains("covariates.method.diagnosis") && e.contains("two levels"),
+        "{e}"
+    );
+    let e = spec_error(
+        &trial,
+        &(SPEC.to_string() + "method = { diagnosis = \"pmm\" }\n"),
+    );
+    assert!(
+        e.contains("covariates.method.diagnosis") && e.contains("not a covariate"),
+        "{e}"
+    );
+    // A column without any observed value.
+    let mut empty = trial.clone();
+    for p in &mut empty.participants {
+        p.age = None;
+    }
+    let e = spec_error(&empty, SPEC);
+    assert!(
+        e.contains("[model] formula") && e.contains("`age`") && e.contains("no observed value"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_level_seen_only_outside_the_model_rows_is_an_error_naming_the_column() {
+    let (mut trial, scored) = load(&fixtures().join("export"));
+    let spec = spec(SPEC);
+    // A randomized participant without any assessment (so no outcome row) has a sex level of
+    // their own: the imputation model sees it, the outcome model cannot estimate it.
+    let mut extra = trial.participants[0].clone();
+    extra.id = "P9999".into();
+    extra.sex = Some("other".into());
+    trial.participants.push(extra);
+    for c in &mut trial.participant_extra {
+        c.values.push(None);
+    }
+    let plan = pipeline::plan(&trial, &scored, &spec);
+    let job = &plan.outcome_jobs[0];
+    let covs = herstel::trial_data::covariates::resolve(&trial, &job.req.formula).unwrap();
+    let e = covariate_mi::analyse(&trial, &scored, job, &covs, &spec.covariates, 1, &Silent)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(
+        e.contains("covariate `sex`") && e.contains("\"other\""),
+        "{e}"
+    );
+    // The whole run reports it and goes on (no panic).
+    let r = pipeline::analyse(&trial, &scored, &spec, &Silent);
+    assert!(r.covariate_mi.is_empty());
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("covariate MI of imrs_client not run")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn the_engine_refuses_what_it_cannot_impute() {
+    let data = sim_frame();
+    let mut opts = FcsOptions {
+        m: 5,
+        iterations: 2,
+        methods: vec![
+            Some(Method::Pmm),
+            Some(Method::Logreg),
+            Some(Method::Polyreg),
+            None,
+            None,
+            Some(Method::Pmm),
+            Some(Method::Pmm),
+        ],
+        seed: 1,
+        donors: 5,
+    };
+    let err =
+        |d: &WideFrame, o: &FcsOptions| impute::impute(d, o, &Silent).unwrap_err().to_string();
+    opts.m = 1;
+    assert!(err(&data, &opts).contains("m = 1"));
+    opts.m = 5;
+    let mut d = data.clone();
+    d.vars[0] = Var::Numeric(vec![None; d.n_rows()]);
+    assert!(err(&d, &opts).contains("age: every value is missing"));
+    // A level that occurs only where the value is missing (declared, never observed).
+    let mut d = data.clone();
+    if let Var::Factor { levels, .. } = &mut d.vars[2] {
+        levels.push("none".into());
+    }
+    let e = err(&d, &opts);
+    assert!(e.contains("edu") && e.contains("\"none\""), "{e}");
+    let mut o = opts.clone();
+    o.methods[0] = Some(Method::Logreg);
+    assert!(err(&data, &o).contains("age: method logreg needs a factor"));
+    let mut o = opts.clone();
+    o.methods[0] = None;
+    assert!(err(&data, &o).contains("age has missing values but no imputation method"));
+}
+
+#[test]
+fn covariates_enter_the_models_and_complete_case_skips_the_mi() {
+    let (trial, scored) = load(&fixtures().join("export"));
+    let r = pipeline::analyse(&trial, &scored, &spec(SPEC), &Silent);
+    let primary = r
+        .outcomes
+        .iter()
+        .find(|o| o.primary && o.sensitivity.is_none())
+        .unwrap();
+    let terms: Vec<&str> = primary
+        .fixed_effects
+        .iter()
+        .map(|t| t.term.as_str())
+        .collect();
+    assert!(
+        terms.contains(&"age") && terms.contains(&"sexmale"),
+        "{terms:?}"
+    );
+    assert_eq!(
+        primary.contrasts.len(),
+        2,
+        "the contrasts are computed with a factor covariate"
+    );
+    assert_eq!(r.covariate_mi.len(), 1);
+    let mi = &r.covariate_mi[0];
+    // Every observed outcome row is analysed after imputation; complete cases lose some.
+    assert!(mi.n_observations > primary.n_observations);
+    let dropped: u64 = r
+        .exclusions
+        .iter()
+        .filter(|e| e.what == "imrs_client model rows")
+        .map(|e| e.count)
+        .sum();
+    assert_eq!(
+        primary.n_observations + dropped,
+        mi.n_observations,
+        "every row is accounted for"
+    );
+    let age = mi
+        .imputation_model
+        .iter()
+        .find(|v| v.variable == "age")
+        .unwrap();
+    assert_eq!((age.method.as_str(), age.n_missing), ("pmm", 29));
+    let sex = mi
+        .imputation_model
+        .iter()
+        .find(|v| v.variable == "sex")
+        .unwrap();
+    assert_eq!((sex.method.as_str(), sex.n_missing), ("logreg", 17));
+    for t in mi.fixed_effects.iter().chain(&mi.contrasts) {
+        assert!(
+            t.fmi > 0.0 && t.fmi < 1.0 && t.df > 0.0 && t.std_error > 0.0,
+            "{t:?}"
+        );
+    }
+    let cc = pipeline::analyse(
+        &trial,
+        &scored,
+        &spec(&SPEC.replace("m = 20", "m = 20\nmissing = \"complete_case\"")),
+        &Silent,
+    );
+    assert!(cc.covariate_mi.is_empty());
+    assert_eq!(cc.outcomes[0].fixed_effects, primary.fixed_effects);
+}

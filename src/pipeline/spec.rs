@@ -242,7 +242,9 @@ impl AnalysisSpec {
         }
         let formula = Formula::template(&self.model.formula, "y")
             .map_err(|e| bad(format!("model.formula: {e}")))?;
-        crate::trial_data::covariates::resolve(trial, &formula).map_err(|e| bad(e.to_string()))?;
+        let covariates = crate::trial_data::covariates::resolve(trial, &formula)
+            .map_err(|e| bad(e.to_string()))?;
+        self.covariates.validate_types(&covariates).map_err(bad)?;
         self.covariates
             .validate_for(&crate::trial_data::covariates::formula_covariates(&formula))
             .map_err(bad)?;

@@ -113,3 +113,47 @@ impl CovariatesSpec {
         Ok(())
     }
 }
+
+impl CovariatesSpec {
+    /// Each method must fit its covariate: `logreg` a factor with two levels, `polyreg` a
+    /// factor; `pmm` fits any (a factor is matched on its codes, as mice).
+    pub fn validate_types(
+        &self,
+        covariates: &[crate::trial_data::covariates::Covariate],
+    ) -> Result<(), String> {
+        use crate::trial_data::covariates::CovariateValues;
+        for c in covariates {
+            let Some(m) = self.method.get(&c.name).and_then(|m| parse_method(m)) else {
+                continue;
+            };
+            let levels = match &c.values {
+                CovariateValues::Numeric(_) => None,
+                CovariateValues::Factor(v) => {
+                    let mut l: Vec<&String> = v.iter().flatten().collect();
+                    l.sort();
+                    l.dedup();
+                    Some(l.len())
+                }
+            };
+            let bad = match (m, levels) {
+                (Method::Logreg | Method::Polyreg, None) => {
+                    Some("a factor, and the column is numeric")
+                }
+                (Method::Logreg, Some(k)) if k != 2 => Some("a factor with two levels"),
+                _ => None,
+            };
+            if let Some(needs) = bad {
+                return Err(format!(
+                    "covariates.method.{} = \"{}\": the method needs {needs}{}",
+                    c.name,
+                    m.name(),
+                    match levels {
+                        Some(k) => format!(" (`{}` has {k} levels)", c.name),
+                        None => String::new(),
+                    }
+                ));
+            }
+        }
+        Ok(())
+    }
+}
