@@ -642,3 +642,235 @@ fn covariates_enter_the_models_and_complete_case_skips_the_mi() {
     assert!(cc.covariate_mi.is_empty());
     assert_eq!(cc.outcomes[0].fixed_effects, primary.fixed_effects);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Truth recovery (ignored): `HERSTEL_COVMI_TRIALS=1000 cargo test --test covariate_mi --
+// --ignored --nocapture truth_recovery`.
+
+/// One simulated trial: 200 participants 1:1, age ~ N(40, 10), sex ~ Bernoulli(0.5), outcome
+/// `20 + 0.3 (age - 40) + 3 male + 2 t + effect_t IMR + u + e` at waves T0, T1, T2 (u ~ N(0,
+/// 16), e ~ N(0, 9); effect 0 at T0, 1.5 at T1, 2.5 at T2); MAR: age missing with probability
+/// `plogis(-1.2 + 1.2 IMR + 0.25 (y0 - 20))`, sex `plogis(-1.5 + 0.8 IMR + 0.2 (y0 - 20))`, y2
+/// missing `plogis(-1.5 + 0.1 (y0 - 20))`.
+fn simulated_trial(seed: u64) -> (WideFrame, Vec<[Option<f64>; 3]>) {
+    use rand::RngExt;
+    use rand_distr::{Distribution, Normal};
+    let mut rng = herstel::stats::rng::substream(seed, 99, 0);
+    let n = 200;
+    let plogis = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let (mut age, mut sex, mut arm, mut y) = (vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let a: f64 = Normal::new(40.0, 10.0).unwrap().sample(&mut rng);
+        let s = u32::from(rng.random::<f64>() < 0.5);
+        let t = (i % 2) as u32;
+        let u: f64 = Normal::new(0.0, 4.0).unwrap().sample(&mut rng);
+        let mut ys = [None; 3];
+        for (w, eff) in [0.0, 1.5, 2.5].iter().enumerate() {
+            let e: f64 = Normal::new(0.0, 3.0).unwrap().sample(&mut rng);
+            ys[w] = Some(
+                20.0 + 0.3 * (a - 40.0)
+                    + 3.0 * f64::from(s)
+                    + 2.0 * w as f64
+                    + eff * f64::from(t)
+                    + u
+                    + e,
+            );
+        }
+        let y0 = ys[0].unwrap();
+        let imr = f64::from(t);
+        let age_obs = (rng.random::<f64>() >= plogis(-1.2 + 1.2 * imr + 0.25 * (y0 - 20.0)))
+            .then_some(a.round());
+        let sex_obs =
+            (rng.random::<f64>() >= plogis(-1.5 + 0.8 * imr + 0.2 * (y0 - 20.0))).then_some(s);
+        if rng.random::<f64>() < plogis(-1.5 + 0.1 * (y0 - 20.0)) {
+            ys[2] = None;
+        }
+        age.push(age_obs);
+        sex.push(sex_obs);
+        arm.push(Some(t));
+        y.push(ys);
+    }
+    let wide = WideFrame {
+        names: ["age", "sex", "arm", "y_T0", "y_T1", "y_T2"]
+            .map(String::from)
+            .to_vec(),
+        vars: vec![
+            Var::Numeric(age),
+            Var::Factor {
+                codes: sex,
+                levels: vec!["female".into(), "male".into()],
+            },
+            Var::Factor {
+                codes: arm,
+                levels: vec!["TAU".into(), "IMR".into()],
+            },
+            Var::Numeric(y.iter().map(|r| r[0]).collect()),
+            Var::Numeric(y.iter().map(|r| r[1]).collect()),
+            Var::Numeric(y.iter().map(|r| r[2]).collect()),
+        ],
+    };
+    (wide, y)
+}
+
+/// The long frame of the analysis with covariates `age`, `sex` (a row per observed outcome;
+/// None in `covs` = missing covariate).
+fn long_frame(
+    y: &[[Option<f64>; 3]],
+    age: &[f64],
+    sex: &[f64],
+    arm: &[u32],
+) -> herstel::frame::Frame {
+    let mut f = herstel::frame::Frame::new();
+    let (mut yy, mut pid, mut a, mut w, mut ag, mut sx) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..y.len() {
+        for (t, v) in y[i].iter().enumerate() {
+            if let Some(v) = v {
+                yy.push(Some(*v));
+                pid.push(Some(format!("P{i:03}")));
+                a.push(Some(["TAU", "IMR"][arm[i] as usize].to_string()));
+                w.push(Some(format!("T{t}")));
+                ag.push(Some(age[i]).filter(|x| x.is_finite()));
+                sx.push(
+                    (sex[i].is_finite()).then(|| ["female", "male"][sex[i] as usize].to_string()),
+                );
+            }
+        }
+    }
+    f.push_numeric("y", yy).unwrap();
+    f.push_factor("participant_id", pid, None).unwrap();
+    f.push_factor("arm", a, Some(vec!["TAU".into(), "IMR".into()]))
+        .unwrap();
+    f.push_factor("wave", w, Some(vec!["T0".into(), "T1".into(), "T2".into()]))
+        .unwrap();
+    f.push_numeric("age", ag).unwrap();
+    f.push_factor("sex", sx, Some(vec!["female".into(), "male".into()]))
+        .unwrap();
+    f
+}
+
+/// The T2 arm contrast (armIMR + armIMR:waveT2) with its Satterthwaite df.
+fn t2_contrast(frame: &herstel::frame::Frame) -> herstel::lmm::ContrastRow {
+    let fit = herstel::lmm::fit_formula(
+        "y ~ arm * wave + age + sex + (1 | participant_id)",
+        frame,
+        &herstel::lmm::LmmOptions::default(),
+    )
+    .unwrap();
+    let names = fit.fixef_names();
+    let l = nalgebra::DMatrix::from_fn(1, names.len(), |_, j| {
+        f64::from(u8::from(
+            names[j] == "armIMR" || names[j] == "armIMR:waveT2",
+        ))
+    });
+    fit.contrast_level(&l, herstel::lmm::DfMethod::Satterthwaite, 0.95)
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+#[ignore]
+fn truth_recovery_of_the_arm_contrast_under_mar_covariate_missingness() {
+    use rayon::prelude::*;
+    let trials: u64 = std::env::var("HERSTEL_COVMI_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let truth = 2.5;
+    let rows: Vec<(f64, bool, f64, f64, bool, f64, f64)> = (0..trials)
+        .into_par_iter()
+        .map(|t| {
+            let (wide, y) = simulated_trial(1000 + t);
+            let arm: Vec<u32> = match &wide.vars[2] {
+                Var::Factor { codes, .. } => codes.iter().map(|c| c.unwrap()).collect(),
+                _ => unreachable!(),
+            };
+            let num = |v: &Var| -> Vec<f64> {
+                match v {
+                    Var::Numeric(x) => x.iter().map(|x| x.unwrap_or(f64::NAN)).collect(),
+                    Var::Factor { codes, .. } => codes
+                        .iter()
+                        .map(|c| c.map_or(f64::NAN, f64::from))
+                        .collect(),
+                }
+            };
+            // Complete cases (lme4's na.omit).
+            let cc = t2_contrast(&long_frame(
+                &y,
+                &num(&wide.vars[0]),
+                &num(&wide.vars[1]),
+                &arm,
+            ));
+            let opts = FcsOptions {
+                m: 20,
+                iterations: 10,
+                methods: vec![
+                    Some(Method::Pmm),
+                    Some(Method::Logreg),
+                    None,
+                    None,
+                    None,
+                    Some(Method::Pmm),
+                ],
+                seed: t,
+                donors: 5,
+            };
+            let imp = impute::impute(&wide, &opts, &Silent).unwrap();
+            let fits: Vec<herstel::lmm::ContrastRow> = (0..opts.m)
+                .map(|k| t2_contrast(&long_frame(&y, &imp.values[k][0], &imp.values[k][1], &arm)))
+                .collect();
+            let q: Vec<f64> = fits.iter().map(|f| f.estimate).collect();
+            let s: Vec<f64> = fits.iter().map(|f| f.std_error).collect();
+            let d: Vec<f64> = fits.iter().map(|f| f.df).collect();
+            let p = covariate_mi::pool::pool_term("IMR - TAU", Some("T2"), &q, &s, &d, 0.95);
+            (
+                p.estimate,
+                p.conf_low <= truth && truth <= p.conf_high,
+                p.std_error,
+                cc.estimate,
+                cc.conf_low <= truth && truth <= cc.conf_high,
+                cc.std_error,
+                p.fmi,
+            )
+        })
+        .collect();
+    let n = rows.len() as f64;
+    let mean = |f: &dyn Fn(&(f64, bool, f64, f64, bool, f64, f64)) -> f64| {
+        rows.iter().map(f).sum::<f64>() / n
+    };
+    let mi_cover = mean(&|r| f64::from(u8::from(r.1)));
+    let cc_cover = mean(&|r| f64::from(u8::from(r.4)));
+    let mi_bias = mean(&|r| r.0) - truth;
+    let cc_bias = mean(&|r| r.3) - truth;
+    let mi_sd = (rows
+        .iter()
+        .map(|r| (r.0 - truth - mi_bias).powi(2))
+        .sum::<f64>()
+        / (n - 1.0))
+        .sqrt();
+    let cc_sd = (rows
+        .iter()
+        .map(|r| (r.3 - truth - cc_bias).powi(2))
+        .sum::<f64>()
+        / (n - 1.0))
+        .sqrt();
+    let mc = (0.95 * 0.05 / n).sqrt();
+    eprintln!(
+        "{trials} trials: MI coverage {:.1}% (MC SE {:.1}%), bias {mi_bias:+.3} (MC SE {:.3}), SD {mi_sd:.3}, mean SE {:.3}, mean FMI {:.3}; \
+         complete cases coverage {:.1}%, bias {cc_bias:+.3}, SD {cc_sd:.3}, mean SE {:.3}",
+        100.0 * mi_cover,
+        100.0 * mc,
+        mi_sd / n.sqrt(),
+        mean(&|r| r.2),
+        mean(&|r| r.6),
+        100.0 * cc_cover,
+        mean(&|r| r.5),
+    );
+    assert!((mi_cover - 0.95).abs() < 3.0 * mc, "MI coverage {mi_cover}");
+    assert!(mi_bias.abs() < 3.0 * mi_sd / n.sqrt(), "MI bias {mi_bias}");
+    // Complete cases: biased (more than 3 MC SEs) or less efficient (larger SD over trials).
+    assert!(
+        cc_bias.abs() > 3.0 * cc_sd / n.sqrt() || cc_sd > mi_sd,
+        "complete cases {cc_bias} {cc_sd}"
+    );
+}
