@@ -768,6 +768,17 @@ fn t2_contrast(frame: &herstel::frame::Frame) -> herstel::lmm::ContrastRow {
         .remove(0)
 }
 
+/// One simulated trial's T2 contrast: pooled MI and complete cases.
+struct TrialRow {
+    mi: f64,
+    mi_covers: bool,
+    mi_se: f64,
+    cc: f64,
+    cc_covers: bool,
+    cc_se: f64,
+    fmi: f64,
+}
+
 #[test]
 #[ignore]
 fn truth_recovery_of_the_arm_contrast_under_mar_covariate_missingness() {
@@ -777,7 +788,7 @@ fn truth_recovery_of_the_arm_contrast_under_mar_covariate_missingness() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let truth = 2.5;
-    let rows: Vec<(f64, bool, f64, f64, bool, f64, f64)> = (0..trials)
+    let rows: Vec<TrialRow> = (0..trials)
         .into_par_iter()
         .map(|t| {
             let (wide, y) = simulated_trial(1000 + t);
@@ -823,34 +834,32 @@ fn truth_recovery_of_the_arm_contrast_under_mar_covariate_missingness() {
             let s: Vec<f64> = fits.iter().map(|f| f.std_error).collect();
             let d: Vec<f64> = fits.iter().map(|f| f.df).collect();
             let p = covariate_mi::pool::pool_term("IMR - TAU", Some("T2"), &q, &s, &d, 0.95);
-            (
-                p.estimate,
-                p.conf_low <= truth && truth <= p.conf_high,
-                p.std_error,
-                cc.estimate,
-                cc.conf_low <= truth && truth <= cc.conf_high,
-                cc.std_error,
-                p.fmi,
-            )
+            TrialRow {
+                mi: p.estimate,
+                mi_covers: p.conf_low <= truth && truth <= p.conf_high,
+                mi_se: p.std_error,
+                cc: cc.estimate,
+                cc_covers: cc.conf_low <= truth && truth <= cc.conf_high,
+                cc_se: cc.std_error,
+                fmi: p.fmi,
+            }
         })
         .collect();
     let n = rows.len() as f64;
-    let mean = |f: &dyn Fn(&(f64, bool, f64, f64, bool, f64, f64)) -> f64| {
-        rows.iter().map(f).sum::<f64>() / n
-    };
-    let mi_cover = mean(&|r| f64::from(u8::from(r.1)));
-    let cc_cover = mean(&|r| f64::from(u8::from(r.4)));
-    let mi_bias = mean(&|r| r.0) - truth;
-    let cc_bias = mean(&|r| r.3) - truth;
+    let mean = |f: &dyn Fn(&TrialRow) -> f64| rows.iter().map(f).sum::<f64>() / n;
+    let mi_cover = mean(&|r| f64::from(u8::from(r.mi_covers)));
+    let cc_cover = mean(&|r| f64::from(u8::from(r.cc_covers)));
+    let mi_bias = mean(&|r| r.mi) - truth;
+    let cc_bias = mean(&|r| r.cc) - truth;
     let mi_sd = (rows
         .iter()
-        .map(|r| (r.0 - truth - mi_bias).powi(2))
+        .map(|r| (r.mi - truth - mi_bias).powi(2))
         .sum::<f64>()
         / (n - 1.0))
         .sqrt();
     let cc_sd = (rows
         .iter()
-        .map(|r| (r.3 - truth - cc_bias).powi(2))
+        .map(|r| (r.cc - truth - cc_bias).powi(2))
         .sum::<f64>()
         / (n - 1.0))
         .sqrt();
@@ -861,10 +870,10 @@ fn truth_recovery_of_the_arm_contrast_under_mar_covariate_missingness() {
         100.0 * mi_cover,
         100.0 * mc,
         mi_sd / n.sqrt(),
-        mean(&|r| r.2),
-        mean(&|r| r.6),
+        mean(&|r| r.mi_se),
+        mean(&|r| r.fmi),
         100.0 * cc_cover,
-        mean(&|r| r.5),
+        mean(&|r| r.cc_se),
     );
     assert!((mi_cover - 0.95).abs() < 3.0 * mc, "MI coverage {mi_cover}");
     assert!(mi_bias.abs() < 3.0 * mi_sd / n.sqrt(), "MI bias {mi_bias}");

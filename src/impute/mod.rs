@@ -205,7 +205,7 @@ pub fn check(data: &WideFrame, opts: &FcsOptions) -> Result<(), ImputeError> {
         }
         if let Var::Factor { codes, levels } = v {
             for (l, level) in levels.iter().enumerate() {
-                if !codes.iter().any(|c| *c == Some(l as u32)) {
+                if !codes.contains(&Some(l as u32)) {
                     return Err(ImputeError::EmptyLevel {
                         name: name.clone(),
                         level: level.clone(),
@@ -255,9 +255,9 @@ fn chain(data: &WideFrame, opts: &FcsOptions, rng: &mut ChaCha8Rng) -> Vec<Vec<f
             .filter(|&i| data.vars[j].observed(i))
             .map(|i| cur[j][i])
             .collect();
-        for i in 0..n {
+        for (i, cell) in cur[j].iter_mut().enumerate() {
             if !data.vars[j].observed(i) {
-                cur[j][i] = obs[rng.random_range(0..obs.len())];
+                *cell = obs[rng.random_range(0..obs.len())];
             }
         }
     }
