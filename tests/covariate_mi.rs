@@ -282,6 +282,17 @@ fn sim_frame() -> WideFrame {
     }
 }
 
+/// The methods of tests/r/covariate_mi.R's mice call: pmm for age, y1 and y2, logreg for sex,
+/// polyreg for edu; arm and y0 complete.
+fn sim_methods() -> Vec<Option<Method>> {
+    let (p, l, r) = (
+        Some(Method::Pmm),
+        Some(Method::Logreg),
+        Some(Method::Polyreg),
+    );
+    vec![p, l, r, None, None, p, p]
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -308,15 +319,7 @@ fn imputations_agree_with_mice_in_distribution() {
     let opts = FcsOptions {
         m,
         iterations: 10,
-        methods: vec![
-            Some(Method::Pmm),
-            Some(Method::Logreg),
-            Some(Method::Polyreg),
-            None,
-            None,
-            Some(Method::Pmm),
-            Some(Method::Pmm),
-        ],
+        methods: sim_methods(),
         seed: 17,
         donors: 5,
     };
@@ -542,15 +545,7 @@ fn the_engine_refuses_what_it_cannot_impute() {
     let mut opts = FcsOptions {
         m: 5,
         iterations: 2,
-        methods: vec![
-            Some(Method::Pmm),
-            Some(Method::Logreg),
-            Some(Method::Polyreg),
-            None,
-            None,
-            Some(Method::Pmm),
-            Some(Method::Pmm),
-        ],
+        methods: sim_methods(),
         seed: 1,
         donors: 5,
     };

@@ -3,15 +3,10 @@
 //! model with the number of participants and analysis rows imputed per variable, rendered from
 //! [`Results::covariate_mi`]. Computes nothing.
 use crate::report::format as f;
+use crate::report::sensitivity::file_safe;
 use crate::report::tables::{Cell, Column, NumStyle, Table};
 use crate::results::covariate_mi::{CovariateMi, PooledTerm};
 use crate::results::Results;
-
-fn file_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
 
 /// Every table of this module, in report order.
 pub fn tables(r: &Results) -> Vec<Table> {
