@@ -78,3 +78,43 @@ pub fn augment(y: &[f64], ry: &[bool], x: &DMatrix<f64>) -> Augmented {
         w,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_as_mice_augment() {
+        // mice:::augment(factor(c("f","m",NA,"m","f",NA)), ry, cbind(a = c(1,2,3,4,10,6),
+        // b = c(0,1,0,1,1,0))) printed its rows 7-14 as below (R 4.2, mice 3.15).
+        let x = DMatrix::from_row_slice(
+            6,
+            2,
+            &[1.0, 0.0, 2.0, 1.0, 3.0, 0.0, 4.0, 1.0, 10.0, 1.0, 6.0, 0.0],
+        );
+        let y = [0.0, 1.0, f64::NAN, 1.0, 0.0, f64::NAN];
+        let ry = [true, true, false, true, true, false];
+        let a = augment(&y, &ry, &x);
+        assert_eq!(a.x.nrows(), 14);
+        let sd_a = (((1.0f64 - 13.0 / 3.0).powi(2)
+            + (2.0f64 - 13.0 / 3.0).powi(2)
+            + (3.0f64 - 13.0 / 3.0).powi(2)
+            + (4.0f64 - 13.0 / 3.0).powi(2)
+            + (10.0f64 - 13.0 / 3.0).powi(2)
+            + (6.0f64 - 13.0 / 3.0).powi(2))
+            / 5.0)
+            .sqrt();
+        let mean_a = 26.0 / 6.0;
+        for r in 0..4 {
+            let sign = if r % 2 == 0 { 0.5 } else { -0.5 };
+            assert!((a.x[(6 + r, 0)] - (mean_a + sign * sd_a)).abs() < 1e-12);
+            assert!((a.x[(6 + r, 1)] - 0.5).abs() < 1e-12);
+            // b perturbed by half its SD in rows 5-8 of the augmentation.
+            assert!((a.x[(10 + r, 0)] - mean_a).abs() < 1e-12);
+        }
+        let ys: Vec<f64> = a.y[6..].to_vec();
+        assert_eq!(ys, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
+        assert!(a.w[6..].iter().all(|w| (w - 3.0 / 8.0).abs() < 1e-15));
+        assert!(a.ry[6..].iter().all(|r| *r));
+    }
+}
