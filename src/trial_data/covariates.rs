@@ -207,3 +207,31 @@ impl OutcomeData {
         Ok(self)
     }
 }
+
+/// The exclusion-log lines of the participants whose covariates are missing: (participant id,
+/// where, reason), one per participant, for `OUT/exclusions.csv`.
+pub fn missing_log(trial: &Trial, covariates: &[Covariate]) -> Vec<(String, String, String)> {
+    trial
+        .participants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let missing: Vec<&str> = covariates
+                .iter()
+                .filter(|c| c.is_missing(i))
+                .map(|c| c.name.as_str())
+                .collect();
+            (!missing.is_empty()).then(|| {
+                (
+                    p.id.clone(),
+                    format!("participants row {}", p.row),
+                    format!(
+                        "covariate {} missing: the participant's outcome rows are left out of the \
+                         complete-case models",
+                        missing.join(" and ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
