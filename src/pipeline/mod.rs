@@ -339,6 +339,22 @@ fn covariate_mi(
     };
     for job in jobs {
         if !covariate_mi::applies(job, &covariates, &spec.covariates) {
+            let glmm = job.req.family != crate::analysis::spec::ModelFamily::Gaussian;
+            let primary = job.req.analysis_set == "itt" && job.req.sensitivity.is_none();
+            if glmm
+                && primary
+                && spec.covariates.missing == covariate_mi::CovariateMissing::Impute
+                && covariates.iter().any(|c| c.n_missing() > 0)
+            {
+                diagnostics.push(Diagnostic {
+                    source: Source::CovariateMi,
+                    message: format!(
+                        "covariate MI of {} not run: it pools Gaussian outcome models only; the \
+                         [model] family model uses complete cases",
+                        job.req.outcome
+                    ),
+                });
+            }
             continue;
         }
         match covariate_mi::analyse(
