@@ -212,6 +212,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn columns_lists_every_named_column_once() {
+        let f = Formula::template(
+            "{outcome} ~ arm * wave + age + factor(edu) + arm:age + (1 + months | participant_id)",
+            "y",
+        )
+        .unwrap();
+        assert_eq!(
+            f.columns(),
+            ["arm", "wave", "age", "edu", "months", "participant_id"]
+        );
+    }
+
+    #[test]
     fn typed_operations_render_as_r_deparses() {
         let f = Formula::template("{outcome} ~ arm * wave + (1 | participant_id)", "y").unwrap();
         assert_eq!(f.to_string(), "y ~ arm * wave + (1 | participant_id)");
