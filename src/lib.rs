@@ -28,6 +28,7 @@ pub mod formula;
 pub mod frame;
 pub mod glm;
 pub mod glmm;
+pub mod impute;
 pub mod ingest;
 pub mod lmm;
 pub mod mediation;

@@ -1,6 +1,9 @@
 //! The modelling data of one outcome: the scored long table of a trial turned into a model
 //! frame with the columns every outcome, site and fidelity model uses (`y`, `participant_id`,
-//! `arm`, `wave`, `site_id`, `group_id`, `imr`, `months`), for one analysis set.
+//! `arm`, `wave`, `site_id`, `group_id`, `imr`, `months`), for one analysis set, and the
+//! participant covariates a formula adds ([`covariates`]).
+pub mod covariates;
+
 use crate::frame::Frame;
 use crate::ingest::Trial;
 use crate::schema::study::Design;
@@ -19,6 +22,8 @@ pub struct OutcomeData {
     pub intervention: String,
     /// Pooled (over arms) SD of the outcome at baseline in this analysis set.
     pub baseline_sd: Option<f64>,
+    /// Participant covariates added to the frame ([`OutcomeData::with_covariates`]).
+    pub covariates: Vec<String>,
 }
 
 /// The covariates of an arm x wave reference grid at their means (emmeans' default): every
@@ -275,6 +280,7 @@ pub fn outcome_data(
             .cloned()
             .unwrap_or_default(),
         baseline_sd: pooled_sd(&baseline, &base_arms),
+        covariates: Vec::new(),
     })
 }
 

@@ -14,7 +14,10 @@ const LAYERS: &[&[&str]] = &[
     &["frame"],
     &["formula", "ingest"],
     // models and scoring
-    &["lmm", "glm", "meta", "nonparam", "scoring", "simulate"],
+    // (impute: chained-equation imputation of a wide data set, from stats alone)
+    &[
+        "lmm", "glm", "meta", "nonparam", "scoring", "simulate", "impute",
+    ],
     // models built on them (the GLMM starts from the GLM)
     &["mmrm", "trial_data", "glmm"],
     // analyses: peers

@@ -168,6 +168,7 @@ fn counts() -> OutcomeData {
         waves: vec!["T0".into(), "T1".into(), "T2".into()],
         intervention: "IMR".into(),
         baseline_sd: Some(1.0),
+        covariates: Vec::new(),
     }
 }
 

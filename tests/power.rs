@@ -475,6 +475,7 @@ fn pilot_recovers_the_outcome_parameters() {
         waves: p.waves.labels.clone(),
         intervention: "ERH".into(),
         baseline_sd: None,
+        covariates: Vec::new(),
     };
     let est = pilot::estimate(&data).unwrap();
     eprintln!("{est:?}");

@@ -88,6 +88,7 @@ fn r_data() -> OutcomeData {
         waves,
         intervention: "IMR".into(),
         baseline_sd: None,
+        covariates: Vec::new(),
     }
 }
 
@@ -576,6 +577,7 @@ fn big_data(n_sites: usize, n: usize, seed: u64) -> OutcomeData {
         waves: wl,
         intervention: "IMR".into(),
         baseline_sd: None,
+        covariates: Vec::new(),
     }
 }
 

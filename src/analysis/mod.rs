@@ -5,6 +5,7 @@
 //! [`adjust_secondary`]. Pure: no file is read or written here.
 
 pub mod baseline;
+pub mod covariate_mi;
 pub mod describe;
 pub mod glmm_outcome;
 pub mod outcomes;
@@ -89,6 +90,13 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
     } else {
         template
     };
+    let covariates = match crate::trial_data::covariates::resolve(trial, &base) {
+        Ok(c) => c,
+        Err(e) => {
+            out.notes.push(format!("outcome models not fitted: {e}"));
+            return out;
+        }
+    };
     let mut sensitivity_note: Option<String> = None;
     for o in plan.outcomes {
         if scored.score(&o.name).is_none() {
@@ -105,9 +113,16 @@ pub fn plan_outcome_models(trial: &Trial, scored: &Scored, plan: &OutcomesPlan) 
                        filter: SetFilter,
                        diag: bool,
                        slope_from: Option<Formula>| {
-            let data = outcome_data(trial, scored, &o.name, &filter).map(|d| match o.at_least {
-                Some(t) => d.dichotomized(t),
-                None => Ok(d),
+            let data = outcome_data(trial, scored, &o.name, &filter).map(|d| {
+                let d = if covariates.is_empty() {
+                    d
+                } else {
+                    d.with_covariates(trial, &covariates)?
+                };
+                match o.at_least {
+                    Some(t) => d.dichotomized(t),
+                    None => Ok(d),
+                }
             });
             match data {
                 Some(Err(e)) => out.notes.push(format!("{}: {e}", o.name)),

@@ -374,7 +374,7 @@ pub fn summarise_fit<F: LinearModelFit>(
 
     // Marginal means on the arm x wave grid.
     let covariates = crate::trial_data::grid_covariates(&names, &data.frame, fit.used_rows());
-    let factors = vec![
+    let mut factors = vec![
         GridFactor {
             name: "arm".into(),
             prefix: "arm".into(),
@@ -386,6 +386,16 @@ pub fn summarise_fit<F: LinearModelFit>(
             levels: data.waves.clone(),
         },
     ];
+    // Factor covariates are averaged over their levels with equal weights (emmeans' default).
+    for c in &data.covariates {
+        if let Some(crate::frame::Column::Factor { levels, .. }) = data.frame.column(c) {
+            factors.push(GridFactor {
+                name: c.clone(),
+                prefix: c.clone(),
+                levels: levels.clone(),
+            });
+        }
+    }
     let mut emmeans = Vec::new();
     let mut contrasts = Vec::new();
     let mut change_contrasts = Vec::new();

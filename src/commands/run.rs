@@ -136,10 +136,9 @@ pub fn run(args: Args) -> CmdResult {
     std::fs::write(args.out.join("validation.txt"), report_text)
         .map_err(|e| format!("cannot write validation.txt: {e}"))?;
     results.warnings.extend(warnings);
-    crate::table::write_table_file(
-        &args.out.join("exclusions.csv"),
-        &scoring::exclusion_log(&trial, scored.exclusion_columns()),
-    )?;
+    let mut log = scoring::exclusion_log(&trial, scored.exclusion_columns());
+    append_covariate_log(&mut log, &trial, &spec);
+    crate::table::write_table_file(&args.out.join("exclusions.csv"), &log)?;
     results.manifest = Manifest {
         herstel_version: env!("CARGO_PKG_VERSION").to_string(),
         spec_name,
@@ -235,4 +234,27 @@ fn utc_now() -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// Adds a line per participant with a missing covariate of `[model] formula` to the exclusion
+/// log (nothing when the formula names no covariate).
+fn append_covariate_log(
+    log: &mut [crate::table::OutColumn],
+    trial: &crate::ingest::Trial,
+    spec: &pipeline::AnalysisSpec,
+) {
+    use crate::trial_data::covariates;
+    let Ok(formula) = crate::formula::Formula::template(&spec.model.formula, "y") else {
+        return;
+    };
+    let Ok(covs) = covariates::resolve(trial, &formula) else {
+        return;
+    };
+    for (id, place, reason) in covariates::missing_log(trial, &covs) {
+        for (col, v) in log.iter_mut().zip([id, String::new(), place, reason]) {
+            if let crate::table::OutValues::Text(values) = &mut col.values {
+                values.push(Some(v));
+            }
+        }
+    }
 }

@@ -81,6 +81,14 @@ impl Formula {
         self.response == column || mentions(&self.rhs, column)
     }
 
+    /// Every column the right-hand side names (fixed and random parts, `factor(x)` as `x`), in
+    /// order of first appearance.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_columns(&self.rhs, &mut out);
+        out
+    }
+
     /// The intercept-only term `(1 | group)` extended by a slope: `(1 + var | group)` (lme4's
     /// correlated random intercept and slope). `None` when there is no such term.
     pub fn add_slope(&self, group: &str, var: &str) -> Option<Formula> {
@@ -122,6 +130,27 @@ fn visit_bars(e: &Expr, f: &mut dyn FnMut(&Expr, &Expr)) {
         }
         Expr::Neg(x, _) | Expr::Paren(x) => visit_bars(x, f),
         Expr::Var { .. } | Expr::FactorCall { .. } | Expr::Num { .. } => {}
+    }
+}
+
+fn collect_columns(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Var { name, .. } | Expr::FactorCall { column: name, .. } => {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        Expr::Num { .. } => {}
+        Expr::Add(a, b)
+        | Expr::Sub(a, b)
+        | Expr::Mul(a, b)
+        | Expr::Colon(a, b)
+        | Expr::Slash(a, b)
+        | Expr::Bar { lhs: a, rhs: b, .. } => {
+            collect_columns(a, out);
+            collect_columns(b, out);
+        }
+        Expr::Neg(x, _) | Expr::Paren(x) => collect_columns(x, out),
     }
 }
 
@@ -181,6 +210,19 @@ fn extend_intercept_term(e: &mut Expr, group: &str, var: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_lists_every_named_column_once() {
+        let f = Formula::template(
+            "{outcome} ~ arm * wave + age + factor(edu) + arm:age + (1 + months | participant_id)",
+            "y",
+        )
+        .unwrap();
+        assert_eq!(
+            f.columns(),
+            ["arm", "wave", "age", "edu", "months", "participant_id"]
+        );
+    }
 
     #[test]
     fn typed_operations_render_as_r_deparses() {

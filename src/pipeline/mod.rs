@@ -39,6 +39,8 @@ pub enum Source {
     Sites,
     /// The missing-data sensitivity analyses.
     SensitivityMissing,
+    /// The multiple imputation of missing covariates.
+    CovariateMi,
 }
 
 /// A warning or a failure of one stage, with its source.
@@ -121,6 +123,9 @@ pub struct Executed {
     pub mediation: Vec<MediationResult>,
     pub sites: Option<SitesOutput>,
     pub sensitivity_missing: Vec<crate::results::SensitivityMissing>,
+    pub covariate_mi: Vec<crate::results::covariate_mi::CovariateMi>,
+    /// Outcome rows the complete-case models leave out for a missing covariate.
+    pub covariate_exclusions: Vec<crate::results::ExclusionRow>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -236,14 +241,147 @@ pub fn execute(
         }
     });
     let sensitivity_missing = sensitivity_missing(trial, scored, spec, progress, &mut diagnostics);
+    let covariate_mi = covariate_mi(
+        trial,
+        scored,
+        spec,
+        &plan.outcome_jobs,
+        progress,
+        &mut diagnostics,
+    );
+    let covariate_exclusions = covariate_exclusions(&plan.outcome_jobs, &spec.covariates);
     Executed {
         outcomes,
         admissions,
         mediation,
         sites,
         sensitivity_missing,
+        covariate_mi,
+        covariate_exclusions,
         diagnostics,
     }
+}
+
+/// The observed outcome rows of each outcome's ITT analysis that the complete-case models drop
+/// for a missing covariate, counted by the combination of covariates missing (so every row is
+/// counted once).
+fn covariate_exclusions(
+    jobs: &[OutcomeJob],
+    spec: &crate::analysis::covariate_mi::CovariatesSpec,
+) -> Vec<crate::results::ExclusionRow> {
+    use crate::analysis::covariate_mi::CovariateMissing;
+    let mut out: Vec<crate::results::ExclusionRow> = Vec::new();
+    for job in jobs
+        .iter()
+        .filter(|j| j.req.analysis_set == "itt" && j.req.sensitivity.is_none())
+    {
+        let frame = &job.data.frame;
+        for r in 0..frame.n_rows() {
+            let missing: Vec<&str> = job
+                .data
+                .covariates
+                .iter()
+                .filter(|c| frame.column(c).is_some_and(|col| col.is_missing(r)))
+                .map(String::as_str)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let reason = format!(
+                "covariate {} missing: left out of the complete-case models{}",
+                missing.join(" and "),
+                if spec.missing == CovariateMissing::Impute
+                    && job.req.family == crate::analysis::spec::ModelFamily::Gaussian
+                {
+                    " (kept, with imputed covariates, in the covariate MI)"
+                } else {
+                    ""
+                }
+            );
+            let what = format!("{} model rows", job.req.outcome);
+            match out
+                .iter_mut()
+                .find(|e| e.what == what && e.reason == reason)
+            {
+                Some(e) => e.count += 1,
+                None => out.push(crate::results::ExclusionRow {
+                    what,
+                    wave: None,
+                    reason,
+                    count: 1,
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// `[covariates] missing = "impute"`: the covariate MI of every outcome whose primary ITT model
+/// names a covariate with missing values (nothing when the formula names none).
+fn covariate_mi(
+    trial: &Trial,
+    scored: &Scored,
+    spec: &AnalysisSpec,
+    jobs: &[OutcomeJob],
+    progress: &dyn ProgressSink,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<crate::results::covariate_mi::CovariateMi> {
+    use crate::analysis::covariate_mi;
+    let mut out = Vec::new();
+    let Some(first) = jobs.first() else {
+        return out;
+    };
+    if first.data.covariates.is_empty() {
+        return out;
+    }
+    let Ok(covariates) = crate::trial_data::covariates::resolve(trial, &first.req.formula) else {
+        return out;
+    };
+    for job in jobs {
+        if !covariate_mi::applies(job, &covariates, &spec.covariates) {
+            let glmm = job.req.family != crate::analysis::spec::ModelFamily::Gaussian;
+            let primary = job.req.analysis_set == "itt" && job.req.sensitivity.is_none();
+            if glmm
+                && primary
+                && spec.covariates.missing == covariate_mi::CovariateMissing::Impute
+                && covariates.iter().any(|c| c.n_missing() > 0)
+            {
+                diagnostics.push(Diagnostic {
+                    source: Source::CovariateMi,
+                    message: format!(
+                        "covariate MI of {} not run: it pools Gaussian outcome models only; the \
+                         [model] family model uses complete cases",
+                        job.req.outcome
+                    ),
+                });
+            }
+            continue;
+        }
+        match covariate_mi::analyse(
+            trial,
+            scored,
+            job,
+            &covariates,
+            &spec.covariates,
+            spec.seed,
+            progress,
+        ) {
+            Ok(o) => {
+                for w in &o.result.warnings {
+                    diagnostics.push(Diagnostic {
+                        source: Source::CovariateMi,
+                        message: format!("covariate MI ({}): {w}", job.req.outcome),
+                    });
+                }
+                out.push(o.result);
+            }
+            Err(e) => diagnostics.push(Diagnostic {
+                source: Source::CovariateMi,
+                message: format!("covariate MI of {} not run: {e}", job.req.outcome),
+            }),
+        }
+    }
+    out
 }
 
 /// `[sensitivity_missing]` on the estimand's outcome (the primary outcome by default).
@@ -312,6 +450,7 @@ impl Executed {
             results.sites_routine = o.routine;
         }
         results.sensitivity_missing = self.sensitivity_missing;
+        results.covariate_mi = self.covariate_mi;
         if let (Some(e), Some(outcome)) = (&spec.estimand, spec.estimand_outcome()) {
             let label = spec
                 .outcomes
@@ -360,6 +499,7 @@ impl Executed {
             .collect();
         results.warnings = self.diagnostics.iter().map(ToString::to_string).collect();
         results.exclusions = baseline::exclusions(trial, scored);
+        results.exclusions.extend(self.covariate_exclusions);
         results
     }
 }

@@ -52,6 +52,10 @@ pub struct AnalysisSpec {
     /// reference-based imputation and the tipping point; absent = not run.
     #[serde(default)]
     pub sensitivity_missing: Option<crate::missing::spec::SensitivityMissingSpec>,
+    /// Missing values of the covariates `[model] formula` names (`[covariates]`): multiple
+    /// imputation by chained equations (default) or complete cases.
+    #[serde(default)]
+    pub covariates: crate::analysis::covariate_mi::CovariatesSpec,
     /// Seed for everything random in the run (bootstrap, built-in simulated trial).
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -101,6 +105,7 @@ impl Default for AnalysisSpec {
             sites: None,
             estimand: None,
             sensitivity_missing: None,
+            covariates: Default::default(),
             seed: default_seed(),
             conf_level: default_level(),
         }
@@ -160,6 +165,7 @@ impl AnalysisSpec {
         }
         Formula::template(&self.model.formula, "y")
             .map_err(|e| bad(format!("model.formula: {e}")))?;
+        self.covariates.validate().map_err(bad)?;
         let pp = &self.analysis_sets.per_protocol;
         if !(0.0..=1.0).contains(&pp.min_share) {
             return Err(bad(format!(
@@ -234,6 +240,14 @@ impl AnalysisSpec {
         if let Some(m) = &self.sensitivity_missing {
             m.validate_for(&trial.study.arms, &waves).map_err(bad)?;
         }
+        let formula = Formula::template(&self.model.formula, "y")
+            .map_err(|e| bad(format!("model.formula: {e}")))?;
+        let covariates = crate::trial_data::covariates::resolve(trial, &formula)
+            .map_err(|e| bad(e.to_string()))?;
+        self.covariates.validate_types(&covariates).map_err(bad)?;
+        self.covariates
+            .validate_for(&crate::trial_data::covariates::formula_covariates(&formula))
+            .map_err(bad)?;
         Ok(())
     }
 

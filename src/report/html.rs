@@ -533,6 +533,7 @@ pub fn render(r: &Results, tables: &[Table], figures: &[Figure], opts: &ReportOp
                     ],
                     opts,
                 ));
+                out.push_str(&tables_html(tables, &["covariate_mi"], opts));
                 out.push_str(&crate::report::sensitivity::section_intro_html(r));
                 out.push_str(&tables_html(tables, &["sensitivity_missing"], opts));
                 figs_of("sensitivity_missing", &mut out);

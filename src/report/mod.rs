@@ -4,6 +4,7 @@
 //! The report layer computes no statistics: every number comes from the one [`Results`]
 //! structure, so the formats cannot disagree (see ARCHITECTURE.md). Files are written here
 //! and nowhere else in the library.
+pub mod covariate_mi;
 pub mod format;
 pub mod html;
 pub mod json;

@@ -5,7 +5,8 @@ use crate::report::tables::{html_escape as esc, Cell, Column, NumStyle, Table};
 use crate::results::missing::{SensitivityMissing, TippingPoint};
 use crate::results::Results;
 
-fn file_safe(s: &str) -> String {
+/// A name usable in a table id and file name (non-alphanumerics as `_`).
+pub fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()

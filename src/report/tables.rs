@@ -434,6 +434,7 @@ pub fn build_all(results: &Results) -> Vec<Table> {
             tables.push(outcome_fixed_effects(results));
         }
     }
+    tables.extend(crate::report::covariate_mi::tables(results));
     tables.extend(crate::report::sensitivity::tables(results));
     if results.admissions.is_some() {
         tables.extend(admissions_tables(results));

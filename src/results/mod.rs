@@ -16,6 +16,7 @@
 //! individual trajectories) is optional and omitted from JSON when absent.
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub mod covariate_mi;
 pub mod missing;
 pub mod sites;
 
@@ -125,6 +126,10 @@ pub struct Results {
     /// and the tipping point.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensitivity_missing: Vec<SensitivityMissing>,
+    /// Multiple imputation of missing covariates (`[covariates] missing = "impute"`), one entry
+    /// per outcome whose model names an incomplete covariate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covariate_mi: Vec<covariate_mi::CovariateMi>,
 }
 
 // ---------------------------------------------------------------------------------------------

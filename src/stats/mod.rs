@@ -20,3 +20,4 @@ pub mod newton;
 pub mod numderiv;
 pub mod quantile;
 pub mod rng;
+pub mod rubin;

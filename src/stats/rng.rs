@@ -43,6 +43,8 @@ pub mod tags {
     pub const MISSING_BOOTSTRAP: u64 = 170;
     /// Missing-data MI: the imputation draws (index m << 8 | strategy).
     pub const MISSING_DRAW: u64 = 171;
+    /// Multiple imputation of covariates by chained equations (index = imputation).
+    pub const COVARIATE_MI: u64 = 172;
 }
 
 #[cfg(test)]
