@@ -402,7 +402,12 @@ fn report_model(
                     fit.n_agq
                 )
             } else {
-                format!("glmmTMB::glmmTMB({with_offset}, family = nbinom2)")
+                // glmmTMB has no quadrature; glmer.nb passes nAGQ on to glmer
+                if fit.n_agq > 1 {
+                    format!("lme4::glmer.nb({with_offset}, nAGQ = {})", fit.n_agq)
+                } else {
+                    format!("glmmTMB::glmmTMB({with_offset}, family = nbinom2)")
+                }
             }
         },
         ratio: if binomial { "odds_ratio" } else { "rate_ratio" }.into(),
