@@ -228,6 +228,61 @@ fn per_period_models_agree_with_glmer_and_emmeans() {
     println!("per-period admissions: worst relative error against R {worst:.2e}");
 }
 
+/// With 12 quadrature points (the shipped plan's `[admissions] nagq = 12`) the per-period
+/// GLMMs agree with glmer's nAGQ = 12 fits and emmeans (`tests/r/admissions_per_period_agq.R`)
+/// to 1e-4 relative: coefficients, SEs, the participant SD, ratios per period and overall with
+/// their intervals and p-values. trial-small's negative binomial is at its Poisson limit, so the
+/// reference is glmer's Poisson GLMM.
+#[test]
+fn per_period_quadrature_agrees_with_glmer() {
+    let trial = trial_small();
+    let spec = AdmissionsSpec {
+        nagq: 12,
+        ..AdmissionsSpec::default()
+    };
+    let pp = analyse(&trial, &spec, 0.95)
+        .unwrap()
+        .per_period
+        .expect("per-period analysis");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/admissions_per_period/reference_agq12.json");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut worst = 0.0f64;
+    for (label, m, want, ratio) in [
+        (
+            "NB (Poisson limit), nAGQ 12",
+            pp.negative_binomial.expect("NB"),
+            &r["poisson"],
+            "rate",
+        ),
+        (
+            "logistic, nAGQ 12",
+            pp.logistic.expect("logistic"),
+            &r["logistic"],
+            "odds",
+        ),
+    ] {
+        assert!(m.model.contains("nAGQ = 12"), "{}", m.model);
+        check_coefficients(label, &m, want, &mut worst);
+        check(
+            &format!("{label} sd"),
+            m.sd_participant,
+            num(&want["sd_participant"]),
+            1e-4,
+            &mut worst,
+        );
+        check_effects(
+            &format!("{label} {ratio} ratio"),
+            &m.effects,
+            &want["effects"],
+            true,
+            1e-4,
+            &mut worst,
+        );
+    }
+    println!("per-period GLMMs with nAGQ = 12: worst relative error against glmer {worst:.2e}");
+}
+
 /// Coverage of the per-period rate-ratio intervals over simulated trials with known
 /// per-period truth (`admissions.rate_ratio_by_period`), the person frailty lognormal (the
 /// GLMM's normal random intercept holds), fitted with 12 quadrature points (`[admissions]
