@@ -69,28 +69,36 @@ pub fn ice_from_dates(trial: &Trial, column: &str) -> Result<Vec<Option<usize>>,
                 p.row, p.id
             ))
         })?;
-        let mut first = None;
+        let mut follow_up = Vec::with_capacity(nw.saturating_sub(1));
         for (w, wave) in trial.study.waves.iter().enumerate().skip(1) {
-            let date = match (dates.get(w).copied().flatten(), p.randomized_on) {
+            follow_up.push(match (dates.get(w).copied().flatten(), p.randomized_on) {
                 (Some(d), _) => d,
-                (None, Some(r)) => {
-                    Date::from_days(r.days() + (wave.months * DAYS_PER_MONTH).round() as i32)
-                }
+                (None, Some(r)) => nominal_date(r, wave.months),
                 (None, None) => {
                     return Err(MissingError::Data(format!(
                         "{key}: participants.csv row {} (participant {}): wave {} has no assessment date and the participant no randomized_on, so the ICE date {text} cannot be placed",
                         p.row, p.id, wave.label
                     )))
                 }
-            };
-            if date.days() > ice.days() {
-                first = Some(w - 1);
-                break;
-            }
+            });
         }
-        out.push(Some(first.unwrap_or(nw - 1)));
+        out.push(Some(first_post_ice_wave(ice, &follow_up)));
     }
     Ok(out)
+}
+
+/// The nominal date of a wave: `randomized_on + months x 30.4375` days, rounded to the day.
+pub fn nominal_date(randomized_on: Date, months: f64) -> Date {
+    Date::from_days(randomized_on.days() + (months * DAYS_PER_MONTH).round() as i32)
+}
+
+/// The index of the first follow-up wave dated after `ice` (a wave on the ICE day is before
+/// it), `dates.len()` when none is.
+pub fn first_post_ice_wave(ice: Date, dates: &[Date]) -> usize {
+    dates
+        .iter()
+        .position(|d| d.days() > ice.days())
+        .unwrap_or(dates.len())
 }
 
 /// The wide data of `outcome` and the number of randomized participants without a baseline
