@@ -237,6 +237,10 @@ pub fn shift_text(t: &TippingPoint) -> String {
 /// significance is lost per column.
 fn tipping_2d_table(s: &SensitivityMissing, t: &TippingPoint2d, labels: &f::Labels) -> Table {
     let alpha = 1.0 - s.conf_level;
+    let a_txt = f::num(alpha, 3)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string();
     let mut columns = vec![Column::new(&format!("Delta {}", t.row_arm), "delta_row")];
     for d in &t.column_deltas {
         columns.push(Column::new(
@@ -260,12 +264,21 @@ fn tipping_2d_table(s: &SensitivityMissing, t: &TippingPoint2d, labels: &f::Labe
         }
         rows.push(row);
     }
-    let mut boundary = vec![Cell::Text(format!("{} delta at p = {alpha}", t.row_arm))];
+    let mut boundary = vec![Cell::Text(format!("{} delta at p = {a_txt}", t.row_arm))];
     for c in &t.columns {
         boundary.push(match (c.tipping_delta, c.tipping_delta_exact) {
             (Some(_), Some(x)) | (None, Some(x)) => Cell::Num(x, NumStyle::Fixed(3)),
             (Some(d), None) => Cell::Num(d, NumStyle::Fixed(3)),
-            (None, None) => Cell::Text(c.note.clone().unwrap_or_default()),
+            (None, None) => Cell::Text(
+                if c.note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("not significant"))
+                {
+                    format!("ns at {} 0", t.row_arm)
+                } else {
+                    "not within the grid".into()
+                },
+            ),
         });
     }
     rows.push(boundary);
@@ -286,9 +299,10 @@ fn tipping_2d_table(s: &SensitivityMissing, t: &TippingPoint2d, labels: &f::Labe
         columns,
         rows,
         note: Some(format!(
-            "Cells: difference {} minus {} (jackknife p); ns = not significant at {alpha}. Delta in {}. \
+            "Cells: difference {} minus {} (jackknife p); ns = not significant at {a_txt}. Delta in {}. \
              Last row: the {} delta at which significance is lost for that {} delta (exact root of \
-             p = {alpha}; the estimate and every jackknife estimate are linear in both deltas).",
+             p = {a_txt}; the estimate and every jackknife estimate are linear in both deltas; \
+             ns at 0: not significant without a shift of the row arm).",
             s.active_arm,
             s.reference_arm,
             match t.delta_units.as_str() {
