@@ -10,12 +10,16 @@
 //! each warm-started from the full-data covariance parameters; a participant without any
 //! observed follow-up does not change the imputation model, so its fit is the full-data fit.
 //!
-//! **Delta** (rbmi `apply_delta`): `delta` (score units) is added to every post-ICE imputed
-//! value of the chosen arms, after imputation and before the analysis, in the full data and in
+//! **Delta** (rbmi `apply_delta`): `delta` (score units; times the arm's multiplier, plus the
+//! arm's fixed delta, when given) is added to every post-ICE imputed value of the chosen arms, after imputation and before the analysis, in the full data and in
 //! every jackknife sample; intermittent imputations are not shifted. Both the estimate and each
 //! leave-one-out estimate are linear in delta ([`super::ancova`]), so the whole grid costs one
 //! extra regression per sample and the exact tipping point solves a quadratic:
 //! `(a + b d)^2 = z^2 (n - 1) / n (S_aa + 2 S_ab d + S_bb d^2)`.
+//! The two-dimensional grid (both arms' deltas, `d_act`, `d_ref`) uses the same linearity per
+//! arm: `a + b_act d_act + b_ref d_ref`; each reference-arm delta is a one-dimensional grid over
+//! the active arm's delta with its exact tipping point (the boundary where significance is
+//! lost).
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 

@@ -703,6 +703,79 @@ mod tests {
         );
     }
 
+    fn parse(text: &str) -> Result<SensitivityMissingSpec, String> {
+        toml::from_str::<SensitivityMissingSpec>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_ice_is_a_keyword_or_a_date_column() {
+        assert_eq!(
+            parse("ice = \"last_observed\"").unwrap().ice,
+            IceDefinition::default()
+        );
+        let s = parse("ice = { column = \"discontinued_on\" }").unwrap();
+        assert_eq!(s.ice.column(), Some("discontinued_on"));
+        assert!(parse("ice = \"first_missing\"").is_err());
+        assert!(parse("ice = { col = \"x\" }").is_err());
+        let s = parse("ice = { column = \" \" }").unwrap();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .contains("sensitivity_missing.ice.column"));
+    }
+
+    #[test]
+    fn delta_arms_are_a_list_or_multipliers_and_fixed_deltas_name_their_arm() {
+        let s = parse("[delta]\narms = [\"IMR\"]").unwrap();
+        assert_eq!(
+            s.delta.arms.unwrap().pairs(),
+            vec![("IMR".to_string(), 1.0)]
+        );
+        let s = parse("[delta]\narms = { IMR = 1.0, CAU = 0.5 }\nfixed = { CAU = -0.2 }").unwrap();
+        s.validate().unwrap();
+        let pairs = s.delta.arms.as_ref().unwrap().pairs();
+        assert!(pairs.contains(&("CAU".to_string(), 0.5)));
+        let e = s
+            .validate_for(&["TAU".into(), "IMR".into()], &["T1".into()])
+            .unwrap_err();
+        assert!(
+            e.starts_with("sensitivity_missing.delta.arms: \"CAU\""),
+            "{e}"
+        );
+        let s = parse("[delta]\nfixed = { XYZ = 1.0 }").unwrap();
+        let e = s
+            .validate_for(&["TAU".into(), "IMR".into()], &["T1".into()])
+            .unwrap_err();
+        assert!(
+            e.starts_with("sensitivity_missing.delta.fixed: \"XYZ\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_two_dimensional_grid_takes_per_arm_ranges() {
+        let s =
+            parse("[delta]\ngrid2d = true\nranges.TAU = { from = -0.5, to = 0.5, step = 0.25 }")
+                .unwrap();
+        s.validate().unwrap();
+        assert_eq!(
+            s.delta.values_for_arm("TAU").unwrap(),
+            vec![-0.5, -0.25, 0.0, 0.25, 0.5]
+        );
+        assert_eq!(s.delta.values_for_arm("IMR").unwrap().len(), 21);
+        let s = parse("[delta]\ngrid2d = true\nranges.TAU = { from = 0.5, to = 1.0, step = 0.25 }")
+            .unwrap();
+        let e = s.validate().unwrap_err();
+        assert!(
+            e.starts_with("sensitivity_missing.delta.ranges.TAU (from, to, step)"),
+            "{e}"
+        );
+        let s = parse("[delta]\ngrid2d = true\nfixed = { TAU = 1.0 }").unwrap();
+        assert!(s.validate().unwrap_err().contains("grid2d"));
+        let s = parse("[delta]\nranges.TAU = { from = -1.0 }").unwrap();
+        assert!(s.validate().unwrap_err().contains("need grid2d = true"));
+    }
+
     #[test]
     fn unknown_strategy_is_an_error() {
         let s = SensitivityMissingSpec {

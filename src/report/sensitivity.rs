@@ -137,6 +137,7 @@ fn strategies_table(
     }
     let c = &s.counts;
     let ice: usize = c.by_arm.iter().map(|a| a.with_ice).sum();
+    let date_ice = s.ice_definition.starts_with("date_column:");
     Table {
         id: format!("sensitivity_missing_{}", file_safe(&s.outcome)),
         title: format!(
@@ -160,18 +161,21 @@ fn strategies_table(
             "Imputation model {} (unstructured covariance of the waves common to both arms, REML); \
              intercurrent event = {}. Conditional mean imputation with jackknife SEs and normal CIs \
              (Wolbers et al. 2022), analysis {}; means at the mean baseline. Reference arm {}. \
-             n = {} ({} with dropout, {} without any follow-up; {} randomized without baseline left out); \
-             {} post-dropout and {} intermittent missing values imputed. MMRM rows: Satterthwaite df.{}",
+             n = {} ({} with {}, {} without any follow-up; {} randomized without baseline left out); \
+             {} {} and {} {} missing values imputed. MMRM rows: Satterthwaite df.{}",
             s.imputation_model,
             ice_text(s),
             s.analysis_model,
             s.reference_arm,
             c.n,
             ice,
+            if date_ice { "an ICE" } else { "dropout" },
             c.no_followup,
             c.excluded_no_baseline,
             c.post_ice_cells,
+            if date_ice { "post-ICE" } else { "post-dropout" },
             c.intermittent_cells,
+            if date_ice { "other (MAR)" } else { "intermittent" },
             primary.map_or(String::new(), |o| format!(
                 " Primary analysis: {} ({}, baseline as a wave, all observed assessments; not adjusted for baseline, unlike the ANCOVA and MMRM rows, so its estimate differs from theirs by more than the handling of missing data).",
                 o.model, o.analysis_set
