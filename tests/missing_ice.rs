@@ -500,3 +500,88 @@ fn a_bad_ice_column_is_an_error_naming_key_file_row_and_value() {
         .to_string();
     assert!(e.contains("sensitivity_missing.delta.grid2d"), "{e}");
 }
+
+#[test]
+fn approximate_bayes_keeps_post_ice_values_under_mar_only() {
+    use herstel::missing::mi::analyse_approx_bayes;
+    let d = wide();
+    let mut with_ice = options(&d);
+    with_ice.delta_fixed = vec![-2.0, 0.0];
+    let plain = CondMeanOptions {
+        ice: None,
+        delta_fixed: Vec::new(),
+        ..with_ice.clone()
+    };
+    let a = analyse_approx_bayes(&d, &with_ice, 10, 5, &Silent).unwrap();
+    let b = analyse_approx_bayes(&d, &plain, 10, 5, &Silent).unwrap();
+    let names: Vec<&str> = a
+        .result
+        .strategies
+        .iter()
+        .map(|s| s.strategy.as_str())
+        .collect();
+    assert_eq!(names, ["MAR", "J2R", "CR", "CIR"]);
+    // MAR: the same data, bootstrap samples and draws as without the date ICE.
+    assert_eq!(a.result.strategies[0], b.result.strategies[0]);
+    // J2R: refitted without the 61 post-ICE values.
+    assert_ne!(a.result.strategies[1], b.result.strategies[1]);
+    // The MAR delta grid sets the post-ICE values aside and adds TAU's fixed delta: its zero
+    // differs from the MAR row.
+    let mar = a
+        .result
+        .tipping_point
+        .iter()
+        .find(|t| t.strategy == "MAR")
+        .unwrap();
+    let z = mar.grid.iter().find(|g| g.delta == 0.0).unwrap();
+    assert!((z.estimate - a.result.strategies[0].waves[2].estimate).abs() > 1e-3);
+}
+
+#[test]
+fn the_pipeline_runs_the_two_dimensional_grid_and_reports_it() {
+    use herstel::pipeline::{self, spec::AnalysisSpec};
+    let (trial, scored) = trial_small();
+    let reference = trial
+        .study
+        .arms
+        .iter()
+        .find(|a| *a != "IMR")
+        .unwrap()
+        .clone();
+    let spec_text = SPEC
+        .replace("ice = { column = \"discontinued_on\" }\n", "")
+        .replace(
+            "arms = { IMR = 1.0, CAU = 0.5 }\n",
+            &format!(
+                "grid2d = true\nranges.{reference} = {{ from = -0.5, to = 0.5, step = 0.5 }}\n"
+            ),
+        );
+    let spec = AnalysisSpec::from_toml(&spec_text, "test").unwrap();
+    spec.check_for_trial(&trial, "test").unwrap();
+    let r = pipeline::analyse(&trial, &scored, &spec, &Silent);
+    let s = &r.sensitivity_missing[0];
+    assert!(s.tipping_point.is_empty());
+    assert_eq!(s.tipping_point_2d.len(), 2);
+    let t = &s.tipping_point_2d[0];
+    assert_eq!(t.column_deltas, vec![-0.5, 0.0, 0.5]);
+    assert_eq!(t.row_deltas.len(), 13);
+    assert_eq!(t.columns.len(), 3);
+    assert!(t.columns.iter().all(|c| c.grid.len() == 13));
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.contains("\"tipping_point_2d\""));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = herstel::report::ReportOptions {
+        png: false,
+        ..herstel::report::ReportOptions::default()
+    };
+    herstel::report::write_all(&r, dir.path(), &opts).unwrap();
+    let md = std::fs::read_to_string(dir.path().join(format!(
+        "tables/sensitivity_missing_tipping2d_{}_imrs_client.md",
+        t.strategy
+    )))
+    .unwrap();
+    assert!(md.contains("two-dimensional tipping point"), "{md}");
+    assert!(md.contains(&format!("{reference} -0.50")), "{md}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("two-dimensional tipping-point analysis"));
+}
