@@ -585,3 +585,61 @@ fn the_pipeline_runs_the_two_dimensional_grid_and_reports_it() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("two-dimensional tipping-point analysis"));
 }
+
+#[test]
+fn the_ice_wave_uses_the_assessment_date_then_the_nominal_date() {
+    use herstel::missing::trial::ice_from_dates;
+    let (mut trial, _) = trial_small();
+    // Participant 0: an ICE the day before its first follow-up assessment -> the first
+    // follow-up wave is post-ICE; on that day -> the second one is (or none).
+    let p0 = &trial.participants[0];
+    let first = trial
+        .assessments
+        .iter()
+        .find(|a| a.participant.index() == 0 && a.wave.index() == 1 && a.assessed_on.is_some())
+        .expect("participant 0 has a dated first follow-up")
+        .assessed_on
+        .unwrap();
+    let rand = p0.randomized_on.unwrap();
+    let cell = |d: Date| Some(d.to_string());
+    let set = |trial: &mut herstel::ingest::Trial, v: Option<String>| {
+        trial
+            .participant_extra
+            .retain(|c| c.name != "discontinued_on");
+        with_column(trial, &|k| if k == 0 { v.clone() } else { None });
+    };
+    set(&mut trial, cell(Date::from_days(first.days() - 1)));
+    assert_eq!(
+        ice_from_dates(&trial, "discontinued_on").unwrap()[0],
+        Some(0)
+    );
+    set(&mut trial, cell(first));
+    assert!(ice_from_dates(&trial, "discontinued_on").unwrap()[0].unwrap() >= 1);
+    // Without assessment dates: the nominal date randomized_on + months x 30.4375.
+    for a in trial.assessments.iter_mut() {
+        if a.participant.index() == 0 {
+            a.assessed_on = None;
+        }
+    }
+    let months = trial.study.waves[1].months;
+    let nominal = nominal_date(rand, months);
+    set(&mut trial, cell(Date::from_days(nominal.days() - 1)));
+    assert_eq!(
+        ice_from_dates(&trial, "discontinued_on").unwrap()[0],
+        Some(0)
+    );
+    set(&mut trial, cell(nominal));
+    assert!(ice_from_dates(&trial, "discontinued_on").unwrap()[0].unwrap() >= 1);
+    // Neither: an error naming the key, the row and the wave.
+    trial.participants[0].randomized_on = None;
+    let e = ice_from_dates(&trial, "discontinued_on")
+        .unwrap_err()
+        .to_string();
+    let row = trial.participants[0].row;
+    assert!(
+        e.contains("sensitivity_missing.ice.column")
+            && e.contains(&format!("row {row}"))
+            && e.contains("no assessment date"),
+        "{e}"
+    );
+}
