@@ -398,20 +398,24 @@ fn bad_inputs_are_errors_not_panics() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("arm IMR"), "{e}");
-    // Observed values after an explicit ICE are refused.
+    // Observed values after an explicit ICE (a dropout date) are no longer refused: they are
+    // kept under MAR and set aside under J2R/CR/CIR (tests/missing_ice.rs checks the numbers
+    // against R); here P001's T2 and T3.
     let mut ice = wide().ice_last_observed();
     ice[0] = Some(1);
     let o = CondMeanOptions {
         ice: Some(ice),
         ..options(grid())
     };
-    let e = analyse_condmean(&wide(), &o, &Silent)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("P001") && e.contains("after the intercurrent event"),
-        "{e}"
+    let out = analyse_condmean(&wide(), &o, &Silent).unwrap();
+    assert_eq!(out.counts.post_ice_observed, Some(2));
+    assert_eq!(out.counts.by_arm[0].post_ice_observed, Some(2));
+    let plain = analyse_condmean(&wide(), &options(grid()), &Silent).unwrap();
+    assert_eq!(
+        out.results[0], plain.results[0],
+        "MAR keeps the post-ICE values"
     );
+    assert_ne!(out.results[1], plain.results[1], "J2R sets them aside");
 }
 
 /// A simulated trial: `n` participants (half per arm), `j` follow-up waves, baseline N(50, 10),

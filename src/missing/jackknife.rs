@@ -10,12 +10,16 @@
 //! each warm-started from the full-data covariance parameters; a participant without any
 //! observed follow-up does not change the imputation model, so its fit is the full-data fit.
 //!
-//! **Delta** (rbmi `apply_delta`): `delta` (score units) is added to every post-ICE imputed
-//! value of the chosen arms, after imputation and before the analysis, in the full data and in
+//! **Delta** (rbmi `apply_delta`): `delta` (score units; times the arm's multiplier, plus the
+//! arm's fixed delta, when given) is added to every post-ICE imputed value of the chosen arms, after imputation and before the analysis, in the full data and in
 //! every jackknife sample; intermittent imputations are not shifted. Both the estimate and each
 //! leave-one-out estimate are linear in delta ([`super::ancova`]), so the whole grid costs one
 //! extra regression per sample and the exact tipping point solves a quadratic:
 //! `(a + b d)^2 = z^2 (n - 1) / n (S_aa + 2 S_ab d + S_bb d^2)`.
+//! The two-dimensional grid (both arms' deltas, `d_act`, `d_ref`) uses the same linearity per
+//! arm: `a + b_act d_act + b_ref d_ref`; each reference-arm delta is a one-dimensional grid over
+//! the active arm's delta with its exact tipping point (the boundary where significance is
+//! lost).
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
@@ -26,6 +30,7 @@ use super::{MissingError, Strategy, WideData};
 use crate::progress::ProgressSink;
 use crate::results::missing::{
     ArmMissing, DeltaRow, MissingCounts, StrategyEstimate, StrategyResult, TippingPoint,
+    TippingPoint2d,
 };
 use crate::stats::distributions::{p_two_sided_normal, qnorm};
 
@@ -47,8 +52,16 @@ pub struct CondMeanOptions {
     /// `score` or `sd` (reported).
     pub delta_units: String,
     pub delta_strategies: Vec<Strategy>,
-    /// Arms (indices) whose post-ICE imputed values are shifted.
+    /// Arms (indices) whose post-ICE imputed values are shifted (by delta each, unless
+    /// `delta_multipliers` is given).
     pub delta_arms: Vec<usize>,
+    /// Per arm (index), the multiplier of delta (empty: 1 for `delta_arms`, 0 otherwise).
+    pub delta_multipliers: Vec<f64>,
+    /// Per arm (index), a fixed delta (delta units) added at every grid point (empty: none).
+    pub delta_fixed: Vec<f64>,
+    /// The two-dimensional grid: per arm (index) its axis of deltas (delta units); `None`: no
+    /// two-dimensional grid.
+    pub grid2d: Option<Vec<Vec<f64>>>,
     /// The wave of the tipping-point analysis (index into the follow-up waves).
     pub delta_wave: usize,
 }
@@ -66,8 +79,35 @@ impl Default for CondMeanOptions {
             delta_units: "score".into(),
             delta_strategies: vec![Strategy::J2r],
             delta_arms: vec![1],
+            delta_multipliers: Vec::new(),
+            delta_fixed: Vec::new(),
+            grid2d: None,
             delta_wave: usize::MAX,
         }
+    }
+}
+
+impl CondMeanOptions {
+    /// The multiplier of delta for arm `a`.
+    pub fn multiplier(&self, a: usize) -> f64 {
+        if self.delta_multipliers.is_empty() {
+            if self.delta_arms.contains(&a) {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            self.delta_multipliers.get(a).copied().unwrap_or(0.0)
+        }
+    }
+
+    /// The fixed delta of arm `a` (delta units).
+    pub fn fixed(&self, a: usize) -> f64 {
+        self.delta_fixed.get(a).copied().unwrap_or(0.0)
+    }
+
+    fn has_fixed(&self) -> bool {
+        self.delta_fixed.iter().any(|f| *f != 0.0)
     }
 }
 
@@ -92,6 +132,8 @@ pub struct CondMeanOutput {
     pub jackknife_estimates: Vec<Vec<Vec<f64>>>,
     pub results: Vec<StrategyResult>,
     pub tipping: Vec<TippingPoint>,
+    /// Two-dimensional tipping-point grids (one per delta strategy when `grid2d` is set).
+    pub tipping2d: Vec<TippingPoint2d>,
     pub counts: MissingCounts,
     /// Leave-one-out fits of the imputation model (participants without follow-up reuse the
     /// full-data fit).
@@ -106,6 +148,9 @@ struct Sample {
     fits: Vec<Vec<AncovaFit>>,
     /// Per wave: the change of the estimate per score unit of delta.
     shift: Vec<f64>,
+    /// Per arm, at the delta wave: the change of the estimate per score unit of a shift of
+    /// that arm's post-ICE values alone (fixed deltas and the two-dimensional grid).
+    arm_shift: Vec<f64>,
     max_abs_gradient: f64,
     refit: bool,
 }
@@ -181,7 +226,7 @@ fn analyse_sample(
     active: usize,
     term: &str,
     sel: &[usize],
-) -> Result<(Vec<Vec<AncovaFit>>, Vec<f64>), MissingError> {
+) -> Result<SampleFits, MissingError> {
     let j = data.waves.len();
     let an = Ancova::new(
         &sel.iter()
@@ -211,7 +256,25 @@ fn analyse_sample(
                 .iter()
                 .map(|&i| {
                     let post = ice[i].is_some_and(|t| w >= t);
-                    if post && opts.delta_arms.contains(&data.arm[i]) {
+                    if post {
+                        opts.multiplier(data.arm[i])
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            *sh = an.shift_coefficient(&s).map_err(|m| wave_err(w, m))?;
+        }
+    }
+    let mut arm_shift = vec![0.0; data.arms.len()];
+    if !opts.deltas.is_empty() && (opts.has_fixed() || opts.grid2d.is_some()) {
+        let w = opts.delta_wave.min(j - 1);
+        for (a, sh) in arm_shift.iter_mut().enumerate() {
+            let s: Vec<f64> = sel
+                .iter()
+                .map(|&i| {
+                    let post = ice[i].is_some_and(|t| w >= t);
+                    if post && data.arm[i] == a {
                         1.0
                     } else {
                         0.0
@@ -221,8 +284,11 @@ fn analyse_sample(
             *sh = an.shift_coefficient(&s).map_err(|m| wave_err(w, m))?;
         }
     }
-    Ok((fits, shift))
+    Ok((fits, shift, arm_shift))
 }
+
+/// `[strategy][wave]` fits, the delta shift per wave, the shift per arm at the delta wave.
+type SampleFits = (Vec<Vec<AncovaFit>>, Vec<f64>, Vec<f64>);
 
 fn counts(data: &WideData, ice: &[Option<usize>]) -> MissingCounts {
     let j = data.waves.len();
@@ -268,7 +334,136 @@ fn counts(data: &WideData, ice: &[Option<usize>]) -> MissingCounts {
 
 /// Conditional mean imputation under each strategy, the per-wave ANCOVA, jackknife inference,
 /// and the delta grid with its tipping point.
+///
+/// With an ICE given in `opts.ice` (a dropout date) values may be observed after it. Those are
+/// kept under MAR (rbmi's default for MAR strategies: the imputation model and the analysis
+/// use them) and set aside under J2R, CR, CIR and in every delta-adjusted analysis (rbmi,
+/// `vignette("stat_specs")`, "Intercurrent events": for non-MAR strategies "data after the ICE
+/// are excluded from the imputation model and imputed"). So the analysis runs twice, as rbmi
+/// needs two `draws()` calls for the two data sets: MAR (with the MMRM contrasts) on the
+/// observed data, the other strategies and the delta grids on the data with the post-ICE
+/// values removed (both with their own jackknife). Without observed post-ICE values one run
+/// does everything.
 pub fn analyse_condmean(
+    data: &WideData,
+    opts: &CondMeanOptions,
+    progress: &dyn ProgressSink,
+) -> Result<CondMeanOutput, MissingError> {
+    data.check()?;
+    let Some(ice) = &opts.ice else {
+        return analyse_once(data, opts, progress);
+    };
+    if ice.len() != data.ids.len() {
+        return Err(MissingError::Data(
+            "one intercurrent event per participant".into(),
+        ));
+    }
+    let (masked, set_aside) = set_aside_post_ice(data, ice);
+    let mut out = if set_aside == 0 {
+        analyse_once(data, opts, progress)?
+    } else {
+        let mar_wanted = opts.strategies.contains(&Strategy::Mar);
+        let opts_a = CondMeanOptions {
+            strategies: vec![Strategy::Mar],
+            deltas: Vec::new(),
+            delta_strategies: Vec::new(),
+            grid2d: None,
+            ..opts.clone()
+        };
+        let mut a = analyse_once(data, &opts_a, progress)?;
+        let b_strategies: Vec<Strategy> = opts
+            .strategies
+            .iter()
+            .copied()
+            .filter(|s| *s != Strategy::Mar || opts.delta_strategies.contains(s))
+            .collect();
+        if b_strategies.is_empty() {
+            a.results.retain(|_| mar_wanted);
+            a
+        } else {
+            let opts_b = CondMeanOptions {
+                strategies: b_strategies.clone(),
+                ..opts.clone()
+            };
+            let b = analyse_once(&masked, &opts_b, progress)?;
+            merge(opts, a, b, &b_strategies)
+        }
+    };
+    out.counts = counts(data, ice);
+    out.counts.post_ice_observed = Some(set_aside);
+    for (k, arm) in out.counts.by_arm.iter_mut().enumerate() {
+        let mut n = 0;
+        for (i, row) in data.y.iter().enumerate() {
+            if data.arm[i] == k {
+                if let Some(t) = ice[i] {
+                    n += row.iter().skip(t).filter(|v| v.is_some()).count();
+                }
+            }
+        }
+        arm.post_ice_observed = Some(n);
+    }
+    out.ice = ice.clone();
+    Ok(out)
+}
+
+/// The data with every value at or after the participant's ICE removed, and how many
+/// observed values that removed.
+pub fn set_aside_post_ice(data: &WideData, ice: &[Option<usize>]) -> (WideData, usize) {
+    let mut masked = data.clone();
+    let mut k = 0;
+    for (row, t) in masked.y.iter_mut().zip(ice) {
+        if let Some(t) = t {
+            for v in row.iter_mut().skip(*t) {
+                if v.take().is_some() {
+                    k += 1;
+                }
+            }
+        }
+    }
+    (masked, k)
+}
+
+/// The MAR run `a` (observed data) and the run `b` of `b_strategies` (post-ICE values set
+/// aside) as one output: strategies in `opts` order, MAR from `a`, the delta grids from `b`,
+/// the imputation model, MMRM contrasts and completed data of MAR from `a`.
+fn merge(
+    opts: &CondMeanOptions,
+    a: CondMeanOutput,
+    b: CondMeanOutput,
+    b_strategies: &[Strategy],
+) -> CondMeanOutput {
+    let mut out = CondMeanOutput {
+        means: Vec::new(),
+        completed: Vec::new(),
+        full: Vec::new(),
+        jackknife_estimates: Vec::new(),
+        results: Vec::new(),
+        tipping: b.tipping.clone(),
+        tipping2d: b.tipping2d.clone(),
+        refits: a.refits + b.refits,
+        max_abs_gradient: a.max_abs_gradient.max(b.max_abs_gradient),
+        ..a.clone()
+    };
+    for s in &opts.strategies {
+        let (src, k) = if *s == Strategy::Mar {
+            (&a, 0)
+        } else {
+            let Some(k) = b_strategies.iter().position(|x| x == s) else {
+                continue;
+            };
+            (&b, k)
+        };
+        out.means.push(src.means[k].clone());
+        out.completed.push(src.completed[k].clone());
+        out.full.push(src.full[k].clone());
+        out.jackknife_estimates
+            .push(src.jackknife_estimates[k].clone());
+        out.results.push(src.results[k].clone());
+    }
+    out
+}
+
+fn analyse_once(
     data: &WideData,
     opts: &CondMeanOptions,
     progress: &dyn ProgressSink,
@@ -300,17 +495,6 @@ pub fn analyse_condmean(
                     "one intercurrent event per participant".into(),
                 ));
             }
-            for (i, t) in v.iter().enumerate() {
-                if let Some(t) = t {
-                    if data.y[i].iter().skip(*t).any(Option::is_some) {
-                        return Err(MissingError::Data(format!(
-                            "participant {} has observed values after the intercurrent event (wave {}): post-ICE data are not supported",
-                            data.ids[i],
-                            data.waves.get(*t).map_or("?", String::as_str)
-                        )));
-                    }
-                }
-            }
             v.clone()
         }
         None => data.ice_last_observed(),
@@ -332,7 +516,7 @@ pub fn analyse_condmean(
     })?;
     let mmrm = model::mmrm_contrasts(&opts.model, &design, data, &full, opts.conf_level)?;
     let all: Vec<usize> = (0..n).collect();
-    let (full_fits, full_shift) =
+    let (full_fits, full_shift, full_arm_shift) =
         analyse_sample(&design, data, &full, opts, &ice, active, &term, &all)?;
     let mut means = Vec::new();
     let mut completed = Vec::new();
@@ -359,12 +543,13 @@ pub fn analyse_condmean(
                 full.clone()
             };
             let sel: Vec<usize> = (0..n).filter(|&k| k != i).collect();
-            let (fits, shift) =
+            let (fits, shift, arm_shift) =
                 analyse_sample(&design, data, &fit_i, opts, &ice, active, &term, &sel)?;
             bar.inc(1);
             Ok(Sample {
                 fits,
                 shift,
+                arm_shift,
                 max_abs_gradient: fit_i.max_abs_gradient,
                 refit: has_data,
             })
@@ -411,23 +596,59 @@ pub fn analyse_condmean(
     }
 
     let mut tipping = Vec::new();
+    let mut tipping2d = Vec::new();
     if !opts.deltas.is_empty() {
+        let sc = opts.delta_scale;
+        // The fixed deltas' contribution to the estimate and to every leave-one-out estimate.
+        let offset = |arm_shift: &[f64]| -> f64 {
+            if !opts.has_fixed() {
+                return 0.0;
+            }
+            arm_shift
+                .iter()
+                .enumerate()
+                .map(|(k, b)| opts.fixed(k) * sc * b)
+                .sum()
+        };
         for &s in &opts.delta_strategies {
             let Some(si) = opts.strategies.iter().position(|x| *x == s) else {
                 return Err(MissingError::Data(format!(
                     "the delta strategy {s} is not among the strategies"
                 )));
             };
-            let a = full_fits[si][delta_wave].estimate;
-            let b = full_shift[delta_wave] * opts.delta_scale;
-            let ai: Vec<f64> = samples
+            let a0 = full_fits[si][delta_wave].estimate;
+            let ai0: Vec<f64> = samples
                 .iter()
                 .map(|x| x.fits[si][delta_wave].estimate)
                 .collect();
-            let bi: Vec<f64> = samples
-                .iter()
-                .map(|x| x.shift[delta_wave] * opts.delta_scale)
-                .collect();
+            if let Some(axes) = &opts.grid2d {
+                tipping2d.push(tipping_2d(
+                    s,
+                    &data.waves[delta_wave],
+                    opts,
+                    data,
+                    axes,
+                    (a0, &full_arm_shift),
+                    (&ai0, &samples),
+                    zq,
+                ));
+                continue;
+            }
+            let a = if opts.has_fixed() {
+                a0 + offset(&full_arm_shift)
+            } else {
+                a0
+            };
+            let b = full_shift[delta_wave] * sc;
+            let ai: Vec<f64> = if opts.has_fixed() {
+                ai0.iter()
+                    .zip(&samples)
+                    .map(|(x, smp)| x + offset(&smp.arm_shift))
+                    .collect()
+            } else {
+                ai0
+            };
+            let bi: Vec<f64> = samples.iter().map(|x| x.shift[delta_wave] * sc).collect();
             tipping.push(tipping_point(
                 s,
                 &data.waves[delta_wave],
@@ -456,6 +677,7 @@ pub fn analyse_condmean(
         jackknife_estimates: jk,
         results,
         tipping,
+        tipping2d,
         refits: samples.iter().filter(|s| s.refit).count(),
         max_abs_gradient,
         fit: full,
@@ -497,11 +719,22 @@ fn tipping_point(
         wave: wave.to_string(),
         delta_units: opts.delta_units.clone(),
         delta_scale: opts.delta_scale,
-        delta_arms: opts
-            .delta_arms
-            .iter()
-            .filter_map(|&k| data.arms.get(k).cloned())
+        delta_arms: (0..data.arms.len())
+            .filter(|&k| opts.multiplier(k) != 0.0)
+            .filter_map(|k| data.arms.get(k).cloned())
             .collect(),
+        delta_multipliers: (!opts.delta_multipliers.is_empty()).then(|| {
+            (0..data.arms.len())
+                .filter(|&k| opts.multiplier(k) != 0.0)
+                .map(|k| (data.arms[k].clone(), opts.multiplier(k)))
+                .collect()
+        }),
+        fixed: opts.has_fixed().then(|| {
+            (0..data.arms.len())
+                .filter(|&k| opts.fixed(k) != 0.0)
+                .map(|k| (data.arms[k].clone(), opts.fixed(k)))
+                .collect()
+        }),
         grid,
         tipping_delta: None,
         tipping_delta_exact: None,
@@ -565,6 +798,69 @@ fn tipping_point(
         tp.note = Some("significance is not lost within the delta grid".into());
     }
     tp
+}
+
+/// The two-dimensional grid of one strategy (arm k's post-ICE values shifted by `d_k`): the
+/// estimate is `a + s (b_act d_act + b_ref d_ref)` and each leave-one-out estimate likewise
+/// (`s` score units per delta unit). Each column (one reference-arm delta) is a one-dimensional
+/// grid over the active arm's delta with the reference arm's delta fixed, with its tipping point:
+/// together the boundary where significance is lost.
+#[allow(clippy::too_many_arguments)]
+fn tipping_2d(
+    s: Strategy,
+    wave: &str,
+    opts: &CondMeanOptions,
+    data: &WideData,
+    axes: &[Vec<f64>],
+    (a, arm_shift): (f64, &[f64]),
+    (ai, samples): (&[f64], &[Sample]),
+    zq: f64,
+) -> TippingPoint2d {
+    let active = 1 - opts.reference;
+    let reference = opts.reference;
+    let sc = opts.delta_scale;
+    let row_axis = axes.get(active).cloned().unwrap_or_default();
+    let col_axis = axes.get(reference).cloned().unwrap_or_default();
+    let mut o = opts.clone();
+    o.deltas = row_axis.clone();
+    o.delta_arms = vec![active];
+    o.delta_multipliers = Vec::new();
+    o.grid2d = None;
+    let columns = col_axis
+        .iter()
+        .map(|&dr| {
+            let mut fixed = vec![0.0; data.arms.len()];
+            fixed[reference] = dr;
+            o.delta_fixed = fixed;
+            let ac = a + dr * sc * arm_shift[reference];
+            let b = arm_shift[active] * sc;
+            let aic: Vec<f64> = ai
+                .iter()
+                .zip(samples)
+                .map(|(x, smp)| x + dr * sc * smp.arm_shift[reference])
+                .collect();
+            let bi: Vec<f64> = samples
+                .iter()
+                .map(|smp| smp.arm_shift[active] * sc)
+                .collect();
+            let mut tp = tipping_point(s, wave, &o, data, (ac, b), (&aic, &bi), zq);
+            if dr == 0.0 {
+                tp.fixed = Some(std::iter::once((data.arms[reference].clone(), 0.0)).collect());
+            }
+            tp
+        })
+        .collect();
+    TippingPoint2d {
+        strategy: s.name().to_string(),
+        wave: wave.to_string(),
+        delta_units: opts.delta_units.clone(),
+        delta_scale: sc,
+        row_arm: data.arms[active].clone(),
+        column_arm: data.arms[reference].clone(),
+        row_deltas: row_axis,
+        column_deltas: col_axis,
+        columns,
+    }
 }
 
 /// Going from `dl[k0]` (delta = 0) in direction `dir` (-1 or 1), the first grid interval where

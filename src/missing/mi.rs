@@ -51,7 +51,11 @@ fn strategy_code(s: Strategy) -> u64 {
 }
 
 /// Approximate Bayesian MI of every strategy in `opts` (and the delta grid of its delta
-/// strategies at the delta wave, when it has one), M imputations.
+/// strategies at the delta wave, when it has one), M imputations. Observed values after an ICE
+/// given in `opts.ice` are kept under MAR and set aside under the other strategies and the
+/// delta grids, as in [`super::analyse_condmean`] (two runs; the two-dimensional grid and the
+/// fixed deltas of the conditional mean are not repeated here: the MI grid shifts the delta
+/// arms by their multipliers only, plus the fixed deltas).
 pub fn analyse_approx_bayes(
     data: &WideData,
     opts: &CondMeanOptions,
@@ -60,6 +64,88 @@ pub fn analyse_approx_bayes(
     progress: &dyn ProgressSink,
 ) -> Result<MiOutput, MissingError> {
     data.check()?;
+    let Some(ice) = &opts.ice else {
+        return approx_bayes_once(data, opts, m_imputations, seed, progress);
+    };
+    if ice.len() != data.ids.len() {
+        return Err(MissingError::Data(
+            "one intercurrent event per participant".into(),
+        ));
+    }
+    let (masked, set_aside) = super::jackknife::set_aside_post_ice(data, ice);
+    if set_aside == 0 {
+        return approx_bayes_once(data, opts, m_imputations, seed, progress);
+    }
+    let b_strategies: Vec<Strategy> = opts
+        .strategies
+        .iter()
+        .copied()
+        .filter(|s| *s != Strategy::Mar || opts.delta_strategies.contains(s))
+        .collect();
+    let a = if opts.strategies.contains(&Strategy::Mar) {
+        let o = CondMeanOptions {
+            strategies: vec![Strategy::Mar],
+            deltas: Vec::new(),
+            delta_strategies: Vec::new(),
+            ..opts.clone()
+        };
+        Some(approx_bayes_once(data, &o, m_imputations, seed, progress)?)
+    } else {
+        None
+    };
+    let b = if b_strategies.is_empty() {
+        None
+    } else {
+        let o = CondMeanOptions {
+            strategies: b_strategies.clone(),
+            ..opts.clone()
+        };
+        Some(approx_bayes_once(
+            &masked,
+            &o,
+            m_imputations,
+            seed,
+            progress,
+        )?)
+    };
+    let mut out = MiOutput {
+        result: MultipleImputation {
+            m: m_imputations,
+            seed,
+            failed_fits: a.as_ref().map_or(0, |x| x.result.failed_fits)
+                + b.as_ref().map_or(0, |x| x.result.failed_fits),
+            strategies: Vec::new(),
+            tipping_point: b
+                .as_ref()
+                .map(|x| x.result.tipping_point.clone())
+                .unwrap_or_default(),
+        },
+        estimates: Vec::new(),
+        variances: Vec::new(),
+    };
+    for s in &opts.strategies {
+        let (src, k) = match (s, &a, &b) {
+            (Strategy::Mar, Some(a), _) => (a, 0),
+            (_, _, Some(b)) => match b_strategies.iter().position(|x| x == s) {
+                Some(k) => (b, k),
+                None => continue,
+            },
+            _ => continue,
+        };
+        out.result.strategies.push(src.result.strategies[k].clone());
+        out.estimates.push(src.estimates[k].clone());
+        out.variances.push(src.variances[k].clone());
+    }
+    Ok(out)
+}
+
+fn approx_bayes_once(
+    data: &WideData,
+    opts: &CondMeanOptions,
+    m_imputations: usize,
+    seed: u64,
+    progress: &dyn ProgressSink,
+) -> Result<MiOutput, MissingError> {
     if m_imputations < 2 {
         return Err(MissingError::Data(format!(
             "approximate Bayesian MI needs at least 2 imputations, got {m_imputations}"
@@ -92,13 +178,26 @@ pub fn analyse_approx_bayes(
     let shift: Vec<f64> = (0..n)
         .map(|i| {
             let post = ice[i].is_some_and(|t| delta_wave >= t);
-            if post && opts.delta_arms.contains(&data.arm[i]) {
-                1.0
+            if post {
+                opts.multiplier(data.arm[i])
             } else {
                 0.0
             }
         })
         .collect();
+    // Fixed deltas (score units) of the post-ICE values, added at every grid point.
+    let fixed: Option<Vec<f64>> = (0..2).any(|a| opts.fixed(a) != 0.0).then(|| {
+        (0..n)
+            .map(|i| {
+                let post = ice[i].is_some_and(|t| delta_wave >= t);
+                if post {
+                    opts.fixed(data.arm[i]) * opts.delta_scale
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    });
     let bar = progress.bar(m_imputations as u64, "multiple imputation (bootstrap fits)");
     let one = |m: usize| -> Result<(Imputation, usize), MissingError> {
         // The bootstrap fit, redrawn when it fails (a wave without data in the sample, a
@@ -159,7 +258,12 @@ pub fn analyse_approx_bayes(
             per_strategy.push(waves);
             let mut grid = Vec::new();
             if opts.delta_strategies.contains(&s) && !opts.deltas.is_empty() {
-                let y: Vec<f64> = completed.iter().map(|r| r[delta_wave]).collect();
+                let mut y: Vec<f64> = completed.iter().map(|r| r[delta_wave]).collect();
+                if let Some(f) = &fixed {
+                    for (v, f) in y.iter_mut().zip(f) {
+                        *v += f;
+                    }
+                }
                 for &d in &opts.deltas {
                     let ys: Vec<f64> = y
                         .iter()

@@ -16,7 +16,14 @@
 //!   `pool_internal.jackknife` (SE = sqrt((n - 1) / n sum (theta_-i - mean)^2), normal
 //!   quantiles, CI centred on the full-data estimate), the delta grid and the tipping point.
 //! * [`trial`]: the trial pipeline's entry: the primary outcome of a scored trial, the spec
-//!   `[sensitivity_missing]` and `[estimand]` ([`spec`]).
+//!   `[sensitivity_missing]` and `[estimand]` ([`spec`]); the intercurrent event from the last
+//!   observed wave or from a participants.csv date column ([`trial::ice_from_dates`]: waves
+//!   dated after the ICE are post-ICE; observed post-ICE values are kept under MAR and set
+//!   aside under J2R, CR, CIR and delta adjustment, as rbmi, see [`analyse_condmean`]).
+//!
+//! Delta adjustment per arm: a multiplier of delta per arm, fixed deltas per arm, or a
+//! two-dimensional grid over both arms' deltas (every estimate is linear in each arm's delta,
+//! so each grid costs one regression of the shift indicator per arm and jackknife sample).
 //!
 //! Reproduces `tests/r/missing_reference.R` (written from the formulas, see
 //! `tests/fixtures/missing/README.md`) to 1e-6.

@@ -2,6 +2,8 @@
 //! data"). Every key has a default; checks that need only the spec run when it is read
 //! ([`SensitivityMissingSpec::validate`]), checks against the trial (arms, waves, outcome) when
 //! the trial is known ([`SensitivityMissingSpec::validate_for`]). Each error names its key.
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Strategy;
@@ -118,7 +120,9 @@ pub struct SensitivityMissingSpec {
     /// unstructured covariance of the follow-up waves common to both arms.
     #[serde(default = "default_imputation_model")]
     pub imputation_model: String,
-    /// The intercurrent event: `last_observed` (every wave after the last observed value).
+    /// The intercurrent event: `"last_observed"` (every wave after the last observed value) or
+    /// `{ column = "discontinued_on" }` (a participants.csv date column; see
+    /// [`IceDefinition`]).
     #[serde(default)]
     pub ice: IceDefinition,
     #[serde(default)]
@@ -178,14 +182,87 @@ pub enum ImputationMethod {
     ConditionalMean,
 }
 
-/// The definition of the intercurrent event.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
+/// The definition of the intercurrent event (ICE), `ice = "last_observed"` (the default) or
+/// `ice = { column = "discontinued_on" }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
 pub enum IceDefinition {
-    /// The first wave after the last observed value (earlier missing waves are intermittent,
-    /// MAR).
-    #[default]
+    /// `"last_observed"`: the first wave after the last observed value (earlier missing waves
+    /// are intermittent, MAR). No value is observed after such an ICE.
+    Keyword(IceKeyword),
+    /// A date column of participants.csv: the day the participant stopped the intervention or
+    /// the study (empty or `NA` = no ICE). A follow-up wave is post-ICE when its assessment
+    /// date (or, without one, its nominal date `randomized_on + months x 30.4375` days) lies
+    /// after that day; every later wave is post-ICE too. Observed post-ICE values are kept
+    /// under MAR (rbmi's default for MAR strategies) and set aside, then imputed, under J2R,
+    /// CR, CIR and in every delta-adjusted analysis (rbmi: "data after the ICE are excluded
+    /// from the imputation model and imputed" for non-MAR strategies). Missing values of a
+    /// participant without an ICE are imputed under MAR.
+    Column(IceColumn),
+}
+
+/// The keyword form of [`IceDefinition`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IceKeyword {
     LastObserved,
+}
+
+/// `ice = { column = "..." }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceColumn {
+    /// The participants.csv column holding the ICE date (`YYYY-MM-DD`).
+    pub column: String,
+}
+
+impl Default for IceDefinition {
+    fn default() -> Self {
+        IceDefinition::Keyword(IceKeyword::LastObserved)
+    }
+}
+
+impl IceDefinition {
+    /// The date column, `None` for `last_observed`.
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            IceDefinition::Keyword(_) => None,
+            IceDefinition::Column(c) => Some(&c.column),
+        }
+    }
+}
+
+/// The arms whose post-ICE imputed values are shifted: a list (each shifted by delta) or a
+/// table of multipliers (`{ IMR = 1.0, TAU = 0.5 }`: arm k shifted by `m_k delta`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DeltaArms {
+    List(Vec<String>),
+    Multipliers(BTreeMap<String, f64>),
+}
+
+impl DeltaArms {
+    /// `(arm, multiplier)` pairs.
+    pub fn pairs(&self) -> Vec<(String, f64)> {
+        match self {
+            DeltaArms::List(v) => v.iter().map(|a| (a.clone(), 1.0)).collect(),
+            DeltaArms::Multipliers(m) => m.iter().map(|(a, x)| (a.clone(), *x)).collect(),
+        }
+    }
+}
+
+/// One arm's axis of the two-dimensional tipping-point grid.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaRange {
+    #[serde(default)]
+    pub grid: Option<Vec<f64>>,
+    #[serde(default = "default_from")]
+    pub from: f64,
+    #[serde(default = "default_to")]
+    pub to: f64,
+    #[serde(default = "default_step")]
+    pub step: f64,
 }
 
 /// `[sensitivity_missing.delta]`: the delta adjustment and tipping point.
@@ -207,9 +284,22 @@ pub struct DeltaSpec {
     /// Strategies whose imputations are shifted (each gets a grid).
     #[serde(default = "default_delta_strategies")]
     pub strategies: Vec<String>,
-    /// Arms whose post-ICE imputed values are shifted (default: the non-reference arm).
+    /// Arms whose post-ICE imputed values are shifted (default: the non-reference arm): a list
+    /// (`["IMR"]`, each shifted by delta) or multipliers (`{ IMR = 1.0, TAU = 0.5 }`).
     #[serde(default)]
-    pub arms: Option<Vec<String>>,
+    pub arms: Option<DeltaArms>,
+    /// Fixed deltas (delta units) added to the post-ICE imputed values of an arm at every grid
+    /// point (`{ TAU = -0.2 }`), beside the arms' varying delta.
+    #[serde(default)]
+    pub fixed: Option<BTreeMap<String, f64>>,
+    /// The two-dimensional tipping point: both arms' deltas vary independently, each over its
+    /// range in `ranges` (default: this table's grid or `from`, `to`, `step`).
+    #[serde(default)]
+    pub grid2d: bool,
+    /// Per-arm axes of the two-dimensional grid (`ranges.TAU = { from = -0.5, to = 0.5, step =
+    /// 0.25 }`).
+    #[serde(default)]
+    pub ranges: Option<BTreeMap<String, DeltaRange>>,
     /// Wave of the tipping point (default: the estimand's wave, else the last).
     #[serde(default)]
     pub wave: Option<String>,
@@ -238,6 +328,9 @@ impl Default for DeltaSpec {
             step: default_step(),
             strategies: default_delta_strategies(),
             arms: None,
+            fixed: None,
+            grid2d: false,
+            ranges: None,
             wave: None,
         }
     }
@@ -284,65 +377,86 @@ impl DeltaSpec {
     /// The grid: `grid`, or `from` to `to` by `step` (rounded to 1e-9 of the step so that 0 is
     /// exactly 0).
     pub fn values(&self) -> Result<Vec<f64>, String> {
-        let g = match &self.grid {
-            Some(g) => g.clone(),
-            None => {
-                let ordered = self.step > 0.0 && self.to >= self.from;
-                if !ordered {
-                    return Err(format!(
-                        "sensitivity_missing.delta: from = {}, to = {}, step = {}: need from <= to and step > 0",
-                        self.from, self.to, self.step
-                    ));
-                }
-                let k = ((self.to - self.from) / self.step + 1e-9).floor() as usize;
-                if k > 10_000 {
-                    return Err(format!(
-                        "sensitivity_missing.delta: {} grid points (at most 10000)",
-                        k + 1
-                    ));
-                }
-                (0..=k)
-                    .map(|i| {
-                        let v = self.from + i as f64 * self.step;
-                        let r = (v / self.step).round() * self.step;
-                        if (v - r).abs() < 1e-9 * self.step {
-                            if r == 0.0 {
-                                0.0
-                            } else {
-                                r
-                            }
-                        } else {
-                            v
-                        }
-                    })
-                    .collect()
-            }
-        };
-        if g.iter().any(|v| !v.is_finite()) {
-            return Err(format!(
-                "sensitivity_missing.delta.grid = {}: every delta must be a finite number",
-                list(&g)
-            ));
-        }
-        if g.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(format!(
-                "sensitivity_missing.delta.grid = {}: the deltas must increase",
-                list(&g)
-            ));
-        }
-        if !g.contains(&0.0) {
-            let key = if self.grid.is_some() {
-                "sensitivity_missing.delta.grid"
-            } else {
-                "sensitivity_missing.delta (from, to, step)"
-            };
-            return Err(format!(
-                "{key} = {}: the grid must contain 0 (the unshifted analysis)",
-                list(&g)
-            ));
-        }
-        Ok(g)
+        grid_values(
+            self.grid.as_deref(),
+            (self.from, self.to, self.step),
+            "sensitivity_missing.delta",
+        )
     }
+
+    /// The axis of `arm` in the two-dimensional grid: `ranges.<arm>`, else [`Self::values`].
+    pub fn values_for_arm(&self, arm: &str) -> Result<Vec<f64>, String> {
+        match self.ranges.as_ref().and_then(|r| r.get(arm)) {
+            Some(r) => grid_values(
+                r.grid.as_deref(),
+                (r.from, r.to, r.step),
+                &format!("sensitivity_missing.delta.ranges.{arm}"),
+            ),
+            None => self.values(),
+        }
+    }
+}
+
+/// A delta grid (`grid`, or `from` to `to` by `step`), checked; errors name `base`.
+fn grid_values(
+    grid: Option<&[f64]>,
+    (from, to, step): (f64, f64, f64),
+    base: &str,
+) -> Result<Vec<f64>, String> {
+    let g = match grid {
+        Some(g) => g.to_vec(),
+        None => {
+            let ordered = step > 0.0 && to >= from;
+            if !ordered {
+                return Err(format!(
+                    "{base}: from = {from}, to = {to}, step = {step}: need from <= to and step > 0"
+                ));
+            }
+            let k = ((to - from) / step + 1e-9).floor() as usize;
+            if k > 10_000 {
+                return Err(format!("{base}: {} grid points (at most 10000)", k + 1));
+            }
+            (0..=k)
+                .map(|i| {
+                    let v = from + i as f64 * step;
+                    let r = (v / step).round() * step;
+                    if (v - r).abs() < 1e-9 * step {
+                        if r == 0.0 {
+                            0.0
+                        } else {
+                            r
+                        }
+                    } else {
+                        v
+                    }
+                })
+                .collect()
+        }
+    };
+    if g.iter().any(|v| !v.is_finite()) {
+        return Err(format!(
+            "{base}.grid = {}: every delta must be a finite number",
+            list(&g)
+        ));
+    }
+    if g.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(format!(
+            "{base}.grid = {}: the deltas must increase",
+            list(&g)
+        ));
+    }
+    if !g.contains(&0.0) {
+        let key = if grid.is_some() {
+            format!("{base}.grid")
+        } else {
+            format!("{base} (from, to, step)")
+        };
+        return Err(format!(
+            "{key} = {}: the grid must contain 0 (the unshifted analysis)",
+            list(&g)
+        ));
+    }
+    Ok(g)
 }
 
 impl SensitivityMissingSpec {
@@ -410,6 +524,42 @@ impl SensitivityMissingSpec {
             ));
         }
         self.delta.values()?;
+        if let Some(r) = &self.delta.ranges {
+            for a in r.keys() {
+                self.delta.values_for_arm(a)?;
+            }
+        }
+        if self.delta.grid2d && (self.delta.arms.is_some() || self.delta.fixed.is_some()) {
+            return Err(
+                "sensitivity_missing.delta.grid2d = true: both arms' deltas vary over the grid; leave out delta.arms and delta.fixed"
+                    .into(),
+            );
+        }
+        if self.delta.ranges.is_some() && !self.delta.grid2d {
+            return Err(
+                "sensitivity_missing.delta.ranges: per-arm ranges need grid2d = true".into(),
+            );
+        }
+        let finite = |m: &BTreeMap<String, f64>, key: &str| -> Result<(), String> {
+            match m.iter().find(|(_, v)| !v.is_finite()) {
+                Some((a, v)) => Err(format!("{key}.{a} = {v}: not a finite number")),
+                None => Ok(()),
+            }
+        };
+        if let Some(DeltaArms::Multipliers(m)) = &self.delta.arms {
+            finite(m, "sensitivity_missing.delta.arms")?;
+        }
+        if let Some(f) = &self.delta.fixed {
+            finite(f, "sensitivity_missing.delta.fixed")?;
+        }
+        if let Some(c) = self.ice.column() {
+            if c.trim().is_empty() {
+                return Err(
+                    "sensitivity_missing.ice.column = \"\": name a participants.csv date column"
+                        .into(),
+                );
+            }
+        }
         self.model_rhs()?;
         if let Some(ab) = &self.approximate_bayes {
             if !(2..=100_000).contains(&ab.m) {
@@ -433,12 +583,37 @@ impl SensitivityMissingSpec {
                 ));
             }
         }
-        for a in self.delta.arms.iter().flatten() {
-            if !known(a) {
-                return Err(format!(
-                    "sensitivity_missing.delta.arms: \"{a}\": no such arm (arms: {})",
-                    arms.join(", ")
-                ));
+        let named = [
+            (
+                "sensitivity_missing.delta.arms",
+                self.delta
+                    .arms
+                    .as_ref()
+                    .map(|a| a.pairs().into_iter().map(|(x, _)| x).collect::<Vec<_>>()),
+            ),
+            (
+                "sensitivity_missing.delta.fixed",
+                self.delta
+                    .fixed
+                    .as_ref()
+                    .map(|f| f.keys().cloned().collect()),
+            ),
+            (
+                "sensitivity_missing.delta.ranges",
+                self.delta
+                    .ranges
+                    .as_ref()
+                    .map(|f| f.keys().cloned().collect()),
+            ),
+        ];
+        for (key, list) in named {
+            for a in list.iter().flatten() {
+                if !known(a) {
+                    return Err(format!(
+                        "{key}: \"{a}\": no such arm (arms: {})",
+                        arms.join(", ")
+                    ));
+                }
             }
         }
         if let Some(w) = &self.delta.wave {
@@ -526,6 +701,79 @@ mod tests {
             e,
             "sensitivity_missing.reference_arm = \"XYZ\": no such arm (arms: CAU, IMR)"
         );
+    }
+
+    fn parse(text: &str) -> Result<SensitivityMissingSpec, String> {
+        toml::from_str::<SensitivityMissingSpec>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_ice_is_a_keyword_or_a_date_column() {
+        assert_eq!(
+            parse("ice = \"last_observed\"").unwrap().ice,
+            IceDefinition::default()
+        );
+        let s = parse("ice = { column = \"discontinued_on\" }").unwrap();
+        assert_eq!(s.ice.column(), Some("discontinued_on"));
+        assert!(parse("ice = \"first_missing\"").is_err());
+        assert!(parse("ice = { col = \"x\" }").is_err());
+        let s = parse("ice = { column = \" \" }").unwrap();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .contains("sensitivity_missing.ice.column"));
+    }
+
+    #[test]
+    fn delta_arms_are_a_list_or_multipliers_and_fixed_deltas_name_their_arm() {
+        let s = parse("[delta]\narms = [\"IMR\"]").unwrap();
+        assert_eq!(
+            s.delta.arms.unwrap().pairs(),
+            vec![("IMR".to_string(), 1.0)]
+        );
+        let s = parse("[delta]\narms = { IMR = 1.0, CAU = 0.5 }\nfixed = { CAU = -0.2 }").unwrap();
+        s.validate().unwrap();
+        let pairs = s.delta.arms.as_ref().unwrap().pairs();
+        assert!(pairs.contains(&("CAU".to_string(), 0.5)));
+        let e = s
+            .validate_for(&["TAU".into(), "IMR".into()], &["T1".into()])
+            .unwrap_err();
+        assert!(
+            e.starts_with("sensitivity_missing.delta.arms: \"CAU\""),
+            "{e}"
+        );
+        let s = parse("[delta]\nfixed = { XYZ = 1.0 }").unwrap();
+        let e = s
+            .validate_for(&["TAU".into(), "IMR".into()], &["T1".into()])
+            .unwrap_err();
+        assert!(
+            e.starts_with("sensitivity_missing.delta.fixed: \"XYZ\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_two_dimensional_grid_takes_per_arm_ranges() {
+        let s =
+            parse("[delta]\ngrid2d = true\nranges.TAU = { from = -0.5, to = 0.5, step = 0.25 }")
+                .unwrap();
+        s.validate().unwrap();
+        assert_eq!(
+            s.delta.values_for_arm("TAU").unwrap(),
+            vec![-0.5, -0.25, 0.0, 0.25, 0.5]
+        );
+        assert_eq!(s.delta.values_for_arm("IMR").unwrap().len(), 21);
+        let s = parse("[delta]\ngrid2d = true\nranges.TAU = { from = 0.5, to = 1.0, step = 0.25 }")
+            .unwrap();
+        let e = s.validate().unwrap_err();
+        assert!(
+            e.starts_with("sensitivity_missing.delta.ranges.TAU (from, to, step)"),
+            "{e}"
+        );
+        let s = parse("[delta]\ngrid2d = true\nfixed = { TAU = 1.0 }").unwrap();
+        assert!(s.validate().unwrap_err().contains("grid2d"));
+        let s = parse("[delta]\nranges.TAU = { from = -1.0 }").unwrap();
+        assert!(s.validate().unwrap_err().contains("need grid2d = true"));
     }
 
     #[test]

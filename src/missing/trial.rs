@@ -3,13 +3,103 @@
 //! as the follow-up; participants without a baseline value are left out and counted (the
 //! multiple imputation of baseline covariates is not implemented).
 use super::jackknife::{analyse_condmean, CondMeanOptions};
-use super::spec::{DeltaUnits, SensitivityMissingSpec};
+use super::spec::{DeltaArms, DeltaUnits, SensitivityMissingSpec};
 use super::{ImputationModel, MissingError, WideData};
-use crate::ingest::Trial;
+use crate::ingest::{Date, Trial};
+
+/// Average month length in days (365.25 / 12), as the ingest's "months since randomization".
+const DAYS_PER_MONTH: f64 = 30.4375;
 use crate::progress::ProgressSink;
 use crate::results::missing::{MmrmContrast, SensitivityMissing};
 use crate::scoring::Scored;
 use crate::trial_data::pooled_sd;
+
+/// The intercurrent events of a date column (`ice = { column = "..." }`), per participant of
+/// the trial: the index of the first follow-up wave (0 = the wave after baseline) whose date
+/// lies after the participant's ICE date, `Some(n_followup)` when the ICE date is after every
+/// follow-up wave, `None` without an ICE date (empty or `NA`). A wave's date is the
+/// assessment's `assessed_on`, or without one the nominal date `randomized_on + months x
+/// 30.4375` days (rounded to the day). Errors name the key, the file, the row and the value.
+pub fn ice_from_dates(trial: &Trial, column: &str) -> Result<Vec<Option<usize>>, MissingError> {
+    let key = format!("sensitivity_missing.ice.column = \"{column}\"");
+    let col = trial
+        .participant_extra
+        .iter()
+        .find(|c| c.name == column)
+        .ok_or_else(|| {
+            let names: Vec<&str> = trial
+                .participant_extra
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            MissingError::Data(format!(
+                "{key}: participants.csv has no such column (further columns: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })?;
+    let np = trial.participants.len();
+    let nw = trial.study.waves.len();
+    let mut assessed: Vec<Vec<Option<Date>>> = vec![vec![None; nw]; np];
+    for a in &trial.assessments {
+        if let Some(c) = assessed
+            .get_mut(a.participant.index())
+            .and_then(|r| r.get_mut(a.wave.index()))
+        {
+            *c = a.assessed_on;
+        }
+    }
+    let mut out = Vec::with_capacity(np);
+    for (p, (cell, dates)) in trial
+        .participants
+        .iter()
+        .zip(col.values.iter().zip(&assessed))
+    {
+        let text = cell.as_deref().map(str::trim).unwrap_or("");
+        if text.is_empty() || text == "NA" {
+            out.push(None);
+            continue;
+        }
+        let ice = Date::parse(text).ok_or_else(|| {
+            MissingError::Data(format!(
+                "{key}: participants.csv row {} (participant {}): \"{text}\" is not a date (YYYY-MM-DD)",
+                p.row, p.id
+            ))
+        })?;
+        let mut follow_up = Vec::with_capacity(nw.saturating_sub(1));
+        for (w, wave) in trial.study.waves.iter().enumerate().skip(1) {
+            follow_up.push(match (dates.get(w).copied().flatten(), p.randomized_on) {
+                (Some(d), _) => d,
+                (None, Some(r)) => nominal_date(r, wave.months),
+                (None, None) => {
+                    return Err(MissingError::Data(format!(
+                        "{key}: participants.csv row {} (participant {}): wave {} has no assessment date and the participant no randomized_on, so the ICE date {text} cannot be placed",
+                        p.row, p.id, wave.label
+                    )))
+                }
+            });
+        }
+        out.push(Some(first_post_ice_wave(ice, &follow_up)));
+    }
+    Ok(out)
+}
+
+/// The nominal date of a wave: `randomized_on + months x 30.4375` days, rounded to the day.
+pub fn nominal_date(randomized_on: Date, months: f64) -> Date {
+    Date::from_days(randomized_on.days() + (months * DAYS_PER_MONTH).round() as i32)
+}
+
+/// The index of the first follow-up wave dated after `ice` (a wave on the ICE day is before
+/// it), `dates.len()` when none is.
+pub fn first_post_ice_wave(ice: Date, dates: &[Date]) -> usize {
+    dates
+        .iter()
+        .position(|d| d.days() > ice.days())
+        .unwrap_or(dates.len())
+}
 
 /// The wide data of `outcome` and the number of randomized participants without a baseline
 /// value per arm.
@@ -18,6 +108,16 @@ pub fn wide_data(
     scored: &Scored,
     outcome: &str,
 ) -> Result<(WideData, Vec<usize>), MissingError> {
+    let (d, no_baseline, _) = wide_data_rows(trial, scored, outcome)?;
+    Ok((d, no_baseline))
+}
+
+/// [`wide_data`] and the trial participant index of each row.
+fn wide_data_rows(
+    trial: &Trial,
+    scored: &Scored,
+    outcome: &str,
+) -> Result<(WideData, Vec<usize>, Vec<usize>), MissingError> {
     let values = scored
         .score(outcome)
         .ok_or_else(|| MissingError::Data(format!("outcome {outcome} is not scored")))?;
@@ -48,10 +148,12 @@ pub fn wide_data(
         y: Vec::new(),
     };
     let mut no_baseline = vec![0usize; arms.len()];
-    for (p, row) in trial.participants.iter().zip(cells) {
+    let mut rows = Vec::new();
+    for (k, (p, row)) in trial.participants.iter().zip(cells).enumerate() {
         let a = p.arm.index();
         match row[0] {
             Some(b) if b.is_finite() => {
+                rows.push(k);
                 d.ids.push(p.id.clone());
                 d.arm.push(a);
                 d.baseline.push(b);
@@ -64,7 +166,7 @@ pub fn wide_data(
             }
         }
     }
-    Ok((d, no_baseline))
+    Ok((d, no_baseline, rows))
 }
 
 /// What the run's spec fixes beyond `[sensitivity_missing]`.
@@ -93,7 +195,28 @@ pub fn analyse_trial(
         conf_level,
         seed,
     } = target;
-    let (data, no_baseline) = wide_data(trial, scored, outcome)?;
+    let (data, no_baseline, rows) = wide_data_rows(trial, scored, outcome)?;
+    // The ICE of a date column; an ICE after the last follow-up wave is no ICE here (counted).
+    let mut ice_after_last = vec![0usize; data.arms.len()];
+    let ice = match spec.ice.column() {
+        None => None,
+        Some(c) => {
+            let all = ice_from_dates(trial, c)?;
+            let j = data.waves.len();
+            Some(
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, &k)| match all[k] {
+                        Some(t) if t >= j => {
+                            ice_after_last[data.arm[i]] += 1;
+                            None
+                        }
+                        other => other,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
     spec.validate_for(&data.arms, &data.waves)
         .map_err(MissingError::Data)?;
     let spec_err = MissingError::Data;
@@ -116,12 +239,37 @@ pub fn analyse_trial(
     } else {
         reference
     };
+    let arm_index = |a: &str| data.arms.iter().position(|x| x == a);
     let delta_arms: Vec<usize> = match &spec.delta.arms {
-        Some(v) => v
-            .iter()
-            .filter_map(|a| data.arms.iter().position(|x| x == a))
-            .collect(),
+        Some(v) => v.pairs().iter().filter_map(|(a, _)| arm_index(a)).collect(),
         None => vec![active],
+    };
+    let delta_multipliers: Vec<f64> = match &spec.delta.arms {
+        Some(DeltaArms::Multipliers(m)) => data
+            .arms
+            .iter()
+            .map(|a| m.get(a).copied().unwrap_or(0.0))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let delta_fixed: Vec<f64> = match &spec.delta.fixed {
+        Some(f) => data
+            .arms
+            .iter()
+            .map(|a| f.get(a).copied().unwrap_or(0.0))
+            .collect(),
+        None => Vec::new(),
+    };
+    let grid2d = if spec.delta.grid2d {
+        Some(
+            data.arms
+                .iter()
+                .map(|a| spec.delta.values_for_arm(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(MissingError::Data)?,
+        )
+    } else {
+        None
     };
     let wave_name = spec
         .delta
@@ -156,13 +304,16 @@ pub fn analyse_trial(
         model: ImputationModel { rhs },
         strategies,
         reference,
-        ice: None,
+        ice,
         conf_level,
         deltas,
         delta_scale,
         delta_units: spec.delta.units.name().to_string(),
         delta_strategies,
         delta_arms,
+        delta_multipliers,
+        delta_fixed,
+        grid2d,
         delta_wave,
     };
     let out = analyse_condmean(&data, &opts, progress)?;
@@ -176,6 +327,11 @@ pub fn analyse_trial(
     counts.excluded_no_baseline = no_baseline.iter().sum();
     for (a, k) in counts.by_arm.iter_mut().zip(&no_baseline) {
         a.excluded_no_baseline = *k;
+    }
+    if spec.ice.column().is_some() {
+        for (a, k) in counts.by_arm.iter_mut().zip(&ice_after_last) {
+            a.ice_after_last_wave = Some(*k);
+        }
     }
     let mut warnings = Vec::new();
     if counts.excluded_no_baseline > 0 {
@@ -195,7 +351,10 @@ pub fn analyse_trial(
         method: "conditional_mean".into(),
         imputation_model: format!("{outcome} ~ {}", opts.model.rhs),
         analysis_model: format!("lm({outcome} ~ arm + baseline) per wave"),
-        ice_definition: "last_observed_wave".into(),
+        ice_definition: match spec.ice.column() {
+            None => "last_observed_wave".into(),
+            Some(c) => format!("date_column:{c}"),
+        },
         reference_arm: data.arms[reference].clone(),
         active_arm: data.arms[out.active].clone(),
         term: out.term.clone(),
@@ -219,6 +378,7 @@ pub fn analyse_trial(
             .collect(),
         strategies: out.results,
         tipping_point: out.tipping,
+        tipping_point_2d: out.tipping2d,
         multiple_imputation,
         jackknife_refits: out.refits,
         max_abs_gradient: out.max_abs_gradient,

@@ -212,7 +212,8 @@ impl AnalysisSpec {
     }
 
     /// The checks of the spec against the trial it is run on (arms and waves of study.toml):
-    /// `sensitivity_missing.reference_arm`, `.delta.arms`, `.delta.wave`, `estimand.wave`.
+    /// `sensitivity_missing.reference_arm`, `.delta.arms`, `.delta.fixed`, `.delta.ranges`,
+    /// `.delta.wave`, `.ice.column` (the column exists, every value is a date), `estimand.wave`.
     pub fn check_for_trial(
         &self,
         trial: &crate::ingest::Trial,
@@ -239,6 +240,9 @@ impl AnalysisSpec {
         }
         if let Some(m) = &self.sensitivity_missing {
             m.validate_for(&trial.study.arms, &waves).map_err(bad)?;
+            if let (true, Some(c)) = (m.enabled, m.ice.column()) {
+                crate::missing::trial::ice_from_dates(trial, c).map_err(|e| bad(e.to_string()))?;
+            }
         }
         let formula = Formula::template(&self.model.formula, "y")
             .map_err(|e| bad(format!("model.formula: {e}")))?;

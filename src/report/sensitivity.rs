@@ -2,7 +2,7 @@
 //! rendered from [`Results::estimand`] and [`Results::sensitivity_missing`]. Computes nothing.
 use crate::report::format as f;
 use crate::report::tables::{html_escape as esc, Cell, Column, NumStyle, Table};
-use crate::results::missing::{SensitivityMissing, TippingPoint};
+use crate::results::missing::{SensitivityMissing, TippingPoint, TippingPoint2d};
 use crate::results::Results;
 
 /// A name usable in a table id and file name (non-alphanumerics as `_`).
@@ -69,6 +69,9 @@ pub fn tables(r: &Results) -> Vec<Table> {
         if !s.tipping_point.is_empty() {
             out.push(tipping_table(s, &labels));
         }
+        for t in &s.tipping_point_2d {
+            out.push(tipping_2d_table(s, t, &labels));
+        }
         if let Some(mi) = &s.multiple_imputation {
             out.push(mi_table(s, mi, &labels));
         }
@@ -134,6 +137,7 @@ fn strategies_table(
     }
     let c = &s.counts;
     let ice: usize = c.by_arm.iter().map(|a| a.with_ice).sum();
+    let date_ice = s.ice_definition.starts_with("date_column:");
     Table {
         id: format!("sensitivity_missing_{}", file_safe(&s.outcome)),
         title: format!(
@@ -155,26 +159,164 @@ fn strategies_table(
         rows,
         note: Some(format!(
             "Imputation model {} (unstructured covariance of the waves common to both arms, REML); \
-             intercurrent event = dropout (every wave after the last observed one; earlier missing \
-             waves imputed under MAR). Conditional mean imputation with jackknife SEs and normal CIs \
+             intercurrent event = {}. Conditional mean imputation with jackknife SEs and normal CIs \
              (Wolbers et al. 2022), analysis {}; means at the mean baseline. Reference arm {}. \
-             n = {} ({} with dropout, {} without any follow-up; {} randomized without baseline left out); \
-             {} post-dropout and {} intermittent missing values imputed. MMRM rows: Satterthwaite df.{}",
+             n = {} ({} with {}, {} without any follow-up; {} randomized without baseline left out); \
+             {} {} and {} {} missing values imputed. MMRM rows: Satterthwaite df.{}",
             s.imputation_model,
+            ice_text(s),
             s.analysis_model,
             s.reference_arm,
             c.n,
             ice,
+            if date_ice { "an ICE" } else { "dropout" },
             c.no_followup,
             c.excluded_no_baseline,
             c.post_ice_cells,
+            if date_ice { "post-ICE" } else { "post-dropout" },
             c.intermittent_cells,
+            if date_ice { "other (MAR)" } else { "intermittent" },
             primary.map_or(String::new(), |o| format!(
                 " Primary analysis: {} ({}, baseline as a wave, all observed assessments; not adjusted for baseline, unlike the ANCOVA and MMRM rows, so its estimate differs from theirs by more than the handling of missing data).",
                 o.model, o.analysis_set
             ))
         )),
         group_columns: 1,
+    }
+}
+
+/// How the intercurrent event is defined, for the table note (the default text unchanged).
+fn ice_text(s: &SensitivityMissing) -> String {
+    let Some(col) = s.ice_definition.strip_prefix("date_column:") else {
+        return "dropout (every wave after the last observed one; earlier missing \
+                waves imputed under MAR)"
+            .into();
+    };
+    let per_arm = |f: &dyn Fn(&crate::results::missing::ArmMissing) -> usize| -> String {
+        s.counts
+            .by_arm
+            .iter()
+            .map(|a| format!("{} {}", a.arm, f(a)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "the date in participants.csv column {col} (a wave dated after it, by its assessment \
+         date or else its nominal date, and every later wave are post-ICE; missing values \
+         without an ICE imputed under MAR): participants with an ICE {}; values observed after \
+         the ICE and set aside (imputed) under J2R, CR, CIR and the delta adjustment, kept \
+         under MAR: {}; ICE after the last wave (no post-ICE wave): {}",
+        per_arm(&|a| a.with_ice),
+        per_arm(&|a| a.post_ice_observed.unwrap_or(0)),
+        per_arm(&|a| a.ice_after_last_wave.unwrap_or(0)),
+    )
+}
+
+/// The arms shifted and how: `IMR` by default, `IMR (delta x 1), CAU (delta x 0.5)` with
+/// multipliers, `; CAU fixed at -0.2` with fixed deltas.
+pub fn shift_text(t: &TippingPoint) -> String {
+    let mut out = match &t.delta_multipliers {
+        None => t.delta_arms.join(", "),
+        Some(m) => m
+            .iter()
+            .map(|(a, x)| {
+                format!(
+                    "{a} (delta x {})",
+                    f::num(*x, 2).trim_end_matches('0').trim_end_matches('.')
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    if let Some(fx) = &t.fixed {
+        for (a, x) in fx {
+            out.push_str(&format!("; {a} fixed at {}", f::num(*x, 3)));
+        }
+    }
+    out
+}
+
+/// The two-dimensional tipping point: the difference (p) at each pair of deltas, a row per
+/// delta of the active arm, a column per delta of the reference arm, and the boundary where
+/// significance is lost per column.
+fn tipping_2d_table(s: &SensitivityMissing, t: &TippingPoint2d, labels: &f::Labels) -> Table {
+    let alpha = 1.0 - s.conf_level;
+    let a_txt = f::num(alpha, 3)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string();
+    let mut columns = vec![Column::new(&format!("Delta {}", t.row_arm), "delta_row")];
+    for d in &t.column_deltas {
+        columns.push(Column::new(
+            &format!("{} {}", t.column_arm, f::num(*d, 2)),
+            &format!("column_{}", file_safe(&f::num(*d, 3))),
+        ));
+    }
+    let mut rows = Vec::new();
+    for (k, d) in t.row_deltas.iter().enumerate() {
+        let mut row = vec![Cell::Num(*d, NumStyle::Fixed(2))];
+        for c in &t.columns {
+            row.push(match c.grid.get(k) {
+                Some(g) => Cell::Text(format!(
+                    "{} (p {}){}",
+                    f::num(g.estimate, 2),
+                    f::p_value(g.p_value, 3),
+                    if g.p_value < alpha { "" } else { " ns" }
+                )),
+                None => Cell::Empty,
+            });
+        }
+        rows.push(row);
+    }
+    let mut boundary = vec![Cell::Text(format!("{} delta at p = {a_txt}", t.row_arm))];
+    for c in &t.columns {
+        boundary.push(match (c.tipping_delta, c.tipping_delta_exact) {
+            (Some(_), Some(x)) | (None, Some(x)) => Cell::Num(x, NumStyle::Fixed(3)),
+            (Some(d), None) => Cell::Num(d, NumStyle::Fixed(3)),
+            (None, None) => Cell::Text(
+                if c.note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("not significant"))
+                {
+                    format!("ns at {} 0", t.row_arm)
+                } else {
+                    "not within the grid".into()
+                },
+            ),
+        });
+    }
+    rows.push(boundary);
+    Table {
+        id: format!(
+            "sensitivity_missing_tipping2d_{}_{}",
+            file_safe(&t.strategy),
+            file_safe(&s.outcome)
+        ),
+        title: format!(
+            "{} at {}, {}: two-dimensional tipping point (delta added to the imputed values after the ICE, {} by row, {} by column)",
+            labels.outcome(&s.outcome),
+            t.wave,
+            t.strategy,
+            t.row_arm,
+            t.column_arm
+        ),
+        columns,
+        rows,
+        note: Some(format!(
+            "Cells: difference {} minus {} (jackknife p); ns = not significant at {a_txt}. Delta in {}. \
+             Last row: the {} delta at which significance is lost for that {} delta (exact root of \
+             p = {a_txt}; the estimate and every jackknife estimate are linear in both deltas; \
+             ns at 0: not significant without a shift of the row arm).",
+            s.active_arm,
+            s.reference_arm,
+            match t.delta_units.as_str() {
+                "sd" => format!("pooled baseline SDs (1 SD = {:.3} score points)", t.delta_scale),
+                _ => "score points".into(),
+            },
+            t.row_arm,
+            t.column_arm
+        )),
+        group_columns: 0,
     }
 }
 
@@ -237,7 +379,7 @@ fn tipping_table(s: &SensitivityMissing, labels: &f::Labels) -> Table {
             "{} at {}: tipping-point analysis (delta added to the imputed values after dropout in {})",
             labels.outcome(&s.outcome),
             first.wave,
-            first.delta_arms.join(", ")
+            shift_text(first)
         ),
         columns: vec![
             Column::new("Strategy", "strategy"),
@@ -386,10 +528,29 @@ pub fn methods_html(r: &Results) -> String {
                  after dropout in {} over a grid of {} values; the tipping point is the delta at \
                  which the {} difference at {} loses significance.",
                 esc(&units_label(t)),
-                esc(&t.delta_arms.join(", ")),
+                esc(&shift_text(t)),
                 t.grid.len(),
                 esc(&s.active_arm),
                 esc(&t.wave)
+            ));
+        }
+        if let Some(col) = s.ice_definition.strip_prefix("date_column:") {
+            p.push_str(&format!(
+                " The intercurrent event was the date in the participants' column <code>{}</code>: \
+                 waves dated after it were post-ICE; values observed after the ICE were kept under \
+                 MAR and set aside and imputed under the reference-based strategies and the delta \
+                 adjustment (as rbmi); missing values without an ICE were imputed under MAR.",
+                esc(col)
+            ));
+        }
+        if let Some(t) = s.tipping_point_2d.first() {
+            p.push_str(&format!(
+                " A two-dimensional tipping-point analysis shifted the imputed values after the ICE \
+                 in {} and in {} by separate deltas over a grid of {} x {} values.",
+                esc(&t.row_arm),
+                esc(&t.column_arm),
+                t.row_deltas.len(),
+                t.column_deltas.len()
             ));
         }
         p.push_str("</p>\n");

@@ -2,6 +2,8 @@
 //! `results.json` keys `"estimand"` and `"sensitivity_missing"`. Plain data; the numbers come
 //! from `crate::missing` (reference-based conditional mean imputation with jackknife inference,
 //! Wolbers et al. 2022; Carpenter, Roger & Kenward 2013; rbmi's `method_condmean`).
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Reads a JSON number, or `null` as `NaN` (serde_json writes `NaN` as `null`).
@@ -68,6 +70,9 @@ pub struct SensitivityMissing {
     pub strategies: Vec<StrategyResult>,
     /// Delta-adjusted (tipping-point) analyses.
     pub tipping_point: Vec<TippingPoint>,
+    /// Two-dimensional tipping-point grids over both arms' deltas (`delta.grid2d = true`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tipping_point_2d: Vec<TippingPoint2d>,
     /// Approximate Bayesian multiple imputation (`[sensitivity_missing.approximate_bayes]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiple_imputation: Option<MultipleImputation>,
@@ -94,6 +99,11 @@ pub struct MissingCounts {
     pub intermittent_cells: usize,
     /// Missing cells at and after the intercurrent event (imputed by the strategy).
     pub post_ice_cells: usize,
+    /// ICE from a date column: observed values after the ICE, kept under MAR and set aside
+    /// (imputed) under J2R, CR, CIR and in the delta-adjusted analyses. Absent for the
+    /// `last_observed` ICE (nothing is observed after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_ice_observed: Option<usize>,
 }
 
 /// Missingness in one arm.
@@ -108,6 +118,14 @@ pub struct ArmMissing {
     pub observed: Vec<usize>,
     /// Per follow-up wave: participants whose intercurrent event is at that wave.
     pub ice_at_wave: Vec<usize>,
+    /// ICE from a date column: observed values after the ICE (set aside under J2R, CR, CIR
+    /// and delta adjustment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_ice_observed: Option<usize>,
+    /// ICE from a date column: participants with an ICE date after the last follow-up wave
+    /// (no post-ICE wave, counted neither in `with_ice` nor in `ice_at_wave`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice_after_last_wave: Option<usize>,
 }
 
 /// The MMRM contrast (active - reference) at one wave, at the mean baseline.
@@ -183,6 +201,14 @@ pub struct TippingPoint {
     pub delta_scale: f64,
     /// Arms whose post-ICE imputed values are shifted.
     pub delta_arms: Vec<String>,
+    /// Per arm, the multiplier of delta (`delta.arms = { IMR = 1.0, TAU = 0.5 }`); absent:
+    /// 1 for every arm in `delta_arms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_multipliers: Option<BTreeMap<String, f64>>,
+    /// Fixed deltas (delta units) added to an arm's post-ICE imputed values at every grid
+    /// point (`delta.fixed`; a column of a two-dimensional grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<BTreeMap<String, f64>>,
     pub grid: Vec<DeltaRow>,
     /// Going from delta = 0 towards the side that shrinks the contrast, the first grid
     /// interval where p crosses 1 - conf_level, by linear interpolation in p (delta units).
@@ -193,6 +219,26 @@ pub struct TippingPoint {
     /// Why there is no tipping point (not significant at delta = 0, or no crossing on the grid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// A two-dimensional tipping-point grid: the active arm's post-ICE imputed values shifted by
+/// `d_row`, the reference arm's by `d_column` (delta units). `columns[c]` is the
+/// one-dimensional grid over `row_deltas` with the column arm fixed at `column_deltas[c]`, with
+/// its tipping point: over the columns, the boundary where significance is lost.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TippingPoint2d {
+    pub strategy: String,
+    pub wave: String,
+    pub delta_units: String,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub delta_scale: f64,
+    /// The arm whose delta varies along each column (the active arm).
+    pub row_arm: String,
+    /// The arm whose delta is fixed within a column (the reference arm).
+    pub column_arm: String,
+    pub row_deltas: Vec<f64>,
+    pub column_deltas: Vec<f64>,
+    pub columns: Vec<TippingPoint>,
 }
 
 /// One delta of the grid.

@@ -366,7 +366,7 @@ fn sensitivity_missing_jobs<'a>(jobs: &mut JobList<'a>, results: &'a Results) {
                 s.active_arm,
                 s.reference_arm,
                 100.0 * s.conf_level,
-                t.delta_arms.join(", ")
+                crate::report::sensitivity::shift_text(t)
             ),
             PlotSpec::TippingPoint(s),
         );

@@ -62,12 +62,12 @@ pub fn draw<DB: DrawingBackend>(
     let xdesc = match first.delta_units.as_str() {
         "sd" => format!(
             "Delta added after dropout in {} (baseline SDs; 1 SD = {:.3})",
-            first.delta_arms.join(", "),
+            crate::report::sensitivity::shift_text(first),
             first.delta_scale
         ),
         _ => format!(
             "Delta added after dropout in {} (score points)",
-            first.delta_arms.join(", ")
+            crate::report::sensitivity::shift_text(first)
         ),
     };
     let mut chart = ChartBuilder::on(&body)
