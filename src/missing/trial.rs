@@ -1,7 +1,8 @@
 //! The missing-data sensitivity analysis of one outcome of a scored trial: every randomized
 //! participant (intention to treat), the first wave as the baseline covariate, the later waves
 //! as the follow-up; participants without a baseline value are left out and counted (the
-//! multiple imputation of baseline covariates is not implemented).
+//! baseline score is the imputation model's covariate and is not imputed here; the chained
+//! equations of [`crate::impute`] serve the outcome models' covariates).
 use super::jackknife::{analyse_condmean, CondMeanOptions};
 use super::spec::{DeltaArms, DeltaUnits, SensitivityMissingSpec};
 use super::{ImputationModel, MissingError, WideData};
@@ -336,7 +337,7 @@ pub fn analyse_trial(
     let mut warnings = Vec::new();
     if counts.excluded_no_baseline > 0 {
         warnings.push(format!(
-            "{} randomized participant(s) without a baseline {outcome} left out of the missing-data analyses (baseline covariate missing; its imputation is not implemented)",
+            "{} randomized participant(s) without a baseline {outcome} left out of the missing-data analyses (the baseline score is a covariate of the imputation model and is not imputed there)",
             counts.excluded_no_baseline
         ));
     }
