@@ -6,7 +6,6 @@
 //! points. Also: the new keys, left out or set to their neutral values, change nothing, and a
 //! bad ICE column is an error that names the key, file, row and value.
 #![allow(clippy::needless_range_loop)]
-use std::cell::RefCell;
 
 use herstel::ingest::Date;
 use herstel::missing::trial::{first_post_ice_wave, nominal_date};
@@ -14,41 +13,9 @@ use herstel::missing::{analyse_condmean, CondMeanOptions, CondMeanOutput, Strate
 use herstel::progress::Silent;
 use serde_json::Value;
 
-fn fixture(name: &str) -> String {
-    let p = format!(
-        "{}/tests/fixtures/missing/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
-/// The fixture's long CSV as wide data (participants sorted by id, TAU = reference).
-fn wide() -> WideData {
-    let text = fixture("data.csv");
-    let waves = vec!["T1".to_string(), "T2".to_string(), "T3".to_string()];
-    let arms = vec!["TAU".to_string(), "IMR".to_string()];
-    let mut d = WideData {
-        ids: Vec::new(),
-        arms: arms.clone(),
-        arm: Vec::new(),
-        waves: waves.clone(),
-        baseline: Vec::new(),
-        y: Vec::new(),
-    };
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').map(|s| s.trim_matches('"')).collect();
-        let (id, arm, wave, y, b) = (f[0], f[1], f[2], f[3], f[4]);
-        if d.ids.last().map(String::as_str) != Some(id) {
-            d.ids.push(id.to_string());
-            d.arm.push(arms.iter().position(|a| a == arm).unwrap());
-            d.baseline.push(b.parse().unwrap());
-            d.y.push(vec![None; 3]);
-        }
-        let w = waves.iter().position(|x| x == wave).unwrap();
-        d.y.last_mut().unwrap()[w] = (!y.is_empty()).then(|| y.parse().unwrap());
-    }
-    d
-}
+#[path = "common/missing_fixture.rs"]
+mod missing_fixture;
+use missing_fixture::{fixture, num, trial_small, wide, Check};
 
 /// The ICE wave of every participant from ice.csv (waves at 6, 12, 18 months, nominal dates),
 /// by the functions the pipeline uses; an ICE after the last wave is no ICE.
@@ -96,45 +63,6 @@ fn options(d: &WideData) -> CondMeanOptions {
         delta_wave: 2,
         ..CondMeanOptions::default()
     }
-}
-
-struct Check {
-    worst: RefCell<(f64, String)>,
-    failures: RefCell<Vec<String>>,
-}
-
-impl Check {
-    fn new() -> Check {
-        Check {
-            worst: RefCell::new((0.0, String::new())),
-            failures: RefCell::new(Vec::new()),
-        }
-    }
-    fn rel(&self, what: &str, got: f64, want: f64) {
-        let e = if got == want {
-            0.0
-        } else {
-            (got - want).abs() / want.abs().max(1e-300)
-        };
-        if e > self.worst.borrow().0 || e.is_nan() {
-            *self.worst.borrow_mut() = (e, what.to_string());
-        }
-        if e.is_nan() || e > 1e-6 {
-            self.failures.borrow_mut().push(format!(
-                "{what}: got {got:.15e}, R {want:.15e} (rel {e:.2e})"
-            ));
-        }
-    }
-    fn finish(&self, label: &str) {
-        let (w, at) = self.worst.borrow().clone();
-        eprintln!("{label}: worst relative error {w:.3e} at {at}");
-        let f = self.failures.borrow();
-        assert!(f.is_empty(), "{} mismatches:\n{}", f.len(), f.join("\n"));
-    }
-}
-
-fn num(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 fn r_name(s: &str) -> &str {
@@ -357,16 +285,6 @@ fn a_two_dimensional_grid_has_the_one_dimensional_grid_as_its_zero_column() {
 
 // ---------------------------------------------------------------------------------------------
 // The pipeline: the ICE column of participants.csv.
-
-fn trial_small() -> (herstel::ingest::Trial, herstel::scoring::Scored) {
-    let schema = herstel::ingest::load_schema(None).unwrap();
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trial-small/export");
-    let (trial, _) = herstel::ingest::load_trial(&dir, &schema, &Default::default())
-        .unwrap_or_else(|r| panic!("trial-small does not validate:\n{r}"));
-    let scored = herstel::scoring::score(&trial, &trial.instruments);
-    (trial, scored)
-}
 
 const SPEC: &str = r#"
 [[outcomes]]
