@@ -512,10 +512,9 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
             .zip(&d.weights)
             .map(|(&y, &w)| w * ln_gamma(y + 1.0))
             .sum();
-    let dev = |par: &[f64]| -> f64 {
-        let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
-        let f = fam_at(par);
-        let c = fixed_constants.unwrap_or_else(|| match f {
+    // The density constants at the family's parameters (for the NB they depend on theta).
+    let constants = |f: Family| -> f64 {
+        fixed_constants.unwrap_or_else(|| match f {
             Family::NegativeBinomial { theta } => {
                 counts
                     .iter()
@@ -524,7 +523,12 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
                     - log_factorials
             }
             _ => density_constants(d, f),
-        });
+        })
+    };
+    let dev = |par: &[f64]| -> f64 {
+        let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
+        let f = fam_at(par);
+        let c = constants(f);
         let v = if scalar {
             deviance(d, f, &rule, &by_group, &par[..=p], &mut m, c)
         } else if several {
@@ -567,21 +571,17 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     let fg = |par: &[f64]| -> (f64, Vec<f64>) {
         let mut m = modes.lock().unwrap_or_else(|e| e.into_inner());
         let f = fam_at(par);
-        let (c, c_dpsi) = match f {
-            Family::NegativeBinomial { theta } => (
-                counts
-                    .iter()
-                    .map(|&(y, k)| k * family::nb_log_rising(y, theta))
-                    .sum::<f64>()
-                    - log_factorials,
+        let c_dpsi = match f {
+            Family::NegativeBinomial { theta } => {
                 theta
                     * counts
                         .iter()
                         .map(|&(y, k)| k * gradient::nb_log_rising_dtheta(y, theta))
-                        .sum::<f64>(),
-            ),
-            _ => (fixed_constants.unwrap_or(0.0), 0.0),
+                        .sum::<f64>()
+            }
+            _ => 0.0,
         };
+        let c = constants(f);
         let (v, g) = gradient::deviance_gradient(d, f, &by_group, par, &mut m, c, c_dpsi);
         (if v.is_finite() { v } else { f64::INFINITY }, g)
     };

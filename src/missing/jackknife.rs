@@ -363,30 +363,17 @@ pub fn analyse_condmean(
         analyse_once(data, opts, progress)?
     } else {
         let mar_wanted = opts.strategies.contains(&Strategy::Mar);
-        let opts_a = CondMeanOptions {
-            strategies: vec![Strategy::Mar],
-            deltas: Vec::new(),
-            delta_strategies: Vec::new(),
-            grid2d: None,
-            ..opts.clone()
-        };
-        let mut a = analyse_once(data, &opts_a, progress)?;
-        let b_strategies: Vec<Strategy> = opts
-            .strategies
-            .iter()
-            .copied()
-            .filter(|s| *s != Strategy::Mar || opts.delta_strategies.contains(s))
-            .collect();
-        if b_strategies.is_empty() {
-            a.results.retain(|_| mar_wanted);
-            a
-        } else {
-            let opts_b = CondMeanOptions {
-                strategies: b_strategies.clone(),
-                ..opts.clone()
-            };
-            let b = analyse_once(&masked, &opts_b, progress)?;
-            merge(opts, a, b, &b_strategies)
+        let runs = IceRuns::of(opts);
+        let mut a = analyse_once(data, &runs.observed, progress)?;
+        match &runs.masked {
+            None => {
+                a.results.retain(|_| mar_wanted);
+                a
+            }
+            Some(opts_b) => {
+                let b = analyse_once(&masked, opts_b, progress)?;
+                merge(opts, a, b, &opts_b.strategies)
+            }
         }
     };
     out.counts = counts(data, ice);
@@ -404,6 +391,39 @@ pub fn analyse_condmean(
     }
     out.ice = ice.clone();
     Ok(out)
+}
+
+/// The two runs of an analysis whose data hold values observed after an ICE (the rule of
+/// [`analyse_condmean`]): MAR on the observed data, without delta grids; and, unless empty,
+/// the strategies that set the post-ICE values aside (every strategy but MAR, and MAR too when
+/// it has a delta grid) on the data without them. Shared with the approximate Bayesian MI.
+pub struct IceRuns {
+    pub observed: CondMeanOptions,
+    pub masked: Option<CondMeanOptions>,
+}
+
+impl IceRuns {
+    pub fn of(opts: &CondMeanOptions) -> IceRuns {
+        let masked_strategies: Vec<Strategy> = opts
+            .strategies
+            .iter()
+            .copied()
+            .filter(|s| *s != Strategy::Mar || opts.delta_strategies.contains(s))
+            .collect();
+        IceRuns {
+            observed: CondMeanOptions {
+                strategies: vec![Strategy::Mar],
+                deltas: Vec::new(),
+                delta_strategies: Vec::new(),
+                grid2d: None,
+                ..opts.clone()
+            },
+            masked: (!masked_strategies.is_empty()).then(|| CondMeanOptions {
+                strategies: masked_strategies,
+                ..opts.clone()
+            }),
+        }
+    }
 }
 
 /// The data with every value at or after the participant's ICE removed, and how many

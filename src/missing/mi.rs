@@ -76,38 +76,30 @@ pub fn analyse_approx_bayes(
     if set_aside == 0 {
         return approx_bayes_once(data, opts, m_imputations, seed, progress);
     }
-    let b_strategies: Vec<Strategy> = opts
-        .strategies
-        .iter()
-        .copied()
-        .filter(|s| *s != Strategy::Mar || opts.delta_strategies.contains(s))
-        .collect();
+    // grid2d is not used by the MI (set to None in the observed-data run)
+    let runs = super::jackknife::IceRuns::of(opts);
     let a = if opts.strategies.contains(&Strategy::Mar) {
-        let o = CondMeanOptions {
-            strategies: vec![Strategy::Mar],
-            deltas: Vec::new(),
-            delta_strategies: Vec::new(),
-            ..opts.clone()
-        };
-        Some(approx_bayes_once(data, &o, m_imputations, seed, progress)?)
-    } else {
-        None
-    };
-    let b = if b_strategies.is_empty() {
-        None
-    } else {
-        let o = CondMeanOptions {
-            strategies: b_strategies.clone(),
-            ..opts.clone()
-        };
         Some(approx_bayes_once(
-            &masked,
-            &o,
+            data,
+            &runs.observed,
             m_imputations,
             seed,
             progress,
         )?)
+    } else {
+        None
     };
+    let b = match &runs.masked {
+        None => None,
+        Some(o) => Some(approx_bayes_once(
+            &masked,
+            o,
+            m_imputations,
+            seed,
+            progress,
+        )?),
+    };
+    let b_strategies: &[Strategy] = runs.masked.as_ref().map_or(&[], |o| &o.strategies);
     let mut out = MiOutput {
         result: MultipleImputation {
             m: m_imputations,
