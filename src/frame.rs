@@ -104,7 +104,45 @@ pub fn r_collate_key(s: &str) -> (String, String) {
 
 /// R-like collation of level labels (see the module documentation).
 pub fn r_collate(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return r_collate_ascii(a.as_bytes(), b.as_bytes());
+    }
     r_collate_key(a).cmp(&r_collate_key(b))
+}
+
+/// [`r_collate`] of two ASCII labels without building their keys: the lower-cased bytes
+/// compared, then the case-swapped ones (for ASCII, [`r_collate_key`] is exactly these).
+fn r_collate_ascii(a: &[u8], b: &[u8]) -> Ordering {
+    let flip = |c: &u8| {
+        if c.is_ascii_alphabetic() {
+            c ^ 0x20
+        } else {
+            *c
+        }
+    };
+    a.iter()
+        .map(u8::to_ascii_lowercase)
+        .cmp(b.iter().map(u8::to_ascii_lowercase))
+        .then_with(|| a.iter().map(flip).cmp(b.iter().map(flip)))
+}
+
+/// Sorts level labels by [`r_collate`]. Labels that are already in that order after the byte
+/// sort (identifiers such as `P0000001`, one case throughout) need no second sort; ASCII
+/// labels are compared without allocating keys. Distinct labels never tie, so every path
+/// gives the same order.
+fn sort_r_collate(labels: &mut [&str]) {
+    labels.sort_unstable();
+    let ascii = labels.iter().all(|s| s.is_ascii());
+    if ascii {
+        let sorted = labels
+            .windows(2)
+            .all(|w| r_collate_ascii(w[0].as_bytes(), w[1].as_bytes()) != Ordering::Greater);
+        if !sorted {
+            labels.sort_unstable_by(|a, b| r_collate_ascii(a.as_bytes(), b.as_bytes()));
+        }
+    } else {
+        labels.sort_by_cached_key(|s| r_collate_key(s));
+    }
 }
 
 /// Formats a number as R's `as.character()` does for factor labels (15 significant digits,
@@ -413,8 +451,7 @@ where
         })
         .collect();
     let mut sorted: Vec<&str> = seen.clone();
-    sorted.sort_unstable();
-    sorted.sort_by_cached_key(|s| r_collate_key(s));
+    sort_r_collate(&mut sorted);
     let mut relabel = vec![0u32; seen.len()];
     for (new, s) in sorted.iter().enumerate() {
         relabel[first[s] as usize] = new as u32;
@@ -492,6 +529,29 @@ mod tests {
         let mut v = vec!["b", "B", "a", "A10", "a2"];
         v.sort_by(|a, b| r_collate(a, b));
         assert_eq!(v, vec!["a", "A10", "a2", "b", "B"]);
+    }
+
+    #[test]
+    fn level_sort_paths_agree_with_the_collation_keys() {
+        fn by_key<'a>(v: &[&'a str]) -> Vec<&'a str> {
+            let mut k: Vec<&'a str> = v.to_vec();
+            k.sort_by_cached_key(|s| r_collate_key(s));
+            k
+        }
+        for set in [
+            vec!["P0002", "P0010", "P0001", "P0100"],
+            vec![
+                "b", "B", "a", "A10", "a2", "_x", "Z", "z_", "Zz", "zZ", "10", "9",
+            ],
+            vec!["é", "e", "E", "f", "Éa"],
+        ] {
+            let mut v = set.clone();
+            sort_r_collate(&mut v);
+            assert_eq!(v, by_key(&set), "{set:?}");
+            let mut w = set.clone();
+            w.sort_by(|a, b| r_collate(a, b));
+            assert_eq!(w, by_key(&set), "{set:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::{FormulaError, ModelFormula, RandomSpec, TermList};
 use crate::frame::{as_factor, Column, Frame};
+use crate::stats::crossprod::{cross_products, gram_rank};
 
 /// One random-effects term ready for estimation.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,11 +51,14 @@ pub struct ModelFrame {
     /// For each fixed-effects column, the index of its term in `formula.fixed.terms`
     /// (`None` for the intercept).
     pub x_terms: Vec<Option<usize>>,
-    /// The same fixed part coded with sum-to-zero contrasts (R's `contr.sum`), row-major
-    /// n x `x_sum_terms.len()`: the parameterization whose term-wise tests are SAS-type III
-    /// hypotheses (used for type III F tests).
-    pub x_sum: Vec<f64>,
-    /// Term index of each column of `x_sum` (`None` for the intercept).
+    /// The same fixed part coded with sum-to-zero contrasts (R's `contr.sum`), `S` (n x
+    /// `x_sum_terms.len()`, full-rank columns): the parameterization whose term-wise tests are
+    /// SAS-type III hypotheses (the type III F tests' fallback). Kept as its cross products:
+    /// `S'S`, row-major `ps x ps`.
+    pub x_sum_xtx: Vec<f64>,
+    /// `S'X`, row-major `ps x p`.
+    pub x_sum_x: Vec<f64>,
+    /// Term index of each column of `S` (`None` for the intercept).
     pub x_sum_terms: Vec<Option<usize>>,
     /// lmerTest's "full rank-deficient" design (`get_rdX`): intercept and every term coded by
     /// indicators of all levels; kept as its cross-product for type III contrasts.
@@ -168,7 +172,8 @@ pub fn build_model_frame(
         x: fixed.x,
         x_names: fixed.names,
         x_terms: fixed.terms,
-        x_sum: fixed.x_sum,
+        x_sum_xtx: fixed.x_sum_xtx,
+        x_sum_x: fixed.x_sum_x,
         x_sum_terms: fixed.x_sum_terms,
         rd_design,
         var_is_factor,
@@ -272,7 +277,8 @@ struct FixedEffectsMatrix {
     x: Vec<f64>,
     names: Vec<String>,
     terms: Vec<Option<usize>>,
-    x_sum: Vec<f64>,
+    x_sum_xtx: Vec<f64>,
+    x_sum_x: Vec<f64>,
     x_sum_terms: Vec<Option<usize>>,
     dropped: Vec<String>,
     warning: Option<String>,
@@ -291,15 +297,6 @@ fn fixed_effects(formula: &ModelFormula, vdata: &[VarData], n: usize) -> FixedEf
         .iter()
         .filter_map(|&j| sterms.get(j).copied())
         .collect();
-    let ps = skeep.len();
-    let mut x_sum = vec![0.0; n * ps];
-    for (jj, &j) in skeep.iter().enumerate() {
-        if let Some(col) = scols.get(j) {
-            for (i, v) in col.iter().enumerate() {
-                x_sum[i * ps + jj] = *v;
-            }
-        }
-    }
     let keep = rank_columns(&xcols, n);
     let mut dropped = Vec::new();
     let mut warning = None;
@@ -331,11 +328,21 @@ fn fixed_effects(formula: &ModelFormula, vdata: &[VarData], n: usize) -> FixedEf
             x[i * p + j] = *v;
         }
     }
+    let s_kept: Vec<&[f64]> = skeep
+        .iter()
+        .filter_map(|&j| scols.get(j).map(Vec::as_slice))
+        .collect();
+    let x_kept: Vec<&[f64]> = xcols.iter().map(Vec::as_slice).collect();
+    let (x_sum_xtx, x_sum_x) = rayon::join(
+        || cross_products(&s_kept, &s_kept, n),
+        || cross_products(&s_kept, &x_kept, n),
+    );
     FixedEffectsMatrix {
         x,
         names: x_names,
         terms: x_terms,
-        x_sum,
+        x_sum_xtx,
+        x_sum_x,
         x_sum_terms,
         dropped,
         warning,
@@ -365,15 +372,8 @@ fn rank_deficient_design(formula: &ModelFormula, vdata: &[VarData], n: usize) ->
             rd_terms.push(Some(ti));
         }
     }
-    let pp = rd_cols.len();
-    let mut rd_xtx = vec![0.0; pp * pp];
-    for a in 0..pp {
-        for b in 0..=a {
-            let v: f64 = rd_cols[a].iter().zip(&rd_cols[b]).map(|(x, y)| x * y).sum();
-            rd_xtx[a * pp + b] = v;
-            rd_xtx[b * pp + a] = v;
-        }
-    }
+    let cols: Vec<&[f64]> = rd_cols.iter().map(Vec::as_slice).collect();
+    let rd_xtx = cross_products(&cols, &cols, n);
     RdDesign {
         names: rd_names,
         terms: rd_terms,
@@ -651,30 +651,9 @@ fn model_matrix(
 
 /// Columns kept by a rank check like R's `qr()` with tolerance 1e-7 (LINPACK dqrdc2 moves
 /// columns whose remaining norm is below tol x original norm to the end): sequential
-/// modified Gram-Schmidt, dropping a column when its residual norm is below 1e-7 of its norm.
+/// Gram-Schmidt, dropping a column when its residual norm is below 1e-7 of its norm, done on
+/// the columns' Gram matrix ([`gram_rank`]: one pass over the rows).
 pub fn rank_columns(cols: &[Vec<f64>], n: usize) -> Vec<usize> {
-    let mut basis: Vec<Vec<f64>> = Vec::new();
-    let mut keep = Vec::new();
-    for (j, c) in cols.iter().enumerate() {
-        let norm0 = c.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if norm0 == 0.0 {
-            continue;
-        }
-        let mut r = c.clone();
-        for b in &basis {
-            let d: f64 = r.iter().zip(b).map(|(a, b)| a * b).sum();
-            for i in 0..n.min(r.len()) {
-                r[i] -= d * b[i];
-            }
-        }
-        let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if norm > 1e-7 * norm0 {
-            for v in &mut r {
-                *v /= norm;
-            }
-            basis.push(r);
-            keep.push(j);
-        }
-    }
-    keep
+    let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+    gram_rank(&cross_products(&refs, &refs, n), cols.len(), 1e-7)
 }

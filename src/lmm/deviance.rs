@@ -66,6 +66,10 @@ pub struct Factor {
     /// True when `l_tt` holds the factor of the current theta (false after
     /// [`Factor::update_criterion`] took the sparse path).
     pub dense_valid: bool,
+    /// True when the last update went through the first term's class sums
+    /// ([`super::classes`]): `l_tt` is the factor of the current theta, `l11` and `l_t1` are
+    /// not.
+    class_path: bool,
 }
 
 impl Factor {
@@ -84,6 +88,7 @@ impl Factor {
             wbuf: Vec::new(),
             mbuf: Vec::new(),
             dense_valid: false,
+            class_path: false,
         }
     }
 
@@ -119,6 +124,7 @@ impl Factor {
             None
         };
         self.dense_valid = sparse.is_none() && classes.is_none();
+        self.class_path = sparse.is_none() && classes.is_some();
         let mut work = match sparse {
             Some(sp) => Some(self.sparse_work.take().unwrap_or_else(|| sp.work())),
             None => None,
@@ -490,6 +496,20 @@ impl Factor {
             .map(|k| tail[(k / p) * (p + 1) + k % p])
             .collect();
         Some(unscaled_vcov_of(&l, p))
+    }
+
+    /// `(R_X'R_X)^{-1}` after [`Factor::update_criterion`], from whichever factor of the
+    /// trailing block it computed: the sparse one (crossed designs) or the dense one after the
+    /// class downdate (many levels of the first term with few distinct `Z_g'Z_g`: the
+    /// registry designs). `L_XX` is the trailing block's Cholesky factor either way, equal to
+    /// [`Factor::update`]'s up to rounding, at the cost of the criterion instead of a pass
+    /// over every level. `None` when the factorization failed or the last update was
+    /// [`Factor::update`]'s path (then use [`Factor::unscaled_vcov`]).
+    pub fn unscaled_vcov_criterion(&self, bp: &BlockedProducts) -> Option<Vec<f64>> {
+        if self.class_path {
+            return self.ok.then(|| self.unscaled_vcov(bp));
+        }
+        self.unscaled_vcov_sparse(bp)
     }
 
     /// Solves for `[u; beta]` (spherical random effects per term, fixed effects).

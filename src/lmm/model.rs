@@ -86,6 +86,161 @@ pub struct BlockedProducts {
 /// Trailing block larger than this is refused (dense memory `8 m^2` bytes).
 pub const MAX_TRAILING: usize = 20_000;
 
+/// The rows of each level of a grouping factor (a counting sort of `refs`): level `g` has rows
+/// `rows[start[g]..start[g + 1]]`, ascending.
+struct RowsByLevel {
+    start: Vec<usize>,
+    rows: Vec<usize>,
+}
+
+fn rows_by_level(refs: &[u32], n_levels: usize) -> RowsByLevel {
+    let mut start = vec![0usize; n_levels + 1];
+    for &g in refs {
+        start[g as usize + 1] += 1;
+    }
+    for g in 0..n_levels {
+        start[g + 1] += start[g];
+    }
+    let mut next = start.clone();
+    let mut rows = vec![0usize; refs.len()];
+    for (i, &g) in refs.iter().enumerate() {
+        rows[next[g as usize]] = i;
+        next[g as usize] += 1;
+    }
+    RowsByLevel { start, rows }
+}
+
+/// One observation's entries in the trailing block: the columns of the terms after the first
+/// (at their level's rows), then `X`, then `y` (indices ascending).
+struct RowEntries<'a> {
+    mf: &'a ModelFrame,
+    terms: &'a [TermLayout],
+    q_rest: usize,
+    m: usize,
+}
+
+impl RowEntries<'_> {
+    fn fill(&self, i: usize, idx: &mut [usize], val: &mut [f64]) {
+        let mf = self.mf;
+        let p = mf.p();
+        let mut k = 0;
+        for (t, lay) in mf.re_terms.iter().zip(self.terms).skip(1) {
+            let lvl = t.refs[i] as usize;
+            for c in 0..t.q {
+                idx[k] = lay.offset + lvl * t.q + c;
+                val[k] = t.z[i * t.q + c];
+                k += 1;
+            }
+        }
+        for c in 0..p {
+            idx[k] = self.q_rest + c;
+            val[k] = mf.x[i * p + c];
+            k += 1;
+        }
+        idx[k] = self.m - 1;
+        val[k] = mf.y[i];
+    }
+}
+
+/// The products of a contiguous range of levels of the first term: their `Z_g'Z_g` blocks
+/// and their coupling rows (per level: count, then the rows) and values. Each level's sums run
+/// over its rows in row order, so the values do not depend on the chunks.
+struct LevelChunk {
+    a11: Vec<f64>,
+    level_rows: Vec<usize>,
+    rows: Vec<usize>,
+    vals: Vec<f64>,
+}
+
+/// The trailing block `A_TT` (both triangles, row-major `m x m`): one pass over the rows in
+/// their order, each entry summed in row order (a sum split over chunks of rows would round
+/// differently and move the optimizer's path).
+fn trailing_block(ctx: &RowEntries<'_>, nnz_rest: usize) -> Vec<f64> {
+    let mf = ctx.mf;
+    let m = ctx.m;
+    let w_len = nnz_rest + mf.p() + 1;
+    let mut w_idx = vec![0usize; w_len];
+    let mut w_val = vec![0.0; w_len];
+    let mut a_tt = vec![0.0; m * m];
+    for i in 0..mf.n() {
+        ctx.fill(i, &mut w_idx, &mut w_val);
+        for a in 0..w_len {
+            let ra = w_idx[a] * m;
+            for b in 0..=a {
+                a_tt[ra + w_idx[b]] += w_val[a] * w_val[b];
+            }
+        }
+    }
+    // The lower triangle was summed (indices ascend within a row): mirror it.
+    for r in 0..m {
+        for c in 0..r {
+            a_tt[c * m + r] = a_tt[r * m + c];
+        }
+    }
+    a_tt
+}
+
+fn level_chunk(
+    ctx: &RowEntries<'_>,
+    rows_of: &RowsByLevel,
+    levels: std::ops::Range<usize>,
+    nnz_rest: usize,
+) -> LevelChunk {
+    let mf = ctx.mf;
+    let first = &mf.re_terms[0];
+    let q1 = first.q;
+    let m = ctx.m;
+    let w_len = nnz_rest + mf.p() + 1;
+    let mut w_idx = vec![0usize; w_len];
+    let mut w_val = vec![0.0; w_len];
+    let mut out = LevelChunk {
+        a11: vec![0.0; levels.len() * q1 * q1],
+        level_rows: Vec::with_capacity(levels.len()),
+        rows: Vec::new(),
+        vals: Vec::new(),
+    };
+    let mut list: Vec<usize> = Vec::new();
+    for (gi, g) in levels.enumerate() {
+        let obs = &rows_of.rows[rows_of.start[g]..rows_of.start[g + 1]];
+        // The trailing rows this level touches: its later-term levels, then X and y.
+        list.clear();
+        for &i in obs {
+            ctx.fill(i, &mut w_idx, &mut w_val);
+            list.extend_from_slice(&w_idx[..nnz_rest]);
+        }
+        list.sort_unstable();
+        list.dedup();
+        let n_rest = list.len();
+        list.extend(ctx.q_rest..m);
+        let base = out.rows.len();
+        out.rows.extend_from_slice(&list);
+        out.level_rows.push(list.len());
+        out.vals.resize(out.rows.len() * q1, 0.0);
+        let blk = &mut out.a11[gi * q1 * q1..(gi + 1) * q1 * q1];
+        for &i in obs {
+            ctx.fill(i, &mut w_idx, &mut w_val);
+            let z1 = &first.z[i * q1..(i + 1) * q1];
+            for a in 0..q1 {
+                for b in 0..q1 {
+                    blk[a * q1 + b] += z1[a] * z1[b];
+                }
+            }
+            for a in 0..w_len {
+                let pos = if a < nnz_rest {
+                    list[..n_rest].binary_search(&w_idx[a]).unwrap_or(0)
+                } else {
+                    n_rest + (a - nnz_rest)
+                };
+                let r = base + pos;
+                for (v, zb) in out.vals[r * q1..(r + 1) * q1].iter_mut().zip(z1) {
+                    *v += w_val[a] * zb;
+                }
+            }
+        }
+    }
+    out
+}
+
 impl BlockedProducts {
     /// Computes the blocks from a model frame.
     pub fn new(mf: &ModelFrame) -> Result<Self, LmmError> {
@@ -120,49 +275,29 @@ impl BlockedProducts {
         }
         let q1 = first.q;
         let l1 = first.n_levels();
-        let mut a11 = vec![0.0; l1 * q1 * q1];
-        let mut a_tt = vec![0.0; m * m];
-        // Trailing sparse vector for each observation: (index, value).
         let nnz_rest: usize = mf.re_terms.iter().skip(1).map(|t| t.q).sum();
-        let w_len = nnz_rest + p + 1;
-        let mut w_idx = vec![0usize; w_len];
-        let mut w_val = vec![0.0; w_len];
-        // Rows touched per level of the first term.
-        let mut touched: Vec<Vec<usize>> = vec![Vec::new(); l1];
-        for i in 0..n {
-            let mut k = 0;
-            for (j, t) in mf.re_terms.iter().enumerate().skip(1) {
-                let lay = &terms[j];
-                let lvl = t.refs[i] as usize;
-                for c in 0..t.q {
-                    w_idx[k] = lay.offset + lvl * t.q + c;
-                    w_val[k] = t.z[i * t.q + c];
-                    k += 1;
-                }
-            }
-            for c in 0..p {
-                w_idx[k] = q_rest + c;
-                w_val[k] = mf.x[i * p + c];
-                k += 1;
-            }
-            w_idx[k] = m - 1;
-            w_val[k] = mf.y[i];
-            for a in 0..w_len {
-                let ra = w_idx[a] * m;
-                for b in 0..w_len {
-                    a_tt[ra + w_idx[b]] += w_val[a] * w_val[b];
-                }
-            }
-            let g = first.refs[i] as usize;
-            let z1 = &first.z[i * q1..(i + 1) * q1];
-            let blk = &mut a11[g * q1 * q1..(g + 1) * q1 * q1];
-            for a in 0..q1 {
-                for b in 0..q1 {
-                    blk[a * q1 + b] += z1[a] * z1[b];
-                }
-            }
-            touched[g].extend_from_slice(&w_idx[..nnz_rest]);
-        }
+        let rows_of = rows_by_level(&first.refs, l1);
+        // The trailing block in row order on one thread, the levels of the first term in
+        // chunks on the others (per-level sums, the same on any chunking).
+        let ctx = RowEntries {
+            mf,
+            terms: &terms,
+            q_rest,
+            m,
+        };
+        let n_chunks = (n / 50_000).clamp(1, 8).min(l1.max(1));
+        let bounds: Vec<usize> = (0..=n_chunks).map(|c| c * l1 / n_chunks).collect();
+        use rayon::prelude::*;
+        let (a_tt, parts) = rayon::join(
+            || trailing_block(&ctx, nnz_rest),
+            || {
+                (0..n_chunks)
+                    .into_par_iter()
+                    .map(|c| level_chunk(&ctx, &rows_of, bounds[c]..bounds[c + 1], nnz_rest))
+                    .collect::<Vec<LevelChunk>>()
+            },
+        );
+        let mut a11 = Vec::with_capacity(l1 * q1 * q1);
         let mut coupling = Coupling {
             ptr: Vec::with_capacity(l1 + 1),
             rows: Vec::new(),
@@ -170,45 +305,14 @@ impl BlockedProducts {
             q1,
         };
         coupling.ptr.push(0);
-        for t in touched.iter_mut() {
-            t.sort_unstable();
-            t.dedup();
-            coupling.rows.extend_from_slice(t);
-            coupling.rows.extend(q_rest..m);
-            coupling.ptr.push(coupling.rows.len());
-            *t = Vec::new();
-        }
-        coupling.vals = vec![0.0; coupling.rows.len() * q1];
-        for i in 0..n {
-            let g = first.refs[i] as usize;
-            let z1 = &first.z[i * q1..(i + 1) * q1];
-            let (p0, p1) = (coupling.ptr[g], coupling.ptr[g + 1]);
-            let mut k = 0;
-            for (j, t) in mf.re_terms.iter().enumerate().skip(1) {
-                let lay = &terms[j];
-                let lvl = t.refs[i] as usize;
-                for c in 0..t.q {
-                    w_idx[k] = lay.offset + lvl * t.q + c;
-                    w_val[k] = t.z[i * t.q + c];
-                    k += 1;
-                }
+        for part in parts {
+            a11.extend_from_slice(&part.a11);
+            for len in part.level_rows {
+                let last = coupling.ptr.last().copied().unwrap_or(0);
+                coupling.ptr.push(last + len);
             }
-            for c in 0..p {
-                w_idx[k] = q_rest + c;
-                w_val[k] = mf.x[i * p + c];
-                k += 1;
-            }
-            w_idx[k] = m - 1;
-            w_val[k] = mf.y[i];
-            for a in 0..w_len {
-                let r = match coupling.rows[p0..p1].binary_search(&w_idx[a]) {
-                    Ok(r) => p0 + r,
-                    Err(_) => continue,
-                };
-                for (v, zb) in coupling.vals[r * q1..(r + 1) * q1].iter_mut().zip(z1) {
-                    *v += w_val[a] * zb;
-                }
-            }
+            coupling.rows.extend_from_slice(&part.rows);
+            coupling.vals.extend_from_slice(&part.vals);
         }
         let mut bp = BlockedProducts {
             n,

@@ -13,6 +13,7 @@
 //! Nothing here knows about trials, formulas or files. The benchmarked kernels of the LMM
 //! (`lmm::deviance`, `lmm::sparse`: column-major blocked Cholesky through faer, supernodal
 //! factorization) stay in `lmm`, where their storage layout is part of the algorithm.
+pub mod crossprod;
 pub mod distributions;
 pub mod linalg;
 pub mod lrt;

@@ -157,8 +157,10 @@ impl VarianceParameterModel for LmmVarPar<'_> {
             .collect()
     }
     /// As [`Self::deviances_at`]: `(R_X'R_X)^-1` once per distinct theta, in parallel, times
-    /// each point's `sigma^2`; for crossed designs from the sparse factor (the dense trailing
-    /// factorization costs about five sparse ones there).
+    /// each point's `sigma^2`, from the criterion's factor where it has `L_XX`: the sparse one
+    /// for crossed designs (the dense trailing factorization costs about five sparse ones
+    /// there), the class downdate's for registries (1,000,000 rows: 32 passes over 200,000
+    /// participants became 32 passes over their few classes).
     fn vcovs_at(&self, points: &[Vec<f64>]) -> Vec<DMatrix<f64>> {
         use rayon::prelude::*;
         let bp = &self.fit.products;
@@ -169,11 +171,12 @@ impl VarianceParameterModel for LmmVarPar<'_> {
             .map_init(
                 || Factor::new(bp),
                 |f, th| {
-                    // Crossed designs: L_XX from the sparse factor of the criterion (equal up
-                    // to rounding); otherwise the dense factor.
-                    if bp.sparse.is_some() {
+                    // L_XX from the criterion's factor (sparse for crossed designs, dense after
+                    // the class downdate for registries; equal up to rounding); otherwise the
+                    // full dense factor.
+                    if bp.sparse.is_some() || bp.classes.is_some() {
                         f.update_criterion(bp, th);
-                        if let Some(v) = f.unscaled_vcov_sparse(bp) {
+                        if let Some(v) = f.unscaled_vcov_criterion(bp) {
                             return v;
                         }
                     }
@@ -414,24 +417,8 @@ impl LmmFit {
         let mf = &self.frame;
         let p = self.n_fixef();
         let ps = mf.x_sum_terms.len();
-        let n = mf.n();
-        let mut sts = DMatrix::<f64>::zeros(ps, ps);
-        let mut stx = DMatrix::<f64>::zeros(ps, p);
-        for i in 0..n {
-            let xs = &mf.x_sum[i * ps..(i + 1) * ps];
-            let xo = &mf.x[i * p..(i + 1) * p];
-            for a in 0..ps {
-                if xs[a] == 0.0 {
-                    continue;
-                }
-                for b in 0..ps {
-                    sts[(a, b)] += xs[a] * xs[b];
-                }
-                for b in 0..p {
-                    stx[(a, b)] += xs[a] * xo[b];
-                }
-            }
-        }
+        let sts = DMatrix::from_row_slice(ps, ps, &mf.x_sum_xtx);
+        let stx = DMatrix::from_row_slice(ps, p, &mf.x_sum_x);
         let tinv = sts
             .cholesky()
             .ok_or_else(|| LmmError::Numerical("sum-coded design is rank deficient".into()))?
