@@ -1206,3 +1206,88 @@ fn class_downdate_matches_level_pass() {
         }
     }
 }
+
+/// Kenward-Roger in the random-effects coordinates (`kr_blocks::kr_sums`, Woodbury) equals
+/// pbkrtest's formulation with `n x n` matrices per block (`kr_adjust` on `dense_blocks`), to
+/// rounding: crossed (one block), nested, correlated slopes, partially nested and singular fits.
+#[test]
+fn kenward_roger_low_rank_equals_the_dense_formulation() {
+    use herstel::lmm::inference::kenward_roger::kr_adjust;
+    use herstel::lmm::inference::kr_blocks::dense_blocks;
+    let mut trial = load_frame(
+        "lmm/trial_small_scored.csv",
+        &[("arm", &["TAU", "IMR"]), ("wave", &["T0", "T1", "T2"])],
+    );
+    // Partially nested: imr = 1 in the IMR arm, control participants in groups of their own.
+    let label = |name: &str, i: usize| match trial.column(name) {
+        Some(herstel::frame::Column::Factor { codes, levels }) => {
+            codes[i].map(|c| levels[c as usize].clone())
+        }
+        _ => panic!("{name} is not a factor"),
+    };
+    let n = trial.n_rows();
+    let imr: Vec<Option<f64>> = (0..n)
+        .map(|i| {
+            Some(if label("arm", i).as_deref() == Some("IMR") {
+                1.0
+            } else {
+                0.0
+            })
+        })
+        .collect();
+    let groups: Vec<Option<String>> = (0..n)
+        .map(|i| {
+            label("group_id", i).or_else(|| Some(format!("single:{}", label("participant_id", i)?)))
+        })
+        .collect();
+    trial.push_numeric("imr", imr).unwrap();
+    trial.push_factor("group", groups, None).unwrap();
+    let cases: Vec<(Frame, &str)> = vec![
+        (
+            dataset_frame("sleepstudy.csv"),
+            "Reaction ~ Days + (Days | Subject)",
+        ),
+        (
+            dataset_frame("sleepstudy.csv"),
+            "Reaction ~ Days + (Days || Subject)",
+        ),
+        (dataset_frame("Dyestuff2.csv"), "Yield ~ 1 + (1 | Batch)"),
+        (
+            dataset_frame("Penicillin.csv"),
+            "diameter ~ 1 + (1 | plate) + (1 | sample)",
+        ),
+        (
+            dataset_frame("Pastes.csv"),
+            "strength ~ 1 + (1 | batch/cask)",
+        ),
+        (
+            trial.clone(),
+            "bsi ~ arm * wave + (1 | participant_id) + (1 | site_id)",
+        ),
+        (
+            trial.clone(),
+            "mhrm ~ arm * wave + (1 | participant_id) + (0 + imr | group)",
+        ),
+        (
+            trial.clone(),
+            "sfs ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)",
+        ),
+    ];
+    let mut worst: f64 = 0.0;
+    for (frame, formula) in &cases {
+        let fit = fit_formula(formula, frame, &LmmOptions::default()).unwrap();
+        let kr = fit.kenward_roger().unwrap();
+        let dense = kr_adjust(&dense_blocks(&fit).unwrap(), &fit.vcov).unwrap();
+        let rel = |a: &DMatrix<f64>, b: &DMatrix<f64>| {
+            let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            (a - b).iter().fold(0.0f64, |m, v| m.max(v.abs())) / scale.max(f64::MIN_POSITIVE)
+        };
+        let mut e = rel(&kr.phi_a, &dense.phi_a).max(rel(&kr.w, &dense.w));
+        for (a, b) in kr.p.iter().zip(&dense.p) {
+            e = e.max(rel(a, b));
+        }
+        assert!(e < 1e-8, "{formula}: relative difference {e:e}");
+        worst = worst.max(e);
+    }
+    eprintln!("worst relative difference of the two Kenward-Roger formulations: {worst:.1e}");
+}

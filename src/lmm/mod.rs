@@ -26,6 +26,7 @@ pub mod model;
 pub mod optimize;
 pub mod sparse;
 pub mod summary;
+pub mod vcov_gradient;
 
 use thiserror::Error;
 

@@ -2,6 +2,7 @@
 //! Satterthwaite (lmerTest) or Kenward-Roger (pbkrtest) df, F tests of several rows, and
 //! likelihood-ratio tests of nested models ([`lrt`]).
 pub mod kenward_roger;
+pub mod kr_blocks;
 pub mod lrt;
 pub mod satterthwaite;
 pub mod type3;
@@ -16,7 +17,7 @@ use serde::Serialize;
 use super::deviance::{Criterion, Factor};
 use super::optimize::LmmFit;
 use super::LmmError;
-use kenward_roger::{kr_adjust, KrAdjusted, KrBlock};
+use kenward_roger::KrAdjusted;
 use satterthwaite::{Satterthwaite, VarianceParameterModel};
 
 /// Degrees-of-freedom method for t and F tests of fixed effects.
@@ -102,6 +103,10 @@ pub fn t_p_and_quantile(t: f64, df: f64, level: f64) -> (f64, f64) {
 }
 
 /// The LMM as a function of its variance parameters `(theta, sigma)` (lmerTest's `varpar`).
+/// Smallest diagonal element of `Lambda` for the closed-form Jacobian of `vcov(beta)` (lme4's
+/// singularity tolerance: below it the numeric differences are kept).
+const VCOV_GRADIENT_MIN_DIAG: f64 = 1e-4;
+
 struct LmmVarPar<'a> {
     fit: &'a LmmFit,
     factor: RefCell<Factor>,
@@ -130,6 +135,21 @@ impl VarianceParameterModel for LmmVarPar<'_> {
         let uv = f.unscaled_vcov(&self.fit.products);
         let s2 = vp[k] * vp[k];
         DMatrix::from_fn(p, p, |i, j| s2 * uv[i * p + j])
+    }
+    /// In closed form from one dense factorization at `theta`
+    /// ([`crate::lmm::vcov_gradient`]): `sigma^2 dC/dtheta_j` and `2 sigma C`, instead of the
+    /// `8 k` factorizations of Richardson differences (InstEval's df step: 0.30 -> 0.23 s).
+    /// `None` (numeric differences, as lmerTest) at a variance near zero, where `Lambda` is not
+    /// invertible, and on the class path.
+    fn vcov_jacobian(&self, vp: &[f64]) -> Option<Vec<DMatrix<f64>>> {
+        let bp = &self.fit.products;
+        if bp.classes.is_some() {
+            // Registries: the class downdate makes each of the 8 k factorizations cheaper than
+            // the one pass over every level that the dense factor needs (1,000,000 rows: 0.08
+            // against 0.15 s for the df step).
+            return None;
+        }
+        self.closed_form_jacobian(vp)
     }
     /// The points share thetas (a step in sigma keeps theta; the Hessian's mixed theta-sigma
     /// points have the thetas of its diagonal ones): the factor is computed once per distinct
@@ -198,6 +218,26 @@ impl VarianceParameterModel for LmmVarPar<'_> {
     }
 }
 
+impl LmmVarPar<'_> {
+    /// [`VarianceParameterModel::vcov_jacobian`]'s closed form on any path.
+    fn closed_form_jacobian(&self, vp: &[f64]) -> Option<Vec<DMatrix<f64>>> {
+        let k = vp.len() - 1;
+        let p = self.fit.n_fixef();
+        let bp = &self.fit.products;
+        let mut f = self.factor.borrow_mut();
+        f.update(bp, &vp[..k]);
+        let (c, dcs) =
+            crate::lmm::vcov_gradient::unscaled_vcov_derivatives(&f, bp, VCOV_GRADIENT_MIN_DIAG)?;
+        let s = vp[k];
+        let mut out: Vec<DMatrix<f64>> = dcs
+            .iter()
+            .map(|d| DMatrix::from_row_slice(p, p, d) * (s * s))
+            .collect();
+        out.push(DMatrix::from_row_slice(p, p, &c) * (2.0 * s));
+        Some(out)
+    }
+}
+
 /// The distinct thetas (all but the last coordinate, sigma) of `points`, in order of first
 /// appearance, and for each point the index of its theta.
 fn distinct_thetas(points: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<usize>) {
@@ -244,14 +284,11 @@ pub enum DfError {
     MissingPattern,
     #[error("a covariance block is not positive definite")]
     PatternNotPositiveDefinite,
-    #[error("Kenward-Roger needs the marginal covariance by independent blocks, but {n} observations are linked through the grouping factors (limit {KR_MAX_BLOCK}); use Satterthwaite")]
+    #[error("Kenward-Roger works on independent blocks of observations, but the grouping factors link {n} random effects or observations in one block (limit {}); use Satterthwaite", kr_blocks::KR_MAX_RE_COLUMNS)]
     BlockTooLarge { n: usize },
     #[error("Kenward-Roger needs a REML fit (as lmerTest/pbkrtest); refit without --ml")]
     NeedsReml,
 }
-
-/// Largest independent block for Kenward-Roger (dense `n_c x n_c` per covariance parameter).
-pub const KR_MAX_BLOCK: usize = 6_000;
 
 impl LmmFit {
     /// Satterthwaite machinery (computed once, then cached).
@@ -272,92 +309,11 @@ impl LmmFit {
     pub fn kenward_roger(&self) -> Result<&KrAdjusted, LmmError> {
         self.kr
             .get_or_init(|| {
-                let blocks = self.kr_blocks()?;
-                kr_adjust(&blocks, &self.vcov)
+                let (pp, qq, ktrace) = kr_blocks::kr_sums(self)?;
+                kenward_roger::kr_from_sums(&self.vcov, pp, &qq, &ktrace)
             })
             .as_ref()
             .map_err(|e| LmmError::Df(e.clone()))
-    }
-
-    /// The marginal covariance split into independent blocks (connected components of the
-    /// grouping factors), with derivatives in pbkrtest's parameters: per term the distinct
-    /// elements of its covariance matrix, then the residual variance.
-    pub fn kr_blocks(&self) -> Result<Vec<KrBlock>, DfError> {
-        let mf = &self.frame;
-        let n = mf.n();
-        let p = mf.p();
-        // Union-find over observations linked by a shared level.
-        let mut parent: Vec<usize> = (0..n).collect();
-        fn find(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
-            }
-            i
-        }
-        for t in &mf.re_terms {
-            let mut first_of_level: Vec<Option<usize>> = vec![None; t.n_levels()];
-            for i in 0..n {
-                let lvl = t.refs[i] as usize;
-                match first_of_level[lvl] {
-                    None => first_of_level[lvl] = Some(i),
-                    Some(f) => {
-                        let a = find(&mut parent, i);
-                        let b = find(&mut parent, f);
-                        if a != b {
-                            parent[a] = b;
-                        }
-                    }
-                }
-            }
-        }
-        let mut comps: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for i in 0..n {
-            let r = find(&mut parent, i);
-            comps.entry(r).or_default().push(i);
-        }
-        let vc = self.varcorr();
-        let s2 = self.sigma * self.sigma;
-        let mut out = Vec::with_capacity(comps.len());
-        for obs in comps.values() {
-            let nc = obs.len();
-            if nc > KR_MAX_BLOCK {
-                return Err(DfError::BlockTooLarge { n: nc });
-            }
-            let x = DMatrix::from_fn(nc, p, |a, c| mf.x[obs[a] * p + c]);
-            let mut v = DMatrix::<f64>::identity(nc, nc) * s2;
-            let mut dv = Vec::new();
-            for (t, cov) in mf.re_terms.iter().zip(&vc) {
-                let q = t.q;
-                for c in 0..q {
-                    for r in c..q {
-                        let mut g = DMatrix::<f64>::zeros(nc, nc);
-                        for a in 0..nc {
-                            let ia = obs[a];
-                            for b2 in 0..nc {
-                                let ib = obs[b2];
-                                if t.refs[ia] != t.refs[ib] {
-                                    continue;
-                                }
-                                let za = &t.z[ia * q..(ia + 1) * q];
-                                let zb = &t.z[ib * q..(ib + 1) * q];
-                                let val = if r == c {
-                                    za[r] * zb[r]
-                                } else {
-                                    za[r] * zb[c] + za[c] * zb[r]
-                                };
-                                g[(a, b2)] = val;
-                            }
-                        }
-                        v += &g * cov.cov[r * q + c];
-                        dv.push(g);
-                    }
-                }
-            }
-            dv.push(DMatrix::identity(nc, nc));
-            out.push(KrBlock { x, v, dv });
-        }
-        Ok(out)
     }
 
     /// Each row of `l` as a contrast `l beta`: estimate, SE, df, t, p and a 95% CI.
@@ -459,5 +415,115 @@ impl wald::FixedEffects for LmmFit {
     }
     fn kenward_roger_parts(&self) -> Result<&KrAdjusted, LmmError> {
         self.kenward_roger()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Frame;
+    use crate::lmm::{fit_formula, LmmOptions};
+    use std::collections::HashMap;
+
+    /// The LMM's variance-parameter model without the closed-form Jacobian (lmerTest's
+    /// Richardson differences of `vcov(beta)`).
+    struct Numeric<'a>(LmmVarPar<'a>);
+
+    impl VarianceParameterModel for Numeric<'_> {
+        fn n_fixef(&self) -> usize {
+            self.0.n_fixef()
+        }
+        fn varpar(&self) -> Vec<f64> {
+            self.0.varpar()
+        }
+        fn deviance_at(&self, vp: &[f64]) -> f64 {
+            self.0.deviance_at(vp)
+        }
+        fn vcov_at(&self, vp: &[f64]) -> DMatrix<f64> {
+            self.0.vcov_at(vp)
+        }
+    }
+
+    fn frame(file: &str, orders: &[(&str, &[&str])]) -> Frame {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/lmm")
+            .join(file);
+        let raw = crate::table::read_table_file(&path).unwrap();
+        let orders: HashMap<String, Vec<String>> = orders
+            .iter()
+            .map(|(c, l)| (c.to_string(), l.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        Frame::from_table(&raw, &orders).unwrap()
+    }
+
+    #[test]
+    fn analytic_vcov_jacobian_matches_richardson() {
+        let trial = frame(
+            "trial_small_scored.csv",
+            &[("arm", &["TAU", "IMR"]), ("wave", &["T0", "T1", "T2"])],
+        );
+        let cases = [
+            (
+                frame("sleepstudy.csv", &[]),
+                "Reaction ~ Days + (Days | Subject)",
+            ),
+            (
+                frame("sleepstudy.csv", &[]),
+                "Reaction ~ Days + (Days || Subject)",
+            ),
+            (
+                frame("Penicillin.csv", &[]),
+                "diameter ~ 1 + (1 | plate) + (1 | sample)",
+            ),
+            (frame("Pastes.csv", &[]), "strength ~ 1 + (1 | batch/cask)"),
+            (
+                trial.clone(),
+                "bsi ~ arm * wave + (1 | participant_id) + (1 | site_id)",
+            ),
+            (
+                trial.clone(),
+                "sfs ~ arm * wave + (1 | participant_id) + (1 + arm | site_id)",
+            ),
+            (trial, "honos ~ arm * wave + (1 | participant_id)"),
+            (
+                frame("sleepstudy.csv", &[]),
+                "Reaction ~ Days + (1 | Subject)",
+            ),
+        ];
+        let mut worst: f64 = 0.0;
+        let mut compared = 0;
+        for (data, formula) in &cases {
+            let fit = fit_formula(formula, data, &LmmOptions::default()).unwrap();
+            let m = LmmVarPar {
+                fit: &fit,
+                factor: RefCell::new(Factor::new(&fit.products)),
+            };
+            let Some(analytic) = m.closed_form_jacobian(&m.varpar()) else {
+                assert!(
+                    fit.singular,
+                    "{formula}: no closed form at a non-singular fit"
+                );
+                eprintln!("{formula}: singular, numeric differences");
+                continue;
+            };
+            compared += 1;
+            let numeric = Satterthwaite::compute(&Numeric(LmmVarPar {
+                fit: &fit,
+                factor: RefCell::new(Factor::new(&fit.products)),
+            }))
+            .unwrap();
+            assert_eq!(analytic.len(), numeric.jac.len());
+            for (j, (a, b)) in analytic.iter().zip(&numeric.jac).enumerate() {
+                let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+                let e = (a - b).iter().fold(0.0f64, |s, v| s.max(v.abs())) / scale;
+                assert!(
+                    e < 1e-6,
+                    "{formula}: parameter {j}: relative difference {e:e}"
+                );
+                worst = worst.max(e);
+            }
+        }
+        assert!(compared >= 6, "only {compared} non-singular fits compared");
+        eprintln!("closed-form against Richardson Jacobian: worst relative difference {worst:.1e}");
     }
 }

@@ -33,6 +33,11 @@ pub trait VarianceParameterModel {
     fn vcovs_at(&self, points: &[Vec<f64>]) -> Vec<DMatrix<f64>> {
         points.iter().map(|p| self.vcov_at(p)).collect()
     }
+    /// `d vcov(beta) / d varpar_j` for every parameter, in closed form where the model has it;
+    /// `None` (the default) takes Richardson differences of [`Self::vcovs_at`] as lmerTest does.
+    fn vcov_jacobian(&self, _varpar: &[f64]) -> Option<Vec<DMatrix<f64>>> {
+        None
+    }
 }
 
 /// Precomputed quantities for Satterthwaite df.
@@ -93,16 +98,20 @@ impl Satterthwaite {
         }
         let (a, warnings) = lmertest_a(&hm);
 
-        let jac_values: Vec<Vec<f64>> = model
-            .vcovs_at(&numderiv::jacobian_points(&vp))
-            .into_iter()
-            .map(|c| c.iter().copied().collect())
-            .collect();
-        let jac_rows = numderiv::jacobian_from_values(&vp, &jac_values);
-        let jac = jac_rows
-            .into_iter()
-            .map(|col| DMatrix::from_column_slice(p, p, &col))
-            .collect();
+        let jac = match model.vcov_jacobian(&vp) {
+            Some(jac) => jac,
+            None => {
+                let jac_values: Vec<Vec<f64>> = model
+                    .vcovs_at(&numderiv::jacobian_points(&vp))
+                    .into_iter()
+                    .map(|c| c.iter().copied().collect())
+                    .collect();
+                numderiv::jacobian_from_values(&vp, &jac_values)
+                    .into_iter()
+                    .map(|col| DMatrix::from_column_slice(p, p, &col))
+                    .collect()
+            }
+        };
         Ok(Satterthwaite {
             vcov,
             jac,
