@@ -39,7 +39,10 @@ pub fn unscaled_vcov_derivatives(
         .map(|t| lambda(&theta[t.theta_offset..t.theta_offset + t.n_theta()], t.q))
         .collect();
     for (t, l) in bp.terms.iter().zip(&lams) {
-        if (0..t.q).any(|i| !(l[i * t.q + i] >= min_diag)) {
+        if (0..t.q).any(|i| {
+            let d = l[i * t.q + i];
+            d.is_nan() || d < min_diag
+        }) {
             return None;
         }
     }
