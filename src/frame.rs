@@ -13,6 +13,9 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
+mod typed_csv;
+pub use typed_csv::{frame_from_csv, ReadFrameError};
+
 /// Errors building or reading a [`Frame`].
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum FrameError {
@@ -131,17 +134,26 @@ fn r_collate_ascii(a: &[u8], b: &[u8]) -> Ordering {
 /// labels are compared without allocating keys. Distinct labels never tie, so every path
 /// gives the same order.
 fn sort_r_collate(labels: &mut [&str]) {
-    labels.sort_unstable();
-    let ascii = labels.iter().all(|s| s.is_ascii());
+    sort_r_collate_by(labels, |s| *s);
+}
+
+/// [`sort_r_collate`] of items by their label (`label` gives distinct labels).
+fn sort_r_collate_by<'s, T, F>(items: &mut [T], label: F)
+where
+    F: Fn(&T) -> &'s str,
+{
+    items.sort_unstable_by(|a, b| label(a).cmp(label(b)));
+    let ascii = items.iter().all(|s| label(s).is_ascii());
     if ascii {
-        let sorted = labels
-            .windows(2)
-            .all(|w| r_collate_ascii(w[0].as_bytes(), w[1].as_bytes()) != Ordering::Greater);
+        let sorted = items.windows(2).all(|w| {
+            r_collate_ascii(label(&w[0]).as_bytes(), label(&w[1]).as_bytes()) != Ordering::Greater
+        });
         if !sorted {
-            labels.sort_unstable_by(|a, b| r_collate_ascii(a.as_bytes(), b.as_bytes()));
+            items
+                .sort_unstable_by(|a, b| r_collate_ascii(label(a).as_bytes(), label(b).as_bytes()));
         }
     } else {
-        labels.sort_by_cached_key(|s| r_collate_key(s));
+        items.sort_by_cached_key(|s| r_collate_key(label(s)));
     }
 }
 
@@ -212,15 +224,7 @@ impl Frame {
         self.check_push(name, values.len())?;
         let levels = match levels {
             Some(l) => {
-                let mut seen = HashMap::new();
-                for lv in &l {
-                    if seen.insert(lv.clone(), ()).is_some() {
-                        return Err(FrameError::DuplicateLevel {
-                            column: name.to_string(),
-                            level: lv.clone(),
-                        });
-                    }
-                }
+                check_level_order(name, &l)?;
                 l
             }
             None => {
@@ -357,19 +361,37 @@ pub type TextColumns = Vec<Vec<Option<String>>>;
 /// one CSV parser of herstel ([`crate::table::csv_from_str`]: RFC 4180, `,` separated, `"`
 /// quoting with `""` escapes, header row).
 pub fn parse_csv_text(text: &str) -> Result<(Vec<String>, TextColumns), FrameError> {
-    let raw = crate::table::csv_from_str("data", std::path::Path::new("data"), text).map_err(
-        |e| match e {
-            crate::table::TableError::Malformed { row, message, .. } => FrameError::Csv {
-                line: row.unwrap_or(1),
-                message,
-            },
-            other => FrameError::Csv {
-                line: 1,
-                message: other.to_string(),
-            },
-        },
-    )?;
+    let raw = crate::table::csv_from_str("data", std::path::Path::new("data"), text)
+        .map_err(csv_frame_error)?;
     Ok(text_columns(&raw))
+}
+
+/// A CSV structure error of in-memory text as a [`FrameError`] (its line, or line 1).
+fn csv_frame_error(e: crate::table::TableError) -> FrameError {
+    match e {
+        crate::table::TableError::Malformed { row, message, .. } => FrameError::Csv {
+            line: row.unwrap_or(1),
+            message,
+        },
+        other => FrameError::Csv {
+            line: 1,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An error when a level order lists a level twice.
+fn check_level_order(name: &str, order: &[String]) -> Result<(), FrameError> {
+    let mut seen = HashMap::new();
+    for lv in order {
+        if seen.insert(lv.as_str(), ()).is_some() {
+            return Err(FrameError::DuplicateLevel {
+                column: name.to_string(),
+                level: lv.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One column typed from its cells (`None` = missing) as [`Frame::from_text_columns`] types
@@ -384,15 +406,7 @@ where
     I: Iterator<Item = Option<&'a str>>,
 {
     if let Some(order) = order {
-        let mut seen = HashMap::new();
-        for lv in order {
-            if seen.insert(lv.as_str(), ()).is_some() {
-                return Err(FrameError::DuplicateLevel {
-                    column: name.to_string(),
-                    level: lv.clone(),
-                });
-            }
-        }
+        check_level_order(name, order)?;
         let index: HashMap<&str, u32> = order
             .iter()
             .enumerate()
@@ -484,8 +498,10 @@ impl Frame {
         text: &str,
         level_orders: &HashMap<String, Vec<String>>,
     ) -> Result<Self, FrameError> {
-        let (names, cols) = parse_csv_text(text)?;
-        Frame::from_text_columns(&names, cols, level_orders)
+        frame_from_csv(std::path::Path::new("data"), text, level_orders).map_err(|e| match e {
+            ReadFrameError::Table(t) => csv_frame_error(t),
+            ReadFrameError::Frame(f) => f,
+        })
     }
 
     /// A typed frame from a table read by [`crate::table::read_table_file`] (CSV or Parquet),
@@ -509,6 +525,14 @@ impl Frame {
                 type_text_column(&names[c], cells, level_orders.get(&names[c]))
             })
             .collect();
+        Frame::from_typed(names, typed)
+    }
+
+    /// A frame of typed columns, or the first column's error (in column order).
+    fn from_typed(
+        names: &[String],
+        typed: Vec<Result<Column, FrameError>>,
+    ) -> Result<Self, FrameError> {
         let mut frame = Frame::new();
         for (name, col) in names.iter().zip(typed) {
             let col = col?;

@@ -312,48 +312,75 @@ pub fn find_table(dir: &Path, base: &str) -> Option<PathBuf> {
 /// Parses the bytes of a CSV file into a [`RawTable`] (see the module documentation for the
 /// dialect); the text must be UTF-8.
 fn csv_from_bytes(name: &str, path: &Path, bytes: &[u8]) -> Result<RawTable, TableError> {
-    let malformed = |row: Option<usize>, message: String| TableError::Malformed {
-        path: path.to_path_buf(),
-        row,
-        message,
-    };
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.valid_up_to();
-            let row = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
-            return Err(malformed(
-                Some(row),
-                format!("not UTF-8 text (invalid byte at offset {at}); save the file as UTF-8"),
-            ));
+    csv_from_str(name, path, csv_text(path, bytes)?)
+}
+
+/// The text of a CSV file's bytes: UTF-8 required (the error names the row of the first
+/// invalid byte).
+pub fn csv_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, TableError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let row = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        TableError::Malformed {
+            path: path.to_path_buf(),
+            row: Some(row),
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {at}); save the file as UTF-8"
+            ),
         }
-    };
-    csv_from_str(name, path, text)
+    })
+}
+
+/// Parses CSV text (the dialect of the module documentation; a leading byte-order mark is
+/// dropped) into one sink per chunk of the body (`make(chunk text, header names)`);
+/// `source` names the file in messages. The structure errors (an empty file, a duplicated
+/// header name, a ragged row, an unclosed quote) are those of [`csv_from_str`].
+pub fn csv_chunks<'a, S, M>(
+    source: &Path,
+    text: &'a str,
+    make: M,
+) -> Result<CsvChunks<'a, S>, TableError>
+where
+    S: RecordSink<'a>,
+    M: Fn(&'a str, &[String]) -> S + Sync,
+{
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_not_empty(source, text)?;
+    parse_csv_chunks(text, make).map_err(|e| csv_error(source, e))
+}
+
+fn check_not_empty(source: &Path, text: &str) -> Result<(), TableError> {
+    if text.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Err(TableError::Malformed {
+            path: source.to_path_buf(),
+            row: None,
+            message: "empty file (expected a header row)".into(),
+        });
+    }
+    Ok(())
+}
+
+fn csv_error(source: &Path, e: CsvError) -> TableError {
+    match e {
+        CsvError::Malformed { row, message } => TableError::Malformed {
+            path: source.to_path_buf(),
+            row: Some(row),
+            message,
+        },
+        CsvError::TooLarge { column } => TableError::TooLarge {
+            path: source.to_path_buf(),
+            column,
+        },
+    }
 }
 
 /// Parses CSV text (the dialect of the module documentation; a leading byte-order mark is
 /// dropped) into a [`RawTable`] named `name`; `source` names the file in messages. The one CSV
 /// parser of herstel: exports, `herstel fit --data` and the tests read through it.
 pub fn csv_from_str(name: &str, source: &Path, text: &str) -> Result<RawTable, TableError> {
-    let malformed = |row: Option<usize>, message: String| TableError::Malformed {
-        path: source.to_path_buf(),
-        row,
-        message,
-    };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.bytes().all(|b| b.is_ascii_whitespace()) {
-        return Err(malformed(None, "empty file (expected a header row)".into()));
-    }
-    let (columns, data, n_rows) = match parse_csv(text) {
-        Ok(x) => x,
-        Err(CsvError::Malformed { row, message }) => return Err(malformed(Some(row), message)),
-        Err(CsvError::TooLarge { column }) => {
-            return Err(TableError::TooLarge {
-                path: source.to_path_buf(),
-                column,
-            })
-        }
-    };
+    check_not_empty(source, text)?;
+    let (columns, data, n_rows) = parse_csv(text).map_err(|e| csv_error(source, e))?;
     Ok(RawTable {
         name: name.to_string(),
         source: source.to_path_buf(),
@@ -375,13 +402,32 @@ enum CsvError {
     },
 }
 
+/// One field as the tokenizer found it: a slice of the text (an unquoted field, or a quoted
+/// one without `""` escapes that ends at its closing quote), or the field unescaped into the
+/// tokenizer's scratch buffer (valid until the next field).
+pub enum Field<'a, 's> {
+    Slice(&'a str),
+    Unescaped(&'s str),
+}
+
+impl Field<'_, '_> {
+    /// The field's text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Field::Slice(s) => s,
+            Field::Unescaped(s) => s,
+        }
+    }
+}
+
 /// One record of the export dialect (`,` and `"`), see [`next_record_in`].
 #[inline]
-fn next_record(
-    text: &str,
+fn next_record<'a>(
+    text: &'a str,
     pos: &mut usize,
     scratch: &mut String,
-    field: impl FnMut(usize, &str) -> bool,
+    field: impl FnMut(usize, Field<'a, '_>) -> bool,
 ) -> Result<usize, CsvFail> {
     next_record_in(text, pos, scratch, field, (b',', b'"'))
 }
@@ -391,53 +437,68 @@ fn next_record(
 /// the closing quote and the separator is kept), each field passed to `field`; `*pos` ends
 /// past the record's line feed; returns the number of fields. Err: the record's quoted field
 /// is not closed before the end of the text. The one CSV tokenizer of herstel: the exports'
-/// reader and `herstel import` ([`csv_records`]) both split records with it.
+/// reader, the typed reader of model data ([`parse_csv_chunks`]) and `herstel import`
+/// ([`csv_records`]) all split records with it.
 #[inline]
-fn next_record_in(
-    text: &str,
+fn next_record_in<'a>(
+    text: &'a str,
     pos: &mut usize,
     scratch: &mut String,
-    mut field: impl FnMut(usize, &str) -> bool,
+    mut field: impl FnMut(usize, Field<'a, '_>) -> bool,
     (sep, quote): (u8, u8),
 ) -> Result<usize, CsvFail> {
     let b = text.as_bytes();
     let n = b.len();
     let mut k = 0usize;
     loop {
-        let value: &str = if *pos < n && b[*pos] == quote {
-            scratch.clear();
+        let value: Field<'a, '_> = if *pos < n && b[*pos] == quote {
             *pos += 1;
-            let mut seg = *pos;
-            loop {
-                while *pos < n && b[*pos] != quote {
-                    *pos += 1;
-                }
-                if *pos >= n {
-                    return Err(CsvFail::Unterminated);
-                }
-                if *pos + 1 < n && b[*pos + 1] == quote {
-                    scratch.push_str(&text[seg..=*pos]);
-                    *pos += 2;
-                    seg = *pos;
-                } else {
-                    scratch.push_str(&text[seg..*pos]);
-                    *pos += 1;
-                    break;
-                }
-            }
-            // anything between the closing quote and the separator is kept as is
-            let rest = *pos;
-            while *pos < n && b[*pos] != sep && b[*pos] != b'\n' {
+            let open = *pos;
+            while *pos < n && b[*pos] != quote {
                 *pos += 1;
             }
-            scratch.push_str(&text[rest..*pos]);
-            scratch
+            if *pos >= n {
+                return Err(CsvFail::Unterminated);
+            }
+            let after = *pos + 1;
+            if after >= n || b[after] == sep || b[after] == b'\n' {
+                // closed and followed by the separator: the text between the quotes
+                *pos = after;
+                Field::Slice(&text[open..after - 1])
+            } else {
+                scratch.clear();
+                let mut seg = open;
+                loop {
+                    while *pos < n && b[*pos] != quote {
+                        *pos += 1;
+                    }
+                    if *pos >= n {
+                        return Err(CsvFail::Unterminated);
+                    }
+                    if *pos + 1 < n && b[*pos + 1] == quote {
+                        scratch.push_str(&text[seg..=*pos]);
+                        *pos += 2;
+                        seg = *pos;
+                    } else {
+                        scratch.push_str(&text[seg..*pos]);
+                        *pos += 1;
+                        break;
+                    }
+                }
+                // anything between the closing quote and the separator is kept as is
+                let rest = *pos;
+                while *pos < n && b[*pos] != sep && b[*pos] != b'\n' {
+                    *pos += 1;
+                }
+                scratch.push_str(&text[rest..*pos]);
+                Field::Unescaped(scratch)
+            }
         } else {
             let start = *pos;
             while *pos < n && b[*pos] != sep && b[*pos] != b'\n' {
                 *pos += 1;
             }
-            &text[start..*pos]
+            Field::Slice(&text[start..*pos])
         };
         if !field(k, value) {
             return Err(CsvFail::TooLarge(k));
@@ -450,7 +511,7 @@ fn next_record_in(
         }
         if *pos >= n {
             // a trailing comma at the very end: one more, empty field
-            if !field(k, "") {
+            if !field(k, Field::Slice("")) {
                 return Err(CsvFail::TooLarge(k));
             }
             return Ok(k + 1);
@@ -491,7 +552,7 @@ pub fn csv_records(
             &mut pos,
             &mut scratch,
             |_, v| {
-                rec.push(v.to_string());
+                rec.push(v.as_str().to_string());
                 true
             },
             (sep, quote),
@@ -522,42 +583,64 @@ fn skip_blank_line(b: &[u8], pos: &mut usize) -> bool {
     }
 }
 
-/// The data rows of one chunk of a CSV body (starting at a record boundary).
-struct Chunk {
-    data: Vec<TextColumn>,
-    n_rows: usize,
+/// What the chunk parser fills, one data record at a time: field `k` of the current record
+/// (a blank line is a record of empty fields). Returns false when column `k` outgrew its
+/// storage. [`TextColumns`] keeps the text of every cell; the model data's typed reader
+/// (`frame::typed_csv`) types the cells as they come.
+pub trait RecordSink<'a>: Send {
+    fn field(&mut self, k: usize, value: Field<'a, '_>) -> bool;
 }
 
-/// Parses data records; a blank line is a row of empty cells (as polars reads it, so that row
-/// numbers stay those of the file). Err: (1-based record number within the chunk, failure).
-fn parse_body(text: &str, n_cols: usize) -> Result<Chunk, (usize, CsvFail)> {
+/// The text columns of one chunk: [`RawTable`]'s storage.
+struct TextColumns(Vec<TextColumn>);
+
+impl<'a> RecordSink<'a> for TextColumns {
+    #[inline]
+    fn field(&mut self, k: usize, value: Field<'a, '_>) -> bool {
+        self.0.get_mut(k).is_none_or(|col| {
+            let v = value.as_str();
+            col.push((!v.is_empty()).then_some(v))
+        })
+    }
+}
+
+/// One parsed chunk of a CSV body: its text, what the sink made of it and its number of data
+/// rows.
+pub struct Chunk<'a, S> {
+    pub text: &'a str,
+    pub sink: S,
+    pub n_rows: usize,
+}
+
+/// Parses data records into `sink`; a blank line is a row of empty cells (as polars reads it,
+/// so that row numbers stay those of the file). Err: (1-based record number within the chunk,
+/// failure).
+fn parse_body<'a, S: RecordSink<'a>>(
+    text: &'a str,
+    n_cols: usize,
+    mut sink: S,
+) -> Result<Chunk<'a, S>, (usize, CsvFail)> {
     let b = text.as_bytes();
-    let capacity = b.iter().filter(|&&c| c == b'\n').count() + 1;
-    let mut data: Vec<TextColumn> = (0..n_cols)
-        .map(|_| TextColumn::with_capacity(capacity))
-        .collect();
     let mut scratch = String::new();
     let mut pos = 0usize;
     let mut n_rows = 0usize;
     while pos < b.len() {
         n_rows += 1;
         if skip_blank_line(b, &mut pos) {
-            for (k, col) in data.iter_mut().enumerate() {
-                if !col.push(None) {
+            for k in 0..n_cols {
+                if !sink.field(k, Field::Slice("")) {
                     return Err((n_rows, CsvFail::TooLarge(k)));
                 }
             }
             continue;
         }
-        let k = next_record(text, &mut pos, &mut scratch, |k, v| {
-            data.get_mut(k).is_none_or(|col| col.push(Some(v)))
-        })
-        .map_err(|f| (n_rows, f))?;
+        let k = next_record(text, &mut pos, &mut scratch, |k, v| sink.field(k, v))
+            .map_err(|f| (n_rows, f))?;
         if k != n_cols {
             return Err((n_rows, CsvFail::Ragged(k)));
         }
     }
-    Ok(Chunk { data, n_rows })
+    Ok(Chunk { text, sink, n_rows })
 }
 
 /// Splits a CSV body into up to `parts` chunks at line feeds. Only a body without any quote
@@ -573,9 +656,16 @@ fn split_body(body: &str, parts: usize) -> Vec<&str> {
     for j in 1..parts {
         let target = (body.len() * j / parts).max(start);
         // A line feed after an even number of quotes since the last cut is (in a well-formed
-        // file) outside quoted fields; `parse_csv` checks that every chunk parses to its end
-        // and parses sequentially otherwise, so a wrong guess costs time, never cells.
-        let mut inside = b[start..target].iter().filter(|&&c| c == b'"').count() % 2 == 1;
+        // file) outside quoted fields; `parse_csv_chunks` checks that every chunk parses to
+        // its end and parses sequentially otherwise, so a wrong guess costs time, never cells.
+        let quotes: usize = {
+            use rayon::prelude::*;
+            b[start..target]
+                .par_chunks(1 << 20)
+                .map(|c| c.iter().filter(|&&c| c == b'"').count())
+                .sum()
+        };
+        let mut inside = quotes % 2 == 1;
         let mut cut = None;
         for (off, &c) in b[target..].iter().enumerate() {
             if c == b'"' {
@@ -597,17 +687,42 @@ fn split_body(body: &str, parts: usize) -> Vec<&str> {
     out
 }
 
-/// CSV parser over UTF-8 text: header names (trimmed) and one [`TextColumn`] per column. Field
-/// separators, quotes and line feeds are ASCII, so every slice taken falls on a character
-/// boundary. A large body without quotes is parsed in parallel chunks (one per thread).
-fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvError> {
+/// A CSV file's header and its body parsed in chunks (see [`parse_csv_chunks`]).
+pub struct CsvChunks<'a, S> {
+    pub names: Vec<String>,
+    pub chunks: Vec<Chunk<'a, S>>,
+}
+
+impl<S> CsvChunks<'_, S> {
+    /// Data rows in all chunks.
+    pub fn n_rows(&self) -> usize {
+        self.chunks.iter().map(|c| c.n_rows).sum()
+    }
+}
+
+/// The number of records a chunk of text holds at most (its line feeds plus one): the
+/// capacity a sink reserves.
+pub fn record_capacity(text: &str) -> usize {
+    text.bytes().filter(|&c| c == b'\n').count() + 1
+}
+
+/// CSV parser over UTF-8 text: header names (trimmed) and the body parsed into one sink per
+/// chunk (`make(chunk text, header names)`). Field separators, quotes and line feeds are
+/// ASCII, so every slice taken falls on a character boundary. A large body is parsed in
+/// parallel chunks (one per thread); if any chunk fails, one sequential pass gives the cells
+/// and the first error with its row exactly.
+fn parse_csv_chunks<'a, S, M>(text: &'a str, make: M) -> Result<CsvChunks<'a, S>, CsvError>
+where
+    S: RecordSink<'a>,
+    M: Fn(&'a str, &[String]) -> S + Sync,
+{
     let b = text.as_bytes();
     let mut pos = 0usize;
     while pos < b.len() && skip_blank_line(b, &mut pos) {}
     let mut names: Vec<String> = Vec::new();
     let mut scratch = String::new();
     next_record(text, &mut pos, &mut scratch, |_, v| {
-        names.push(v.trim().to_string());
+        names.push(v.as_str().trim().to_string());
         true
     })
     .map_err(|_| CsvError::Malformed {
@@ -626,36 +741,25 @@ fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvErr
         });
     }
     let body = text.get(pos.min(text.len())..).unwrap_or("");
-    let chunks = split_body(body, rayon::current_num_threads());
+    let parts = split_body(body, rayon::current_num_threads());
     let n_cols = names.len();
-    let mut parsed: Vec<Result<Chunk, (usize, CsvFail)>> = if chunks.len() > 1 {
+    let parse = |c: &'a str| parse_body(c, n_cols, make(c, &names));
+    let mut parsed: Vec<Result<Chunk<'a, S>, (usize, CsvFail)>> = if parts.len() > 1 {
         use rayon::prelude::*;
-        chunks.par_iter().map(|c| parse_body(c, n_cols)).collect()
+        parts.par_iter().map(|&c| parse(c)).collect()
     } else {
-        chunks.iter().map(|c| parse_body(c, n_cols)).collect()
+        parts.iter().map(|&c| parse(c)).collect()
     };
-    if chunks.len() > 1 && parsed.iter().any(|p| p.is_err()) {
-        // A cut inside a quoted field (or a genuine error): one sequential pass gives the
-        // cells and the first error with its row exactly.
-        parsed = vec![parse_body(body, n_cols)];
+    if parts.len() > 1 && parsed.iter().any(|p| p.is_err()) {
+        parsed = vec![parse(body)];
     }
     let mut rows_before = 0usize;
-    let mut data: Vec<TextColumn> = Vec::new();
-    for (j, part) in parsed.into_iter().enumerate() {
+    let mut chunks = Vec::with_capacity(parsed.len());
+    for part in parsed {
         match part {
             Ok(chunk) => {
-                if j == 0 {
-                    data = chunk.data;
-                } else {
-                    for (k, (col, more)) in data.iter_mut().zip(chunk.data).enumerate() {
-                        if !col.append(more) {
-                            return Err(CsvError::TooLarge {
-                                column: names.get(k).cloned().unwrap_or_default(),
-                            });
-                        }
-                    }
-                }
                 rows_before += chunk.n_rows;
+                chunks.push(chunk);
             }
             Err((local, fail)) => {
                 let row = 1 + rows_before + local;
@@ -675,10 +779,53 @@ fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvErr
             }
         }
     }
+    Ok(CsvChunks { names, chunks })
+}
+
+/// Parses one chunk again into a new sink (same text, so the same records as the first
+/// time): for a sink that decides it needs another shape after seeing the whole file.
+pub fn reparse_chunk<'a, S: RecordSink<'a>>(text: &'a str, n_cols: usize, sink: S) -> Option<S> {
+    parse_body(text, n_cols, sink).ok().map(|c| c.sink)
+}
+
+/// CSV parser over UTF-8 text into [`TextColumn`]s: header names, columns, number of rows.
+fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvError> {
+    let parsed = parse_csv_chunks(text, |chunk, names: &[String]| {
+        let n_cols = names.len();
+        let capacity = record_capacity(chunk);
+        // Twice a column's share of the chunk's bytes reserved (address space: pages are
+        // touched only when written), so that a column's text is rarely copied as it grows.
+        let bytes = (2 * chunk.len() / n_cols.max(1)).min(chunk.len()) + 16;
+        TextColumns(
+            (0..n_cols)
+                .map(|_| TextColumn {
+                    text: String::with_capacity(bytes),
+                    ends: Vec::with_capacity(capacity),
+                })
+                .collect(),
+        )
+    })?;
+    let n_rows = parsed.n_rows();
+    let names = parsed.names;
+    let n_cols = names.len();
+    let mut data: Vec<TextColumn> = Vec::new();
+    for (j, chunk) in parsed.chunks.into_iter().enumerate() {
+        if j == 0 {
+            data = chunk.sink.0;
+        } else {
+            for (k, (col, more)) in data.iter_mut().zip(chunk.sink.0).enumerate() {
+                if !col.append(more) {
+                    return Err(CsvError::TooLarge {
+                        column: names.get(k).cloned().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
     if data.is_empty() {
         data = (0..n_cols).map(|_| TextColumn::default()).collect();
     }
-    Ok((names, data, rows_before))
+    Ok((names, data, n_rows))
 }
 
 /// Reads a CSV file through polars (every column as text) instead of the native reader: the
@@ -979,11 +1126,12 @@ mod tests {
         }
         let sequential = |t: &str| {
             let body = &t[t.find('\n').unwrap() + 1..];
-            let c = parse_body(body, 3).ok().unwrap();
+            let empty = || TextColumns((0..3).map(|_| TextColumn::default()).collect());
+            let c = parse_body(body, 3, empty()).ok().unwrap();
             (0..c.n_rows)
                 .map(|r| {
                     (0..3)
-                        .map(|j| c.data[j].get(r).map(str::to_string))
+                        .map(|j| c.sink.0[j].get(r).map(str::to_string))
                         .collect()
                 })
                 .collect::<Vec<Vec<Option<String>>>>()
