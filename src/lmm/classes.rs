@@ -14,6 +14,8 @@
 //!
 //! Used for the criterion only ([`super::deviance::Factor::update_criterion`]); the factor
 //! at the optimum (BLUPs, conditional variances) still goes level by level.
+use std::collections::HashMap;
+
 use super::model::BlockedProducts;
 use crate::stats::linalg::{cholesky_in_place, lower_inverse};
 
@@ -48,21 +50,32 @@ impl ClassDowndate {
         if nl == 0 {
             return None;
         }
-        // Classes of A_g (exact values).
+        // Classes of A_g (exact values): hashed, then numbered in the order of their values
+        // (the numbering a sort of the levels by A_g gives, without sorting the levels).
         let bits: Vec<u64> = bp.a11.iter().map(|v| v.to_bits()).collect();
         let key = |g: usize| &bits[g * qq..(g + 1) * qq];
-        let mut order: Vec<usize> = (0..nl).collect();
-        order.sort_unstable_by(|&x, &y| key(x).cmp(key(y)));
-        let mut class_of = vec![0usize; nl];
-        let mut class_a = Vec::new();
-        let mut class_count: Vec<f64> = Vec::new();
-        for (i, &g) in order.iter().enumerate() {
-            if i == 0 || key(order[i - 1]) != key(g) {
-                class_a.extend_from_slice(&bp.a11[g * qq..(g + 1) * qq]);
-                class_count.push(0.0);
-            }
-            class_of[g] = class_count.len() - 1;
-            *class_count.last_mut()? += 1.0;
+        let mut first: HashMap<&[u64], usize, foldhash::fast::FixedState> = HashMap::default();
+        let mut reps: Vec<usize> = Vec::new();
+        let raw_class: Vec<usize> = (0..nl)
+            .map(|g| {
+                *first.entry(key(g)).or_insert_with(|| {
+                    reps.push(g);
+                    reps.len() - 1
+                })
+            })
+            .collect();
+        let mut by_value: Vec<usize> = (0..reps.len()).collect();
+        by_value.sort_unstable_by(|&x, &y| key(reps[x]).cmp(key(reps[y])));
+        let mut rank = vec![0usize; reps.len()];
+        let mut class_a = Vec::with_capacity(reps.len() * qq);
+        for (r, &c) in by_value.iter().enumerate() {
+            rank[c] = r;
+            class_a.extend_from_slice(&bp.a11[reps[c] * qq..(reps[c] + 1) * qq]);
+        }
+        let class_of: Vec<usize> = raw_class.iter().map(|&c| rank[c]).collect();
+        let mut class_count = vec![0.0f64; reps.len()];
+        for &k in &class_of {
+            class_count[k] += 1.0;
         }
         let k_n = class_count.len();
         // Work per evaluation: level by level sum_g r_g (r_g + 1) / 2 pairs; by class at most
@@ -80,25 +93,8 @@ impl ClassDowndate {
         if k_n * n_tri.min(level_pairs) > level_pairs {
             return None;
         }
-        let mut acc = vec![0.0; n_tri * k_n * qq];
+        let acc = class_sums(bp, &class_of, k_n, n_tri);
         let tri = |a: usize, b: usize| a * (a + 1) / 2 + b;
-        for (g, &k) in class_of.iter().enumerate().take(nl) {
-            let rows = cp.rows(g);
-            let vals = &cp.vals[cp.val_range(g)];
-            for (ib, &rb) in rows.iter().enumerate() {
-                let cb = &vals[ib * q1..(ib + 1) * q1];
-                for (ia, &ra) in rows.iter().enumerate().skip(ib) {
-                    let ca = &vals[ia * q1..(ia + 1) * q1];
-                    let base = (tri(ra, rb) * k_n + k) * qq;
-                    let blk = &mut acc[base..base + qq];
-                    for i in 0..q1 {
-                        for j in 0..q1 {
-                            blk[i * q1 + j] += ca[i] * cb[j];
-                        }
-                    }
-                }
-            }
-        }
         let mut ent = Vec::new();
         let mut coef = Vec::new();
         for a in 0..m {
@@ -200,4 +196,60 @@ impl ClassDowndate {
         }
         Some(logdet)
     }
+}
+
+/// `S_k^{ij}[a, b]` for every lower entry `(a, b)` (`tri(a, b) = a (a + 1) / 2 + b`), class
+/// `k` and `i, j < q1`, at `(tri(a, b) * k_n + k) * q1^2 + i * q1 + j`. Each sum runs over
+/// the levels in order; the entries are split between threads (entry `t` to part `t mod
+/// parts`), so every sum is the same whatever the number of threads.
+fn class_sums(bp: &BlockedProducts, class_of: &[usize], k_n: usize, n_tri: usize) -> Vec<f64> {
+    use rayon::prelude::*;
+    let cp = &bp.coupling;
+    let q1 = bp.terms.first().map_or(1, |t| t.q);
+    let qq = q1 * q1;
+    let len = n_tri * k_n * qq;
+    // One accumulator per part: a few thousand doubles for a registry.
+    let parts = if len <= 1 << 20 {
+        rayon::current_num_threads().clamp(1, 8)
+    } else {
+        1
+    };
+    let tri = |a: usize, b: usize| a * (a + 1) / 2 + b;
+    let accs: Vec<Vec<f64>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut acc = vec![0.0; len];
+            for (g, &k) in class_of.iter().enumerate() {
+                let rows = cp.rows(g);
+                let vals = &cp.vals[cp.val_range(g)];
+                for (ib, &rb) in rows.iter().enumerate() {
+                    let cb = &vals[ib * q1..(ib + 1) * q1];
+                    for (ia, &ra) in rows.iter().enumerate().skip(ib) {
+                        let t = tri(ra, rb);
+                        if t % parts != part {
+                            continue;
+                        }
+                        let ca = &vals[ia * q1..(ia + 1) * q1];
+                        let base = (t * k_n + k) * qq;
+                        let blk = &mut acc[base..base + qq];
+                        for i in 0..q1 {
+                            for j in 0..q1 {
+                                blk[i * q1 + j] += ca[i] * cb[j];
+                            }
+                        }
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    if parts == 1 {
+        return accs.into_iter().next().unwrap_or_default();
+    }
+    let mut acc = vec![0.0; len];
+    let stride = k_n * qq;
+    for (t, dst) in acc.chunks_mut(stride).enumerate() {
+        dst.copy_from_slice(&accs[t % parts][t * stride..(t + 1) * stride]);
+    }
+    acc
 }
