@@ -218,8 +218,34 @@ fn complete_cases(
         return Err(FormulaError::NoRandomTerms);
     }
     let n_all = frame.n_rows();
-    let rows: Vec<usize> = (0..n_all)
-        .filter(|&i| cols.iter().all(|c| !c.is_missing(i)))
+    // Column by column into one mask (a column without missing values, the common case, is
+    // one vectorized scan); the rows are those the mask keeps, in order.
+    let mut keep = vec![true; n_all];
+    for c in &cols {
+        match c {
+            Column::Numeric(v) => {
+                if !v.iter().all(|x| x.is_finite()) {
+                    for (k, x) in keep.iter_mut().zip(v) {
+                        *k &= x.is_finite();
+                    }
+                }
+            }
+            Column::Factor { codes, .. } => {
+                if !codes.iter().all(Option::is_some) {
+                    for (k, x) in keep.iter_mut().zip(codes) {
+                        *k &= x.is_some();
+                    }
+                }
+            }
+        }
+        if c.len() < n_all {
+            keep[c.len()..].iter_mut().for_each(|k| *k = false);
+        }
+    }
+    let rows: Vec<usize> = keep
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &k)| k.then_some(i))
         .collect();
     if rows.is_empty() {
         return Err(FormulaError::NoRows {
@@ -257,12 +283,18 @@ fn variables_on_rows(
                     .collect(),
             ),
             (c, _) => {
-                let (codes, levels) = as_factor(c);
-                let sub: Vec<u32> = rows
-                    .iter()
-                    .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
-                    .collect();
-                let (codes, levels) = drop_unused(&sub, &levels);
+                let sub_of = |codes: &[Option<u32>]| -> Vec<u32> {
+                    rows.iter()
+                        .map(|&i| codes.get(i).copied().flatten().unwrap_or(0))
+                        .collect()
+                };
+                let (codes, levels) = match c {
+                    Column::Factor { codes, levels } => drop_unused(&sub_of(codes), levels),
+                    Column::Numeric(_) => {
+                        let (codes, levels) = as_factor(c);
+                        drop_unused(&sub_of(&codes), &levels)
+                    }
+                };
                 VarData::Factor { codes, levels }
             }
         };
@@ -289,10 +321,13 @@ fn fixed_effects(formula: &ModelFormula, vdata: &[VarData], n: usize) -> FixedEf
         || model_matrix(formula, &formula.fixed, vdata, n, false),
         || {
             let (scols, _, sterms) = model_matrix(formula, &formula.fixed, vdata, n, true);
-            let skeep = rank_columns(&scols, n);
-            (scols, sterms, skeep)
+            let refs: Vec<&[f64]> = scols.iter().map(Vec::as_slice).collect();
+            let gram = cross_products(&refs, &refs, n);
+            let skeep = gram_rank(&gram, scols.len(), RANK_TOL);
+            (scols, sterms, (skeep, gram))
         },
     );
+    let (skeep, s_gram) = skeep;
     let x_sum_terms: Vec<Option<usize>> = skeep
         .iter()
         .filter_map(|&j| sterms.get(j).copied())
@@ -333,10 +368,14 @@ fn fixed_effects(formula: &ModelFormula, vdata: &[VarData], n: usize) -> FixedEf
         .filter_map(|&j| scols.get(j).map(Vec::as_slice))
         .collect();
     let x_kept: Vec<&[f64]> = xcols.iter().map(Vec::as_slice).collect();
-    let (x_sum_xtx, x_sum_x) = rayon::join(
-        || cross_products(&s_kept, &s_kept, n),
-        || cross_products(&s_kept, &x_kept, n),
-    );
+    // S'S of the kept columns from the rank check's Gram matrix (the same sums).
+    let ks = scols.len();
+    let s_gram = &s_gram;
+    let x_sum_xtx: Vec<f64> = skeep
+        .iter()
+        .flat_map(|&i| skeep.iter().map(move |&j| s_gram[i * ks + j]))
+        .collect();
+    let x_sum_x = cross_products(&s_kept, &x_kept, n);
     FixedEffectsMatrix {
         x,
         names: x_names,
@@ -649,11 +688,14 @@ fn model_matrix(
     (cols, names, term_of)
 }
 
+/// Tolerance of [`rank_columns`] (R's `qr()` default).
+const RANK_TOL: f64 = 1e-7;
+
 /// Columns kept by a rank check like R's `qr()` with tolerance 1e-7 (LINPACK dqrdc2 moves
 /// columns whose remaining norm is below tol x original norm to the end): sequential
 /// Gram-Schmidt, dropping a column when its residual norm is below 1e-7 of its norm, done on
 /// the columns' Gram matrix ([`gram_rank`]: one pass over the rows).
 pub fn rank_columns(cols: &[Vec<f64>], n: usize) -> Vec<usize> {
     let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-    gram_rank(&cross_products(&refs, &refs, n), cols.len(), 1e-7)
+    gram_rank(&cross_products(&refs, &refs, n), cols.len(), RANK_TOL)
 }

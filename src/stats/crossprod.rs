@@ -18,18 +18,51 @@ pub fn cross_products(a: &[&[f64]], b: &[&[f64]], n: usize) -> Vec<f64> {
     if ka == 0 || kb == 0 {
         return vec![0.0; ka * kb];
     }
+    // `A'A`: the upper triangle summed, the lower one mirrored (the same products in the
+    // same order, so the same sums).
+    let symmetric = ka == kb
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| std::ptr::eq(x.as_ptr(), y.as_ptr()) && x.len() == y.len());
     let n_blocks = n.div_ceil(BLOCK);
     let partial: Vec<Vec<f64>> = (0..n_blocks)
         .into_par_iter()
         .map(|blk| {
             let r0 = blk * BLOCK;
             let r1 = (r0 + BLOCK).min(n);
+            let a_blk: Vec<&[f64]> = a.iter().map(|c| &c[r0..r1]).collect();
+            let b_blk: Vec<&[f64]> = b.iter().map(|c| &c[r0..r1]).collect();
+            let (x, y) = (&a_blk, &b_blk);
+            let s = symmetric;
+            match ka.max(kb) {
+                1 => return block_sums::<1>(x, y, s),
+                2 => return block_sums::<2>(x, y, s),
+                3 => return block_sums::<3>(x, y, s),
+                4 => return block_sums::<4>(x, y, s),
+                5 => return block_sums::<5>(x, y, s),
+                6 => return block_sums::<6>(x, y, s),
+                7 => return block_sums::<7>(x, y, s),
+                8 => return block_sums::<8>(x, y, s),
+                9..=12 => return block_sums::<12>(x, y, s),
+                13..=16 => return block_sums::<16>(x, y, s),
+                _ => {}
+            }
+            // Row by row into all ka x kb sums at once: each sum still adds its products in
+            // row order, and the independent sums keep the pipeline busy (one running sum per
+            // pair waited on every addition).
             let mut out = vec![0.0; ka * kb];
-            for (i, ca) in a.iter().enumerate() {
-                let ca = &ca[r0..r1];
-                for (j, cb) in b.iter().enumerate() {
-                    let cb = &cb[r0..r1];
-                    out[i * kb + j] = ca.iter().zip(cb).map(|(x, y)| x * y).sum::<f64>();
+            let mut bv = vec![0.0; kb];
+            for r in 0..r1 - r0 {
+                for (v, c) in bv.iter_mut().zip(&b_blk) {
+                    *v = c[r];
+                }
+                for (i, c) in a_blk.iter().enumerate() {
+                    let x = c[r];
+                    let j0 = if symmetric { i } else { 0 };
+                    let row = &mut out[i * kb + j0..(i + 1) * kb];
+                    for (o, y) in row.iter_mut().zip(&bv[j0..]) {
+                        *o += x * y;
+                    }
                 }
             }
             out
@@ -40,6 +73,74 @@ pub fn cross_products(a: &[&[f64]], b: &[&[f64]], n: usize) -> Vec<f64> {
         for (o, v) in out.iter_mut().zip(p) {
             *o += v;
         }
+    }
+    if symmetric {
+        for i in 0..ka {
+            for j in 0..i {
+                out[i * kb + j] = out[j * kb + i];
+            }
+        }
+    }
+    out
+}
+
+/// The sums of one block for up to `K` columns on each side: each row's values in arrays of
+/// `K` (zero beyond the columns, whose sums are not returned) and all `K x K` sums updated at
+/// once, unrolled; each sum still adds its products in row order.
+fn block_sums<const K: usize>(a: &[&[f64]], b: &[&[f64]], symmetric: bool) -> Vec<f64> {
+    if symmetric {
+        block_sums_upper::<K>(a)
+    } else {
+        block_sums_full::<K>(a, b)
+    }
+}
+
+/// [`block_sums`] of `A'A`: the upper triangle only (the caller mirrors it).
+fn block_sums_upper<const K: usize>(a: &[&[f64]]) -> Vec<f64> {
+    let rows = a.first().map_or(0, |c| c.len());
+    let mut acc = [[0.0f64; K]; K];
+    let mut av = [0.0f64; K];
+    for r in 0..rows {
+        for (v, c) in av.iter_mut().zip(a) {
+            *v = c[r];
+        }
+        for i in 0..K {
+            let x = av[i];
+            for j in i..K {
+                acc[i][j] += x * av[j];
+            }
+        }
+    }
+    let k = a.len();
+    let mut out = vec![0.0; k * k];
+    for (i, row) in acc.iter().enumerate().take(k) {
+        out[i * k..(i + 1) * k].copy_from_slice(&row[..k]);
+    }
+    out
+}
+
+fn block_sums_full<const K: usize>(a: &[&[f64]], b: &[&[f64]]) -> Vec<f64> {
+    let rows = a.first().map_or(0, |c| c.len());
+    let mut acc = [[0.0f64; K]; K];
+    let mut av = [0.0f64; K];
+    let mut bv = [0.0f64; K];
+    for r in 0..rows {
+        for (v, c) in av.iter_mut().zip(a) {
+            *v = c[r];
+        }
+        for (v, c) in bv.iter_mut().zip(b) {
+            *v = c[r];
+        }
+        for (row, x) in acc.iter_mut().zip(&av) {
+            for (o, y) in row.iter_mut().zip(&bv) {
+                *o += x * y;
+            }
+        }
+    }
+    let kb = b.len();
+    let mut out = vec![0.0; a.len() * kb];
+    for (i, row) in acc.iter().enumerate().take(a.len()) {
+        out[i * kb..(i + 1) * kb].copy_from_slice(&row[..kb]);
     }
     out
 }
@@ -100,6 +201,41 @@ mod tests {
             cp,
             vec![dot(&ones, &x), dot(&ones, &z), dot(&x, &x), dot(&x, &z)]
         );
+        // A'A (the symmetric path): the same sums, in blocks of rows as above
+        let w: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let cols: Vec<&[f64]> = vec![&x, &w, &z];
+        let g = cross_products(&cols, &cols, n);
+        let blocked = |a: &[f64], b: &[f64]| {
+            a.chunks(BLOCK)
+                .zip(b.chunks(BLOCK))
+                .map(|(p, q)| dot(p, q))
+                .fold(0.0, |s, v| s + v)
+        };
+        for (i, a) in cols.iter().enumerate() {
+            for (j, b) in cols.iter().enumerate() {
+                assert_eq!(g[i * 3 + j].to_bits(), blocked(a, b).to_bits());
+            }
+        }
+        // every kernel: up to 4, 8 and 16 columns unrolled, more by the general loop
+        let many: Vec<Vec<f64>> = (0..19)
+            .map(|k| {
+                (0..n)
+                    .map(|i| ((i * (k + 3)) as f64 * 0.013).cos())
+                    .collect()
+            })
+            .collect();
+        for k in [2, 6, 12, 19] {
+            let a: Vec<&[f64]> = many[..k].iter().map(Vec::as_slice).collect();
+            let b: Vec<&[f64]> = many[1..].iter().take(k.min(5)).map(Vec::as_slice).collect();
+            for (x, y) in [(&a, &a), (&a, &b)] {
+                let g = cross_products(x, y, n);
+                for (i, p) in x.iter().enumerate() {
+                    for (j, q) in y.iter().enumerate() {
+                        assert_eq!(g[i * y.len() + j].to_bits(), blocked(p, q).to_bits());
+                    }
+                }
+            }
+        }
     }
 
     #[test]
