@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 mod typed_csv;
-pub use typed_csv::{frame_from_csv, ReadFrameError};
+pub use typed_csv::{frame_from_csv, read_frame_file, ReadFrameError};
 
 /// Errors building or reading a [`Frame`].
 #[derive(Debug, Error, Clone, PartialEq)]

@@ -643,8 +643,8 @@ fn parse_body<'a, S: RecordSink<'a>>(
     Ok(Chunk { text, sink, n_rows })
 }
 
-/// Splits a CSV body into up to `parts` chunks at line feeds. Only a body without any quote
-/// character is split (a line feed may be inside a quoted field otherwise).
+/// Splits a CSV body into up to `parts` chunks at line feeds outside quoted fields (judged by
+/// the parity of the quotes before a cut; see the comment in the loop).
 fn split_body(body: &str, parts: usize) -> Vec<&str> {
     const MIN_CHUNK: usize = 4 << 20;
     if parts < 2 || body.len() < 2 * MIN_CHUNK {

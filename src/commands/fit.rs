@@ -327,28 +327,8 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
             lv.split(',').map(|s| s.trim().to_string()).collect(),
         );
     }
-    // Typed as R reads them: numeric columns become numbers, others factors; empty or NA is
-    // missing. CSV is typed while it is tokenized (the export reader's tokenizer, no text
-    // table); Parquet through the export reader's text table.
-    let path = &args.data;
-    let is_csv = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
-        let bytes = std::fs::read(path).map_err(|source| crate::table::TableError::Io {
-            path: path.to_path_buf(),
-            source,
-        });
-        let bytes = bytes.map_err(|e| format!("{}: {e}", path.display()))?;
-        let text =
-            crate::table::csv_text(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        return crate::frame::frame_from_csv(path, text, &orders)
-            .map_err(|e| format!("{}: {e}", path.display()).into());
-    }
-    let raw =
-        crate::table::read_table_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Frame::from_table(&raw, &orders).map_err(|e| format!("{}: {e}", path.display()).into())
+    crate::frame::read_frame_file(&args.data, &orders)
+        .map_err(|e| format!("{}: {e}", args.data.display()).into())
 }
 
 pub fn run(args: Args) -> CmdResult {

@@ -234,6 +234,29 @@ impl<'a> RecordSink<'a> for TypedChunk<'a> {
     }
 }
 
+/// Reads a `.csv` or `.parquet` file into a typed frame, as R's `read.csv` types it: numeric
+/// columns become numbers, others factors (R-sorted levels, or those of `level_orders`), empty
+/// or `NA` is missing. CSV is typed while it is tokenized ([`frame_from_csv`]); Parquet goes
+/// through the export reader's text table ([`Frame::from_table`]), the same types.
+pub fn read_frame_file(
+    path: &Path,
+    level_orders: &HashMap<String, Vec<String>>,
+) -> Result<Frame, ReadFrameError> {
+    let is_csv = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !is_csv {
+        let raw = crate::table::read_table_file(path)?;
+        return Ok(Frame::from_table(&raw, level_orders)?);
+    }
+    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    frame_from_csv(path, crate::table::csv_text(path, &bytes)?, level_orders)
+}
+
 /// Reads CSV text into a typed frame: [`Frame::from_table`] of [`crate::table::csv_from_str`]
 /// (`source` names the file in messages), with `level_orders` fixing the levels of the columns
 /// they name.
