@@ -450,9 +450,8 @@ pub fn write_power(
         files.push(PathBuf::from("plots/power_curve.svg"));
         if opts.png {
             let path = plots_dir.join("power_curve.png");
-            let root = BitMapBackend::new(&path, CURVE_SIZE).into_drawing_area();
-            draw_curve(&root, r).map_err(fail)?;
-            root.present().map_err(|e| fail(de(e)))?;
+            crate::report::plots::write_png(&path, CURVE_SIZE, |root| draw_curve(root, r))
+                .map_err(fail)?;
             files.push(PathBuf::from("plots/power_curve.png"));
         }
     }

@@ -540,9 +540,7 @@ pub fn render(job: &FigureJob<'_>, dir: &Path, png: bool) -> Result<Figure, Plot
         .map_err(|e| fail(format!("writing SVG: {e}")))?;
     if png {
         let path = dir.join(format!("{}.png", job.id));
-        let root = BitMapBackend::new(&path, size).into_drawing_area();
-        job.spec.draw(&root, &job.labels).map_err(fail)?;
-        root.present().map_err(|e| fail(de(e)))?;
+        write_png(&path, size, |root| job.spec.draw(root, &job.labels)).map_err(fail)?;
     }
     Ok(Figure {
         id: job.id.clone(),
@@ -550,6 +548,37 @@ pub fn render(job: &FigureJob<'_>, dir: &Path, png: bool) -> Result<Figure, Plot
         caption: job.caption.clone(),
         svg,
     })
+}
+
+/// Draws a figure into an RGB bitmap of `size` pixels and writes it to `path` as an 8-bit RGB
+/// PNG. Encoded by the png crate with its fast compression (fdeflate) and the Sub filter,
+/// instead of plotters' `bitmap_encoder` (the image crate, default deflate and adaptive
+/// filters: about 7% of the default run's CPU time for the report's PNGs). Same pixels;
+/// the files are somewhat larger.
+pub(crate) fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(de)?;
+    }
+    let file = std::fs::File::create(path).map_err(|e| format!("writing PNG: {e}"))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), size.0, size.1);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    enc.set_filter(png::FilterType::Sub);
+    let mut writer = enc
+        .write_header()
+        .map_err(|e| format!("writing PNG: {e}"))?;
+    writer
+        .write_image_data(&pixels)
+        .and_then(|()| writer.finish())
+        .map_err(|e| format!("writing PNG: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------
