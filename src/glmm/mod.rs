@@ -147,7 +147,9 @@ pub struct GlmmFit {
     /// Poisson: the overdispersion check.
     pub overdispersion: Option<Overdispersion>,
     /// Negative binomial: `theta` of `Var = mu + mu^2 / theta` (glmmTMB's `sigma` for
-    /// `nbinom2`, MASS's and glmer.nb's `theta`), estimated jointly.
+    /// `nbinom2`, MASS's and glmer.nb's `theta`), estimated jointly; infinite when the
+    /// deviance is lowest at the Poisson limit (found by the derivative-free fits, which
+    /// optimize `1 / theta >= 0`).
     pub theta: Option<f64>,
     pub loglik: f64,
     /// Parameters: fixed effects, the SD (and theta).
@@ -421,7 +423,11 @@ fn estimate_warnings(fixed: &[GlmmTerm], theta: Option<f64>) -> Vec<String> {
         }
     }
     if let Some(th) = theta {
-        if !th.is_finite() || th > THETA_POISSON_LIMIT {
+        if th == f64::INFINITY {
+            out.push(
+                "theta is infinite: the deviance is lowest at the Poisson limit (no overdispersion beyond the random intercept), so the estimates and SEs are those of the Poisson GLMM".into(),
+            );
+        } else if !th.is_finite() || th > THETA_POISSON_LIMIT {
             out.push(format!(
                 "theta is {th:.0}: no overdispersion beyond the random intercept; the negative binomial is at its Poisson limit (its estimates and SEs are those of the Poisson GLMM, theta held at the limit)"
             ));
@@ -491,7 +497,9 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
     // Parameters: theta (sigma for one random intercept), beta, and log theta for the
     // negative binomial.
     let nb = matches!(fam, Family::NegativeBinomial { .. });
+    // An infinite theta (psi = 1 / theta at its bound 0 below) is the Poisson limit.
     let fam_at = |par: &[f64]| match fam {
+        Family::NegativeBinomial { .. } if par[nt + p] == f64::INFINITY => Family::Poisson,
         Family::NegativeBinomial { .. } => Family::NegativeBinomial {
             theta: par[nt + p].exp(),
         },
@@ -594,6 +602,32 @@ pub fn fit_glmm(d: &GlmmData, opts: &GlmmOptions) -> Result<GlmmFit, GlmmError> 
         .filter(|r| r.par[0] > 1e-3 && (!nb || r.par[nt + p] < theta_limit - 1.0));
     let (par, best, n_eval) = match &newton {
         Some(r) => (r.par.clone(), r.value, r.n_eval),
+        None if nb => {
+            // BOBYQA in psi = 1 / theta >= 0 instead of log theta: where the deviance is
+            // lowest at the Poisson limit it falls along log theta ever more slowly (about
+            // exp(-log theta)), and BOBYQA crawled there for thousands of evaluations; in psi
+            // it is linear up to the bound 0, which it reaches in a few steps.
+            let li = nt + p;
+            let to_psi = |x: &[f64]| {
+                let mut v = x.to_vec();
+                v[li] = (-x[li]).exp();
+                v
+            };
+            let from_psi = |x: &[f64]| {
+                let mut v = x.to_vec();
+                v[li] = if x[li] > 0.0 {
+                    -x[li].ln()
+                } else {
+                    f64::INFINITY
+                };
+                v
+            };
+            let mut lower_psi = lower.clone();
+            lower_psi[li] = 0.0;
+            let (x, best, n) =
+                minimize(&|x: &[f64]| dev(&from_psi(x)), to_psi(&start), &lower_psi)?;
+            (from_psi(&x), best, n)
+        }
         None => minimize(&dev, start, &lower)?,
     };
     let converged = best < 1e300;

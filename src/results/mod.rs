@@ -438,7 +438,8 @@ pub struct OutcomeResult {
     /// then on the response scale and contrasts are odds or rate ratios. Absent for the LMM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
-    /// Negative-binomial GLMM: theta.
+    /// Negative-binomial GLMM: theta; infinite (`null` in JSON) when the deviance is lowest
+    /// at the Poisson limit (the model's warnings say so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theta: Option<f64>,
 }
@@ -808,7 +809,8 @@ pub struct PeriodModel {
     /// SD of the participant random intercept.
     #[serde(deserialize_with = "nan_if_null")]
     pub sd_participant: f64,
-    /// Negative binomial: theta (`Var = mu + mu^2 / theta`).
+    /// Negative binomial: theta (`Var = mu + mu^2 / theta`); infinite (`null` in JSON) at the
+    /// Poisson limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theta: Option<f64>,
     #[serde(deserialize_with = "nan_if_null")]
