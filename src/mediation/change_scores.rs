@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::results::MediationResult;
 
 use super::indirect;
-use super::ols::{ols, OlsFit};
+use super::ols::{ols, ols_coefficients, OlsFit};
 use super::spec::MediationSpec;
 use super::{effect_names, path_name, path_row, proportion_mediated, sd, MediationError, Panel};
 use crate::stats::linalg::LinalgError;
@@ -189,6 +189,27 @@ fn fit_all(t: &ChangeTable) -> Result<ChangeFits, (String, LinalgError)> {
     })
 }
 
+/// `(a_k, b_k)` of a bootstrap resample: the coefficients of `d_X` in the a models and of
+/// `d_M_k` in the b model of [`fit_all`] (the same QR and bits), without the SEs and the total
+/// model, which the resamples do not use. `None` where a model cannot be fitted.
+fn resample_paths(t: &ChangeTable) -> Option<(Vec<f64>, Vec<f64>)> {
+    let k = t.mediators.len();
+    let a = (0..k)
+        .map(|j| {
+            ols_coefficients(&t.dm[j], &[&t.dx, &t.x0, &t.m0[j]])
+                .ok()
+                .map(|c| c[1])
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    let mut bx: Vec<&[f64]> = vec![&t.dx];
+    bx.extend(t.dm.iter().map(Vec::as_slice));
+    bx.push(&t.x0);
+    bx.extend(t.m0.iter().map(Vec::as_slice));
+    bx.push(&t.y0);
+    let b = ols_coefficients(&t.dy, &bx).ok()?;
+    Some((a, b[2..2 + k].to_vec()))
+}
+
 /// Point estimates `(a_k, b_k, c', c)` of a fit set.
 fn estimates(t: &ChangeTable, f: &ChangeFits) -> (Vec<f64>, Vec<f64>, f64, f64) {
     let dx = format!("d_{}", t.x);
@@ -260,9 +281,7 @@ pub fn run(
         tags::CHANGE_BOOT,
         progress,
         |idx| {
-            let sub = table.subset(idx);
-            let f = fit_all(&sub).ok()?;
-            let (a, b, _, _) = estimates(&sub, &f);
+            let (a, b) = resample_paths(&table.subset(idx))?;
             let mut v: Vec<f64> = (0..k).map(|j| a[j] * b[j]).collect();
             if k > 1 {
                 v.push(v.iter().sum());

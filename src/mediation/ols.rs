@@ -94,6 +94,28 @@ pub fn ols(y: &[f64], x: &[(&str, &[f64])]) -> Result<OlsFit, LinalgError> {
     })
 }
 
+/// The coefficients of [`ols`] alone (the same QR and bits), for bootstrap refits that keep
+/// only estimates: `(Intercept)` first, then the columns of `x` in order.
+pub fn ols_coefficients(y: &[f64], x: &[&[f64]]) -> Result<Vec<f64>, LinalgError> {
+    let n = y.len();
+    let p = x.len() + 1;
+    if n <= p {
+        return Err(LinalgError::TooFewRows { n, p });
+    }
+    let design = nalgebra::DMatrix::from_fn(n, p, |i, j| {
+        if j == 0 {
+            1.0
+        } else {
+            x[j - 1].get(i).copied().unwrap_or(f64::NAN)
+        }
+    });
+    crate::stats::linalg::least_squares_coefficients(
+        design,
+        &nalgebra::DVector::from_column_slice(y),
+        &[],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

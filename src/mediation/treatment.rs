@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::results::{IndirectRow, Interval, MediationResult};
 
 use super::indirect;
-use super::ols::{ols, OlsFit};
+use super::ols::{ols, ols_coefficients, OlsFit};
 use super::spec::MediationSpec;
 use super::{path_row, proportion_mediated, sd, MediationError, Panel};
 use crate::stats::linalg::LinalgError;
@@ -138,9 +138,11 @@ pub fn run(
         tags::TREATMENT_BOOT,
         progress,
         |idx| {
-            let f = fit_all(&t.subset(idx), &names).ok()?;
-            let a = f.a.get(arm_n)?.0;
-            let b = f.b.get(dm_n)?.0;
+            // the coefficients of arm in the a model and of d_M in the b model of `fit_all`
+            // (the same QR and bits; the resamples use neither SEs nor the total model)
+            let s = t.subset(idx);
+            let a = ols_coefficients(&s.dm, &[&s.arm, &s.m0, &s.y0]).ok()?[1];
+            let b = ols_coefficients(&s.dy, &[&s.arm, &s.dm, &s.m0, &s.y0]).ok()?[2];
             Some(vec![a * b])
         },
     );

@@ -179,6 +179,44 @@ pub fn least_squares(
     names: &[String],
 ) -> Result<LeastSquares, LinalgError> {
     let (n, p) = (x.nrows(), x.ncols());
+    let (r, beta) = qr_coefficients(x.clone(), y, names)?;
+    let mut rinv = DMatrix::<f64>::zeros(p, p);
+    for c in 0..p {
+        for i in (0..p).rev() {
+            let mut s = if i == c { 1.0 } else { 0.0 };
+            for j in (i + 1)..p {
+                s -= r[(i, j)] * rinv[(j, c)];
+            }
+            rinv[(i, c)] = s / r[(i, i)];
+        }
+    }
+    let fitted = x * DVector::from_column_slice(&beta);
+    let residuals = (0..n).map(|i| y[i] - fitted[i]).collect();
+    Ok(LeastSquares {
+        beta,
+        unscaled_cov: &rinv * rinv.transpose(),
+        residuals,
+    })
+}
+
+/// The coefficients of [`least_squares`] alone (the same QR, rank rule and bits), without
+/// the covariance and residuals: the refits of a bootstrap that keep only estimates.
+pub fn least_squares_coefficients(
+    x: DMatrix<f64>,
+    y: &DVector<f64>,
+    names: &[String],
+) -> Result<Vec<f64>, LinalgError> {
+    qr_coefficients(x, y, names).map(|(_, beta)| beta)
+}
+
+/// Householder QR of `x`, the rank rule of [`least_squares`] on R's diagonal, and
+/// `b = R^-1 Q'y` by back-substitution: R and b.
+fn qr_coefficients(
+    x: DMatrix<f64>,
+    y: &DVector<f64>,
+    names: &[String],
+) -> Result<(DMatrix<f64>, Vec<f64>), LinalgError> {
+    let (n, p) = (x.nrows(), x.ncols());
     if n < p {
         return Err(LinalgError::TooFewRows { n, p });
     }
@@ -189,7 +227,7 @@ pub fn least_squares(
             .unwrap_or_else(|| format!("{}", j + 1))
     };
     let col_norms: Vec<f64> = (0..p).map(|j| x.column(j).norm()).collect();
-    let qr = x.clone().qr();
+    let qr = x.qr();
     let r = qr.r();
     for j in 0..p {
         let d = r[(j, j)].abs();
@@ -209,23 +247,7 @@ pub fn least_squares(
         }
         beta[i] = s / r[(i, i)];
     }
-    let mut rinv = DMatrix::<f64>::zeros(p, p);
-    for c in 0..p {
-        for i in (0..p).rev() {
-            let mut s = if i == c { 1.0 } else { 0.0 };
-            for j in (i + 1)..p {
-                s -= r[(i, j)] * rinv[(j, c)];
-            }
-            rinv[(i, c)] = s / r[(i, i)];
-        }
-    }
-    let fitted = x * DVector::from_column_slice(&beta);
-    let residuals = (0..n).map(|i| y[i] - fitted[i]).collect();
-    Ok(LeastSquares {
-        beta,
-        unscaled_cov: &rinv * rinv.transpose(),
-        residuals,
-    })
+    Ok((r, beta))
 }
 
 #[cfg(test)]

@@ -35,10 +35,11 @@ pub fn quantile_type1<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     Some(sorted[idx.min(n - 1)])
 }
 
-/// Finite values, sorted ascending.
+/// Finite values, sorted ascending. Unstable sort: values equal under `total_cmp` have the
+/// same bits, so the result is that of a stable sort (without its buffer).
 pub fn sorted_finite(v: &[f64]) -> Vec<f64> {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    s.sort_by(|a, b| a.total_cmp(b));
+    s.sort_unstable_by(|a, b| a.total_cmp(b));
     s
 }
 
