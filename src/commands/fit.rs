@@ -327,8 +327,11 @@ fn read_frame(args: &Args) -> Result<Frame, Box<dyn std::error::Error + Send + S
             lv.split(',').map(|s| s.trim().to_string()).collect(),
         );
     }
-    crate::frame::read_frame_file(&args.data, &orders)
-        .map_err(|e| format!("{}: {e}", args.data.display()).into())
+    crate::frame::read_frame_file(&args.data, &orders).map_err(|e| match e {
+        // The file's structure errors name the file themselves.
+        crate::frame::ReadFrameError::Table(e) => e.to_string().into(),
+        e => format!("{}: {e}", args.data.display()).into(),
+    })
 }
 
 pub fn run(args: Args) -> CmdResult {
