@@ -132,7 +132,8 @@ fn r_collate_ascii(a: &[u8], b: &[u8]) -> Ordering {
 /// Sorts level labels by [`r_collate`]. Labels that are already in that order after the byte
 /// sort (identifiers such as `P0000001`, one case throughout) need no second sort; ASCII
 /// labels are compared without allocating keys. Distinct labels never tie, so every path
-/// gives the same order.
+/// gives the same order. (The readers sort indices by their labels, [`sort_r_collate_by`].)
+#[cfg(test)]
 fn sort_r_collate(labels: &mut [&str]) {
     sort_r_collate_by(labels, |s| *s);
 }
@@ -394,6 +395,20 @@ fn check_level_order(name: &str, order: &[String]) -> Result<(), FrameError> {
     Ok(())
 }
 
+/// Column `c` of a text table typed as [`Frame::from_table`] types it (empty, blank and `NA`
+/// cells missing; a table's cells are trimmed when it is built).
+fn type_table_column(
+    raw: &crate::table::RawTable,
+    c: usize,
+    order: Option<&Vec<String>>,
+) -> Result<Column, FrameError> {
+    let cells = || {
+        raw.column_cells(c)
+            .map(|v| v.filter(|t| !t.is_empty() && *t != "NA"))
+    };
+    type_text_column(&raw.columns()[c], cells, order)
+}
+
 /// One column typed from its cells (`None` = missing) as [`Frame::from_text_columns`] types
 /// it: a factor in `order` when given, else numeric when every cell parses, else a factor
 /// with R-sorted levels. `cells` is called once or twice (numeric attempt, then factor).
@@ -439,9 +454,9 @@ where
     for v in cells() {
         match v {
             None => numbers.push(f64::NAN),
-            Some(s) => match s.trim().parse::<f64>() {
-                Ok(x) => numbers.push(x),
-                Err(_) => {
+            Some(s) => match typed_csv::parse_number(s.trim()) {
+                Some(x) => numbers.push(x),
+                None => {
                     numeric = false;
                     break;
                 }
@@ -451,31 +466,43 @@ where
     if numeric {
         return Ok(Column::Numeric(numbers));
     }
-    // Codes in order of first appearance, then relabelled to the R-sorted levels.
-    let mut first: HashMap<&str, u32> = HashMap::new();
+    // Codes in order of first appearance, then relabelled to the R-sorted levels. The
+    // previous cell's label is tried first (rows of one participant repeat the id); foldhash
+    // as in the CSV reader (`typed_csv`).
+    let mut first: HashMap<&str, u32, foldhash::fast::FixedState> = HashMap::default();
     let mut seen: Vec<&str> = Vec::new();
+    let mut last: Option<(&str, u32)> = None;
     let raw_codes: Vec<Option<u32>> = cells()
         .map(|v| {
-            v.map(|s| {
-                *first.entry(s).or_insert_with(|| {
-                    seen.push(s);
-                    (seen.len() - 1) as u32
-                })
+            v.map(|s| match last {
+                Some((l, c)) if l == s => c,
+                _ => {
+                    let c = *first.entry(s).or_insert_with(|| {
+                        seen.push(s);
+                        (seen.len() - 1) as u32
+                    });
+                    last = Some((s, c));
+                    c
+                }
             })
         })
         .collect();
-    let mut sorted: Vec<&str> = seen.clone();
-    sort_r_collate(&mut sorted);
+    drop(first);
+    let mut sorted: Vec<u32> = (0..seen.len() as u32).collect();
+    sort_r_collate_by(&mut sorted, |&i| seen[i as usize]);
     let mut relabel = vec![0u32; seen.len()];
-    for (new, s) in sorted.iter().enumerate() {
-        relabel[first[s] as usize] = new as u32;
+    for (new, &i) in sorted.iter().enumerate() {
+        relabel[i as usize] = new as u32;
     }
     Ok(Column::Factor {
         codes: raw_codes
             .into_iter()
             .map(|c| c.map(|c| relabel[c as usize]))
             .collect(),
-        levels: sorted.into_iter().map(str::to_string).collect(),
+        levels: sorted
+            .iter()
+            .map(|&i| seen[i as usize].to_string())
+            .collect(),
     })
 }
 
@@ -516,16 +543,31 @@ impl Frame {
         let names = raw.columns();
         let typed: Vec<Result<Column, FrameError>> = (0..names.len())
             .into_par_iter()
-            .map(|c| {
-                let cells = || {
-                    raw.column_cells(c).map(|v| {
-                        v.filter(|t| !t.is_empty() && !t.trim().is_empty() && t.trim() != "NA")
-                    })
-                };
-                type_text_column(&names[c], cells, level_orders.get(&names[c]))
-            })
+            .map(|c| type_table_column(raw, c, level_orders.get(&names[c])))
             .collect();
         Frame::from_typed(names, typed)
+    }
+
+    /// The frame of a Parquet file read by [`crate::table::read_parquet_columns`] (with the
+    /// columns of `level_orders` as text): its number columns as they are, its text columns
+    /// typed as [`Frame::from_table`] types them, so the frame of the file's text table.
+    pub fn from_parquet_columns(
+        parquet: crate::table::ParquetColumns,
+        level_orders: &HashMap<String, Vec<String>>,
+    ) -> Result<Self, FrameError> {
+        use crate::table::ParquetColumn;
+        use rayon::prelude::*;
+        let text = &parquet.text;
+        let typed: Vec<Result<Column, FrameError>> = parquet
+            .columns
+            .into_par_iter()
+            .zip(parquet.names.par_iter())
+            .map(|(column, name)| match column {
+                ParquetColumn::Numbers(values) => Ok(Column::Numeric(values)),
+                ParquetColumn::Text(c) => type_table_column(text, c, level_orders.get(name)),
+            })
+            .collect();
+        Frame::from_typed(&parquet.names, typed)
     }
 
     /// A frame of typed columns, or the first column's error (in column order).

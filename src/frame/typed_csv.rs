@@ -55,7 +55,7 @@ fn trimmed(c: &str) -> &str {
 /// Clinger's fast path, `m / 10^k` with both exact, which is the correctly rounded value that
 /// `parse` also returns; anything else (exponents, `inf`, long mantissas) goes to `parse`.
 #[inline]
-fn parse_number(t: &str) -> Option<f64> {
+pub(super) fn parse_number(t: &str) -> Option<f64> {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
@@ -236,8 +236,9 @@ impl<'a> RecordSink<'a> for TypedChunk<'a> {
 
 /// Reads a `.csv` or `.parquet` file into a typed frame, as R's `read.csv` types it: numeric
 /// columns become numbers, others factors (R-sorted levels, or those of `level_orders`), empty
-/// or `NA` is missing. CSV is typed while it is tokenized ([`frame_from_csv`]); Parquet goes
-/// through the export reader's text table ([`Frame::from_table`]), the same types.
+/// or `NA` is missing. CSV is typed while it is tokenized ([`frame_from_csv`]); Parquet's
+/// integer and 64-bit float columns are taken as numbers and its other columns typed from the
+/// export reader's text cells ([`Frame::from_parquet_columns`]), the frame of its text table.
 pub fn read_frame_file(
     path: &Path,
     level_orders: &HashMap<String, Vec<String>>,
@@ -247,8 +248,9 @@ pub fn read_frame_file(
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if !is_csv {
-        let raw = crate::table::read_table_file(path)?;
-        return Ok(Frame::from_table(&raw, level_orders)?);
+        let parquet =
+            crate::table::read_parquet_columns(path, |name| level_orders.contains_key(name))?;
+        return Ok(Frame::from_parquet_columns(parquet, level_orders)?);
     }
     let bytes = FileBytes::open(path).map_err(|source| TableError::Io {
         path: path.to_path_buf(),
@@ -483,7 +485,14 @@ mod tests {
 
     fn same(text: &str, orders: &HashMap<String, Vec<String>>) {
         let typed = frame_from_csv(Path::new("t.csv"), text, orders);
-        let reference = via_table(text, orders);
+        assert_same_frame(typed, via_table(text, orders));
+    }
+
+    /// The same frame (numbers to the bit) or the same error.
+    fn assert_same_frame(
+        typed: Result<Frame, ReadFrameError>,
+        reference: Result<Frame, ReadFrameError>,
+    ) {
         match (typed, reference) {
             (Ok(a), Ok(b)) => {
                 assert_eq!(a.names(), b.names());
@@ -613,6 +622,108 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    /// Parquet's number columns taken as numbers give the frame of the file's text table:
+    /// 64-bit floats of every kind of bit pattern, integers beyond 2^53, nulls, and the columns
+    /// that stay text (strings, booleans, 32-bit floats, a column with given levels).
+    #[test]
+    fn a_parquet_frame_is_the_frame_of_its_text_table() {
+        use polars::prelude::{Column as PlColumn, DataFrame, ParquetWriter};
+        let n = 3000usize;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let special = [
+            0.1,
+            1.0 / 3.0,
+            -0.0,
+            5e-324,
+            1.7976931348623157e308,
+            f64::INFINITY,
+            f64::NAN,
+            123_456_789.123_456_79,
+            2.5e-8,
+        ];
+        let floats: Vec<Option<f64>> = (0..n)
+            .map(|i| match i % 11 {
+                0 => None,
+                1 => Some(special[(i / 11) % special.len()]),
+                2 => Some((next() % 2_000_001) as f64 / 1000.0 - 1000.0),
+                _ => Some(f64::from_bits(next())).filter(|x| x.is_finite()),
+            })
+            .collect();
+        let ints: Vec<Option<i64>> = (0..n)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 => Some((1i64 << 53) + (i as i64 % 5)),
+                2 => Some(i64::MIN + i as i64),
+                3 => Some(i64::MAX - i as i64),
+                _ => Some(next() as i64 % 100),
+            })
+            .collect();
+        let small: Vec<Option<i32>> = (0..n).map(|i| Some((i % 9) as i32 - 4)).collect();
+        let unsigned: Vec<Option<u64>> = (0..n).map(|i| Some(u64::MAX - i as u64)).collect();
+        let singles: Vec<Option<f32>> = (0..n)
+            .map(|i| (i % 5 != 0).then_some(i as f32 / 7.0))
+            .collect();
+        let flags: Vec<Option<bool>> = (0..n).map(|i| (i % 4 != 0).then_some(i % 3 == 0)).collect();
+        let labels: Vec<Option<String>> = (0..n)
+            .map(|i| match i % 6 {
+                0 => None,
+                1 => Some("NA".into()),
+                2 => Some(format!("  P{:03} ", i % 17)),
+                _ => Some(format!("p{}", i % 13)),
+            })
+            .collect();
+        let numeric_text: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 3 != 0).then(|| format!("{}.5", i % 10)))
+            .collect();
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                PlColumn::new("x".into(), floats),
+                PlColumn::new("k".into(), ints),
+                PlColumn::new("s".into(), small),
+                PlColumn::new("u".into(), unsigned),
+                PlColumn::new("f32".into(), singles),
+                PlColumn::new("flag".into(), flags),
+                PlColumn::new("id".into(), labels),
+                PlColumn::new("t".into(), numeric_text),
+            ],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.parquet");
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let via_text = |orders: &HashMap<String, Vec<String>>| -> Result<Frame, ReadFrameError> {
+            let raw = crate::table::read_table_file(&path)?;
+            Ok(Frame::from_table(&raw, orders)?)
+        };
+        let none = HashMap::new();
+        assert_same_frame(read_frame_file(&path, &none), via_text(&none));
+        let frame = read_frame_file(&path, &none).unwrap();
+        assert!(matches!(frame.column("k"), Some(Column::Numeric(_))));
+        assert!(matches!(frame.column("id"), Some(Column::Factor { .. })));
+        // Given levels of an integer column: typed from its text, as the text table types it;
+        // a level outside them is the same error.
+        let mut orders = HashMap::new();
+        let levels: Vec<String> = (-4..=4).map(|v: i32| v.to_string()).collect();
+        orders.insert("s".to_string(), levels);
+        assert_same_frame(read_frame_file(&path, &orders), via_text(&orders));
+        assert!(matches!(
+            read_frame_file(&path, &orders).unwrap().column("s"),
+            Some(Column::Factor { .. })
+        ));
+        orders.insert("s".to_string(), vec!["0".to_string()]);
+        assert!(read_frame_file(&path, &orders).is_err());
+        assert_same_frame(read_frame_file(&path, &orders), via_text(&orders));
     }
 
     #[test]
