@@ -277,20 +277,13 @@ fn read_table(path: &Path, hashed: bool) -> Result<RawTable, TableError> {
         .extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("")
-        .to_string();
+    let name = table_name(path);
     if !matches!(ext.as_deref(), Some("csv" | "parquet")) {
         return Err(TableError::UnsupportedExtension {
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file_bytes(path)?;
     let digest = hashed.then(|| FileDigest::of(&bytes));
     let mut table = if ext.as_deref() == Some("csv") {
         csv_from_bytes(&name, path, &bytes)?
@@ -831,19 +824,12 @@ fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<TextColumn>, usize), CsvErr
 /// Reads a CSV file through polars (every column as text) instead of the native reader: the
 /// reference the native reader is tested against (`tests/foundation.rs`).
 pub fn read_csv_via_polars(path: &Path) -> Result<RawTable, TableError> {
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("")
-        .to_string();
+    let name = table_name(path);
     frame_to_table(&name, path, read_csv_frame(path)?)
 }
 
 fn read_csv_frame(path: &Path) -> Result<DataFrame, TableError> {
-    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file_bytes(path)?;
     let malformed = |row: Option<usize>, message: String| TableError::Malformed {
         path: path.to_path_buf(),
         row,
@@ -945,11 +931,32 @@ fn first_structure_problem(bytes: &[u8]) -> Option<(usize, String)> {
 fn parquet_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<DataFrame, TableError> {
     ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
-        .map_err(|e| TableError::Malformed {
-            path: path.to_path_buf(),
-            row: None,
-            message: e.to_string(),
-        })
+        .map_err(polars_error(path))
+}
+
+/// A file's bytes, or the error naming it.
+fn read_file_bytes(path: &Path) -> Result<Vec<u8>, TableError> {
+    std::fs::read(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A table's name: its file's name without the extension.
+fn table_name(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A polars error while reading `path`, as the file's malformation.
+fn polars_error(path: &Path) -> impl Fn(PolarsError) -> TableError + '_ {
+    move |e| TableError::Malformed {
+        path: path.to_path_buf(),
+        row: None,
+        message: e.to_string(),
+    }
 }
 
 /// One column of a Parquet file read for a typed frame ([`read_parquet_columns`]).
@@ -991,16 +998,9 @@ pub fn read_parquet_columns(
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file_bytes(path)?;
     let df = parquet_from_bytes(path, bytes)?;
-    let malformed = |e: PolarsError| TableError::Malformed {
-        path: path.to_path_buf(),
-        row: None,
-        message: e.to_string(),
-    };
+    let malformed = polars_error(path);
     let n_rows = df.height();
     let mut names = Vec::with_capacity(df.width());
     let mut columns = Vec::with_capacity(df.width());
@@ -1011,8 +1011,8 @@ pub fn read_parquet_columns(
         let dtype = column.dtype();
         let numeric = (dtype.is_integer() || matches!(dtype, DataType::Float64)) && !as_text(&name);
         if numeric {
-            let floats = column.cast(&DataType::Float64).map_err(malformed)?;
-            let ca = floats.f64().map_err(malformed)?;
+            let floats = column.cast(&DataType::Float64).map_err(&malformed)?;
+            let ca = floats.f64().map_err(&malformed)?;
             let mut values = Vec::with_capacity(n_rows);
             // Any NaN as the one `"NaN".parse()` gives.
             values.extend(
@@ -1028,11 +1028,7 @@ pub fn read_parquet_columns(
         names.push(name);
     }
     let text = RawTable {
-        name: path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("")
-            .to_string(),
+        name: table_name(path),
         source: path.to_path_buf(),
         columns: text_names,
         data: text_data,
@@ -1063,13 +1059,9 @@ fn text_column(
     column: &Column,
     n_rows: usize,
 ) -> Result<TextColumn, TableError> {
-    let malformed = |e: PolarsError| TableError::Malformed {
-        path: path.to_path_buf(),
-        row: None,
-        message: e.to_string(),
-    };
-    let text = column.cast(&DataType::String).map_err(malformed)?;
-    let ca = text.str().map_err(malformed)?;
+    let malformed = polars_error(path);
+    let text = column.cast(&DataType::String).map_err(&malformed)?;
+    let ca = text.str().map_err(&malformed)?;
     let mut col = TextColumn::with_capacity(n_rows);
     for cell in ca.iter() {
         if !col.push(cell) {
