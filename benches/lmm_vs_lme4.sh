@@ -9,6 +9,8 @@
 #   insteval       y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)   ML, 73,421 rows
 #                  (lme4's InstEval, exported to CSV by this script)
 #   registry_1m    as registry_100k with 1,000,000 rows (memory goal: < 2 GB)
+#   *.parquet      the two registries as Parquet (written by pyarrow where python3 has it;
+#                  herstel only: its Parquet reader against its CSV reader)
 # herstel runs with its default options (Satterthwaite df) and --json --timings.
 #
 # Environment:
@@ -85,10 +87,17 @@ run_herstel() { # file formula extra-args -> "seconds maxrss_kb objective read f
 # Columns: lme4's read.csv + lmer seconds; herstel's read, frame, fit and df steps
 # (`--timings`) and its whole process; the ratio of the two totals; herstel's process over
 # its fit (fit = model frame + fit, the engine); herstel's peak memory; both objectives.
-printf "%-14s %9s %7s %7s %7s %7s %9s %8s %9s %7s %16s %16s\n" model lme4_s read_s frame_s fit_s df_s herstel_s ratio proc/fit rss_MB lme4_obj herstel_obj
-for file in registry_100k.csv insteval.csv registry_1m.csv; do
+printf "%-21s %9s %7s %7s %7s %7s %9s %8s %9s %7s %16s %16s\n" model lme4_s read_s frame_s fit_s df_s herstel_s ratio proc/fit rss_MB lme4_obj herstel_obj
+files="registry_100k.csv insteval.csv registry_1m.csv"
+if python3 -c "import pyarrow" 2>/dev/null; then
+  for f in registry_100k registry_1m; do
+    [ -f "$WORK/$f.parquet" ] || python3 -c "import pyarrow.csv as c, pyarrow.parquet as q; q.write_table(c.read_csv('$WORK/$f.csv'), '$WORK/$f.parquet')"
+  done
+  files="$files registry_100k.parquet registry_1m.parquet"
+fi
+for file in $files; do
   case "$file" in
-    registry_100k.csv|registry_1m.csv)
+    registry_100k.*|registry_1m.*)
       read -r ht rss hobj hread hframe hfit hdf < <(run_herstel "$WORK/$file" "y ~ time * arm + (1 + time | id) + (1 | site)") ;;
     insteval.csv)
       read -r ht rss hobj hread hframe hfit hdf < <(run_herstel "$WORK/$file" "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)" --ml) ;;
@@ -100,5 +109,5 @@ for file in registry_100k.csv insteval.csv registry_1m.csv; do
     r_tot=$(python3 -c "print(f'{$ltot/max($ht,1e-9):.1f}x')")
   fi
   pf=$(python3 -c "print(f'{$ht/max($hframe+$hfit,1e-9):.2f}')")
-  printf "%-14s %9s %7s %7s %7s %7s %9s %8s %9s %7d %16s %16s\n" "${file%.csv}" "$ltot" "$hread" "$hframe" "$hfit" "$hdf" "$ht" "$r_tot" "$pf" $((rss / 1024)) "$lobj" "$hobj"
+  printf "%-21s %9s %7s %7s %7s %7s %9s %8s %9s %7d %16s %16s\n" "${file/.csv/}" "$ltot" "$hread" "$hframe" "$hfit" "$hdf" "$ht" "$r_tot" "$pf" $((rss / 1024)) "$lobj" "$hobj"
 done
