@@ -1291,3 +1291,67 @@ fn kenward_roger_low_rank_equals_the_dense_formulation() {
     }
     eprintln!("worst relative difference of the two Kenward-Roger formulations: {worst:.1e}");
 }
+
+/// `herstel fit` on a Parquet file (integer, float and text columns) gives the fit of the same
+/// data as CSV: Parquet's numbers are taken as numbers, its text typed as CSV cells are.
+#[test]
+fn a_parquet_file_fits_as_its_csv() {
+    use herstel::table::{read_table_file, write_table_file, OutColumn, OutValues};
+    let csv = fixture("lmm/sleepstudy.csv");
+    let raw = read_table_file(&csv).unwrap();
+    let column = |name: &str| -> Vec<Option<String>> {
+        let c = raw.columns().iter().position(|n| n == name).unwrap();
+        raw.column_cells(c).map(|v| v.map(str::to_string)).collect()
+    };
+    let number = |v: &Option<String>| v.as_ref().map(|s| s.parse::<f64>().unwrap());
+    let cols = vec![
+        OutColumn {
+            name: "Reaction".into(),
+            values: OutValues::Float(column("Reaction").iter().map(number).collect()),
+        },
+        OutColumn {
+            name: "Days".into(),
+            values: OutValues::Int(
+                column("Days")
+                    .iter()
+                    .map(|v| number(v).map(|x| x as i64))
+                    .collect(),
+            ),
+        },
+        OutColumn {
+            name: "Subject".into(),
+            values: OutValues::Text(
+                column("Subject")
+                    .iter()
+                    .map(|s| s.clone().map(|s| format!("S{s}")))
+                    .collect(),
+            ),
+        },
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("sleepstudy.parquet");
+    write_table_file(&parquet, &cols).unwrap();
+    let relabelled = dir.path().join("sleepstudy.csv");
+    write_table_file(&relabelled, &cols).unwrap();
+    let fit = |data: &std::path::Path| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
+            .args(["fit", "--data"])
+            .arg(data)
+            .args(["--formula", "Reaction ~ Days + (Days | Subject)", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_object_mut().unwrap().remove("fit_seconds");
+        v
+    };
+    let from_parquet = fit(&parquet);
+    assert_eq!(from_parquet, fit(&relabelled));
+    // lme4: REML criterion 1743.6 (sleepstudy)
+    let reml = from_parquet["reml_criterion"].as_f64().unwrap();
+    assert!((reml - 1743.628).abs() < 1e-3, "{reml}");
+}
