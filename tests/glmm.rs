@@ -11,6 +11,9 @@ use herstel::glmm::family::{Family, Link};
 use herstel::glmm::{fit_glmm, glmm_data, GlmmFit, GlmmOptions};
 use serde_json::Value;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/glmm")
@@ -375,28 +378,21 @@ fn poisson_overdispersion_check_matches_pearson_residuals_of_glmer() {
 /// (lme4's `anova(m_small, m)`) on the same rows.
 #[test]
 fn compare_formula_gives_the_likelihood_ratio_test() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
-        .args(["fit", "--data"])
-        .arg(fixture("grouseticks.csv"))
-        .args([
-            "--formula",
-            "TICKS ~ YEAR + height_z + (1 | LOCATION)",
-            "--family",
-            "poisson",
-            "--levels",
-            "YEAR=95,96,97",
-            "--compare-formula",
-            "TICKS ~ YEAR + (1 | LOCATION)",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let data = fixture("grouseticks.csv");
+    let v = cli::herstel_json(&[
+        "fit",
+        "--data",
+        data.to_str().unwrap(),
+        "--formula",
+        "TICKS ~ YEAR + height_z + (1 | LOCATION)",
+        "--family",
+        "poisson",
+        "--levels",
+        "YEAR=95,96,97",
+        "--compare-formula",
+        "TICKS ~ YEAR + (1 | LOCATION)",
+        "--json",
+    ]);
     let ll = v["loglik"].as_f64().unwrap();
     let c = &v["comparison"];
     let chisq = c["chisq"].as_f64().unwrap();

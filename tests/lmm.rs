@@ -10,6 +10,9 @@ use herstel::lmm::{fit_at_theta, fit_formula, DfMethod, LmmError, LmmFit, LmmOpt
 use nalgebra::DMatrix;
 use serde_json::Value;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -1334,18 +1337,14 @@ fn a_parquet_file_fits_as_its_csv() {
     let relabelled = dir.path().join("sleepstudy.csv");
     write_table_file(&relabelled, &cols).unwrap();
     let fit = |data: &std::path::Path| -> Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herstel"))
-            .args(["fit", "--data"])
-            .arg(data)
-            .args(["--formula", "Reaction ~ Days + (Days | Subject)", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut v = cli::herstel_json(&[
+            "fit",
+            "--data",
+            data.to_str().unwrap(),
+            "--formula",
+            "Reaction ~ Days + (Days | Subject)",
+            "--json",
+        ]);
         v.as_object_mut().unwrap().remove("fit_seconds");
         v
     };
